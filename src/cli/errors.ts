@@ -1,0 +1,31 @@
+/**
+ * Turning failures into one clear line plus the fix, and the exit codes:
+ * 0 ok, 1 failure, 2 usage.
+ */
+import { ParseError, UnknownFormatError } from '../formats/types.ts';
+import { FormatVersionError } from '../model/versioning.ts';
+import { UsageError } from './args.ts';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** A failure the CLI explains: what went wrong, and how to fix it. */
+export class CliError extends Error {
+  readonly fix: string;
+  constructor(message: string, fix: string) {
+    super(message);
+    this.name = 'CliError';
+    this.fix = fix;
+  }
+}
+
+export function explain(e: unknown): { message: string; fix?: string; code: number } {
+  if (e instanceof UsageError) return { message: `${e.command === 'pylens' ? '' : `${e.command}: `}${e.message}`, fix: `run 'pylens ${e.command === 'pylens' ? '' : `${e.command} `}--help' for usage`, code: EXIT_USAGE };
+  if (e instanceof CliError) return { message: e.message, fix: e.fix, code: EXIT_FAILURE };
+  if (e instanceof ParseError) return { message: e.message, fix: `the file is damaged or not ${e.format}; if it is another format, pass --from FORMAT`, code: EXIT_FAILURE };
+  if (e instanceof UnknownFormatError) return { message: e.message, code: EXIT_FAILURE };
+  if (e instanceof FormatVersionError) return { message: e.message, code: EXIT_FAILURE };
+  const err = e as Error;
+  return { message: `internal error: ${err?.stack ?? String(e)}`, fix: 'this is a pylens bug: please report it with the command line', code: EXIT_FAILURE };
+}

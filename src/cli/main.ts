@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+/**
+ * pylens command-line entry point. Thin: parse arguments, call the core, print.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { PYLENS_VERSION } from '../version.ts';
+import { parseArgs, renderHelp, UsageError, type CommandSpec, type Parsed } from './args.ts';
+import { convertSpec, reportSpec, runConvert, runReport, runView, viewSpec } from './commands.ts';
+import { EXIT_OK, explain } from './errors.ts';
+
+interface Command {
+  spec: CommandSpec;
+  run(args: Parsed): number | Promise<number>;
+}
+
+const COMMANDS: Command[] = [
+  { spec: convertSpec, run: runConvert },
+  { spec: viewSpec, run: runView },
+  { spec: reportSpec, run: runReport },
+];
+
+function overview(): string {
+  const w = Math.max(...COMMANDS.map((c) => c.spec.name.length));
+  return [
+    `pylens ${PYLENS_VERSION} — a profiling workbench for Python`,
+    '',
+    'Usage: pylens <command> [options]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(w)}  ${c.spec.summary}`),
+    '',
+    'Examples:',
+    '  pylens view perf-script.txt                 # interactive HTML flamegraph',
+    '  pylens report profile.pstats --by line      # top table',
+    '  pylens convert stacks.folded -o app.pb.gz   # pprof for go tool pprof',
+    '',
+    "Run 'pylens <command> --help' for a command's options. Exit codes: 0 ok, 1 failure, 2 usage.",
+  ].join('\n') + '\n';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    process.stderr.write(overview());
+    return 2;
+  }
+  if (first === '--help' || first === '-h' || first === 'help') {
+    const topic = COMMANDS.find((c) => c.spec.name === rest[0]);
+    process.stdout.write(topic ? renderHelp(topic.spec) : overview());
+    return EXIT_OK;
+  }
+  if (first === '--version' || first === '-V') {
+    process.stdout.write(`pylens ${PYLENS_VERSION}\n`);
+    return EXIT_OK;
+  }
+  const cmd = COMMANDS.find((c) => c.spec.name === first);
+  try {
+    if (!cmd) throw new UsageError('pylens', `unknown command '${first}'; commands: ${COMMANDS.map((c) => c.spec.name).join(', ')}`);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(renderHelp(cmd.spec));
+      return EXIT_OK;
+    }
+    return await cmd.run(parseArgs(cmd.spec, rest));
+  } catch (e) {
+    const { message, fix, code } = explain(e);
+    process.stderr.write(`pylens: error: ${message}\n${fix ? `  fix: ${fix}\n` : ''}`);
+    return code;
+  }
+}
+
+function invokedDirectly(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`pylens: internal error: ${(e as Error).stack}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
