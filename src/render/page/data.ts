@@ -1,0 +1,78 @@
+/**
+ * The contract between the HTML exporter (src/render/html.ts, in Node) and the page code
+ * (src/render/page/*.ts, in the browser). Types only: both sides import it with
+ * `import type`, so it never reaches the page bundle.
+ *
+ * The page gets the profile's columns, not a pre-built tree, so it can build the merged
+ * and time-order views and filter by thread, process, state and value type itself.
+ *
+ * Layout of the embedded data:
+ *   <script type="application/json" id="pylens-data">  PageData (strings, meta, threads, column specs)
+ *   <script type="text/plain" id="pylens-blob">        base64 of the binary blob (deflate-raw
+ *                                                       compressed when PageData.compressed)
+ * Every numeric column lives in the blob, little-endian, each starting at a multiple of 8.
+ */
+import type { ProfileMeta, ValueType } from '../../model/profile.ts';
+
+/** Element types a column can be stored as. The page widens them to Int32Array / Float64Array. */
+export type ColumnType = 'u8' | 'u16' | 'i32' | 'f64';
+
+export type ColumnSpec =
+  /** Every row has the same value (nothing in the blob). */
+  | { enc: 'const'; value: number }
+  /** `length` elements at byte `offset`; `delta` = each element is the difference to the previous one. */
+  | { enc: ColumnType; offset: number; delta?: boolean };
+
+export const PAGE_DATA_VERSION = 1;
+
+export interface PageData {
+  version: typeof PAGE_DATA_VERSION;
+  title: string;
+  meta: ProfileMeta;
+  valueTypes: ValueType[];
+  defaultValue: number;
+  /** The profile's strings plus the frame labels the exporter made with frameLabel(). */
+  strings: string[];
+  frameCount: number;
+  stackCount: number;
+  /**
+   * Rows after export-time aggregation: sample rows sorted by (thread, time), with runs
+   * of consecutive rows of the same (stack, thread, state) merged (values summed, first
+   * time kept). Merging consecutive identical rows changes neither view.
+   */
+  rowCount: number;
+  /** Sample rows in the profile before aggregation. */
+  sampleRows: number;
+  /** Whether rows carry times (false for aggregated formats such as pstats or folded). */
+  timed: boolean;
+  threads: { pid: number[]; tid: number[]; name: number[] };
+  columns: {
+    /** Per frame: string index of the frame's label (frameLabel: `qualname (file:line)`). */
+    frameLabel: ColumnSpec;
+    /** Per frame: string index of the qualified name. */
+    frameName: ColumnSpec;
+    /** Per frame: string index of the file, -1 when unknown. */
+    frameFile: ColumnSpec;
+    frameLine: ColumnSpec;
+    /** Per frame: FrameKindCode (python 0, native 1, kernel 2, marker 3). */
+    frameKind: ColumnSpec;
+    /** Per frame: string index of the shared object / module, -1 when unknown. */
+    frameLib: ColumnSpec;
+    stackFrame: ColumnSpec;
+    /** -1 for roots; a parent always precedes its children. */
+    stackParent: ColumnSpec;
+    /** Per row: stack index, -1 for an empty stack. */
+    rowStack: ColumnSpec;
+    rowThread: ColumnSpec;
+    /** Per row: SampleStateCode. */
+    rowState: ColumnSpec;
+    /** Per row: nanoseconds since the profile start; null when untimed. */
+    rowTime: ColumnSpec | null;
+    /** Per value type, per row. */
+    rowValues: ColumnSpec[];
+  };
+  /** How the blob is compressed. */
+  compressed: 'deflate-raw' | null;
+  /** Blob length in bytes before compression. */
+  blobBytes: number;
+}

@@ -1,0 +1,226 @@
+/**
+ * The HTML flamegraph in real Chromium (Debian's /usr/bin/chromium via playwright-core),
+ * opened from a file:// URL as a user would. Uses smallProfile() (test/render/profiles.ts),
+ * whose numbers are known: total 14, compute 6 (42.86%), main 8, worker thread 4.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser, Page } from 'playwright-core';
+import { renderHtml } from '../../src/render/html.ts';
+import { ProfileBuilder } from '../../src/model/builder.ts';
+import { frameRgb } from '../../src/render/page/palette.ts';
+import { bigProfile, smallProfile } from './profiles.ts';
+import { countPixels, launch, openFile, tempDir, writeTemp, type Opened } from './browser.ts';
+
+let browser: Browser;
+let tmp: ReturnType<typeof tempDir>;
+let smallPath: string;
+
+before(async () => {
+  browser = await launch();
+  tmp = tempDir();
+  smallPath = writeTemp(tmp.dir, 'small.html', renderHtml(smallProfile()));
+});
+
+after(async () => {
+  await browser?.close();
+  tmp?.cleanup();
+});
+
+async function open(path = smallPath, viewport?: { width: number; height: number }): Promise<Opened> {
+  const o = await openFile(browser, path, viewport);
+  await o.page.waitForFunction(() => window.__pylens?.isReady, null, { timeout: 60_000 });
+  assert.equal(await o.page.evaluate(() => window.__pylens.error), null);
+  return o;
+}
+
+const findBox = (page: Page, label: string) => page.evaluate((l) => window.__pylens.findBox(l), label);
+const crumbs = (page: Page) => page.locator('#crumbs').innerText();
+const state = (page: Page) => page.evaluate(() => window.__pylens.state() as { view: string; orientation: string; total: number; zoomed: boolean; x0: number; x1: number });
+
+async function boxOf(page: Page, label: string) {
+  const b = await findBox(page, label);
+  assert.ok(b, `no drawn box for ${label}`);
+  return b;
+}
+
+describe('HTML flamegraph in Chromium', () => {
+  test('loads offline with no errors and no requests but the file itself', async () => {
+    const o = await open();
+    assert.deepEqual(o.errors, []);
+    assert.deepEqual(o.requests, [o.url]);
+    const stats = await o.page.evaluate(() => window.__pylens.stats);
+    assert.ok(stats.firstFrameMs > 0);
+    assert.equal(stats.nodesDrawn, 10);
+    await o.page.close();
+  });
+
+  test('draws frames in the kind colours (screenshot)', async () => {
+    const o = await open();
+    const png = await o.page.locator('#fg').screenshot();
+    const px = await countPixels(browser, png);
+    assert.ok(px.drawn > 20_000, `only ${px.drawn} drawn pixels`);
+    assert.ok(px.python > 2_000, `python colour family: ${px.python} px`);
+    assert.ok(px.native > 300, `native colour family: ${px.native} px`);
+    assert.ok(px.kernel > 300, `kernel colour family: ${px.kernel} px`);
+    // Idle samples are marked: the <idle> box is paler than the marker colour.
+    const idle = await boxOf(o.page, '<idle>');
+    const pixel = await o.page.evaluate(({ x, y }) => {
+      const c = document.getElementById('fg') as HTMLCanvasElement;
+      const r = c.getBoundingClientRect();
+      const dpr = window.devicePixelRatio;
+      return Array.from(c.getContext('2d')!.getImageData(Math.round((x - r.left) * dpr), Math.round((y - r.top) * dpr), 1, 1).data);
+    }, { x: idle.x + 5, y: idle.y + 3 });
+    const [mr, mg, mb] = frameRgb(3, '<idle>');
+    assert.ok(pixel[0]! + pixel[1]! + pixel[2]! > mr + mg + mb + 40, `idle box ${pixel} not paler than ${[mr, mg, mb]}`);
+    await o.page.close();
+  });
+
+  test('hover shows name, location, total and self with units and percentages', async () => {
+    const o = await open();
+    const b = await boxOf(o.page, 'compute (app.py:10)');
+    await o.page.mouse.move(b.x + b.width / 2, b.y + b.height / 2);
+    const tip = o.page.locator('#tip');
+    await tip.waitFor({ state: 'visible' });
+    const text = await tip.innerText();
+    assert.match(text, /compute \(app\.py:10\)/);
+    assert.match(text, /\/srv\/app\.py:10/);
+    assert.match(text, /Total\s+6 samples \(42\.86%\)/);
+    assert.match(text, /Self\s+2 samples \(14\.29%\)/);
+    const d = await boxOf(o.page, 'dot');
+    await o.page.mouse.move(d.x + d.width / 2, d.y + d.height / 2);
+    assert.match(await tip.innerText(), /libopenblas\.so · native[\s\S]*Total\s+4 samples \(28\.57%\)/);
+    await o.page.mouse.move(2, 2);
+    await tip.waitFor({ state: 'hidden' });
+    await o.page.close();
+  });
+
+  test('click zooms (breadcrumbs, frame fills the width); Reset and Escape undo it', async () => {
+    const o = await open();
+    const canvasWidth = await o.page.locator('#fg').evaluate((c) => c.getBoundingClientRect().width);
+    const before = await boxOf(o.page, 'compute (app.py:10)');
+    assert.ok(before.width < canvasWidth * 0.5);
+    await o.page.mouse.click(before.x + 5, before.y + 5);
+    assert.match(await crumbs(o.page), /all\s*›\s*main \(app\.py:1\)\s*›\s*compute \(app\.py:10\)/);
+    const zoomed = await boxOf(o.page, 'compute (app.py:10)');
+    assert.ok(zoomed.width > canvasWidth - 20, `zoomed width ${zoomed.width} of ${canvasWidth}`);
+    assert.equal(await findBox(o.page, 'worker_loop (worker.py:3)'), null, 'siblings leave the view');
+    assert.equal(await o.page.locator('#reset').isEnabled(), true);
+    await o.page.locator('#reset').click();
+    assert.equal((await state(o.page)).zoomed, false);
+    assert.ok((await boxOf(o.page, 'worker_loop (worker.py:3)')).width > 0);
+    // Breadcrumb click zooms out to an ancestor; Escape resets.
+    await o.page.mouse.click((await boxOf(o.page, 'dot')).x + 3, (await boxOf(o.page, 'dot')).y + 3);
+    await o.page.locator('#crumbs button', { hasText: 'main (app.py:1)' }).click();
+    assert.match(await crumbs(o.page), /main \(app\.py:1\)\s*·/);
+    assert.ok((await boxOf(o.page, 'main (app.py:1)')).width > canvasWidth - 20);
+    await o.page.keyboard.press('Escape');
+    assert.equal((await state(o.page)).zoomed, false);
+    // Keyboard zoom in and out around the centre.
+    await o.page.keyboard.press('+');
+    const s1 = await state(o.page);
+    assert.ok(s1.zoomed && Math.abs(s1.x1 - s1.x0 - 7) < 1e-9);
+    await o.page.keyboard.press('0');
+    assert.equal((await state(o.page)).zoomed, false);
+    await o.page.close();
+  });
+
+  test('search highlights matches and shows Matched %; Ctrl+F focuses the box', async () => {
+    const o = await open();
+    await o.page.locator('#fg').click({ position: { x: 3, y: 3 } });
+    await o.page.keyboard.press('Control+f');
+    assert.equal(await o.page.evaluate(() => document.activeElement?.id), 'search');
+    await o.page.keyboard.type('compute');
+    assert.equal(await o.page.locator('#matched').innerText(), 'Matched: 42.86%');
+    const png = await o.page.locator('#fg').screenshot();
+    assert.ok((await countPixels(browser, png)).search > 500, 'magenta matches drawn');
+    await o.page.locator('#search').fill('main|worker_loop'); // also child_main
+    assert.equal(await o.page.locator('#matched').innerText(), 'Matched: 100.00%');
+    await o.page.locator('#search').fill('^main|^worker_loop');
+    assert.equal(await o.page.locator('#matched').innerText(), 'Matched: 85.71%');
+    await o.page.locator('#search').fill('');
+    assert.equal(await o.page.locator('#matched').innerText(), '');
+    assert.equal(await o.page.evaluate(() => window.__pylens.search('^dot$')), 'Matched: 28.57%');
+    await o.page.close();
+  });
+
+  test('thread and process filters change the totals; state filter too', async () => {
+    const o = await open();
+    const options = await o.page.locator('#thread option').allInnerTexts();
+    assert.deepEqual(
+      options.map((t) => t.replace(/ — .*/, '')),
+      ['all threads (3)', 'process 100 (2 threads)', 'process 200 (1 threads)', 'MainThread (100/100)', 'worker (100/101)', 'child (200/200)'],
+    );
+    await o.page.locator('#thread').selectOption('t:1');
+    assert.equal((await state(o.page)).total, 4);
+    assert.match(await crumbs(o.page), /^4 samples in view/);
+    assert.equal(await findBox(o.page, 'main (app.py:1)'), null);
+    await o.page.locator('#thread').selectOption('p:100');
+    assert.equal((await state(o.page)).total, 12);
+    await o.page.locator('#thread').selectOption('all');
+    await o.page.locator('#state').selectOption({ label: 'idle — 21.43%' });
+    assert.equal((await state(o.page)).total, 3);
+    await o.page.locator('#state').selectOption('all');
+    await o.page.locator('#group').check();
+    assert.ok(await findBox(o.page, 'worker (100/101)'), 'per-thread roots');
+    await o.page.close();
+  });
+
+  test('flame / icicle and merged / time-order toggles', async () => {
+    const o = await open();
+    const flameRoot = await boxOf(o.page, 'all');
+    const flameDot = await boxOf(o.page, 'dot');
+    assert.ok(flameRoot.y > flameDot.y, 'flame: root at the bottom');
+    await o.page.locator('#orient button[data-v=icicle]').click();
+    assert.equal((await state(o.page)).orientation, 'icicle');
+    assert.ok((await boxOf(o.page, 'all')).y < (await boxOf(o.page, 'dot')).y, 'icicle: root at the top');
+    await o.page.keyboard.press('i');
+    assert.equal((await state(o.page)).orientation, 'flame');
+    await o.page.keyboard.press('2');
+    assert.equal((await state(o.page)).view, 'time');
+    assert.ok(await findBox(o.page, 'MainThread (100/100)'), 'time order: a root per thread');
+    assert.equal(await o.page.locator('#viewsel button.on').innerText(), 'Time order');
+    await o.page.locator('#viewsel button[data-v=merged]').click();
+    assert.equal((await state(o.page)).view, 'merged');
+    assert.equal(await findBox(o.page, 'MainThread (100/100)'), null);
+    await o.page.close();
+  });
+
+  test('untimed profiles disable time order with a note', async () => {
+    const b = new ProfileBuilder({ timed: false, meta: { backend: 'cProfile', source: { format: 'pstats' } } });
+    b.sample(b.stackOf([b.frame({ name: 'f', file: 'a.py', line: 1 })]), 3);
+    const o = await open(writeTemp(tmp.dir, 'untimed.html', renderHtml(b.build())));
+    assert.equal(await o.page.locator('#viewsel button[data-v=time]').isDisabled(), true);
+    assert.match(await o.page.locator('#note').innerText(), /Time order is unavailable: this profile \(pstats\) has no sample times/);
+    await o.page.keyboard.press('2');
+    assert.equal((await state(o.page)).view, 'merged');
+    assert.deepEqual(o.errors, []);
+    await o.page.close();
+  });
+
+  test('header shows the metadata and the environment', async () => {
+    const o = await open();
+    assert.equal(await o.page.locator('#title').innerText(), 'small test');
+    // dt / dd pairs; the colon after each label is CSS, not text.
+    const facts = await o.page.locator('#facts').innerText();
+    for (const want of [/lens\s+sampling \(pylens-sampler\)/, /mode\s+wall/, /rate\s+1,000 Hz/, /duration\s+14\.0 ms/, /samples\s+14/, /errors\s+1/, /overhead\s+1\.20% \(sampler CPU time \/ wall time\)/, /command\s+python app\.py --fast/, /PID\s+100/, /start\s+2026-01-02 03:04:05Z/]) {
+      assert.match(facts, want);
+    }
+    const env = await o.page.locator('#env').innerText();
+    for (const want of [/CPU\s+Test CPU @ 3\.00GHz \(8 cores\)/, /kernel\s+Linux 6\.1\.0-test/, /OS\s+Debian GNU\/Linux 12 \(bookworm\)/, /Python\s+CPython 3\.12\.1 \[--enable-shared\]/, /pylens\s+0\.1\.0/]) {
+      assert.match(env, want);
+    }
+    await o.page.close();
+  });
+
+  test('a 1M-sample profile over 100k stacks renders (timings: bench/html.ts)', async () => {
+    const path = writeTemp(tmp.dir, 'big.html', renderHtml(bigProfile()));
+    const o = await open(path, { width: 1400, height: 800 });
+    const stats = await o.page.evaluate(() => window.__pylens.stats);
+    assert.ok(stats.nodesDrawn > 500, `${stats.nodesDrawn} boxes drawn`);
+    assert.ok(stats.boxes > 90_000);
+    assert.ok(await o.page.evaluate(() => window.__pylens.zoomTo('<module> (main.py:1)')));
+    assert.deepEqual(o.errors, []);
+    await o.page.close();
+  });
+});
