@@ -22,6 +22,8 @@ export interface LabelOptions {
   fullFilenames?: boolean;
   /** Use the qualified name (default true). */
   qualified?: boolean;
+  /** Native frames: append the library, `name (libz.so.1)` (default false; top tables turn it on). */
+  lib?: boolean;
 }
 
 function shortFile(file: string): string {
@@ -36,6 +38,7 @@ export function frameLabel(p: Profile, f: IndexIntoFrames, o: LabelOptions = {})
   const fileIdx = fr.file[f]!;
   const kind = fr.kind[f]!;
   if (kind === 'kernel') return name.endsWith('_[k]') ? name : `${name}_[k]`;
+  if (kind === 'native' && o.lib && fr.lib[f]! >= 0) return `${name} (${shortFile(p.strings[fr.lib[f]!]!)})`;
   if (kind === 'marker' || fileIdx < 0 || o.file === false) return name;
   const file = o.fullFilenames ? p.strings[fileIdx]! : shortFile(p.strings[fileIdx]!);
   const line = fr.line[f]!;
@@ -169,7 +172,7 @@ export function aggregate(p: Profile, o: { by?: 'function' | 'line'; valueIndex?
     const f = keyFrame[k]!;
     const fi = frameInfo(p, f);
     rows.push({
-      label: frameLabel(p, f, { lineno: byLine, fullFilenames: o.fullFilenames }),
+      label: frameLabel(p, f, { lineno: byLine, fullFilenames: o.fullFilenames, lib: true }),
       name: fi.qualname,
       file: fi.file,
       line: byLine ? fi.line : 0,

@@ -10,7 +10,7 @@ test('top table by function: exact rows, sorted by own then total then label', (
     [
       'Total: 14 samples · 9 functions',
       '  %Own  %Total  Own  Total  Function (file)',
-      '28.57%  28.57%    4      4  dot',
+      '28.57%  28.57%    4      4  dot (libopenblas.so)',
       '21.43%  21.43%    3      3  <idle>',
       '14.29%  42.86%    2      6  compute (app.py)',
       '14.29%  14.29%    2      2  child_main (child.py)',
@@ -30,7 +30,7 @@ test('top table by line with a limit', () => {
     [
       'Total: 14 samples · 9 lines, showing the top 3',
       '  %Own  %Total  Own  Total  Function (file:line)',
-      '28.57%  28.57%    4      4  dot',
+      '28.57%  28.57%    4      4  dot (libopenblas.so)',
       '21.43%  21.43%    3      3  <idle>',
       '14.29%  42.86%    2      6  compute (/srv/app.py:10)',
       '… 6 more lines',
