@@ -1,0 +1,20 @@
+/**
+ * Runs every benchmark one after another (never in parallel: the machine has 2 cores)
+ * and prints their figures. `npm run bench`.
+ */
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const benches = ['perf-script.ts', 'folded.ts', 'memory.ts', 'html.ts'];
+let failed = 0;
+for (const b of benches) {
+  process.stdout.write(`\n===== bench/${b} =====\n`);
+  const r = spawnSync(process.execPath, [join(here, b)], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    failed++;
+    process.stdout.write(`bench/${b} exited with ${r.status}\n`);
+  }
+}
+process.exitCode = failed ? 1 : 0;
