@@ -17,18 +17,17 @@ import {
   type ValueType,
 } from './profile.ts';
 
-/** Open-addressing hash from (parent, frame) to stack index. */
+/**
+ * Open-addressing hash from (parent, frame) to stack index. Entries are interleaved
+ * (frame, parent, stack) in one Int32Array so a probe touches one cache line.
+ */
 class StackInterner {
-  private keysParent: Int32Array;
-  private keysFrame: Int32Array;
-  private vals: Int32Array;
+  private table: Int32Array;
   private mask: number;
   private count = 0;
 
   constructor(capacityPow2 = 1 << 12) {
-    this.keysParent = new Int32Array(capacityPow2);
-    this.keysFrame = new Int32Array(capacityPow2).fill(-1);
-    this.vals = new Int32Array(capacityPow2);
+    this.table = new Int32Array(capacityPow2 * 3).fill(-1);
     this.mask = capacityPow2 - 1;
   }
 
@@ -42,38 +41,38 @@ class StackInterner {
 
   /** Returns the stored index, or -1 after storing `next` for a new key. */
   getOrSet(parent: number, frame: number, next: number): number {
+    const t = this.table;
     let i = StackInterner.hash(parent, frame) & this.mask;
     for (;;) {
-      const f = this.keysFrame[i]!;
-      if (f === -1) break;
-      if (f === frame && this.keysParent[i] === parent) return this.vals[i]!;
+      const j = i * 3;
+      const f = t[j]!;
+      if (f === -1) {
+        t[j] = frame;
+        t[j + 1] = parent;
+        t[j + 2] = next;
+        if (++this.count * 2 > this.mask) this.grow();
+        return -1;
+      }
+      if (f === frame && t[j + 1] === parent) return t[j + 2]!;
       i = (i + 1) & this.mask;
     }
-    this.keysFrame[i] = frame;
-    this.keysParent[i] = parent;
-    this.vals[i] = next;
-    if (++this.count * 2 > this.mask) this.grow();
-    return -1;
   }
 
   private grow(): void {
-    const oldP = this.keysParent;
-    const oldF = this.keysFrame;
-    const oldV = this.vals;
+    const old = this.table;
     const cap = (this.mask + 1) * 2;
-    this.keysParent = new Int32Array(cap);
-    this.keysFrame = new Int32Array(cap).fill(-1);
-    this.vals = new Int32Array(cap);
+    const t = new Int32Array(cap * 3).fill(-1);
     this.mask = cap - 1;
-    for (let j = 0; j < oldF.length; j++) {
-      const f = oldF[j]!;
+    for (let j = 0; j < old.length; j += 3) {
+      const f = old[j]!;
       if (f === -1) continue;
-      let i = StackInterner.hash(oldP[j]!, f) & this.mask;
-      while (this.keysFrame[i] !== -1) i = (i + 1) & this.mask;
-      this.keysFrame[i] = f;
-      this.keysParent[i] = oldP[j]!;
-      this.vals[i] = oldV[j]!;
+      let i = StackInterner.hash(old[j + 1]!, f) & this.mask;
+      while (t[i * 3] !== -1) i = (i + 1) & this.mask;
+      t[i * 3] = f;
+      t[i * 3 + 1] = old[j + 1]!;
+      t[i * 3 + 2] = old[j + 2]!;
     }
+    this.table = t;
   }
 }
 
