@@ -20,6 +20,7 @@ import { runInNewContext } from 'node:vm';
 import { foldedImporter } from '../src/formats/folded.ts';
 import { InputFile, NOT_MINE } from '../src/formats/types.ts';
 import type { Profile } from '../src/model/profile.ts';
+import { seededRandom } from '../src/analysis/random.ts';
 
 const LINES = Number(process.env.PYLENS_BENCH_LINES ?? 2_000_000);
 const STACKS = Number(process.env.PYLENS_BENCH_STACKS ?? 100_000);
@@ -33,14 +34,6 @@ const GOAL_LINES_S = 2_000_000;
 const SCENARIO = (process.argv[2] ?? 'zipf') as 'zipf' | 'flat';
 if (SCENARIO !== 'zipf' && SCENARIO !== 'flat') throw new Error('scenario: zipf | flat');
 
-function mulberry32(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function readInput(path: string): { bytes: Uint8Array; lines: number } {
   const bytes = readFileSync(path);
@@ -50,7 +43,7 @@ function readInput(path: string): { bytes: Uint8Array; lines: number } {
 }
 
 function generate(): { bytes: Uint8Array; lines: number } {
-  const r = mulberry32(42);
+  const r = seededRandom(42);
   const pick = <T>(a: readonly T[]) => a[Math.floor(r() * a.length)]!;
   const vocab: string[] = [];
   const files = ['main.py', 'handlers.py', 'threading.py', 'models.py', 'größe.py'];

@@ -23,6 +23,7 @@ import { ProfileBuilder } from '../src/model/builder.ts';
 import type { Profile } from '../src/model/profile.ts';
 import { foldedStacks } from '../src/model/query.ts';
 import { InputFile, NOT_MINE } from '../src/formats/types.ts';
+import { seededRandom } from '../src/analysis/random.ts';
 
 const SAMPLES = 1_000_000;
 const STACKS = 100_000;
@@ -30,14 +31,6 @@ const GOAL_MB = 300;
 const PARTS = ['builder', 'folded', 'folded-write'] as const;
 type Part = (typeof PARTS)[number];
 
-function mulberry32(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rssMB = () => process.resourceUsage().maxRSS / 1024;
 
@@ -49,7 +42,7 @@ const rssMB = () => process.resourceUsage().maxRSS / 1024;
  * paths share their callers the way real ones do. Every 8th path ends in a native leaf.
  */
 function makePaths(b: ProfileBuilder): { frames: Int32Array; offsets: Int32Array } {
-  const r = mulberry32(7);
+  const r = seededRandom(7);
   const files = Array.from({ length: 300 }, (_, i) => `/srv/app/pkg${i % 17}/module_${i}.py`);
   const py = Array.from({ length: 6000 }, (_, i) => {
     const name = `func_${i}`;
@@ -90,7 +83,7 @@ function buildProfile(): { profile: Profile; seconds: number } {
   const t0 = performance.now();
   const b = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'bench', mode: 'cpu', rateHz: 100 } });
   const { frames, offsets } = makePaths(b);
-  const r = mulberry32(11);
+  const r = seededRandom(11);
   const threads = Array.from({ length: 8 }, (_, t) => b.thread(4242, 4242 + t, t ? `worker-${t}` : 'MainThread'));
   for (let i = 0; i < SAMPLES; i++) {
     // skewed: a few hot paths, a long tail (every path is hit: the first STACKS samples go round)

@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { perfScriptImporter } from '../src/formats/perf-script.ts';
 import { InputFile } from '../src/formats/types.ts';
 import type { Profile } from '../src/model/profile.ts';
+import { seededRandom } from '../src/analysis/random.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const SOURCES = ['fixtures/perf/3.13/perf-script-jit.txt', 'fixtures/perf/3.12/perf-script.txt'];
@@ -42,14 +43,6 @@ interface FixtureSample {
   lines: Buffer[];
 }
 
-function mulberry32(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Samples of the real fixtures: header fields and callchain lines. */
 function loadSamples(): FixtureSample[] {
@@ -91,7 +84,7 @@ function newLeaf(line: Buffer, offset: number): Buffer {
 
 function build(scenario: Scenario, targetBytes: number): { buf: Buffer; samples: number } {
   const src = loadSamples();
-  const r = mulberry32(42);
+  const r = seededRandom(42);
   const buf = Buffer.allocUnsafe(targetBytes + (1 << 20));
   let off = 0;
   let n = 0;

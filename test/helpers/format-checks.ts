@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import type { Profile } from '../../src/model/profile.ts';
 import { foldedStacks, validateProfile } from '../../src/model/query.ts';
 import { importProfile } from '../../src/formats/index.ts';
+import { seededRandom } from '../../src/analysis/random.ts';
 import { InputFile, NOT_MINE, ParseError, type Importer } from '../../src/formats/types.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -73,20 +74,11 @@ export function roundTrip(p: Profile, write: (p: Profile) => Uint8Array | string
   return back;
 }
 
-function mulberry32(seed: number) {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-export const rng = mulberry32;
+export const rng = seededRandom;
 
 /** Mutations of a valid input: truncations, flipped bytes, inserted junk, spliced halves. */
 export function mutations(bytes: Uint8Array, count: number, seed = 1): Uint8Array[] {
-  const r = mulberry32(seed);
+  const r = seededRandom(seed);
   const out: Uint8Array[] = [];
   const n = bytes.length;
   for (let k = 0; k < count; k++) {

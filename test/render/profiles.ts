@@ -6,6 +6,7 @@
  */
 import { ProfileBuilder } from '../../src/model/builder.ts';
 import type { FrameSpec, Profile, SampleState } from '../../src/model/profile.ts';
+import { seededRandom } from '../../src/analysis/random.ts';
 
 export const SMALL_ENV = {
   cpuModel: 'Test CPU @ 3.00GHz',
@@ -66,17 +67,7 @@ export function smallProfile(): Profile {
   return b.build();
 }
 
-/** Small deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 /** A plausible Django-ish service: request handling, ORM, JSON, native and kernel frames, an idle pool. */
 export function demoProfile(): Profile {
