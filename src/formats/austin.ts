@@ -30,7 +30,7 @@
  */
 import { ProfileBuilder } from '../model/builder.ts';
 import type { FrameSpec, Profile, ProfileMode, SampleState, ValueType } from '../model/profile.ts';
-import { endsWithCount, headLines, LineScanner, looksBinary, mostLinesMatch, parseCount, parsePyLabel, shortName } from './folded.ts';
+import { endsWithCount, headLines, LineScanner, looksBinary, mostLinesMatch, parseCount, parsePyLabel, shortName } from './collapsed.ts';
 import { NOT_MINE, ParseError, type Importer, type InputFile, type NotMine } from './types.ts';
 
 const ROOT_RE = /^(?:P(\d+);T([0-9a-fA-FxX:]+)|(?:Process (\d+);)?Thread ([0-9a-fA-FxX:]+))(?=;|[ \t]|$)/;

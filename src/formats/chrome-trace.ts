@@ -45,7 +45,7 @@
 import { ProfileBuilder } from '../model/builder.ts';
 import { stackFrames, type FrameKind, type FrameSpec, type Profile } from '../model/profile.ts';
 import { PYLENS_VERSION } from '../version.ts';
-import { shortName } from './folded.ts';
+import { shortName } from './collapsed.ts';
 import { jsonErrorLine, jsonOffset, lineAt } from './speedscope.ts';
 import { NOT_MINE, ParseError, type ExportOptions, type Exporter, type Importer, type InputFile, type NotMine } from './types.ts';
 

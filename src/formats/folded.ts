@@ -26,8 +26,8 @@
  *
  * Import aggregates identical lines: one sample row per distinct stack (the format is
  * untimed and unordered). It works on the bytes (see `parseFolded` for how it is fast).
- * The text helpers below (`LineScanner`, `parsePyLabel`, …) are shared with the other
- * collapsed-stack dialects (py-spy raw, Austin, CPython tachyon).
+ * The text helpers it shares with the other collapsed-stack dialects (py-spy raw, Austin,
+ * CPython tachyon) are in `collapsed.ts`.
  *
  * Export: `stack count` with a single space and integer counts (speedscope accepts only
  * `^(.*) (\d+)$`). Labels come from `frameLabel` (lineno / fullFilenames options).
@@ -40,10 +40,11 @@
 import { ProfileBuilder } from '../model/builder.ts';
 import type { FrameKind, FrameSpec, Profile } from '../model/profile.ts';
 import { foldedStacks } from '../model/query.ts';
+import { endsWithCount, headLines, looksBinary, mostLinesMatch, NUMBER_RE, parsePyLabel, shortName } from './collapsed.ts';
 import { NOT_MINE, ParseError, type ExportOptions, type Exporter, type Importer, type InputFile, type NotMine } from './types.ts';
 
 // ---------------------------------------------------------------------------------------
-// Shared line scanner for every collapsed-stack dialect.
+// Folded import
 // ---------------------------------------------------------------------------------------
 
 const SPACE = 32;
@@ -51,195 +52,6 @@ const TAB = 9;
 const CR = 13;
 const LF = 10;
 const HASH = 35;
-
-function isWs(c: number): boolean {
-  return c === SPACE || c === TAB || c === CR || c === 11 || c === 12;
-}
-
-/**
- * Parse `text[start, end)` as a count: `[-]digits[.digits]` (also `7.`, `.5`, and an
- * exponent). Returns NaN when it is not a number. Fast path for plain integers.
- */
-export function parseCount(text: string, start: number, end: number): number {
-  if (start >= end) return NaN;
-  let i = start;
-  let neg = false;
-  if (text.charCodeAt(i) === 45 /* - */) {
-    neg = true;
-    i++;
-    if (i === end) return NaN;
-  }
-  let v = 0;
-  let digits = 0;
-  for (; i < end; i++) {
-    const c = text.charCodeAt(i) - 48;
-    if (c < 0 || c > 9) break;
-    v = v * 10 + c;
-    digits++;
-  }
-  if (i === end) {
-    if (digits === 0 || digits > 15) return digits === 0 ? NaN : slowCount(text, start, end);
-    return neg ? -v : v;
-  }
-  return slowCount(text, start, end);
-}
-
-const NUMBER_RE = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-function slowCount(text: string, start: number, end: number): number {
-  const s = text.slice(start, end);
-  return NUMBER_RE.test(s) ? Number(s) : NaN;
-}
-
-/**
- * Walks the lines of a decoded text with indexOf (no split, no per-line regex).
- * After `next()` returns true, the current line's content is `text[start, end)` with
- * trailing whitespace removed; `line` is its 1-based number. Blank lines are skipped.
- */
-export class LineScanner {
-  readonly text: string;
-  pos = 0;
-  line = 0;
-  start = 0;
-  end = 0;
-
-  constructor(text: string) {
-    this.text = text;
-  }
-
-  next(): boolean {
-    const t = this.text;
-    const len = t.length;
-    while (this.pos < len) {
-      let nl = t.indexOf('\n', this.pos);
-      if (nl < 0) nl = len;
-      const s = this.pos;
-      let e = nl;
-      this.pos = nl + 1;
-      this.line++;
-      while (e > s && isWs(t.charCodeAt(e - 1))) e--;
-      if (e === s) continue;
-      this.start = s;
-      this.end = e;
-      return true;
-    }
-    return false;
-  }
-
-  /** Whether the current line starts with `#` (a comment for every collapsed dialect). */
-  isComment(): boolean {
-    return this.text.charCodeAt(this.start) === HASH;
-  }
-
-  /**
-   * Parse the last whitespace-separated token of the current line as a number. On success
-   * shrink `end` to exclude it and the whitespace before it, and return the number;
-   * otherwise return NaN and leave the line alone. A line that is only a number is not
-   * a "stack count" line: it returns NaN unless `allowBare`.
-   */
-  popCount(allowBare = false): number {
-    const t = this.text;
-    let i = this.end - 1;
-    while (i >= this.start && !isWs(t.charCodeAt(i))) i--;
-    // token is (i, end)
-    if (i < this.start && !allowBare) return NaN;
-    const v = parseCount(t, i + 1, this.end);
-    if (Number.isNaN(v)) return NaN;
-    let e = i;
-    while (e > this.start && isWs(t.charCodeAt(e - 1))) e--;
-    this.end = Math.max(e, this.start);
-    return v;
-  }
-
-  /** The current line's remaining content. */
-  content(): string {
-    return this.text.slice(this.start, this.end);
-  }
-}
-
-/** First `max` content (non-blank, non-comment) lines of a head, dropping a cut-off last line. */
-export function headLines(head: string, max = 8, complete = false): string[] {
-  const out: string[] = [];
-  let lines = head.split('\n');
-  // The head may end in the middle of a line; keep it only if it is the only one.
-  if (lines.length > 1 || complete) lines = complete ? lines : lines.slice(0, -1);
-  for (const raw of lines) {
-    const l = raw.replace(/[\s]+$/, '');
-    if (l === '' || l.startsWith('#')) continue;
-    out.push(l);
-    if (out.length >= max) break;
-  }
-  return out;
-}
-
-/**
- * Structural sniff shared by the collapsed dialects: the first head line must match and at
- * least half of the others (one damaged line should give a ParseError naming it, not
- * "unknown format").
- */
-export function mostLinesMatch(lines: readonly string[], ok: (line: string) => boolean): boolean {
-  if (lines.length === 0 || !ok(lines[0]!)) return false;
-  let n = 0;
-  for (const l of lines) if (ok(l)) n++;
-  return n * 2 >= lines.length;
-}
-
-/** Whether a line ends with whitespace + a count (the shape every collapsed dialect shares). */
-export function endsWithCount(line: string): boolean {
-  const m = /[ \t](-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)$/.exec(line);
-  return m !== null && m.index > 0;
-}
-
-/** Text looks binary: NUL bytes or many replacement characters in the head. */
-export function looksBinary(head: string): boolean {
-  if (head.includes('\u0000')) return true;
-  let bad = 0;
-  for (let i = 0; i < head.length; i++) if (head.charCodeAt(i) === 0xfffd) bad++;
-  return bad > 4;
-}
-
-/** `a.b.<locals>.c` → `c`; used to fill FrameSpec.name from a qualified name. */
-export function shortName(qualname: string): string {
-  const i = qualname.lastIndexOf('.');
-  if (i <= 0 || i === qualname.length - 1) return qualname;
-  // Leave dotted names inside <…> alone (e.g. "<frozen importlib._bootstrap>").
-  if (qualname.startsWith('<') && qualname.endsWith('>')) return qualname;
-  return qualname.slice(i + 1);
-}
-
-const PY_FILE_RE = /(?:\.pyw?|\.pyx|\.pxd|\.pyi)$|^<.*>$/;
-const NATIVE_FILE_RE = /(?:\.(?:c|h|cc|cpp|cxx|hpp|rs|s|S)|\.so(?:\.[0-9.]+)?|\.dylib|\.dll|\.pyd)$/;
-
-/**
- * Parse a py-spy style label `name (file:line)` / `name (file)`. Returns null when the
- * label has no ` (…)` part. `requirePythonFile` (folded) only accepts the line-less form
- * for Python-looking files, since `foo (deleted)` and similar are common in native stacks.
- */
-export function parsePyLabel(label: string, requirePythonFile: boolean): FrameSpec | null {
-  if (label.charCodeAt(label.length - 1) !== 41 /* ) */) return null;
-  const open = label.lastIndexOf(' (');
-  if (open < 0) return null;
-  const inner = label.slice(open + 2, -1);
-  if (inner === '') return null;
-  const name = label.slice(0, open);
-  const colon = inner.lastIndexOf(':');
-  let file = inner;
-  let line = 0;
-  if (colon > 0) {
-    const ls = inner.slice(colon + 1);
-    if (/^\d+$/.test(ls)) {
-      line = Number(ls);
-      file = inner.slice(0, colon);
-    }
-  }
-  if (line === 0 && requirePythonFile && !PY_FILE_RE.test(file)) return null;
-  const kind: FrameKind = NATIVE_FILE_RE.test(file) ? 'native' : 'python';
-  if (kind === 'native' && /\.so(?:\.[0-9.]+)?$|\.dylib$|\.dll$|\.pyd$/.test(file)) return { name, file, line, kind, lib: file };
-  return { name, file, line, kind };
-}
-
-// ---------------------------------------------------------------------------------------
-// Folded import
-// ---------------------------------------------------------------------------------------
 
 const SUFFIX_RE = /_\[([kijw])\]$/;
 

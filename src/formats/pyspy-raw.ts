@@ -28,7 +28,7 @@
  */
 import { ProfileBuilder } from '../model/builder.ts';
 import type { FrameSpec, Profile } from '../model/profile.ts';
-import { endsWithCount, headLines, LineScanner, looksBinary, mostLinesMatch, parsePyLabel } from './folded.ts';
+import { endsWithCount, headLines, LineScanner, looksBinary, mostLinesMatch, parsePyLabel, StackRows } from './collapsed.ts';
 import { NOT_MINE, ParseError, type Importer, type InputFile, type NotMine } from './types.ts';
 
 interface Roots {
@@ -134,11 +134,7 @@ export const pyspyRawImporter: Importer = {
     const text = input.text();
     const sc = new LineScanner(text);
     const b = new ProfileBuilder({ meta: { backend: 'py-spy', mode: 'unknown' }, timed: false });
-    const rows = new Map<string, number>();
-    const rowStack: number[] = [];
-    const rowThread: number[] = [];
-    let counts = new Float64Array(256);
-    const frameCache = new Map<string, number>();
+    const rows = new StackRows(b, pyspyFrame);
     const outer = new Set<number>();
     const extra: Record<string, string | number> = {};
     let seen = false;
@@ -164,32 +160,13 @@ export const pyspyRawImporter: Importer = {
           pid = pr.pid;
         }
         const t = b.thread(pid, r.tid ?? 0, r.threadName);
-        let st = -1;
-        if (r.framesAt < key.length) {
-          for (const label of key.slice(r.framesAt).split(';')) {
-            let f = frameCache.get(label);
-            if (f === undefined) {
-              f = b.frame(pyspyFrame(label));
-              frameCache.set(label, f);
-            }
-            st = b.stack(st, f);
-          }
-        }
-        row = rowStack.length;
-        rowStack.push(st);
-        rowThread.push(t);
-        rows.set(key, row);
-        if (row === counts.length) {
-          const g = new Float64Array(counts.length * 2);
-          g.set(counts);
-          counts = g;
-        }
+        row = rows.addRow(key, key.slice(r.framesAt), t);
       }
       seen = true;
-      counts[row] += v;
+      rows.add(row, v);
     }
     if (!seen) return NOT_MINE;
-    for (let r = 0; r < rowStack.length; r++) b.sample(rowStack[r]!, counts[r]!, rowThread[r]!);
+    rows.emit();
     if (outer.size === 1) b.meta.pid = [...outer][0]!;
     if (Object.keys(extra).length) b.meta.extra = extra;
     return b.build();

@@ -37,7 +37,7 @@
 import { ProfileBuilder } from '../model/builder.ts';
 import type { FrameKind, FrameSpec, Profile, ValueType, ValueUnit } from '../model/profile.ts';
 import { PYLENS_VERSION } from '../version.ts';
-import { shortName } from './folded.ts';
+import { shortName } from './collapsed.ts';
 import { NOT_MINE, ParseError, type ExportOptions, type Exporter, type Importer, type InputFile, type NotMine } from './types.ts';
 
 export const SPEEDSCOPE_SCHEMA = 'https://www.speedscope.app/file-format-schema.json';

@@ -15,7 +15,7 @@
  */
 import { ProfileBuilder } from '../model/builder.ts';
 import type { FrameSpec, Profile } from '../model/profile.ts';
-import { endsWithCount, headLines, LineScanner, looksBinary, mostLinesMatch, shortName } from './folded.ts';
+import { endsWithCount, headLines, LineScanner, looksBinary, mostLinesMatch, shortName, StackRows } from './collapsed.ts';
 import { NOT_MINE, ParseError, type Importer, type InputFile, type NotMine } from './types.ts';
 
 const ROOT_RE = /^tid:(\d+)(?:;|$)/;
@@ -49,11 +49,7 @@ export const tachyonImporter: Importer = {
     const text = input.text();
     const sc = new LineScanner(text);
     const b = new ProfileBuilder({ meta: { backend: 'tachyon', mode: 'unknown' }, timed: false });
-    const rows = new Map<string, number>();
-    const rowStack: number[] = [];
-    const rowThread: number[] = [];
-    let counts = new Float64Array(256);
-    const frameCache = new Map<string, number>();
+    const rows = new StackRows(b, tachyonFrame);
     let seen = false;
     while (sc.next()) {
       if (sc.isComment()) continue;
@@ -71,32 +67,13 @@ export const tachyonImporter: Importer = {
           throw new ParseError('tachyon-collapsed', file, { line: sc.line }, `expected the stack to start with "tid:<tid>;" but it starts with "${key.slice(0, 30)}"`);
         }
         const t = b.thread(0, Number(m[1]));
-        let st = -1;
-        if (m[0].length < key.length) {
-          for (const part of key.slice(m[0].length).split(';')) {
-            let f = frameCache.get(part);
-            if (f === undefined) {
-              f = b.frame(tachyonFrame(part));
-              frameCache.set(part, f);
-            }
-            st = b.stack(st, f);
-          }
-        }
-        row = rowStack.length;
-        rowStack.push(st);
-        rowThread.push(t);
-        rows.set(key, row);
-        if (row === counts.length) {
-          const g = new Float64Array(counts.length * 2);
-          g.set(counts);
-          counts = g;
-        }
+        row = rows.addRow(key, key.slice(m[0].length), t);
       }
       seen = true;
-      counts[row] += v;
+      rows.add(row, v);
     }
     if (!seen) return NOT_MINE;
-    for (let r = 0; r < rowStack.length; r++) b.sample(rowStack[r]!, counts[r]!, rowThread[r]!);
+    rows.emit();
     return b.build();
   },
 };

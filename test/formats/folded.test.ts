@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { foldedExporter, foldedImporter, integerScale, parseCount, writeFolded } from '../../src/formats/folded.ts';
+import { parseCount } from '../../src/formats/collapsed.ts';
+import { foldedExporter, foldedImporter, integerScale, writeFolded } from '../../src/formats/folded.ts';
 import { InputFile, NOT_MINE, ParseError } from '../../src/formats/types.ts';
 import { ProfileBuilder } from '../../src/model/builder.ts';
 import { frameInfo, stackFrames, type Profile } from '../../src/model/profile.ts';
