@@ -1,0 +1,191 @@
+/**
+ * Reading another process's memory. Everything above this file sees only the
+ * `ProcessMemory` interface, so unit tests run against a synthetic `ImageMemory`.
+ * Addresses are JS numbers: user-space addresses on x86-64 are below 2^47, so exact.
+ */
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+
+/** An address in the target's address space (below 2^47, exact as a number). */
+export type Address = number;
+
+export interface ProcessMemory {
+  /** Exactly `len` bytes at `addr`, or a typed error. */
+  read(addr: Address, len: number): Uint8Array;
+  readU64(addr: Address): bigint;
+  /** A pointer-sized word as a number (throws BadReadError if it is not a user-space address). */
+  readPtr(addr: Address): Address;
+  readI32(addr: Address): number;
+  readU32(addr: Address): number;
+  close(): void;
+}
+
+/** The target process no longer exists. */
+export class ProcessGoneError extends Error {
+  readonly pid: number;
+  constructor(pid: number, detail = '') {
+    super(`process ${pid} is gone (it has exited, or never existed)${detail ? `: ${detail}` : ''}`);
+    this.name = 'ProcessGoneError';
+    this.pid = pid;
+  }
+}
+
+/** The kernel refused ptrace-level access to the target's memory. */
+export class PermissionError extends Error {
+  readonly pid: number;
+  constructor(pid: number, detail = '') {
+    super(
+      `permission denied reading the memory of process ${pid}${detail ? ` (${detail})` : ''}. ` +
+        'Reading /proc/PID/mem needs ptrace access: run as the same user as the target with ' +
+        'Yama allowing it (`sudo sysctl kernel.yama.ptrace_scope=0`; 1 only allows descendants), ' +
+        'or run with CAP_SYS_PTRACE (`sudo pylens ...`), or in a container start it with ' +
+        '`docker run --cap-add SYS_PTRACE ...` (Kubernetes: securityContext.capabilities.add: ["SYS_PTRACE"]).',
+    );
+    this.name = 'PermissionError';
+    this.pid = pid;
+  }
+}
+
+/** A read of memory that is not mapped (or not in the synthetic image). */
+export class BadReadError extends Error {
+  readonly address: Address;
+  readonly length: number;
+  constructor(address: Address, length: number, detail = '') {
+    super(`cannot read ${length} bytes at 0x${address.toString(16)}${detail ? `: ${detail}` : ''}`);
+    this.name = 'BadReadError';
+    this.address = address;
+    this.length = length;
+  }
+}
+
+const USER_SPACE_END = 2 ** 47;
+
+function view(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** The typed helpers shared by every implementation: subclasses supply `read`. */
+export abstract class BaseMemory implements ProcessMemory {
+  abstract read(addr: Address, len: number): Uint8Array;
+  abstract close(): void;
+  readU64(addr: Address): bigint {
+    return view(this.read(addr, 8)).getBigUint64(0, true);
+  }
+  readPtr(addr: Address): Address {
+    const v = this.readU64(addr);
+    if (v >= BigInt(USER_SPACE_END)) throw new BadReadError(addr, 8, `word 0x${v.toString(16)} is not a user-space pointer`);
+    return Number(v);
+  }
+  readI32(addr: Address): number {
+    return view(this.read(addr, 4)).getInt32(0, true);
+  }
+  readU32(addr: Address): number {
+    return view(this.read(addr, 4)).getUint32(0, true);
+  }
+}
+
+/** The live process, through /proc/PID/mem (pread at the address). */
+export class ProcMemory extends BaseMemory {
+  readonly pid: number;
+  private fd: number;
+
+  private constructor(pid: number, fd: number) {
+    super();
+    this.pid = pid;
+    this.fd = fd;
+  }
+
+  static open(pid: number, procRoot = '/proc'): ProcMemory {
+    let fd: number;
+    try {
+      fd = openSync(`${procRoot}/${pid}/mem`, 'r');
+    } catch (e) {
+      throw mapOsError(pid, e, procRoot);
+    }
+    return new ProcMemory(pid, fd);
+  }
+
+  read(addr: Address, len: number): Uint8Array {
+    if (!Number.isSafeInteger(addr) || addr < 0 || addr + len > USER_SPACE_END) throw new BadReadError(addr, len, 'not a user-space address');
+    const buf = new Uint8Array(len);
+    let n: number;
+    try {
+      n = readSync(this.fd, buf, 0, len, addr);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EIO' || code === 'EFAULT') throw new BadReadError(addr, len, 'not mapped in the target');
+      throw mapOsError(this.pid, e);
+    }
+    // A read of 0 bytes means the process has exited (its mm is gone), reaped or a zombie.
+    if (n === 0 && isGone(this.pid)) throw new ProcessGoneError(this.pid);
+    if (n !== len) throw new BadReadError(addr, len, `short read (${n} bytes)`);
+    return buf;
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+function isGone(pid: number): boolean {
+  try {
+    return /^State:\s+[ZX]/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** Turn an OS error about /proc/PID/... into ProcessGoneError / PermissionError. */
+export function mapOsError(pid: number, e: unknown, procRoot = '/proc'): Error {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ENOENT' || err.code === 'ESRCH') return new ProcessGoneError(pid, err.message);
+  if (err.code === 'EACCES' || err.code === 'EPERM') {
+    if (!existsSync(`${procRoot}/${pid}`)) return new ProcessGoneError(pid, err.message);
+    return new PermissionError(pid, [err.code, ...accessFacts(pid, procRoot)].join('; '));
+  }
+  return err instanceof Error ? err : new Error(String(e));
+}
+
+/** What decides ptrace access, as far as we can see it: both uids and the Yama setting. */
+function accessFacts(pid: number, procRoot: string): string[] {
+  const facts: string[] = [];
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const uid = /^Uid:\s+(\d+)/m.exec(read(`${procRoot}/${pid}/status`) ?? '')?.[1];
+  if (process.getuid) facts.push(`we run as uid ${process.getuid()}${uid !== undefined ? `, the target as uid ${uid}` : ''}`);
+  const yama = read('/proc/sys/kernel/yama/ptrace_scope')?.trim();
+  facts.push(yama === undefined ? 'no Yama ptrace_scope on this kernel' : `Yama ptrace_scope is ${yama}`);
+  return facts;
+}
+
+/** A synthetic address space: a sparse set of (address, bytes) regions. For unit tests. */
+export class ImageMemory extends BaseMemory {
+  private regions: { start: Address; bytes: Uint8Array }[] = [];
+
+  constructor(regions: Iterable<readonly [Address, Uint8Array]> = []) {
+    super();
+    for (const [a, b] of regions) this.add(a, b);
+  }
+
+  add(start: Address, bytes: Uint8Array): this {
+    this.regions.push({ start, bytes });
+    this.regions.sort((x, y) => x.start - y.start);
+    return this;
+  }
+
+  read(addr: Address, len: number): Uint8Array {
+    for (const r of this.regions) {
+      if (addr >= r.start && addr + len <= r.start + r.bytes.length) {
+        return r.bytes.slice(addr - r.start, addr - r.start + len);
+      }
+    }
+    throw new BadReadError(addr, len, 'outside every region of the image');
+  }
+
+  close(): void {}
+}
