@@ -1,3 +1,7 @@
+import { chmodSync, copyFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -79,7 +83,14 @@ test('a non-root reader of a root process gets a PermissionError with the fix', 
   const { spawn } = await import('node:child_process');
   const target = spawn('sleep', ['30']);
   try {
-    const url = new URL('../../src/capture/sampler/memory.ts', import.meta.url).href;
+    // The checkout may sit under a directory the unprivileged user cannot enter (mktemp -d
+    // makes 0700 ones), so the module (it imports only node:fs) is copied somewhere readable.
+    const dir = mkdtempSync(join(tmpdir(), 'pylens-perm-'));
+    chmodSync(dir, 0o755);
+    const copy = join(dir, 'memory.ts');
+    copyFileSync(fileURLToPath(new URL('../../src/capture/sampler/memory.ts', import.meta.url)), copy);
+    chmodSync(copy, 0o644);
+    const url = pathToFileURL(copy).href;
     const code = `import { ProcMemory } from ${JSON.stringify(url)};
 try { ProcMemory.open(${target.pid}); console.log(JSON.stringify({ name: 'none' })); }
 catch (e) { console.log(JSON.stringify({ name: e.name, message: e.message, pid: e.pid })); }`;
