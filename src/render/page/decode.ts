@@ -59,9 +59,12 @@ function raw(buf: ArrayBuffer, spec: Exclude<ColumnSpec, { enc: 'const' }>, n: n
   }
 }
 
-export function intColumn(buf: ArrayBuffer, spec: ColumnSpec, n: number): Int32Array {
-  const out = new Int32Array(n);
-  if (spec.enc === 'const') return out.fill(spec.value);
+/** Expand a stored column (constant, plain or delta-coded) into `out`. */
+function expandColumn<T extends Int32Array | Float64Array>(out: T, buf: ArrayBuffer, spec: ColumnSpec, n: number): T {
+  if (spec.enc === 'const') {
+    out.fill(spec.value);
+    return out;
+  }
   const src = raw(buf, spec, n);
   if (spec.delta) {
     let acc = 0;
@@ -70,15 +73,12 @@ export function intColumn(buf: ArrayBuffer, spec: ColumnSpec, n: number): Int32A
   return out;
 }
 
+export function intColumn(buf: ArrayBuffer, spec: ColumnSpec, n: number): Int32Array {
+  return expandColumn(new Int32Array(n), buf, spec, n);
+}
+
 export function floatColumn(buf: ArrayBuffer, spec: ColumnSpec, n: number): Float64Array {
-  const out = new Float64Array(n);
-  if (spec.enc === 'const') return out.fill(spec.value);
-  const src = raw(buf, spec, n);
-  if (spec.delta) {
-    let acc = 0;
-    for (let i = 0; i < n; i++) out[i] = acc += src[i]!;
-  } else out.set(src);
-  return out;
+  return expandColumn(new Float64Array(n), buf, spec, n);
 }
 
 /** Startup timings in ms, filled by decodeColumns when given. */
