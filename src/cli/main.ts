@@ -80,6 +80,8 @@ function invokedDirectly(): boolean {
 }
 
 if (invokedDirectly()) {
+  // `npm run pylens -- …` runs in the package root; take relative paths from where the user was.
+  if (process.env.npm_lifecycle_event === 'pylens' && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
