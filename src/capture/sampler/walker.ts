@@ -1,0 +1,327 @@
+/**
+ * The stack walker: every thread of the main interpreter of a CPython 3.8–3.13 process,
+ * each with its Python stack, read through `ProcessMemory` (docs/cpython-internals.md §3–6).
+ *
+ * - Threads: `interp = *(rt + interpreters.head)`, `tstate = *(interp + threads.head)`, then
+ *   `tstate->next` (newest thread first, main thread last — the order CPython keeps).
+ * - Frames are returned LEAF FIRST (innermost call at index 0, `<module>` last).
+ * - 3.8–3.10: `tstate->frame`, `f_back`, `f_code`, `f_lasti` (3.8/3.9 byte offset, 3.10
+ *   code-unit index ×2; −1 = not started → `co_firstlineno`).
+ * - 3.11/3.12: `*(*(tstate + cframe) + current_frame)`, `previous`, `f_code`, `prev_instr`
+ *   (offset = ptr − (code + co_code_adaptive); −2 = not started → `co_firstlineno`).
+ *   3.12 skips CSTACK shim frames (owner ≥ 3).
+ * - 3.13: `tstate->current_frame`; `f_executable` may be `Py_None` (shims) or another
+ *   non-code object: frames whose executable's type is not named "code" are skipped.
+ * - 3.11+: incomplete frames (owner ≠ GENERATOR and instr_ptr < first traceable
+ *   instruction) are hidden, as CPython's `_PyFrame_IsIncomplete`.
+ * - `tid` is `native_thread_id` (the OS TID) on 3.11+; on 3.8–3.10 it is the pthread_t
+ *   (`thread_id`) for now — the TID lives inside glibc's struct pthread (not read yet).
+ *
+ * Robustness: depth is capped (`maxDepth`), cycles in the frame chain end the walk with an
+ * error, and any read error inside one thread makes that thread carry `error` instead of
+ * frames; `walkThreads` throws only when the interpreter/thread list itself is unreadable.
+ */
+import { lineInRanges, lineRanges, type LineRange } from './linetable.ts';
+import { BadReadError, BaseMemory, type Address, type ProcessMemory } from './memory.ts';
+import type { Layout } from './layouts/types.ts';
+
+export interface Frame {
+  name: string;
+  /** `co_qualname` on 3.11+; equal to `name` before */
+  qualname: string;
+  file: string;
+  /** null when the instruction has no line */
+  line: number | null;
+  firstLine: number;
+}
+
+export interface ThreadStack {
+  /** OS TID (`native_thread_id`) on 3.11+; the pthread_t (`thread_id`) on 3.8–3.10; −1 if unreadable */
+  tid: number;
+  /** pthread_self() of the thread */
+  pthreadId: bigint;
+  /** thread state address */
+  tstate: Address;
+  /** leaf (innermost) first; absent when `error` is set */
+  frames?: Frame[];
+  /** why this thread's stack could not be read */
+  error?: string;
+  /** true when the stack was cut at `maxDepth` */
+  truncated?: boolean;
+}
+
+export interface WalkerRuntime {
+  runtimeAddress: Address;
+}
+
+export interface WalkOptions {
+  maxDepth?: number;
+  maxThreads?: number;
+  /**
+   * reuse across walks: code object address → decoded info. A code object freed and its
+   * address reused by another code object would be misnamed; callers that keep a cache
+   * for long should bound or flush it.
+   */
+  cache?: CodeCache;
+  /** read whole 4 KiB pages once per walk (default true): one pread per page instead of per field */
+  pageCache?: boolean;
+}
+
+export const MAX_STRING_CHARS = 4096;
+const MAX_BYTES = 1 << 20;
+const OWNER_GENERATOR = 1;
+const OWNER_CSTACK = 3;
+
+export interface CodeInfo {
+  name: string;
+  qualname: string;
+  file: string;
+  firstLine: number;
+  /** `_co_firsttraceable` in code units (3.11+; 0 before) */
+  firstTraceable: number;
+  ranges: LineRange[];
+}
+
+export type CodeCache = Map<Address, CodeInfo>;
+
+export class WalkError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WalkError';
+  }
+}
+
+function dv(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** A PyUnicode object as a JS string (compact ASCII, compact latin-1/UCS2/UCS4, or non-compact). */
+export function readUnicode(mem: ProcessMemory, layout: Layout, addr: Address, maxChars = MAX_STRING_CHARS): string {
+  const U = layout.unicode;
+  const head = mem.read(addr, U.state + 4);
+  const d = dv(head);
+  const length = Number(d.getBigInt64(U.length, true));
+  const state = d.getUint32(U.state, true);
+  if (length < 0 || length > maxChars) throw new WalkError(`string at 0x${addr.toString(16)} has length ${length} (limit ${maxChars})`);
+  const kind = (state >> 2) & 7;
+  const compact = (state >> 5) & 1;
+  const ascii = (state >> 6) & 1;
+  if (kind !== 1 && kind !== 2 && kind !== 4) throw new WalkError(`string at 0x${addr.toString(16)} has kind ${kind}`);
+  if (ascii && kind !== 1) throw new WalkError(`string at 0x${addr.toString(16)}: ascii with kind ${kind}`);
+  let data: Address;
+  if (compact) data = addr + (ascii ? U.ascii_size : U.compact_size);
+  else data = mem.readPtr(addr + U.data);
+  if (length === 0) return '';
+  const bytes = mem.read(data, length * kind);
+  if (kind === 1) return Buffer.from(bytes).toString('latin1');
+  if (kind === 2) return Buffer.from(bytes).toString('utf16le');
+  const v = dv(bytes);
+  let s = '';
+  for (let i = 0; i < length; i++) s += String.fromCodePoint(Math.min(v.getUint32(i * 4, true), 0x10ffff));
+  return s;
+}
+
+/** The contents of a PyBytes object (bounded). */
+export function readBytes(mem: ProcessMemory, layout: Layout, addr: Address, maxBytes = MAX_BYTES): Uint8Array {
+  const size = Number(mem.readU64(addr + layout.bytes.ob_size));
+  if (size < 0 || size > maxBytes) throw new WalkError(`bytes at 0x${addr.toString(16)} has size ${size} (limit ${maxBytes})`);
+  return size === 0 ? new Uint8Array(0) : mem.read(addr + layout.bytes.ob_sval, size);
+}
+
+/** Decode a code object (name, qualname, file, first line, line ranges), cached by address. */
+export function readCode(mem: ProcessMemory, layout: Layout, minor: number, addr: Address, cache?: CodeCache): CodeInfo {
+  const hit = cache?.get(addr);
+  if (hit) return hit;
+  const C = layout.code;
+  const name = readUnicode(mem, layout, mem.readPtr(addr + C.name));
+  const qualname = C.qualname !== null ? readUnicode(mem, layout, mem.readPtr(addr + C.qualname)) : name;
+  const file = readUnicode(mem, layout, mem.readPtr(addr + C.filename));
+  const firstLine = mem.readI32(addr + C.firstlineno);
+  const table = readBytes(mem, layout, mem.readPtr(addr + C.linetable));
+  const firstTraceable = C.firsttraceable !== null ? mem.readI32(addr + C.firsttraceable) : 0;
+  const info: CodeInfo = { name, qualname, file, firstLine, firstTraceable, ranges: lineRanges(minor, table, firstLine) };
+  cache?.set(addr, info);
+  return info;
+}
+
+export const PAGE_SIZE = 4096;
+
+/**
+ * A read-through page cache over another `ProcessMemory`, for the duration of one walk:
+ * each 4 KiB page is read at most once. Reads longer than two pages, and reads touching a
+ * page whose whole-page read failed (live mappings are page-aligned, so that is rare; a
+ * synthetic `ImageMemory` has unaligned regions), go straight to the inner memory.
+ * Use a fresh one per walk: the target keeps running, so pages go stale.
+ */
+export class PageCacheMemory extends BaseMemory {
+  private inner: ProcessMemory;
+  private pages = new Map<Address, Uint8Array | null>();
+  constructor(inner: ProcessMemory) {
+    super();
+    this.inner = inner;
+  }
+  /** the page's bytes, or null when the whole page cannot be read */
+  private page(p: Address): Uint8Array | null {
+    let b = this.pages.get(p);
+    if (b === undefined) {
+      try {
+        b = this.inner.read(p, PAGE_SIZE);
+      } catch (e) {
+        if (!(e instanceof BadReadError)) throw e;
+        b = null;
+      }
+      this.pages.set(p, b);
+    }
+    return b;
+  }
+  read(addr: Address, len: number): Uint8Array {
+    if (len > 2 * PAGE_SIZE || !Number.isSafeInteger(addr) || addr < 0) return this.inner.read(addr, len);
+    const first = addr - (addr % PAGE_SIZE);
+    const off = addr - first;
+    if (off + len <= PAGE_SIZE) {
+      const b = this.page(first);
+      return b ? b.subarray(off, off + len) : this.inner.read(addr, len);
+    }
+    const out = new Uint8Array(len);
+    let done = 0;
+    for (let p = first; done < len; p += PAGE_SIZE) {
+      const b = this.page(p);
+      if (!b) return this.inner.read(addr, len);
+      const from = p === first ? off : 0;
+      const n = Math.min(PAGE_SIZE - from, len - done);
+      out.set(b.subarray(from, from + n), done);
+      done += n;
+    }
+    return out;
+  }
+  close(): void {}
+}
+
+/** Decides whether an object address is a code object (3.13: f_executable may be anything). */
+export class CodeTypeCheck {
+  private types = new Map<Address, boolean>();
+  private mem: ProcessMemory;
+  private layout: Layout;
+  constructor(mem: ProcessMemory, layout: Layout) {
+    this.mem = mem;
+    this.layout = layout;
+  }
+  isCode(obj: Address): boolean {
+    const type = this.mem.readPtr(obj + this.layout.object.ob_type);
+    let known = this.types.get(type);
+    if (known === undefined) {
+      const namePtr = this.mem.readPtr(type + this.layout.type.tp_name);
+      known = Buffer.from(this.mem.read(namePtr, 5)).toString('latin1') === 'code\0';
+      this.types.set(type, known);
+    }
+    return known;
+  }
+}
+
+function frameOf(info: CodeInfo, offset: number, notStarted: boolean): Frame {
+  const line = notStarted ? info.firstLine : lineInRanges(info.ranges, offset);
+  return { name: info.name, qualname: info.qualname, file: info.file, line, firstLine: info.firstLine };
+}
+
+/** The Python stack of one thread state, leaf first. */
+export function walkStack(
+  mem: ProcessMemory,
+  layout: Layout,
+  minor: number,
+  tstate: Address,
+  opts: { maxDepth?: number; cache?: CodeCache; codeCheck?: CodeTypeCheck } = {},
+): { frames: Frame[]; truncated: boolean } {
+  const maxDepth = opts.maxDepth ?? 4096;
+  const cache = opts.cache ?? new Map();
+  const F = layout.frame;
+  const frames: Frame[] = [];
+  const seen = new Set<Address>();
+  let frame: Address;
+  if (minor <= 10) frame = mem.readPtr(tstate + layout.tstate.frame!);
+  else if (minor <= 12) {
+    const cframe = mem.readPtr(tstate + layout.tstate.cframe!);
+    frame = cframe === 0 ? 0 : mem.readPtr(cframe + layout.cframe.current_frame!);
+  } else frame = mem.readPtr(tstate + layout.tstate.current_frame!);
+
+  // Walk budget: visited frames (including skipped shims) are bounded too.
+  const maxVisited = maxDepth * 2 + 64;
+  let truncated = false;
+  while (frame !== 0) {
+    if (seen.has(frame)) throw new WalkError(`frame chain loops at 0x${frame.toString(16)}`);
+    seen.add(frame);
+    if (frames.length >= maxDepth || seen.size > maxVisited) {
+      truncated = true;
+      break;
+    }
+    const raw = mem.read(frame, F.size);
+    const d = dv(raw);
+    const code = Number(d.getBigUint64(F.code, true));
+    const previous = Number(d.getBigUint64(F.previous, true));
+    if (minor <= 10) {
+      const lasti = d.getInt32(F.lasti!, true);
+      const info = readCode(mem, layout, minor, code, cache);
+      frames.push(frameOf(info, minor === 10 ? lasti * 2 : lasti, lasti < 0));
+    } else {
+      const owner = d.getUint8(F.owner!);
+      const instr = Number(d.getBigUint64(F.instr_ptr!, true));
+      let skip = minor >= 12 && owner >= OWNER_CSTACK;
+      // 3.13: f_executable may be Py_None (shims) or another non-code object; a cached
+      // address was checked when it was cached.
+      if (!skip && minor >= 13 && !cache.has(code)) {
+        const check = opts.codeCheck ?? new CodeTypeCheck(mem, layout);
+        skip = code === 0 || !check.isCode(code);
+      }
+      if (!skip) {
+        const info = readCode(mem, layout, minor, code, cache);
+        const first = code + layout.code.code_adaptive!;
+        // incomplete frame (CPython's _PyFrame_IsIncomplete): hidden
+        if (owner === OWNER_GENERATOR || instr >= first + info.firstTraceable * 2) {
+          const offset = instr - first;
+          frames.push(frameOf(info, offset, offset < 0));
+        }
+      }
+    }
+    frame = previous;
+  }
+  return { frames, truncated };
+}
+
+/**
+ * Every thread of the main interpreter with its stack (leaf first). One thread's read
+ * error becomes that thread's `error`; only an unreadable interpreter or thread list throws.
+ */
+export function walkThreads(
+  mem: ProcessMemory,
+  rt: WalkerRuntime,
+  layout: Layout,
+  version: { major: number; minor: number },
+  opts: WalkOptions = {},
+): ThreadStack[] {
+  const minor = version.minor;
+  if (version.major !== 3 || minor < 8 || minor > 13) throw new WalkError(`no stack walker for Python ${version.major}.${minor}`);
+  const cache = opts.cache ?? new Map();
+  if (opts.pageCache !== false) mem = new PageCacheMemory(mem);
+  const codeCheck = new CodeTypeCheck(mem, layout);
+  const maxThreads = opts.maxThreads ?? 4096;
+  const interp = mem.readPtr(rt.runtimeAddress + layout.runtime.interpreters_head);
+  if (interp === 0) return [];
+  const out: ThreadStack[] = [];
+  const seen = new Set<Address>();
+  let tstate = mem.readPtr(interp + layout.interp.threads_head);
+  while (tstate !== 0 && !seen.has(tstate) && out.length < maxThreads) {
+    seen.add(tstate);
+    const t: ThreadStack = { tid: -1, pthreadId: 0n, tstate };
+    try {
+      t.pthreadId = mem.readU64(tstate + layout.tstate.thread_id);
+      t.tid = layout.tstate.native_thread_id !== null ? Number(mem.readU64(tstate + layout.tstate.native_thread_id)) : Number(t.pthreadId);
+      const { frames, truncated } = walkStack(mem, layout, minor, tstate, { maxDepth: opts.maxDepth, cache, codeCheck });
+      t.frames = frames;
+      if (truncated) t.truncated = true;
+    } catch (e) {
+      t.error = e instanceof Error ? e.message : String(e);
+    }
+    out.push(t);
+    tstate = mem.readPtr(tstate + layout.tstate.next);
+  }
+  return out;
+}
