@@ -8,6 +8,7 @@ import { PYLENS_VERSION } from '../version.ts';
 import { parseArgs, renderHelp, UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { convertSpec, reportSpec, runConvert, runReport, runView, viewSpec } from './commands.ts';
 import { EXIT_OK, explain } from './errors.ts';
+import { dumpSpec, runDump } from './dump.ts';
 
 interface Command {
   spec: CommandSpec;
@@ -18,6 +19,7 @@ const COMMANDS: Command[] = [
   { spec: convertSpec, run: runConvert },
   { spec: viewSpec, run: runView },
   { spec: reportSpec, run: runReport },
+  { spec: dumpSpec, run: runDump },
 ];
 
 function overview(): string {

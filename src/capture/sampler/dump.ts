@@ -1,0 +1,180 @@
+/**
+ * One snapshot of every Python thread of a live process, as `py-spy dump` prints it:
+ * thread identity, OS run state, who holds the GIL, and the stack (leaf first).
+ *
+ * - State: `/proc/PID/task/TID/stat`, the state letter after the last ')': 'R' = running,
+ *   anything else idle. Needs the OS TID: 3.11+ `native_thread_id`; 3.8–3.10 only have the
+ *   pthread_t, which is the address of glibc's `struct pthread`, whose `tid` field is found
+ *   by `findPthreadTidOffset` (the one offset at which every thread's struct holds a distinct
+ *   TID of /proc/PID/task, one of them the PID). Unmappable → state 'unknown'.
+ * - GIL (docs/cpython-internals.md §7): 3.8–3.11 `_PyRuntime.ceval.gil`, 3.12+ the struct
+ *   `interp->ceval.gil` points to; holder tstate = locked ? last_holder : none. The two
+ *   words are read without synchronisation, so a dump racing a GIL hand-off may show none.
+ * - Names are not read yet (`threading._active` needs dict walking): `name` is absent.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { layoutFor } from './layouts/index.ts';
+import type { Layout } from './layouts/types.ts';
+import { BadReadError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
+import { locateRuntime, UnsupportedVersionError, type PythonVersion } from './runtime.ts';
+import { walkThreads, type Frame } from './walker.ts';
+
+export type ThreadRunState = 'running' | 'idle' | 'unknown';
+
+export interface DumpThread {
+  /** OS TID when known (3.11+, or mapped from the pthread on 3.8–3.10); else the pthread_t as a number */
+  tid: number;
+  /** pthread_self() of the thread, as a decimal string (JSON has no bigint) */
+  pthreadId: string;
+  /** true when `tid` is a real OS TID */
+  tidIsOs: boolean;
+  name?: string;
+  state: ThreadRunState;
+  /** null when the GIL state could not be read */
+  holdsGil: boolean | null;
+  /** leaf first; empty when `error` is set */
+  frames: Frame[];
+  error?: string;
+  truncated?: boolean;
+}
+
+export interface DumpResult {
+  pid: number;
+  python: { version: string; library: string };
+  threads: DumpThread[];
+}
+
+/** OS state letter of a task ('R', 'S', 'D', …), or undefined if unreadable. */
+export function taskStateLetter(pid: number, tid: number, procRoot = '/proc'): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`${procRoot}/${pid}/task/${tid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return parseStatState(text);
+}
+
+/** The state letter in a /proc stat line: first non-space after the last ')' (comm may contain ')'). */
+export function parseStatState(stat: string): string | undefined {
+  const i = stat.lastIndexOf(')');
+  if (i < 0) return undefined;
+  return /^\s*(\S)/.exec(stat.slice(i + 1))?.[1];
+}
+
+export function taskIds(pid: number, procRoot = '/proc'): number[] {
+  try {
+    return readdirSync(`${procRoot}/${pid}/task`).map(Number).filter(Number.isInteger);
+  } catch {
+    return [];
+  }
+}
+
+const PTHREAD_SCAN_BYTES = 2048;
+/** glibc 2.36 on x86-64 (the machine's); tried first */
+const PTHREAD_TID_GUESS = 720;
+
+/**
+ * The offset of `tid` in glibc's `struct pthread` (pthread_t is its address): the 4-aligned
+ * offset at which every thread's struct holds a distinct TID from `tids`, one equal to `pid`
+ * (the main thread). Undefined when no such offset (or a struct is unreadable).
+ */
+export function findPthreadTidOffset(mem: ProcessMemory, pthreads: bigint[], tids: number[], pid: number): number | undefined {
+  if (pthreads.length === 0 || !tids.includes(pid)) return undefined;
+  const set = new Set(tids);
+  const views: DataView[] = [];
+  for (const p of pthreads) {
+    if (p === 0n || p >= 1n << 47n) return undefined;
+    try {
+      const b = mem.read(Number(p), PTHREAD_SCAN_BYTES);
+      views.push(new DataView(b.buffer, b.byteOffset, b.byteLength));
+    } catch (e) {
+      if (e instanceof BadReadError) return undefined;
+      throw e;
+    }
+  }
+  const fits = (off: number) => {
+    const seen = new Set<number>();
+    for (const v of views) {
+      const t = v.getInt32(off, true);
+      if (!set.has(t) || seen.has(t)) return false;
+      seen.add(t);
+    }
+    return seen.has(pid);
+  };
+  if (fits(PTHREAD_TID_GUESS)) return PTHREAD_TID_GUESS;
+  for (let off = 0; off + 4 <= PTHREAD_SCAN_BYTES; off += 4) if (fits(off)) return off;
+  return undefined;
+}
+
+/** The tstate holding the GIL, 0 when nobody holds it, null when it cannot be read. */
+export function gilHolder(mem: ProcessMemory, layout: Layout, runtimeAddress: Address, minor: number): Address | null {
+  try {
+    let gil: Address;
+    if (minor <= 11) {
+      if (layout.runtime.gil_last_holder === null || layout.runtime.gil_locked === null) return null;
+      const locked = mem.readI32(runtimeAddress + layout.runtime.gil_locked);
+      return locked ? mem.readPtr(runtimeAddress + layout.runtime.gil_last_holder) : 0;
+    }
+    if (layout.interp.ceval_gil === null) return null;
+    const interp = mem.readPtr(runtimeAddress + layout.runtime.interpreters_head);
+    if (interp === 0) return null;
+    gil = mem.readPtr(interp + layout.interp.ceval_gil);
+    if (gil === 0) return null;
+    const locked = mem.readI32(gil + layout.gil.locked);
+    return locked ? mem.readPtr(gil + layout.gil.last_holder) : 0;
+  } catch (e) {
+    if (e instanceof BadReadError) return null;
+    throw e;
+  }
+}
+
+/**
+ * Snapshot process `pid`. Throws the sampler's typed errors (ProcessGoneError,
+ * PermissionError, RuntimeNotFoundError, UnsupportedVersionError); the CLI explains them.
+ */
+export function dumpProcess(pid: number): DumpResult {
+  const rt = locateRuntime(pid);
+  const v: PythonVersion = rt.version;
+  const layout = layoutFor(v.major, v.minor);
+  if (!layout) throw new UnsupportedVersionError(pid, v);
+  const mem = ProcMemory.open(pid);
+  try {
+    const walked = walkThreads(mem, rt, layout, v);
+    const holder = gilHolder(mem, layout, rt.runtimeAddress, v.minor);
+    const tids = taskIds(pid);
+    let osTid: (t: (typeof walked)[number]) => number | undefined;
+    if (layout.tstate.native_thread_id !== null) {
+      osTid = (t) => (t.tid > 0 ? t.tid : undefined);
+    } else {
+      const off = findPthreadTidOffset(mem, walked.map((t) => t.pthreadId), tids, pid);
+      osTid = (t) => {
+        if (off === undefined) return undefined;
+        try {
+          return mem.readI32(Number(t.pthreadId) + off);
+        } catch (e) {
+          if (e instanceof BadReadError) return undefined;
+          throw e;
+        }
+      };
+    }
+    const threads = walked.map((t): DumpThread => {
+      const tid = osTid(t);
+      const letter = tid !== undefined ? taskStateLetter(pid, tid) : undefined;
+      const out: DumpThread = {
+        tid: tid ?? t.tid,
+        pthreadId: t.pthreadId.toString(),
+        tidIsOs: tid !== undefined,
+        state: letter === undefined ? 'unknown' : letter === 'R' ? 'running' : 'idle',
+        holdsGil: holder === null ? null : holder !== 0 && holder === t.tstate,
+        frames: t.frames ?? [],
+      };
+      if (t.error !== undefined) out.error = t.error;
+      if (t.truncated) out.truncated = true;
+      return out;
+    });
+    return { pid, python: { version: v.text, library: rt.libraryPath }, threads };
+  } finally {
+    mem.close();
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * `pylens dump -p PID [--json]`: print every Python thread's stack of a running process
+ * once (py-spy dump's surface). Thin: dumpProcess → render.
+ */
+import { readFileSync } from 'node:fs';
+import { basename, relative } from 'node:path';
+import { dumpProcess, type DumpResult } from '../capture/sampler/dump.ts';
+import { PermissionError, ProcessGoneError } from '../capture/sampler/memory.ts';
+import { RuntimeNotFoundError, UnsupportedVersionError } from '../capture/sampler/runtime.ts';
+import { UsageError, type CommandSpec, type Parsed } from './args.ts';
+import { CliError } from './errors.ts';
+
+export const dumpSpec: CommandSpec = {
+  name: 'dump',
+  summary: 'Print the current Python stack of every thread of a running process.',
+  usage: 'pylens dump -p PID [--json]',
+  positionals: { min: 0, max: 0 },
+  options: [
+    { name: 'pid', short: 'p', type: 'number', value: 'PID', help: 'the Python process to inspect (required)' },
+    { name: 'json', type: 'boolean', help: 'machine-readable output' },
+  ],
+  examples: ['pylens dump -p 1234', 'pylens dump -p $(pgrep -f app.py) --json | jq .threads[0].frames'],
+};
+
+/** The command line of a process, for the header ("python3.12 app.py"); undefined if unreadable. */
+export function processCommandLine(pid: number): string | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    const parts = raw.split('\0').filter((s, i, a) => s !== '' || i < a.length - 1);
+    if (parts.length === 0) return undefined;
+    parts[0] = basename(parts[0]!);
+    return parts.join(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** A file name for display: relative to `cwd` when under it, else its base name. */
+export function displayFile(file: string, cwd = process.cwd()): string {
+  if (!file.startsWith('/')) return file;
+  const rel = relative(cwd, file);
+  return rel && !rel.startsWith('..') && !rel.startsWith('/') ? rel : basename(file);
+}
+
+/** The py-spy-style text rendering of a dump. */
+export function renderDump(d: DumpResult, opts: { cmdline?: string; cwd?: string } = {}): string {
+  const lines = [`Process ${d.pid}: ${opts.cmdline ?? '?'}`, `Python v${d.python.version} (${d.python.library})`, ''];
+  for (const t of d.threads) {
+    const id = t.tidIsOs ? String(t.tid) : `0x${BigInt(t.pthreadId).toString(16).toUpperCase()}`;
+    const state = t.state === 'running' ? 'active' : t.state;
+    const gil = t.holdsGil ? ' [holds the GIL]' : '';
+    lines.push(`Thread ${id} (${state})${t.name ? ` "${t.name}"` : ''}${gil}`);
+    if (t.error !== undefined) lines.push(`    <stack unreadable: ${t.error}>`);
+    for (const f of t.frames) lines.push(`    ${f.qualname} (${displayFile(f.file, opts.cwd)}${f.line !== null ? `:${f.line}` : ''})`);
+    if (t.truncated) lines.push('    … (truncated)');
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** dumpProcess with the sampler's errors turned into CliErrors. */
+export function dumpOrExplain(pid: number): DumpResult {
+  try {
+    return dumpProcess(pid);
+  } catch (e) {
+    if (e instanceof ProcessGoneError) throw new CliError(`process ${pid} does not exist (it has exited, or never existed)`, 'check the PID with ps; the process may have exited');
+    if (e instanceof PermissionError) {
+      const i = e.message.indexOf('Reading /proc/PID/mem');
+      throw new CliError(i > 0 ? e.message.slice(0, i).trim() : e.message, i > 0 ? e.message.slice(i) : 'run as the same user as the target, or with CAP_SYS_PTRACE');
+    }
+    if (e instanceof UnsupportedVersionError) {
+      throw new CliError(`PID ${pid} runs Python ${e.version.text}, which pylens dump does not support`, 'pylens supports CPython 3.8 to 3.13; use a supported interpreter');
+    }
+    if (e instanceof RuntimeNotFoundError) {
+      throw new CliError(`PID ${pid} does not look like a CPython process (no _PyRuntime found in its maps): ${e.message}`, 'pass the PID of a python process (not a shell or launcher wrapping it); check with ps -o pid,cmd');
+    }
+    throw e;
+  }
+}
+
+export function runDump(args: Parsed): number {
+  const pid = args.options.pid as number | undefined;
+  if (pid === undefined) throw new UsageError('dump', 'missing -p PID (the process to dump)');
+  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError('dump', `-p expects a process id (a whole number > 0), got ${pid}`);
+  const d = dumpOrExplain(pid);
+  if (args.options.json) process.stdout.write(JSON.stringify(d, null, 2) + '\n');
+  else process.stdout.write(renderDump(d, { cmdline: processCommandLine(pid) }));
+  return 0;
+}
