@@ -1,0 +1,208 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runSchedule, sampleProcess, type SamplerClock } from '../../src/capture/sampler/sampler.ts';
+import { sampleState, type Profile } from '../../src/model/profile.ts';
+import { validateProfile } from '../../src/model/query.ts';
+import { installedPythons } from './pythons.ts';
+
+// ---- the schedule, on a fake clock ------------------------------------------------------
+
+function fakeClock(): SamplerClock & { now: number; sleeps: number[] } {
+  const c = {
+    now: 0,
+    sleeps: [] as number[],
+    nowNs: () => c.now,
+    sleepUntilNs: async (t: number) => {
+      c.sleeps.push(t);
+      c.now = Math.max(c.now, t);
+    },
+  };
+  return c;
+}
+
+test('runSchedule: absolute deadlines; a slow tick skips and counts the missed ticks, no catch-up burst', async () => {
+  const clock = fakeClock();
+  const P = 10_000_000; // 10 ms
+  const times: number[] = [];
+  const r = await runSchedule(
+    clock,
+    P,
+    (since) => {
+      times.push(since);
+      if (times.length === 4) clock.now += 55_000_000; // the 4th tick (at 30 ms) takes 55 ms
+      else clock.now += 1_000_000; // others take 1 ms: the next deadline stays absolute
+    },
+    { durationNs: 200_000_000 },
+  );
+  const ms = times.map((t) => t / 1e6);
+  assert.deepEqual(ms.slice(0, 6), [0, 10, 20, 30, 85, 90]);
+  assert.equal(r.missedTicks, 4, 'deadlines 40, 50, 60, 70 skipped');
+  assert.equal(r.ticks + r.missedTicks, 20, 'every deadline in 200 ms is either ticked or counted missed');
+  assert.equal(ms.filter((t) => t > 30 && t < 90).length, 1, 'one late tick, not a burst');
+  assert.equal(ms.at(-1), 190);
+  assert.ok(clock.sleeps.every((t) => t % P === 0), 'sleeps target absolute deadlines');
+});
+
+test('runSchedule: an aborted signal stops before the next tick; "stop" from tick ends it', async () => {
+  const clock = fakeClock();
+  const ac = new AbortController();
+  let n = 0;
+  const r = await runSchedule(clock, 1000, () => {
+    if (++n === 3) ac.abort();
+  }, { signal: ac.signal });
+  assert.equal(r.ticks, 3);
+  let m = 0;
+  const r2 = await runSchedule(fakeClock(), 1000, () => (++m === 5 ? 'stop' : undefined));
+  assert.equal(r2.ticks, 5);
+});
+
+// ---- live processes ---------------------------------------------------------------------
+
+const SCRIPT = `import sys, time
+def hot(until):
+    while time.perf_counter() < until:
+        pass
+def cold():
+    time.sleep(0.02)
+def main(total):
+    end = time.perf_counter() + total
+    print("ready", flush=True)
+    while time.perf_counter() < end:
+        hot(time.perf_counter() + 0.08)
+        cold()
+main(float(sys.argv[1]))
+`;
+
+const dir = mkdtempSync(join(tmpdir(), 'pylens-sampler-'));
+const scriptPath = join(dir, 'hot_cold.py');
+writeFileSync(scriptPath, SCRIPT);
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function startHotCold(exe: string, seconds: number): Promise<ChildProcess> {
+  const child = spawn(exe, [scriptPath, String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('\n')) resolve();
+    });
+    child.once('error', reject);
+    child.once('exit', (c) => reject(new Error(`${exe} exited with ${c} before printing`)));
+    setTimeout(() => reject(new Error(`${exe} printed nothing within 20 s`)), 20_000).unref();
+  });
+  return child;
+}
+
+function leafName(p: Profile, i: number): string | undefined {
+  const s = p.samples.stack[i]!;
+  if (s < 0) return undefined;
+  return p.strings[p.frames.name[p.stacks.frame[s]!]!];
+}
+
+const pythons = installedPythons().filter((p) => p.minor >= 8 && p.minor <= 13);
+
+for (const py of pythons) {
+  test(`sampleProcess on live ${py.label}: hot dominates, rate ~100 Hz, idle mode shows cold`, async (t) => {
+    const child = await startHotCold(py.exe, 30);
+    try {
+      const pid = child.pid!;
+      const p = await sampleProcess(pid, { rateHz: 100, durationS: 1.5 });
+      validateProfile(p);
+      const m = p.meta;
+      const extra = m.extra!;
+      const rate = Number(extra.achievedRateHz);
+      t.diagnostic(
+        `${py.label}: achieved ${rate.toFixed(1)} Hz, ${extra.ticks} ticks, ${extra.missedTicks} missed, ` +
+          `${m.sampleCount} samples, ${m.errorCount} errors, overhead ${(m.overhead!.fraction! * 100).toFixed(2)} % (${m.overhead!.method})`,
+      );
+      assert.equal(m.lens, 'sampling');
+      assert.equal(m.backend, 'pylens-sampler');
+      assert.equal(m.mode, 'cpu');
+      assert.equal(m.pid, pid);
+      assert.equal(m.rateHz, 100);
+      assert.ok(m.command!.some((a) => a.endsWith('hot_cold.py')), `command ${m.command}`);
+      assert.match(m.environment.python!.version!, new RegExp(`^3\\.${py.minor}\\.`));
+      assert.equal(m.environment.python!.implementation, 'CPython');
+      assert.ok(m.environment.cpuCores! > 0);
+      assert.ok(Math.abs(m.durationNs! / 1e9 - 1.5) < 0.2, `duration ${m.durationNs}`);
+      assert.ok(Math.abs(rate - 100) <= 20, `achieved rate ${rate}`);
+      assert.ok(m.errorCount <= 2, `errors ${m.errorCount}`);
+      assert.ok(m.overhead!.fraction! >= 0 && m.overhead!.fraction! < 0.5, `overhead ${m.overhead!.fraction}`);
+      assert.equal(m.sampleCount, p.samples.length);
+      assert.ok(p.samples.length > 50, `${p.samples.length} samples`);
+      assert.equal(p.threads.length, 1);
+      assert.equal(p.threads.tid[0], pid, 'main thread carries its OS TID');
+      let hot = 0;
+      for (let i = 0; i < p.samples.length; i++) {
+        assert.notEqual(sampleState(p, i), 'idle', 'cpu mode drops idle samples');
+        if (leafName(p, i) === 'hot') hot++;
+      }
+      t.diagnostic(`${py.label}: hot is the leaf of ${hot} of ${p.samples.length} on-CPU samples`);
+      assert.ok(hot / p.samples.length > 0.6, `hot in ${hot} of ${p.samples.length}`);
+      // root first: <module> → main → hot
+      const s = p.samples.stack[0]!;
+      let root = s;
+      while (p.stacks.parent[root]! >= 0) root = p.stacks.parent[root]!;
+      assert.equal(p.strings[p.frames.name[p.stacks.frame[root]!]!], '<module>');
+      const times = p.samples.time!;
+      for (let i = 1; i < times.length; i++) assert.ok(times[i]! >= times[i - 1]!, 'times ascend');
+
+      // idle (wall) mode: the sleeping cold() shows up as 'idle'
+      const w = await sampleProcess(pid, { rateHz: 100, durationS: 1, idle: true });
+      validateProfile(w);
+      assert.equal(w.meta.mode, 'wall');
+      let coldIdle = 0;
+      let hotCpu = 0;
+      for (let i = 0; i < w.samples.length; i++) {
+        const leaf = leafName(w, i);
+        if (leaf === 'cold' && sampleState(w, i) === 'idle') coldIdle++;
+        if (leaf === 'hot' && sampleState(w, i) === 'on-cpu') hotCpu++;
+      }
+      t.diagnostic(`${py.label} wall: ${w.samples.length} samples, cold idle ${coldIdle}, hot on-cpu ${hotCpu}, achieved ${Number(w.meta.extra!.achievedRateHz).toFixed(1)} Hz`);
+      assert.ok(coldIdle >= 3, `cold idle samples: ${coldIdle}`);
+      assert.ok(hotCpu > coldIdle, 'hot still dominates');
+
+      // gilOnly: only the GIL holder (the single busy main thread) is kept
+      const g = await sampleProcess(pid, { rateHz: 100, durationS: 0.5, gilOnly: true, idle: true });
+      validateProfile(g);
+      assert.equal(g.meta.extra!.gilSamples, g.samples.length);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+}
+
+const one = pythons.find((p) => p.minor === 12) ?? pythons.at(-1);
+
+test('sampleProcess: the target exiting mid-sampling returns what was collected', { skip: one ? false : 'no Python installed' }, async (t) => {
+  const child = await startHotCold(one!.exe, 0.6);
+  const t0 = performance.now();
+  const p = await sampleProcess(child.pid!, { rateHz: 100, durationS: 10 });
+  const took = (performance.now() - t0) / 1000;
+  t.diagnostic(`${one!.label}: target exited; sampling took ${took.toFixed(2)} s, ${p.samples.length} samples, ${p.meta.errorCount} errors`);
+  validateProfile(p);
+  assert.ok(took < 5, `returned after ${took} s`);
+  assert.ok(p.samples.length > 10, `${p.samples.length} samples`);
+  assert.ok(p.meta.durationNs! < 5e9);
+});
+
+test('sampleProcess: an AbortSignal ends sampling early and keeps the samples', { skip: one ? false : 'no Python installed' }, async () => {
+  const child = await startHotCold(one!.exe, 30);
+  try {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 400);
+    const t0 = performance.now();
+    const p = await sampleProcess(child.pid!, { rateHz: 100, durationS: 20, signal: ac.signal });
+    const took = (performance.now() - t0) / 1000;
+    validateProfile(p);
+    assert.ok(took < 2, `returned after ${took} s`);
+    assert.ok(p.samples.length > 10, `${p.samples.length} samples`);
+    assert.ok(p.meta.durationNs! < 2e9);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
