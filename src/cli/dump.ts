@@ -57,23 +57,28 @@ export function renderDump(d: DumpResult, opts: { cmdline?: string; cwd?: string
   return lines.join('\n') + '\n';
 }
 
+/** The sampler's attach errors as CliErrors (what went wrong with PID, and the fix); other errors unchanged. */
+export function attachError(e: unknown, pid: number, command: string): unknown {
+  if (e instanceof ProcessGoneError) return new CliError(`process ${pid} does not exist (it has exited, or never existed)`, 'check the PID with ps; the process may have exited');
+  if (e instanceof PermissionError) {
+    const i = e.message.indexOf('Reading /proc/PID/mem');
+    return new CliError(i > 0 ? e.message.slice(0, i).trim() : e.message, i > 0 ? e.message.slice(i) : 'run as the same user as the target, or with CAP_SYS_PTRACE');
+  }
+  if (e instanceof UnsupportedVersionError) {
+    return new CliError(`PID ${pid} runs Python ${e.version.text}, which pylens ${command} does not support`, 'pylens supports CPython 3.8 to 3.13; use a supported interpreter');
+  }
+  if (e instanceof RuntimeNotFoundError) {
+    return new CliError(`PID ${pid} does not look like a CPython process (no _PyRuntime found in its maps): ${e.message}`, 'pass the PID of a python process (not a shell or launcher wrapping it); check with ps -o pid,cmd');
+  }
+  return e;
+}
+
 /** dumpProcess with the sampler's errors turned into CliErrors. */
 export function dumpOrExplain(pid: number): DumpResult {
   try {
     return dumpProcess(pid);
   } catch (e) {
-    if (e instanceof ProcessGoneError) throw new CliError(`process ${pid} does not exist (it has exited, or never existed)`, 'check the PID with ps; the process may have exited');
-    if (e instanceof PermissionError) {
-      const i = e.message.indexOf('Reading /proc/PID/mem');
-      throw new CliError(i > 0 ? e.message.slice(0, i).trim() : e.message, i > 0 ? e.message.slice(i) : 'run as the same user as the target, or with CAP_SYS_PTRACE');
-    }
-    if (e instanceof UnsupportedVersionError) {
-      throw new CliError(`PID ${pid} runs Python ${e.version.text}, which pylens dump does not support`, 'pylens supports CPython 3.8 to 3.13; use a supported interpreter');
-    }
-    if (e instanceof RuntimeNotFoundError) {
-      throw new CliError(`PID ${pid} does not look like a CPython process (no _PyRuntime found in its maps): ${e.message}`, 'pass the PID of a python process (not a shell or launcher wrapping it); check with ps -o pid,cmd');
-    }
-    throw e;
+    throw attachError(e, pid, 'dump');
   }
 }
 

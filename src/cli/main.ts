@@ -9,6 +9,7 @@ import { parseArgs, renderHelp, UsageError, type CommandSpec, type Parsed } from
 import { convertSpec, reportSpec, runConvert, runReport, runView, viewSpec } from './commands.ts';
 import { EXIT_OK, explain } from './errors.ts';
 import { dumpSpec, runDump } from './dump.ts';
+import { recordSpec, runRecord } from './record.ts';
 
 interface Command {
   spec: CommandSpec;
@@ -19,6 +20,7 @@ const COMMANDS: Command[] = [
   { spec: convertSpec, run: runConvert },
   { spec: viewSpec, run: runView },
   { spec: reportSpec, run: runReport },
+  { spec: recordSpec, run: runRecord },
   { spec: dumpSpec, run: runDump },
 ];
 

@@ -45,7 +45,7 @@ test('--version and --help', () => {
 });
 
 test('every command has --help with examples', () => {
-  for (const c of ['convert', 'view', 'report', 'dump']) {
+  for (const c of ['convert', 'view', 'report', 'record', 'dump']) {
     const r = pylens([c, '--help']);
     assert.equal(r.code, 0, c);
     assert.match(r.out, /Usage: pylens /);
