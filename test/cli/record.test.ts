@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/format-checks.ts';
-import { installedPythons } from '../sampler/pythons.ts';
+import { firstLine, installedPythons } from '../sampler/pythons.ts';
 import { decodePylens } from '../../src/formats/pylens.ts';
 import { aggregate } from '../../src/model/query.ts';
 
@@ -30,10 +30,7 @@ async function startHot(dir: string): Promise<ChildProcess> {
   const script = join(dir, 'hot.py');
   writeFileSync(script, HOT);
   const child = spawn(py!.exe, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((res, rej) => {
-    child.stdout!.once('data', () => res());
-    child.once('exit', (c) => rej(new Error(`python exited ${c}`)));
-  });
+  await firstLine(child, py!.exe);
   return child;
 }
 

@@ -9,7 +9,7 @@ import { ImageMemory } from '../../src/capture/sampler/memory.ts';
 import { parseArgs, UsageError } from '../../src/cli/args.ts';
 import { displayFile, dumpSpec, renderDump, runDump } from '../../src/cli/dump.ts';
 import { CliError } from '../../src/cli/errors.ts';
-import { installedPythons, pyenvRoot, startSleepingPython, stop } from './pythons.ts';
+import { firstLine, installedPythons, pyenvRoot, startSleepingPython, stop } from './pythons.ts';
 
 // ---- pure -----------------------------------------------------------------------------
 
@@ -89,19 +89,6 @@ const scriptPath = join(dir, 'dump_script.py');
 writeFileSync(scriptPath, SCRIPT);
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-function firstLine(child: ChildProcess, what: string): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) resolve(buf.slice(0, nl));
-    });
-    child.once('error', reject);
-    setTimeout(() => reject(new Error(`${what} printed nothing within 20 s`)), 20_000).unref();
-    child.once('exit', (c) => reject(new Error(`${what} exited with ${c} before printing`)));
-  });
-}
 
 function captureStdout(f: () => number): { code: number; out: string } {
   const orig = process.stdout.write;

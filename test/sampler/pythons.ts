@@ -49,11 +49,9 @@ export interface SleepingPython {
   versionInfo: [number, number, number, string, number];
 }
 
-/** Start `python -c "...; time.sleep(30)"` and wait for its first line. Kill it in a finally. */
-export async function startSleepingPython(exe: string): Promise<SleepingPython> {
-  const code = 'import time,sys; print(sys.version.replace(chr(10), " "), "|", *sys.version_info, flush=True); time.sleep(30)';
-  const child = spawn(exe, ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve, reject) => {
+/** The first line `child` prints on stdout; rejects if it exits or stays silent for `timeoutMs`. */
+export function firstLine(child: ChildProcess, what: string, timeoutMs = 20_000): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -61,12 +59,22 @@ export async function startSleepingPython(exe: string): Promise<SleepingPython> 
       if (nl >= 0) resolve(buf.slice(0, nl));
     });
     child.once('error', reject);
-    setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${exe} printed nothing within 10 s`));
-    }, 10_000).unref();
-    child.once('exit', (c) => reject(new Error(`${exe} exited with ${c} before printing`)));
+    setTimeout(() => reject(new Error(`${what} printed nothing within ${timeoutMs / 1000} s`)), timeoutMs).unref();
+    child.once('exit', (c) => reject(new Error(`${what} exited with ${c} before printing`)));
   });
+}
+
+/** Start `python -c "...; time.sleep(30)"` and wait for its first line. Kill it in a finally. */
+export async function startSleepingPython(exe: string): Promise<SleepingPython> {
+  const code = 'import time,sys; print(sys.version.replace(chr(10), " "), "|", *sys.version_info, flush=True); time.sleep(30)';
+  const child = spawn(exe, ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let line: string;
+  try {
+    line = await firstLine(child, exe, 10_000);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
   const [version, info] = line.split(' | ') as [string, string];
   const p = info.split(' ');
   return { child, pid: child.pid!, version, versionInfo: [Number(p[0]), Number(p[1]), Number(p[2]), p[3]!, Number(p[4])] };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { runSchedule, sampleProcess, type SamplerClock } from '../../src/capture/sampler/sampler.ts';
 import { sampleState, type Profile } from '../../src/model/profile.ts';
 import { validateProfile } from '../../src/model/query.ts';
-import { installedPythons } from './pythons.ts';
+import { firstLine, installedPythons } from './pythons.ts';
 
 // ---- the schedule, on a fake clock ------------------------------------------------------
 
@@ -84,16 +84,7 @@ test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 async function startHotCold(exe: string, seconds: number): Promise<ChildProcess> {
   const child = spawn(exe, [scriptPath, String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('\n')) resolve();
-    });
-    child.once('error', reject);
-    child.once('exit', (c) => reject(new Error(`${exe} exited with ${c} before printing`)));
-    setTimeout(() => reject(new Error(`${exe} printed nothing within 20 s`)), 20_000).unref();
-  });
+  await firstLine(child, exe);
   return child;
 }
 

@@ -9,7 +9,7 @@ import { layoutFor } from '../../src/capture/sampler/layouts/index.ts';
 import { BadReadError, BaseMemory, ImageMemory, ProcMemory, type Address } from '../../src/capture/sampler/memory.ts';
 import { locateRuntime } from '../../src/capture/sampler/runtime.ts';
 import { readUnicode, walkThreads, type Frame, type ThreadStack } from '../../src/capture/sampler/walker.ts';
-import { installedPythons } from './pythons.ts';
+import { firstLine, installedPythons } from './pythons.ts';
 
 // ---- synthetic ----------------------------------------------------------------------
 
@@ -199,17 +199,7 @@ function defLine(name: string): number {
 async function startScript(exe: string, path: string): Promise<{ child: ChildProcess; ids: Map<string, [number, bigint]> }> {
   const child = spawn(exe, [path], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
-    const line = await new Promise<string>((resolve, reject) => {
-      let buf = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        const nl = buf.indexOf('\n');
-        if (nl >= 0) resolve(buf.slice(0, nl));
-      });
-      child.once('error', reject);
-      setTimeout(() => reject(new Error(`${exe} printed nothing within 20 s`)), 20_000).unref();
-      child.once('exit', (c) => reject(new Error(`${exe} exited with ${c} before printing`)));
-    });
+    const line = await firstLine(child, exe);
     const ids = new Map<string, [number, bigint]>();
     for (const kv of line.split(' ').slice(1)) {
       const [k, v] = kv.split('=') as [string, string];
