@@ -7,7 +7,7 @@ import type { Profile, SampleState } from '../model/profile.ts';
 import { SAMPLE_STATES } from '../model/profile.ts';
 import { aggregate, filterSamples, focus, mergeThreads } from '../model/query.ts';
 import { EXPORTERS, IMPORTERS, exporterById, exporterForPath, importProfile } from '../formats/index.ts';
-import { InputFile } from '../formats/types.ts';
+import { InputFile, type Exporter } from '../formats/types.ts';
 import { renderTopTable } from '../render/top.ts';
 import { CliError } from './errors.ts';
 import { UsageError, type CommandSpec, type OptionSpec, type Parsed } from './args.ts';
@@ -118,7 +118,17 @@ export function loadProfile(cmd: string, args: Parsed): Profile {
   return p;
 }
 
-function writeOutput(path: string, data: Uint8Array | string): string {
+/** The exporter for --format, else for the output's extension; a usage error when neither names one. */
+export function pickExporter(command: string, out: string, fmt: string | undefined): Exporter {
+  const exporter = fmt ? exporterById(fmt) : exporterForPath(out);
+  if (!exporter) {
+    throw new UsageError(command, fmt ? `--format must be one of ${OUTPUT_FORMATS().join(', ')}; got '${fmt}'` : `cannot tell the output format from '${out}'; pass --format (${OUTPUT_FORMATS().join(', ')})`);
+  }
+  return exporter;
+}
+
+/** Write a command's output file (creating its folder); returns the absolute path. */
+export function writeOutput(path: string, data: Uint8Array | string): string {
   const abs = resolve(path);
   try {
     mkdirSync(dirname(abs), { recursive: true });
@@ -133,10 +143,7 @@ export function runConvert(args: Parsed): number {
   const out = args.options.output as string | undefined;
   if (!out) throw new UsageError('convert', 'missing -o OUT (the file to write)');
   const fmt = args.options.format as string | undefined;
-  const exporter = fmt ? exporterById(fmt) : exporterForPath(out);
-  if (!exporter) {
-    throw new UsageError('convert', fmt ? `--format must be one of ${OUTPUT_FORMATS().join(', ')}; got '${fmt}'` : `cannot tell the output format from '${out}'; pass --format (${OUTPUT_FORMATS().join(', ')})`);
-  }
+  const exporter = pickExporter('convert', out, fmt);
   const p = loadProfile('convert', args);
   const data = exporter.write(p, { lineno: !args.options.nolineno, fullFilenames: Boolean(args.options['full-filenames']), title: p.meta.name ?? basename(args.positionals[0]!) });
   const abs = writeOutput(out, data);

@@ -82,10 +82,16 @@ export function dumpOrExplain(pid: number): DumpResult {
   }
 }
 
-export function runDump(args: Parsed): number {
+/** The -p PID of a command that attaches to a process; usage errors when missing or not a PID. */
+export function requirePid(command: string, args: Parsed, missingHint: string): number {
   const pid = args.options.pid as number | undefined;
-  if (pid === undefined) throw new UsageError('dump', 'missing -p PID (the process to dump)');
-  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError('dump', `-p expects a process id (a whole number > 0), got ${pid}`);
+  if (pid === undefined) throw new UsageError(command, `missing -p PID (${missingHint})`);
+  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(command, `-p expects a process id (a whole number > 0), got ${pid}`);
+  return pid;
+}
+
+export function runDump(args: Parsed): number {
+  const pid = requirePid('dump', args, 'the process to dump');
   const d = dumpOrExplain(pid);
   if (args.options.json) process.stdout.write(JSON.stringify(d, null, 2) + '\n');
   else process.stdout.write(renderDump(d, { cmdline: processCommandLine(pid) }));

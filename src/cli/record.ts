@@ -2,13 +2,12 @@
  * `pylens record -p PID`: sample a running CPython and write the profile (format from the
  * output's extension). Ctrl-C or SIGTERM stops sampling and writes what was collected.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { sampleProcess } from '../capture/sampler/sampler.ts';
-import { EXPORTERS, exporterById, exporterForPath } from '../formats/index.ts';
+import { exporterById } from '../formats/index.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
-import { attachError } from './dump.ts';
-import { CliError } from './errors.ts';
+import { attachError, requirePid } from './dump.ts';
+import { pickExporter, writeOutput } from './commands.ts';
 
 export const recordSpec: CommandSpec = {
   name: 'record',
@@ -37,9 +36,7 @@ function programName(pid: number): string {
 }
 
 export async function runRecord(args: Parsed): Promise<number> {
-  const pid = args.options.pid as number | undefined;
-  if (pid === undefined) throw new UsageError('record', 'missing -p PID (launching a command comes later; start it and pass its PID)');
-  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError('record', `-p expects a process id (a whole number > 0), got ${pid}`);
+  const pid = requirePid('record', args, 'launching a command comes later; start it and pass its PID');
   const rate = (args.options.rate as number | undefined) ?? (args.options.frequency as number | undefined) ?? 100;
   if (!(rate > 0 && rate <= 10_000)) throw new UsageError('record', `--rate must be between 0 and 10000 Hz, got ${rate}`);
   const duration = args.options.duration as number | undefined;
@@ -47,8 +44,7 @@ export async function runRecord(args: Parsed): Promise<number> {
   const fmt = args.options.format as string | undefined;
   const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*$/, '');
   const out = (args.options.output as string | undefined) ?? `${programName(pid)}-${stamp}.${fmt ? (exporterById(fmt)?.extension ?? '.html').replace(/^\./, '') : 'html'}`;
-  const exporter = fmt ? exporterById(fmt) : exporterForPath(out);
-  if (!exporter) throw new UsageError('record', fmt ? `--format must be one of ${EXPORTERS.map((e) => e.id).join(', ')}; got '${fmt}'` : `cannot tell the output format from '${out}'; pass --format`);
+  const exporter = pickExporter('record', out, fmt);
 
   const abort = new AbortController();
   const stop = () => abort.abort();
@@ -63,13 +59,7 @@ export async function runRecord(args: Parsed): Promise<number> {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
   }
-  const abs = resolve(out);
-  try {
-    mkdirSync(dirname(abs), { recursive: true });
-    writeFileSync(abs, exporter.write(profile, { title: profile.meta.name ?? `pid ${pid}` }));
-  } catch (e) {
-    throw new CliError(`cannot write '${out}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'choose a writable location with -o');
-  }
+  const abs = writeOutput(out, exporter.write(profile, { title: profile.meta.name ?? `pid ${pid}` }));
   const m = profile.meta;
   const achieved = m.extra?.achievedRateHz;
   process.stderr.write(
