@@ -1,28 +1,27 @@
 /**
- * The core of `pylens record`: sample a live CPython process at a fixed rate into a Profile.
+ * The core of `pylens record`: sample live CPython processes at a fixed rate into a Profile.
  *
- * - Attach once: `locateRuntime`, `layoutFor`, `ProcMemory`, and (3.8–3.10) the offset of the
- *   OS TID inside glibc's `struct pthread` (`findPthreadTidOffset`, retried until found).
+ * - Attach (`ProcessSampler` in session.ts): runtime, layout, memory, OS TIDs.
  * - Schedule (`runSchedule`): ABSOLUTE deadlines, tick k is due at start + k·period. When a
  *   tick is late by more than one period the missed ticks are skipped and counted
  *   (`missedTicks`), never caught up in a burst; waiting is setTimeout-based (no busy loop).
- * - Each tick: `walkThreads`; per thread with frames, the OS state from
- *   /proc/PID/task/TID/stat ('R' → on-cpu, else idle, unmappable → unknown); idle samples are
- *   dropped unless `idle`; `gilOnly` keeps only the GIL holder's sample. The GIL holder keeps
- *   its on-cpu/idle state (the model's 'gil' state is not used); holder samples are counted
- *   in `extra.gilSamples`.
- * - A thread whose walk failed counts one error and is dropped; ProcessGoneError ends
- *   sampling normally; so does the AbortSignal (Ctrl-C flushes through it).
+ * - Each tick (`Recorder.tick`): every attached process's `ProcessSampler.tick`; idle samples
+ *   are dropped unless `idle`; `gilOnly` keeps only the GIL holder's sample. The GIL holder
+ *   keeps its on-cpu/idle state (the model's 'gil' state is not used); holder samples are
+ *   counted in `extra.gilSamples`.
+ * - Subprocesses (`subprocesses`): once a second the descendants of the root process are
+ *   listed from /proc; each one that is CPython is attached and sampled under its own pid.
+ * - A thread whose walk failed counts one error and is dropped; the root process exiting
+ *   ends sampling normally (after its followed children are gone too); so does the
+ *   AbortSignal (Ctrl-C flushes through it).
  */
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { ProfileBuilder } from '../../model/builder.ts';
 import { hostEnvironment } from '../../model/environment.ts';
-import type { Profile, SampleState } from '../../model/profile.ts';
-import { findPthreadTidOffset, gilHolder, taskIds, taskStateLetter } from './dump.ts';
-import { layoutFor } from './layouts/index.ts';
-import { BadReadError, ProcessGoneError, ProcMemory } from './memory.ts';
-import { locateRuntime, UnsupportedVersionError } from './runtime.ts';
-import { walkThreads, type CodeCache, type ThreadStack } from './walker.ts';
+import type { Profile } from '../../model/profile.ts';
+import { ProcessGoneError, PermissionError } from './memory.ts';
+import { ProcessSampler, type ThreadSample } from './session.ts';
+import type { Frame } from './walker.ts';
 
 export interface SamplerClock {
   /** monotonic nanoseconds (any origin) */
@@ -104,13 +103,91 @@ export interface SampleOptions {
   signal?: AbortSignal;
   clock?: SamplerClock;
   maxDepth?: number;
+  /**
+   * what a frame's line is: the line being executed ('line', default), the function's first
+   * line, so each function is one frame ('function', py-spy's --function), or none ('none',
+   * --nolineno)
+   */
+  lines?: 'line' | 'function' | 'none';
+  /** 'full' (default) keeps paths as the target has them; 'short' drops site-packages, stdlib and cwd prefixes */
+  filenames?: 'full' | 'short';
+  /** also sample descendant processes that run CPython */
+  subprocesses?: boolean;
+  /** seconds between scans for new subprocesses (default 1) */
+  subprocessScanS?: number;
+  /** put a `thread TID (name)` frame at the root of every stack (py-spy --threads) */
+  threadRoots?: boolean;
+  /** put a `process PID (command)` frame at the root of every stack (default: with `subprocesses`) */
+  processRoots?: boolean;
+  /** called after every tick */
+  onProgress?: (p: RecordProgress) => void;
 }
 
-function readCmdline(pid: number): string[] | undefined {
+export interface RecordProgress {
+  elapsedNs: number;
+  ticks: number;
+  samples: number;
+  errors: number;
+  /** threads seen in the last tick, over all processes */
+  threads: number;
+  processes: number;
+}
+
+/**
+ * `file` as py-spy shows it by default: the part after `site-packages/` or `dist-packages/`,
+ * after the stdlib directory `lib/python3.X/`, or relative to the target's working
+ * directory; anything else unchanged.
+ */
+export function shortenFilename(file: string, cwd?: string): string {
+  const pkg = /.*\/(?:site|dist)-packages\//.exec(file);
+  if (pkg) return file.slice(pkg[0].length);
+  const std = /.*\/lib\/python3\.\d+t?\//.exec(file);
+  if (std) return file.slice(std[0].length);
+  if (cwd && cwd !== '/' && file.startsWith(cwd + '/')) return file.slice(cwd.length + 1);
+  return file;
+}
+
+/** Every descendant of `root` (children, grandchildren, …), from the ppid field of /proc/N/stat. */
+export function descendants(root: number, procRoot = '/proc'): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
   try {
-    const parts = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (parts.at(-1) === '') parts.pop();
-    return parts;
+    entries = readdirSync(procRoot);
+  } catch {
+    return [];
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`${procRoot}/${e}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    const close = stat.lastIndexOf(')');
+    const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+    if (!Number.isInteger(ppid)) continue;
+    let list = children.get(ppid);
+    if (!list) children.set(ppid, (list = []));
+    list.push(Number(e));
+  }
+  const out: number[] = [];
+  const queue = [root];
+  const seen = new Set<number>([root]);
+  while (queue.length) {
+    for (const c of children.get(queue.shift()!) ?? []) {
+      if (seen.has(c)) continue;
+      seen.add(c);
+      out.push(c);
+      queue.push(c);
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+function readCwd(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
   } catch {
     return undefined;
   }
@@ -124,127 +201,215 @@ function readExe(pid: number): string | undefined {
   }
 }
 
+interface Attached {
+  s: ProcessSampler;
+  cwd: string | undefined;
+}
+
+/**
+ * Turns ticks of one or more `ProcessSampler`s into a Profile. Used by `sampleProcess`; `top`
+ * and tests drive it directly.
+ */
+export class Recorder {
+  readonly builder: ProfileBuilder;
+  private procs = new Map<number, Attached>();
+  private rootPid: number;
+  private opts: SampleOptions;
+  private frameCache = new Map<string, number>();
+  private shortCache = new Map<string, string>();
+  /** pid → exe path of a descendant that is not (yet) CPython; not retried while its exe stays the same */
+  private notPython = new Map<number, string>();
+  private lastScanNs = -Infinity;
+  rows = 0;
+  errors = 0;
+  gilSamples = 0;
+  ticks = 0;
+  lastThreads = 0;
+  /** pids ever sampled, with their command lines */
+  readonly seen = new Map<number, string[] | undefined>();
+
+  constructor(root: ProcessSampler, opts: SampleOptions = {}) {
+    this.rootPid = root.pid;
+    this.opts = opts;
+    this.builder = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'pylens-sampler', mode: opts.idle ? 'wall' : 'cpu' } });
+    this.add(root);
+  }
+
+  private add(s: ProcessSampler): void {
+    if (this.opts.maxDepth !== undefined) s.maxDepth = this.opts.maxDepth;
+    this.procs.set(s.pid, { s, cwd: readCwd(s.pid) });
+    this.seen.set(s.pid, s.command);
+  }
+
+  get root(): ProcessSampler | undefined {
+    return this.procs.get(this.rootPid)?.s;
+  }
+
+  get processCount(): number {
+    return this.procs.size;
+  }
+
+  /** attach to new CPython descendants of the root */
+  scanSubprocesses(): void {
+    for (const pid of descendants(this.rootPid)) {
+      if (this.procs.has(pid) || this.seen.has(pid)) continue;
+      const exe = readExe(pid);
+      if (exe === undefined || this.notPython.get(pid) === exe) continue;
+      try {
+        this.add(ProcessSampler.attach(pid));
+        this.notPython.delete(pid);
+      } catch (e) {
+        if (e instanceof PermissionError) throw e;
+        // not CPython, not initialised yet, or gone: retry once its executable changes
+        if (!(e instanceof ProcessGoneError)) this.notPython.set(pid, exe);
+      }
+    }
+  }
+
+  private frameOf(pid: number, f: Frame, cwd: string | undefined): number {
+    const mode = this.opts.lines ?? 'line';
+    const line = mode === 'none' ? 0 : mode === 'function' ? f.firstLine : (f.line ?? 0);
+    let file = f.file;
+    if (this.opts.filenames === 'short') {
+      const k = `${cwd ?? ''}\0${file}`;
+      let sh = this.shortCache.get(k);
+      if (sh === undefined) this.shortCache.set(k, (sh = shortenFilename(file, cwd)));
+      file = sh;
+    }
+    const key = `${f.qualname}\0${file}\0${line}`;
+    let fi = this.frameCache.get(key);
+    if (fi === undefined) {
+      fi = this.builder.frame({ kind: 'python', name: f.name, qualname: f.qualname, file, line });
+      this.frameCache.set(key, fi);
+    }
+    return fi;
+  }
+
+  private markers = new Map<string, number>();
+  private marker(name: string): number {
+    let fi = this.markers.get(name);
+    if (fi === undefined) this.markers.set(name, (fi = this.builder.frame({ kind: 'marker', name })));
+    return fi;
+  }
+
+  private processLabel(pid: number): string {
+    const cmd = this.seen.get(pid);
+    if (!cmd || cmd.length === 0) return `process ${pid}`;
+    const text = cmd.join(' ');
+    return `process ${pid} (${text.length > 120 ? text.slice(0, 117) + '...' : text})`;
+  }
+
+  private record(pid: number, a: Attached, t: ThreadSample, sinceStartNs: number): void {
+    let stack = -1;
+    if (this.opts.processRoots ?? this.opts.subprocesses) stack = this.builder.stack(stack, this.marker(this.processLabel(pid)));
+    const name = a.s.threadName(t.ident);
+    if (this.opts.threadRoots) stack = this.builder.stack(stack, this.marker(name !== undefined ? `thread ${t.tid} (${name})` : `thread ${t.tid}`));
+    const cwd = a.cwd;
+    const frames = t.frames;
+    for (let i = frames.length - 1; i >= 0; i--) stack = this.builder.stack(stack, this.frameOf(pid, frames[i]!, cwd));
+    this.builder.sample(stack, 1, this.builder.thread(pid, t.tid, name), t.state, sinceStartNs);
+    this.rows++;
+    if (t.holdsGil) this.gilSamples++;
+  }
+
+  /**
+   * One tick of every attached process. Returns 'stop' once the root process is gone and no
+   * followed subprocess is left.
+   */
+  tick(sinceStartNs: number, nowNs = sinceStartNs): 'stop' | void {
+    this.ticks++;
+    if (this.opts.subprocesses && nowNs - this.lastScanNs >= (this.opts.subprocessScanS ?? 1) * 1e9) {
+      this.lastScanNs = nowNs;
+      this.scanSubprocesses();
+    }
+    let threads = 0;
+    for (const [pid, a] of this.procs) {
+      const r = a.s.tick();
+      this.errors += r.errors;
+      if (r.gone) {
+        a.s.close();
+        this.procs.delete(pid);
+        continue;
+      }
+      threads += r.threads.length;
+      for (const t of r.threads) {
+        if (this.opts.gilOnly && !t.holdsGil) continue;
+        if (t.state === 'idle' && !this.opts.idle) continue;
+        this.record(pid, a, t, sinceStartNs);
+      }
+    }
+    this.lastThreads = threads;
+    if (!this.procs.has(this.rootPid)) {
+      if (!this.opts.subprocesses || this.procs.size === 0) return 'stop';
+      // the root exited: keep following its children, which are reparented (not our descendants any more)
+      if (this.opts.subprocesses) this.lastScanNs = Infinity;
+    }
+  }
+
+  close(): void {
+    for (const a of this.procs.values()) a.s.close();
+    this.procs.clear();
+  }
+}
+
 /** Sample process `pid` into a Profile. Attach errors (gone, permission, unsupported) throw. */
 export async function sampleProcess(pid: number, opts: SampleOptions = {}): Promise<Profile> {
+  return sampleAttached(ProcessSampler.attach(pid, opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}), opts);
+}
+
+/** Sample an already attached process (and, with `subprocesses`, its descendants) into a Profile. */
+export async function sampleAttached(root: ProcessSampler, opts: SampleOptions = {}): Promise<Profile> {
   const rateHz = opts.rateHz ?? 100;
   if (!(rateHz > 0 && Number.isFinite(rateHz))) throw new RangeError(`rateHz must be a positive number, not ${rateHz}`);
-  const idle = opts.idle ?? false;
-  const gilOnly = opts.gilOnly ?? false;
   const clock = opts.clock ?? realClock;
-
-  // ---- attach ----
-  const rt = locateRuntime(pid);
-  const v = rt.version;
-  const layout = layoutFor(v.major, v.minor);
-  if (!layout) throw new UnsupportedVersionError(pid, v);
-  const command = readCmdline(pid);
-  const executable = readExe(pid);
-  const mem = ProcMemory.open(pid);
-  const nativeTid = layout.tstate.native_thread_id !== null;
-  let pthreadTidOffset: number | undefined;
-  const tidOfPthread = new Map<bigint, number>();
-  const osTid = (t: ThreadStack): number | undefined => {
-    if (nativeTid) return t.tid > 0 ? t.tid : undefined;
-    const hit = tidOfPthread.get(t.pthreadId);
-    if (hit !== undefined) return hit;
-    if (pthreadTidOffset === undefined) return undefined;
-    try {
-      const tid = mem.readI32(Number(t.pthreadId) + pthreadTidOffset);
-      if (tid <= 0) return undefined;
-      tidOfPthread.set(t.pthreadId, tid);
-      return tid;
-    } catch (e) {
-      if (e instanceof BadReadError) return undefined;
-      throw e;
-    }
-  };
-
-  const b = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'pylens-sampler', mode: idle ? 'wall' : 'cpu' } });
-  const frameCache = new Map<string, number>();
-  const codeCache: CodeCache = new Map();
-  let rows = 0;
-  let errors = 0;
-  let gilSamples = 0;
-
-  const tick = (sinceStart: number): 'stop' | void => {
-    try {
-      const walked = walkThreads(mem, rt, layout, v, { cache: codeCache, ...(opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}) });
-      if (!nativeTid && pthreadTidOffset === undefined && walked.length > 0) {
-        pthreadTidOffset = findPthreadTidOffset(mem, walked.map((t) => t.pthreadId), taskIds(pid), pid);
-      }
-      const holder = gilHolder(mem, layout, rt.runtimeAddress, v.minor);
-      for (const t of walked) {
-        if (t.error !== undefined) {
-          errors++;
-          continue;
-        }
-        const frames = t.frames;
-        if (!frames || frames.length === 0) continue;
-        const holds = holder !== null && holder !== 0 && holder === t.tstate;
-        if (gilOnly && !holds) continue;
-        const tid = osTid(t);
-        const letter = tid !== undefined ? taskStateLetter(pid, tid) : undefined;
-        const state: SampleState = letter === undefined ? 'unknown' : letter === 'R' ? 'on-cpu' : 'idle';
-        if (state === 'idle' && !idle) continue;
-        let stack = -1;
-        for (let i = frames.length - 1; i >= 0; i--) {
-          const f = frames[i]!;
-          const line = f.line ?? 0;
-          const key = `${f.qualname}\0${f.file}\0${line}`;
-          let fi = frameCache.get(key);
-          if (fi === undefined) {
-            fi = b.frame({ kind: 'python', name: f.name, qualname: f.qualname, file: f.file, line });
-            frameCache.set(key, fi);
-          }
-          stack = b.stack(stack, fi);
-        }
-        b.sample(stack, 1, b.thread(pid, tid ?? t.tid), state, sinceStart);
-        rows++;
-        if (holds) gilSamples++;
-      }
-    } catch (e) {
-      if (e instanceof ProcessGoneError) return 'stop';
-      // The thread list itself was unreadable (e.g. mid-shutdown): one error for the tick.
-      if (e instanceof BadReadError || (e instanceof Error && e.name === 'WalkError')) {
-        errors++;
-        return;
-      }
-      throw e;
-    }
-  };
-
+  const pid = root.pid;
+  const v = root.version;
+  const rec = new Recorder(root, opts);
   const startTime = new Date().toISOString();
   const cpu0 = process.cpuUsage();
   let sched: ScheduleResult;
+  const onProgress = opts.onProgress;
   try {
-    sched = await runSchedule(clock, 1e9 / rateHz, tick, {
-      ...(opts.durationS !== undefined ? { durationNs: opts.durationS * 1e9 } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    sched = await runSchedule(
+      clock,
+      1e9 / rateHz,
+      (sinceStart) => {
+        const r = rec.tick(sinceStart);
+        onProgress?.({ elapsedNs: sinceStart, ticks: rec.ticks, samples: rec.rows, errors: rec.errors, threads: rec.lastThreads, processes: rec.processCount });
+        return r;
+      },
+      {
+        ...(opts.durationS !== undefined ? { durationNs: opts.durationS * 1e9 } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
+    );
   } finally {
-    mem.close();
+    rec.close();
   }
   const cpu = process.cpuUsage(cpu0);
   const durationNs = Math.max(0, sched.endNs - sched.startNs);
   const cpuNs = (cpu.user + cpu.system) * 1000;
 
+  const b = rec.builder;
   b.meta = {
     ...b.meta,
     rateHz,
     durationNs,
     startTime,
     pid,
-    sampleCount: rows,
-    errorCount: errors,
+    sampleCount: rec.rows,
+    errorCount: rec.errors,
     overhead: { fraction: durationNs > 0 ? cpuNs / durationNs : 0, method: 'sampler CPU time / wall time' },
-    environment: { ...hostEnvironment(), python: { version: v.text, implementation: 'CPython', ...(executable ? { executable } : {}) } },
+    environment: { ...hostEnvironment(), python: { version: v.text, implementation: 'CPython', ...(root.executable ? { executable: root.executable } : {}) } },
     extra: {
       achievedRateHz: durationNs > 0 ? sched.ticks / (durationNs / 1e9) : 0,
       missedTicks: sched.missedTicks,
       ticks: sched.ticks,
-      gilSamples,
+      gilSamples: rec.gilSamples,
+      ...(opts.subprocesses ? { processes: rec.seen.size } : {}),
+      ...(opts.lines && opts.lines !== 'line' ? { lines: opts.lines } : {}),
     },
   };
-  if (command) b.meta.command = command;
+  if (root.command) b.meta.command = root.command;
   return b.build();
 }
