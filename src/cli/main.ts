@@ -8,6 +8,7 @@ import { PYLENS_VERSION } from '../version.ts';
 import { parseArgs, renderHelp, UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { convertSpec, reportSpec, runConvert, runReport, runView, viewSpec } from './commands.ts';
 import { EXIT_OK, explain } from './errors.ts';
+import { demoSpec, runDemo } from './demo.ts';
 import { dumpSpec, runDump } from './dump.ts';
 import { recordSpec, runRecord } from './record.ts';
 
@@ -22,6 +23,7 @@ const COMMANDS: Command[] = [
   { spec: reportSpec, run: runReport },
   { spec: recordSpec, run: runRecord },
   { spec: dumpSpec, run: runDump },
+  { spec: demoSpec, run: runDemo },
 ];
 
 function overview(): string {

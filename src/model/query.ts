@@ -96,7 +96,8 @@ export function foldedStacks(p: Profile, o: LabelOptions & { valueIndex?: number
     else perStack[s] += col[i]!;
   }
   const labels = new Array<string>(p.frames.length);
-  for (let f = 0; f < p.frames.length; f++) labels[f] = frameLabel(p, f, o);
+  // a folded line is `a;b;c N`: a ';' or line break inside a label would split it
+  for (let f = 0; f < p.frames.length; f++) labels[f] = frameLabel(p, f, o).replace(/[;\r\n]/g, (c) => (c === ';' ? ':' : ' '));
   const paths = new Array<string>(p.stacks.length);
   const agg = new Map<string, number>();
   for (let s = 0; s < p.stacks.length; s++) {

@@ -295,7 +295,7 @@ export class Recorder {
   private processLabel(pid: number): string {
     const cmd = this.seen.get(pid);
     if (!cmd || cmd.length === 0) return `process ${pid}`;
-    const text = cmd.join(' ');
+    const text = cmd.join(' ').replace(/\s+/g, ' ').trim();
     return `process ${pid} (${text.length > 120 ? text.slice(0, 117) + '...' : text})`;
   }
 

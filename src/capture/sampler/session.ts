@@ -13,14 +13,14 @@
  *   tick; a vanished process sets `gone`. `tick` never throws for a running target's
  *   torn state.
  */
-import { readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import type { SampleState } from '../../model/profile.ts';
-import { findPthreadTidOffset, gilHolder, taskIds, taskStateLetter } from './dump.ts';
-import { layoutFor } from './layouts/index.ts';
+import { findPthreadTidOffset, gilHolder, taskIds } from './dump.ts';
+import { layoutForRuntime } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
-import { BadReadError, ProcessGoneError, ProcMemory } from './memory.ts';
+import { BadReadError, ProcessGoneError, ProcMemory, type ProcessMemory } from './memory.ts';
 import { locateRuntime, UnsupportedVersionError, type PythonVersion, type RuntimeLocation } from './runtime.ts';
-import { walkThreads, type CodeCache, type Frame, type ThreadStack } from './walker.ts';
+import { PageCacheMemory, walkThreads, type CodeCache, type Frame, type ThreadStack } from './walker.ts';
 
 export interface ThreadSample {
   /** OS thread id when known, else the interpreter's own id for the thread */
@@ -61,6 +61,87 @@ export function readExe(pid: number): string | undefined {
   }
 }
 
+/**
+ * OS run state of a process's threads, from /proc/PID/task/TID/stat. The file of each thread
+ * stays open and is re-read at offset 0 (the kernel regenerates it on every read): one
+ * syscall per thread and tick instead of three. Files of threads not asked about for
+ * `pruneAfter` calls are closed.
+ */
+export class TaskStates {
+  private pid: number;
+  private fds = new Map<number, { fd: number; used: number }>();
+  private buf = Buffer.alloc(1024);
+  private calls = 0;
+  private pruneAfter: number;
+  constructor(pid: number, pruneAfter = 200) {
+    this.pid = pid;
+    this.pruneAfter = pruneAfter;
+  }
+
+  /** 'R', 'S', 'D', … or undefined when the thread is gone or unreadable */
+  letter(tid: number): string | undefined {
+    let e = this.fds.get(tid);
+    if (e === undefined) {
+      try {
+        e = { fd: openSync(`/proc/${this.pid}/task/${tid}/stat`, 'r'), used: this.calls };
+      } catch {
+        return undefined;
+      }
+      this.fds.set(tid, e);
+    }
+    e.used = this.calls;
+    let n: number;
+    try {
+      n = readSync(e.fd, this.buf, 0, this.buf.length, 0);
+    } catch {
+      this.drop(tid);
+      return undefined;
+    }
+    // state is the first non-space after the last ')' (comm may contain ')')
+    let i = this.buf.lastIndexOf(0x29, n - 1);
+    if (i < 0) return undefined;
+    for (i++; i < n && this.buf[i] === 0x20; i++);
+    return i < n ? String.fromCharCode(this.buf[i]!) : undefined;
+  }
+
+  /** call once per tick */
+  endTick(): void {
+    if (++this.calls % this.pruneAfter !== 0) return;
+    for (const [tid, e] of this.fds) if (this.calls - e.used > this.pruneAfter) this.drop(tid);
+  }
+
+  private drop(tid: number): void {
+    const e = this.fds.get(tid);
+    if (!e) return;
+    this.fds.delete(tid);
+    try {
+      closeSync(e.fd);
+    } catch {
+      /* already closed */
+    }
+  }
+
+  close(): void {
+    for (const tid of [...this.fds.keys()]) this.drop(tid);
+  }
+}
+
+/**
+ * Stdlib functions whose only job is to block (the wait itself is a C call under them). A
+ * thread with one of these as its innermost Python frame is waiting even when the OS shows
+ * it runnable for a moment (woken up, queueing for the GIL), as py-spy also judges.
+ */
+const WAITING_LEAVES: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['threading.py', new Set(['wait', '_wait_for_tstate_lock'])],
+  ['selectors.py', new Set(['select'])],
+]);
+
+export function isWaitingLeaf(f: Frame): boolean {
+  const slash = f.file.lastIndexOf('/');
+  const names = WAITING_LEAVES.get(slash >= 0 ? f.file.slice(slash + 1) : f.file);
+  return names !== undefined && names.has(f.name);
+}
+
 export class ProcessSampler {
   readonly pid: number;
   readonly runtime: RuntimeLocation;
@@ -75,6 +156,9 @@ export class ProcessSampler {
   private pthreadTidOffset: number | undefined;
   private tidOfPthread = new Map<bigint, number>();
   private closed = false;
+  /** ticks whose walk was read twice because a thread's first read was torn */
+  retries = 0;
+  private states: TaskStates;
 
   private constructor(pid: number, runtime: RuntimeLocation, layout: Layout, mem: ProcMemory) {
     this.pid = pid;
@@ -83,6 +167,7 @@ export class ProcessSampler {
     this.layout = layout;
     this.mem = mem;
     this.nativeTid = layout.tstate.native_thread_id !== null;
+    this.states = new TaskStates(pid);
     this.command = readCmdline(pid);
     this.executable = readExe(pid);
   }
@@ -90,7 +175,7 @@ export class ProcessSampler {
   static attach(pid: number, opts: { maxDepth?: number } = {}): ProcessSampler {
     const rt = locateRuntime(pid);
     const v = rt.version;
-    const layout = layoutFor(v.major, v.minor);
+    const layout = layoutForRuntime(rt);
     if (!layout) throw new UnsupportedVersionError(pid, v);
     const s = new ProcessSampler(pid, rt, layout, ProcMemory.open(pid));
     s.maxDepth = opts.maxDepth;
@@ -98,9 +183,10 @@ export class ProcessSampler {
   }
 
   /** the threads of the last walk, raw (for callers that need more than `tick` keeps) */
-  walk(): ThreadStack[] {
-    return walkThreads(this.mem, this.runtime, this.layout, this.version, {
+  walk(mem: ProcessMemory = new PageCacheMemory(this.mem)): ThreadStack[] {
+    return walkThreads(mem, this.runtime, this.layout, this.version, {
       cache: this.codeCache,
+      pageCache: false,
       ...(this.maxDepth !== undefined ? { maxDepth: this.maxDepth } : {}),
     });
   }
@@ -125,11 +211,26 @@ export class ProcessSampler {
     const out: TickResult = { threads: [], errors: 0, gone: false };
     if (this.closed) return { ...out, gone: true };
     try {
-      const walked = this.walk();
+      // one page cache for the whole tick: walk and GIL read share pages
+      let mem = new PageCacheMemory(this.mem);
+      let walked = this.walk(mem);
+      // A thread that was mid-call or mid-return while we read gives a torn stack (a freed
+      // frame, a half-written pointer). Reading again at once almost always succeeds, so
+      // one retry of the whole walk before anything is counted as an error.
+      if (walked.some((t) => t.error !== undefined)) {
+        const mem2 = new PageCacheMemory(this.mem);
+        const again = this.walk(mem2);
+        const bad = (w: ThreadStack[]) => w.reduce((n, t) => n + (t.error !== undefined ? 1 : 0), 0);
+        if (bad(again) < bad(walked)) {
+          walked = again;
+          mem = mem2;
+        }
+        this.retries++;
+      }
       if (!this.nativeTid && this.pthreadTidOffset === undefined && walked.length > 0) {
         this.pthreadTidOffset = findPthreadTidOffset(this.mem, walked.map((t) => t.pthreadId), taskIds(this.pid), this.pid);
       }
-      const holder = gilHolder(this.mem, this.layout, this.runtime.runtimeAddress, this.version.minor);
+      const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor);
       for (const t of walked) {
         if (t.error !== undefined) {
           out.errors++;
@@ -137,13 +238,13 @@ export class ProcessSampler {
         }
         if (!t.frames || t.frames.length === 0) continue;
         const tid = this.osTid(t);
-        const letter = tid !== undefined ? taskStateLetter(this.pid, tid) : undefined;
+        const letter = tid !== undefined ? this.states.letter(tid) : undefined;
         out.threads.push({
           tid: tid ?? t.tid,
           tidIsOs: tid !== undefined,
           ident: t.pthreadId,
           frames: t.frames,
-          state: letter === undefined ? 'unknown' : letter === 'R' ? 'on-cpu' : 'idle',
+          state: letter === undefined ? 'unknown' : letter === 'R' && !isWaitingLeaf(t.frames[0]!) ? 'on-cpu' : 'idle',
           holdsGil: holder !== null && holder !== 0 && holder === t.tstate,
           truncated: t.truncated === true,
         });
@@ -159,6 +260,8 @@ export class ProcessSampler {
         return out;
       }
       throw e;
+    } finally {
+      this.states.endTick();
     }
     return out;
   }
@@ -175,6 +278,7 @@ export class ProcessSampler {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.states.close();
     this.mem.close();
   }
 }
