@@ -124,6 +124,8 @@ export async function runRecord(args: Parsed): Promise<number> {
   let target: Launched | undefined;
   let root: ProcessSampler;
   let interrupts = 0;
+  /** sampling was stopped by a signal the target also got: give it time to exit on its own */
+  let forwardedStop = false;
   if (pidOpt !== undefined) {
     const stop = () => abort.abort();
     process.once('SIGINT', stop);
@@ -142,7 +144,10 @@ export async function runRecord(args: Parsed): Promise<number> {
       target = await launch(argv, (sig) => {
         // the target got the signal too; sampling goes on until it exits, unless asked twice
         if (sig === 'SIGINT' && ++interrupts < 2) return;
-        if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') abort.abort();
+        if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') {
+          forwardedStop = sig !== 'SIGINT';
+          abort.abort();
+        }
       });
     } catch (e) {
       if (e instanceof LaunchError) throw new CliError(e.message, 'check the command after --; it is run as given, looked up on PATH');
@@ -186,16 +191,18 @@ export async function runRecord(args: Parsed): Promise<number> {
   );
   process.stdout.write(`${abs}\n`);
   if (!target) return 0;
-  const code = await finishTarget(target);
+  const code = await finishTarget(target, forwardedStop ? 3000 : 0);
   target.dispose();
   return code;
 }
 
 /**
- * Wait for a launched target. Sampling normally ends because it exited; when it is still
- * running (-d ran out, a second Ctrl-C, SIGTERM) it gets SIGINT, then SIGKILL 5 s later.
+ * Wait for a launched target. Sampling normally ends because it exited. When it is still
+ * running it gets `graceMs` to exit on its own (it was sent SIGTERM/SIGHUP already), then
+ * SIGINT (as after -d), then SIGKILL 5 s later.
  */
-async function finishTarget(t: Launched): Promise<number> {
+async function finishTarget(t: Launched, graceMs = 0): Promise<number> {
+  if (!t.hasExited() && graceMs > 0) await Promise.race([t.exited, new Promise((r) => setTimeout(r, graceMs))]);
   if (!t.hasExited()) {
     t.child.kill('SIGINT');
     const timer = setTimeout(() => t.child.kill('SIGKILL'), 5000);

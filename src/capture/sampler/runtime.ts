@@ -8,7 +8,7 @@
  * else the `.PyRuntime` section of 3.10+, else for 3.8–3.10 a validated scan of its data). On 3.13+ the
  * `_Py_DebugOffsets` header at the start of `_PyRuntime` is validated against the version.
  */
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, statSync } from 'node:fs';
 import { ElfError, ElfFile, PT_LOAD } from './elf.ts';
 import { findExecutable, findLibpython, readMaps, type MapRecord, type PythonBinary } from './maps.ts';
 import { BadReadError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
@@ -140,6 +140,25 @@ export function readDebugOffsetsHeader(mem: ProcessMemory, runtimeAddress: Addre
 }
 
 /** Read the ELF file of a mapped binary: its path, else through /proc/PID/root, else /proc/PID/map_files. */
+/**
+ * Parsed ELF files by path and identity (device, inode, size, mtime): a parent and the
+ * Python children it starts run the same binary, and parsing libpython takes tens of ms.
+ */
+const elfCache = new Map<string, ElfFile>();
+const ELF_CACHE_SIZE = 8;
+
+function cachedElf(file: string, displayPath: string): ElfFile {
+  const st = statSync(file);
+  const key = `${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  let elf = elfCache.get(key);
+  if (elf === undefined) {
+    elf = ElfFile.read(file, displayPath);
+    if (elfCache.size >= ELF_CACHE_SIZE) elfCache.delete(elfCache.keys().next().value!);
+    elfCache.set(key, elf);
+  }
+  return elf;
+}
+
 export function readBinaryElf(pid: number, bin: PythonBinary): ElfFile {
   const path = bin.path.replace(/ \(deleted\)$/, '');
   const first = bin.mappings[0]!;
@@ -147,7 +166,7 @@ export function readBinaryElf(pid: number, bin: PythonBinary): ElfFile {
   let lastErr: unknown;
   for (const c of candidates) {
     try {
-      return ElfFile.read(c, path);
+      return cachedElf(c, path);
     } catch (e) {
       if (e instanceof ElfError) throw e;
       lastErr = e;
