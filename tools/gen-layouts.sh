@@ -4,6 +4,10 @@
 # include/internal (-DPy_BUILD_CORE) and wraps the JSON it prints in a typed module.
 # Usage: tools/gen-layouts.sh [minor ...]   (default: 8 9 10 11 12 13)
 # The output depends only on the headers: running it twice gives identical files.
+# Besides the walker's structs it emits the optional object-reading sections (dict_table,
+# dict_values, long, module, type_ext, instance_dict) used by threadnames.ts; for 3.8–3.10
+# the private dict-keys struct (and for 3.8/3.9 the module struct) come from mirrors in
+# layouts.c, and the 3.11+ managed-dict offsets from the headers' own inline helpers.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

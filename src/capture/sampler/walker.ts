@@ -1,5 +1,5 @@
 /**
- * The stack walker: every thread of the main interpreter of a CPython 3.8–3.13 process,
+ * The stack walker: every thread of the main interpreter of a CPython 3.8–3.14 process,
  * each with its Python stack, read through `ProcessMemory` (docs/cpython-internals.md §3–6).
  *
  * - Threads: `interp = *(rt + interpreters.head)`, `tstate = *(interp + threads.head)`, then
@@ -12,6 +12,9 @@
  *   3.12 skips CSTACK shim frames (owner ≥ 3).
  * - 3.13: `tstate->current_frame`; `f_executable` may be `Py_None` (shims) or another
  *   non-code object: frames whose executable's type is not named "code" are skipped.
+ * - 3.14 (layout from the target's `_Py_DebugOffsets`, debug-offsets.ts): as 3.13, but
+ *   `f_executable` is a tagged `_PyStackRef` (low `executable_tag_bits` cleared) and the
+ *   frame-owner values come from `layout.frame_owner` (INTERPRETER 3 and CSTACK 4 skipped).
  * - 3.11+: incomplete frames (owner ≠ GENERATOR and instr_ptr < first traceable
  *   instruction) are hidden, as CPython's `_PyFrame_IsIncomplete`.
  * - `tid` is `native_thread_id` (the OS TID) on 3.11+; on 3.8–3.10 it is the pthread_t
@@ -223,6 +226,18 @@ function frameOf(info: CodeInfo, offset: number, notStarted: boolean): Frame {
   return { name: info.name, qualname: info.qualname, file: info.file, line, firstLine: info.firstLine };
 }
 
+/** 3.14+: the object pointer of a tagged `_PyStackRef` (`bits & ~tagBits`). */
+export function untagExecutable(bits: bigint, tagBits: number): Address {
+  return Number(bits & ~BigInt(tagBits));
+}
+
+/** 3.14+: the frame-owner values the walker needs, from the layout (`_Py_DebugOffsets` layouts carry them). */
+function owners314Of(layout: Layout): { generator: number; firstShim: number } {
+  const o = layout.frame_owner;
+  if (!o) throw new WalkError(`the Python ${layout.version} layout has no frame-owner values (3.14+ layouts come from the target's _Py_DebugOffsets)`);
+  return { generator: o.generator, firstShim: o.interpreter ?? o.cstack };
+}
+
 /** The Python stack of one thread state, leaf first. */
 export function walkStack(
   mem: ProcessMemory,
@@ -243,6 +258,7 @@ export function walkStack(
     frame = cframe === 0 ? 0 : mem.readPtr(cframe + layout.cframe.current_frame!);
   } else frame = mem.readPtr(tstate + layout.tstate.current_frame!);
 
+  const owners314 = minor >= 14 ? owners314Of(layout) : undefined;
   // Walk budget: visited frames (including skipped shims) are bounded too.
   const maxVisited = maxDepth * 2 + 64;
   let truncated = false;
@@ -255,7 +271,8 @@ export function walkStack(
     }
     const raw = mem.read(frame, F.size);
     const d = dv(raw);
-    const code = Number(d.getBigUint64(F.code, true));
+    // 3.14: f_executable is a _PyStackRef whose low bits are tags (layout.frame.executable_tag_bits)
+    const code = minor >= 14 ? untagExecutable(d.getBigUint64(F.code, true), F.executable_tag_bits ?? 0) : Number(d.getBigUint64(F.code, true));
     const previous = Number(d.getBigUint64(F.previous, true));
     if (minor <= 10) {
       const lasti = d.getInt32(F.lasti!, true);
@@ -264,7 +281,8 @@ export function walkStack(
     } else {
       const owner = d.getUint8(F.owner!);
       const instr = Number(d.getBigUint64(F.instr_ptr!, true));
-      let skip = minor >= 12 && owner >= OWNER_CSTACK;
+      // 3.14: owner ≥ FRAME_OWNED_BY_INTERPRETER (3; CSTACK is 4) is an entry/shim frame
+      let skip = minor >= 14 ? owner >= owners314!.firstShim : minor >= 12 && owner >= OWNER_CSTACK;
       // 3.13: f_executable may be Py_None (shims) or another non-code object; a cached
       // address was checked when it was cached.
       if (!skip && minor >= 13 && !cache.has(code)) {
@@ -275,7 +293,7 @@ export function walkStack(
         const info = readCode(mem, layout, minor, code, cache);
         const first = code + layout.code.code_adaptive!;
         // incomplete frame (CPython's _PyFrame_IsIncomplete): hidden
-        if (owner === OWNER_GENERATOR || instr >= first + info.firstTraceable * 2) {
+        if (owner === (minor >= 14 ? owners314!.generator : OWNER_GENERATOR) || instr >= first + info.firstTraceable * 2) {
           const offset = instr - first;
           frames.push(frameOf(info, offset, offset < 0));
         }
@@ -298,7 +316,8 @@ export function walkThreads(
   opts: WalkOptions = {},
 ): ThreadStack[] {
   const minor = version.minor;
-  if (version.major !== 3 || minor < 8 || minor > 13) throw new WalkError(`no stack walker for Python ${version.major}.${minor}`);
+  if (version.major !== 3 || minor < 8 || minor > 14) throw new WalkError(`no stack walker for Python ${version.major}.${minor}`);
+  if (minor >= 14) owners314Of(layout); // a 3.14 walk needs the layout's frame-owner values: fail once, not per thread
   const cache = opts.cache ?? new Map();
   if (opts.pageCache !== false) mem = new PageCacheMemory(mem);
   const codeCheck = new CodeTypeCheck(mem, layout);

@@ -114,5 +114,50 @@ export const layout: Layout = {
     "compact_size": 56,
     "data": 56,
     "size": 64
+  },
+  "dict_table": {
+    "dk_size": null,
+    "dk_log2_size": 8,
+    "dk_log2_index_bytes": 9,
+    "dk_kind": 10,
+    "dk_nentries": 24,
+    "dk_indices": 32,
+    "entry_size": 24,
+    "unicode_entry_size": 16,
+    "kind_general": 0,
+    "kind_unicode": 1,
+    "kind_split": 2
+  },
+  "dict_values": {
+    "values": 8,
+    "capacity": 0,
+    "valid": 3
+  },
+  "long": {
+    "ob_size": null,
+    "lv_tag": 16,
+    "ob_digit": 24,
+    "non_size_bits": 3,
+    "sign_mask": 3,
+    "digit_size": 4,
+    "shift": 30
+  },
+  "module": {
+    "md_dict": 16,
+    "size": 56
+  },
+  "type_ext": {
+    "tp_basicsize": 32,
+    "tp_dictoffset": 288,
+    "ht_cached_keys": 880,
+    "flag_heaptype": 512,
+    "flag_managed_dict": 16,
+    "flag_inline_values": 4
+  },
+  "instance_dict": {
+    "managed_dict": -24,
+    "managed_values": null,
+    "tagged_values": false,
+    "inline_values": 16
   }
 };

@@ -114,5 +114,50 @@ export const layout: Layout = {
     "compact_size": 72,
     "data": 72,
     "size": 80
+  },
+  "dict_table": {
+    "dk_size": 8,
+    "dk_log2_size": null,
+    "dk_log2_index_bytes": null,
+    "dk_kind": null,
+    "dk_nentries": 32,
+    "dk_indices": 40,
+    "entry_size": 24,
+    "unicode_entry_size": null,
+    "kind_general": null,
+    "kind_unicode": null,
+    "kind_split": null
+  },
+  "dict_values": {
+    "values": 0,
+    "capacity": null,
+    "valid": null
+  },
+  "long": {
+    "ob_size": 16,
+    "lv_tag": null,
+    "ob_digit": 24,
+    "non_size_bits": null,
+    "sign_mask": null,
+    "digit_size": 4,
+    "shift": 30
+  },
+  "module": {
+    "md_dict": 16,
+    "size": 56
+  },
+  "type_ext": {
+    "tp_basicsize": 32,
+    "tp_dictoffset": 288,
+    "ht_cached_keys": 872,
+    "flag_heaptype": 512,
+    "flag_managed_dict": null,
+    "flag_inline_values": null
+  },
+  "instance_dict": {
+    "managed_dict": null,
+    "managed_values": null,
+    "tagged_values": false,
+    "inline_values": null
   }
 };

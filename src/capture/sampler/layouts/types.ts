@@ -14,6 +14,8 @@ export type StructSize = number;
 export interface Layout {
   /** exact CPython version the headers came from, e.g. "3.11.7" */
   version: string;
+  /** where the offsets came from: absent = generated from headers; 'debug-offsets' = the target's `_Py_DebugOffsets` (3.13+) */
+  source?: 'debug-offsets';
   /** PY_VERSION_HEX of those headers */
   hexversion: number;
   /** _PyRuntimeState (the exported `_PyRuntime`) */
@@ -44,6 +46,10 @@ export interface Layout {
     sysdict: FieldOffset;
     builtins: FieldOffset;
     size: StructSize;
+    /** threads.main, 3.14+ (only in layouts read from `_Py_DebugOffsets`) */
+    threads_main?: FieldOffset | null;
+    /** _code_object_generation (u64, bumped by every code_dealloc), 3.14+ (only in layouts read from `_Py_DebugOffsets`) */
+    code_object_generation?: FieldOffset | null;
   };
   /** struct _gil_runtime_state */
   gil: {
@@ -94,7 +100,15 @@ export interface Layout {
     /** localsplus, 3.11+ */
     localsplus: FieldOffset | null;
     size: StructSize;
+    /** low tag bits to clear from `f_executable` (3.14+: a tagged _PyStackRef, 3); absent = untagged */
+    executable_tag_bits?: number;
   };
+  /**
+   * `enum _frameowner` values, 3.11+ (only in layouts read from `_Py_DebugOffsets`; the
+   * walker knows the 3.11–3.13 values). Frames with owner ≥ `interpreter` (3.14) or ≥
+   * `cstack` (3.12/3.13) are entry/shim frames.
+   */
+  frame_owner?: { thread: number; generator: number; frame_object: number; interpreter: number | null; cstack: number };
   /** PyCodeObject */
   code: {
     argcount: FieldOffset;
@@ -155,5 +169,90 @@ export interface Layout {
     /** data pointer of a non-compact string */
     data: FieldOffset;
     size: StructSize;
+  };
+
+  // ---- Optional sections (absent from layouts generated before they existed). Reading
+  // objects by value: dicts, ints, modules and instance attributes (thread names). ----
+
+  /**
+   * PyDictKeysObject in every version: 3.8–3.10 from a mirror of Objects/dict-common.h in
+   * tools/layouts.c (the struct is not in those installed headers), 3.11+ from pycore_dict.h.
+   * Entries start at dk_indices + index bytes: 3.8–3.10 dk_size × (1, 2, 4 or 8 by
+   * dk_size ≤ 0xff / 0xffff / 0xffffffff); 3.11+ 1 << dk_log2_index_bytes.
+   */
+  dict_table?: {
+    /** dk_size (Py_ssize_t, the hash table size), 3.8–3.10 */
+    dk_size: FieldOffset | null;
+    /** u8, 3.11+ */
+    dk_log2_size: FieldOffset | null;
+    /** u8, 3.11+ */
+    dk_log2_index_bytes: FieldOffset | null;
+    /** u8, 3.11+: kind_general (PyDictKeyEntry) or else PyDictUnicodeEntry */
+    dk_kind: FieldOffset | null;
+    /** Py_ssize_t: entries used so far (including deleted ones) */
+    dk_nentries: FieldOffset;
+    dk_indices: FieldOffset;
+    /** sizeof(PyDictKeyEntry): hash, key, value */
+    entry_size: StructSize;
+    /** sizeof(PyDictUnicodeEntry): key, value; 3.11+ */
+    unicode_entry_size: StructSize | null;
+    /** DICT_KEYS_GENERAL / _UNICODE / _SPLIT, 3.11+ */
+    kind_general: number | null;
+    kind_unicode: number | null;
+    kind_split: number | null;
+  };
+  /**
+   * The values of a split dict (`ma_values`, also an instance's managed/inline values):
+   * 3.8–3.10 a bare PyObject *[]; 3.11+ PyDictValues. Value i belongs to key entry i of
+   * the shared keys; NULL = absent.
+   */
+  dict_values?: {
+    /** offset of the PyObject *values[] array */
+    values: FieldOffset;
+    /** u8 `capacity` (values the array holds), 3.13+ */
+    capacity: FieldOffset | null;
+    /** u8 `valid`, 3.13+ (inline values: 0 once the object's dict was materialised) */
+    valid: FieldOffset | null;
+  };
+  /** PyLongObject: |value| = Σ digit[i] << (shift × i) */
+  long?: {
+    /** ob_size, 3.8–3.11: sign of the value, |ob_size| digits */
+    ob_size: FieldOffset | null;
+    /** long_value.lv_tag, 3.12+: digits = tag >> non_size_bits; sign = 1 − (tag & sign_mask) */
+    lv_tag: FieldOffset | null;
+    /** ob_digit (3.8–3.11) / long_value.ob_digit (3.12+) */
+    ob_digit: FieldOffset;
+    non_size_bits: number | null;
+    sign_mask: number | null;
+    /** sizeof(digit) */
+    digit_size: StructSize;
+    /** PyLong_SHIFT: bits per digit */
+    shift: number;
+  };
+  /** PyModuleObject (3.8/3.9 from a mirror of Objects/moduleobject.c) */
+  module?: { md_dict: FieldOffset; size: StructSize };
+  /** More of PyTypeObject / PyHeapTypeObject, and the tp_flags bits about instance dicts */
+  type_ext?: {
+    tp_basicsize: FieldOffset;
+    /** Py_ssize_t: > 0 = offset of the instance's dict pointer (3.8–3.10 style) */
+    tp_dictoffset: FieldOffset;
+    /** PyHeapTypeObject.ht_cached_keys: the shared keys of split instance dicts */
+    ht_cached_keys: FieldOffset;
+    flag_heaptype: number;
+    /** Py_TPFLAGS_MANAGED_DICT, 3.11+ */
+    flag_managed_dict: number | null;
+    /** Py_TPFLAGS_INLINE_VALUES, 3.13+ */
+    flag_inline_values: number | null;
+  };
+  /** Where an instance of a Py_TPFLAGS_MANAGED_DICT type keeps its attributes (offsets from the object; negative = pre-header) */
+  instance_dict?: {
+    /** PyObject *dict (3.11, 3.13) / PyDictOrValues (3.12) */
+    managed_dict: number | null;
+    /** PyDictValues *values, 3.11 (NULL once a dict was made) */
+    managed_values: number | null;
+    /** 3.12: the managed_dict word holds values − 1 (low bit set) instead of a dict */
+    tagged_values: boolean;
+    /** 3.13: PyDictValues inline after the object header (type flag_inline_values) */
+    inline_values: number | null;
   };
 }
