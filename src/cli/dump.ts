@@ -65,7 +65,7 @@ export function attachError(e: unknown, pid: number, command: string): unknown {
     return new CliError(i > 0 ? e.message.slice(0, i).trim() : e.message, i > 0 ? e.message.slice(i) : 'run as the same user as the target, or with CAP_SYS_PTRACE');
   }
   if (e instanceof UnsupportedVersionError) {
-    return new CliError(`PID ${pid} runs Python ${e.version.text}, which pylens ${command} does not support`, 'pylens supports CPython 3.8 to 3.13; use a supported interpreter');
+    return new CliError(`PID ${pid} runs Python ${e.version.text}, which pylens ${command} does not support`, 'pylens samples CPython 3.8 to 3.14; run the program with one of those');
   }
   if (e instanceof RuntimeNotFoundError) {
     return new CliError(`PID ${pid} does not look like a CPython process (no _PyRuntime found in its maps): ${e.message}`, 'pass the PID of a python process (not a shell or launcher wrapping it); check with ps -o pid,cmd');

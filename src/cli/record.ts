@@ -162,7 +162,8 @@ export async function runRecord(args: Parsed): Promise<number> {
         t.dispose();
         return t.exited;
       }
-      await finishTarget(t);
+      // nothing can be sampled: stop the program rather than leave it running unprofiled
+      await finishTarget(t, 0, 'SIGTERM');
       t.dispose();
       throw attachError(e, t.pid, 'record');
     }
@@ -201,10 +202,10 @@ export async function runRecord(args: Parsed): Promise<number> {
  * running it gets `graceMs` to exit on its own (it was sent SIGTERM/SIGHUP already), then
  * SIGINT (as after -d), then SIGKILL 5 s later.
  */
-async function finishTarget(t: Launched, graceMs = 0): Promise<number> {
+async function finishTarget(t: Launched, graceMs = 0, signal: NodeJS.Signals = 'SIGINT'): Promise<number> {
   if (!t.hasExited() && graceMs > 0) await Promise.race([t.exited, new Promise((r) => setTimeout(r, graceMs))]);
   if (!t.hasExited()) {
-    t.child.kill('SIGINT');
+    t.child.kill(signal);
     const timer = setTimeout(() => t.child.kill('SIGKILL'), 5000);
     const code = await t.exited;
     clearTimeout(timer);

@@ -120,7 +120,9 @@ for (const py of pythons) {
       assert.equal(m.environment.python!.implementation, 'CPython');
       assert.ok(m.environment.cpuCores! > 0);
       assert.ok(Math.abs(m.durationNs! / 1e9 - 1.5) < 0.2, `duration ${m.durationNs}`);
-      assert.ok(Math.abs(rate - 100) <= 20, `achieved rate ${rate}`);
+      // on an idle machine this is 99–101 Hz; under heavy load (tests of other files in parallel) ticks are missed and counted, not caught up
+      assert.ok(rate >= 60 && rate <= 101, `achieved rate ${rate}`);
+      assert.equal(Number(extra.ticks) + Number(extra.missedTicks) >= 0.95 * 100 * (Number(p.meta.durationNs) / 1e9), true, "every tick is either taken or counted as missed");
       assert.ok(m.errorCount <= 2, `errors ${m.errorCount}`);
       assert.ok(m.overhead!.fraction! >= 0 && m.overhead!.fraction! < 0.5, `overhead ${m.overhead!.fraction}`);
       assert.equal(m.sampleCount, p.samples.length);

@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { ProcessGoneError, PermissionError } from './memory.ts';
+import { UnsupportedVersionError } from './runtime.ts';
 import { ProcessSampler } from './session.ts';
 
 export interface Launched {
@@ -94,7 +95,7 @@ export async function launch(argv: string[], onSignal?: (sig: NodeJS.Signals) =>
 /**
  * Attach to a freshly launched process as soon as its interpreter is up: retry every
  * `intervalMs` until `_PyRuntime` is found and its thread list has a thread. Permission
- * errors are final; other errors (still exec'ing, runtime not initialised) are retried
+ * and unsupported-version errors are final; other errors (still exec'ing, runtime not initialised) are retried
  * until the target exits, `signal` aborts, or `timeoutMs` passes — then the last error is
  * thrown (ProcessGoneError when the target exited first).
  */
@@ -114,7 +115,8 @@ export async function attachWhenReady(
       s.close();
       last = new LaunchError(`process ${pid}: the interpreter has no thread yet`);
     } catch (e) {
-      if (e instanceof PermissionError) throw e;
+      // the version is read from the binary: an unsupported one will not change
+      if (e instanceof PermissionError || e instanceof UnsupportedVersionError) throw e;
       last = e;
     }
     if (Date.now() > deadline) throw last;
