@@ -49,7 +49,8 @@ export function renderDump(d: DumpResult, opts: { cmdline?: string; cwd?: string
     const id = t.tidIsOs ? String(t.tid) : `0x${BigInt(t.pthreadId).toString(16).toUpperCase()}`;
     const state = t.state === 'running' ? 'active' : t.state;
     const gil = t.holdsGil ? ' [holds the GIL]' : '';
-    lines.push(`Thread ${id} (${state})${t.name ? ` "${t.name}"` : ''}${gil}`);
+    // the name as a JSON string: quoted, with quotes and control characters escaped
+    lines.push(`Thread ${id} (${state})${t.name !== undefined ? ` ${JSON.stringify(t.name)}` : ''}${gil}`);
     if (t.error !== undefined) lines.push(`    <stack unreadable: ${t.error}>`);
     for (const f of t.frames) lines.push(`    ${f.qualname} (${displayFile(f.file, opts.cwd)}${f.line !== null ? `:${f.line}` : ''})`);
     if (t.truncated) lines.push('    … (truncated)');

@@ -42,8 +42,9 @@ test('renderDump: py-spy-like text, pthread ids in hex when no OS TID, files rel
     pid: 42,
     python: { version: '3.12.1', library: '/usr/lib/libpython3.12.so.1.0' },
     threads: [
-      { tid: 43, pthreadId: '140000', tidIsOs: true, state: 'running', holdsGil: true, frames: [frame('spin', '/srv/app/app.py', 3), frame('<module>', '/srv/app/app.py', 9)] },
+      { tid: 43, pthreadId: '140000', tidIsOs: true, name: 'MainThread', state: 'running', holdsGil: true, frames: [frame('spin', '/srv/app/app.py', 3), frame('<module>', '/srv/app/app.py', 9)] },
       { tid: 255, pthreadId: '255', tidIsOs: false, state: 'unknown', holdsGil: false, frames: [frame('nap', '/usr/lib/python3.12/x.py', null)] },
+      { tid: 44, pthreadId: '140001', tidIsOs: true, name: 'wörker "1"\nThread 7 (active)', state: 'idle', holdsGil: false, frames: [] },
     ],
   };
   assert.equal(
@@ -52,11 +53,12 @@ test('renderDump: py-spy-like text, pthread ids in hex when no OS TID, files rel
       'Process 42: python3.12 app.py',
       'Python v3.12.1 (/usr/lib/libpython3.12.so.1.0)',
       '',
-      'Thread 43 (active) [holds the GIL]',
+      'Thread 43 (active) "MainThread" [holds the GIL]',
       '    spin (app/app.py:3)',
       '    <module> (app/app.py:9)',
       'Thread 0xFF (unknown)',
       '    nap (x.py)',
+      'Thread 44 (idle) "wörker \\"1\\"\\nThread 7 (active)"',
       '',
     ].join('\n'),
   );
@@ -138,6 +140,10 @@ for (const py of pythons) {
         assert.equal(main.frames.at(-1)!.name, '<module>');
         const spin = byIdent(d, spinIdent!);
         const nap = byIdent(d, napIdent!);
+        // names from threading._active: unnamed threads are "Thread-N" ("Thread-N (target)" on 3.10+)
+        assert.equal(main.name, 'MainThread');
+        assert.match(spin.name ?? '', py.minor >= 10 ? /^Thread-\d+ \(spin\)$/ : /^Thread-\d+$/);
+        assert.match(nap.name ?? '', py.minor >= 10 ? /^Thread-\d+ \(nap\)$/ : /^Thread-\d+$/);
         assert.equal(spin.frames[0]!.name, 'spin');
         assert.equal(nap.frames[0]!.name, 'nap');
         assert.equal(nap.state, 'idle');
@@ -164,6 +170,7 @@ for (const py of pythons) {
       assert.match(text.out, /\n {4}spin \(.*dump_script\.py:\d+\)\n/);
       assert.match(text.out, /\n {4}nap \(.*dump_script\.py:\d+\)\n/);
       assert.equal(text.out.match(/^Thread \d+ \((active|idle)\)/gm)?.length, 3);
+      assert.match(text.out, new RegExp(`^Thread ${pid} \\((active|idle)\\) "MainThread"`, 'm'));
     } finally {
       child.kill('SIGKILL');
     }
@@ -205,7 +212,7 @@ test('runDump: an unsupported Python version is named in the CliError', async (t
   try {
     assert.throws(
       () => runDump(parseArgs(dumpSpec, ['-p', String(py.pid)])),
-      (e) => e instanceof CliError && e.message.includes(`Python ${v37}`) && /3\.8 to 3\.13/.test(e.fix),
+      (e) => e instanceof CliError && e.message.includes(`Python ${v37}`) && /3\.8 to 3\.14/.test(e.fix),
     );
   } finally {
     stop(py);

@@ -10,13 +10,17 @@
  * - GIL (docs/cpython-internals.md §7): 3.8–3.11 `_PyRuntime.ceval.gil`, 3.12+ the struct
  *   `interp->ceval.gil` points to; holder tstate = locked ? last_holder : none. The two
  *   words are read without synchronisation, so a dump racing a GIL hand-off may show none.
- * - Names are not read yet (`threading._active` needs dict walking): `name` is absent.
+ * - Names: `threading._active` (ident → Thread, its `_name`) read by threadnames.ts and
+ *   matched on the pthread ident ("MainThread" for the main thread). Absent when the
+ *   process has not imported `threading`, for threads not started through it, or when the
+ *   objects could not be read.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { layoutFor } from './layouts/index.ts';
+import { layoutForRuntime } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
 import { locateRuntime, UnsupportedVersionError, type PythonVersion } from './runtime.ts';
+import { mainInterpreter, readThreadNames } from './threadnames.ts';
 import { walkThreads, type Frame } from './walker.ts';
 
 export type ThreadRunState = 'running' | 'idle' | 'unknown';
@@ -28,6 +32,7 @@ export interface DumpThread {
   pthreadId: string;
   /** true when `tid` is a real OS TID */
   tidIsOs: boolean;
+  /** `threading` name (`Thread._name`), absent when unknown */
   name?: string;
   state: ThreadRunState;
   /** null when the GIL state could not be read */
@@ -129,6 +134,16 @@ export function gilHolder(mem: ProcessMemory, layout: Layout, runtimeAddress: Ad
   }
 }
 
+/** Thread names of the main interpreter by pthread ident; empty when unreadable. */
+function threadNamesOf(mem: ProcessMemory, layout: Layout, runtimeAddress: Address, minor: number): Map<bigint, string> {
+  try {
+    return readThreadNames(mem, layout, mainInterpreter(mem, layout, runtimeAddress), minor);
+  } catch (e) {
+    if (e instanceof BadReadError) return new Map();
+    throw e;
+  }
+}
+
 /**
  * Snapshot process `pid`. Throws the sampler's typed errors (ProcessGoneError,
  * PermissionError, RuntimeNotFoundError, UnsupportedVersionError); the CLI explains them.
@@ -136,7 +151,7 @@ export function gilHolder(mem: ProcessMemory, layout: Layout, runtimeAddress: Ad
 export function dumpProcess(pid: number): DumpResult {
   const rt = locateRuntime(pid);
   const v: PythonVersion = rt.version;
-  const layout = layoutFor(v.major, v.minor);
+  const layout = layoutForRuntime(rt);
   if (!layout) throw new UnsupportedVersionError(pid, v);
   const mem = ProcMemory.open(pid);
   try {
@@ -158,6 +173,7 @@ export function dumpProcess(pid: number): DumpResult {
         }
       };
     }
+    const names = threadNamesOf(mem, layout, rt.runtimeAddress, v.minor);
     const threads = walked.map((t): DumpThread => {
       const tid = osTid(t);
       const letter = tid !== undefined ? taskStateLetter(pid, tid) : undefined;
@@ -165,6 +181,7 @@ export function dumpProcess(pid: number): DumpResult {
         tid: tid ?? t.tid,
         pthreadId: t.pthreadId.toString(),
         tidIsOs: tid !== undefined,
+        ...(names.has(t.pthreadId) ? { name: names.get(t.pthreadId)! } : {}),
         state: letter === undefined ? 'unknown' : letter === 'R' ? 'running' : 'idle',
         holdsGil: holder === null ? null : holder !== 0 && holder === t.tstate,
         frames: t.frames ?? [],
