@@ -311,7 +311,10 @@ export function focus(p: Profile, match: string | ((p: Profile, f: IndexIntoFram
  * Prepend process and thread marker frames (py-spy `--threads` / `--subprocesses` style),
  * for exporters that have no thread dimension.
  */
-export function withThreadRoots(p: Profile, o: { processes?: boolean; threads?: boolean } = { processes: true, threads: true }): Profile {
+export function withThreadRoots(
+  p: Profile,
+  o: { processes?: boolean; threads?: boolean; processLabel?: (pid: number) => string } = { processes: true, threads: true },
+): Profile {
   const q = cloneProfile(p);
   const markerFrame = new Map<string, number>();
   const addMarker = (name: string): number => {
@@ -333,7 +336,7 @@ export function withThreadRoots(p: Profile, o: { processes?: boolean; threads?: 
   for (let t = 0; t < p.threads.length; t++) {
     const r: number[] = [];
     const nm = p.threads.name[t]!;
-    if (o.processes) r.push(addMarker(`process ${p.threads.pid[t]}`));
+    if (o.processes) r.push(addMarker(o.processLabel ? o.processLabel(p.threads.pid[t]!) : `process ${p.threads.pid[t]}`));
     if (o.threads) r.push(addMarker(nm >= 0 ? `thread ${p.threads.tid[t]} (${p.strings[nm]})` : `thread ${p.threads.tid[t]}`));
     rootFrames.push(r);
   }

@@ -73,6 +73,7 @@ test('record --full-filenames keeps absolute paths; --function keys frames by fi
 def outer():
     hot(0.3)
     hot(0.3)
+time.sleep(1.5)  # the sampler attaches while this sleeps, however loaded the machine
 outer()
 `);
   const full = join(dir, 'full.pylens');
@@ -132,7 +133,7 @@ p.wait()
 `);
   const parent = script(dir, 'parent.py', `${BURN}
 import subprocess
-def parent_work(): hot(0.4)
+def parent_work(): hot(1.5)
 parent_work()
 subprocess.run([sys.executable, ${JSON.stringify(child)}])
 `);

@@ -136,8 +136,41 @@ export class ElfFile {
   /** Look a symbol up by name in .dynsym, then .symtab. Undefined (imported) symbols are skipped. */
   symbol(name: string): (ElfSymbol & { table: '.dynsym' | '.symtab' }) | undefined {
     for (const table of ['.dynsym', '.symtab'] as const) {
-      const s = this.symbols(table).get(name);
+      const cached = this.symCache.get(table);
+      const s = cached ? cached.get(name) : this.findSymbol(table, name);
       if (s) return { ...s, table };
+    }
+    return undefined;
+  }
+
+  /**
+   * One defined symbol of `table` by name, comparing the string table's bytes in place: no
+   * string is decoded and no map is built (libpython's .symtab has ~15,000 entries, and an
+   * attach looks up a handful).
+   */
+  private findSymbol(table: '.dynsym' | '.symtab', name: string): ElfSymbol | undefined {
+    const sec = this.section(table);
+    if (!sec) return undefined;
+    const strs = this.sections[sec.link];
+    if (!strs) throw new ElfError(this.file, sec.offset, `${table} links to missing string table ${sec.link}`);
+    this.check(sec.offset, sec.size, `section ${table}`);
+    this.check(strs.offset, strs.size, `string table of ${table}`);
+    const ent = sec.entsize || 24;
+    if (ent < 24) throw new ElfError(this.file, sec.offset, `${table} entry size ${ent}`);
+    const want = Buffer.from(name, 'latin1');
+    const b = this.bytes;
+    const dv = this.dv;
+    const strEnd = strs.offset + strs.size;
+    for (let o = sec.offset; o + 24 <= sec.offset + sec.size; o += ent) {
+      const off = dv.getUint32(o, true);
+      const at = strs.offset + off;
+      if (off >= strs.size || at + want.length >= strEnd || b[at] !== want[0]) continue;
+      let i = 1;
+      while (i < want.length && b[at + i] === want[i]) i++;
+      if (i < want.length || b[at + want.length] !== 0) continue;
+      const shndx = dv.getUint16(o + 6, true);
+      if (shndx === 0) continue;
+      return { name, type: b[o + 4]! & 0xf, shndx, value: this.u64(o + 8), size: this.u64(o + 16) };
     }
     return undefined;
   }

@@ -105,8 +105,12 @@ export class ProcMemory extends BaseMemory {
   }
 
   read(addr: Address, len: number): Uint8Array {
+    return this.readInto(new Uint8Array(len), addr, len);
+  }
+
+  /** `read` into the first `len` bytes of `buf` (no allocation); returns that view of `buf` */
+  readInto(buf: Uint8Array, addr: Address, len: number): Uint8Array {
     if (!Number.isSafeInteger(addr) || addr < 0 || addr + len > USER_SPACE_END) throw new BadReadError(addr, len, 'not a user-space address');
-    const buf = new Uint8Array(len);
     let n: number;
     try {
       n = readSync(this.fd, buf, 0, len, addr);
@@ -118,7 +122,7 @@ export class ProcMemory extends BaseMemory {
     // A read of 0 bytes means the process has exited (its mm is gone), reaped or a zombie.
     if (n === 0 && isGone(this.pid)) throw new ProcessGoneError(this.pid);
     if (n !== len) throw new BadReadError(addr, len, `short read (${n} bytes)`);
-    return buf;
+    return buf.length === len ? buf : buf.subarray(0, len);
   }
 
   close(): void {

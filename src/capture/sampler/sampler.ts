@@ -19,6 +19,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { ProfileBuilder } from '../../model/builder.ts';
 import { hostEnvironment } from '../../model/environment.ts';
 import type { Profile } from '../../model/profile.ts';
+import { withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError } from './memory.ts';
 import { ProcessSampler, readCmdline, type ThreadSample } from './session.ts';
 import type { Frame } from './walker.ts';
@@ -341,14 +342,8 @@ export class Recorder {
     return fi;
   }
 
-  private markers = new Map<string, number>();
-  private marker(name: string): number {
-    let fi = this.markers.get(name);
-    if (fi === undefined) this.markers.set(name, (fi = this.builder.frame({ kind: 'marker', name })));
-    return fi;
-  }
-
-  private processLabel(pid: number): string {
+  /** `process PID (command line)`, for process root frames */
+  processLabel(pid: number): string {
     const cmd = this.seen.get(pid);
     if (!cmd || cmd.length === 0) return `process ${pid}`;
     const text = cmd.join(' ').replace(/\s+/g, ' ').trim();
@@ -357,9 +352,7 @@ export class Recorder {
 
   private record(pid: number, a: Attached, t: ThreadSample, sinceStartNs: number): void {
     let stack = -1;
-    if (this.opts.processRoots ?? this.opts.subprocesses) stack = this.builder.stack(stack, this.marker(this.processLabel(pid)));
     const name = a.s.threadName(t.ident);
-    if (this.opts.threadRoots) stack = this.builder.stack(stack, this.marker(name !== undefined ? `thread ${t.tid} (${name})` : `thread ${t.tid}`));
     const cwd = a.cwd;
     const frames = t.frames;
     for (let i = frames.length - 1; i >= 0; i--) stack = this.builder.stack(stack, this.frameOf(pid, frames[i]!, cwd));
@@ -467,5 +460,10 @@ export async function sampleAttached(root: ProcessSampler, opts: SampleOptions =
     },
   };
   if (root.command) b.meta.command = root.command;
-  return b.build();
+  const profile = b.build();
+  // Root frames are added at the end, when every thread's name is known (a thread is often
+  // sampled before `threading` has named it).
+  const processes = opts.processRoots ?? opts.subprocesses ?? false;
+  if (!opts.threadRoots && !processes) return profile;
+  return withThreadRoots(profile, { threads: opts.threadRoots ?? false, processes, processLabel: (p) => rec.processLabel(p) });
 }

@@ -20,6 +20,7 @@ import { layoutForRuntime } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, type ProcessMemory } from './memory.ts';
 import { locateRuntime, UnsupportedVersionError, type PythonVersion, type RuntimeLocation } from './runtime.ts';
+import { mainInterpreter, ThreadNames } from './threadnames.ts';
 import { PageCacheMemory, walkThreads, type CodeCache, type Frame, type ThreadStack } from './walker.ts';
 
 export interface ThreadSample {
@@ -159,6 +160,9 @@ export class ProcessSampler {
   /** ticks whose walk was read twice because a thread's first read was torn */
   retries = 0;
   private states: TaskStates;
+  /** page buffers reused by every tick's page cache (B: the retry's, while A's is still alive) */
+  private pagesA: Uint8Array[] = [];
+  private pagesB: Uint8Array[] = [];
 
   private constructor(pid: number, runtime: RuntimeLocation, layout: Layout, mem: ProcMemory) {
     this.pid = pid;
@@ -168,6 +172,7 @@ export class ProcessSampler {
     this.mem = mem;
     this.nativeTid = layout.tstate.native_thread_id !== null;
     this.states = new TaskStates(pid);
+    this.names = new ThreadNames(mem, layout, () => mainInterpreter(mem, layout, runtime.runtimeAddress), runtime.version.minor);
     this.command = readCmdline(pid);
     this.executable = readExe(pid);
   }
@@ -212,13 +217,13 @@ export class ProcessSampler {
     if (this.closed) return { ...out, gone: true };
     try {
       // one page cache for the whole tick: walk and GIL read share pages
-      let mem = new PageCacheMemory(this.mem);
+      let mem = new PageCacheMemory(this.mem, this.pagesA);
       let walked = this.walk(mem);
       // A thread that was mid-call or mid-return while we read gives a torn stack (a freed
       // frame, a half-written pointer). Reading again at once almost always succeeds, so
       // one retry of the whole walk before anything is counted as an error.
       if (walked.some((t) => t.error !== undefined)) {
-        const mem2 = new PageCacheMemory(this.mem);
+        const mem2 = new PageCacheMemory(this.mem, this.pagesB);
         const again = this.walk(mem2);
         const bad = (w: ThreadStack[]) => w.reduce((n, t) => n + (t.error !== undefined ? 1 : 0), 0);
         if (bad(again) < bad(walked)) {
@@ -266,14 +271,20 @@ export class ProcessSampler {
     return out;
   }
 
-  /** the `threading` name of the thread with this ident, when known */
+  /**
+   * The `threading` name of the thread with this ident, when known (threading._active,
+   * re-read at most once a second or when a new ident shows up; threadnames.ts).
+   */
   threadName(ident: bigint): string | undefined {
-    if (this.names === undefined) return undefined;
-    return this.names(ident);
+    if (this.closed) return undefined;
+    try {
+      return this.names.get(ident);
+    } catch {
+      return undefined; // gone or unreadable: the next tick finds out
+    }
   }
 
-  /** set by whoever can read thread names (threadnames.ts) */
-  names: ((ident: bigint) => string | undefined) | undefined;
+  private names: ThreadNames;
 
   close(): void {
     if (this.closed) return;

@@ -25,7 +25,7 @@
  * frames; `walkThreads` throws only when the interpreter/thread list itself is unreadable.
  */
 import { lineInRanges, lineRanges, type LineRange } from './linetable.ts';
-import { BadReadError, BaseMemory, type Address, type ProcessMemory } from './memory.ts';
+import { BadReadError, BaseMemory, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
 import type { Layout } from './layouts/types.ts';
 
 export interface Frame {
@@ -83,6 +83,11 @@ export interface CodeInfo {
   /** `_co_firsttraceable` in code units (3.11+; 0 before) */
   firstTraceable: number;
   ranges: LineRange[];
+  /**
+   * Frame objects already made for this code object, by bytecode offset (−1: not started).
+   * A walk returns these shared objects, so consumers can key on identity; never mutate them.
+   */
+  frames?: Map<number, Frame>;
 }
 
 export type CodeCache = Map<Address, CodeInfo>;
@@ -159,16 +164,30 @@ export const PAGE_SIZE = 4096;
 export class PageCacheMemory extends BaseMemory {
   private inner: ProcessMemory;
   private pages = new Map<Address, Uint8Array | null>();
-  constructor(inner: ProcessMemory) {
+  private views = new Map<Address, DataView>();
+  private pool: Uint8Array[] | undefined;
+  private used = 0;
+  /**
+   * `pool`: page buffers to reuse instead of allocating (a sampler passes the same pool to
+   * the page cache of each tick; nothing a walk returns points into page bytes). Only used
+   * when `inner` is a `ProcMemory`.
+   */
+  constructor(inner: ProcessMemory, pool?: Uint8Array[]) {
     super();
     this.inner = inner;
+    if (inner instanceof ProcMemory) this.pool = pool;
   }
   /** the page's bytes, or null when the whole page cannot be read */
   private page(p: Address): Uint8Array | null {
     let b = this.pages.get(p);
     if (b === undefined) {
       try {
-        b = this.inner.read(p, PAGE_SIZE);
+        if (this.pool !== undefined) {
+          let buf = this.pool[this.used];
+          if (buf === undefined) this.pool.push((buf = new Uint8Array(PAGE_SIZE)));
+          this.used++;
+          b = (this.inner as ProcMemory).readInto(buf, p, PAGE_SIZE);
+        } else b = this.inner.read(p, PAGE_SIZE);
       } catch (e) {
         if (!(e instanceof BadReadError)) throw e;
         b = null;
@@ -176,6 +195,46 @@ export class PageCacheMemory extends BaseMemory {
       this.pages.set(p, b);
     }
     return b;
+  }
+  /**
+   * A DataView and the offset in it at which `len` bytes at `addr` start: the cached page's
+   * own view when the bytes lie inside one page (no copy, no allocation), else a view of a
+   * fresh read.
+   */
+  viewAt(addr: Address, len: number): [DataView, number] {
+    const first = addr - (addr % PAGE_SIZE);
+    const off = addr - first;
+    if (off + len <= PAGE_SIZE && off >= 0) {
+      let v = this.views.get(first);
+      if (v === undefined) {
+        const b = this.page(first);
+        if (b) {
+          v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+          this.views.set(first, v);
+        }
+      }
+      if (v !== undefined) return [v, off];
+    }
+    const b = this.read(addr, len);
+    return [new DataView(b.buffer, b.byteOffset, b.byteLength), 0];
+  }
+  override readU64(addr: Address): bigint {
+    const [v, o] = this.viewAt(addr, 8);
+    return v.getBigUint64(o, true);
+  }
+  override readPtr(addr: Address): Address {
+    const [v, o] = this.viewAt(addr, 8);
+    const hi = v.getUint32(o + 4, true);
+    if (hi >= 0x8000) throw new BadReadError(addr, 8, `word 0x${v.getBigUint64(o, true).toString(16)} is not a user-space pointer`);
+    return v.getUint32(o, true) + hi * 4294967296;
+  }
+  override readI32(addr: Address): number {
+    const [v, o] = this.viewAt(addr, 4);
+    return v.getInt32(o, true);
+  }
+  override readU32(addr: Address): number {
+    const [v, o] = this.viewAt(addr, 4);
+    return v.getUint32(o, true);
   }
   read(addr: Address, len: number): Uint8Array {
     if (len > 2 * PAGE_SIZE || !Number.isSafeInteger(addr) || addr < 0) return this.inner.read(addr, len);
@@ -221,9 +280,25 @@ export class CodeTypeCheck {
   }
 }
 
+const MAX_FRAMES_PER_CODE = 4096;
+
+/** The (shared, immutable) Frame for `info` at bytecode `offset`; `notStarted` → its first line. */
 function frameOf(info: CodeInfo, offset: number, notStarted: boolean): Frame {
-  const line = notStarted ? info.firstLine : lineInRanges(info.ranges, offset);
-  return { name: info.name, qualname: info.qualname, file: info.file, line, firstLine: info.firstLine };
+  const key = notStarted ? -1 : offset;
+  let memo = info.frames;
+  if (memo === undefined) info.frames = memo = new Map();
+  let f = memo.get(key);
+  if (f === undefined) {
+    const line = notStarted ? info.firstLine : lineInRanges(info.ranges, offset);
+    f = { name: info.name, qualname: info.qualname, file: info.file, line, firstLine: info.firstLine };
+    if (memo.size < MAX_FRAMES_PER_CODE) memo.set(key, f);
+  }
+  return f;
+}
+
+/** A little-endian u64 at `off` as a Number (exact below 2^53; user-space pointers are below 2^47). */
+function u64(d: DataView, off: number): number {
+  return d.getUint32(off, true) + d.getUint32(off + 4, true) * 4294967296;
 }
 
 /** 3.14+: the object pointer of a tagged `_PyStackRef` (`bits & ~tagBits`). */
@@ -269,18 +344,20 @@ export function walkStack(
       truncated = true;
       break;
     }
-    const raw = mem.read(frame, F.size);
-    const d = dv(raw);
+    let d: DataView;
+    let o = 0;
+    if (mem instanceof PageCacheMemory) [d, o] = mem.viewAt(frame, F.size);
+    else d = dv(mem.read(frame, F.size));
     // 3.14: f_executable is a _PyStackRef whose low bits are tags (layout.frame.executable_tag_bits)
-    const code = minor >= 14 ? untagExecutable(d.getBigUint64(F.code, true), F.executable_tag_bits ?? 0) : Number(d.getBigUint64(F.code, true));
-    const previous = Number(d.getBigUint64(F.previous, true));
+    const code = minor >= 14 ? untagExecutable(d.getBigUint64(o + F.code, true), F.executable_tag_bits ?? 0) : u64(d, o + F.code);
+    const previous = u64(d, o + F.previous);
     if (minor <= 10) {
-      const lasti = d.getInt32(F.lasti!, true);
+      const lasti = d.getInt32(o + F.lasti!, true);
       const info = readCode(mem, layout, minor, code, cache);
       frames.push(frameOf(info, minor === 10 ? lasti * 2 : lasti, lasti < 0));
     } else {
-      const owner = d.getUint8(F.owner!);
-      const instr = Number(d.getBigUint64(F.instr_ptr!, true));
+      const owner = d.getUint8(o + F.owner!);
+      const instr = u64(d, o + F.instr_ptr!);
       // 3.14: owner ≥ FRAME_OWNED_BY_INTERPRETER (3; CSTACK is 4) is an entry/shim frame
       let skip = minor >= 14 ? owner >= owners314!.firstShim : minor >= 12 && owner >= OWNER_CSTACK;
       // 3.13: f_executable may be Py_None (shims) or another non-code object; a cached
