@@ -34,6 +34,8 @@ export interface ThreadSample {
   state: SampleState;
   holdsGil: boolean;
   truncated: boolean;
+  /** subinterpreter id (absent for the main interpreter) */
+  interp?: number;
 }
 
 export interface TickResult {
@@ -252,6 +254,7 @@ export class ProcessSampler {
           state: letter === undefined ? 'unknown' : letter === 'R' && !isWaitingLeaf(t.frames[0]!) ? 'on-cpu' : 'idle',
           holdsGil: holder !== null && holder !== 0 && holder === t.tstate,
           truncated: t.truncated === true,
+          ...(t.interp !== undefined ? { interp: t.interp } : {}),
         });
       }
     } catch (e) {

@@ -51,6 +51,8 @@ export interface ThreadStack {
   error?: string;
   /** true when the stack was cut at `maxDepth` */
   truncated?: boolean;
+  /** the interpreter's id when it is a subinterpreter (absent: the main interpreter, id 0) */
+  interp?: number;
 }
 
 export interface WalkerRuntime {
@@ -382,8 +384,8 @@ export function walkStack(
 }
 
 /**
- * Every thread of the main interpreter with its stack (leaf first). One thread's read
- * error becomes that thread's `error`; only an unreadable interpreter or thread list throws.
+ * Every thread of every interpreter with its stack (leaf first). One thread's read error
+ * becomes that thread's `error`; only an unreadable interpreter or thread list throws.
  */
 export function walkThreads(
   mem: ProcessMemory,
@@ -399,18 +401,44 @@ export function walkThreads(
   if (opts.pageCache !== false) mem = new PageCacheMemory(mem);
   const codeCheck = new CodeTypeCheck(mem, layout);
   const maxThreads = opts.maxThreads ?? 4096;
-  const interp = mem.readPtr(rt.runtimeAddress + layout.runtime.interpreters_head);
-  if (interp === 0) return [];
   const out: ThreadStack[] = [];
   const seen = new Set<Address>();
+  const seenInterps = new Set<Address>();
+  // interpreters.head is the newest interpreter; the main one is last. Subinterpreters'
+  // threads are walked too (their `interp` id > 0).
+  let interp = mem.readPtr(rt.runtimeAddress + layout.runtime.interpreters_head);
+  for (; interp !== 0 && !seenInterps.has(interp) && seenInterps.size < MAX_INTERPRETERS; interp = mem.readPtr(interp + layout.interp.next)) {
+    seenInterps.add(interp);
+    const interpId = Number(mem.readU64(interp + layout.interp.id));
+    walkInterpreterThreads(mem, layout, minor, interp, interpId, out, seen, maxThreads, opts.maxDepth, cache, codeCheck);
+  }
+  return out;
+}
+
+const MAX_INTERPRETERS = 256;
+
+function walkInterpreterThreads(
+  mem: ProcessMemory,
+  layout: Layout,
+  minor: number,
+  interp: Address,
+  interpId: number,
+  out: ThreadStack[],
+  seen: Set<Address>,
+  maxThreads: number,
+  maxDepth: number | undefined,
+  cache: CodeCache,
+  codeCheck: CodeTypeCheck,
+): void {
   let tstate = mem.readPtr(interp + layout.interp.threads_head);
   while (tstate !== 0 && !seen.has(tstate) && out.length < maxThreads) {
     seen.add(tstate);
     const t: ThreadStack = { tid: -1, pthreadId: 0n, tstate };
+    if (interpId !== 0) t.interp = interpId;
     try {
       t.pthreadId = mem.readU64(tstate + layout.tstate.thread_id);
       t.tid = layout.tstate.native_thread_id !== null ? Number(mem.readU64(tstate + layout.tstate.native_thread_id)) : Number(t.pthreadId);
-      const { frames, truncated } = walkStack(mem, layout, minor, tstate, { maxDepth: opts.maxDepth, cache, codeCheck });
+      const { frames, truncated } = walkStack(mem, layout, minor, tstate, { maxDepth, cache, codeCheck });
       t.frames = frames;
       if (truncated) t.truncated = true;
     } catch (e) {
@@ -419,5 +447,4 @@ export function walkThreads(
     out.push(t);
     tstate = mem.readPtr(tstate + layout.tstate.next);
   }
-  return out;
 }
