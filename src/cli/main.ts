@@ -11,6 +11,7 @@ import { EXIT_OK, explain } from './errors.ts';
 import { demoSpec, runDemo } from './demo.ts';
 import { dumpSpec, runDump } from './dump.ts';
 import { recordSpec, runRecord } from './record.ts';
+import { runTop, topSpec } from './top.ts';
 
 interface Command {
   spec: CommandSpec;
@@ -22,6 +23,7 @@ const COMMANDS: Command[] = [
   { spec: viewSpec, run: runView },
   { spec: reportSpec, run: runReport },
   { spec: recordSpec, run: runRecord },
+  { spec: topSpec, run: runTop },
   { spec: dumpSpec, run: runDump },
   { spec: demoSpec, run: runDemo },
 ];

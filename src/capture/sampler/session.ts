@@ -16,7 +16,7 @@
 import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import type { SampleState } from '../../model/profile.ts';
 import { findPthreadTidOffset, gilHolder, taskIds } from './dump.ts';
-import { layoutForRuntime } from './debug-offsets.ts';
+import { layoutForRuntime, readCodeObjectGeneration } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, type ProcessMemory } from './memory.ts';
 import { locateRuntime, UnsupportedVersionError, type PythonVersion, type RuntimeLocation } from './runtime.ts';
@@ -198,6 +198,38 @@ export class ProcessSampler {
     });
   }
 
+  /**
+   * Code objects are cached by address; a freed code object's address can be reused by
+   * another one, which the cache would misname. 3.14 counts code-object frees
+   * (`code_object_generation`): the cache is dropped whenever that moves. Older versions
+   * have no such counter: the cache is dropped every `codeCacheTtlMs` (default 10 s) and
+   * when it grows past `codeCacheMax` entries, which bounds both the damage and the memory.
+   */
+  codeCacheTtlMs = 10_000;
+  codeCacheMax = 50_000;
+  private codeCacheBorn = Date.now();
+  private codeGeneration: bigint | null = null;
+  /** times the code cache was dropped */
+  codeCacheFlushes = 0;
+
+  private maybeFlushCodeCache(mem: ProcessMemory): void {
+    let flush = this.codeCache.size > this.codeCacheMax;
+    if (this.layout.interp.code_object_generation != null) {
+      try {
+        const g = readCodeObjectGeneration(mem, this.layout, this.runtime.runtimeAddress);
+        if (g !== null && this.codeGeneration !== null && g !== this.codeGeneration) flush = true;
+        this.codeGeneration = g;
+      } catch (e) {
+        if (!(e instanceof BadReadError)) throw e;
+      }
+    } else if (Date.now() - this.codeCacheBorn > this.codeCacheTtlMs) flush = true;
+    if (flush && this.codeCache.size > 0) {
+      this.codeCache.clear();
+      this.codeCacheFlushes++;
+    }
+    if (flush) this.codeCacheBorn = Date.now();
+  }
+
   private osTid(t: ThreadStack): number | undefined {
     if (this.nativeTid) return t.tid > 0 ? t.tid : undefined;
     const hit = this.tidOfPthread.get(t.pthreadId);
@@ -220,6 +252,7 @@ export class ProcessSampler {
     try {
       // one page cache for the whole tick: walk and GIL read share pages
       let mem = new PageCacheMemory(this.mem, this.pagesA);
+      this.maybeFlushCodeCache(mem);
       let walked = this.walk(mem);
       // A thread that was mid-call or mid-return while we read gives a torn stack (a freed
       // frame, a half-written pointer). Reading again at once almost always succeeds, so

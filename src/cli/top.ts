@@ -1,0 +1,339 @@
+/**
+ * `pylens top [-p PID | -- python app.py …]`: a live view of where a Python process spends
+ * its time, like `py-spy top`. The I/O half: sampling, timers, the terminal, the target.
+ * Everything that can be pure (aggregation, sorting, the frame's text, keys) is in
+ * src/render/top-live.ts.
+ *
+ * - Terminal (stdout is a TTY, no --once): alternate screen, hidden cursor, a full redraw
+ *   every --interval seconds and on resize; keys in raw mode when stdin is a TTY too. The
+ *   terminal is restored on every way out: quit, -d, target exit, errors, signals, and
+ *   uncaught exceptions (`uncaughtExceptionMonitor` / `exit` handlers, synchronously).
+ * - Not a terminal: one plain table per interval, tables separated by blank lines, no
+ *   escape codes; `--once` prints a single table after one interval, `-d S` ends after S
+ *   seconds with a last table.
+ * - Launch mode: the target is started with pylens's stdio; quitting (q, Ctrl-C, -d) stops
+ *   it with SIGINT, then SIGKILL after 2 s, and top exits 0; when the target exits on its own
+ *   top shows a last table, says so on stderr and exits with the target's exit code.
+ *   Attach mode leaves the target running.
+ */
+import { readlinkSync, writeSync } from 'node:fs';
+import { attachWhenReady, launch, LaunchError, type Launched } from '../capture/sampler/launch.ts';
+import { realClock, runSchedule, shortenFilename } from '../capture/sampler/sampler.ts';
+import { ProcessSampler } from '../capture/sampler/session.ts';
+import { frameToAnsi, frameToText, INITIAL_VIEW, parseKeys, TopController, TopStats, type TopInfo } from '../render/top-live.ts';
+import { UsageError, type CommandSpec, type Parsed } from './args.ts';
+import { attachError, processCommandLine } from './dump.ts';
+import { CliError } from './errors.ts';
+
+export const topSpec: CommandSpec = {
+  name: 'top',
+  summary: 'Live top-like view of the functions a Python process (running, or launched after --) spends its time in.',
+  usage: 'pylens top [-p PID | -- python app.py ...] [-r HZ] [--interval S] [-d S] [--once] [--idle]',
+  positionals: { min: 0, max: 0 },
+  rest: true,
+  options: [
+    { name: 'pid', short: 'p', type: 'number', value: 'PID', help: 'the running Python process to watch' },
+    { name: 'rate', short: 'r', type: 'number', value: 'HZ', help: 'samples per second (default 100)', aliases: ['frequency'] },
+    { name: 'interval', type: 'number', value: 'SECONDS', help: 'seconds between redraws / printed tables (default 1)' },
+    { name: 'duration', short: 'd', type: 'number', value: 'SECONDS', help: 'stop after this long and print the final table' },
+    { name: 'once', type: 'boolean', help: 'sample for one interval, print one plain table and exit' },
+    { name: 'idle', short: 'i', type: 'boolean', help: 'include idle (not running) threads in the table' },
+    { name: 'nolineno', type: 'boolean', help: 'start with line numbers off (aggregate by function; key l toggles)' },
+    { name: 'full-filenames', type: 'boolean', help: 'keep full paths (default: shorten site-packages, stdlib and cwd paths)' },
+  ],
+  examples: ['pylens top -p 4242', 'pylens top -- python app.py', 'pylens top -p 4242 --once > top.txt', 'pylens top -p 4242 -d 10 --idle | less'],
+};
+
+/** how long a launched target gets to end after SIGINT before SIGKILL */
+const KILL_AFTER_MS = 2000;
+
+function readCwd(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGINT, then SIGKILL after 2 s; resolves with the target's exit status */
+async function stopTarget(t: Launched): Promise<number> {
+  if (t.hasExited()) return t.exited;
+  try {
+    t.child.kill('SIGINT');
+  } catch {
+    /* gone */
+  }
+  const timer = setTimeout(() => {
+    try {
+      t.child.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }, KILL_AFTER_MS);
+  const code = await t.exited;
+  clearTimeout(timer);
+  return code;
+}
+
+/**
+ * The full-screen terminal: alternate screen and hidden cursor on `enter`, raw-mode keys
+ * (when stdin is a TTY), resize events; `restore` undoes all of it, synchronously and at
+ * most once, and is also hooked to process exit and uncaught exceptions.
+ */
+class Screen {
+  private active = false;
+  private raw = false;
+  private onData: ((d: string | Buffer) => void) | undefined;
+  private onResize: (() => void) | undefined;
+  private readonly restoreHook = () => this.restore();
+
+  get width(): number {
+    return process.stdout.columns || 80;
+  }
+
+  get height(): number {
+    return process.stdout.rows || 24;
+  }
+
+  enter(onKeys: (data: string) => void, onResize: () => void): void {
+    if (this.active) return;
+    this.active = true;
+    process.on('exit', this.restoreHook);
+    process.on('uncaughtExceptionMonitor', this.restoreHook);
+    writeSync(process.stdout.fd, '\x1b[?1049h\x1b[?25l\x1b[H\x1b[J');
+    this.onResize = onResize;
+    process.stdout.on('resize', onResize);
+    const stdin = process.stdin;
+    if (stdin.isTTY) {
+      stdin.setRawMode(true);
+      this.raw = true;
+      this.onData = (d) => onKeys(typeof d === 'string' ? d : d.toString('utf8'));
+      stdin.on('data', this.onData);
+      stdin.resume();
+    }
+  }
+
+  write(s: string): void {
+    if (this.active) process.stdout.write(s);
+  }
+
+  restore(): void {
+    if (!this.active) return;
+    this.active = false;
+    process.off('exit', this.restoreHook);
+    process.off('uncaughtExceptionMonitor', this.restoreHook);
+    if (this.onResize) process.stdout.off('resize', this.onResize);
+    const stdin = process.stdin;
+    if (this.onData) stdin.off('data', this.onData);
+    if (this.raw) {
+      try {
+        stdin.setRawMode(false);
+      } catch {
+        /* the terminal is gone */
+      }
+      stdin.pause();
+    }
+    try {
+      writeSync(process.stdout.fd, '\x1b[0m\x1b[?25h\x1b[?1049l');
+    } catch {
+      /* the terminal is gone */
+    }
+  }
+}
+
+export async function runTop(args: Parsed): Promise<number> {
+  const o = args.options;
+  const pidOpt = o.pid as number | undefined;
+  const argv = args.rest;
+  if (pidOpt !== undefined && argv.length > 0) throw new UsageError('top', 'give either -p PID or a command after --, not both');
+  if (pidOpt === undefined && argv.length === 0) throw new UsageError('top', 'missing -p PID or a command to run after -- (e.g. pylens top -- python app.py)');
+  if (pidOpt !== undefined && !(Number.isInteger(pidOpt) && pidOpt > 0)) throw new UsageError('top', `-p expects a process id (a whole number > 0), got ${pidOpt}`);
+  const rate = (o.rate as number | undefined) ?? 100;
+  if (!(rate > 0 && rate <= 100_000)) throw new UsageError('top', `--rate must be between 0 and 100000 Hz, got ${rate}`);
+  const interval = (o.interval as number | undefined) ?? 1;
+  if (!(interval >= 0.05 && interval <= 3600)) throw new UsageError('top', `--interval must be between 0.05 and 3600 seconds, got ${interval}`);
+  const once = Boolean(o.once);
+  let duration = o.duration as number | undefined;
+  if (duration !== undefined && !(duration > 0)) throw new UsageError('top', `--duration must be a positive number of seconds, got ${duration}`);
+  if (once && duration !== undefined) throw new UsageError('top', '--once and --duration are alternatives; pick one');
+  if (once) duration = interval;
+  const idle = Boolean(o.idle);
+  const plain = once || !process.stdout.isTTY;
+
+  const abort = new AbortController();
+  let quitRequested = false;
+  const quit = () => {
+    quitRequested = true;
+    abort.abort();
+  };
+
+  let target: Launched | undefined;
+  let sampler: ProcessSampler;
+  const signalHandlers: [NodeJS.Signals, () => void][] = [];
+  if (pidOpt !== undefined) {
+    try {
+      sampler = ProcessSampler.attach(pidOpt);
+    } catch (e) {
+      throw attachError(e, pidOpt, 'top');
+    }
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      signalHandlers.push([sig, quit]);
+      process.on(sig, quit);
+    }
+  } else {
+    try {
+      target = await launch(argv, (sig) => {
+        if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') quit();
+      });
+    } catch (e) {
+      if (e instanceof LaunchError) throw new CliError(e.message, 'check the command after --; it is run as given, looked up on PATH');
+      throw e;
+    }
+    const t = target;
+    try {
+      sampler = await attachWhenReady(t.pid, { isAlive: () => !t.hasExited(), signal: abort.signal, timeoutMs: 10_000 });
+    } catch (e) {
+      if (t.hasExited()) {
+        process.stderr.write(`pylens top: ${argv[0]} ended (${t.howEnded()}) before a Python interpreter could be sampled\n`);
+        t.dispose();
+        return t.exited;
+      }
+      await stopTarget(t);
+      t.dispose();
+      if (quitRequested) return 0;
+      throw attachError(e, t.pid, 'top');
+    }
+  }
+
+  // if pylens dies of an uncaught exception, a launched target must not be left running
+  const launched = target;
+  const killTarget = () => {
+    if (launched && !launched.hasExited()) {
+      try {
+        launched.child.kill('SIGTERM');
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  if (launched) process.on('uncaughtExceptionMonitor', killTarget);
+
+  const pid = sampler.pid;
+  const cwd = readCwd(pid);
+  const full = Boolean(o['full-filenames']);
+  const startNs = realClock.nowNs();
+  const stats = new TopStats({ idle, startNs, fileName: full ? (f) => f : (f) => shortenFilename(f, cwd) });
+  const command = processCommandLine(pid);
+  const info: TopInfo = { pid, rateHz: rate, idle, version: sampler.version.text, ...(command !== undefined ? { command } : {}) };
+  const ctl = new TopController(info, stats, { ...INITIAL_VIEW, lines: !o.nolineno });
+
+  const screen = plain ? undefined : new Screen();
+  const envCols = Number(process.env.COLUMNS);
+  const plainWidth = Number.isInteger(envCols) && envCols > 0 ? envCols : Infinity;
+  let printed = 0;
+  const printPlain = (width = plainWidth, maxRows?: number) => {
+    const text = frameToText(ctl.frame(realClock.nowNs(), { width, ...(maxRows !== undefined ? { maxRows } : {}) }));
+    process.stdout.write((printed++ > 0 ? '\n' : '') + text);
+  };
+  const draw = () => {
+    if (!screen) return;
+    const w = screen.width;
+    screen.write(frameToAnsi(ctl.frame(realClock.nowNs(), { width: w, height: screen.height, footer: Boolean(process.stdin.isTTY) }), w));
+  };
+  const onKeys = (data: string) => {
+    for (const k of parseKeys(data)) {
+      const eff = ctl.key(k, realClock.nowNs());
+      if (eff === 'quit') {
+        quit();
+        return;
+      }
+      if (eff === 'redraw') draw();
+    }
+  };
+
+  const timer = once
+    ? undefined
+    : setInterval(() => {
+        if (abort.signal.aborted) return;
+        if (!plain) {
+          if (!ctl.view.paused) draw();
+          return;
+        }
+        // the last table is printed at the end; don't print one just before it
+        const elapsed = (realClock.nowNs() - startNs) / 1e9;
+        if (duration !== undefined && elapsed + interval / 2 >= duration) return;
+        printPlain();
+      }, interval * 1000);
+
+  // `pylens top … | head`: a closed pipe ends top like a quit, not with an EPIPE crash (the
+  // listener stays: the error of the last write arrives after runTop has returned)
+  const onStdoutError = (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    quit();
+  };
+  process.stdout.on('error', onStdoutError);
+
+  let gone = false;
+  let failed = false;
+  let failure: unknown;
+  try {
+    screen?.enter(onKeys, draw);
+    draw();
+    await runSchedule(
+      realClock,
+      1e9 / rate,
+      () => {
+        if (target?.hasExited()) {
+          gone = true;
+          return 'stop';
+        }
+        const r = sampler.tick();
+        if (r.gone) {
+          gone = true;
+          return 'stop';
+        }
+        ctl.add(r, realClock.nowNs());
+      },
+      { signal: abort.signal, ...(duration !== undefined ? { durationNs: duration * 1e9 } : {}) },
+    );
+  } catch (e) {
+    failed = true;
+    failure = e;
+  } finally {
+    if (timer) clearInterval(timer);
+    screen?.restore();
+    sampler.close();
+    for (const [sig, h] of signalHandlers) process.off(sig, h);
+    process.off('uncaughtExceptionMonitor', killTarget);
+  }
+  if (failed) {
+      if (target) {
+      await stopTarget(target);
+      target.dispose();
+    }
+    throw failure;
+  }
+
+  const endedOnItsOwn = gone && !quitRequested;
+  if (!process.stdout.writableEnded && !process.stdout.destroyed) {
+    if (plain) printPlain();
+    else if (!quitRequested) {
+      // -d ran out or the target exited: leave the last table on the normal screen
+      const rows = process.stdout.rows || 24;
+      printPlain(process.stdout.columns || 80, Math.max(5, rows - 8));
+    }
+  }
+  let code = 0;
+  if (target) {
+    if (endedOnItsOwn) {
+      code = await target.exited;
+      process.stderr.write(`pylens top: process ${pid} exited (${target.howEnded() ?? 'unknown status'})\n`);
+    } else {
+      await stopTarget(target);
+    }
+    target.dispose();
+  } else if (endedOnItsOwn) {
+    process.stderr.write(`pylens top: process ${pid} exited\n`);
+  }
+  return code;
+}
