@@ -606,6 +606,19 @@ for (const py of pythons) {
         assert.match(r.stderr, /permission denied/i);
         assert.match(r.stderr, /ptrace_scope/);
         assert.match(r.stderr, /CAP_SYS_PTRACE/);
+        // record and top attach the same way and explain the same way
+        for (const cmd of [['record', '-d', '1', '-o', '/tmp/never-written.pylens'], ['top', '--once']]) {
+          const rr = spawnSync(how.prefix[0]!, [...how.prefix.slice(1), how.node, join(how.root, 'src', 'cli', 'main.ts'), cmd[0]!, '-p', String(target.pid), ...cmd.slice(1)], {
+            encoding: 'utf8',
+            timeout: 25_000,
+            cwd: '/',
+          });
+          assert.equal(rr.status, 1, `${cmd[0]}: ${rr.stderr}`);
+          assert.ok(rr.stderr.includes(`process ${target.pid}`) || rr.stderr.includes(`PID ${target.pid}`), `${cmd[0]} names the PID: ${rr.stderr}`);
+          assert.match(rr.stderr, /permission denied/i);
+          assert.match(rr.stderr, /CAP_SYS_PTRACE/);
+          assert.match(rr.stderr, /--cap-add SYS_PTRACE/);
+        }
       } finally {
         stop(target);
       }
