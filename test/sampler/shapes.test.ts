@@ -13,7 +13,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { accessSync, chmodSync, constants, copyFileSync, cpSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -608,7 +608,7 @@ for (const py of pythons) {
         assert.match(r.stderr, /CAP_SYS_PTRACE/);
         // record and top attach the same way and explain the same way
         for (const cmd of [['record', '-d', '1', '-o', '/tmp/never-written.pylens'], ['top', '--once']]) {
-          const rr = spawnSync(how.prefix[0]!, [...how.prefix.slice(1), how.node, join(how.root, 'src', 'cli', 'main.ts'), cmd[0]!, '-p', String(target.pid), ...cmd.slice(1)], {
+          const rr: SpawnSyncReturns<string> = spawnSync(how.prefix[0]!, [...how.prefix.slice(1), how.node, join(how.root, 'src', 'cli', 'main.ts'), cmd[0]!, '-p', String(target.pid), ...cmd.slice(1)], {
             encoding: 'utf8',
             timeout: 25_000,
             cwd: '/',
