@@ -205,6 +205,7 @@ int main(void) {
   OFF("previous", PyFrameObject, f_back);
   none("instr_ptr");
   OFF("lasti", PyFrameObject, f_lasti);
+  OFF("globals", PyFrameObject, f_globals);
   none("owner");
   none("is_entry");
   none("localsplus");
@@ -220,6 +221,7 @@ int main(void) {
   OFF("instr_ptr", _PyInterpreterFrame, instr_ptr);
 #  endif
   none("lasti");
+  OFF("globals", _PyInterpreterFrame, f_globals);
   OFF("owner", _PyInterpreterFrame, owner);
 #  if PY_MINOR_VERSION == 11
   OFF("is_entry", _PyInterpreterFrame, is_entry);

@@ -142,12 +142,13 @@ subprocess.run([sys.executable, ${JSON.stringify(child)}])
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /3 processes/);
   const p = load(out);
-  assert.equal(new Set(p.threads.pid).size, 3);
   const stacks = foldedStacks(p, { lineno: false });
+  const why = `${r.stderr}\n${stacks.map(([s, v]) => `${s} ${v}`).join('\n')}`;
+  assert.equal(new Set(p.threads.pid).size, 3, why);
   const rootOf = (fn: string) => new Set(stacks.filter(([s]) => s.split(';').some((f) => f.split(' ')[0] === fn)).map(([s]) => s.split(';')[0]!));
   for (const [fn, file] of [['parent_work', parent], ['child_work', child], ['grandchild_work', grand]] as const) {
     const roots = rootOf(fn);
-    assert.equal(roots.size, 1, `${fn}: ${[...roots].join(' | ')}`);
+    assert.equal(roots.size, 1, `${fn}: ${[...roots].join(' | ')}\n${why}`);
     assert.match([...roots][0]!, new RegExp(`^process \\d+ \\(.*${file.split('/').pop()!.replace('.', '\\.')}\\)$`));
   }
 });

@@ -448,6 +448,8 @@ export function layoutFromDebugOffsets(t: DebugOffsets): Layout {
       lasti: null,
       owner: f('interpreter_frame', 'owner'),
       is_entry: null,
+      // not in the table; 3.13's is a header constant, 3.14 detects code-object reuse by its generation counter
+      globals: v.minor === 13 ? (generated313.frame.globals ?? null) : null,
       localsplus: f('interpreter_frame', 'localsplus'),
       size: f('interpreter_frame', 'size'),
       ...(K.executableTagBits ? { executable_tag_bits: K.executableTagBits } : {}),

@@ -31,18 +31,34 @@ export interface SamplerClock {
   sleepUntilNs(t: number, signal?: AbortSignal): Promise<void>;
 }
 
+/** for Atomics.wait: a sub-millisecond sleep that burns no CPU */
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * The real clock. setTimeout alone wakes ~1 ms late at best, which caps the rate near 1 kHz
+ * and jitters every tick; so it sleeps with setTimeout until ~1 ms before the deadline
+ * (the event loop runs: signals, I/O) and the rest blocked in `Atomics.wait`, a futex wait
+ * with sub-millisecond precision that uses no CPU. The event loop is thus blocked for at
+ * most ~1 ms per tick.
+ */
 export const realClock: SamplerClock = {
   nowNs: () => performance.now() * 1e6,
   sleepUntilNs(t, signal) {
     return new Promise<void>((resolve) => {
       if (signal?.aborted) return resolve();
-      const ms = Math.max(0, (t - performance.now() * 1e6) / 1e6);
+      const finish = () => {
+        const ms = (t - performance.now() * 1e6) / 1e6;
+        if (ms > 0 && !signal?.aborted) Atomics.wait(sleepCell, 0, 0, ms);
+        resolve();
+      };
+      const coarse = (t - performance.now() * 1e6) / 1e6 - 1.2;
+      if (coarse < 1) return finish();
       const done = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', done);
-        resolve();
+        finish();
       };
-      const timer = setTimeout(done, Math.ceil(ms));
+      const timer = setTimeout(done, Math.floor(coarse));
       signal?.addEventListener('abort', done, { once: true });
     });
   },
@@ -177,6 +193,11 @@ export class DescendantScanner {
     return Number.isInteger(ppid) ? ppid : undefined;
   }
 
+  /** the parent of `pid` as of the last scan */
+  parentOf(pid: number): number | undefined {
+    return this.ppid.get(pid);
+  }
+
   scan(root: number): number[] {
     let entries: string[];
     try {
@@ -242,6 +263,10 @@ function readExe(pid: number): string | undefined {
 interface Attached {
   s: ProcessSampler;
   cwd: string | undefined;
+  /** the walker's shared Frame objects → builder frame index (weak: the code cache is flushed now and then) */
+  frameIdx: WeakMap<Frame, number>;
+  /** tid → builder thread index, and whether its name is in */
+  threadIdx: Map<number, { idx: number; named: boolean }>;
 }
 
 /**
@@ -278,7 +303,7 @@ export class Recorder {
 
   private add(s: ProcessSampler): void {
     if (this.opts.maxDepth !== undefined) s.maxDepth = this.opts.maxDepth;
-    this.procs.set(s.pid, { s, cwd: readCwd(s.pid) });
+    this.procs.set(s.pid, { s, cwd: readCwd(s.pid), frameIdx: new WeakMap(), threadIdx: new Map() });
     this.seen.set(s.pid, s.command);
   }
 
@@ -309,6 +334,16 @@ export class Recorder {
       if (exe === undefined || this.notPython.get(pid) === exe) continue;
       const first = this.firstSeen.get(pid) ?? nowMs;
       this.firstSeen.set(pid, first);
+      // A child that still has its parent's command line has not exec'd yet. If it was made
+      // by vfork (subprocess does), it shares its parent's memory until exec, and a
+      // /proc/PID/mem opened now would keep reading the parent's. Wait: a real exec comes
+      // within milliseconds; a fork that never execs (multiprocessing) is attached after 0.3 s.
+      const parent = this.scanner.parentOf(pid);
+      if (parent !== undefined && nowMs - first < 300) {
+        const mine = readCmdline(pid);
+        const theirs = readCmdline(parent);
+        if (mine !== undefined && theirs !== undefined && mine.join('\0') === theirs.join('\0')) continue;
+      }
       try {
         this.add(ProcessSampler.attach(pid));
         this.notPython.delete(pid);
@@ -352,11 +387,21 @@ export class Recorder {
 
   private record(pid: number, a: Attached, t: ThreadSample, sinceStartNs: number): void {
     let stack = -1;
-    const name = a.s.threadName(t.ident);
     const cwd = a.cwd;
     const frames = t.frames;
-    for (let i = frames.length - 1; i >= 0; i--) stack = this.builder.stack(stack, this.frameOf(pid, frames[i]!, cwd));
-    this.builder.sample(stack, 1, this.builder.thread(pid, t.tid, name), t.state, sinceStartNs);
+    const memo = a.frameIdx;
+    for (let i = frames.length - 1; i >= 0; i--) {
+      const f = frames[i]!;
+      let fi = memo.get(f);
+      if (fi === undefined) memo.set(f, (fi = this.frameOf(pid, f, cwd)));
+      stack = this.builder.stack(stack, fi);
+    }
+    let th = a.threadIdx.get(t.tid);
+    if (th === undefined || !th.named) {
+      const name = a.s.threadName(t.ident);
+      if (th === undefined || name !== undefined) a.threadIdx.set(t.tid, (th = { idx: this.builder.thread(pid, t.tid, name), named: name !== undefined }));
+    }
+    this.builder.sample(stack, 1, th.idx, t.state, sinceStartNs);
     this.rows++;
     if (t.holdsGil) this.gilSamples++;
   }

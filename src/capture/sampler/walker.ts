@@ -84,6 +84,11 @@ export interface CodeInfo {
   firstLine: number;
   /** `_co_firsttraceable` in code units (3.11+; 0 before) */
   firstTraceable: number;
+  /**
+   * the globals of the frame it was first seen in: a frame running this address with other
+   * globals means the code object was freed and a new one allocated at its address
+   */
+  globals?: Address;
   ranges: LineRange[];
   /**
    * Frame objects already made for this code object, by bytecode offset (−1: not started).
@@ -139,9 +144,9 @@ export function readBytes(mem: ProcessMemory, layout: Layout, addr: Address, max
 }
 
 /** Decode a code object (name, qualname, file, first line, line ranges), cached by address. */
-export function readCode(mem: ProcessMemory, layout: Layout, minor: number, addr: Address, cache?: CodeCache): CodeInfo {
+export function readCode(mem: ProcessMemory, layout: Layout, minor: number, addr: Address, cache?: CodeCache, globals?: Address): CodeInfo {
   const hit = cache?.get(addr);
-  if (hit) return hit;
+  if (hit && (globals === undefined || hit.globals === undefined || hit.globals === globals)) return hit;
   const C = layout.code;
   const name = readUnicode(mem, layout, mem.readPtr(addr + C.name));
   const qualname = C.qualname !== null ? readUnicode(mem, layout, mem.readPtr(addr + C.qualname)) : name;
@@ -150,6 +155,7 @@ export function readCode(mem: ProcessMemory, layout: Layout, minor: number, addr
   const table = readBytes(mem, layout, mem.readPtr(addr + C.linetable));
   const firstTraceable = C.firsttraceable !== null ? mem.readI32(addr + C.firsttraceable) : 0;
   const info: CodeInfo = { name, qualname, file, firstLine, firstTraceable, ranges: lineRanges(minor, table, firstLine) };
+  if (globals !== undefined) info.globals = globals;
   cache?.set(addr, info);
   return info;
 }
@@ -353,9 +359,10 @@ export function walkStack(
     // 3.14: f_executable is a _PyStackRef whose low bits are tags (layout.frame.executable_tag_bits)
     const code = minor >= 14 ? untagExecutable(d.getBigUint64(o + F.code, true), F.executable_tag_bits ?? 0) : u64(d, o + F.code);
     const previous = u64(d, o + F.previous);
+    const globals = F.globals != null ? u64(d, o + F.globals) : undefined;
     if (minor <= 10) {
       const lasti = d.getInt32(o + F.lasti!, true);
-      const info = readCode(mem, layout, minor, code, cache);
+      const info = readCode(mem, layout, minor, code, cache, globals);
       frames.push(frameOf(info, minor === 10 ? lasti * 2 : lasti, lasti < 0));
     } else {
       const owner = d.getUint8(o + F.owner!);
@@ -369,7 +376,7 @@ export function walkStack(
         skip = code === 0 || !check.isCode(code);
       }
       if (!skip) {
-        const info = readCode(mem, layout, minor, code, cache);
+        const info = readCode(mem, layout, minor, code, cache, globals);
         const first = code + layout.code.code_adaptive!;
         // incomplete frame (CPython's _PyFrame_IsIncomplete): hidden
         if (owner === (minor >= 14 ? owners314!.generator : OWNER_GENERATOR) || instr >= first + info.firstTraceable * 2) {

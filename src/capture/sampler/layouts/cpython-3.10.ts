@@ -50,6 +50,7 @@ export const layout: Layout = {
     "previous": 24,
     "instr_ptr": null,
     "lasti": 96,
+    "globals": 48,
     "owner": null,
     "is_entry": null,
     "localsplus": null,

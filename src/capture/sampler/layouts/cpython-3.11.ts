@@ -50,6 +50,7 @@ export const layout: Layout = {
     "previous": 48,
     "instr_ptr": 56,
     "lasti": null,
+    "globals": 8,
     "owner": 69,
     "is_entry": 68,
     "localsplus": 72,

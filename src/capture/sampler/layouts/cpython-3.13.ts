@@ -50,6 +50,7 @@ export const layout: Layout = {
     "previous": 8,
     "instr_ptr": 56,
     "lasti": null,
+    "globals": 24,
     "owner": 70,
     "is_entry": null,
     "localsplus": 72,

@@ -95,6 +95,11 @@ export interface Layout {
     lasti: FieldOffset | null;
     /** owner (char), 3.11+ */
     owner: FieldOffset | null;
+    /**
+     * f_globals: the frame's globals dict, used to tell a cached code object from a new one
+     * allocated at the same address (absent in layouts built from 3.14's debug offsets)
+     */
+    globals?: FieldOffset | null;
     /** is_entry (bool), 3.11 only */
     is_entry: FieldOffset | null;
     /** localsplus, 3.11+ */
