@@ -13,14 +13,14 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Profile } from '../model/profile.ts';
-import { attachWhenReady, launch, LaunchError, type Launched } from '../capture/sampler/launch.ts';
+import type { Launched } from '../capture/sampler/launch.ts';
 import { sampleAttached, type RecordProgress, type SampleOptions } from '../capture/sampler/sampler.ts';
 import { ProcessSampler } from '../capture/sampler/session.ts';
 import { exporterById } from '../formats/index.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { attachError } from './dump.ts';
 import { pickExporter, writeOutput } from './commands.ts';
-import { CliError } from './errors.ts';
+import { launchAndAttach, targetArgs } from './target.ts';
 
 export const recordSpec: CommandSpec = {
   name: 'record',
@@ -81,11 +81,7 @@ export function progressLine(p: RecordProgress, withProcesses: boolean): string 
 
 export async function runRecord(args: Parsed): Promise<number> {
   const o = args.options;
-  const pidOpt = o.pid as number | undefined;
-  const argv = args.rest;
-  if (pidOpt !== undefined && argv.length > 0) throw new UsageError('record', 'give either -p PID or a command after --, not both');
-  if (pidOpt === undefined && argv.length === 0) throw new UsageError('record', 'missing -p PID or a command to run after -- (e.g. pylens record -- python app.py)');
-  if (pidOpt !== undefined && !(Number.isInteger(pidOpt) && pidOpt > 0)) throw new UsageError('record', `-p expects a process id (a whole number > 0), got ${pidOpt}`);
+  const { pid: pidOpt, argv = [] } = targetArgs('record', args);
   const rate = (o.rate as number | undefined) ?? (o.frequency as number | undefined) ?? 100;
   if (!(rate > 0 && rate <= 100_000)) throw new UsageError('record', `--rate must be between 0 and 100000 Hz, got ${rate}`);
   const duration = o.duration as number | undefined;
@@ -140,33 +136,20 @@ export async function runRecord(args: Parsed): Promise<number> {
       throw attachError(e, pidOpt, 'record');
     }
   } else {
-    try {
-      target = await launch(argv, (sig) => {
+    const r = await launchAndAttach('record', argv, {
+      onSignal: (sig) => {
         // the target got the signal too; sampling goes on until it exits, unless asked twice
         if (sig === 'SIGINT' && ++interrupts < 2) return;
         if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') {
           forwardedStop = sig !== 'SIGINT';
           abort.abort();
         }
-      });
-    } catch (e) {
-      if (e instanceof LaunchError) throw new CliError(e.message, 'check the command after --; it is run as given, looked up on PATH');
-      throw e;
-    }
-    const t = target;
-    try {
-      root = await attachWhenReady(t.pid, { isAlive: () => !t.hasExited(), signal: abort.signal, timeoutMs: 10_000 });
-    } catch (e) {
-      if (t.hasExited()) {
-        process.stderr.write(`pylens record: ${argv[0]} ended (${t.howEnded()}) before a Python interpreter could be sampled; nothing recorded\n`);
-        t.dispose();
-        return t.exited;
-      }
-      // nothing can be sampled: stop the program rather than leave it running unprofiled
-      await finishTarget(t, 0, 'SIGTERM');
-      t.dispose();
-      throw attachError(e, t.pid, 'record');
-    }
+      },
+      signal: abort.signal,
+      stop: (t) => finishTarget(t, 0, 'SIGTERM'),
+    });
+    if ('ended' in r) return r.ended;
+    ({ target, sampler: root } = r);
   }
 
   const name = programName(root.pid, root.command ?? argv);

@@ -17,13 +17,13 @@
  *   Attach mode leaves the target running.
  */
 import { readlinkSync, writeSync } from 'node:fs';
-import { attachWhenReady, launch, LaunchError, type Launched } from '../capture/sampler/launch.ts';
+import type { Launched } from '../capture/sampler/launch.ts';
 import { realClock, runSchedule, shortenFilename } from '../capture/sampler/sampler.ts';
 import { ProcessSampler } from '../capture/sampler/session.ts';
 import { frameToAnsi, frameToText, INITIAL_VIEW, parseKeys, TopController, TopStats, type TopInfo } from '../render/top-live.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { attachError, processCommandLine } from './dump.ts';
-import { CliError } from './errors.ts';
+import { launchAndAttach, targetArgs } from './target.ts';
 
 export const topSpec: CommandSpec = {
   name: 'top',
@@ -143,11 +143,7 @@ class Screen {
 
 export async function runTop(args: Parsed): Promise<number> {
   const o = args.options;
-  const pidOpt = o.pid as number | undefined;
-  const argv = args.rest;
-  if (pidOpt !== undefined && argv.length > 0) throw new UsageError('top', 'give either -p PID or a command after --, not both');
-  if (pidOpt === undefined && argv.length === 0) throw new UsageError('top', 'missing -p PID or a command to run after -- (e.g. pylens top -- python app.py)');
-  if (pidOpt !== undefined && !(Number.isInteger(pidOpt) && pidOpt > 0)) throw new UsageError('top', `-p expects a process id (a whole number > 0), got ${pidOpt}`);
+  const { pid: pidOpt, argv = [] } = targetArgs('top', args);
   const rate = (o.rate as number | undefined) ?? 100;
   if (!(rate > 0 && rate <= 100_000)) throw new UsageError('top', `--rate must be between 0 and 100000 Hz, got ${rate}`);
   const interval = (o.interval as number | undefined) ?? 1;
@@ -181,28 +177,15 @@ export async function runTop(args: Parsed): Promise<number> {
       process.on(sig, quit);
     }
   } else {
-    try {
-      target = await launch(argv, (sig) => {
+    const r = await launchAndAttach('top', argv, {
+      onSignal: (sig) => {
         if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') quit();
-      });
-    } catch (e) {
-      if (e instanceof LaunchError) throw new CliError(e.message, 'check the command after --; it is run as given, looked up on PATH');
-      throw e;
-    }
-    const t = target;
-    try {
-      sampler = await attachWhenReady(t.pid, { isAlive: () => !t.hasExited(), signal: abort.signal, timeoutMs: 10_000 });
-    } catch (e) {
-      if (t.hasExited()) {
-        process.stderr.write(`pylens top: ${argv[0]} ended (${t.howEnded()}) before a Python interpreter could be sampled\n`);
-        t.dispose();
-        return t.exited;
-      }
-      await stopTarget(t);
-      t.dispose();
-      if (quitRequested) return 0;
-      throw attachError(e, t.pid, 'top');
-    }
+      },
+      signal: abort.signal,
+      stop: stopTarget,
+    });
+    if ('ended' in r) return r.ended;
+    ({ target, sampler } = r);
   }
 
   // if pylens dies of an uncaught exception, a launched target must not be left running

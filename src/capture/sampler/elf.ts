@@ -149,14 +149,9 @@ export class ElfFile {
    * attach looks up a handful).
    */
   private findSymbol(table: '.dynsym' | '.symtab', name: string): ElfSymbol | undefined {
-    const sec = this.section(table);
-    if (!sec) return undefined;
-    const strs = this.sections[sec.link];
-    if (!strs) throw new ElfError(this.file, sec.offset, `${table} links to missing string table ${sec.link}`);
-    this.check(sec.offset, sec.size, `section ${table}`);
-    this.check(strs.offset, strs.size, `string table of ${table}`);
-    const ent = sec.entsize || 24;
-    if (ent < 24) throw new ElfError(this.file, sec.offset, `${table} entry size ${ent}`);
+    const t = this.symbolTable(table);
+    if (!t) return undefined;
+    const { sec, strs, ent } = t;
     const want = Buffer.from(name, 'latin1');
     const b = this.bytes;
     const dv = this.dv;
@@ -175,19 +170,27 @@ export class ElfFile {
     return undefined;
   }
 
+  /** A symbol table's section, its string table and entry size, bounds-checked. */
+  private symbolTable(table: '.dynsym' | '.symtab'): { sec: SectionHeader; strs: SectionHeader; ent: number } | undefined {
+    const sec = this.section(table);
+    if (!sec) return undefined;
+    const strs = this.sections[sec.link];
+    if (!strs) throw new ElfError(this.file, sec.offset, `${table} links to missing string table ${sec.link}`);
+    this.check(sec.offset, sec.size, `section ${table}`);
+    this.check(strs.offset, strs.size, `string table of ${table}`);
+    const ent = sec.entsize || 24;
+    if (ent < 24) throw new ElfError(this.file, sec.offset, `${table} entry size ${ent}`);
+    return { sec, strs, ent };
+  }
+
   /** All defined symbols of one table, by name. */
   symbols(table: '.dynsym' | '.symtab'): Map<string, ElfSymbol> {
     const cached = this.symCache.get(table);
     if (cached) return cached;
     const out = new Map<string, ElfSymbol>();
-    const sec = this.section(table);
-    if (sec) {
-      const strs = this.sections[sec.link];
-      if (!strs) throw new ElfError(this.file, sec.offset, `${table} links to missing string table ${sec.link}`);
-      this.check(sec.offset, sec.size, `section ${table}`);
-      this.check(strs.offset, strs.size, `string table of ${table}`);
-      const ent = sec.entsize || 24;
-      if (ent < 24) throw new ElfError(this.file, sec.offset, `${table} entry size ${ent}`);
+    const t = this.symbolTable(table);
+    if (t) {
+      const { sec, strs, ent } = t;
       for (let o = sec.offset; o + 24 <= sec.offset + sec.size; o += ent) {
         const shndx = this.u16(o + 6);
         if (shndx === 0) continue;

@@ -1,0 +1,57 @@
+/**
+ * What `record` and `top` sample: a running process (`-p PID`) or a command they launch
+ * (`-- python app.py …`). The usage checks and the launch-then-attach sequence they share.
+ */
+import { attachWhenReady, launch, LaunchError, type Launched } from '../capture/sampler/launch.ts';
+import type { ProcessSampler } from '../capture/sampler/session.ts';
+import { UsageError, type Parsed } from './args.ts';
+import { attachError } from './dump.ts';
+import { CliError } from './errors.ts';
+
+/** -p PID or a command after --, exactly one, checked. */
+export function targetArgs(command: string, args: Parsed): { pid: number; argv?: undefined } | { pid?: undefined; argv: string[] } {
+  const pid = args.options.pid as number | undefined;
+  const argv = args.rest;
+  if (pid !== undefined && argv.length > 0) throw new UsageError(command, 'give either -p PID or a command after --, not both');
+  if (pid === undefined && argv.length === 0) throw new UsageError(command, `missing -p PID or a command to run after -- (e.g. pylens ${command} -- python app.py)`);
+  if (pid !== undefined) {
+    if (!(Number.isInteger(pid) && pid > 0)) throw new UsageError(command, `-p expects a process id (a whole number > 0), got ${pid}`);
+    return { pid };
+  }
+  return { argv };
+}
+
+export type Launch = { target: Launched; sampler: ProcessSampler } | { ended: number };
+
+/**
+ * Launch `argv` and attach as soon as its interpreter is up. `{ ended }` when there is
+ * nothing to sample: the program exited first (its exit code; said on stderr) or `signal`
+ * aborted meanwhile (0). Any other attach failure stops the program with `stop` (rather than
+ * leave it running unprofiled) and throws the explained error.
+ */
+export async function launchAndAttach(
+  command: string,
+  argv: string[],
+  opts: { onSignal: (sig: NodeJS.Signals) => void; signal: AbortSignal; stop: (t: Launched) => Promise<unknown> },
+): Promise<Launch> {
+  let t: Launched;
+  try {
+    t = await launch(argv, opts.onSignal);
+  } catch (e) {
+    if (e instanceof LaunchError) throw new CliError(e.message, 'check the command after --; it is run as given, looked up on PATH');
+    throw e;
+  }
+  try {
+    return { target: t, sampler: await attachWhenReady(t.pid, { isAlive: () => !t.hasExited(), signal: opts.signal, timeoutMs: 10_000 }) };
+  } catch (e) {
+    if (t.hasExited()) {
+      process.stderr.write(`pylens ${command}: ${argv[0]} ended (${t.howEnded()}) before a Python interpreter could be sampled; nothing recorded\n`);
+      t.dispose();
+      return { ended: await t.exited };
+    }
+    await opts.stop(t);
+    t.dispose();
+    if (opts.signal.aborted) return { ended: 0 };
+    throw attachError(e, t.pid, command);
+  }
+}
