@@ -84,6 +84,15 @@ export interface BuilderOptions {
   timed?: boolean;
 }
 
+/**
+ * The first `n` entries of a column: a view when the column is mostly full (no copy at the
+ * memory peak of a long recording), a copy when most of it would be slack. `build()` is the
+ * builder's last use, so sharing the buffer is safe.
+ */
+function fit<T extends Int32Array | Uint8Array | Float64Array>(a: T, n: number): T {
+  return (n >= a.length * 0.75 ? a.subarray(0, n) : a.slice(0, n)) as T;
+}
+
 export class ProfileBuilder {
   readonly strings: string[] = [];
   private stringIndex = new Map<string, number>();
@@ -189,7 +198,8 @@ export class ProfileBuilder {
   }
 
   private growSamples(): void {
-    const cap = this.cap * 2;
+    // ×1.5, not ×2: a long recording's columns are the bulk of the sampler's memory
+    const cap = Math.ceil(this.cap * 1.5);
     const g32 = (a: Int32Array) => { const b = new Int32Array(cap); b.set(a); return b; };
     this.sStack = g32(this.sStack);
     this.sThread = g32(this.sThread);
@@ -245,11 +255,11 @@ export class ProfileBuilder {
       frames: this.frames,
       stacks: this.stacks,
       samples: {
-        stack: this.sStack.slice(0, n),
-        thread: this.sThread.slice(0, n),
-        state: this.sState.slice(0, n),
-        time: this.sTime ? this.sTime.slice(0, n) : null,
-        values: this.sValues.map((a) => a.slice(0, n)),
+        stack: fit(this.sStack, n),
+        thread: fit(this.sThread, n),
+        state: fit(this.sState, n),
+        time: this.sTime ? fit(this.sTime, n) : null,
+        values: this.sValues.map((a) => fit(a, n)),
         length: n,
       },
       threads: this.threads,

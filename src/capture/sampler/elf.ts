@@ -52,17 +52,19 @@ export interface ElfSymbol {
 
 export class ElfFile {
   readonly file: string;
-  readonly bytes: Uint8Array;
   readonly type: number;
   readonly programHeaders: ProgramHeader[];
   readonly sections: SectionHeader[];
-  private dv: DataView;
+  private data: { bytes: Uint8Array; dv: DataView } | undefined;
+  /** re-reads the file's bytes after `release()` (absent for an ElfFile made from bytes) */
+  private reload: (() => Uint8Array) | undefined;
   private symCache = new Map<string, Map<string, ElfSymbol>>();
+  private lookups = new Map<string, (ElfSymbol & { table: '.dynsym' | '.symtab' }) | null>();
 
-  constructor(bytes: Uint8Array, file: string) {
+  constructor(bytes: Uint8Array, file: string, reload?: () => Uint8Array) {
     this.file = file;
-    this.bytes = bytes;
-    this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.reload = reload;
+    this.data = { bytes, dv: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
     this.check(0, 64, 'ELF header');
     if (bytes[0] !== 0x7f || bytes[1] !== 0x45 || bytes[2] !== 0x4c || bytes[3] !== 0x46) throw new ElfError(file, 0, 'no ELF magic');
     if (bytes[4] !== 2) throw new ElfError(file, 4, `class ${bytes[4]} is not ELF64`);
@@ -119,7 +121,35 @@ export class ElfFile {
   }
 
   static read(path: string, displayName = path): ElfFile {
-    return new ElfFile(readFileSync(path), displayName);
+    return new ElfFile(readFileSync(path), displayName, () => readFileSync(path));
+  }
+
+  /** the whole file (read again if it was released) */
+  get bytes(): Uint8Array {
+    return this.loaded().bytes;
+  }
+
+  private get dv(): DataView {
+    return this.loaded().dv;
+  }
+
+  private loaded(): { bytes: Uint8Array; dv: DataView } {
+    if (this.data === undefined) {
+      if (!this.reload) throw new Error(`ElfFile ${this.file}: bytes released and no way to read them again`);
+      const bytes = this.reload();
+      this.data = { bytes, dv: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+    }
+    return this.data;
+  }
+
+  /**
+   * Drop the file's bytes (libpython is ~30 MB) but keep headers and the symbols looked up
+   * so far; anything else re-reads the file. For an ElfFile kept in a cache.
+   */
+  release(): void {
+    if (!this.reload) return;
+    this.data = undefined;
+    this.symCache.clear();
   }
 
   section(name: string): SectionHeader | undefined {
@@ -135,12 +165,19 @@ export class ElfFile {
 
   /** Look a symbol up by name in .dynsym, then .symtab. Undefined (imported) symbols are skipped. */
   symbol(name: string): (ElfSymbol & { table: '.dynsym' | '.symtab' }) | undefined {
+    const memo = this.lookups.get(name);
+    if (memo !== undefined) return memo ?? undefined;
+    let found: (ElfSymbol & { table: '.dynsym' | '.symtab' }) | null = null;
     for (const table of ['.dynsym', '.symtab'] as const) {
       const cached = this.symCache.get(table);
       const s = cached ? cached.get(name) : this.findSymbol(table, name);
-      if (s) return { ...s, table };
+      if (s) {
+        found = { ...s, table };
+        break;
+      }
     }
-    return undefined;
+    this.lookups.set(name, found);
+    return found ?? undefined;
   }
 
   /**

@@ -156,6 +156,8 @@ function cachedElf(file: string, displayPath: string): ElfFile {
     if (elfCache.size >= ELF_CACHE_SIZE) elfCache.delete(elfCache.keys().next().value!);
     elfCache.set(key, elf);
   }
+  // headers and looked-up symbols stay; the ~30 MB of file bytes go once this attach is done
+  queueMicrotask(() => elf.release());
   return elf;
 }
 
