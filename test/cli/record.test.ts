@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/format-checks.ts';
@@ -25,6 +25,26 @@ while True:
 `;
 
 const py = installedPythons().find((p) => p.minor === 12) ?? installedPythons()[0];
+
+/** resolves once process `pid` has /proc/`target`/mem open (the sampler attached) */
+export async function attached(pid: number, target: number, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === `/proc/${target}/mem`) return;
+        } catch {
+          /* closed meanwhile */
+        }
+      }
+    } catch {
+      throw new Error(`process ${pid} exited before attaching to ${target}`);
+    }
+    if (Date.now() > until) throw new Error(`process ${pid} did not attach to ${target} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 async function startHot(dir: string): Promise<ChildProcess> {
   const script = join(dir, 'hot.py');
@@ -60,7 +80,10 @@ test('record stops on SIGINT and still writes what it collected', { skip: !py &&
   try {
     const out = join(dir, 'r.html');
     const rec = spawn(process.execPath, [MAIN, 'record', '-p', String(child.pid), '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-    await new Promise((r) => setTimeout(r, 1200));
+    // SIGINT before pylens has started (module loading can take a second on a loaded
+    // machine) would kill it the default way: wait until it holds the target's memory open
+    await attached(rec.pid!, child.pid!);
+    await new Promise((r) => setTimeout(r, 500));
     rec.kill('SIGINT');
     const code = await new Promise<number | null>((r) => rec.once('exit', r));
     assert.equal(code, 0);
