@@ -1,17 +1,20 @@
 /**
  * Runs every benchmark one after another (never in parallel: the machine has 2 cores)
- * and prints their figures. `npm run bench`.
+ * and prints their figures. `npm run bench`; `npm run bench -- --quick` gives the sampler
+ * benches (the ones that take it) their short run.
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const benches = ['perf-script.ts', 'folded.ts', 'memory.ts', 'html.ts'];
+const benches = ['perf-script.ts', 'folded.ts', 'memory.ts', 'html.ts', 'sampler-accuracy.ts', 'sampler-overhead.ts', 'sampler-memory.ts', 'sampler-peers.ts'];
+const quick = process.argv.includes('--quick');
 let failed = 0;
 for (const b of benches) {
   process.stdout.write(`\n===== bench/${b} =====\n`);
-  const r = spawnSync(process.execPath, [join(here, b)], { stdio: 'inherit' });
+  const args = quick && b.startsWith('sampler-') ? ['--quick'] : [];
+  const r = spawnSync(process.execPath, [join(here, b), ...args], { stdio: 'inherit' });
   if (r.status !== 0) {
     failed++;
     process.stdout.write(`bench/${b} exited with ${r.status}\n`);
