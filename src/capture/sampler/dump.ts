@@ -2,8 +2,10 @@
  * One snapshot of every Python thread of a live process, as `py-spy dump` prints it:
  * thread identity, OS run state, who holds the GIL, and the stack (leaf first).
  *
- * - State: `/proc/PID/task/TID/stat`, the state letter after the last ')': 'R' = running,
- *   anything else idle. Needs the OS TID: 3.11+ `native_thread_id`; 3.8–3.10 only have the
+ * - `dumpProcess` is one `ProcessSampler.snapshot()` (session.ts); this file keeps the
+ *   helpers it and the sampler share.
+ * - State: `/proc/PID/task/TID/stat`, the state letter after the last ')': 'R' = running
+ *   (unless the innermost frame is a stdlib waiting function), anything else idle. Needs the OS TID: 3.11+ `native_thread_id`; 3.8–3.10 only have the
  *   pthread_t, which is the address of glibc's `struct pthread`, whose `tid` field is found
  *   by `findPthreadTidOffset` (the one offset at which every thread's struct holds a distinct
  *   TID of /proc/PID/task, one of them the PID). Unmappable → state 'unknown'.
@@ -16,12 +18,11 @@
  *   objects could not be read.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { layoutForRuntime } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
-import { BadReadError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
-import { locateRuntime, UnsupportedVersionError, type PythonVersion } from './runtime.ts';
-import { mainInterpreter, readThreadNames } from './threadnames.ts';
-import { walkThreads, type Frame } from './walker.ts';
+import { BadReadError, type Address, type ProcessMemory } from './memory.ts';
+// session.ts imports this file's helpers too; the cycle is only between functions
+import { ProcessSampler } from './session.ts';
+import type { Frame } from './walker.ts';
 
 export type ThreadRunState = 'running' | 'idle' | 'unknown';
 
@@ -134,64 +135,29 @@ export function gilHolder(mem: ProcessMemory, layout: Layout, runtimeAddress: Ad
   }
 }
 
-/** Thread names of the main interpreter by pthread ident; empty when unreadable. */
-function threadNamesOf(mem: ProcessMemory, layout: Layout, runtimeAddress: Address, minor: number): Map<bigint, string> {
-  try {
-    return readThreadNames(mem, layout, mainInterpreter(mem, layout, runtimeAddress), minor);
-  } catch (e) {
-    if (e instanceof BadReadError) return new Map();
-    throw e;
-  }
-}
-
 /**
  * Snapshot process `pid`. Throws the sampler's typed errors (ProcessGoneError,
  * PermissionError, RuntimeNotFoundError, UnsupportedVersionError); the CLI explains them.
  */
 export function dumpProcess(pid: number): DumpResult {
-  const rt = locateRuntime(pid);
-  const v: PythonVersion = rt.version;
-  const layout = layoutForRuntime(rt);
-  if (!layout) throw new UnsupportedVersionError(pid, v);
-  const mem = ProcMemory.open(pid);
+  const s = ProcessSampler.attach(pid);
   try {
-    const walked = walkThreads(mem, rt, layout, v);
-    const holder = gilHolder(mem, layout, rt.runtimeAddress, v.minor);
-    const tids = taskIds(pid);
-    let osTid: (t: (typeof walked)[number]) => number | undefined;
-    if (layout.tstate.native_thread_id !== null) {
-      osTid = (t) => (t.tid > 0 ? t.tid : undefined);
-    } else {
-      const off = findPthreadTidOffset(mem, walked.map((t) => t.pthreadId), tids, pid);
-      osTid = (t) => {
-        if (off === undefined) return undefined;
-        try {
-          return mem.readI32(Number(t.pthreadId) + off);
-        } catch (e) {
-          if (e instanceof BadReadError) return undefined;
-          throw e;
-        }
-      };
-    }
-    const names = threadNamesOf(mem, layout, rt.runtimeAddress, v.minor);
-    const threads = walked.map((t): DumpThread => {
-      const tid = osTid(t);
-      const letter = tid !== undefined ? taskStateLetter(pid, tid) : undefined;
+    const threads = s.snapshot().map((t): DumpThread => {
       const out: DumpThread = {
-        tid: tid ?? t.tid,
-        pthreadId: t.pthreadId.toString(),
-        tidIsOs: tid !== undefined,
-        ...(names.has(t.pthreadId) ? { name: names.get(t.pthreadId)! } : {}),
-        state: letter === undefined ? 'unknown' : letter === 'R' ? 'running' : 'idle',
-        holdsGil: holder === null ? null : holder !== 0 && holder === t.tstate,
-        frames: t.frames ?? [],
+        tid: t.tid,
+        pthreadId: t.ident.toString(),
+        tidIsOs: t.tidIsOs,
+        ...(t.name !== undefined ? { name: t.name } : {}),
+        state: t.state === 'on-cpu' ? 'running' : t.state === 'idle' ? 'idle' : 'unknown',
+        holdsGil: t.gilKnown ? t.holdsGil : null,
+        frames: t.frames,
       };
       if (t.error !== undefined) out.error = t.error;
       if (t.truncated) out.truncated = true;
       return out;
     });
-    return { pid, python: { version: v.text, library: rt.libraryPath }, threads };
+    return { pid, python: { version: s.version.text, library: s.runtime.libraryPath }, threads };
   } finally {
-    mem.close();
+    s.close();
   }
 }

@@ -18,7 +18,7 @@ import type { SampleState } from '../../model/profile.ts';
 import { findPthreadTidOffset, gilHolder, taskIds } from './dump.ts';
 import { layoutForRuntime, readCodeObjectGeneration } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
-import { BadReadError, ProcessGoneError, ProcMemory, type ProcessMemory } from './memory.ts';
+import { BadReadError, ProcessGoneError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
 import { locateRuntime, UnsupportedVersionError, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { mainInterpreter, ThreadNames } from './threadnames.ts';
 import { PageCacheMemory, walkThreads, type CodeCache, type Frame, type ThreadStack } from './walker.ts';
@@ -246,49 +246,62 @@ export class ProcessSampler {
     }
   }
 
+  /**
+   * One walk of every thread (retried once when a thread's read was torn), with the OS TID,
+   * run state and GIL holder of each. Throws like `walkThreads` (and ProcessGoneError).
+   */
+  private readThreads(): { walked: ThreadStack[]; holder: Address | null; described: (t: ThreadStack) => ThreadSample } {
+    // one page cache for the whole tick: walk and GIL read share pages
+    let mem = new PageCacheMemory(this.mem, this.pagesA);
+    this.maybeFlushCodeCache(mem);
+    let walked = this.walk(mem);
+    // A thread that was mid-call or mid-return while we read gives a torn stack (a freed
+    // frame, a half-written pointer). Reading again at once almost always succeeds, so
+    // one retry of the whole walk before anything is counted as an error.
+    if (walked.some((t) => t.error !== undefined)) {
+      const mem2 = new PageCacheMemory(this.mem, this.pagesB);
+      const again = this.walk(mem2);
+      const bad = (w: ThreadStack[]) => w.reduce((n, t) => n + (t.error !== undefined ? 1 : 0), 0);
+      if (bad(again) < bad(walked)) {
+        walked = again;
+        mem = mem2;
+      }
+      this.retries++;
+    }
+    if (!this.nativeTid && this.pthreadTidOffset === undefined && walked.length > 0) {
+      this.pthreadTidOffset = findPthreadTidOffset(this.mem, walked.map((t) => t.pthreadId), taskIds(this.pid), this.pid);
+    }
+    const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor);
+    const described = (t: ThreadStack): ThreadSample => {
+      const tid = this.osTid(t);
+      const letter = tid !== undefined ? this.states.letter(tid) : undefined;
+      const frames = t.frames ?? [];
+      return {
+        tid: tid ?? t.tid,
+        tidIsOs: tid !== undefined,
+        ident: t.pthreadId,
+        frames,
+        state: letter === undefined ? 'unknown' : letter === 'R' && !(frames.length > 0 && isWaitingLeaf(frames[0]!)) ? 'on-cpu' : 'idle',
+        holdsGil: holder !== null && holder !== 0 && holder === t.tstate,
+        truncated: t.truncated === true,
+        ...(t.interp !== undefined ? { interp: t.interp } : {}),
+      };
+    };
+    return { walked, holder, described };
+  }
+
   tick(): TickResult {
     const out: TickResult = { threads: [], errors: 0, gone: false };
     if (this.closed) return { ...out, gone: true };
     try {
-      // one page cache for the whole tick: walk and GIL read share pages
-      let mem = new PageCacheMemory(this.mem, this.pagesA);
-      this.maybeFlushCodeCache(mem);
-      let walked = this.walk(mem);
-      // A thread that was mid-call or mid-return while we read gives a torn stack (a freed
-      // frame, a half-written pointer). Reading again at once almost always succeeds, so
-      // one retry of the whole walk before anything is counted as an error.
-      if (walked.some((t) => t.error !== undefined)) {
-        const mem2 = new PageCacheMemory(this.mem, this.pagesB);
-        const again = this.walk(mem2);
-        const bad = (w: ThreadStack[]) => w.reduce((n, t) => n + (t.error !== undefined ? 1 : 0), 0);
-        if (bad(again) < bad(walked)) {
-          walked = again;
-          mem = mem2;
-        }
-        this.retries++;
-      }
-      if (!this.nativeTid && this.pthreadTidOffset === undefined && walked.length > 0) {
-        this.pthreadTidOffset = findPthreadTidOffset(this.mem, walked.map((t) => t.pthreadId), taskIds(this.pid), this.pid);
-      }
-      const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor);
+      const { walked, described } = this.readThreads();
       for (const t of walked) {
         if (t.error !== undefined) {
           out.errors++;
           continue;
         }
         if (!t.frames || t.frames.length === 0) continue;
-        const tid = this.osTid(t);
-        const letter = tid !== undefined ? this.states.letter(tid) : undefined;
-        out.threads.push({
-          tid: tid ?? t.tid,
-          tidIsOs: tid !== undefined,
-          ident: t.pthreadId,
-          frames: t.frames,
-          state: letter === undefined ? 'unknown' : letter === 'R' && !isWaitingLeaf(t.frames[0]!) ? 'on-cpu' : 'idle',
-          holdsGil: holder !== null && holder !== 0 && holder === t.tstate,
-          truncated: t.truncated === true,
-          ...(t.interp !== undefined ? { interp: t.interp } : {}),
-        });
+        out.threads.push(described(t));
       }
     } catch (e) {
       if (e instanceof ProcessGoneError) {
@@ -305,6 +318,24 @@ export class ProcessSampler {
       this.states.endTick();
     }
     return out;
+  }
+
+  /**
+   * Every thread as it is now, for `dump`: threads without Python frames and threads whose
+   * stack could not be read included (`error`), with names; `holdsGil` is null when the GIL
+   * could not be read. Throws ProcessGoneError and unreadable-thread-list errors.
+   */
+  snapshot(): (ThreadSample & { name?: string; error?: string; gilKnown: boolean })[] {
+    try {
+      const { walked, holder, described } = this.readThreads();
+      return walked.map((t) => {
+        const d = described(t);
+        const name = this.threadName(t.pthreadId);
+        return { ...d, ...(name !== undefined ? { name } : {}), ...(t.error !== undefined ? { error: t.error } : {}), gilKnown: holder !== null };
+      });
+    } finally {
+      this.states.endTick();
+    }
   }
 
   /**
