@@ -31,6 +31,9 @@ export interface SamplerClock {
   sleepUntilNs(t: number, signal?: AbortSignal): Promise<void>;
 }
 
+/** waits shorter than this are spun, not slept */
+const SPIN_BELOW_MS = 0.15;
+
 /** for Atomics.wait: a sub-millisecond sleep that burns no CPU */
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
@@ -38,8 +41,8 @@ const sleepCell = new Int32Array(new SharedArrayBuffer(4));
  * The real clock. setTimeout alone wakes ~1 ms late at best, which caps the rate near 1 kHz
  * and jitters every tick; so it sleeps with setTimeout until ~1 ms before the deadline
  * (the event loop runs: signals, I/O) and the rest blocked in `Atomics.wait`, a futex wait
- * with sub-millisecond precision that uses no CPU. The event loop is thus blocked for at
- * most ~1 ms per tick.
+ * with sub-millisecond precision that uses no CPU; under 0.15 ms it spins. The event loop is
+ * thus blocked for at most ~1 ms per tick.
  */
 export const realClock: SamplerClock = {
   nowNs: () => performance.now() * 1e6,
@@ -48,7 +51,10 @@ export const realClock: SamplerClock = {
       if (signal?.aborted) return resolve();
       const finish = () => {
         const ms = (t - performance.now() * 1e6) / 1e6;
-        if (ms > 0 && !signal?.aborted) Atomics.wait(sleepCell, 0, 0, ms);
+        if (ms > SPIN_BELOW_MS && !signal?.aborted) Atomics.wait(sleepCell, 0, 0, ms);
+        // a futex wake-up costs ~50 µs of CPU and as much latency on a VM: the last stretch
+        // of a short period (rates of several kHz) is spun instead
+        else while (performance.now() * 1e6 < t);
         resolve();
       };
       const coarse = (t - performance.now() * 1e6) / 1e6 - 1.2;
