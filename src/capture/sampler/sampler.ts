@@ -502,7 +502,7 @@ export async function sampleAttached(root: ProcessSampler, opts: SampleOptions =
     overhead: { fraction: durationNs > 0 ? cpuNs / durationNs : 0, method: 'sampler CPU time / wall time' },
     environment: { ...hostEnvironment(), python: { version: v.text, implementation: 'CPython', ...(root.executable ? { executable: root.executable } : {}) } },
     extra: {
-      achievedRateHz: durationNs > 0 ? sched.ticks / (durationNs / 1e9) : 0,
+      achievedRateHz: durationNs > 0 ? Math.round((100 * sched.ticks) / (durationNs / 1e9)) / 100 : 0,
       missedTicks: sched.missedTicks,
       ticks: sched.ticks,
       gilSamples: rec.gilSamples,
