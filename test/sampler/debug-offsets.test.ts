@@ -359,6 +359,9 @@ function synthetic314(): Synthetic314 {
   };
   const ptr = (d: DataView, off: number, v: number | bigint) => d.setBigUint64(off, BigInt(v), true);
 
+  // types of the objects the walker type-checks (code, str, bytes)
+  const STR_TYPE = 0x705000;
+  const BYTES_TYPE = 0x706000;
   // strings: compact ASCII at +40, compact non-ASCII at +56 (PyCompactUnicodeObject)
   let next = 0x600000;
   const str = (text: string): Address => {
@@ -370,6 +373,7 @@ function synthetic314(): Synthetic314 {
     const addr = next;
     next += 0x400;
     put(addr, start + (cps.length + 1) * kind, (d) => {
+      ptr(d, 8, STR_TYPE);
       d.setBigInt64(16, BigInt(cps.length), true);
       d.setUint32(32, (kind << 2) | (1 << 5) | (ascii ? 1 << 6 : 0), true);
       cps.forEach((cp, i) => (kind === 1 ? d.setUint8(start + i, cp) : kind === 2 ? d.setUint16(start + i * 2, cp, true) : d.setUint32(start + i * 4, cp, true)));
@@ -386,6 +390,7 @@ function synthetic314(): Synthetic314 {
     const addr = next;
     next += 0x400;
     put(addr, 32 + content.length + 1, (d) => {
+      ptr(d, 8, BYTES_TYPE);
       d.setBigInt64(16, BigInt(content.length), true);
       content.forEach((b, i) => d.setUint8(32 + i, b));
     });
@@ -399,6 +404,8 @@ function synthetic314(): Synthetic314 {
   type('code', CODE_TYPE);
   type('NoneType', NONE_TYPE);
   type('function', FUNC_TYPE);
+  type('str', STR_TYPE);
+  type('bytes', BYTES_TYPE);
   const NONE = 0x703000;
   const FUNC = 0x704000;
   put(NONE, 16, (d) => ptr(d, 8, NONE_TYPE));

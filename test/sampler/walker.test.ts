@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { layoutFor } from '../../src/capture/sampler/layouts/index.ts';
 import { BadReadError, BaseMemory, ImageMemory, ProcMemory, type Address } from '../../src/capture/sampler/memory.ts';
 import { locateRuntime } from '../../src/capture/sampler/runtime.ts';
-import { readUnicode, walkThreads, type Frame, type ThreadStack } from '../../src/capture/sampler/walker.ts';
+import { CodeTypeCheck, readCode, readUnicode, walkThreads, type Frame, type ThreadStack } from '../../src/capture/sampler/walker.ts';
 import { firstLine, installedPythons } from './pythons.ts';
 
 // ---- synthetic ----------------------------------------------------------------------
@@ -63,14 +63,28 @@ function synthetic310(threads: { frames: Address[]; next?: Address }[], frameLin
   const NAME = 0x31000;
   const FILE = 0x32000;
   const TABLE = 0x33000;
-  mem.add(NAME, unicodeObject(10, 'f', 1, true));
-  mem.add(FILE, unicodeObject(10, 'x.py', 1, true));
+  // type objects: the walker checks that code, names and line table have the right types
+  const TYPES = 0x34000;
+  const typeOf: Record<'code' | 'str' | 'bytes', Address> = { code: TYPES, str: TYPES + 0x400, bytes: TYPES + 0x800 };
+  for (const [i, [tpName, addr]] of Object.entries(typeOf).entries()) {
+    const nameAt = TYPES + 0xc00 + i * 16;
+    put(addr, layout.type.size, (d) => d.setBigUint64(layout.type.tp_name, BigInt(nameAt), true));
+    mem.add(nameAt, new TextEncoder().encode(`${tpName}\0`));
+  }
+  const typed = (b: Uint8Array, t: keyof typeof typeOf) => {
+    new DataView(b.buffer, b.byteOffset).setBigUint64(layout.object.ob_type, BigInt(typeOf[t]), true);
+    return b;
+  };
+  mem.add(NAME, typed(unicodeObject(10, 'f', 1, true), 'str'));
+  mem.add(FILE, typed(unicodeObject(10, 'x.py', 1, true), 'str'));
   put(TABLE, layout.bytes.ob_sval + 2, (d) => {
+    d.setBigUint64(layout.object.ob_type, BigInt(typeOf.bytes), true);
     d.setBigInt64(layout.bytes.ob_size, 2n, true);
     d.setUint8(layout.bytes.ob_sval, 100); // 100 bytes of bytecode ...
     d.setUint8(layout.bytes.ob_sval + 1, 1); // ... on firstlineno + 1
   });
   put(CODE, layout.code.size, (d) => {
+    d.setBigUint64(layout.object.ob_type, BigInt(typeOf.code), true);
     d.setInt32(layout.code.firstlineno, 7, true);
     d.setBigUint64(layout.code.name, BigInt(NAME), true);
     d.setBigUint64(layout.code.filename, BigInt(FILE), true);
@@ -352,3 +366,17 @@ for (const py of pythons) {
     }
   });
 }
+
+test('readCode type-checks what a torn read may hand it: a code object, str names, a bytes line table', () => {
+  const { mem, layout } = synthetic310([{ frames: [] }], new Map());
+  const types = new CodeTypeCheck(mem, layout);
+  // 0x30000 is the code object, 0x31000 its name (a str), 0x33000 its line table (bytes)
+  const ok = readCode(mem, layout, 10, 0x30000, new Map(), undefined, types);
+  assert.equal(ok.name, 'f');
+  assert.throws(() => readCode(mem, layout, 10, 0x31000, new Map(), undefined, types), /the frame's code object at 0x31000 is a "str" object, not code/);
+  // a code object whose co_name points at the line table
+  const code = mem.read(0x30000, layout.code.size).slice();
+  new DataView(code.buffer).setBigUint64(layout.code.name, 0x33000n, true);
+  mem.add(0x90000, code);
+  assert.throws(() => readCode(mem, layout, 10, 0x90000, new Map(), undefined, types), /co_name at 0x33000 is a "bytes" object, not str/);
+});

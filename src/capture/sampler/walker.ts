@@ -144,15 +144,23 @@ export function readBytes(mem: ProcessMemory, layout: Layout, addr: Address, max
 }
 
 /** Decode a code object (name, qualname, file, first line, line ranges), cached by address. */
-export function readCode(mem: ProcessMemory, layout: Layout, minor: number, addr: Address, cache?: CodeCache, globals?: Address): CodeInfo {
+export function readCode(mem: ProcessMemory, layout: Layout, minor: number, addr: Address, cache?: CodeCache, globals?: Address, types?: CodeTypeCheck): CodeInfo {
   const hit = cache?.get(addr);
   if (hit && (globals === undefined || hit.globals === undefined || hit.globals === globals)) return hit;
   const C = layout.code;
-  const name = readUnicode(mem, layout, mem.readPtr(addr + C.name));
-  const qualname = C.qualname !== null ? readUnicode(mem, layout, mem.readPtr(addr + C.qualname)) : name;
-  const file = readUnicode(mem, layout, mem.readPtr(addr + C.filename));
+  const str = (field: number, what: string): string => {
+    const p = mem.readPtr(addr + field);
+    types?.expect(p, 'str', what);
+    return readUnicode(mem, layout, p);
+  };
+  types?.expect(addr, 'code', 'the frame\'s code object');
+  const name = str(C.name, 'co_name');
+  const qualname = C.qualname !== null ? str(C.qualname, 'co_qualname') : name;
+  const file = str(C.filename, 'co_filename');
   const firstLine = mem.readI32(addr + C.firstlineno);
-  const table = readBytes(mem, layout, mem.readPtr(addr + C.linetable));
+  const tablePtr = mem.readPtr(addr + C.linetable);
+  types?.expect(tablePtr, 'bytes', 'the line table');
+  const table = readBytes(mem, layout, tablePtr);
   const firstTraceable = C.firsttraceable !== null ? mem.readI32(addr + C.firsttraceable) : 0;
   const info: CodeInfo = { name, qualname, file, firstLine, firstTraceable, ranges: lineRanges(minor, table, firstLine) };
   if (globals !== undefined) info.globals = globals;
@@ -267,24 +275,53 @@ export class PageCacheMemory extends BaseMemory {
   close(): void {}
 }
 
-/** Decides whether an object address is a code object (3.13: f_executable may be anything). */
+/**
+ * Checks an object's type by its type's `tp_name` ("code", "str", "bytes"), caching per type
+ * address. A torn read of a running target can hand the walker a pointer to anything; a
+ * code object is only decoded (and cached) when it and its strings have the right types.
+ * (3.13: `f_executable` may legitimately be another object, e.g. None for shim frames.)
+ */
 export class CodeTypeCheck {
-  private types = new Map<Address, boolean>();
+  private types = new Map<Address, string>();
   private mem: ProcessMemory;
   private layout: Layout;
   constructor(mem: ProcessMemory, layout: Layout) {
     this.mem = mem;
     this.layout = layout;
   }
-  isCode(obj: Address): boolean {
+  /** the tp_name of `obj`'s type (first 16 bytes) */
+  typeName(obj: Address): string {
     const type = this.mem.readPtr(obj + this.layout.object.ob_type);
-    let known = this.types.get(type);
-    if (known === undefined) {
+    let name = this.types.get(type);
+    if (name === undefined) {
       const namePtr = this.mem.readPtr(type + this.layout.type.tp_name);
-      known = Buffer.from(this.mem.read(namePtr, 5)).toString('latin1') === 'code\0';
-      this.types.set(type, known);
+      let raw: Uint8Array;
+      try {
+        raw = this.mem.read(namePtr, 16);
+      } catch (e) {
+        if (!(e instanceof BadReadError)) throw e;
+        // a name at the very end of a mapping: byte by byte up to its NUL
+        const bytes: number[] = [];
+        for (let i = 0; i < 16; i++) {
+          const c = this.mem.read(namePtr + i, 1)[0]!;
+          if (c === 0) break;
+          bytes.push(c);
+        }
+        raw = Uint8Array.from(bytes);
+      }
+      const nul = raw.indexOf(0);
+      name = Buffer.from(raw.subarray(0, nul < 0 ? raw.length : nul)).toString('latin1');
+      this.types.set(type, name);
     }
-    return known;
+    return name;
+  }
+  isCode(obj: Address): boolean {
+    return this.typeName(obj) === 'code';
+  }
+  /** throws WalkError unless `obj` is of type `want` */
+  expect(obj: Address, want: string, what: string): void {
+    const got = this.typeName(obj);
+    if (got !== want) throw new WalkError(`${what} at 0x${obj.toString(16)} is a ${JSON.stringify(got)} object, not ${want}`);
   }
 }
 
@@ -362,7 +399,7 @@ export function walkStack(
     const globals = F.globals != null ? u64(d, o + F.globals) : undefined;
     if (minor <= 10) {
       const lasti = d.getInt32(o + F.lasti!, true);
-      const info = readCode(mem, layout, minor, code, cache, globals);
+      const info = readCode(mem, layout, minor, code, cache, globals, opts.codeCheck);
       frames.push(frameOf(info, minor === 10 ? lasti * 2 : lasti, lasti < 0));
     } else {
       const owner = d.getUint8(o + F.owner!);
@@ -376,7 +413,7 @@ export function walkStack(
         skip = code === 0 || !check.isCode(code);
       }
       if (!skip) {
-        const info = readCode(mem, layout, minor, code, cache, globals);
+        const info = readCode(mem, layout, minor, code, cache, globals, opts.codeCheck);
         const first = code + layout.code.code_adaptive!;
         // incomplete frame (CPython's _PyFrame_IsIncomplete): hidden
         if (owner === (minor >= 14 ? owners314!.generator : OWNER_GENERATOR) || instr >= first + info.firstTraceable * 2) {
