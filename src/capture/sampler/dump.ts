@@ -113,20 +113,30 @@ export function findPthreadTidOffset(mem: ProcessMemory, pthreads: bigint[], tid
   return undefined;
 }
 
-/** The tstate holding the GIL, 0 when nobody holds it, null when it cannot be read. */
-export function gilHolder(mem: ProcessMemory, layout: Layout, runtimeAddress: Address, minor: number): Address | null {
+/**
+ * 3.12+: the address of the GIL struct `interp->ceval.gil` points to (it does not move while
+ * the interpreter lives, so a sampler may keep it); null when unreadable or before 3.12.
+ */
+export function gilStructOf(mem: ProcessMemory, layout: Layout, runtimeAddress: Address, interp?: Address): Address | null {
+  if (layout.interp.ceval_gil === null) return null;
+  const i = interp ?? mem.readPtr(runtimeAddress + layout.runtime.interpreters_head);
+  if (i === 0) return null;
+  return mem.readPtr(i + layout.interp.ceval_gil);
+}
+
+/**
+ * The tstate holding the GIL, 0 when nobody holds it, null when it cannot be read.
+ * `gilStruct` (3.12+): the GIL struct's address, if the caller keeps it (see gilStructOf).
+ */
+export function gilHolder(mem: ProcessMemory, layout: Layout, runtimeAddress: Address, minor: number, gilStruct?: Address): Address | null {
   try {
-    let gil: Address;
     if (minor <= 11) {
       if (layout.runtime.gil_last_holder === null || layout.runtime.gil_locked === null) return null;
       const locked = mem.readI32(runtimeAddress + layout.runtime.gil_locked);
       return locked ? mem.readPtr(runtimeAddress + layout.runtime.gil_last_holder) : 0;
     }
-    if (layout.interp.ceval_gil === null) return null;
-    const interp = mem.readPtr(runtimeAddress + layout.runtime.interpreters_head);
-    if (interp === 0) return null;
-    gil = mem.readPtr(interp + layout.interp.ceval_gil);
-    if (gil === 0) return null;
+    const gil = gilStruct ?? gilStructOf(mem, layout, runtimeAddress);
+    if (gil === null || gil === 0) return null;
     const locked = mem.readI32(gil + layout.gil.locked);
     return locked ? mem.readPtr(gil + layout.gil.last_holder) : 0;
   } catch (e) {

@@ -15,13 +15,13 @@
  */
 import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import type { SampleState } from '../../model/profile.ts';
-import { findPthreadTidOffset, gilHolder, taskIds } from './dump.ts';
+import { findPthreadTidOffset, gilHolder, gilStructOf, taskIds } from './dump.ts';
 import { layoutForRuntime, readCodeObjectGeneration } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
 import { locateRuntime, UnsupportedVersionError, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { mainInterpreter, ThreadNames } from './threadnames.ts';
-import { PageCacheMemory, walkThreads, type CodeCache, type Frame, type ThreadStack } from './walker.ts';
+import { listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 
 export interface ThreadSample {
   /** OS thread id when known, else the interpreter's own id for the thread */
@@ -190,8 +190,37 @@ export class ProcessSampler {
   }
 
   /** the threads of the last walk, raw (for callers that need more than `tick` keeps) */
+  /**
+   * The interpreter list and (3.12+) the main interpreter's GIL struct change rarely (a
+   * subinterpreter created or ended): they are re-read every `interpRefreshMs`, which saves
+   * two page reads per tick.
+   */
+  interpRefreshMs = 100;
+  private interps: { at: number; list: InterpreterRef[]; gil: Address | null } | undefined;
+
+  private interpreters(mem: ProcessMemory): { list: InterpreterRef[]; gil: Address | null } {
+    const now = performance.now();
+    if (this.interps === undefined || now - this.interps.at >= this.interpRefreshMs) {
+      const list = listInterpreters(mem, this.runtime, this.layout);
+      let gil: Address | null = null;
+      const main = list.at(-1);
+      if (main !== undefined && this.version.minor >= 12) {
+        try {
+          gil = gilStructOf(mem, this.layout, this.runtime.runtimeAddress, main.address);
+        } catch (e) {
+          if (!(e instanceof BadReadError)) throw e;
+        }
+      }
+      // an empty list (interpreter not up yet) is not kept
+      if (list.length === 0) return { list, gil };
+      this.interps = { at: now, list, gil };
+    }
+    return this.interps;
+  }
+
   walk(mem: ProcessMemory = new PageCacheMemory(this.mem)): ThreadStack[] {
     return walkThreads(mem, this.runtime, this.layout, this.version, {
+      interpreters: this.interpreters(mem).list,
       cache: this.codeCache,
       pageCache: false,
       ...(this.maxDepth !== undefined ? { maxDepth: this.maxDepth } : {}),
@@ -271,7 +300,8 @@ export class ProcessSampler {
     if (!this.nativeTid && this.pthreadTidOffset === undefined && walked.length > 0) {
       this.pthreadTidOffset = findPthreadTidOffset(this.mem, walked.map((t) => t.pthreadId), taskIds(this.pid), this.pid);
     }
-    const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor);
+    const gilStruct = this.version.minor >= 12 ? (this.interps?.gil ?? undefined) : undefined;
+    const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, gilStruct);
     const described = (t: ThreadStack): ThreadSample => {
       const tid = this.osTid(t);
       const letter = tid !== undefined ? this.states.letter(tid) : undefined;

@@ -70,6 +70,8 @@ export interface WalkOptions {
   cache?: CodeCache;
   /** read whole 4 KiB pages once per walk (default true): one pread per page instead of per field */
   pageCache?: boolean;
+  /** the interpreters to walk (from `listInterpreters`, cached by the caller); default: read them now */
+  interpreters?: readonly InterpreterRef[];
 }
 
 export const MAX_STRING_CHARS = 4096;
@@ -447,14 +449,29 @@ export function walkThreads(
   const maxThreads = opts.maxThreads ?? 4096;
   const out: ThreadStack[] = [];
   const seen = new Set<Address>();
-  const seenInterps = new Set<Address>();
-  // interpreters.head is the newest interpreter; the main one is last. Subinterpreters'
-  // threads are walked too (their `interp` id > 0).
+  for (const { address, id } of opts.interpreters ?? listInterpreters(mem, rt, layout)) {
+    walkInterpreterThreads(mem, layout, minor, address, id, out, seen, maxThreads, opts.maxDepth, cache, codeCheck);
+  }
+  return out;
+}
+
+export interface InterpreterRef {
+  address: Address;
+  /** 0 for the main interpreter */
+  id: number;
+}
+
+/**
+ * Every interpreter, newest first (`interpreters.head` is the newest; the main one is
+ * last). Bounded and cycle-safe.
+ */
+export function listInterpreters(mem: ProcessMemory, rt: WalkerRuntime, layout: Layout): InterpreterRef[] {
+  const out: InterpreterRef[] = [];
+  const seen = new Set<Address>();
   let interp = mem.readPtr(rt.runtimeAddress + layout.runtime.interpreters_head);
-  for (; interp !== 0 && !seenInterps.has(interp) && seenInterps.size < MAX_INTERPRETERS; interp = mem.readPtr(interp + layout.interp.next)) {
-    seenInterps.add(interp);
-    const interpId = Number(mem.readU64(interp + layout.interp.id));
-    walkInterpreterThreads(mem, layout, minor, interp, interpId, out, seen, maxThreads, opts.maxDepth, cache, codeCheck);
+  for (; interp !== 0 && !seen.has(interp) && seen.size < MAX_INTERPRETERS; interp = mem.readPtr(interp + layout.interp.next)) {
+    seen.add(interp);
+    out.push({ address: interp, id: Number(mem.readU64(interp + layout.interp.id)) });
   }
   return out;
 }
