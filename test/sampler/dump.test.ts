@@ -10,6 +10,7 @@ import { parseArgs, UsageError } from '../../src/cli/args.ts';
 import { displayFile, dumpSpec, renderDump, runDump } from '../../src/cli/dump.ts';
 import { CliError } from '../../src/cli/errors.ts';
 import { firstLine, installedPythons, pyenvRoot, startSleepingPython, stop } from './pythons.ts';
+import { captureStdout } from '../helpers/stdout.ts';
 
 // ---- pure -----------------------------------------------------------------------------
 
@@ -92,19 +93,6 @@ writeFileSync(scriptPath, SCRIPT);
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 
-function captureStdout(f: () => number): { code: number; out: string } {
-  const orig = process.stdout.write;
-  let out = '';
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    return { code: f(), out };
-  } finally {
-    process.stdout.write = orig;
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

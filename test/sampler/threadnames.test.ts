@@ -20,6 +20,7 @@ import { hasObjectLayout, mainInterpreter, ObjectReader, readThreadNames, Thread
 import { parseArgs } from '../../src/cli/args.ts';
 import { dumpSpec, runDump } from '../../src/cli/dump.ts';
 import { firstLine, installedPythons } from './pythons.ts';
+import { captureStdout } from '../helpers/stdout.ts';
 
 const SCRIPT = String.raw`import threading, time, sys, json, _thread
 ev = threading.Event()
@@ -80,19 +81,6 @@ function parseReady(line: string): { main: bigint; late: bigint; truth: Map<bigi
   return { main, late, truth: new Map(Object.entries(doc.truth).map(([k, v]) => [BigInt(k), v])) };
 }
 
-function captureStdout(f: () => number): { code: number; out: string } {
-  const orig = process.stdout.write;
-  let out = '';
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    return { code: f(), out };
-  } finally {
-    process.stdout.write = orig;
-  }
-}
 
 interface Attached {
   mem: ProcMemory;
