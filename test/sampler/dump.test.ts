@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dumpProcess, findPthreadTidOffset, parseStatState, type DumpResult, type DumpThread } from '../../src/capture/sampler/dump.ts';
+import { dumpProcess, findPthreadTidOffset, statStateLetter, type DumpResult, type DumpThread } from '../../src/capture/sampler/dump.ts';
 import { ImageMemory } from '../../src/capture/sampler/memory.ts';
 import { parseArgs, UsageError } from '../../src/cli/args.ts';
 import { displayFile, dumpSpec, renderDump, runDump } from '../../src/cli/dump.ts';
@@ -14,10 +14,13 @@ import { captureStdout } from '../helpers/stdout.ts';
 
 // ---- pure -----------------------------------------------------------------------------
 
-test('parseStatState: the letter after the last ")" even when comm contains ") R ("', () => {
-  assert.equal(parseStatState('1234 (python3) S 1 1234 1234 0 -1'), 'S');
-  assert.equal(parseStatState('1234 (evil) R (x) R 1 1234'), 'R');
-  assert.equal(parseStatState('garbage'), undefined);
+test('statStateLetter: the letter after the last ")" even when comm contains ") R ("', () => {
+  const b = (s: string) => Buffer.from(s, 'latin1');
+  assert.equal(statStateLetter(b('1234 (python3) S 1 1234 1234 0 -1')), 'S');
+  assert.equal(statStateLetter(b('1234 (evil) R (x) R 1 1234')), 'R');
+  assert.equal(statStateLetter(b('garbage')), undefined);
+  // only the first n bytes count (a reused read buffer holds an older, longer line after them)
+  assert.equal(statStateLetter(b('1 (a) S 1 (zzz) R'), 9), 'S');
 });
 
 test('findPthreadTidOffset: the one offset holding distinct task TIDs, including the PID', () => {

@@ -17,7 +17,7 @@
  *   process has not imported `threading`, for threads not started through it, or when the
  *   objects could not be read.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, type Address, type ProcessMemory } from './memory.ts';
 // session.ts imports this file's helpers too; the cycle is only between functions
@@ -50,22 +50,15 @@ export interface DumpResult {
   threads: DumpThread[];
 }
 
-/** OS state letter of a task ('R', 'S', 'D', …), or undefined if unreadable. */
-export function taskStateLetter(pid: number, tid: number, procRoot = '/proc'): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`${procRoot}/${pid}/task/${tid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  return parseStatState(text);
-}
-
-/** The state letter in a /proc stat line: first non-space after the last ')' (comm may contain ')'). */
-export function parseStatState(stat: string): string | undefined {
-  const i = stat.lastIndexOf(')');
+/**
+ * The state letter in the first `n` bytes of a /proc stat line: the first non-space after
+ * the last ')' (comm may contain ')'); undefined when there is none.
+ */
+export function statStateLetter(stat: Uint8Array, n = stat.length): string | undefined {
+  let i = stat.lastIndexOf(0x29, n - 1);
   if (i < 0) return undefined;
-  return /^\s*(\S)/.exec(stat.slice(i + 1))?.[1];
+  for (i++; i < n && stat[i] === 0x20; i++);
+  return i < n ? String.fromCharCode(stat[i]!) : undefined;
 }
 
 export function taskIds(pid: number, procRoot = '/proc'): number[] {

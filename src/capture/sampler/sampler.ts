@@ -21,7 +21,7 @@ import { hostEnvironment } from '../../model/environment.ts';
 import type { Profile } from '../../model/profile.ts';
 import { withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError } from './memory.ts';
-import { ProcessSampler, readCmdline, type ThreadSample } from './session.ts';
+import { ProcessSampler, readCmdline, readExe, type ThreadSample } from './session.ts';
 import type { Frame } from './walker.ts';
 
 export interface SamplerClock {
@@ -258,14 +258,6 @@ function readCwd(pid: number): string | undefined {
   }
 }
 
-function readExe(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/exe`);
-  } catch {
-    return undefined;
-  }
-}
-
 interface Attached {
   s: ProcessSampler;
   cwd: string | undefined;
@@ -364,7 +356,7 @@ export class Recorder {
     }
   }
 
-  private frameOf(pid: number, f: Frame, cwd: string | undefined): number {
+  private frameOf(f: Frame, cwd: string | undefined): number {
     const mode = this.opts.lines ?? 'line';
     const line = mode === 'none' ? 0 : mode === 'function' ? f.firstLine : (f.line ?? 0);
     let file = f.file;
@@ -399,7 +391,7 @@ export class Recorder {
     for (let i = frames.length - 1; i >= 0; i--) {
       const f = frames[i]!;
       let fi = memo.get(f);
-      if (fi === undefined) memo.set(f, (fi = this.frameOf(pid, f, cwd)));
+      if (fi === undefined) memo.set(f, (fi = this.frameOf(f, cwd)));
       stack = this.builder.stack(stack, fi);
     }
     let th = a.threadIdx.get(t.tid);

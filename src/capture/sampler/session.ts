@@ -15,11 +15,11 @@
  */
 import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import type { SampleState } from '../../model/profile.ts';
-import { findPthreadTidOffset, gilHolder, gilStructOf, taskIds } from './dump.ts';
+import { findPthreadTidOffset, gilHolder, gilStructOf, statStateLetter, taskIds } from './dump.ts';
 import { layoutForRuntime, readCodeObjectGeneration } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
-import { locateRuntime, UnsupportedVersionError, type PythonVersion, type RuntimeLocation } from './runtime.ts';
+import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { mainInterpreter, ThreadNames } from './threadnames.ts';
 import { listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 
@@ -100,11 +100,7 @@ export class TaskStates {
       this.drop(tid);
       return undefined;
     }
-    // state is the first non-space after the last ')' (comm may contain ')')
-    let i = this.buf.lastIndexOf(0x29, n - 1);
-    if (i < 0) return undefined;
-    for (i++; i < n && this.buf[i] === 0x20; i++);
-    return i < n ? String.fromCharCode(this.buf[i]!) : undefined;
+    return statStateLetter(this.buf, n);
   }
 
   /** call once per tick */
@@ -181,9 +177,7 @@ export class ProcessSampler {
 
   static attach(pid: number, opts: { maxDepth?: number } = {}): ProcessSampler {
     const rt = locateRuntime(pid);
-    const v = rt.version;
-    const layout = layoutForRuntime(rt);
-    if (!layout) throw new UnsupportedVersionError(pid, v);
+    const layout = layoutForRuntime(rt); // throws UnsupportedVersionError outside 3.8–3.14
     const s = new ProcessSampler(pid, rt, layout, ProcMemory.open(pid));
     s.maxDepth = opts.maxDepth;
     return s;

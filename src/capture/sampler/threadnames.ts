@@ -44,8 +44,6 @@ export function hasObjectLayout(layout: Layout): layout is ObjectLayout {
 }
 
 const DEFAULTS = { maxEntries: 1 << 16, maxThreads: 4096, maxNameChars: 1024 };
-/** characters of a dict key compared at most (keys we look for are short identifiers) */
-const MAX_KEY_CHARS = 256;
 /** digits of an int key (thread idents fit in 64 bits = 3 digits of 30 bits) */
 const MAX_LONG_DIGITS = 8;
 const MAX_TYPE_NAME = 64;
