@@ -20,7 +20,7 @@ import { exporterById } from '../formats/index.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { attachError } from './dump.ts';
 import { pickExporter, writeOutput } from './commands.ts';
-import { launchAndAttach, targetArgs } from './target.ts';
+import { launchAndAttach, launchTarget, targetArgs } from './target.ts';
 
 export const recordSpec: CommandSpec = {
   name: 'record',
@@ -119,7 +119,8 @@ export async function runRecord(args: Parsed): Promise<number> {
   };
 
   let target: Launched | undefined;
-  let root: ProcessSampler;
+  /** an attached process, or with -s a launched one that may not be Python (a shell, make, …) */
+  let root: ProcessSampler | number;
   let interrupts = 0;
   /** sampling was stopped by a signal the target also got: give it time to exit on its own */
   let forwardedStop = false;
@@ -137,23 +138,27 @@ export async function runRecord(args: Parsed): Promise<number> {
       throw attachError(e, pidOpt, 'record');
     }
   } else {
-    const r = await launchAndAttach('record', argv, {
-      onSignal: (sig) => {
-        // the target got the signal too; sampling goes on until it exits, unless asked twice
-        if (sig === 'SIGINT' && ++interrupts < 2) return;
-        if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') {
-          forwardedStop = sig !== 'SIGINT';
-          abort.abort();
-        }
-      },
-      signal: abort.signal,
-      stop: (t) => finishTarget(t, 0, 'SIGTERM'),
-    });
-    if ('ended' in r) return r.ended;
-    ({ target, sampler: root } = r);
+    const onSignal = (sig: NodeJS.Signals) => {
+      // the target got the signal too; sampling goes on until it exits, unless asked twice
+      if (sig === 'SIGINT' && ++interrupts < 2) return;
+      if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') {
+        forwardedStop = sig !== 'SIGINT';
+        abort.abort();
+      }
+    };
+    if (subprocesses) {
+      // the program itself need not be Python: its Python descendants are found as they start
+      target = await launchTarget(argv, onSignal);
+      root = target.pid;
+    } else {
+      const r = await launchAndAttach('record', argv, { onSignal, signal: abort.signal, stop: (t) => finishTarget(t, 0, 'SIGTERM') });
+      if ('ended' in r) return r.ended;
+      ({ target, sampler: root } = r);
+    }
   }
 
-  const name = programName(root.pid, root.command ?? argv);
+  const rootPid = typeof root === 'number' ? root : root.pid;
+  const name = programName(rootPid, (typeof root === 'number' ? undefined : root.command) ?? argv);
   let profile: Profile;
   try {
     profile = await sampleAttached(root, opts);
@@ -163,7 +168,7 @@ export async function runRecord(args: Parsed): Promise<number> {
   profile.meta.name = profile.meta.name ?? name;
   const out = outOpt ?? defaultOutput(name, fmt);
   const exporter = pickExporter('record', out, fmt);
-  const abs = writeOutput(out, exporter.write(profile, { title: `${name} (pid ${root.pid})` }));
+  const abs = writeOutput(out, exporter.write(profile, { title: `${name} (pid ${rootPid})` }));
   const m = profile.meta;
   const achieved = m.extra?.achievedRateHz;
   const procs = m.extra?.processes;
@@ -174,6 +179,7 @@ export async function runRecord(args: Parsed): Promise<number> {
       (m.overhead?.fraction !== undefined ? `, sampler CPU ${(100 * m.overhead.fraction).toFixed(1)} % of wall time` : '') +
       '\n',
   );
+  if (procs === 0) process.stderr.write(`pylens record: no Python process ran under ${argv[0] ?? `PID ${rootPid}`}; the profile is empty\n`);
   process.stdout.write(`${abs}\n`);
   if (!target) return 0;
   const code = await finishTarget(target, forwardedStop ? 3000 : 0);

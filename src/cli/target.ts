@@ -21,6 +21,16 @@ export function targetArgs(command: string, args: Parsed): { pid: number; argv?:
   return { argv };
 }
 
+/** `launch` with a missing program explained. */
+export async function launchTarget(argv: string[], onSignal: (sig: NodeJS.Signals) => void): Promise<Launched> {
+  try {
+    return await launch(argv, onSignal);
+  } catch (e) {
+    if (e instanceof LaunchError) throw new CliError(e.message, 'check the command after --; it is run as given, looked up on PATH');
+    throw e;
+  }
+}
+
 export type Launch = { target: Launched; sampler: ProcessSampler } | { ended: number };
 
 /**
@@ -34,13 +44,7 @@ export async function launchAndAttach(
   argv: string[],
   opts: { onSignal: (sig: NodeJS.Signals) => void; signal: AbortSignal; stop: (t: Launched) => Promise<unknown> },
 ): Promise<Launch> {
-  let t: Launched;
-  try {
-    t = await launch(argv, opts.onSignal);
-  } catch (e) {
-    if (e instanceof LaunchError) throw new CliError(e.message, 'check the command after --; it is run as given, looked up on PATH');
-    throw e;
-  }
+  const t = await launchTarget(argv, opts.onSignal);
   try {
     return { target: t, sampler: await attachWhenReady(t.pid, { isAlive: () => !t.hasExited(), signal: opts.signal, timeoutMs: 10_000 }) };
   } catch (e) {

@@ -153,6 +153,32 @@ subprocess.run([sys.executable, ${JSON.stringify(child)}])
   }
 });
 
+test('record -s through a shell: the Python programs it runs are sampled, each under its process root; the shell’s exit code is kept', { skip }, () => {
+  const dir = tmp();
+  const a = script(dir, 'first.py', `${BURN}
+def first_work(): hot(0.8)
+first_work()
+`);
+  const b = script(dir, 'second.py', `${BURN}
+def second_work(): hot(0.8)
+second_work()
+`);
+  const out = join(dir, 'sh.pylens');
+  const r = spawnSync(process.execPath, [MAIN, 'record', '-s', '-o', out, '--', 'sh', '-c', `${py!.exe} ${a} && ${py!.exe} ${b}; exit 5`], { encoding: 'utf8', cwd: dir });
+  assert.equal(r.status, 5, r.stderr);
+  assert.match(r.stderr, /2 processes/);
+  const p = load(out);
+  const stacks = foldedStacks(p, { lineno: false });
+  for (const [fn, file] of [['first_work', 'first.py'], ['second_work', 'second.py']] as const) {
+    const roots = new Set(stacks.filter(([st]) => st.split(';').some((f) => f.split(' ')[0] === fn)).map(([st]) => st.split(';')[0]!));
+    assert.equal(roots.size, 1, `${fn}: ${[...roots].join(' | ')}`);
+    assert.match([...roots][0]!, new RegExp(`^process \\d+ \\(.*${file.replace('.', '\\.')}\\)$`));
+  }
+  const none = spawnSync(process.execPath, [MAIN, 'record', '-s', '-o', join(dir, 'none.pylens'), '--', 'sh', '-c', 'sleep 0.3'], { encoding: 'utf8', cwd: dir });
+  assert.equal(none.status, 0);
+  assert.match(none.stderr, /no Python process ran under sh; the profile is empty/);
+});
+
 test('record forwards SIGTERM to the target and writes the profile; the exit code is the target’s', { skip }, async () => {
   const dir = tmp();
   const s = script(dir, 'term.py', `${BURN}

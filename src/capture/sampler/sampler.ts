@@ -21,6 +21,7 @@ import { hostEnvironment } from '../../model/environment.ts';
 import type { Profile } from '../../model/profile.ts';
 import { withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError } from './memory.ts';
+import { statStateLetter } from './dump.ts';
 import { ProcessSampler, readCmdline, readExe, type ThreadSample } from './session.ts';
 import type { Frame } from './walker.ts';
 
@@ -250,6 +251,16 @@ export function descendants(root: number, procRoot = '/proc'): number[] {
   return new DescendantScanner(procRoot).scan(root);
 }
 
+/** the process exists and is not a zombie */
+function alive(pid: number): boolean {
+  try {
+    const st = statStateLetter(readFileSync(`/proc/${pid}/stat`));
+    return st !== undefined && st !== 'Z' && st !== 'X';
+  } catch {
+    return false;
+  }
+}
+
 function readCwd(pid: number): string | undefined {
   try {
     return readlinkSync(`/proc/${pid}/cwd`);
@@ -292,14 +303,23 @@ export class Recorder {
   /** pids ever sampled, with their command lines */
   readonly seen = new Map<number, string[] | undefined>();
 
-  constructor(root: ProcessSampler, opts: SampleOptions = {}) {
-    this.rootPid = root.pid;
+  /** the first process attached (the root, when it is Python): its version describes the profile */
+  first: ProcessSampler | undefined;
+
+  /**
+   * `root`: an attached process, or (with `subprocesses`) the pid of any process — a shell,
+   * `make`, a launcher — whose Python descendants, and itself once it runs Python, are found
+   * and sampled.
+   */
+  constructor(root: ProcessSampler | number, opts: SampleOptions = {}) {
+    this.rootPid = typeof root === 'number' ? root : root.pid;
     this.opts = opts;
     this.builder = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'pylens-sampler', mode: opts.idle ? 'wall' : 'cpu' } });
-    this.add(root);
+    if (typeof root !== 'number') this.add(root);
   }
 
   private add(s: ProcessSampler): void {
+    this.first ??= s;
     if (this.opts.maxDepth !== undefined) s.maxDepth = this.opts.maxDepth;
     this.procs.set(s.pid, { s, cwd: readCwd(s.pid), frameIdx: new WeakMap(), threadIdx: new Map() });
     this.seen.set(s.pid, s.command);
@@ -326,7 +346,8 @@ export class Recorder {
         this.seen.delete(pid);
       }
     }
-    for (const pid of this.scanner.scan(this.rootPid)) {
+    const rootPending = !this.procs.has(this.rootPid) && !this.seen.has(this.rootPid);
+    for (const pid of [...(rootPending ? [this.rootPid] : []), ...this.scanner.scan(this.rootPid)]) {
       if (this.procs.has(pid) || this.seen.has(pid)) continue;
       const exe = readExe(pid);
       if (exe === undefined || this.notPython.get(pid) === exe) continue;
@@ -351,7 +372,8 @@ export class Recorder {
         // Not CPython, or not initialised yet (just exec'd: libpython not mapped, no
         // version yet), or gone. Retried on every scan for 2 s, then only once its
         // executable changes.
-        if (!(e instanceof ProcessGoneError) && nowMs - first > 2000) this.notPython.set(pid, exe);
+        // (The root gets 10 s: a launched interpreter may be slow to start on a loaded machine.)
+        if (!(e instanceof ProcessGoneError) && nowMs - first > (pid === this.rootPid ? 10_000 : 2000)) this.notPython.set(pid, exe);
       }
     }
   }
@@ -432,9 +454,13 @@ export class Recorder {
     }
     this.lastThreads = threads;
     if (!this.procs.has(this.rootPid)) {
-      if (!this.opts.subprocesses || this.procs.size === 0) return 'stop';
-      // the root exited: keep following its children, which are reparented (not our descendants any more)
-      if (this.opts.subprocesses) this.lastScanNs = Infinity;
+      if (!this.opts.subprocesses) return 'stop';
+      if (!alive(this.rootPid)) {
+        if (this.procs.size === 0) return 'stop';
+        // the root exited: keep following its children, which are reparented (not our descendants any more)
+        this.lastScanNs = Infinity;
+      }
+      // else: a root that is not (yet) Python; its Python descendants are what we sample
     }
   }
 
@@ -449,13 +475,17 @@ export async function sampleProcess(pid: number, opts: SampleOptions = {}): Prom
   return sampleAttached(ProcessSampler.attach(pid, opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}), opts);
 }
 
-/** Sample an already attached process (and, with `subprocesses`, its descendants) into a Profile. */
-export async function sampleAttached(root: ProcessSampler, opts: SampleOptions = {}): Promise<Profile> {
+/**
+ * Sample an already attached process (and, with `subprocesses`, its descendants) into a
+ * Profile. With `subprocesses`, `root` may also be the pid of a process that is not Python.
+ */
+export async function sampleAttached(root: ProcessSampler | number, opts: SampleOptions = {}): Promise<Profile> {
   const rateHz = opts.rateHz ?? 100;
   if (!(rateHz > 0 && Number.isFinite(rateHz))) throw new RangeError(`rateHz must be a positive number, not ${rateHz}`);
+  if (typeof root === 'number' && !opts.subprocesses) throw new RangeError('sampling a pid that is not attached needs `subprocesses`');
   const clock = opts.clock ?? realClock;
-  const pid = root.pid;
-  const v = root.version;
+  const pid = typeof root === 'number' ? root : root.pid;
+  const command = typeof root === 'number' ? readCmdline(root) : root.command;
   const rec = new Recorder(root, opts);
   const startTime = new Date().toISOString();
   const cpu0 = process.cpuUsage();
@@ -492,7 +522,10 @@ export async function sampleAttached(root: ProcessSampler, opts: SampleOptions =
     sampleCount: rec.rows,
     errorCount: rec.errors,
     overhead: { fraction: durationNs > 0 ? cpuNs / durationNs : 0, method: 'sampler CPU time / wall time' },
-    environment: { ...hostEnvironment(), python: { version: v.text, implementation: 'CPython', ...(root.executable ? { executable: root.executable } : {}) } },
+    environment: {
+      ...hostEnvironment(),
+      ...(rec.first ? { python: { version: rec.first.version.text, implementation: 'CPython', ...(rec.first.executable ? { executable: rec.first.executable } : {}) } } : {}),
+    },
     extra: {
       achievedRateHz: durationNs > 0 ? Math.round((100 * sched.ticks) / (durationNs / 1e9)) / 100 : 0,
       missedTicks: sched.missedTicks,
@@ -502,7 +535,7 @@ export async function sampleAttached(root: ProcessSampler, opts: SampleOptions =
       ...(opts.lines && opts.lines !== 'line' ? { lines: opts.lines } : {}),
     },
   };
-  if (root.command) b.meta.command = root.command;
+  if (command) b.meta.command = command;
   const profile = b.build();
   // Root frames are added at the end, when every thread's name is known (a thread is often
   // sampled before `threading` has named it).
