@@ -183,7 +183,6 @@ export class ProcessSampler {
     return s;
   }
 
-  /** the threads of the last walk, raw (for callers that need more than `tick` keeps) */
   /**
    * The interpreter list and (3.12+) the main interpreter's GIL struct change rarely (a
    * subinterpreter created or ended): they are re-read every `interpRefreshMs`, which saves
@@ -212,6 +211,7 @@ export class ProcessSampler {
     return this.interps;
   }
 
+  /** one raw walk of every thread (for callers that need more than `tick` keeps) */
   walk(mem: ProcessMemory = new PageCacheMemory(this.mem)): ThreadStack[] {
     return walkThreads(mem, this.runtime, this.layout, this.version, {
       interpreters: this.interpreters(mem).list,
