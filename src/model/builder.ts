@@ -82,6 +82,12 @@ export interface BuilderOptions {
   defaultValue?: number;
   /** Whether samples carry times. Default true; aggregated formats pass false. */
   timed?: boolean;
+  /**
+   * Every sample's value is 1 (one value type; a sampler's sample counts): no value column is
+   * kept while samples come in (8 bytes a sample), `build()` makes it. `sample()` must then
+   * be given 1.
+   */
+  unitValues?: boolean;
 }
 
 /**
@@ -110,6 +116,7 @@ export class ProfileBuilder {
   private sState = new Uint8Array(this.cap);
   private sTime: Float64Array | null;
   private sValues: Float64Array[];
+  private unitValues: boolean;
   private n = 0;
 
   meta: ProfileMeta;
@@ -129,7 +136,9 @@ export class ProfileBuilder {
       ...opts.meta,
     };
     this.sTime = opts.timed === false ? null : new Float64Array(this.cap);
-    this.sValues = this.valueTypes.map(() => new Float64Array(this.cap));
+    this.unitValues = opts.unitValues === true;
+    if (this.unitValues && this.valueTypes.length !== 1) throw new RangeError('unitValues needs exactly one value type');
+    this.sValues = this.unitValues ? [] : this.valueTypes.map(() => new Float64Array(this.cap));
   }
 
   intern(s: string): IndexIntoStrings {
@@ -214,13 +223,16 @@ export class ProfileBuilder {
    * `time` is nanoseconds since profile start (ignored when the builder is untimed).
    */
   sample(stack: IndexIntoStacks, values: number | readonly number[], thread: IndexIntoThreads = 0, state: SampleState = 'unknown', time = 0): void {
+    if (this.unitValues && values !== 1) throw new RangeError(`a unitValues builder takes only the value 1, not ${String(values)}`);
     if (this.n === this.cap) this.growSamples();
     const i = this.n++;
     this.sStack[i] = stack;
     this.sThread[i] = thread;
     this.sState[i] = SampleStateCode[state];
     if (this.sTime) this.sTime[i] = time;
-    if (typeof values === 'number') {
+    if (this.unitValues) {
+      /* the column is made by build() */
+    } else if (typeof values === 'number') {
       this.sValues[0]![i] = values;
     } else {
       for (let v = 0; v < this.sValues.length; v++) this.sValues[v]![i] = values[v] ?? 0;
@@ -236,6 +248,7 @@ export class ProfileBuilder {
     if (this.threads.length === 0 && this.n > 0) this.thread(0, 0);
     const n = this.n;
     const meta: ProfileMeta = { ...this.meta };
+    if (this.unitValues) this.sValues = [new Float64Array(n).fill(1)];
     if (!meta.sampleCount) {
       // Default: the sum of the "samples" column if there is one, else rows.
       const si = this.valueTypes.findIndex((v) => v.unit === 'samples');

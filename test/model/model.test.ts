@@ -93,3 +93,19 @@ test('version constant agrees with package.json', () => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
   assert.equal(PYLENS_VERSION, pkg.version);
 });
+
+test('ProfileBuilder unitValues: no value column while sampling, a column of ones after build; other values refused', () => {
+  const b = new ProfileBuilder({ unitValues: true });
+  const f = b.frame({ kind: 'python', name: 'f', file: 'a.py', line: 1 });
+  const s = b.stack(-1, f);
+  for (let i = 0; i < 3000; i++) b.sample(s, 1, b.thread(1, 1), 'on-cpu', i); // past two growths
+  assert.throws(() => b.sample(s, 2), /only the value 1/);
+  const p = b.build();
+  assert.equal(p.samples.length, 3000);
+  assert.equal(p.samples.values.length, 1);
+  assert.equal(p.samples.values[0]!.length, 3000);
+  assert.ok(p.samples.values[0]!.every((v) => v === 1));
+  assert.equal(p.meta.sampleCount, 3000);
+  assert.equal(p.samples.time![2999], 2999);
+  assert.throws(() => new ProfileBuilder({ unitValues: true, valueTypes: [{ name: 'a', unit: 'samples' }, { name: 'b', unit: 'nanoseconds' }] }), /exactly one value type/);
+});

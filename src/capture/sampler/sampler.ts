@@ -314,7 +314,7 @@ export class Recorder {
   constructor(root: ProcessSampler | number, opts: SampleOptions = {}) {
     this.rootPid = typeof root === 'number' ? root : root.pid;
     this.opts = opts;
-    this.builder = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'pylens-sampler', mode: opts.idle ? 'wall' : 'cpu' } });
+    this.builder = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'pylens-sampler', mode: opts.idle ? 'wall' : 'cpu' }, unitValues: true });
     if (typeof root !== 'number') this.add(root);
   }
 
