@@ -59,7 +59,9 @@ export function encodePylens(p: Profile): Uint8Array {
   lenBuf.writeUInt32LE(json.length);
   // Typed arrays are little-endian on every platform Node supports in practice (x86-64, arm64).
   const parts: Buffer[] = [lenBuf, json, ...cols.map((c) => Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength))];
-  const body = gzipSync(Buffer.concat(parts), { level: 6 });
+  // One gzip member per part, concatenated (a valid gzip stream, RFC 1952 §2.2): no copy of
+  // every column into one buffer first, which was the memory peak of writing a long recording.
+  const body = Buffer.concat(parts.map((part) => gzipSync(part, { level: 6 })));
   const out = Buffer.alloc(12 + body.length);
   out.set(MAGIC, 0);
   out.writeUInt32LE(FORMAT_VERSION, 8);
