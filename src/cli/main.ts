@@ -39,6 +39,8 @@ function overview(): string {
     ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(w)}  ${c.spec.summary}`),
     '',
     'Examples:',
+    '  pylens record -- python app.py              # sample a program; HTML flamegraph',
+    '  pylens top -p 4242                          # live view of a running process',
     '  pylens view perf-script.txt                 # interactive HTML flamegraph',
     '  pylens report profile.pstats --by line      # top table',
     '  pylens convert stacks.folded -o app.pb.gz   # pprof for go tool pprof',
