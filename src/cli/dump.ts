@@ -2,7 +2,7 @@
  * `pylens dump -p PID [--json]`: print every Python thread's stack of a running process
  * once (py-spy dump's surface). Thin: dumpProcess → render.
  */
-import { readFileSync } from 'node:fs';
+import { readCmdline } from '../capture/sampler/session.ts';
 import { basename, relative } from 'node:path';
 import { dumpProcess, type DumpResult } from '../capture/sampler/dump.ts';
 import { PermissionError, ProcessGoneError } from '../capture/sampler/memory.ts';
@@ -24,15 +24,9 @@ export const dumpSpec: CommandSpec = {
 
 /** The command line of a process, for the header ("python3.12 app.py"); undefined if unreadable. */
 export function processCommandLine(pid: number): string | undefined {
-  try {
-    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    const parts = raw.split('\0').filter((s, i, a) => s !== '' || i < a.length - 1);
-    if (parts.length === 0) return undefined;
-    parts[0] = basename(parts[0]!);
-    return parts.join(' ');
-  } catch {
-    return undefined;
-  }
+  const parts = readCmdline(pid);
+  if (!parts) return undefined;
+  return [basename(parts[0]!), ...parts.slice(1)].join(' ');
 }
 
 /** A file name for display: relative to `cwd` when under it, else its base name. */

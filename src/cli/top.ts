@@ -16,10 +16,10 @@
  *   top shows a last table, says so on stderr and exits with the target's exit code.
  *   Attach mode leaves the target running.
  */
-import { readlinkSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import type { Launched } from '../capture/sampler/launch.ts';
 import { realClock, runSchedule, shortenFilename } from '../capture/sampler/sampler.ts';
-import { ProcessSampler } from '../capture/sampler/session.ts';
+import { ProcessSampler, readCwd } from '../capture/sampler/session.ts';
 import { frameToAnsi, frameToText, INITIAL_VIEW, parseKeys, TopController, TopStats, type TopInfo } from '../render/top-live.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { attachError, processCommandLine } from './dump.ts';
@@ -46,14 +46,6 @@ export const topSpec: CommandSpec = {
 
 /** how long a launched target gets to end after SIGINT before SIGKILL */
 const KILL_AFTER_MS = 2000;
-
-function readCwd(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/cwd`);
-  } catch {
-    return undefined;
-  }
-}
 
 /** SIGINT, then SIGKILL after 2 s; resolves with the target's exit status */
 async function stopTarget(t: Launched): Promise<number> {

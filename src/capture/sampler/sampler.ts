@@ -15,14 +15,14 @@
  *   ends sampling normally (after its followed children are gone too); so does the
  *   AbortSignal (Ctrl-C flushes through it).
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { ProfileBuilder } from '../../model/builder.ts';
 import { hostEnvironment } from '../../model/environment.ts';
 import type { Profile } from '../../model/profile.ts';
 import { withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError } from './memory.ts';
 import { statStateLetter } from './dump.ts';
-import { ProcessSampler, readCmdline, readExe, type ThreadSample } from './session.ts';
+import { ProcessSampler, readCmdline, readCwd, readExe, type ThreadSample } from './session.ts';
 import type { Frame } from './walker.ts';
 
 export interface SamplerClock {
@@ -258,14 +258,6 @@ function alive(pid: number): boolean {
     return st !== undefined && st !== 'Z' && st !== 'X';
   } catch {
     return false;
-  }
-}
-
-function readCwd(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/cwd`);
-  } catch {
-    return undefined;
   }
 }
 

@@ -64,6 +64,15 @@ export function readExe(pid: number): string | undefined {
   }
 }
 
+/** the process's working directory, when readable */
+export function readCwd(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * OS run state of a process's threads, from /proc/PID/task/TID/stat. The file of each thread
  * stays open and is re-read at offset 0 (the kernel regenerates it on every read): one
