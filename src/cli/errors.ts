@@ -2,6 +2,7 @@
  * Turning failures into one clear line plus the fix, and the exit codes:
  * 0 ok, 1 failure, 2 usage.
  */
+import { PerfError } from '../capture/perf/tool.ts';
 import { ParseError, UnknownFormatError } from '../formats/types.ts';
 import { FormatVersionError } from '../model/versioning.ts';
 import { UsageError } from './args.ts';
@@ -22,7 +23,7 @@ export class CliError extends Error {
 
 export function explain(e: unknown): { message: string; fix?: string; code: number } {
   if (e instanceof UsageError) return { message: `${e.command === 'pylens' ? '' : `${e.command}: `}${e.message}`, fix: `run 'pylens ${e.command === 'pylens' ? '' : `${e.command} `}--help' for usage`, code: EXIT_USAGE };
-  if (e instanceof CliError) return { message: e.message, fix: e.fix, code: EXIT_FAILURE };
+  if (e instanceof CliError || e instanceof PerfError) return { message: e.message, fix: e.fix, code: EXIT_FAILURE };
   if (e instanceof ParseError) return { message: e.message, fix: `the file is damaged or not ${e.format}; if it is another format, pass --from FORMAT`, code: EXIT_FAILURE };
   if (e instanceof UnknownFormatError) return { message: e.message, code: EXIT_FAILURE };
   if (e instanceof FormatVersionError) return { message: e.message, code: EXIT_FAILURE };
