@@ -8,8 +8,8 @@
  * are noise. `hideInterpreter` rewrites each stack so it reads like Python with native and
  * kernel leaves:
  *
- * - before the outermost Python frame: every native frame goes (process startup, thread
- *   bootstrap) — markers (thread/process roots) stay;
+ * - before the outermost Python frame: every frame but markers (thread/process roots) goes
+ *   (process startup, thread bootstrap, perf's broken-unwind `[unknown]`);
  * - between Python frames: frames of the interpreter's own binary (libpython / the python
  *   executable) go, frames of other libraries stay (a C extension calling back into Python
  *   is real information);
@@ -120,8 +120,10 @@ function foldStack(frames: IndexIntoFrames[], kind: FrameKind[], drop: Uint8Arra
     const f = frames[j]!;
     const k = kind[f]!;
     if (k === 'kernel' && dropKernel) continue;
+    // rootward of the outermost Python frame only startup can be: native frames, and perf's
+    // broken-unwind marker (address ffffffffffffffff, read as a kernel address)
+    if (j < first && k !== 'marker') continue;
     if (first >= 0 && k === 'native') {
-      if (j < first) continue;
       if (j < last && drop[f]! & 1) continue;
       if (drop[f]! & 2) continue;
     }

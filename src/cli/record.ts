@@ -52,7 +52,7 @@ export const recordSpec: CommandSpec = {
   ],
 };
 
-function programName(pid: number, argv?: string[]): string {
+export function programName(pid: number, argv?: string[]): string {
   // for `python app.py` the script is the interesting name
   const script = argv?.slice(1).find((a) => /\.py$/.test(a));
   if (script) return basename(script, '.py').replace(/[^\w.-]+/g, '_');
@@ -63,7 +63,7 @@ function programName(pid: number, argv?: string[]): string {
   }
 }
 
-function defaultOutput(name: string, fmt: string | undefined): string {
+export function defaultOutput(name: string, fmt: string | undefined): string {
   const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*$/, '');
   return `${name}-${stamp}.${fmt ? (exporterById(fmt)?.extension ?? '.html').replace(/^\./, '') : 'html'}`;
 }

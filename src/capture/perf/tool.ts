@@ -11,7 +11,7 @@
  * then cannot name kernel frames (a warning, not an error).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** A perf failure the user can fix: what went wrong and how. */
@@ -235,17 +235,24 @@ const signalNumber = (s: string) => SIGNALS[s] ?? 0;
  * given. Throws a PerfError naming `what` when it fails.
  */
 export function runPerfSync(perf: string, args: string[], what: string, opts: { outFile?: string; timeoutMs?: number } = {}): { stdout: string; stderr: string } {
-  const r = spawnSync(perf, args, {
-    encoding: 'utf8',
-    maxBuffer: opts.outFile ? 1 << 20 : 1 << 30,
-    timeout: opts.timeoutMs ?? 600_000,
-    stdio: opts.outFile ? ['ignore', 'pipe', 'pipe'] : undefined,
-  });
-  if (r.error) throw new PerfError(`${what}: ${r.error.message}`, INSTALL_FIX);
-  if (r.status !== 0) {
-    throw explainPerfStderr(r.stderr ?? '', what) ?? new PerfError(`${what} failed (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`, 'run the same perf command by hand to see the whole message');
+  const fd = opts.outFile ? openSync(opts.outFile, 'w') : -1;
+  let r: ReturnType<typeof spawnSync>;
+  try {
+    r = spawnSync(perf, args, {
+      encoding: 'utf8',
+      maxBuffer: 1 << 29,
+      timeout: opts.timeoutMs ?? 600_000,
+      stdio: ['ignore', fd >= 0 ? fd : 'pipe', 'pipe'],
+    });
+  } finally {
+    if (fd >= 0) closeSync(fd);
   }
-  return { stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  const stderr = String(r.stderr ?? '');
+  if (r.error) throw new PerfError(`${what}: ${r.error.message}`, (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? INSTALL_FIX : 'run the same perf command by hand to see the whole message');
+  if (r.status !== 0) {
+    throw explainPerfStderr(stderr, what) ?? new PerfError(`${what} failed (exit ${r.status ?? r.signal}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`, 'run the same perf command by hand to see the whole message');
+  }
+  return { stdout: String(r.stdout ?? ''), stderr };
 }
 
 /** CPU time (user + system) a live process has used, in ns; undefined when it is gone. */
