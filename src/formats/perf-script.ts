@@ -801,7 +801,8 @@ class Reader {
     }
     const addrEnd = p;
     // kernel half of the x86-64 / arm64 address space: >= 0xffff800000000000
-    const kernel = addrEnd - a === 16 && b[a] === 102 && b[a + 1] === 102 && b[a + 2] === 102 && b[a + 3] === 102 && b[a + 4]! >= 56;
+    // (all ones, ffffffffffffffff, is perf's mark for an unwind that failed: not a kernel frame)
+    const kernel = addrEnd - a === 16 && b[a] === 102 && b[a + 1] === 102 && b[a + 2] === 102 && b[a + 3] === 102 && b[a + 4]! >= 56 && !allOnes(b, a);
     while (p < nl && isBlank(b[p]!)) p++;
     let e = nl;
     while (e > p && (b[e - 1] === CR || isBlank(b[e - 1]!))) e--;
@@ -925,6 +926,12 @@ class Reader {
     if (key === 'event') this.eventLines.push(value);
     else if (!this.comments.has(key)) this.comments.set(key, value);
   }
+}
+
+/** Sixteen 'f's at b[a]: the address -1. */
+function allOnes(b: Uint8Array, a: number): boolean {
+  for (let k = a; k < a + 16; k++) if (b[k] !== 102) return false;
+  return true;
 }
 
 /**
