@@ -35,9 +35,10 @@ export interface PerfRecordResult {
   stderr: string;
   targetPid: number | undefined;
   wallNs: number;
-  /** perf record's own CPU while the target ran (last reading before the target ended). */
+  /** perf record's own CPU while the target ran: from the first reading of both (100 ms
+   * polls; perf's start-up is before it) to the last before the target ended. */
   perfCpuNs: number;
-  /** The target's CPU over the same span (last reading), when it could be read. */
+  /** The target's CPU over the same span, when it could be read. */
   targetCpuNs: number | undefined;
   /** Stopped by the duration or a signal rather than the target ending. */
   stopped: boolean;
@@ -86,6 +87,7 @@ export async function perfRecord(o: PerfRecordOptions): Promise<PerfRecordResult
   let targetPid = 'pid' in o.target ? o.target.pid : undefined;
   let perfCpu = 0;
   let targetCpu: number | undefined;
+  let first: { perf: number; target: number } | undefined;
   let stopped = false;
   let ended = false;
   const sample = () => {
@@ -95,10 +97,12 @@ export async function perfRecord(o: PerfRecordOptions): Promise<PerfRecordResult
     }
     const pc = processCpuNs(run.pid);
     const tc = targetPid !== undefined ? processCpuNs(targetPid) : undefined;
-    // keep the last readings taken while both were alive: perf's wrap-up after the target ends is not overhead on it
-    if (pc !== undefined && (tc !== undefined || targetPid === undefined)) {
-      perfCpu = pc;
-      if (tc !== undefined) targetCpu = tc;
+    // keep the last readings taken while both were alive: perf's wrap-up after the target ends
+    // is not overhead on it, and neither is its start-up before the first reading
+    if (pc !== undefined && tc !== undefined) {
+      if (first === undefined) first = { perf: pc, target: tc };
+      perfCpu = pc - first.perf;
+      targetCpu = tc - first.target;
     }
   };
   if (!launch) o.onTarget?.(targetPid!);

@@ -11,7 +11,7 @@
  * then cannot name kernel frames (a warning, not an error).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** A perf failure the user can fix: what went wrong and how. */
@@ -255,15 +255,33 @@ export function runPerfSync(perf: string, args: string[], what: string, opts: { 
   return { stdout: String(r.stdout ?? ''), stderr };
 }
 
-/** CPU time (user + system) a live process has used, in ns; undefined when it is gone. */
-export function processCpuNs(pid: number, read: FileReader = readOrUndefined): number | undefined {
+/**
+ * CPU time (user + system) a live process has used, in ns; undefined when it is gone. The
+ * sum of its threads' /proc/PID/task/TID/schedstat (ns precision), or /proc/PID/stat's
+ * utime + stime (10 ms ticks, but it counts threads that have exited) when that is more.
+ */
+export function processCpuNs(pid: number, read: FileReader = readOrUndefined, list: (dir: string) => string[] = listDir): number | undefined {
   const stat = read(`/proc/${pid}/stat`);
   if (!stat) return undefined;
   const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields 14 and 15 (utime, stime) are at 11 and 12 after the state field at 0
   const ticks = Number(after[11]) + Number(after[12]);
-  return Number.isFinite(ticks) ? ticks * (1e9 / CLOCK_TICKS) : undefined;
+  const fromStat = Number.isFinite(ticks) ? ticks * (1e9 / CLOCK_TICKS) : undefined;
+  let sum = 0;
+  for (const t of list(`/proc/${pid}/task`)) {
+    const s = read(`/proc/${pid}/task/${t}/schedstat`);
+    if (s) sum += Number(s.split(' ')[0]) || 0;
+  }
+  return fromStat === undefined ? (sum > 0 ? sum : undefined) : Math.max(sum, fromStat);
 }
+
+const listDir = (dir: string): string[] => {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+};
 
 /** USER_HZ: 100 on every Linux architecture pylens runs on. */
 const CLOCK_TICKS = 100;
