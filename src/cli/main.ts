@@ -10,6 +10,7 @@ import { convertSpec, reportSpec, runConvert, runReport, runView, viewSpec } fro
 import { EXIT_OK, explain } from './errors.ts';
 import { demoSpec, runDemo } from './demo.ts';
 import { dumpSpec, runDump } from './dump.ts';
+import { ioSpec, runIo } from './io.ts';
 import { perfSpec, runPerf } from './perf.ts';
 import { recordSpec, runRecord } from './record.ts';
 import { runTop, topSpec } from './top.ts';
@@ -27,6 +28,7 @@ const COMMANDS: Command[] = [
   { spec: topSpec, run: runTop },
   { spec: dumpSpec, run: runDump },
   { spec: perfSpec, run: runPerf },
+  { spec: ioSpec, run: runIo },
   { spec: demoSpec, run: runDemo },
 ];
 
