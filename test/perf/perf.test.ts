@@ -6,8 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/format-checks.ts';
@@ -161,3 +161,45 @@ test('errors: dead PID, both -p and a command, a bad --call-graph, no perf', () 
   assert.match(none.stderr, /PYLENS_PERF=\/nonexistent\/perf is not an executable/);
   assert.match(none.stderr, /fix: install perf/);
 });
+
+test('attach: a 3.12 started with -X perf gets its Python frames; one without is told what is missing', { skip: perfMissing || (!py(12) && 'no CPython 3.12') }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-perf-test-'));
+  const script = join(dir, 'work.py');
+  writeFileSync(script, WORKLOAD);
+  for (const withPerf of [true, false]) {
+    const child = spawn(py(12)!.exe, [...(withPerf ? ['-X', 'perf'] : []), script, '30'], { stdio: 'ignore' });
+    try {
+      // the map file appears when the first trampoline is written
+      const t0 = Date.now();
+      while (withPerf && !existsSync(`/tmp/perf-${child.pid}.map`) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+      const out = join(dir, `attach-${withPerf}.pylens`);
+      const r = await runAsync(['perf', '-p', String(child.pid), '-d', '1', '-F', '499', '-o', out]);
+      assert.equal(r.code, 0, r.stderr);
+      const p = decodePylens(readFileSync(out), out);
+      const all = stacks(p);
+      const named = count(all, (s) => s.some((f) => f.kind === 'python' && f.name === 'py_loop'));
+      if (withPerf) {
+        assert.match(r.stderr, /runs with -X perf \(\/tmp\/perf-\d+\.map\)/);
+        assert.ok(named > all.length * 0.1, `py_loop in ${named}/${all.length}`);
+      } else {
+        assert.match(r.stderr, /not started with perf support.*record --native -p \d+/);
+        assert.equal(named, 0);
+      }
+      assert.ok(child.exitCode === null, 'the target keeps running after pylens perf detaches');
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(`/tmp/perf-${child.pid}.map`, { force: true });
+    }
+  }
+});
+
+function runAsync(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(NODE, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d) => (stdout += d));
+    c.stderr.on('data', (d) => (stderr += d));
+    c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}

@@ -25,7 +25,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { explainPerfStderr, PerfError, processCpuNs, spawnPerf, type PerfRun } from './tool.ts';
+import { explainPerfStderr, PerfError, processCpuNs, spawnPerf, startPerfRecord, type PerfRun } from './tool.ts';
 
 // ---------------------------------------------------------------------------------------
 // Parsing
@@ -660,38 +660,15 @@ function scratchDir(): string {
 export async function recordBlockIo(perf: string, opts: { readyTimeoutMs?: number } = {}): Promise<BlockRecording> {
   const dir = scratchDir();
   const dataFile = join(dir, 'perf.data');
-  const ctl = join(dir, 'ctl');
-  const ack = join(dir, 'ack');
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
-  const mk = spawnSync('mkfifo', [ctl, ack], { encoding: 'utf8' });
-  if (mk.status !== 0) {
-    cleanup();
-    throw new PerfError(`cannot create perf's control fifos in ${dir}: ${(mk.stderr || mk.error?.message || '').trim()}`, 'pylens io needs mkfifo (coreutils) and a writable /dev/shm or $TMPDIR');
-  }
-  const run = spawnPerf(perf, ['record', '-q', '-a', '-e', BLOCK_EVENTS.join(','), '-D', '-1', '--control', `fifo:${ctl},${ack}`, '-o', dataFile]);
-  // O_RDWR opens of a fifo do not wait for the other side (Linux)
-  const ctlFd = await open(ctl, 'r+');
-  const ackFd = await open(ack, 'r+');
   const fail = (code: number, stderr: string) =>
     explainPerfStderr(stderr, 'perf record') ?? new PerfError(`perf record failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`, 'run `perf record -a -e block:block_rq_issue -- sleep 1` by hand to see the whole message');
+  let run: PerfRun;
   try {
-    await ctlFd.write('enable\n');
-    const buf = Buffer.alloc(16);
-    const acked = ackFd.read(buf, 0, 16, null).then(() => 'ack' as const);
-    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), opts.readyTimeoutMs ?? 30_000).unref());
-    const first = await Promise.race([acked, run.done.then(() => 'exited' as const), timeout]);
-    if (first !== 'ack') {
-      if (first === 'timeout') run.child.kill('SIGKILL');
-      const { code, stderr } = await run.done;
-      throw first === 'timeout' ? new PerfError('perf record did not start within 30 s', 'the machine may be overloaded; try again, or run `perf record -a -e block:block_rq_issue -- sleep 1` by hand') : fail(code, stderr);
-    }
+    run = await startPerfRecord(perf, ['record', '-q', '-a', '-e', BLOCK_EVENTS.join(','), '-o', dataFile], dir, opts.readyTimeoutMs !== undefined ? { readyTimeoutMs: opts.readyTimeoutMs } : {});
   } catch (e) {
     cleanup();
     throw e;
-  } finally {
-    await ctlFd.close().catch(() => {});
-    // a pending read keeps the fd busy; closing it ends the read
-    await ackFd.close().catch(() => {});
   }
   const cpuAtStart = processCpuNs(run.pid);
   let stopped = false;

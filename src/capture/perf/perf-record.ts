@@ -4,12 +4,13 @@
  * perf.data into a profile (`perf inject --jit` when CPython wrote a jitdump, `perf
  * script`, the perf-script importer) and clean up the files CPython and perf leave in /tmp.
  */
-import { readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { perfScriptImporter } from '../../formats/perf-script.ts';
 import { InputFile, NOT_MINE } from '../../formats/types.ts';
 import type { Profile } from '../../model/profile.ts';
-import { explainPerfStderr, PerfError, processCpuNs, runPerfSync, spawnPerf } from './tool.ts';
+import { explainPerfStderr, PerfError, processCpuNs, runPerfSync, spawnPerf, startPerfRecord, type PerfRun } from './tool.ts';
 
 export interface PerfRecordOptions {
   perf: string;
@@ -82,8 +83,17 @@ export async function perfRecord(o: PerfRecordOptions): Promise<PerfRecordResult
     args.push('--', ...o.target.argv);
     env = { ...process.env, ...o.target.env };
   }
+  const spawnOpts = { stdio: (launch ? ['inherit', 'inherit', 'pipe'] : ['ignore', 'ignore', 'pipe']) as Array<'inherit' | 'pipe' | 'ignore'>, ...(env ? { env } : {}), onStderr: (c: string) => process.stderr.write(filterPerfNoise(c)) };
+  // launched: perf starts the command once it records; attached: the duration counts from
+  // the moment perf confirms its events are on (its start-up can take a while on a busy machine)
+  const fifoDir = launch ? undefined : mkdtempSync(join(tmpdir(), 'pylens-perf-ctl-'));
+  let run: PerfRun;
+  try {
+    run = launch ? spawnPerf(o.perf, args, spawnOpts) : await startPerfRecord(o.perf, args, fifoDir!, spawnOpts);
+  } finally {
+    if (fifoDir) rmSync(fifoDir, { recursive: true, force: true });
+  }
   const t0 = performance.now();
-  const run = spawnPerf(o.perf, args, { stdio: launch ? ['inherit', 'inherit', 'pipe'] : ['ignore', 'ignore', 'pipe'], env, onStderr: (c) => process.stderr.write(filterPerfNoise(c)) });
   let targetPid = 'pid' in o.target ? o.target.pid : undefined;
   let perfCpu = 0;
   let targetCpu: number | undefined;

@@ -11,6 +11,7 @@
  * then cannot name kernel frames (a warning, not an error).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { open } from 'node:fs/promises';
 import { accessSync, closeSync, constants, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -225,6 +226,42 @@ export function spawnPerf(perf: string, args: string[], opts: SpawnPerfOptions =
     child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 + signalNumber(signal) : 1), stderr: err }));
   });
   return { child, pid: child.pid ?? -1, done, stderr: () => err };
+}
+
+/**
+ * Start `perf record <args>` with its events disabled (`-D -1`) and enable them through its
+ * control fifo (`--control fifo:ctl,ack`, in `dir`), resolving once perf acks: what happens
+ * after this resolves is recorded, and a duration counted from here is a duration of data.
+ * For attaching (`-p`, `-a`); a launched workload would run unrecorded until the enable.
+ */
+export async function startPerfRecord(perf: string, recordArgs: string[], dir: string, opts: SpawnPerfOptions & { readyTimeoutMs?: number } = {}): Promise<PerfRun> {
+  const ctl = join(dir, 'perf-ctl');
+  const ack = join(dir, 'perf-ack');
+  const mk = spawnSync('mkfifo', [ctl, ack], { encoding: 'utf8' });
+  if (mk.status !== 0) throw new PerfError(`cannot create perf's control fifos in ${dir}: ${(mk.stderr || mk.error?.message || '').trim()}`, 'pylens needs mkfifo (coreutils) and a writable $TMPDIR');
+  const [sub, ...rest] = recordArgs;
+  const run = spawnPerf(perf, [sub!, '-D', '-1', '--control', `fifo:${ctl},${ack}`, ...rest], opts);
+  // O_RDWR opens of a fifo do not wait for the other side (Linux)
+  const ctlFd = await open(ctl, 'r+');
+  const ackFd = await open(ack, 'r+');
+  try {
+    await ctlFd.write('enable\n');
+    const buf = Buffer.alloc(16);
+    const acked = ackFd.read(buf, 0, 16, null).then(() => 'ack' as const);
+    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), opts.readyTimeoutMs ?? 30_000).unref());
+    const first = await Promise.race([acked, run.done.then(() => 'exited' as const), timeout]);
+    if (first !== 'ack') {
+      if (first === 'timeout') run.child.kill('SIGKILL');
+      const { code, stderr } = await run.done;
+      if (first === 'timeout') throw new PerfError(`perf record did not start within ${Math.round((opts.readyTimeoutMs ?? 30_000) / 1000)} s`, 'the machine may be overloaded; try again, or run the perf record command by hand');
+      throw explainPerfStderr(stderr, 'perf record') ?? new PerfError(`perf record failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`, 'run the perf record command by hand to see the whole message');
+    }
+  } finally {
+    await ctlFd.close().catch(() => {});
+    // a pending read keeps the fd busy; closing it ends the read
+    await ackFd.close().catch(() => {});
+  }
+  return run;
 }
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
