@@ -13,6 +13,7 @@ import { dumpSpec, runDump } from './dump.ts';
 import { ioSpec, runIo } from './io.ts';
 import { perfSpec, runPerf } from './perf.ts';
 import { recordSpec, runRecord } from './record.ts';
+import { runSched, schedSpec } from './sched.ts';
 import { runTop, topSpec } from './top.ts';
 
 interface Command {
@@ -28,6 +29,7 @@ const COMMANDS: Command[] = [
   { spec: topSpec, run: runTop },
   { spec: dumpSpec, run: runDump },
   { spec: perfSpec, run: runPerf },
+  { spec: schedSpec, run: runSched },
   { spec: ioSpec, run: runIo },
   { spec: demoSpec, run: runDemo },
 ];

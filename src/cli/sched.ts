@@ -1,0 +1,302 @@
+/**
+ * `pylens sched`: who runs and who waits. Records the kernel scheduler's events with perf
+ * (system-wide, see capture/perf/sched.ts), keeps the target's threads — a running process
+ * (`-p PID`), or a command it launches (`-- cmd args…`) with every process and thread it
+ * starts — and prints per-thread run time, scheduler delay, sleeping/blocked time and
+ * context switches, then the longest waits with their switch-out stacks. An HTML timeline
+ * goes to `-o` (default sched-<program>-<time>.html); `--json` prints the data as JSON.
+ *
+ * Stopping: -d, Ctrl-C / SIGTERM, or the target exiting (attach mode); the command
+ * exiting (launch mode, where pylens then exits with its exit code). Whatever was recorded
+ * until then is reported.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import type { Launched } from '../capture/sampler/launch.ts';
+import {
+  processTids,
+  readSchedData,
+  selectTids,
+  startSchedRecord,
+  stateName,
+  summarize,
+  type SchedRecorder,
+  type SchedSummary,
+  type SchedTarget,
+} from '../capture/perf/sched.ts';
+import { checkPerfAccess, findPerf, readPerfAccess } from '../capture/perf/tool.ts';
+import { renderSchedHtml } from '../render/sched-html.ts';
+import { UsageError, type CommandSpec, type Parsed } from './args.ts';
+import { writeOutput } from './commands.ts';
+import { CliError } from './errors.ts';
+import { launchTarget, targetArgs } from './target.ts';
+
+export const schedSpec: CommandSpec = {
+  name: 'sched',
+  summary: 'Scheduler timeline (perf): per-thread run time, scheduler delay, waits and their stacks; HTML timeline.',
+  usage: 'pylens sched [-p PID | -- cmd args...] [-d SECONDS] [-o OUT.html] [--json] [--top N]',
+  positionals: { min: 0, max: 0 },
+  rest: true,
+  options: [
+    { name: 'pid', short: 'p', type: 'number', value: 'PID', help: 'the running process to watch (all its threads)' },
+    { name: 'duration', short: 'd', type: 'number', value: 'SECONDS', help: 'stop after this long (default: until the target exits or Ctrl-C)' },
+    { name: 'output', short: 'o', type: 'string', value: 'OUT.html', help: 'the HTML timeline (default sched-<program>-<time>.html)' },
+    { name: 'json', type: 'boolean', help: 'print the summary as JSON instead of text' },
+    { name: 'top', short: 'n', type: 'number', value: 'N', help: 'how many of the longest waits to show (default 10)' },
+    { name: 'stacks', type: 'boolean', help: 'record switch-out stacks (default on; --no-stacks records less)' },
+  ],
+  examples: [
+    'pylens sched -- python app.py',
+    'pylens sched -p 4242 -d 10',
+    'pylens sched -p 4242 -d 5 --json --top 20 > sched.json',
+    'pylens sched -o worker.html -- python -m worker',
+  ],
+};
+
+const STACK_NOTE =
+  'Stacks are taken at the switch-out with frame pointers: kernel frames are exact; CPython builds without frame pointers give short or broken user-space stacks (Python 3.12+ built with -fno-omit-frame-pointer, or the distro\'s frame-pointer builds, give full ones).';
+
+function programName(pid: number, argv?: string[]): string {
+  const script = argv?.slice(1).find((a) => /\.py$/.test(a));
+  if (script) return basename(script, '.py').replace(/[^\w.-]+/g, '_');
+  if (argv?.[0]) return basename(argv[0]).replace(/[^\w.-]+/g, '_') || 'program';
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim().replace(/[^\w.-]+/g, '_') || 'process';
+  } catch {
+    return 'process';
+  }
+}
+
+function commandLine(pid: number): string | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+    return s || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function pidExists(pid: number): boolean {
+  return existsSync(`/proc/${pid}`);
+}
+
+/** "1.234 s" / "12.3 ms" / "45 µs" */
+export function fmtDuration(ns: number): string {
+  const a = Math.abs(ns);
+  if (a >= 1e9) return `${(ns / 1e9).toFixed(3)} s`;
+  if (a >= 1e6) return `${(ns / 1e6).toFixed(a >= 1e8 ? 0 : 1)} ms`;
+  if (a >= 1e3) return `${(ns / 1e3).toFixed(0)} µs`;
+  return `${ns.toFixed(0)} ns`;
+}
+
+const SCHED_FRAME_RE = /^(__schedule|schedule|preempt_schedule\w*|schedule_preempt_disabled) \[k\]$/;
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** The text report: the thread table (by run time), then the longest waits with stacks. */
+export function renderSchedText(s: SchedSummary, what: string, notes: string[]): string {
+  const out: string[] = [];
+  out.push(`pylens sched: ${what}: ${s.threads.length} thread${s.threads.length === 1 ? '' : 's'}, ${fmtDuration(s.wallNs)} recorded`);
+  out.push('');
+  const head = ['PID', 'TID', 'NAME', 'RUN', '%', 'SCHED DELAY', '%', 'SLEEP/BLOCKED', '%', 'BLOCKED (D)', 'SWITCHES', 'VOL', 'INVOL'];
+  const rows = s.threads.map((t) => [
+    String(t.pid), String(t.tid), t.name, fmtDuration(t.runNs), pct(t.runShare), fmtDuration(t.delayNs), pct(t.delayShare),
+    fmtDuration(t.waitNs), pct(t.waitShare), fmtDuration(t.blockedNs), String(t.switches), String(t.voluntary), String(t.involuntary),
+  ]);
+  const T = s.totals;
+  const total = ['', '', 'total', fmtDuration(T.runNs), '', fmtDuration(T.delayNs), '', fmtDuration(T.waitNs), '', '', String(T.switches), String(T.voluntary), String(T.involuntary)];
+  const all = [head, ...rows, ...(rows.length > 1 ? [total] : [])];
+  const w = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  for (const r of all) out.push(r.map((c, i) => (i === 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ').trimEnd());
+  out.push('');
+  out.push('% = share of the recording\'s wall time. Sched delay: runnable, waiting for a CPU. Sleep/blocked: off CPU until woken (S sleeping, D uninterruptible: disk I/O, page faults, some locks).');
+  out.push('Switches: voluntary (the thread blocked) / involuntary (preempted while runnable).');
+  out.push('');
+  if (s.waits.length === 0) out.push('No waits recorded.');
+  else {
+    const seen = new Map<string, number>();
+    out.push(`Longest waits (of ${s.threads.length} thread${s.threads.length === 1 ? '' : 's'}):`);
+    s.waits.forEach((wt, i) => {
+      out.push(
+        `${String(i + 1).padStart(3)}. ${fmtDuration(wt.durNs).padStart(9)}  ${wt.state} ${stateName(wt.state)}  ${wt.name} tid ${wt.tid}  at +${fmtDuration(wt.startNs)}` +
+          (wt.delayAfterNs > 0 ? `  then ${fmtDuration(wt.delayAfterNs)} runnable` : '') +
+          (wt.open ? '  (still waiting when the recording ended)' : ''),
+      );
+      // the scheduler's own frames top every stack: left out here (kept in --json)
+      const stack = wt.stack.slice(wt.stack.findIndex((f) => !SCHED_FRAME_RE.test(f)) >>> 0);
+      const key = stack.join('\n');
+      const same = seen.get(key);
+      if (stack.length === 0) out.push('        (no stack)');
+      else if (same !== undefined) out.push(`        (same stack as ${same})`);
+      else {
+        seen.set(key, i + 1);
+        const frames = stack.slice(0, 12);
+        for (const f of frames) out.push(`        ${f}`);
+        if (stack.length > frames.length) out.push(`        … ${stack.length - frames.length} more`);
+      }
+    });
+  }
+  for (const n of notes) out.push('', n);
+  return out.join('\n') + '\n';
+}
+
+function defaultOutput(name: string): string {
+  const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*$/, '');
+  return `sched-${name}-${stamp}.html`;
+}
+
+export async function runSched(args: Parsed): Promise<number> {
+  const o = args.options;
+  const { pid: pidOpt, argv = [] } = targetArgs('sched', args);
+  const duration = o.duration as number | undefined;
+  if (duration !== undefined && !(duration > 0)) throw new UsageError('sched', `--duration must be a positive number of seconds, got ${duration}`);
+  const top = (o.top as number | undefined) ?? 10;
+  if (!(Number.isInteger(top) && top >= 0)) throw new UsageError('sched', `--top must be a whole number >= 0, got ${top}`);
+  const outOpt = o.output as string | undefined;
+  if (outOpt !== undefined && !/\.html?$/i.test(outOpt)) throw new UsageError('sched', `-o writes an HTML timeline: give a file name ending in .html, got '${outOpt}'`);
+  const json = Boolean(o.json);
+  const callGraph = o.stacks !== false;
+
+  if (pidOpt !== undefined && !pidExists(pidOpt)) {
+    throw new CliError(`process ${pidOpt} does not exist (it has exited, or never existed)`, 'check the PID with ps; the process may have exited');
+  }
+  const perf = findPerf();
+  const access = checkPerfAccess(readPerfAccess(), { kernel: true, systemWide: true, tracepoints: true });
+  for (const w of access.warnings) process.stderr.write(`pylens sched: ${w}\n`);
+
+  const tmp = mkdtempSync(join(tmpdir(), 'pylens-sched-'));
+  const dataFile = join(tmp, 'sched.data');
+  try {
+    return await recordAndReport();
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+
+  async function recordAndReport(): Promise<number> {
+    const name = pidOpt !== undefined ? programName(pidOpt, commandLine(pidOpt)?.split(' ')) : programName(0, argv);
+    const recorder: SchedRecorder = await startSchedRecord(perf, dataFile, { callGraph });
+    const startedAt = Date.now();
+    let why = '';
+    let resolveStop!: () => void;
+    const stopped = new Promise<void>((r) => (resolveStop = r));
+    const stop = (reason: string) => {
+      if (why) return;
+      why = reason;
+      resolveStop();
+    };
+    const timers: NodeJS.Timeout[] = [];
+    if (duration !== undefined) timers.push(setTimeout(() => stop(`${duration} s passed`), duration * 1000));
+    // perf ending by itself (killed, out of space) ends the recording too
+    void recorder.ended.then(() => stop('perf record ended'));
+
+    let target: Launched | undefined;
+    let tidsSeen: number[] = [];
+    let cmdline: string | undefined;
+    const onSig = (sig: NodeJS.Signals) => stop(sig === 'SIGINT' ? 'Ctrl-C' : sig);
+    if (pidOpt !== undefined) {
+      cmdline = commandLine(pidOpt);
+      tidsSeen = processTids(pidOpt);
+      if (!pidExists(pidOpt)) {
+        await recorder.stop().catch(() => {});
+        throw new CliError(`process ${pidOpt} does not exist (it has exited, or never existed)`, 'check the PID with ps; the process may have exited');
+      }
+      process.once('SIGINT', onSig);
+      process.once('SIGTERM', onSig);
+      timers.push(
+        setInterval(() => {
+          const now = processTids(pidOpt);
+          if (now.length === 0 && !pidExists(pidOpt)) stop(`process ${pidOpt} exited`);
+          for (const t of now) if (!tidsSeen.includes(t)) tidsSeen.push(t);
+        }, 100),
+      );
+    } else {
+      cmdline = argv.join(' ');
+      let interrupts = 0;
+      try {
+        target = await launchTarget(argv, (sig) => {
+          // Ctrl-C at a terminal reaches the command (and perf) too: the recording ends, and
+          // the command gets time to exit on its own
+          if (sig === 'SIGINT' && ++interrupts > 2) return;
+          if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') stop(sig === 'SIGINT' ? 'Ctrl-C' : sig);
+        });
+      } catch (e) {
+        await recorder.stop().catch(() => {});
+        throw e;
+      }
+      void target.exited.then(() => stop(`${argv[0]} exited (${target!.howEnded()})`));
+    }
+
+    process.stderr.write(`pylens sched: recording ${pidOpt !== undefined ? `pid ${pidOpt}` : `pid ${target!.pid} (${argv[0]})`}${duration !== undefined ? ` for ${duration} s` : ''}… (Ctrl-C to stop)\n`);
+    await stopped;
+    for (const t of timers) clearTimeout(t);
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+    const recordedS = (Date.now() - startedAt) / 1000;
+    await recorder.stop();
+    let exitCode = 0;
+    if (target) {
+      exitCode = await finishTarget(target, why.startsWith(argv[0]!) ? 0 : why === 'Ctrl-C' || why === 'SIGTERM' || why === 'SIGHUP' ? 3000 : 0);
+      target.dispose();
+    }
+
+    const trace = await readSchedData(perf, dataFile);
+    const sel: SchedTarget = pidOpt !== undefined ? { pid: pidOpt, tids: tidsSeen } : { root: target!.pid };
+    const tids = [...selectTids(trace, sel)];
+    const summary = summarize(trace, tids, top);
+    const rootPid = pidOpt ?? target!.pid;
+    const what = `pid ${rootPid}${cmdline ? ` (${cmdline.length > 80 ? `${cmdline.slice(0, 77)}...` : cmdline})` : ''}${pidOpt === undefined ? ' and its children' : ''}`;
+    const notes = [STACK_NOTE];
+    if (tids.length === 0) notes.unshift(`No scheduler event of ${pidOpt !== undefined ? `process ${pidOpt}` : argv[0]} was recorded (it may have exited before the recording started).`);
+    if (trace.lost > 0) notes.push(`perf lost ${trace.lost.toLocaleString('en-US')} events (its buffers filled up): times near the losses are approximate; a busy machine may need a shorter recording.`);
+    if (summary.totals.inferredNs > 0.001 * summary.wallNs) notes.push(`${fmtDuration(summary.totals.inferredNs)} of run time had no recorded switch-in (perf records no events in some contexts, e.g. an idle CPU in some VMs); its start was taken from the kernel's runtime accounting (sched_stat_runtime).`);
+    if (trace.skipped > 0) notes.push(`${trace.skipped} line(s) of perf script output were not understood, e.g. ${JSON.stringify(trace.skippedSample[0])}.`);
+
+    const rows = tids
+      .map((tid) => trace.tasks.get(tid)!)
+      .sort((a, b) => (a.pid === rootPid ? -1 : 0) - (b.pid === rootPid ? -1 : 0) || a.pid - b.pid || a.tid - b.tid)
+      .map((t) => t.tid);
+    const out = outOpt ?? defaultOutput(name);
+    const t0 = performance.now();
+    const html = renderSchedHtml({ title: `sched: ${name}`, subtitle: `${what} · ${fmtDuration(summary.wallNs)} recorded, stopped: ${why} · ${new Date().toISOString()}`, trace, tids: rows, summary, notes });
+    const abs = writeOutput(out, html);
+    const renderMs = performance.now() - t0;
+
+    if (json) {
+      const doc = {
+        target: { pid: rootPid, command: cmdline ?? null, mode: pidOpt !== undefined ? 'attach' : 'launch', exitCode: target ? exitCode : null },
+        stoppedBy: why,
+        wallNs: summary.wallNs,
+        recordedSeconds: recordedS,
+        events: trace.events,
+        threads: summary.threads,
+        totals: summary.totals,
+        waits: summary.waits,
+        html: abs,
+        notes,
+      };
+      process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    } else {
+      process.stdout.write(renderSchedText(summary, what, notes));
+      process.stdout.write(`\n${abs}\n`);
+    }
+    process.stderr.write(`pylens sched: ${trace.events.toLocaleString('en-US')} scheduler events, ${tids.length} thread${tids.length === 1 ? '' : 's'} kept; timeline ${(html.length / 1024).toFixed(0)} KiB in ${renderMs.toFixed(0)} ms: ${abs}\n`);
+    return target ? exitCode : 0;
+  }
+}
+
+/**
+ * Wait for a launched command: it normally ended already. Otherwise it gets `graceMs` to
+ * exit on its own (it got the signal too), then SIGINT, then SIGKILL 5 s later.
+ */
+async function finishTarget(t: Launched, graceMs: number): Promise<number> {
+  if (!t.hasExited() && graceMs > 0) await Promise.race([t.exited, new Promise((r) => setTimeout(r, graceMs))]);
+  if (!t.hasExited()) {
+    t.child.kill('SIGINT');
+    const timer = setTimeout(() => t.child.kill('SIGKILL'), 5000);
+    const code = await t.exited;
+    clearTimeout(timer);
+    return code;
+  }
+  return t.exited;
+}
