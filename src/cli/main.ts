@@ -47,6 +47,8 @@ function overview(): string {
     'Examples:',
     '  pylens record -- python app.py              # sample a program; HTML flamegraph',
     '  pylens top -p 4242                          # live view of a running process',
+    '  pylens perf -- python app.py                # perf: Python, native and kernel frames',
+    '  pylens sched -p 4242 -d 10                  # who runs, who waits',
     '  pylens view perf-script.txt                 # interactive HTML flamegraph',
     '  pylens report profile.pstats --by line      # top table',
     '  pylens convert stacks.folded -o app.pb.gz   # pprof for go tool pprof',
