@@ -9,12 +9,22 @@
  *   target's exit code. A second Ctrl-C stops sampling at once and writes the profile.
  * - On a terminal, a progress line on stderr: elapsed, samples, achieved rate, errors,
  *   threads (and processes with -s).
+ * - `--native`: perf records the same process alongside (DWARF unwinding, CLOCK_MONOTONIC
+ *   timestamps) and each sample gets the native and kernel frames of perf's sample of the
+ *   same thread nearest in time, under its Python leaf (capture/perf/native.ts). Where
+ *   tracepoints are allowed perf also records switch-outs: of runnable threads (samples of
+ *   a thread kept off the CPU by a busy machine), and with --idle all of them (idle samples
+ *   get the stack where their thread last left the CPU). perf is checked before anything
+ *   starts (missing, not allowed: exit 1); if it fails later the Python-only profile is
+ *   still written, with a warning.
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Profile } from '../model/profile.ts';
 import type { Launched } from '../capture/sampler/launch.ts';
-import { sampleAttached, type RecordProgress, type SampleOptions } from '../capture/sampler/sampler.ts';
+import { realClock, sampleAttached, type RecordProgress, type SampleOptions } from '../capture/sampler/sampler.ts';
+import { monotonicOffsetNs, nativeWindowNs, NativeRecording, perfRecordArgs, planNative, spliceNative, type NativePlan } from '../capture/perf/native.ts';
+import { PerfError } from '../capture/perf/tool.ts';
 import { ProcessSampler } from '../capture/sampler/session.ts';
 import { exporterById } from '../formats/index.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
@@ -25,7 +35,7 @@ import { launchAndAttach, launchTarget, targetArgs } from './target.ts';
 export const recordSpec: CommandSpec = {
   name: 'record',
   summary: 'Sample a Python process (running, or launched after --) and write a profile (HTML flamegraph by default).',
-  usage: 'pylens record [-p PID | -- python app.py ...] [-r HZ] [-d SECONDS] [-o OUT] [options]',
+  usage: 'pylens record [-p PID | -- python app.py ...] [-r HZ] [-d SECONDS] [-o OUT] [--native] [options]',
   positionals: { min: 0, max: 0 },
   rest: true,
   options: [
@@ -38,6 +48,12 @@ export const recordSpec: CommandSpec = {
     { name: 'idle', short: 'i', type: 'boolean', help: 'include idle (not running) threads, marked as idle' },
     { name: 'gil', short: 'g', type: 'boolean', help: 'only samples of the thread holding the GIL' },
     { name: 'threads', short: 't', type: 'boolean', help: 'a root frame per thread (thread id and name)' },
+    {
+      name: 'native',
+      short: 'n',
+      type: 'boolean',
+      help: 'C and kernel frames under the Python ones, from perf running alongside (any CPython 3.8+; needs perf; with --idle, where idle threads left the CPU)',
+    },
     { name: 'subprocesses', short: 's', type: 'boolean', help: 'also sample child processes that run Python, each under its own process root' },
     { name: 'function', type: 'boolean', help: 'aggregate by function (its first line) instead of the line being run' },
     { name: 'nolineno', type: 'boolean', help: 'no line numbers at all' },
@@ -48,6 +64,7 @@ export const recordSpec: CommandSpec = {
     'pylens record -- python app.py --port 8080',
     'pylens record -p 4242 -d 30',
     'pylens record -p 4242 -r 250 -o app.pylens',
+    'pylens record --native -d 10 -p 4242',
     'pylens record -s -t --idle -o wall.speedscope.json -- python -m pytest',
   ],
 };
@@ -92,6 +109,11 @@ export async function runRecord(args: Parsed): Promise<number> {
   const outOpt = o.output as string | undefined;
   if (outOpt !== undefined || fmt !== undefined) pickExporter('record', outOpt ?? defaultOutput('x', fmt), fmt); // fail fast on a bad format
 
+  const native = Boolean(o.native);
+  if (native && o.subprocesses) throw new UsageError('record', '--native follows one process: it cannot be combined with -s yet');
+  // perf missing or not allowed: fail before anything is launched or attached
+  const plan = native ? planNative(rate, { idle: Boolean(o.idle) }) : undefined;
+
   const abort = new AbortController();
   const quiet = Boolean(o.quiet) || !process.stderr.isTTY;
   const subprocesses = Boolean(o.subprocesses);
@@ -113,10 +135,25 @@ export async function runRecord(args: Parsed): Promise<number> {
             const now = performance.now();
             if (now - lastDraw < 250) return;
             lastDraw = now;
-            process.stderr.write(`\r\x1b[K${progressLine(p, subprocesses)}`);
+            const perfMb = nat ? `, perf ${(nat.dataBytes() / 1e6).toFixed(1)} MB` : '';
+            process.stderr.write(`\r\x1b[K${progressLine(p, subprocesses)}${perfMb}`);
           },
         }),
   };
+
+  let nat: NativeRecording | undefined;
+  /** the clock time of the sampler's first deadline (its sample times count from there) */
+  let clockStartNs: number | undefined;
+  if (native) {
+    opts.clock = {
+      nowNs: () => {
+        const t = realClock.nowNs();
+        clockStartNs ??= t;
+        return t;
+      },
+      sleepUntilNs: (t, signal) => realClock.sleepUntilNs(t, signal),
+    };
+  }
 
   let target: Launched | undefined;
   /** an attached process, or with -s a launched one that may not be Python (a shell, make, …) */
@@ -159,12 +196,25 @@ export async function runRecord(args: Parsed): Promise<number> {
 
   const rootPid = typeof root === 'number' ? root : root.pid;
   const name = programName(rootPid, (typeof root === 'number' ? undefined : root.command) ?? argv);
+  if (plan) {
+    try {
+      nat = await startNative(plan, rootPid);
+    } catch (e) {
+      if (typeof root !== 'number') root.close();
+      if (target) {
+        await finishTarget(target, 0, 'SIGTERM');
+        target.dispose();
+      }
+      throw e;
+    }
+  }
   let profile: Profile;
   try {
     profile = await sampleAttached(root, opts);
   } finally {
     if (!quiet) process.stderr.write('\r\x1b[K');
   }
+  if (nat) profile = await finishNative(nat, plan!, profile, clockStartNs, rate);
   profile.meta.name = profile.meta.name ?? name;
   const out = outOpt ?? defaultOutput(name, fmt);
   const exporter = pickExporter('record', out, fmt);
@@ -185,6 +235,111 @@ export async function runRecord(args: Parsed): Promise<number> {
   const code = await finishTarget(target, forwardedStop ? 3000 : 0);
   target.dispose();
   return code;
+}
+
+/** Start perf next to the sampler and say so (the line tells scripts that recording is on). */
+async function startNative(plan: NativePlan, pid: number): Promise<NativeRecording> {
+  for (const w of plan.warnings) process.stderr.write(`pylens record: warning: ${w}\n`);
+  let nat: NativeRecording;
+  try {
+    nat = await NativeRecording.start(plan, pid);
+  } catch (e) {
+    // a kernel whose tracepoint filter or sched_switch differs: CPU samples still work
+    if (!(e instanceof PerfError) || plan.switches === 'none') throw e;
+    process.stderr.write(`pylens record: warning: perf could not record switch-outs (${e.message}); CPU samples only\n`);
+    plan.switches = 'none';
+    nat = await NativeRecording.start(plan, pid);
+  }
+  process.stderr.write(
+    `pylens record: perf records native stacks of PID ${pid} alongside (${plan.event}, ${plan.rateHz} Hz${plan.switches === 'all' ? ', all switch-outs for idle samples' : plan.switches === 'preempted' ? ', switch-outs of runnable threads' : ''}, DWARF unwinding, ${plan.kernel ? 'with' : 'without'} kernel frames)\n`,
+  );
+  return nat;
+}
+
+/**
+ * Stop perf, read its samples and splice them into `profile`. Any failure here leaves the
+ * Python-only profile, with a warning: the recording is never lost to perf.
+ */
+async function finishNative(nat: NativeRecording, plan: NativePlan, profile: Profile, clockStartNs: number | undefined, rate: number): Promise<Profile> {
+  const warn = (what: string) => process.stderr.write(`pylens record: warning: ${what}; the profile has Python frames only\n`);
+  try {
+    const end = await nat.stop();
+    const cpu = nat.cpu();
+    if (end.code !== 0 && end.signal !== 'SIGINT' && end.code !== 130) {
+      const last = end.stderr.trim().split('\n').filter((l) => l.trim() && !/^\[ perf record:|Events (en|dis)abled/.test(l)).slice(-1)[0] ?? '';
+      process.stderr.write(`pylens record: warning: perf record ended with exit ${end.code}${last ? ` (${last.trim()})` : ''}; using what it wrote\n`);
+    }
+    const lost = end.stderr.split('\n').find((l) => /\blost\b/i.test(l));
+    if (lost) process.stderr.write(`pylens record: warning: perf: ${lost.trim()} (a lower --rate helps)\n`);
+    if (clockStartNs === undefined) {
+      warn('sampling never started');
+      return profile;
+    }
+    if (nat.dataBytes() > 50e6) process.stderr.write(`pylens record: running perf script on ${(nat.dataBytes() / 1e6).toFixed(0)} MB of perf data…\n`);
+    let perf;
+    try {
+      perf = await nat.script();
+    } catch (e) {
+      warn(e instanceof PerfError ? `${e.message} (${e.fix})` : `perf script failed: ${(e as Error).message}`);
+      return profile;
+    }
+    const windowNs = nativeWindowNs(rate);
+    const perfOffsetNs = perf.originNs - (clockStartNs + monotonicOffsetNs());
+    const { profile: out, stats } = spliceNative(profile, perf.profile, { perfOffsetNs, windowNs });
+    const m = out.meta;
+    m.backend = 'pylens-sampler+perf';
+    const perfOverhead = cpu && cpu.targetNs > 0 ? cpu.perfNs / cpu.targetNs : undefined;
+    if (m.overhead) {
+      m.overhead = {
+        ...m.overhead,
+        method: `${m.overhead.method}; perf: its CPU time / the target's CPU time while recording, in extra.perfOverhead`,
+      };
+    }
+    m.extra = {
+      ...(m.extra ?? {}),
+      native: 'perf',
+      perfCommand: ['perf', ...perfRecordArgs(plan, nat.pid)].join(' '),
+      perfEvent: plan.event,
+      perfRateHz: plan.rateHz,
+      perfUnwinding: 'dwarf',
+      perfKernelFrames: plan.kernel ? 'yes' : 'no',
+      perfSamples: perf.profile.samples.length,
+      nativeWindowNs: Math.round(windowNs),
+      nativeMatched: stats.matched,
+      nativeUnmatched: stats.unmatched,
+      nativeIdle: stats.idle,
+      nativeIdleMatched: stats.idleMatched,
+      nativeNoEvalFrame: stats.noEvalFrame,
+      nativeMedianOffsetNs: Math.round(stats.medianOffsetNs),
+      perfSwitchOuts: plan.switches,
+      nativeMatchedSwitch: stats.matchedSwitch,
+      nativeIdleSamples: plan.switches === 'all'
+        ? 'the stack at the thread\u2019s last switch-out (sched:sched_switch)'
+        : 'Python frames only (perf\u2019s CPU clock has no sample for a thread off the CPU)',
+      ...(cpu ? { perfCpuNs: Math.round(cpu.perfNs), targetCpuNs: Math.round(cpu.targetNs) } : {}),
+      ...(perfOverhead !== undefined ? { perfOverhead: Math.round(perfOverhead * 1e4) / 1e4 } : {}),
+    };
+    const running = stats.matched + stats.unmatched;
+    process.stderr.write(
+      `pylens record: native frames: ${stats.matched.toLocaleString('en-US')} of ${running.toLocaleString('en-US')} running samples matched a perf sample` +
+        (running > 0 ? ` (${((100 * stats.matched) / running).toFixed(1)} %${stats.matchedSwitch ? `; ${stats.matchedSwitch.toLocaleString('en-US')} of them kept off the CPU, from the switch-out` : ''})` : '') +
+        `, ${stats.unmatched.toLocaleString('en-US')} unmatched (Python frames only)` +
+        (stats.idle
+          ? plan.switches === 'all'
+            ? `, ${stats.idleMatched.toLocaleString('en-US')} of ${stats.idle.toLocaleString('en-US')} idle samples got the stack of their thread\u2019s last switch-out`
+            : `, ${stats.idle.toLocaleString('en-US')} idle (Python frames only)`
+          : '') +
+        (perfOverhead !== undefined ? `; perf CPU ${(100 * perfOverhead).toFixed(1)} % of the target's` : '') +
+        '\n',
+    );
+    if (perf.profile.samples.length === 0) process.stderr.write('pylens record: warning: perf recorded no samples (was the target on the CPU?)\n');
+    return out;
+  } catch (e) {
+    warn(`perf failed: ${(e as Error).message}`);
+    return profile;
+  } finally {
+    nat.dispose();
+  }
 }
 
 /**
