@@ -265,7 +265,7 @@ async function finishNative(nat: NativeRecording, plan: NativePlan, profile: Pro
   try {
     const end = await nat.stop();
     const cpu = nat.cpu();
-    if (end.code !== 0 && end.signal !== 'SIGINT' && end.code !== 130) {
+    if (end.code !== 0 && end.code !== 130) {
       const last = end.stderr.trim().split('\n').filter((l) => l.trim() && !/^\[ perf record:|Events (en|dis)abled/.test(l)).slice(-1)[0] ?? '';
       process.stderr.write(`pylens record: warning: perf record ended with exit ${end.code}${last ? ` (${last.trim()})` : ''}; using what it wrote\n`);
     }

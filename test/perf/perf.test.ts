@@ -138,7 +138,7 @@ test("the target's exit code is pylens perf's; -d stops a program that runs on",
   const forever = join(dir, 'forever.py');
   writeFileSync(forever, 'while True:\n    sum(i*i for i in range(10000))\n');
   const t0 = Date.now();
-  const f = run(['perf', '-q', '-d', '1', '-o', join(dir, 'b.pylens'), '--', py(12)!.exe, forever]);
+  const f = run(['perf', '-q', '-d', '1.5', '-o', join(dir, 'b.pylens'), '--', py(12)!.exe, forever]);
   assert.ok(Date.now() - t0 < 60_000);
   const p = decodePylens(readFileSync(join(dir, 'b.pylens')), 'b');
   assert.ok(p.meta.sampleCount > 100, `${p.meta.sampleCount} samples in 1 s`);

@@ -665,7 +665,7 @@ export async function recordBlockIo(perf: string, opts: { readyTimeoutMs?: numbe
     explainPerfStderr(stderr, 'perf record') ?? new PerfError(`perf record failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`, 'run `perf record -a -e block:block_rq_issue -- sleep 1` by hand to see the whole message');
   let run: PerfRun;
   try {
-    run = await startPerfRecord(perf, ['record', '-q', '-a', '-e', BLOCK_EVENTS.join(','), '-o', dataFile], dir, opts.readyTimeoutMs !== undefined ? { readyTimeoutMs: opts.readyTimeoutMs } : {});
+    run = await startPerfRecord(perf, ['record', '-q', '-a', '-e', BLOCK_EVENTS.join(','), '-o', dataFile], { hint: 'perf record -a -e block:block_rq_issue -- sleep 1', ...(opts.readyTimeoutMs !== undefined ? { readyTimeoutMs: opts.readyTimeoutMs } : {}) });
   } catch (e) {
     cleanup();
     throw e;

@@ -37,7 +37,7 @@
  *   perf started has none and stays Python-only, as do idle samples without tracepoints.
  *   Each switch-out is a DWARF sample, so this costs in proportion to context switches.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +46,7 @@ import { ProfileBuilder } from '../../model/builder.ts';
 import { SAMPLE_STATES, SampleStateCode, frameInfo, type IndexIntoFrames, type Profile } from '../../model/profile.ts';
 import { parseSampleHeader, perfScriptImporter } from '../../formats/perf-script.ts';
 import { InputFile, NOT_MINE } from '../../formats/types.ts';
-import { checkPerfAccess, cpuEvent, explainPerfStderr, findPerf, PerfError, processCpuNs, readPerfAccess } from './tool.ts';
+import { checkPerfAccess, cpuEvent, explainPerfStderr, findPerf, PerfError, processCpuNs, readPerfAccess, startPerfRecord, type PerfRun } from './tool.ts';
 
 /** Absolute CLOCK_MONOTONIC ns minus `performance.now()` in ns (the best of a few readings). */
 export function monotonicOffsetNs(): number {
@@ -132,10 +132,9 @@ export class NativeRecording {
   readonly pid: number;
   readonly dir: string;
   readonly dataFile: string;
-  private child: ChildProcess;
-  private stderrText = '';
-  private exit: { code: number; signal: NodeJS.Signals | null } | undefined;
-  readonly exited: Promise<{ code: number; signal: NodeJS.Signals | null }>;
+  private readonly run: PerfRun;
+  private exit: { code: number } | undefined;
+  readonly exited: Promise<{ code: number }>;
   private perfCpu0: number | undefined;
   private perfCpuLast: number | undefined;
   private targetCpu0: number | undefined;
@@ -143,32 +142,13 @@ export class NativeRecording {
   private poll: NodeJS.Timeout | undefined;
   private killOnExit = () => this.kill();
 
-  private constructor(plan: NativePlan, pid: number) {
+  private constructor(plan: NativePlan, pid: number, dir: string, run: PerfRun) {
     this.plan = plan;
     this.pid = pid;
-    this.dir = mkdtempSync(join(tmpdir(), 'pylens-native-'));
-    this.dataFile = join(this.dir, 'perf.data');
-    // its own process group: a Ctrl-C at the terminal is for the target and pylens, which
-    // decide when sampling ends; perf is stopped by pylens then
-    this.child = spawn(plan.perf, [...perfRecordArgs(plan, pid), '-o', this.dataFile, '-D', '-1', '--control', 'fd:3,4'], {
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
-      detached: true,
-    });
-    this.child.stderr!.setEncoding('utf8');
-    this.child.stderr!.on('data', (c: string) => {
-      if (this.stderrText.length < 1 << 20) this.stderrText += c;
-    });
-    this.exited = new Promise((resolve) => {
-      this.child.on('error', (e) => {
-        this.stderrText += e.message;
-        this.exit ??= { code: 127, signal: null };
-        resolve(this.exit);
-      });
-      this.child.on('close', (code, signal) => {
-        this.exit ??= { code: code ?? 128, signal };
-        resolve(this.exit);
-      });
-    });
+    this.dir = dir;
+    this.dataFile = join(dir, 'perf.data');
+    this.run = run;
+    this.exited = run.done.then(({ code }) => (this.exit = { code }));
     process.on('exit', this.killOnExit);
   }
 
@@ -177,16 +157,22 @@ export class NativeRecording {
    * Throws PerfError when perf fails to start.
    */
   static async start(plan: NativePlan, pid: number, timeoutMs = 20_000): Promise<NativeRecording> {
-    const r = new NativeRecording(plan, pid);
+    const dir = mkdtempSync(join(tmpdir(), 'pylens-native-'));
+    let run: PerfRun;
     try {
-      await r.enable(timeoutMs);
+      // its own process group: a Ctrl-C at the terminal is for the target and pylens, which
+      // decide when sampling ends; perf is stopped by pylens then
+      run = await startPerfRecord(plan.perf, [...perfRecordArgs(plan, pid), '-o', join(dir, 'perf.data')], {
+        detached: true,
+        readyTimeoutMs: timeoutMs,
+        hint: ['perf', ...perfRecordArgs(plan, pid)].join(' '),
+      });
     } catch (e) {
-      r.kill();
-      await r.exited;
-      r.dispose();
+      rmSync(dir, { recursive: true, force: true });
       throw e;
     }
-    r.perfCpu0 = processCpuNs(r.child.pid!);
+    const r = new NativeRecording(plan, pid, dir, run);
+    r.perfCpu0 = processCpuNs(run.pid);
     r.targetCpu0 = processCpuNs(pid);
     r.perfCpuLast = r.perfCpu0;
     r.targetCpuLast = r.targetCpu0;
@@ -196,43 +182,9 @@ export class NativeRecording {
     return r;
   }
 
-  private enable(timeoutMs: number): Promise<void> {
-    const ctl = this.child.stdio[3] as NodeJS.WritableStream;
-    const ack = this.child.stdio[4] as NodeJS.ReadableStream;
-    return new Promise<void>((resolve, reject) => {
-      let got = '';
-      let settled = false;
-      const done = (err?: Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        ack.off('data', onData);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onData = (d: Buffer) => {
-        got += d.toString();
-        if (got.includes('ack')) {
-          done();
-          ack.resume(); // keep draining, so the stream closes when perf exits
-        }
-      };
-      ack.on('data', onData);
-      (ack as NodeJS.ReadableStream & { on(e: 'error', f: () => void): void }).on('error', () => undefined);
-      (ctl as NodeJS.WritableStream & { on(e: 'error', f: () => void): void }).on('error', () => undefined);
-      const timer = setTimeout(() => done(new PerfError(`perf record did not start within ${timeoutMs / 1000} s${this.stderrText ? ` (${lastLine(this.stderrText)})` : ''}`, 'run the same perf command by hand to see why: ' + ['perf', ...perfRecordArgs(this.plan, this.pid)].join(' '))), timeoutMs);
-      void this.exited.then(() => {
-        if (settled || !this.exit) return;
-        const what = 'perf record';
-        done(explainPerfStderr(this.stderrText, what) ?? new PerfError(`${what} exited at start (exit ${this.exit.code}): ${lastLine(this.stderrText)}`, 'run the same perf command by hand to see the whole message: ' + ['perf', ...perfRecordArgs(this.plan, this.pid)].join(' ')));
-      });
-      ctl.write('enable\n');
-    });
-  }
-
   private readCpu(): void {
     if (!this.exit) {
-      const p = processCpuNs(this.child.pid!);
+      const p = processCpuNs(this.run.pid);
       if (p !== undefined) this.perfCpuLast = p;
     }
     const t = processCpuNs(this.pid);
@@ -244,16 +196,16 @@ export class NativeRecording {
   }
 
   stderr(): string {
-    return this.stderrText;
+    return this.run.stderr();
   }
 
   /** Stop perf (SIGINT: it writes out its buffers) and wait for it; it may have ended already (the target exited). */
-  async stop(timeoutMs = 30_000): Promise<{ code: number; signal: NodeJS.Signals | null; stderr: string }> {
+  async stop(timeoutMs = 30_000): Promise<{ code: number; stderr: string }> {
     this.readCpu();
     if (this.poll) clearInterval(this.poll);
     if (!this.exit) {
       try {
-        this.child.kill('SIGINT');
+        this.run.child.kill('SIGINT');
       } catch {
         /* gone */
       }
@@ -262,13 +214,13 @@ export class NativeRecording {
       clearTimeout(timer);
     }
     process.off('exit', this.killOnExit);
-    return { ...this.exit!, stderr: this.stderrText };
+    return { ...this.exit!, stderr: this.run.stderr() };
   }
 
   private kill(): void {
     if (this.exit) return;
     try {
-      this.child.kill('SIGKILL');
+      this.run.child.kill('SIGKILL');
     } catch {
       /* gone */
     }

@@ -4,8 +4,7 @@
  * perf.data into a profile (`perf inject --jit` when CPython wrote a jitdump, `perf
  * script`, the perf-script importer) and clean up the files CPython and perf leave in /tmp.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { perfScriptImporter } from '../../formats/perf-script.ts';
 import { InputFile, NOT_MINE } from '../../formats/types.ts';
@@ -43,6 +42,14 @@ export interface PerfRecordResult {
   targetCpuNs: number | undefined;
   /** Stopped by the duration or a signal rather than the target ending. */
   stopped: boolean;
+}
+
+function exeOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Children of a process (needs CONFIG_PROC_CHILDREN, else a /proc scan). */
@@ -86,13 +93,7 @@ export async function perfRecord(o: PerfRecordOptions): Promise<PerfRecordResult
   const spawnOpts = { stdio: (launch ? ['inherit', 'inherit', 'pipe'] : ['ignore', 'ignore', 'pipe']) as Array<'inherit' | 'pipe' | 'ignore'>, ...(env ? { env } : {}), onStderr: (c: string) => process.stderr.write(filterPerfNoise(c)) };
   // launched: perf starts the command once it records; attached: the duration counts from
   // the moment perf confirms its events are on (its start-up can take a while on a busy machine)
-  const fifoDir = launch ? undefined : mkdtempSync(join(tmpdir(), 'pylens-perf-ctl-'));
-  let run: PerfRun;
-  try {
-    run = launch ? spawnPerf(o.perf, args, spawnOpts) : await startPerfRecord(o.perf, args, fifoDir!, spawnOpts);
-  } finally {
-    if (fifoDir) rmSync(fifoDir, { recursive: true, force: true });
-  }
+  const run: PerfRun = launch ? spawnPerf(o.perf, args, spawnOpts) : await startPerfRecord(o.perf, args, spawnOpts);
   const t0 = performance.now();
   let targetPid = 'pid' in o.target ? o.target.pid : undefined;
   let perfCpu = 0;
@@ -102,8 +103,12 @@ export async function perfRecord(o: PerfRecordOptions): Promise<PerfRecordResult
   let ended = false;
   const sample = () => {
     if (targetPid === undefined && launch) {
-      targetPid = childrenOf(run.pid)[0];
-      if (targetPid !== undefined) o.onTarget?.(targetPid);
+      // perf forks the command early and lets it exec once recording is set up
+      targetPid = childrenOf(run.pid).find((c) => exeOf(c) !== undefined && exeOf(c) !== exeOf(run.pid));
+      if (targetPid !== undefined) {
+        o.onTarget?.(targetPid);
+        startTimer();
+      }
     }
     const pc = processCpuNs(run.pid);
     const tc = targetPid !== undefined ? processCpuNs(targetPid) : undefined;
@@ -123,7 +128,12 @@ export async function perfRecord(o: PerfRecordOptions): Promise<PerfRecordResult
     sample();
     run.child.kill('SIGINT');
   };
-  const timer = o.durationS !== undefined ? setTimeout(stop, o.durationS * 1000) : undefined;
+  // -d counts from when the target runs under perf (launched: perf's start-up is not in it)
+  let timer: NodeJS.Timeout | undefined;
+  function startTimer(): void {
+    if (timer === undefined && o.durationS !== undefined) timer = setTimeout(stop, o.durationS * 1000);
+  }
+  if (!launch) startTimer();
   o.signal.addEventListener('abort', stop, { once: true });
   const done = await run.done;
   ended = true;

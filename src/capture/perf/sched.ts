@@ -23,7 +23,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { explainPerfStderr, PerfError, spawnPerf, type PerfRun } from './tool.ts';
+import { explainPerfStderr, PerfError, spawnPerf, startPerfRecord, type PerfRun } from './tool.ts';
 
 /** Segment kinds, as stored in the timelines. */
 export const RUNNING = 0;
@@ -559,8 +559,6 @@ export function schedRecordArgs(dataFile: string, opts: { callGraph?: boolean } 
     'record', '-a', '-q',
     // no build-id collection or cache: a system-wide post-pass over every sample, not needed to read it back here
     '-N', '-B',
-    // start disabled; enabled through the control descriptors (fd 3 commands, fd 4 acks)
-    '--control=fd:3,4', '-D', '-1',
     '-m', '256',
     ...events.flatMap((e) => ['-e', e]),
     '-o', dataFile,
@@ -582,37 +580,7 @@ export interface SchedRecorder {
  * PerfError when perf fails to start.
  */
 export async function startSchedRecord(perf: string, dataFile: string, opts: { callGraph?: boolean; timeoutMs?: number } = {}): Promise<SchedRecorder> {
-  const run = spawnPerf(perf, schedRecordArgs(dataFile, opts), { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
-  const ctl = run.child.stdio[3] as NodeJS.WritableStream | null;
-  const ack = run.child.stdio[4] as NodeJS.ReadableStream | null;
-  if (!ctl || !ack) throw new PerfError('perf record: could not open its control descriptors', 'report this as a pylens bug');
-  (ctl as unknown as { on(e: string, f: () => void): void }).on('error', () => {});
-  const acked = new Promise<boolean>((resolve) => {
-    let text = '';
-    ack.on('data', (c: Buffer) => {
-      text += c.toString('latin1');
-      if (text.includes('ack')) resolve(true);
-    });
-    ack.on('error', () => {});
-  });
-  ctl.write('enable\n');
-  const timeout = opts.timeoutMs ?? 30_000;
-  let timer: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    acked.then(() => 'ok' as const),
-    run.done.then(() => 'ended' as const),
-    new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeout))),
-  ]);
-  clearTimeout(timer);
-  if (outcome !== 'ok') {
-    if (outcome === 'timeout') run.child.kill('SIGKILL');
-    const { code, stderr } = await run.done;
-    throw explainPerfStderr(stderr, 'perf record') ??
-      new PerfError(
-        outcome === 'timeout' ? `perf record did not start within ${timeout / 1000} s` : `perf record failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`,
-        'run `perf record -a -e sched:sched_switch -- sleep 1` by hand to see the whole message',
-      );
-  }
+  const run = await startPerfRecord(perf, schedRecordArgs(dataFile, opts), { hint: 'perf record -a -e sched:sched_switch -- sleep 1', ...(opts.timeoutMs !== undefined ? { readyTimeoutMs: opts.timeoutMs } : {}) });
   let stopping: Promise<void> | undefined;
   return {
     run,

@@ -11,7 +11,6 @@
  * then cannot name kernel frames (a warning, not an error).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { open } from 'node:fs/promises';
 import { accessSync, closeSync, constants, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -209,12 +208,14 @@ export interface SpawnPerfOptions {
   env?: NodeJS.ProcessEnv;
   /** Called with each stderr chunk (stderr is collected either way). */
   onStderr?: (chunk: string) => void;
+  /** Its own process group: a Ctrl-C at the terminal does not reach it (pylens stops it). */
+  detached?: boolean;
 }
 
 /** Start perf with `args`. Never rejects: a failure to start shows as exit code 127. */
 export function spawnPerf(perf: string, args: string[], opts: SpawnPerfOptions = {}): PerfRun {
   const stdio = opts.stdio ?? ['ignore', 'pipe', 'pipe'];
-  const child = spawn(perf, args, { stdio: stdio as never, cwd: opts.cwd, env: opts.env ?? process.env });
+  const child = spawn(perf, args, { stdio: stdio as never, cwd: opts.cwd, env: opts.env ?? process.env, detached: opts.detached ?? false });
   let err = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (c: string) => {
@@ -230,36 +231,46 @@ export function spawnPerf(perf: string, args: string[], opts: SpawnPerfOptions =
 
 /**
  * Start `perf record <args>` with its events disabled (`-D -1`) and enable them through its
- * control fifo (`--control fifo:ctl,ack`, in `dir`), resolving once perf acks: what happens
- * after this resolves is recorded, and a duration counted from here is a duration of data.
- * For attaching (`-p`, `-a`); a launched workload would run unrecorded until the enable.
+ * control descriptors (`--control fd:3,4`, two pipes), resolving once perf acks: what
+ * happens after this resolves is recorded, and a duration counted from here is a duration
+ * of data. Stdin/stdout come from `opts.stdio` (default ignored), stderr is collected.
+ * `hint` is the command to suggest running by hand when perf fails to start.
  */
-export async function startPerfRecord(perf: string, recordArgs: string[], dir: string, opts: SpawnPerfOptions & { readyTimeoutMs?: number } = {}): Promise<PerfRun> {
-  const ctl = join(dir, 'perf-ctl');
-  const ack = join(dir, 'perf-ack');
-  const mk = spawnSync('mkfifo', [ctl, ack], { encoding: 'utf8' });
-  if (mk.status !== 0) throw new PerfError(`cannot create perf's control fifos in ${dir}: ${(mk.stderr || mk.error?.message || '').trim()}`, 'pylens needs mkfifo (coreutils) and a writable $TMPDIR');
+export async function startPerfRecord(perf: string, recordArgs: string[], opts: SpawnPerfOptions & { readyTimeoutMs?: number; hint?: string } = {}): Promise<PerfRun> {
   const [sub, ...rest] = recordArgs;
-  const run = spawnPerf(perf, [sub!, '-D', '-1', '--control', `fifo:${ctl},${ack}`, ...rest], opts);
-  // O_RDWR opens of a fifo do not wait for the other side (Linux)
-  const ctlFd = await open(ctl, 'r+');
-  const ackFd = await open(ack, 'r+');
-  try {
-    await ctlFd.write('enable\n');
-    const buf = Buffer.alloc(16);
-    const acked = ackFd.read(buf, 0, 16, null).then(() => 'ack' as const);
-    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), opts.readyTimeoutMs ?? 30_000).unref());
-    const first = await Promise.race([acked, run.done.then(() => 'exited' as const), timeout]);
-    if (first !== 'ack') {
-      if (first === 'timeout') run.child.kill('SIGKILL');
-      const { code, stderr } = await run.done;
-      if (first === 'timeout') throw new PerfError(`perf record did not start within ${Math.round((opts.readyTimeoutMs ?? 30_000) / 1000)} s`, 'the machine may be overloaded; try again, or run the perf record command by hand');
-      throw explainPerfStderr(stderr, 'perf record') ?? new PerfError(`perf record failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`, 'run the perf record command by hand to see the whole message');
-    }
-  } finally {
-    await ctlFd.close().catch(() => {});
-    // a pending read keeps the fd busy; closing it ends the read
-    await ackFd.close().catch(() => {});
+  const stdio = [opts.stdio?.[0] ?? 'ignore', opts.stdio?.[1] ?? 'ignore', 'pipe', 'pipe', 'pipe'] as Array<'inherit' | 'pipe' | 'ignore'>;
+  const run = spawnPerf(perf, [sub!, '-D', '-1', '--control', 'fd:3,4', ...rest], { ...opts, stdio });
+  const ctl = run.child.stdio[3] as NodeJS.WritableStream | null;
+  const ack = run.child.stdio[4] as NodeJS.ReadableStream | null;
+  const hint = opts.hint ?? `perf ${recordArgs.join(' ')}`;
+  if (!ctl || !ack) {
+    run.child.kill('SIGKILL');
+    throw new PerfError('perf record: could not open its control pipes', `run \`${hint}\` by hand`);
+  }
+  // perf may exit before reading or writing them: those errors are the exit's, reported below
+  (ctl as unknown as { on(e: string, f: () => void): void }).on('error', () => {});
+  (ack as unknown as { on(e: string, f: () => void): void }).on('error', () => {});
+  const acked = new Promise<'ack'>((resolve) => {
+    let text = '';
+    const onData = (c: Buffer) => {
+      text += c.toString('latin1');
+      if (!text.includes('ack')) return;
+      ack.off('data', onData);
+      ack.resume(); // keep draining, so the pipe closes when perf exits
+      resolve('ack');
+    };
+    ack.on('data', onData);
+  });
+  ctl.write('enable\n');
+  const timeoutMs = opts.readyTimeoutMs ?? 30_000;
+  let timer: NodeJS.Timeout | undefined;
+  const first = await Promise.race([acked, run.done.then(() => 'exited' as const), new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)))]);
+  clearTimeout(timer);
+  if (first !== 'ack') {
+    if (first === 'timeout') run.child.kill('SIGKILL');
+    const { code, stderr } = await run.done;
+    if (first === 'timeout') throw new PerfError(`perf record did not start within ${Math.round(timeoutMs / 1000)} s`, `the machine may be overloaded; try again, or run \`${hint}\` by hand`);
+    throw explainPerfStderr(stderr, 'perf record') ?? new PerfError(`perf record failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`, `run \`${hint}\` by hand to see the whole message`);
   }
   return run;
 }
