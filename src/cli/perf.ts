@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { hideInterpreter } from '../analysis/interpreter.ts';
 import { perfDataToProfile, perfRecord, removeDir, removePerfFiles } from '../capture/perf/perf-record.ts';
-import { planAttach, planLaunch, probePython, pythonOfCommand, runningPython, type PerfPlan, type PythonBuild } from '../capture/perf/python.ts';
+import { commandPath, planAttach, planLaunch, probePython, pythonOfCommand, runningPython, type PerfPlan, type PythonBuild } from '../capture/perf/python.ts';
 import { checkPerfAccess, cpuEvent, findPerf, readPerfAccess } from '../capture/perf/tool.ts';
 import { hostEnvironment } from '../model/environment.ts';
 import type { Profile } from '../model/profile.ts';
@@ -70,6 +70,9 @@ export async function runPerf(args: Parsed): Promise<number> {
   const quiet = Boolean(o.quiet);
   const want = ((o['call-graph'] as string | undefined) ?? 'auto') as 'auto' | 'fp' | 'dwarf';
 
+  if (pid === undefined && !commandPath(argv[0]!)) {
+    throw new CliError(`cannot run ${JSON.stringify(argv[0])}: ${argv[0]!.includes('/') ? 'no such file, or not executable by this user' : 'no such program on PATH'}`, 'check the command after --; it is run as given, looked up on PATH');
+  }
   const perf = findPerf();
   const access = checkPerfAccess(readPerfAccess(), { kernel: o.kernel !== false });
   for (const w of access.warnings) say(false, `warning: ${w}`);

@@ -1,11 +1,12 @@
 /**
- * The perf lens's decisions without running perf: access checks, the plan per CPython
- * build, finding the interpreter of a command, perf's error text explained, and folding
- * CPython's frames out of real perf fixtures.
+ * The perf lens's decisions: access checks, the plan per CPython build, finding the
+ * interpreter of a command, perf's error text explained, folding CPython's frames out of
+ * real perf fixtures — and the access checks against the real kernel as an unprivileged user.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/format-checks.ts';
@@ -15,6 +16,7 @@ import { hideInterpreter, isPlumbing } from '../../src/analysis/interpreter.ts';
 import { perfScriptImporter } from '../../src/formats/perf-script.ts';
 import { InputFile, NOT_MINE } from '../../src/formats/types.ts';
 import { frameInfo, stackFrames, type Profile } from '../../src/model/profile.ts';
+import { decodePylens } from '../../src/formats/pylens.ts';
 
 const user = (over: Partial<PerfAccess>): PerfAccess => ({
   paranoid: 2, kptrRestrict: 0, uid: 1000, capPerfmon: false, capSysAdmin: false, capSyslog: false, tracefs: '/sys/kernel/tracing', ...over,
@@ -157,4 +159,27 @@ test('hideInterpreter leaves stacks without Python frames alone', () => {
     same++;
   }
   assert.ok(same > 0);
+});
+
+// The same checks against the real kernel, as an unprivileged user (setpriv drops root and every capability).
+const paranoid = Number(readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8'));
+const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0 && spawnSync('perf', ['--version']).status === 0;
+const asNobody = (args: string[]) =>
+  spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, join(ROOT, 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', timeout: 120_000 });
+
+test('unprivileged, paranoid 2: sched is refused with the fix; perf records user space only and says so', { skip: (!canDrop && 'needs root, setpriv and perf') || (paranoid !== 2 && `perf_event_paranoid is ${paranoid}, not 2`) || (!existsSync('/usr/bin/python3') && 'no /usr/bin/python3') }, () => {
+  const s = asNobody(['sched', '-d', '1', '--', 'true']);
+  assert.equal(s.status, 1, s.stderr);
+  assert.match(s.stderr, /perf_event_paranoid is 2: tracepoints need -1 or CAP_PERFMON/);
+  assert.match(s.stderr, /fix: sudo sysctl kernel\.perf_event_paranoid=-1/);
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-nobody-'));
+  chmodSync(dir, 0o777);
+  const out = join(dir, 'u.pylens');
+  const p = asNobody(['perf', '-F', '499', '-o', out, '--', '/usr/bin/python3', '-c', 'sum(i*i for i in range(3000000))']);
+  assert.equal(p.status, 0, p.stderr);
+  assert.match(p.stderr, /kernel frames are left out \(user space only\)/);
+  const prof = decodePylens(readFileSync(out), out);
+  assert.ok(prof.meta.sampleCount > 20, `${prof.meta.sampleCount} samples`);
+  assert.equal(prof.frames.kind.filter((k) => k === 'kernel').length, 0);
+  assert.match(String(prof.meta.extra?.event), /:u$/);
 });

@@ -14,6 +14,7 @@ import { ROOT } from '../helpers/format-checks.ts';
 import { installedPythons } from '../sampler/pythons.ts';
 import { decodePylens } from '../../src/formats/pylens.ts';
 import { frameInfo, stackFrames, type FrameInfo, type Profile } from '../../src/model/profile.ts';
+import { eventSupported } from '../../src/capture/perf/tool.ts';
 
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const NODE = process.execPath;
@@ -156,6 +157,16 @@ test('errors: dead PID, both -p and a command, a bad --call-graph, no perf', () 
   assert.match(both.stderr, /either -p PID or a command/);
   const cg = run(['perf', '--call-graph', 'lbr', '--', 'python3']);
   assert.equal(cg.code, 2);
+  const nocmd = run(['perf', '--', '/nonexistent/program']);
+  assert.equal(nocmd.code, 1);
+  assert.match(nocmd.stderr, /cannot run "\/nonexistent\/program"/);
+  if (!perfMissing && !eventSupported('perf', 'cycles')) {
+    // a VM without hardware counters: asking for them is an error that names the fallback
+    const cyc = run(['perf', '-e', 'cycles', '--', 'python3', '-c', 'pass']);
+    assert.equal(cyc.code, 1);
+    assert.match(cyc.stderr, /cannot open event 'cycles'/);
+    assert.match(cyc.stderr, /fix: .*-e cpu-clock/);
+  }
   const none = run(['perf', '--', 'python3', '-c', 'pass'], { PYLENS_PERF: '/nonexistent/perf' });
   assert.equal(none.code, 1);
   assert.match(none.stderr, /PYLENS_PERF=\/nonexistent\/perf is not an executable/);

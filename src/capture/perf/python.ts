@@ -12,7 +12,7 @@
  *   maps carry no unwind info), on 3.13 the jitdump's unwind info lets it go through.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, openSync, readFileSync, readSync, closeSync, readlinkSync } from 'node:fs';
+import { accessSync, constants, existsSync, openSync, readFileSync, readSync, closeSync, readlinkSync, statSync } from 'node:fs';
 import { basename, delimiter, isAbsolute, join } from 'node:path';
 
 export interface PythonBuild {
@@ -57,20 +57,21 @@ export function probePython(python: string): PythonBuild | undefined {
 
 const PYTHON_NAME = /^python(?:\d+(?:\.\d+)?)?[a-z]*$/;
 
-function onPath(cmd: string, env: NodeJS.ProcessEnv): string | undefined {
-  if (cmd.includes('/')) return existsSync(cmd) ? cmd : undefined;
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const p = join(dir, cmd);
+/** Where `cmd` runs from: itself when it has a slash, else the first PATH entry; undefined when not executable. */
+export function commandPath(cmd: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const dirs = cmd.includes('/') ? [''] : (env.PATH ?? '').split(delimiter).filter(Boolean);
+  for (const dir of dirs) {
+    const p = dir ? join(dir, cmd) : cmd;
     try {
       accessSync(p, constants.X_OK);
-      return p;
+      if (statSync(p).isFile()) return p;
     } catch {
       // next
     }
   }
   return undefined;
 }
+const onPath = commandPath;
 
 /** The `#!` line of a file, or undefined. */
 function shebang(path: string): string[] | undefined {
@@ -196,6 +197,9 @@ export function planAttach(run: RunningPython, build: PythonBuild | undefined, w
   const v = build ? `CPython ${build.version}` : `process ${run.pid}`;
   const notes: string[] = [];
   if (run.jitDump) {
+    // CPython writes the jitdump through a buffered FILE: the newest entries (often the hot
+    // functions, compiled last at start-up) reach the file only when its buffer fills or it exits
+    notes.push(`${v} runs with -X perf_jit: functions whose jitdump entries are still in CPython's write buffer show as [unknown] and end their stack there; launching under pylens perf, or pylens record --native -p ${run.pid}, avoids that`);
     return { callGraph: cg, env: {}, jit: true, pythonFrames: cg === 'dwarf' || build?.framePointers ? 'full' : 'innermost', summary: `${v} runs with -X perf_jit: perf inject --jit, --call-graph ${cg}`, notes };
   }
   if (run.perfMap) {
