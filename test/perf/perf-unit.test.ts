@@ -37,7 +37,9 @@ test('access: tracepoints and system-wide need more; CAP_PERFMON or root bypasse
   assert.throws(() => checkPerfAccess(user({ paranoid: 0 }), { tracepoints: true }), /tracepoints need -1/);
   assert.throws(() => checkPerfAccess(user({ paranoid: 1 }), { systemWide: true }), /system-wide/);
   assert.equal(checkPerfAccess(user({ paranoid: 3, capPerfmon: true }), { kernel: true, tracepoints: true, systemWide: true }).kernel, true);
-  assert.equal(checkPerfAccess(user({ paranoid: 3, uid: 0 }), { kernel: true }).kernel, true);
+  assert.equal(checkPerfAccess(user({ paranoid: 3, capSysAdmin: true }), { kernel: true }).kernel, true);
+  // uid 0 is not enough: the kernel asks for the capability
+  assert.throws(() => checkPerfAccess(user({ paranoid: 3, uid: 0 }), { kernel: true }), /paranoid is 3/);
 });
 
 test('access: no tracefs and no perf events are errors; kptr_restrict is a warning', () => {
@@ -161,19 +163,19 @@ test('hideInterpreter leaves stacks without Python frames alone', () => {
   assert.ok(same > 0);
 });
 
-// The same checks against the real kernel, as an unprivileged user (setpriv drops root and every capability).
+// The same checks against the real kernel without privileges: setpriv drops every capability
+// (uid 0 stays, so the checkout stays readable, but with noroot securebits it gives no power).
 const paranoid = Number(readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8'));
 const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0 && spawnSync('perf', ['--version']).status === 0;
 const asNobody = (args: string[]) =>
-  spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, join(ROOT, 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', timeout: 120_000 });
+  spawnSync('setpriv', ['--securebits=+noroot,+noroot_locked', '--bounding-set=-all', '--inh-caps=-all', process.execPath, join(ROOT, 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', timeout: 120_000 });
 
-test('unprivileged, paranoid 2: sched is refused with the fix; perf records user space only and says so', { skip: (!canDrop && 'needs root, setpriv and perf') || (paranoid !== 2 && `perf_event_paranoid is ${paranoid}, not 2`) || (!existsSync('/usr/bin/python3') && 'no /usr/bin/python3') }, () => {
+test('without capabilities, paranoid 2: sched is refused with the fix; perf records user space only and says so', { skip: (!canDrop && 'needs root, setpriv and perf') || (paranoid !== 2 && `perf_event_paranoid is ${paranoid}, not 2`) || (!existsSync('/usr/bin/python3') && 'no /usr/bin/python3') }, () => {
   const s = asNobody(['sched', '-d', '1', '--', 'true']);
   assert.equal(s.status, 1, s.stderr);
   assert.match(s.stderr, /perf_event_paranoid is 2: tracepoints need -1 or CAP_PERFMON/);
   assert.match(s.stderr, /fix: sudo sysctl kernel\.perf_event_paranoid=-1/);
-  const dir = mkdtempSync(join(tmpdir(), 'pylens-nobody-'));
-  chmodSync(dir, 0o777);
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-nocaps-'));
   const out = join(dir, 'u.pylens');
   const p = asNobody(['perf', '-F', '499', '-o', out, '--', '/usr/bin/python3', '-c', 'sum(i*i for i in range(3000000))']);
   assert.equal(p.status, 0, p.stderr);

@@ -119,7 +119,8 @@ export function checkPerfAccess(a: PerfAccess, needs: AccessNeeds): { warnings: 
   if (a.paranoid === undefined) {
     throw new PerfError('this kernel has no perf events (/proc/sys/kernel/perf_event_paranoid is missing)', 'use a kernel built with CONFIG_PERF_EVENTS; in a container, the host kernel decides');
   }
-  const privileged = a.capPerfmon || a.capSysAdmin || a.uid === 0;
+  // the kernel asks for the capability, not for uid 0 (root without capabilities is refused)
+  const privileged = a.capPerfmon || a.capSysAdmin;
   let kernel = needs.kernel ?? false;
   if (!privileged) {
     const raise = `sudo sysctl kernel.perf_event_paranoid=${needs.systemWide || needs.tracepoints ? -1 : kernel ? 1 : 2}`;
