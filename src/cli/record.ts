@@ -26,6 +26,9 @@ import { realClock, sampleAttached, type RecordProgress, type SampleOptions } fr
 import { monotonicOffsetNs, nativeWindowNs, NativeRecording, perfRecordArgs, planNative, spliceNative, type NativePlan } from '../capture/perf/native.ts';
 import { PerfError } from '../capture/perf/tool.ts';
 import { ProcessSampler } from '../capture/sampler/session.ts';
+import { CPU_BUCKET_NS, startCpuSampling } from '../capture/ebpf/cpu.ts';
+import { joinEbpfSamples } from '../capture/ebpf/join.ts';
+import { hostEnvironment } from '../model/environment.ts';
 import { exporterById } from '../formats/index.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { attachError } from './dump.ts';
@@ -35,7 +38,7 @@ import { launchAndAttach, launchTarget, targetArgs } from './target.ts';
 export const recordSpec: CommandSpec = {
   name: 'record',
   summary: 'Sample a Python process (running, or launched after --) and write a profile (HTML flamegraph by default).',
-  usage: 'pylens record [-p PID | -- python app.py ...] [-r HZ] [-d SECONDS] [-o OUT] [--native] [options]',
+  usage: 'pylens record [-p PID | -- python app.py ...] [-r HZ] [-d SECONDS] [-o OUT] [--native | --backend ebpf [--all]] [options]',
   positionals: { min: 0, max: 0 },
   rest: true,
   options: [
@@ -59,12 +62,15 @@ export const recordSpec: CommandSpec = {
     { name: 'nolineno', type: 'boolean', help: 'no line numbers at all' },
     { name: 'full-filenames', type: 'boolean', help: 'keep full paths (default: shorten site-packages, stdlib and cwd paths)' },
     { name: 'quiet', short: 'q', type: 'boolean', help: 'no progress line' },
+    { name: 'backend', type: 'string', value: 'NAME', choices: ['sampler', 'ebpf'], help: "sampler (default): pylens reads the target's memory; ebpf: the kernel samples CPU (bpftrace profile:hz, user and kernel stacks) and the sampler lends the Python frames" },
+    { name: 'all', short: 'a', type: 'boolean', help: 'with --backend ebpf: every process on the machine (noisy neighbours); the target, if any, gets Python frames' },
   ],
   examples: [
     'pylens record -- python app.py --port 8080',
     'pylens record -p 4242 -d 30',
     'pylens record -p 4242 -r 250 -o app.pylens',
     'pylens record --native -d 10 -p 4242',
+    'pylens record --backend ebpf --all -d 10 -p 4242   # the whole machine; 4242 with Python frames',
     'pylens record -s -t --idle -o wall.speedscope.json -- python -m pytest',
   ],
 };
@@ -99,8 +105,13 @@ export function progressLine(p: RecordProgress, withProcesses: boolean): string 
 
 export async function runRecord(args: Parsed): Promise<number> {
   const o = args.options;
-  const { pid: pidOpt, argv = [] } = targetArgs('record', args);
   const rate = (o.rate as number | undefined) ?? (o.frequency as number | undefined) ?? 100;
+  const ebpf = o.backend === 'ebpf';
+  if (o.all && !ebpf) throw new UsageError('record', '--all samples every process in the kernel: it needs --backend ebpf');
+  if (ebpf && o.native) throw new UsageError('record', '--native and --backend ebpf are alternatives (both add native and kernel frames); pick one');
+  if (ebpf && o.subprocesses) throw new UsageError('record', '--backend ebpf follows one process (or --all): it cannot be combined with -s yet');
+  if (ebpf && o.all && o.pid === undefined && args.rest.length === 0) return recordMachine(args, rate);
+  const { pid: pidOpt, argv = [] } = targetArgs('record', args);
   if (!(rate > 0 && rate <= 100_000)) throw new UsageError('record', `--rate must be between 0 and 100000 Hz, got ${rate}`);
   const duration = o.duration as number | undefined;
   if (duration !== undefined && !(duration > 0)) throw new UsageError('record', `--duration must be a positive number of seconds, got ${duration}`);
@@ -144,7 +155,8 @@ export async function runRecord(args: Parsed): Promise<number> {
   let nat: NativeRecording | undefined;
   /** the clock time of the sampler's first deadline (its sample times count from there) */
   let clockStartNs: number | undefined;
-  if (native) {
+  let cpu: CpuSampling | undefined;
+  if (native || ebpf) {
     opts.clock = {
       nowNs: () => {
         const t = realClock.nowNs();
@@ -208,6 +220,19 @@ export async function runRecord(args: Parsed): Promise<number> {
       throw e;
     }
   }
+  if (ebpf) {
+    try {
+      cpu = await startCpuSampling({ pid: rootPid, all: Boolean(o.all), hz: rate });
+      process.stderr.write(`pylens record: the kernel samples ${o.all ? 'every process' : `PID ${rootPid}`} at ${rate} Hz (bpftrace profile:hz, user and kernel stacks); the sampler lends the Python frames\n`);
+    } catch (e) {
+      if (typeof root !== 'number') root.close();
+      if (target) {
+        await finishTarget(target, 0, 'SIGTERM');
+        target.dispose();
+      }
+      throw e;
+    }
+  }
   let profile: Profile;
   try {
     profile = await sampleAttached(root, opts);
@@ -215,6 +240,7 @@ export async function runRecord(args: Parsed): Promise<number> {
     if (!quiet) process.stderr.write('\r\x1b[K');
   }
   if (nat) profile = await finishNative(nat, plan!, profile, clockStartNs, rate);
+  if (cpu) profile = await finishEbpf(cpu, profile, clockStartNs, rate);
   profile.meta.name = profile.meta.name ?? name;
   const out = outOpt ?? defaultOutput(name, fmt);
   const exporter = pickExporter('record', out, fmt);
@@ -235,6 +261,69 @@ export async function runRecord(args: Parsed): Promise<number> {
   const code = await finishTarget(target, forwardedStop ? 3000 : 0);
   target.dispose();
   return code;
+}
+
+type CpuSampling = Awaited<ReturnType<typeof startCpuSampling>>;
+
+/** The kernel's samples joined with the sampler's Python stacks (capture/ebpf/join.ts). */
+async function finishEbpf(cpu: CpuSampling, py: Profile, clockStartNs: number | undefined, rate: number): Promise<Profile> {
+  const { samples, warnings } = await cpu.stop();
+  for (const w of warnings) process.stderr.write(`pylens record: warning: ${w}\n`);
+  const origin = clockStartNs !== undefined ? clockStartNs + monotonicOffsetNs() : Number.NaN;
+  const { profile, stats } = joinEbpfSamples(samples, clockStartNs !== undefined ? py : undefined, {
+    samplerOriginNs: origin,
+    // the sampler's period, plus half a kernel aggregation bucket (a record's time is its bucket's middle)
+    windowNs: 1e9 / rate + CPU_BUCKET_NS / 2,
+  });
+  const m = py.meta;
+  profile.meta = {
+    ...m,
+    lens: 'ebpf',
+    backend: 'bpftrace+pylens-sampler',
+    mode: 'cpu',
+    rateHz: rate,
+    sampleCount: profile.meta.sampleCount,
+    errorCount: m.errorCount,
+    ...(m.overhead ? { overhead: { ...m.overhead, method: `${m.overhead.method} (the sampler's; bpftrace's in-kernel sampling is not in it)` } } : {}),
+    extra: { ...(m.extra ?? {}), samplerSamples: m.sampleCount, ebpfMatched: stats.matched, ebpfUnmatched: stats.unmatched, ebpfOtherProcesses: stats.foreign },
+  };
+  const total = stats.matched + stats.unmatched;
+  process.stderr.write(`pylens record: ${profile.meta.sampleCount} kernel samples; ${stats.matched} of ${total} of the target's with Python frames${stats.foreign ? `, ${stats.foreign} of other processes` : ''}\n`);
+  return profile;
+}
+
+/** `record --backend ebpf --all` without a target: the whole machine, native and kernel frames, until -d or Ctrl-C. */
+async function recordMachine(args: Parsed, rate: number): Promise<number> {
+  const o = args.options;
+  const duration = o.duration as number | undefined;
+  if (duration !== undefined && !(duration > 0)) throw new UsageError('record', `--duration must be a positive number of seconds, got ${duration}`);
+  const fmt = o.format as string | undefined;
+  const outOpt = o.output as string | undefined;
+  const out = outOpt ?? defaultOutput('machine', fmt);
+  const exporter = pickExporter('record', out, fmt);
+  const cpu = await startCpuSampling({ all: true, hz: rate });
+  const t0 = Date.now();
+  process.stderr.write(`pylens record: the kernel samples every process at ${rate} Hz${duration ? ` for ${duration} s` : ' until Ctrl-C'}\n`);
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = duration !== undefined ? setTimeout(done, duration * 1000) : undefined;
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+    void cpu.ended.then(done);
+  });
+  const { samples, warnings } = await cpu.stop();
+  for (const w of warnings) process.stderr.write(`pylens record: warning: ${w}\n`);
+  const { profile } = joinEbpfSamples(samples, undefined, { samplerOriginNs: Number.NaN, windowNs: 0 });
+  profile.meta = { ...profile.meta, name: 'machine', lens: 'ebpf', backend: 'bpftrace', mode: 'cpu', rateHz: rate, durationNs: (Date.now() - t0) * 1e6, startTime: new Date(t0).toISOString(), environment: hostEnvironment() };
+  const abs = writeOutput(out, exporter.write(profile, { title: 'every process (eBPF)' }));
+  process.stderr.write(`pylens record: ${profile.meta.sampleCount} kernel samples of ${new Set(profile.threads.pid).size} processes\n`);
+  process.stdout.write(`${abs}\n`);
+  return 0;
 }
 
 /** Start perf next to the sampler and say so (the line tells scripts that recording is on). */
