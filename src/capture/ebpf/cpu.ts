@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bareSymbol } from './offcpu.ts';
-import { checkEbpfAccess, EbpfError, ensureTracefs, explainTracerStderr, findBpftrace, processAlive, readEbpfFacts, spawnTracer } from './tool.ts';
+import { BpftraceOutput, checkEbpfAccess, EbpfError, ensureTracefs, explainTracerStderr, findBpftrace, processAlive, readEbpfFacts, spawnTracer } from './tool.ts';
 
 export interface CpuStackSample {
   pid: number;
@@ -83,74 +83,28 @@ function frames(block: string | undefined): string[] {
 }
 
 /** Streaming parser of the CPU program's output. */
-export class CpuOutputParser {
-  private buf: string[] = [];
+export class CpuOutputParser extends BpftraceOutput {
   /** gen + key text → sample (an entry printed twice is counted once) */
   private readonly entries = new Map<string, CpuStackSample>();
-  readyNs: number | undefined;
-  endNs: number | undefined;
-  lost = 0;
-  skipped: string[] = [];
 
-  line(l: string): void {
-    if (this.buf.length > 0) {
-      this.buf.push(l);
-      if (/^[ \t]/.test(l)) return;
-      this.tryEntry();
-      return;
-    }
-    if (l.startsWith('@')) {
-      if (/^@gen\b/.test(l)) return;
-      this.buf.push(l);
-      this.tryEntry();
-      return;
-    }
-    let m = /^pylens-ready (\d+)/.exec(l);
-    if (m) {
-      this.readyNs = Number(m[1]);
-      return;
-    }
-    m = /^pylens-end (\d+)/.exec(l);
-    if (m) {
-      this.endNs = Number(m[1]);
-      return;
-    }
-    m = /Lost (\d+) events/.exec(l);
-    if (m) {
-      this.lost += Number(m[1]);
-      return;
-    }
-    if (l.trim() === '' || /^Attaching \d+ probes?/.test(l)) return;
-    if (this.skipped.length < 5) this.skipped.push(l.slice(0, 200));
+  constructor() {
+    super(/^@gen\b/, /^@c[012]\[/);
   }
 
-  private tryEntry(): void {
-    const text = this.buf.join('\n');
+  protected override entry(text: string): boolean {
     const m = ENTRY_RE.exec(text);
-    if (m) {
-      this.buf = [];
-      const k = `${m[4]}\u0000${text.slice(0, text.lastIndexOf(']: ('))}`;
-      this.entries.set(k, {
-        pid: Number(m[1]),
-        tid: Number(m[2]),
-        kstack: frames(m[5]),
-        ustack: frames(m[6]),
-        comm: m[7]!,
-        count: Number(m[8]),
-        timeNs: Math.round((Number(m[9]) + Number(m[10])) / 2),
-      });
-      return;
-    }
-    const last = this.buf[this.buf.length - 1]!;
-    if (this.buf.length > 1 && last.startsWith('@')) {
-      this.buf.pop();
-      if (this.skipped.length < 5) this.skipped.push(this.buf[0]!.slice(0, 200));
-      this.buf = [last];
-      this.tryEntry();
-    } else if (this.buf.length > 100_000) {
-      if (this.skipped.length < 5) this.skipped.push(this.buf[0]!.slice(0, 200));
-      this.buf = [];
-    }
+    if (!m) return false;
+    const k = `${m[4]}\u0000${text.slice(0, text.lastIndexOf(']: ('))}`;
+    this.entries.set(k, {
+      pid: Number(m[1]),
+      tid: Number(m[2]),
+      kstack: frames(m[5]),
+      ustack: frames(m[6]),
+      comm: m[7]!,
+      count: Number(m[8]),
+      timeNs: Math.round((Number(m[9]) + Number(m[10])) / 2),
+    });
+    return true;
   }
 
   samples(): CpuStackSample[] {

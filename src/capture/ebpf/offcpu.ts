@@ -39,6 +39,7 @@ import { findExecutable, findLibpython, readMaps } from '../sampler/maps.ts';
 import { BLOCKED, RUNNABLE, RUNNING, SLEEPING, readSchedData, schedRecordArgs, selectTids, type SchedTrace } from '../perf/sched.ts';
 import { checkPerfAccess, explainPerfStderr, findPerf, PerfError, readPerfAccess, startPerfRecord } from '../perf/tool.ts';
 import {
+  BpftraceOutput,
   checkEbpfAccess,
   EbpfError,
   ensureTracefs,
@@ -218,63 +219,19 @@ function frames(block: string | undefined): string[] {
  * Streaming parser of the program's output. Feed stdout lines; entries span lines (a stack
  * key), and an entry is complete at the first unindented line that closes its pattern.
  */
-export class OffCpuOutputParser {
+export class OffCpuOutputParser extends BpftraceOutput {
   readonly records: RawRecord[] = [];
   readonly open: OpenInterval[] = [];
-  readyNs: number | undefined;
-  endNs: number | undefined;
-  lost = 0;
-  skipped: string[] = [];
-  private buf: string[] = [];
   private readonly pid: number;
   constructor(pid: number) {
+    // @gen and @gil are the program's own bookkeeping, printed at exit
+    super(/^@(gen|gil)\b/, /^@(m[012]|off)\[/);
     this.pid = pid;
   }
 
-  line(l: string): void {
-    if (this.buf.length > 0) {
-      this.buf.push(l);
-      if (/^[ \t]/.test(l)) return;
-      this.tryEntry();
-      if (this.buf.length > 64 * 1024) this.drop();
-      return;
-    }
-    if (l.startsWith('@')) {
-      // the program's own bookkeeping, printed at exit
-      if (/^@(gen|gil)\b/.test(l)) return;
-      this.buf.push(l);
-      this.tryEntry();
-      return;
-    }
-    let m = /^pylens-ready (\d+)/.exec(l);
-    if (m) {
-      this.readyNs = Number(m[1]);
-      return;
-    }
-    m = /^pylens-end (\d+)/.exec(l);
-    if (m) {
-      this.endNs = Number(m[1]);
-      return;
-    }
-    m = /Lost (\d+) events/.exec(l);
-    if (m) {
-      this.lost += Number(m[1]);
-      return;
-    }
-    if (l.trim() === '' || /^Attaching \d+ probes?/.test(l)) return;
-    if (this.skipped.length < 5) this.skipped.push(l.slice(0, 200));
-  }
-
-  private drop(): void {
-    if (this.skipped.length < 5) this.skipped.push(this.buf.slice(0, 3).join('\\n').slice(0, 200));
-    this.buf = [];
-  }
-
-  private tryEntry(): void {
-    const text = this.buf.join('\n');
+  protected override entry(text: string): boolean {
     let m = REC_RE.exec(text);
     if (m) {
-      this.buf = [];
       this.records.push({
         pid: this.pid,
         tid: Number(m[1]),
@@ -291,25 +248,14 @@ export class OffCpuOutputParser {
         startNs: Number(m[11]),
         endNs: Number(m[12]),
       });
-      return;
+      return true;
     }
     m = OPEN_RE.exec(text);
     if (m) {
-      this.buf = [];
       this.open.push({ tid: Number(m[1]), startNs: Number(m[2]), kstack: frames(m[3]), state: stateLetter(Number(m[4])), gilWait: m[5] !== '0', comm: m[6]! });
-      return;
+      return true;
     }
-    // a new entry while one is pending: the pending one is malformed
-    const last = this.buf[this.buf.length - 1]!;
-    if (this.buf.length > 1 && last.startsWith('@')) {
-      this.buf.pop();
-      this.drop();
-      this.buf.push(last);
-      this.tryEntry();
-    } else if (this.buf.length === 1 && !/^@(m[012]|off)\[/.test(last)) {
-      // some other map (e.g. printed by a newer bpftrace at exit): not ours
-      this.drop();
-    }
+    return false;
   }
 
   /** Records merged by bucket key, plus the open intervals closed at `endNs` (default: the END time). */

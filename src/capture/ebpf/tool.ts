@@ -407,3 +407,86 @@ export function processAlive(pid: number, read: FileReader = readOrUndefined): b
   const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
   return state !== 'Z' && state !== 'X';
 }
+
+/**
+ * The output of pylens's bpftrace programs, line by line: `pylens-ready NS` once the probes
+ * are attached, `pylens-end NS` from END, "Lost N events", and map entries whose stacks span
+ * several indented lines. A subclass takes whole entries in `entry(text)`; `ignore` names
+ * the program's bookkeeping maps printed at exit.
+ */
+export class BpftraceOutput {
+  readyNs: number | undefined;
+  endNs: number | undefined;
+  lost = 0;
+  skipped: string[] = [];
+  protected buf: string[] = [];
+  private readonly ignore: RegExp;
+  /** Maps that are the program's own data (anything else printed alone is skipped). */
+  private readonly ours: RegExp;
+
+  constructor(ignore: RegExp, ours: RegExp) {
+    this.ignore = ignore;
+    this.ours = ours;
+  }
+
+  line(l: string): void {
+    if (this.buf.length > 0) {
+      this.buf.push(l);
+      if (/^[ \t]/.test(l)) return;
+      this.tryEntry();
+      if (this.buf.length > 64 * 1024) this.drop();
+      return;
+    }
+    if (l.startsWith('@')) {
+      if (this.ignore.test(l)) return;
+      this.buf.push(l);
+      this.tryEntry();
+      return;
+    }
+    let m = /^pylens-ready (\d+)/.exec(l);
+    if (m) {
+      this.readyNs = Number(m[1]);
+      return;
+    }
+    m = /^pylens-end (\d+)/.exec(l);
+    if (m) {
+      this.endNs = Number(m[1]);
+      return;
+    }
+    m = /Lost (\d+) events/.exec(l);
+    if (m) {
+      this.lost += Number(m[1]);
+      return;
+    }
+    if (l.trim() === '' || /^Attaching \d+ probes?/.test(l)) return;
+    if (this.skipped.length < 5) this.skipped.push(l.slice(0, 200));
+  }
+
+  /** One whole map entry (its lines joined by \n): true when it was taken. */
+  protected entry(_text: string): boolean {
+    return false;
+  }
+
+  protected drop(): void {
+    if (this.skipped.length < 5) this.skipped.push(this.buf.slice(0, 3).join('\\n').slice(0, 200));
+    this.buf = [];
+  }
+
+  private tryEntry(): void {
+    if (this.entry(this.buf.join('\n'))) {
+      this.buf = [];
+      return;
+    }
+    // a new entry while one is pending: the pending one is malformed
+    const last = this.buf[this.buf.length - 1]!;
+    if (this.buf.length > 1 && last.startsWith('@')) {
+      this.buf.pop();
+      this.drop();
+      this.buf.push(last);
+      this.tryEntry();
+    } else if (this.buf.length === 1 && !this.ours.test(last)) {
+      // some other map (e.g. printed by a newer bpftrace at exit): not ours
+      this.drop();
+    }
+  }
+}
