@@ -11,6 +11,7 @@ import { EXIT_OK, explain } from './errors.ts';
 import { demoSpec, runDemo } from './demo.ts';
 import { dumpSpec, runDump } from './dump.ts';
 import { ioSpec, runIo } from './io.ts';
+import { offcpuSpec, runOffcpu } from './offcpu.ts';
 import { perfSpec, runPerf } from './perf.ts';
 import { recordSpec, runRecord } from './record.ts';
 import { runSched, schedSpec } from './sched.ts';
@@ -31,6 +32,7 @@ const COMMANDS: Command[] = [
   { spec: perfSpec, run: runPerf },
   { spec: schedSpec, run: runSched },
   { spec: ioSpec, run: runIo },
+  { spec: offcpuSpec, run: runOffcpu },
   { spec: demoSpec, run: runDemo },
 ];
 

@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ROOT } from '../helpers/format-checks.ts';
+import { exclusive } from '../helpers/exclusive.ts';
 import { installedPythons } from '../sampler/pythons.ts';
 import { startOffCpu, type OffCpuResult } from '../../src/capture/ebpf/offcpu.ts';
 import { startCpuSampling } from '../../src/capture/ebpf/cpu.ts';
@@ -105,84 +106,89 @@ async function recordWorkload(mode: string): Promise<{ own: { threads: Record<st
 
 const blocked = (r: OffCpuResult, tid: number, frame: string) => r.intervals.filter((i) => i.tid === tid && i.kstack.includes(frame)).reduce((a, i) => a + i.blockedNs, 0);
 
-test('sleep: 20 x 50 ms in time.sleep is ~1 s off-CPU in hrtimer/nanosleep frames, within 10 %', { skip }, async () => {
-  const { own, result, progs } = await recordWorkload('sleep');
-  const t = own.threads.sleeper!;
-  const ns = blocked(result, t.tid, 'do_nanosleep');
-  assert.ok(Math.abs(ns / 1e9 - t.sleep_s!) <= 0.1 * t.sleep_s!, `bpftrace ${ns / 1e9} s vs the workload's ${t.sleep_s} s`);
-  const mine = result.intervals.filter((i) => i.tid === t.tid && i.kstack.includes('do_nanosleep'));
-  assert.equal(mine.reduce((a, i) => a + i.count, 0), 20);
-  for (const i of mine) {
-    assert.ok(i.kstack.includes('hrtimer_nanosleep'));
-    assert.equal(i.state, 'S');
-    assert.ok(i.kstack.every((f) => !f.includes('+')));
-    assert.ok(i.endNs - i.startNs >= i.blockedNs && i.blockedNs >= 50e6 * i.count);
-  }
-  assert.equal(result.gilProbe, true);
-  assert.equal(result.lostEvents, 0);
-  assert.match(result.warnings[0]!, /backend: bpftrace/);
-  // detached: no bpftrace of ours, none of its programs
-  assert.deepEqual(myTracers(), []);
-  assert.deepEqual(stillLoaded(progs), []);
-});
-
-test('lock: a thread blocked on a threading.Lock waits in futex frames, within 10 %', { skip }, async () => {
-  const { own, result } = await recordWorkload('lock');
-  const t = own.threads.waiter!;
-  const ns = blocked(result, t.tid, 'futex_wait');
-  assert.ok(Math.abs(ns / 1e9 - t.wait_s!) <= 0.1 * t.wait_s!, `bpftrace ${ns / 1e9} s vs the workload's ${t.wait_s} s`);
-});
-
-test('GIL: two CPU-bound threads wait for the GIL in take_gil', { skip }, async () => {
-  const { own, result } = await recordWorkload('gil');
-  for (const name of ['spin0', 'spin1']) {
-    const t = own.threads[name]!;
-    const gil = result.intervals.filter((i) => i.tid === t.tid && i.gilWait);
-    const gilNs = gil.reduce((a, i) => a + i.blockedNs, 0);
-    // each holds the GIL about half the time: it waits for it a good share of its wall time
-    assert.ok(gilNs > 0.1 * t.wall_s! * 1e9, `${name}: ${gilNs / 1e9} s of GIL wait in ${t.wall_s} s`);
-    // waiting on the GIL's condition variable (a preemption inside take_gil is the rest)
-    const futexNs = gil.filter((i) => i.kstack.some((f) => f.includes('futex'))).reduce((a, i) => a + i.blockedNs, 0);
-    assert.ok(futexNs > 0.5 * gilNs, `${name}: ${futexNs / 1e9} s of ${gilNs / 1e9} s in futex frames`);
-  }
-});
-
-test('target killed mid-recording: the tracer ends by itself, stop() returns what it had, nothing left attached', { skip }, async () => {
-  const w = await launch('sleep');
-  const rec = await startOffCpu({ pid: w.pid, backend: 'bpftrace' });
-  const progs = progIdsOf(myTracers()[0]!);
-  assert.ok(stillLoaded(progs).length >= 2);
-  w.child.stdin!.write('go\n');
-  await new Promise((r) => setTimeout(r, 1500));
-  w.child.kill('SIGKILL');
-  const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), 20_000).unref());
-  assert.equal(await Promise.race([rec.ended.then(() => 'ended'), timeout]), 'ended');
-  const result = await rec.stop();
-  assert.ok(result.intervals.some((i) => i.kstack.includes('do_nanosleep') && i.count >= 1), 'intervals from before the kill');
-  assert.ok(result.warnings.some((x) => /ended before stop/.test(x)));
-  assert.deepEqual(myTracers(), []);
-  assert.deepEqual(stillLoaded(progs), []);
-});
-
-test('CPU sampling: a spinning thread is sampled near the rate, with kernel/user stacks and CLOCK_MONOTONIC times', { skip }, async () => {
-  const w = await launch('gil');
-  try {
-    const s = await startCpuSampling({ pid: w.pid, hz: 49 });
-    const t0 = Number(process.hrtime.bigint());
-    w.child.stdin!.write('go\n');
-    const own = JSON.parse(await w.next());
-    const t1 = Number(process.hrtime.bigint());
-    const { samples, warnings } = await s.stop();
-    assert.ok(!warnings.some((x) => /did not understand/.test(x)), warnings.join('; '));
-    const tids = [own.threads.spin0.tid, own.threads.spin1.tid];
-    const n = samples.filter((x) => tids.includes(x.tid) && x.timeNs >= t0 && x.timeNs <= t1).reduce((a, x) => a + x.count, 0);
-    const cpuS = own.threads.spin0.cpu_s + own.threads.spin1.cpu_s;
-    // 49 Hz of the CPU time they had (timer sampling in a VM: generous bounds)
-    assert.ok(n >= 49 * cpuS * 0.5 && n <= 49 * cpuS * 2, `${n} samples for ${cpuS} s of CPU`);
-    assert.ok(samples.every((x) => x.pid === w.pid && x.ustack.length + x.kstack.length > 0));
+test('sleep: 20 x 50 ms in time.sleep is ~1 s off-CPU in hrtimer/nanosleep frames, within 10 %', { skip }, () =>
+  exclusive('ebpf-live', async () => {
+    const { own, result, progs } = await recordWorkload('sleep');
+    const t = own.threads.sleeper!;
+    const ns = blocked(result, t.tid, 'do_nanosleep');
+    assert.ok(Math.abs(ns / 1e9 - t.sleep_s!) <= 0.1 * t.sleep_s!, `bpftrace ${ns / 1e9} s vs the workload's ${t.sleep_s} s`);
+    const mine = result.intervals.filter((i) => i.tid === t.tid && i.kstack.includes('do_nanosleep'));
+    assert.equal(mine.reduce((a, i) => a + i.count, 0), 20);
+    for (const i of mine) {
+      assert.ok(i.kstack.includes('hrtimer_nanosleep'));
+      assert.equal(i.state, 'S');
+      assert.ok(i.kstack.every((f) => !f.includes('+')));
+      assert.ok(i.endNs - i.startNs >= i.blockedNs && i.blockedNs >= 50e6 * i.count);
+    }
+    assert.equal(result.gilProbe, true);
+    assert.equal(result.lostEvents, 0);
+    assert.match(result.warnings[0]!, /backend: bpftrace/);
+    // detached: no bpftrace of ours, none of its programs
     assert.deepEqual(myTracers(), []);
-  } finally {
-    w.child.stdin!.end();
-    w.child.kill();
-  }
-});
+    assert.deepEqual(stillLoaded(progs), []);
+  }));
+
+test('lock: a thread blocked on a threading.Lock waits in futex frames, within 10 %', { skip }, () =>
+  exclusive('ebpf-live', async () => {
+    const { own, result } = await recordWorkload('lock');
+    const t = own.threads.waiter!;
+    const ns = blocked(result, t.tid, 'futex_wait');
+    assert.ok(Math.abs(ns / 1e9 - t.wait_s!) <= 0.1 * t.wait_s!, `bpftrace ${ns / 1e9} s vs the workload's ${t.wait_s} s`);
+  }));
+
+test('GIL: two CPU-bound threads wait for the GIL in take_gil', { skip }, () =>
+  exclusive('ebpf-live', async () => {
+    const { own, result } = await recordWorkload('gil');
+    for (const name of ['spin0', 'spin1']) {
+      const t = own.threads[name]!;
+      const gil = result.intervals.filter((i) => i.tid === t.tid && i.gilWait);
+      const gilNs = gil.reduce((a, i) => a + i.blockedNs, 0);
+      // each holds the GIL about half the time: it waits for it a good share of its wall time
+      assert.ok(gilNs > 0.1 * t.wall_s! * 1e9, `${name}: ${gilNs / 1e9} s of GIL wait in ${t.wall_s} s`);
+      // waiting on the GIL's condition variable (a preemption inside take_gil is the rest)
+      const futexNs = gil.filter((i) => i.kstack.some((f) => f.includes('futex'))).reduce((a, i) => a + i.blockedNs, 0);
+      assert.ok(futexNs > 0.5 * gilNs, `${name}: ${futexNs / 1e9} s of ${gilNs / 1e9} s in futex frames`);
+    }
+  }));
+
+test('target killed mid-recording: the tracer ends by itself, stop() returns what it had, nothing left attached', { skip }, () =>
+  exclusive('ebpf-live', async () => {
+    const w = await launch('sleep');
+    const rec = await startOffCpu({ pid: w.pid, backend: 'bpftrace' });
+    const progs = progIdsOf(myTracers()[0]!);
+    assert.ok(stillLoaded(progs).length >= 2);
+    w.child.stdin!.write('go\n');
+    await new Promise((r) => setTimeout(r, 1500));
+    w.child.kill('SIGKILL');
+    const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), 20_000).unref());
+    assert.equal(await Promise.race([rec.ended.then(() => 'ended'), timeout]), 'ended');
+    const result = await rec.stop();
+    assert.ok(result.intervals.some((i) => i.kstack.includes('do_nanosleep') && i.count >= 1), 'intervals from before the kill');
+    assert.ok(result.warnings.some((x) => /ended before stop/.test(x)));
+    assert.deepEqual(myTracers(), []);
+    assert.deepEqual(stillLoaded(progs), []);
+  }));
+
+test('CPU sampling: a spinning thread is sampled near the rate, with kernel/user stacks and CLOCK_MONOTONIC times', { skip }, () =>
+  exclusive('ebpf-live', async () => {
+    const w = await launch('gil');
+    try {
+      const s = await startCpuSampling({ pid: w.pid, hz: 49 });
+      const t0 = Number(process.hrtime.bigint());
+      w.child.stdin!.write('go\n');
+      const own = JSON.parse(await w.next());
+      const t1 = Number(process.hrtime.bigint());
+      const { samples, warnings } = await s.stop();
+      assert.ok(!warnings.some((x) => /did not understand/.test(x)), warnings.join('; '));
+      const tids = [own.threads.spin0.tid, own.threads.spin1.tid];
+      const n = samples.filter((x) => tids.includes(x.tid) && x.timeNs >= t0 && x.timeNs <= t1).reduce((a, x) => a + x.count, 0);
+      const cpuS = own.threads.spin0.cpu_s + own.threads.spin1.cpu_s;
+      // 49 Hz of the CPU time they had (timer sampling in a VM: generous bounds)
+      assert.ok(n >= 49 * cpuS * 0.5 && n <= 49 * cpuS * 2, `${n} samples for ${cpuS} s of CPU`);
+      assert.ok(samples.every((x) => x.pid === w.pid && x.ustack.length + x.kstack.length > 0));
+      assert.deepEqual(myTracers(), []);
+    } finally {
+      w.child.stdin!.end();
+      w.child.kill();
+    }
+  }));

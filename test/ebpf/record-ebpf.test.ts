@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/format-checks.ts';
+import { exclusive } from '../helpers/exclusive.ts';
 import { installedPythons } from '../sampler/pythons.ts';
 import { joinEbpfSamples, nativeLeaf } from '../../src/capture/ebpf/join.ts';
 import type { CpuStackSample } from '../../src/capture/ebpf/cpu.ts';
@@ -77,45 +78,47 @@ while time.monotonic() < end:
     py_loop(); compress()
 `;
 
-test('record --backend ebpf on CPython 3.12: kernel samples with the Python frames of the sampler, native leaves under compress', { skip: noBpftrace || (!py312 && 'no CPython 3.12') }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pylens-ebpf-rec-'));
-  writeFileSync(join(dir, 'work.py'), WORK);
-  const out = join(dir, 'e.pylens');
-  const r = spawnSync(process.execPath, [MAIN, 'record', '--backend', 'ebpf', '-q', '-o', out, '--', py312!.exe, join(dir, 'work.py'), '5'], { encoding: 'utf8', timeout: 120_000 });
-  assert.equal(r.status, 0, r.stderr);
-  const p = decodePylens(readFileSync(out), out);
-  assert.equal(p.meta.lens, 'ebpf');
-  const matched = Number(p.meta.extra?.ebpfMatched);
-  const unmatched = Number(p.meta.extra?.ebpfUnmatched);
-  // bpftrace takes 0.4-3 s to attach before sampling starts
-  assert.ok(matched > 100, `${matched} matched`);
-  assert.ok(matched >= 0.8 * (matched + unmatched), `matched ${matched}, unmatched ${unmatched}`);
-  let inCompress = 0;
-  let withNative = 0;
-  let inLoop = 0;
-  for (let i = 0; i < p.samples.length; i++) {
-    const fr = names(p, i);
-    const n = p.samples.values[0]![i]!;
-    const c = fr.findIndex((f) => f.kind === 'python' && f.name === 'compress');
-    if (c >= 0) {
-      inCompress += n;
-      if (fr.slice(c + 1).some((f) => f.kind === 'native')) withNative += n;
+test('record --backend ebpf on CPython 3.12: kernel samples with the Python frames of the sampler, native leaves under compress', { skip: noBpftrace || (!py312 && 'no CPython 3.12') }, () =>
+  exclusive('ebpf-live', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pylens-ebpf-rec-'));
+    writeFileSync(join(dir, 'work.py'), WORK);
+    const out = join(dir, 'e.pylens');
+    const r = spawnSync(process.execPath, [MAIN, 'record', '--backend', 'ebpf', '-q', '-o', out, '--', py312!.exe, join(dir, 'work.py'), '5'], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const p = decodePylens(readFileSync(out), out);
+    assert.equal(p.meta.lens, 'ebpf');
+    const matched = Number(p.meta.extra?.ebpfMatched);
+    const unmatched = Number(p.meta.extra?.ebpfUnmatched);
+    // bpftrace takes 0.4-3 s to attach before sampling starts
+    assert.ok(matched > 100, `${matched} matched`);
+    assert.ok(matched >= 0.8 * (matched + unmatched), `matched ${matched}, unmatched ${unmatched}`);
+    let inCompress = 0;
+    let withNative = 0;
+    let inLoop = 0;
+    for (let i = 0; i < p.samples.length; i++) {
+      const fr = names(p, i);
+      const n = p.samples.values[0]![i]!;
+      const c = fr.findIndex((f) => f.kind === 'python' && f.name === 'compress');
+      if (c >= 0) {
+        inCompress += n;
+        if (fr.slice(c + 1).some((f) => f.kind === 'native')) withNative += n;
+      }
+      if (fr.some((f) => f.kind === 'python' && f.name === 'py_loop')) inLoop += n;
     }
-    if (fr.some((f) => f.kind === 'python' && f.name === 'py_loop')) inLoop += n;
-  }
-  assert.ok(inLoop > 0.2 * matched && inCompress > 0.1 * matched, `py_loop ${inLoop}, compress ${inCompress} of ${matched}`);
-  assert.ok(withNative > 0.5 * inCompress, `${withNative} of ${inCompress} compress samples have a native leaf`);
-});
+    assert.ok(inLoop > 0.2 * matched && inCompress > 0.1 * matched, `py_loop ${inLoop}, compress ${inCompress} of ${matched}`);
+    assert.ok(withNative > 0.5 * inCompress, `${withNative} of ${inCompress} compress samples have a native leaf`);
+  }));
 
-test('record --backend ebpf --all without a target: every process, native and kernel frames', { skip: noBpftrace }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pylens-ebpf-all-'));
-  const out = join(dir, 'all.pylens');
-  const r = spawnSync(process.execPath, [MAIN, 'record', '--backend', 'ebpf', '--all', '-d', '1.5', '-o', out], { encoding: 'utf8', timeout: 120_000 });
-  assert.equal(r.status, 0, r.stderr);
-  const p = decodePylens(readFileSync(out), out);
-  assert.ok(new Set(p.threads.pid).size >= 2, `${new Set(p.threads.pid).size} processes`);
-  assert.ok(p.frames.kind.includes('marker'));
-});
+test('record --backend ebpf --all without a target: every process, native and kernel frames', { skip: noBpftrace }, () =>
+  exclusive('ebpf-live', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pylens-ebpf-all-'));
+    const out = join(dir, 'all.pylens');
+    const r = spawnSync(process.execPath, [MAIN, 'record', '--backend', 'ebpf', '--all', '-d', '1.5', '-o', out], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const p = decodePylens(readFileSync(out), out);
+    assert.ok(new Set(p.threads.pid).size >= 2, `${new Set(p.threads.pid).size} processes`);
+    assert.ok(p.frames.kind.includes('marker'));
+  }));
 
 test('record --backend: usage errors', () => {
   const run = (args: string[]) => spawnSync(process.execPath, [MAIN, 'record', ...args], { encoding: 'utf8' });

@@ -353,11 +353,13 @@ class App {
     if (bx + bw > right) bw = right - bx;
     const n = l.node[i]!;
     const idle = l.idle[i]! >= 128;
+    // waiting: idle (pale and hatched), or off the CPU — blocked, GIL wait — (hatched, in the frame's own colour)
+    const waiting = l.idle[i]! + l.offCpu[i]! >= 128;
     const isMatch = match !== null && match[n] === 1;
     ctx.fillStyle = isMatch ? SEARCH_COLOR : this.color(n, idle);
     const gap = bw >= 3 ? 1 : 0;
     ctx.fillRect(bx, y, bw - gap, ROW - 1);
-    if (idle && this.hatch && bw >= 2) {
+    if (waiting && this.hatch && bw >= 2) {
       ctx.fillStyle = this.hatch;
       ctx.fillRect(bx, y, bw - gap, ROW - 1);
     }
@@ -508,6 +510,8 @@ class App {
     row('Self', `${formatValue(self, vt.unit)} (${pct(self, Math.min(self, inView))})`);
     const idle = l.idle[b]!;
     if (idle > 0) row('Idle', `${Math.round((100 * idle) / 255)}% of this frame's ${vt.name}`);
+    const off = l.offCpu[b]!;
+    if (off > 0) row('Off-CPU', `${Math.round((100 * off) / 255)}% of this frame's ${vt.name} (blocked or waiting for the GIL)`);
     if (l.view === 'time') row('View', 'time order: one run of consecutive samples');
     tip.append(table);
     tip.hidden = false;
@@ -851,11 +855,15 @@ class App {
     const sw = h('i');
     sw.style.background = 'repeating-linear-gradient(135deg, #f0e6c8 0 2px, #b8b2a8 2px 3px)';
     idle.append(sw, 'mostly idle samples');
+    const off = h('span');
+    const so = h('i');
+    so.style.background = `repeating-linear-gradient(135deg, ${KIND_SWATCHES[2]} 0 2px, #8a5a4a 2px 3px)`;
+    off.append(so, 'off-CPU, GIL wait');
     const m = h('span');
     const sm = h('i');
     sm.style.background = SEARCH_COLOR;
     m.append(sm, 'search match');
-    lg.append(idle, m);
+    lg.append(idle, off, m);
     const vt = this.data.valueTypes;
     lg.append(h('span', 'keys', `${groupDigits(this.data.sampleRows)} sample rows · ${groupDigits(this.data.stackCount)} stacks · ${vt.map((v) => v.name).join(', ')} · press ? for keys`));
   }

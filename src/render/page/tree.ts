@@ -8,7 +8,7 @@
  * grouping, a thread's pseudo-root sits under it. A parent's index is always smaller than
  * its children's, so totals accumulate in one backward pass.
  *
- * Layouts. Both views are boxes (start, end in value units; node; idle share) grouped by
+ * Layouts. Both views are boxes (start, end in value units; node; idle and off-CPU shares) grouped by
  * depth and sorted by start, so the renderer walks each visible depth with binary search
  * and skips sub-pixel boxes in O(pixels), not O(boxes).
  */
@@ -18,6 +18,8 @@ export const ROOT_KEY = -1;
 /** SampleStateCode.idle */
 export const STATE_IDLE = 3;
 export const STATE_NAMES: readonly string[] = ['unknown', 'on-cpu', 'off-cpu', 'idle', 'gil'];
+/** By state code: 1 for the states of time spent off the CPU waiting (off-cpu, gil: a blocked thread, a GIL wait) */
+export const OFF_CPU_STATE: Readonly<Uint8Array> = Uint8Array.from(STATE_NAMES, (s) => (s === 'off-cpu' || s === 'gil' ? 1 : 0));
 
 /** Open-addressing hash map from int pairs to non-negative ints. */
 export class PairMap {
@@ -145,6 +147,8 @@ export interface Layout {
   node: Int32Array;
   /** Share of the box's value in the idle state, 0..255. */
   idle: Uint8Array;
+  /** Share of the box's value off the CPU (states off-cpu and gil: OFF_CPU_STATE), 0..255. */
+  offCpu: Uint8Array;
   /** Merged view: per node self and total value. Null in time order. */
   nodeSelf: Float64Array | null;
   nodeTotal: Float64Array | null;
@@ -294,18 +298,21 @@ export class FlameModel {
     const state = this.cols.rowState;
     const self = new Float64Array(N);
     const idle = new Float64Array(N);
+    const off = new Float64Array(N);
     for (let r = 0; r < leaf.length; r++) {
       const n = leaf[r]!;
       if (n < 0) continue;
       const v = col[r]!;
       self[n] += v;
       if (state[r] === STATE_IDLE) idle[n] += v;
+      else if (OFF_CPU_STATE[state[r]!] === 1) off[n] += v;
     }
     const total = self.slice();
     for (let n = N - 1; n > 0; n--) {
       const p = parent[n]!;
       total[p] += total[n]!;
       idle[p] += idle[n]!;
+      off[p] += off[n]!;
     }
     // Children lists (CSR) in node order, then each multi-child segment sorted heaviest
     // first; ties by label rank, then node (deterministic). Keys are typed arrays so the
@@ -365,6 +372,7 @@ export class FlameModel {
     const be = new Float64Array(count);
     const bn = new Int32Array(count);
     const bi = new Uint8Array(count);
+    const bo = new Uint8Array(count);
     for (let i = 0; i < count; i++) {
       const n = order[i]!;
       const j = cursor[depth[n]!]!++;
@@ -372,8 +380,9 @@ export class FlameModel {
       be[j] = x[n]! + total[n]!;
       bn[j] = n;
       bi[j] = idleByte(idle[n]!, total[n]!);
+      bo[j] = idleByte(off[n]!, total[n]!);
     }
-    return { view: 'merged', total: total[0]!, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, nodeSelf: self, nodeTotal: total, rowLeaf: leaf, valueIndex: f.valueIndex, byThread };
+    return { view: 'merged', total: total[0]!, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, offCpu: bo, nodeSelf: self, nodeTotal: total, rowLeaf: leaf, valueIndex: f.valueIndex, byThread };
   }
 
   /**
@@ -395,17 +404,20 @@ export class FlameModel {
     const openNode = new Int32Array(maxD + 1);
     const openStart = new Float64Array(maxD + 1);
     const openIdle = new Float64Array(maxD + 1);
+    const openOff = new Float64Array(maxD + 1);
     const count = new Int32Array(maxD + 1);
     let cursor = count;
     let bs = new Float64Array(0);
     let be = new Float64Array(0);
     let bn = new Int32Array(0);
     let bi = new Uint8Array(0);
+    let bo = new Uint8Array(0);
     let cum = 0;
     for (let pass = 0; pass < 2; pass++) {
       const fill = pass === 1;
       let open = 0;
       let cumIdle = 0;
+      let cumOff = 0;
       let prev = -2;
       cum = 0;
       for (let r = 0; r <= leaf.length; r++) {
@@ -417,6 +429,7 @@ export class FlameModel {
         if (n === prev) {
           cum += v;
           if (state[r] === STATE_IDLE) cumIdle += v;
+          else if (OFF_CPU_STATE[state[r]!] === 1) cumOff += v;
           continue;
         }
         // The open boxes that stay: walk up from the new leaf until the path meets them.
@@ -441,6 +454,7 @@ export class FlameModel {
             be[j] = cum;
             bn[j] = openNode[open]!;
             bi[j] = idleByte(cumIdle - openIdle[open]!, cum - openStart[open]!);
+            bo[j] = idleByte(cumOff - openOff[open]!, cum - openStart[open]!);
           } else count[open]++;
         }
         if (last) break;
@@ -449,11 +463,13 @@ export class FlameModel {
           openNode[d] = a;
           openStart[d] = cum;
           openIdle[d] = cumIdle;
+          openOff[d] = cumOff;
         }
         open = D + 1;
         prev = n;
         cum += v;
         if (state[r] === STATE_IDLE) cumIdle += v;
+        else if (OFF_CPU_STATE[state[r]!] === 1) cumOff += v;
       }
       if (!fill) {
         let boxes = 0;
@@ -462,6 +478,7 @@ export class FlameModel {
         be = new Float64Array(boxes);
         bn = new Int32Array(boxes);
         bi = new Uint8Array(boxes);
+        bo = new Uint8Array(boxes);
       }
       cursor = new Int32Array(maxD + 1);
       for (let d = 1; d <= maxD; d++) cursor[d] = cursor[d - 1]! + count[d - 1]!;
@@ -470,7 +487,7 @@ export class FlameModel {
     for (let d = 0; d <= maxD; d++) if (count[d]! > 0) maxDepth = d;
     const depthStart = new Int32Array(maxDepth + 2);
     for (let d = 0; d <= maxDepth; d++) depthStart[d + 1] = depthStart[d]! + count[d]!;
-    return { view: 'time', total: cum, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, nodeSelf: null, nodeTotal: null, rowLeaf: leaf, valueIndex: f.valueIndex, byThread };
+    return { view: 'time', total: cum, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, offCpu: bo, nodeSelf: null, nodeTotal: null, rowLeaf: leaf, valueIndex: f.valueIndex, byThread };
   }
 
   /**

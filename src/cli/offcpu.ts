@@ -1,0 +1,214 @@
+/**
+ * `pylens offcpu`: where a Python program waits, for how long, and on what.
+ *
+ * The eBPF capture (capture/ebpf/offcpu.ts) measures each thread's off-CPU time at
+ * `sched_switch`, with the kernel stack it left the CPU with; the pylens sampler runs
+ * alongside in wall-clock mode (idle threads sampled too) and gives each thread's Python
+ * stack over time. analysis/offcpu.ts joins the two: root → Python frames → `[wait: CLASS]`
+ * → kernel frames, weighted in nanoseconds, and the report by function and thread.
+ *
+ * Order. The probes are attached first (startOffCpu resolves then), then sampling starts;
+ * it ends on -d, Ctrl-C / SIGTERM, the target's exit, or the capture ending on its own. The
+ * probes are always detached (stop()) and what was gathered is written.
+ *
+ * Clocks. The capture's times are CLOCK_MONOTONIC ns; the sampler's are `performance.now()`
+ * (the same clock) relative to its first deadline, turned absolute with monotonicOffsetNs
+ * as `record --native` does.
+ */
+import { existsSync } from 'node:fs';
+import { sampleAttached, realClock, type SampleOptions } from '../capture/sampler/sampler.ts';
+import { ProcessSampler } from '../capture/sampler/session.ts';
+import type { Launched } from '../capture/sampler/launch.ts';
+import { monotonicOffsetNs } from '../capture/perf/native.ts';
+import { startOffCpu, type OffCpuRecording, type OffCpuResult } from '../capture/ebpf/offcpu.ts';
+import { buildOffCpu, formatOffCpuReport, WAIT_CLASSES } from '../analysis/offcpu.ts';
+import { UsageError, type CommandSpec, type Parsed } from './args.ts';
+import { pickExporter, writeOutput } from './commands.ts';
+import { attachError } from './dump.ts';
+import { defaultOutput, programName } from './record.ts';
+import { launchAndAttach, targetArgs } from './target.ts';
+
+const BACKENDS = ['auto', 'bpftrace', 'bcc', 'perf-sched'] as const;
+
+export const offcpuSpec: CommandSpec = {
+  name: 'offcpu',
+  summary: 'Where a Python program waits: off-CPU time by Python stack and wait reason (lock, network, disk, sleep, GIL…), via eBPF.',
+  usage: 'pylens offcpu [-p PID | -- python app.py ...] [-d SECONDS] [--min-block-us N] [-o OUT] [--with-cpu] [--json]',
+  positionals: { min: 0, max: 0 },
+  rest: true,
+  options: [
+    { name: 'pid', short: 'p', type: 'number', value: 'PID', help: 'the running Python process to watch' },
+    { name: 'duration', short: 'd', type: 'number', value: 'SECONDS', help: 'stop after this long (default: until the target exits or Ctrl-C)' },
+    { name: 'min-block-us', type: 'number', value: 'N', help: 'ignore waits shorter than N microseconds (default: the capture’s, 1)' },
+    { name: 'output', short: 'o', type: 'string', value: 'OUT', help: 'output file; format from its extension (default <program>-offcpu-<time>.html)' },
+    { name: 'format', short: 'f', type: 'string', value: 'FORMAT', help: 'output format (overrides the extension)' },
+    { name: 'with-cpu', type: 'boolean', help: 'one graph of on-CPU samples and off-CPU waits of the same run (states on-cpu / off-cpu)' },
+    { name: 'json', type: 'boolean', help: 'the report as JSON on stdout' },
+    { name: 'backend', type: 'string', value: 'NAME', choices: BACKENDS, help: 'capture: bpftrace, bcc offcputime or perf sched (default auto: the first that works)' },
+    { name: 'gil', type: 'boolean', help: 'probe CPython’s take_gil to tell GIL waits apart (default on; --no-gil saves a uprobe pair per GIL hand-over on switch-heavy targets)' },
+    { name: 'rate', short: 'r', type: 'number', value: 'HZ', help: 'Python stack samples per second (default 100)' },
+    { name: 'top', type: 'number', value: 'N', help: 'functions and threads in the text report (default 15)' },
+    { name: 'quiet', short: 'q', type: 'boolean', help: 'no report on stdout (the output file and its path only)' },
+  ],
+  examples: [
+    'pylens offcpu -p 4242 -d 10',
+    'pylens offcpu -- python app.py',
+    'pylens offcpu --with-cpu -o app.html -p 4242 -d 30',
+    'pylens offcpu --json --min-block-us 100 -p 4242 -d 5 > waits.json',
+    'pylens offcpu -o waits.speedscope.json -- python -m pytest tests/test_io.py',
+  ],
+};
+
+export async function runOffcpu(args: Parsed): Promise<number> {
+  const o = args.options;
+  const { pid: pidOpt, argv = [] } = targetArgs('offcpu', args);
+  const duration = o.duration as number | undefined;
+  if (duration !== undefined && !(duration > 0)) throw new UsageError('offcpu', `--duration must be a positive number of seconds, got ${duration}`);
+  const rate = (o.rate as number | undefined) ?? 100;
+  if (!(rate > 0 && rate <= 10_000)) throw new UsageError('offcpu', `--rate must be between 0 and 10000 Hz, got ${rate}`);
+  const minBlockUs = o['min-block-us'] as number | undefined;
+  if (minBlockUs !== undefined && !(minBlockUs >= 0)) throw new UsageError('offcpu', `--min-block-us must be 0 or more, got ${minBlockUs}`);
+  const top = (o.top as number | undefined) ?? 15;
+  if (!(Number.isInteger(top) && top > 0)) throw new UsageError('offcpu', `--top must be a whole number > 0, got ${top}`);
+  const fmt = o.format as string | undefined;
+  const outOpt = o.output as string | undefined;
+  if (outOpt !== undefined || fmt !== undefined) pickExporter('offcpu', outOpt ?? defaultOutput('x', fmt), fmt);
+  const withCpu = Boolean(o['with-cpu']);
+  const backend = (o.backend as (typeof BACKENDS)[number] | undefined) ?? 'auto';
+
+  const abort = new AbortController();
+  let target: Launched | undefined;
+  let sampler: ProcessSampler;
+  let forwardedStop = false;
+  let interrupts = 0;
+  if (pidOpt !== undefined) {
+    const stop = () => abort.abort();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    abort.signal.addEventListener('abort', () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    });
+    try {
+      sampler = ProcessSampler.attach(pidOpt);
+    } catch (e) {
+      throw attachError(e, pidOpt, 'offcpu');
+    }
+  } else {
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (sig === 'SIGINT' && ++interrupts < 2) return;
+      if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') {
+        forwardedStop = sig !== 'SIGINT';
+        abort.abort();
+      }
+    };
+    const r = await launchAndAttach('offcpu', argv, { onSignal, signal: abort.signal, stop: (t) => finishTarget(t, 0, 'SIGTERM') });
+    if ('ended' in r) return r.ended;
+    ({ target, sampler } = r);
+  }
+  const pid = sampler.pid;
+  const name = programName(pid, sampler.command ?? argv);
+
+  let rec: OffCpuRecording;
+  try {
+    rec = await startOffCpu({ pid, backend, gil: o.gil !== false, ...(minBlockUs !== undefined ? { minBlockUs } : {}) });
+  } catch (e) {
+    sampler.close();
+    if (target) {
+      await finishTarget(target, 0, 'SIGTERM');
+      target.dispose();
+    }
+    throw e;
+  }
+  // the capture ending by itself (its tool died, the target's exit seen first) ends sampling
+  let samplingDone = false;
+  let captureEndedEarly = false;
+  const onCaptureEnd = () => {
+    if (!samplingDone && existsSync(`/proc/${pid}`)) captureEndedEarly = true;
+    abort.abort();
+  };
+  void rec.ended.then(onCaptureEnd, onCaptureEnd);
+  process.stderr.write(`pylens offcpu: recording off-CPU time of PID ${pid} with ${rec.backend}, Python stacks at ${rate} Hz${duration ? ` for ${duration} s` : ''}; Ctrl-C to stop\n`);
+
+  let clockStartNs: number | undefined;
+  const opts: SampleOptions = {
+    rateHz: rate,
+    idle: true,
+    ...(duration !== undefined ? { durationS: duration } : {}),
+    signal: abort.signal,
+    clock: {
+      nowNs: () => {
+        const t = realClock.nowNs();
+        clockStartNs ??= t;
+        return t;
+      },
+      sleepUntilNs: (t, signal) => realClock.sleepUntilNs(t, signal),
+    },
+  };
+  let py;
+  let result: OffCpuResult;
+  try {
+    py = await sampleAttached(sampler, opts);
+  } finally {
+    samplingDone = true;
+    // probes off whatever happened to sampling
+    result = await rec.stop();
+  }
+  const originNs = (clockStartNs ?? realClock.nowNs()) + monotonicOffsetNs();
+  for (const w of result.warnings) {
+    // the backend choice is news, not a warning; the target's exit ending the tracer is expected
+    if (/^off-CPU backend: \S+$/.test(w) || (target && /ended before stop\(\)/.test(w))) continue;
+    process.stderr.write(`pylens offcpu: ${/^off-CPU backend:/.test(w) ? 'note' : 'warning'}: ${w}\n`);
+  }
+  if (captureEndedEarly) process.stderr.write(`pylens offcpu: warning: ${rec.backend} ended while the target was still running; the profile covers the time until then\n`);
+  if (result.lostEvents > 0) process.stderr.write(`pylens offcpu: warning: ${result.lostEvents.toLocaleString('en-US')} events lost (a larger --min-block-us helps)\n`);
+  if (!result.gilProbe && o.gil !== false && !result.warnings.some((w) => /GIL/.test(w))) process.stderr.write('pylens offcpu: note: no GIL probe; GIL waits show as lock waits\n');
+
+  // an on-CPU sample stands for the time between ticks actually achieved (a loaded machine delays ticks)
+  const ticks = Number(py.meta.extra?.ticks ?? 0);
+  const periodNs = ticks > 0 && py.meta.durationNs ? py.meta.durationNs / ticks : 1e9 / rate;
+  const { profile, report } = buildOffCpu(py, result.intervals, {
+    originNs,
+    // a wait between two samples of its thread: its nearest sample, up to five periods away
+    boundNs: Math.max(50e6, 5 * periodNs),
+    ...(withCpu ? { withCpu: { periodNs } } : {}),
+    meta: {
+      name,
+      backend: `${result.backend}+pylens-sampler`,
+    },
+  });
+  profile.meta.extra = {
+    ...(profile.meta.extra ?? {}),
+    offCpuBackend: result.backend,
+    lostEvents: result.lostEvents,
+    gilProbe: result.gilProbe ? 'yes' : 'no',
+    ...(minBlockUs !== undefined ? { minBlockUs } : {}),
+    waitClasses: WAIT_CLASSES.join(', '),
+  };
+  const out = outOpt ?? defaultOutput(`${name}-offcpu`, fmt);
+  const exporter = pickExporter('offcpu', out, fmt);
+  const abs = writeOutput(out, exporter.write(profile, { title: `${name} (pid ${pid}): ${withCpu ? 'on-CPU and off-CPU time' : 'off-CPU time'}` }));
+  if (o.json) {
+    process.stdout.write(JSON.stringify({ output: abs, pid, backend: result.backend, lostEvents: result.lostEvents, gilProbe: result.gilProbe, warnings: result.warnings, ...report }, null, 2) + '\n');
+  } else if (!o.quiet) {
+    process.stdout.write(formatOffCpuReport(report, { top }));
+  }
+  process.stderr.write(`pylens offcpu: ${result.intervals.length.toLocaleString('en-US')} off-CPU records (${result.backend}), ${py.meta.sampleCount.toLocaleString('en-US')} Python samples; wrote ${abs}\n`);
+  if (!target) return 0;
+  const code = await finishTarget(target, forwardedStop ? 3000 : 0);
+  target.dispose();
+  return code;
+}
+
+/** As `record`: a launched target still running gets `graceMs`, then `signal`, then SIGKILL. */
+async function finishTarget(t: Launched, graceMs = 0, signal: NodeJS.Signals = 'SIGINT'): Promise<number> {
+  if (!t.hasExited() && graceMs > 0) await Promise.race([t.exited, new Promise((r) => setTimeout(r, graceMs))]);
+  if (!t.hasExited()) {
+    t.child.kill(signal);
+    const timer = setTimeout(() => t.child.kill('SIGKILL'), 5000);
+    const code = await t.exited;
+    clearTimeout(timer);
+    return code;
+  }
+  return t.exited;
+}
