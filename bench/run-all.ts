@@ -13,7 +13,7 @@ const quick = process.argv.includes('--quick');
 let failed = 0;
 for (const b of benches) {
   process.stdout.write(`\n===== bench/${b} =====\n`);
-  const args = quick && (b.startsWith('sampler-') || b === 'perf-overhead.ts') ? ['--quick'] : [];
+  const args = quick && (b.startsWith('sampler-') || b.endsWith('-overhead.ts')) ? ['--quick'] : [];
   const r = spawnSync(process.execPath, [join(here, b), ...args], { stdio: 'inherit' });
   if (r.status !== 0) {
     failed++;
