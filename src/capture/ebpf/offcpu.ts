@@ -357,6 +357,8 @@ export async function startOffCpu(opts: OffCpuOptions): Promise<OffCpuRecording>
       return rec.recording;
     } catch (e) {
       if (!(e instanceof PerfError)) throw e;
+      // the target ended while the tracer was starting: no other backend will do better
+      if (!processAlive(opts.pid)) throw new EbpfError(`process ${opts.pid} ended before the ${b} probes were attached; nothing was recorded`, 'for a short-lived program, start it under pylens (`pylens offcpu -- python app.py`) or make it run longer');
       lastErr = e;
       why.push(`${b} is not usable: ${e.message}`);
     }
