@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { FIXTURES } from '../helpers/format-checks.ts';
 import { bareSymbol, intervalsFromSched, mergeRecords, OffCpuOutputParser, offCpuProgram, parseOffcputime, stateLetter, type RawRecord } from '../../src/capture/ebpf/offcpu.ts';
 import { CpuOutputParser, cpuProgram } from '../../src/capture/ebpf/cpu.ts';
+import { UserSymbolizer } from '../../src/capture/ebpf/symbolize.ts';
+import { ElfFile } from '../../src/capture/sampler/elf.ts';
 import { checkEbpfAccess, EbpfError, explainTracerStderr, memlockMatters, readEbpfFacts, tracerArgv, type EbpfFacts } from '../../src/capture/ebpf/tool.ts';
 import { PerfError } from '../../src/capture/perf/tool.ts';
 import { parseSchedScript } from '../../src/capture/perf/sched.ts';
@@ -42,7 +44,10 @@ test('offCpuProgram: target filter, threshold, buckets, GIL probes only when giv
 test('cpuProgram: one process or all but idle, rate checked', () => {
   const p = cpuProgram({ pid: 99, hz: 49 });
   assert.match(p, /^profile:hz:49 \/pid == 99\/$/m);
-  assert.match(p, /kstack\(\d+\), ustack\(\d+\), comm\]/);
+  // one record per sample: header, kernel stack, user stack; no maps
+  assert.match(p, /printf\("S %d %d %llu %s\\n%s\\nE\\n", pid, tid, nsecs, comm, kstack\(\d+\)\)/);
+  assert.match(p, /ustack\(\d+\)/);
+  assert.doesNotMatch(p, /@/);
   assert.match(cpuProgram({ all: true, hz: 99 }), /^profile:hz:99 \/pid != 0\/$/m);
   assert.throws(() => cpuProgram({ hz: 99 }), RangeError);
   assert.throws(() => cpuProgram({ pid: 1, hz: 0 }), RangeError);
@@ -109,25 +114,41 @@ test('mergeRecords: the same generation once, different generations summed', () 
   assert.equal(mergeRecords([base, { ...base, gilWait: true }, { ...base, state: 'D' }]).length, 3);
 });
 
-test('CPU fixture (a spinning CPython, 49 Hz): samples with user stacks, each entry once', () => {
+test('CPU fixture (a spinning CPython, 49 Hz, one record per sample): every sample once, user frames unresolved', () => {
   const text = fx('cpu-spin.txt');
   const pid = Number(/pid == (\d+)/.exec(fx('cpu-spin.bt'))![1]);
   const p = new CpuOutputParser();
   for (const l of text.split('\n')) p.line(l);
   assert.deepEqual(p.skipped, []);
   const samples = p.samples();
-  const entries = [...text.matchAll(/^@c\d\[[\s\S]*?\]: \(\d+, \d+, \d+\)$/gm)].map((m) => m[0]);
-  assert.equal(samples.reduce((a, s) => a + s.count, 0), [...new Set(entries)].reduce((a, e) => a + Number(/\]: \((\d+),/.exec(e)![1]), 0));
+  assert.equal(samples.length, text.match(/^S \d+ /gm)!.length);
   for (const s of samples) {
     assert.equal(s.pid, pid);
     assert.equal(s.tid, pid);
-    assert.ok(s.ustack.length > 0);
+    assert.equal(s.count, 1);
+    assert.ok(s.ustack.length > 0 && s.ustack.every((f) => /^0x[0-9a-f]+$/.test(f)), s.ustack.join(','));
     assert.ok(s.timeNs >= p.readyNs! && s.timeNs <= p.endNs!);
   }
   // 49 Hz for ~1.4 s of a thread that never sleeps
-  const total = samples.reduce((a, s) => a + s.count, 0);
   const secs = (p.endNs! - p.readyNs!) / 1e9;
-  assert.ok(total > 49 * secs * 0.5 && total < 49 * secs * 2.5, `${total} samples in ${secs} s`);
+  assert.ok(samples.length > 49 * secs * 0.5 && samples.length < 49 * secs * 1.5, `${samples.length} samples in ${secs} s`);
+});
+
+test('CPU parser with a symbolizer: user addresses named through the maps and ELF symbols of a live process', () => {
+  // this very process: an address inside a libc function is named after it
+  const maps = readFileSync(`/proc/${process.pid}/maps`, 'utf8');
+  const libc = /^([0-9a-f]+)-[0-9a-f]+ r-xp ([0-9a-f]+) \S+ \d+\s+(\S*libc\.so\.6)$/m.exec(maps);
+  if (!libc) return;
+  const elf = ElfFile.read(libc[3]!);
+  const sym = elf.symbols('.dynsym').get('getpid')!;
+  const text = elf.programHeaders.find((h) => h.type === 1 && sym.value >= h.vaddr && sym.value < h.vaddr + h.memsz)!;
+  const addr = Number.parseInt(libc[1]!, 16) - Number.parseInt(libc[2]!, 16) + (sym.value - text.vaddr + text.offset) + 1;
+  const p = new CpuOutputParser(new UserSymbolizer());
+  for (const l of [`S ${process.pid} ${process.pid} 5 node`, '', 'E', `        0x${addr.toString(16)}`, '        0x10', 'U']) p.line(l);
+  const [s] = p.samples();
+  assert.equal(s!.ustack[0], 'getpid');
+  assert.equal(s!.ulibs![0], 'libc.so.6');
+  assert.equal(s!.ustack[1], '[unknown]');
 });
 
 test('parseOffcputime: bcc\'s multi-line output (hand-written in its documented shape)', () => {

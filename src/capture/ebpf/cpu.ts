@@ -3,18 +3,18 @@
  * with user and kernel stacks, one process (`-p`, bpftrace exits with it) or every
  * process but the idle tasks (`all`).
  *
- * Samples are counted in the kernel by (pid, tid, 10 ms time bucket, kstack, ustack, comm);
- * the value tuple is (count, first ns, last ns) — a key holds a thread id and a thread is on
- * one CPU at a time, so the read-modify-write never races. Three maps take turns by flush
- * generation like the off-CPU program (see offcpu.ts: bpftrace 0.17 may process a clear()
- * late); each is printed and cleared a second after it was last written, so user stacks
- * are symbolized while their processes still exist. `timeNs` is the middle of a record's
- * first and last sample (CLOCK_MONOTONIC).
+ * Every sample is printed as it is taken — a header line `S pid tid nsecs comm`, the kernel
+ * stack, `E`, the user stack, `U` — so user stacks are symbolized while their process
+ * still exists and nothing waits in a map. (An earlier design counted samples in maps that
+ * were printed and cleared every second, as the off-CPU program does; with user stacks in
+ * the key, bpftrace 0.17 lost whole seconds of samples here. At ≤ 1 kHz per CPU the
+ * per-sample lines are a few hundred kB/s.) `timeNs` is the sample's CLOCK_MONOTONIC time.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bareSymbol } from './offcpu.ts';
+import { UserSymbolizer } from './symbolize.ts';
 import { BpftraceOutput, checkEbpfAccess, EbpfError, ensureTracefs, explainTracerStderr, findBpftrace, processAlive, readEbpfFacts, spawnTracer } from './tool.ts';
 
 export interface CpuStackSample {
@@ -22,6 +22,8 @@ export interface CpuStackSample {
   tid: number;
   comm: string;
   ustack: string[];
+  /** the library of each ustack frame (base name), when known */
+  ulibs?: (string | undefined)[];
   /* leaf first */
   kstack: string[];
   /* CLOCK_MONOTONIC */
@@ -35,80 +37,74 @@ export interface CpuSamplingOptions {
   hz: number;
 }
 
+/** How far apart a kernel sample and the sampler's sample may be matched is tied to this (ns). */
 export const CPU_BUCKET_NS = 10_000_000;
 const USTACK_DEPTH = 127;
 const KSTACK_DEPTH = 48;
 
 /** The bpftrace program (text). */
-export function cpuProgram(o: CpuSamplingOptions & { bucketNs?: number; flushMs?: number }): string {
+export function cpuProgram(o: CpuSamplingOptions): string {
   const hz = Math.round(o.hz);
   if (!(hz >= 1 && hz <= 10_000)) throw new RangeError(`sampling rate ${o.hz} Hz is out of range (1..10000)`);
   if (!o.all && !(o.pid && o.pid > 0)) throw new RangeError('give a pid or all');
-  const bucket = Math.max(1, Math.round(o.bucketNs ?? CPU_BUCKET_NS));
-  const flush = Math.max(10, Math.round(o.flushMs ?? 1000));
   const filter = o.all ? 'pid != 0' : `pid == ${Math.trunc(o.pid!)}`;
-  const key = (m: number) => `@c${m}[pid, tid, $b, $g, kstack(${KSTACK_DEPTH}), ustack(${USTACK_DEPTH}), comm]`;
-  const update = (m: number) => `  if ($g % 3 == ${m}) {
-    $v = ${key(m)};
-    ${key(m)} = ($v.0 + 1, $v.0 == 0 ? $now : $v.1, $now);
-  }`;
   return `// pylens in-kernel CPU sampling
 BEGIN { printf("pylens-ready %llu\\n", nsecs); }
 profile:hz:${hz} /${filter}/
 {
-  $now = nsecs;
-  $b = $now / ${bucket};
-  $g = @gen;
-${[0, 1, 2].map(update).join('\n')}
-}
-interval:ms:${flush}
-{
-  @gen = @gen + 1;
-  $p = (@gen + 2) % 3;
-  if ($p == 0) { print(@c0); clear(@c0); }
-  if ($p == 1) { print(@c1); clear(@c1); }
-  if ($p == 2) { print(@c2); clear(@c2); }
+  printf("S %d %d %llu %s\\n%s\\nE\\n", pid, tid, nsecs, comm, kstack(${KSTACK_DEPTH}));
+  printf("%s\\nU\\n", ustack(${USTACK_DEPTH}));
 }
 END { printf("pylens-end %llu\\n", nsecs); }
 `;
 }
 
-// A key: pid, tid, bucket, gen, then two stacks (each either nothing or "\n" + indented
-// frames + "\n"), then comm; the value tuple.
-const ENTRY_RE = /^@c[012]\[(\d+), (\d+), (\d+), (\d+), ((?:\n[ \t][^\n]*)*\n)?, ((?:\n[ \t][^\n]*)*\n)?, (.*)\]: \((\d+), (\d+), (\d+)\)$/;
-
-function frames(block: string | undefined): string[] {
-  if (!block) return [];
-  return block.split('\n').map((l) => l.trim()).filter((l) => l !== '').map(bareSymbol);
-}
-
-/** Streaming parser of the CPU program's output. */
+/** Streaming parser of the CPU program's output: `S pid tid ns comm`, kernel frames, `E`, user frames, `U`. */
 export class CpuOutputParser extends BpftraceOutput {
-  /** gen + key text → sample (an entry printed twice is counted once) */
-  private readonly entries = new Map<string, CpuStackSample>();
+  private readonly out: CpuStackSample[] = [];
+  private cur: CpuStackSample | undefined;
+  private part: 'k' | 'u' = 'k';
+  private readonly symbols: UserSymbolizer | undefined;
 
-  constructor() {
-    super(/^@gen\b/, /^@c[012]\[/);
+  /** `symbols`: resolve user addresses (the program runs with BPFTRACE_NO_USER_SYMBOLS=1). */
+  constructor(symbols?: UserSymbolizer) {
+    super(/^@/, /^$^/);
+    this.symbols = symbols;
   }
 
-  protected override entry(text: string): boolean {
-    const m = ENTRY_RE.exec(text);
-    if (!m) return false;
-    const k = `${m[4]}\u0000${text.slice(0, text.lastIndexOf(']: ('))}`;
-    this.entries.set(k, {
-      pid: Number(m[1]),
-      tid: Number(m[2]),
-      kstack: frames(m[5]),
-      ustack: frames(m[6]),
-      comm: m[7]!,
-      count: Number(m[8]),
-      timeNs: Math.round((Number(m[9]) + Number(m[10])) / 2),
-    });
-    return true;
+  override line(l: string): void {
+    if (this.cur) {
+      const t = l.trim();
+      if (this.part === 'k') {
+        if (t === 'E') this.part = 'u';
+        else if (t) this.cur.kstack.push(bareSymbol(t));
+        return;
+      }
+      if (t === 'U') {
+        this.out.push(this.cur);
+        this.cur = undefined;
+      } else if (t) {
+        if (this.symbols && /^0x[0-9a-f]+$/i.test(t)) {
+          const r = this.symbols.resolve(this.cur.pid, Number.parseInt(t.slice(2), 16));
+          this.cur.ustack.push(r.name);
+          (this.cur.ulibs ??= []).push(r.lib);
+        } else this.cur.ustack.push(bareSymbol(t));
+      }
+      return;
+    }
+    const m = /^S (\d+) (\d+) (\d+) (.*)$/.exec(l);
+    if (m) {
+      this.cur = { pid: Number(m[1]), tid: Number(m[2]), timeNs: Number(m[3]), comm: m[4]!, kstack: [], ustack: [], count: 1 };
+      this.symbols?.remember(this.cur.pid);
+      this.part = 'k';
+      return;
+    }
+    super.line(l);
   }
 
   samples(): CpuStackSample[] {
-    return [...this.entries.values()].sort((a, b) => a.timeNs - b.timeNs || a.tid - b.tid);
+    // a sample cut off by the end of the output is dropped
+    return [...this.out].sort((a, b) => a.timeNs - b.timeNs || a.tid - b.tid);
   }
 }
 
@@ -126,12 +122,17 @@ export async function startCpuSampling(opts: CpuSamplingOptions): Promise<{ stop
   const dir = mkdtempSync(join(tmpdir(), 'pylens-ebpf-cpu-'));
   const file = join(dir, 'cpu.bt');
   writeFileSync(file, program);
-  const parser = new CpuOutputParser();
-  const args = [...(opts.all ? [] : ['-p', String(opts.pid)]), file];
+  const parser = new CpuOutputParser(new UserSymbolizer());
+  // not `bpftrace -p PID`: that makes the profile probe a per-task perf event, which bpftrace
+  // 0.17 here sometimes drops after a fraction of a second (and exits, or samples a tenth of
+  // the time); per-CPU events with the pid filter are steady, and pylens watches the target
+  const args = [file];
   const tracer = spawnTracer(bpftrace, args, {
     onLine: (l) => parser.line(l),
     raiseMemlock: check.raiseMemlock,
-    env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: '65536' },
+    // pylens names user frames itself (symbolize.ts): bpftrace 0.17's user symbolization falls
+    // behind here and loses most samples
+    env: { ...process.env, BPFTRACE_NO_USER_SYMBOLS: '1' },
   });
   const hint = `bpftrace ${args.join(' ')}`;
   const start = Date.now();
@@ -148,18 +149,29 @@ export async function startCpuSampling(opts: CpuSamplingOptions): Promise<{ stop
     }
     await new Promise((r) => setTimeout(r, 20));
   }
+  let targetGone = false;
+  const watch = opts.all
+    ? undefined
+    : setInterval(() => {
+        if (processAlive(opts.pid!)) return;
+        targetGone = true;
+        clearInterval(watch);
+        void tracer.stop('SIGINT');
+      }, 200);
+  watch?.unref();
   let stopped = false;
   let result: Promise<{ samples: CpuStackSample[]; warnings: string[] }> | undefined;
   return {
     ended: tracer.done.then(() => {}),
     stop() {
       result ??= (async () => {
-        stopped = tracer.running();
+        if (watch) clearInterval(watch);
+        stopped = tracer.running() && !targetGone;
         const { code, stderr } = await tracer.stop('SIGINT');
         rmSync(dir, { recursive: true, force: true });
         const warnings = [...check.warnings];
         for (const m of stderr.matchAll(/Lost (\d+) events/g)) parser.lost += Number(m[1]);
-        if (parser.endNs === undefined) warnings.push(`bpftrace ended without printing its final maps (exit ${code}): the last second of samples may be missing`);
+        if (parser.endNs === undefined) warnings.push(`bpftrace ended without running its END probe (exit ${code}): the last samples may be missing`);
         if (!stopped) warnings.push('bpftrace ended before stop() (the target exited)');
         if (parser.lost) warnings.push(`bpftrace lost ${parser.lost} events`);
         if (parser.skipped.length) warnings.push(`bpftrace printed lines pylens did not understand, e.g. ${JSON.stringify(parser.skipped[0])}`);

@@ -42,10 +42,11 @@ interface ThreadSamples {
 }
 
 /** The leaf part of a user stack (leaf first) that is not the interpreter: what runs under the Python leaf. */
-export function nativeLeaf(ustack: readonly string[], max = 8): string[] {
+export function nativeLeaf(ustack: readonly string[], max = 8, libs?: readonly (string | undefined)[]): string[] {
   const out: string[] = [];
-  for (const name of ustack) {
-    if (out.length >= max || isEvalFrame(name) || isPlumbing(name, undefined)) break;
+  for (let k = 0; k < ustack.length; k++) {
+    const name = ustack[k]!;
+    if (out.length >= max || isEvalFrame(name) || isPlumbing(name, libs?.[k])) break;
     out.push(name);
   }
   return out;
@@ -99,7 +100,7 @@ export function joinEbpfSamples(samples: readonly CpuStackSample[], sampler: Pro
     pythonFrames.set(stack, r);
     return r;
   };
-  const native = (name: string) => b.frame({ name, kind: 'native' });
+  const native = (name: string, lib?: string) => b.frame({ name, kind: 'native', ...(lib ? { lib } : {}) });
   const kernel = (name: string) => b.frame({ name, kind: 'kernel' });
   const stats: JoinStats = { matched: 0, unmatched: 0, foreign: 0 };
   let t0 = Infinity;
@@ -132,12 +133,12 @@ export function joinEbpfSamples(samples: readonly CpuStackSample[], sampler: Pro
     let st = -1;
     if (hit >= 0) {
       for (const f of framesOf(ts!.stacks[hit]!)) st = b.stack(st, f);
-      const leaf = nativeLeaf(s.ustack, maxLeaf);
-      for (let k = leaf.length - 1; k >= 0; k--) st = b.stack(st, native(leaf[k]!));
+      const leaf = nativeLeaf(s.ustack, maxLeaf, s.ulibs);
+      for (let k = leaf.length - 1; k >= 0; k--) st = b.stack(st, native(leaf[k]!, s.ulibs?.[k]));
       stats.matched += s.count;
     } else {
       st = b.stack(st, b.frame({ name: `process ${s.pid} (${s.comm})`, kind: 'marker' }));
-      for (let k = s.ustack.length - 1; k >= 0; k--) st = b.stack(st, native(s.ustack[k]!));
+      for (let k = s.ustack.length - 1; k >= 0; k--) st = b.stack(st, native(s.ustack[k]!, s.ulibs?.[k]));
       if (ts) stats.unmatched += s.count;
       else stats.foreign += s.count;
     }
