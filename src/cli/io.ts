@@ -13,7 +13,7 @@ import { BlockLatency, recordBlockIo, recordBlockIoTracefs, scriptBlockIo, type 
 import { checkPerfAccess, findPerf, readPerfAccess } from '../capture/perf/tool.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { CliError } from './errors.ts';
-import { launchTarget } from './target.ts';
+import { finishTarget, launchTarget } from './target.ts';
 
 export const ioSpec: CommandSpec = {
   name: 'io',
@@ -140,17 +140,6 @@ export async function runIo(args: Parsed): Promise<number> {
   return exitCode;
 }
 
-/** Wait for the launched command: SIGINT when it still runs (after -d), SIGKILL 5 s later. */
-async function finishTarget(t: Launched): Promise<number> {
-  if (!t.hasExited()) {
-    t.child.kill('SIGINT');
-    const timer = setTimeout(() => t.child.kill('SIGKILL'), 5000);
-    const code = await t.exited;
-    clearTimeout(timer);
-    return code;
-  }
-  return t.exited;
-}
 
 // ---------------------------------------------------------------------------------------
 // Text

@@ -26,7 +26,7 @@ import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
 import { attachError } from './dump.ts';
 import { defaultOutput, programName } from './record.ts';
-import { launchAndAttach, targetArgs } from './target.ts';
+import { abortOnSignals, finishTarget, launchAndAttach, launchSignals, targetArgs } from './target.ts';
 
 const BACKENDS = ['auto', 'bpftrace', 'bcc', 'perf-sched'] as const;
 
@@ -79,29 +79,16 @@ export async function runOffcpu(args: Parsed): Promise<number> {
   const abort = new AbortController();
   let target: Launched | undefined;
   let sampler: ProcessSampler;
-  let forwardedStop = false;
-  let interrupts = 0;
+  const signals = launchSignals(abort);
+  const onSignal = signals.onSignal;
   if (pidOpt !== undefined) {
-    const stop = () => abort.abort();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    abort.signal.addEventListener('abort', () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-    });
+    abortOnSignals(abort);
     try {
       sampler = ProcessSampler.attach(pidOpt);
     } catch (e) {
       throw attachError(e, pidOpt, 'offcpu');
     }
   } else {
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (sig === 'SIGINT' && ++interrupts < 2) return;
-      if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') {
-        forwardedStop = sig !== 'SIGINT';
-        abort.abort();
-      }
-    };
     const r = await launchAndAttach('offcpu', argv, { onSignal, signal: abort.signal, stop: (t) => finishTarget(t, 0, 'SIGTERM') });
     if ('ended' in r) return r.ended;
     ({ target, sampler } = r);
@@ -195,20 +182,8 @@ export async function runOffcpu(args: Parsed): Promise<number> {
   }
   process.stderr.write(`pylens offcpu: ${result.intervals.length.toLocaleString('en-US')} off-CPU records (${result.backend}), ${py.meta.sampleCount.toLocaleString('en-US')} Python samples; wrote ${abs}\n`);
   if (!target) return 0;
-  const code = await finishTarget(target, forwardedStop ? 3000 : 0);
+  const code = await finishTarget(target, signals.forwardedStop() ? 3000 : 0);
   target.dispose();
   return code;
 }
 
-/** As `record`: a launched target still running gets `graceMs`, then `signal`, then SIGKILL. */
-async function finishTarget(t: Launched, graceMs = 0, signal: NodeJS.Signals = 'SIGINT'): Promise<number> {
-  if (!t.hasExited() && graceMs > 0) await Promise.race([t.exited, new Promise((r) => setTimeout(r, graceMs))]);
-  if (!t.hasExited()) {
-    t.child.kill(signal);
-    const timer = setTimeout(() => t.child.kill('SIGKILL'), 5000);
-    const code = await t.exited;
-    clearTimeout(timer);
-    return code;
-  }
-  return t.exited;
-}

@@ -33,7 +33,7 @@ import { exporterById } from '../formats/index.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { attachError } from './dump.ts';
 import { pickExporter, writeOutput } from './commands.ts';
-import { launchAndAttach, launchTarget, targetArgs } from './target.ts';
+import { abortOnSignals, finishTarget, launchAndAttach, launchSignals, launchTarget, targetArgs } from './target.ts';
 
 export const recordSpec: CommandSpec = {
   name: 'record',
@@ -170,31 +170,16 @@ export async function runRecord(args: Parsed): Promise<number> {
   let target: Launched | undefined;
   /** an attached process, or with -s a launched one that may not be Python (a shell, make, …) */
   let root: ProcessSampler | number;
-  let interrupts = 0;
-  /** sampling was stopped by a signal the target also got: give it time to exit on its own */
-  let forwardedStop = false;
+  const signals = launchSignals(abort);
+  const onSignal = signals.onSignal;
   if (pidOpt !== undefined) {
-    const stop = () => abort.abort();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    abort.signal.addEventListener('abort', () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-    });
+    abortOnSignals(abort);
     try {
       root = ProcessSampler.attach(pidOpt);
     } catch (e) {
       throw attachError(e, pidOpt, 'record');
     }
   } else {
-    const onSignal = (sig: NodeJS.Signals) => {
-      // the target got the signal too; sampling goes on until it exits, unless asked twice
-      if (sig === 'SIGINT' && ++interrupts < 2) return;
-      if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') {
-        forwardedStop = sig !== 'SIGINT';
-        abort.abort();
-      }
-    };
     if (subprocesses) {
       // the program itself need not be Python: its Python descendants are found as they start
       target = await launchTarget(argv, onSignal);
@@ -258,7 +243,7 @@ export async function runRecord(args: Parsed): Promise<number> {
   if (procs === 0) process.stderr.write(`pylens record: no Python process ran under ${argv[0] ?? `PID ${rootPid}`}; the profile is empty\n`);
   process.stdout.write(`${abs}\n`);
   if (!target) return 0;
-  const code = await finishTarget(target, forwardedStop ? 3000 : 0);
+  const code = await finishTarget(target, signals.forwardedStop() ? 3000 : 0);
   target.dispose();
   return code;
 }
@@ -431,19 +416,3 @@ async function finishNative(nat: NativeRecording, plan: NativePlan, profile: Pro
   }
 }
 
-/**
- * Wait for a launched target. Sampling normally ends because it exited. When it is still
- * running it gets `graceMs` to exit on its own (it was sent SIGTERM/SIGHUP already), then
- * SIGINT (as after -d), then SIGKILL 5 s later.
- */
-async function finishTarget(t: Launched, graceMs = 0, signal: NodeJS.Signals = 'SIGINT'): Promise<number> {
-  if (!t.hasExited() && graceMs > 0) await Promise.race([t.exited, new Promise((r) => setTimeout(r, graceMs))]);
-  if (!t.hasExited()) {
-    t.child.kill(signal);
-    const timer = setTimeout(() => t.child.kill('SIGKILL'), 5000);
-    const code = await t.exited;
-    clearTimeout(timer);
-    return code;
-  }
-  return t.exited;
-}

@@ -30,7 +30,7 @@ import { renderSchedHtml } from '../render/sched-html.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { writeOutput } from './commands.ts';
 import { CliError } from './errors.ts';
-import { launchTarget, targetArgs } from './target.ts';
+import { finishTarget, launchTarget, targetArgs } from './target.ts';
 
 export const schedSpec: CommandSpec = {
   name: 'sched',
@@ -285,18 +285,3 @@ export async function runSched(args: Parsed): Promise<number> {
   }
 }
 
-/**
- * Wait for a launched command: it normally ended already. Otherwise it gets `graceMs` to
- * exit on its own (it got the signal too), then SIGINT, then SIGKILL 5 s later.
- */
-async function finishTarget(t: Launched, graceMs: number): Promise<number> {
-  if (!t.hasExited() && graceMs > 0) await Promise.race([t.exited, new Promise((r) => setTimeout(r, graceMs))]);
-  if (!t.hasExited()) {
-    t.child.kill('SIGINT');
-    const timer = setTimeout(() => t.child.kill('SIGKILL'), 5000);
-    const code = await t.exited;
-    clearTimeout(timer);
-    return code;
-  }
-  return t.exited;
-}

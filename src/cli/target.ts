@@ -59,3 +59,51 @@ export async function launchAndAttach(
     throw attachError(e, t.pid, command);
   }
 }
+
+/** Attach mode: Ctrl-C or SIGTERM ends the recording (the target keeps running). */
+export function abortOnSignals(abort: AbortController): void {
+  const stop = () => abort.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  abort.signal.addEventListener('abort', () => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  });
+}
+
+/**
+ * Launch mode: the target got the signal too (launch.ts forwards it), so recording goes on
+ * until it exits — unless Ctrl-C comes twice, or SIGTERM/SIGHUP asked pylens itself to stop
+ * (`forwardedStop`: then give the target time to exit on its own).
+ */
+export function launchSignals(abort: AbortController): { onSignal: (sig: NodeJS.Signals) => void; forwardedStop: () => boolean } {
+  let interrupts = 0;
+  let forwarded = false;
+  return {
+    onSignal: (sig) => {
+      if (sig === 'SIGINT' && ++interrupts < 2) return;
+      if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') {
+        forwarded = sig !== 'SIGINT';
+        abort.abort();
+      }
+    },
+    forwardedStop: () => forwarded,
+  };
+}
+
+/**
+ * Wait for a launched target. Recording normally ends because it exited. When it is still
+ * running it gets `graceMs` to exit on its own (it got a stop signal already), then
+ * `signal` (SIGINT, as after -d), then SIGKILL 5 s later. Its exit code (128 + signal).
+ */
+export async function finishTarget(t: Launched, graceMs = 0, signal: NodeJS.Signals = 'SIGINT'): Promise<number> {
+  if (!t.hasExited() && graceMs > 0) await Promise.race([t.exited, new Promise((r) => setTimeout(r, graceMs))]);
+  if (!t.hasExited()) {
+    t.child.kill(signal);
+    const timer = setTimeout(() => t.child.kill('SIGKILL'), 5000);
+    const code = await t.exited;
+    clearTimeout(timer);
+    return code;
+  }
+  return t.exited;
+}

@@ -107,7 +107,7 @@ async function recordWorkload(mode: string): Promise<{ own: { threads: Record<st
 const blocked = (r: OffCpuResult, tid: number, frame: string) => r.intervals.filter((i) => i.tid === tid && i.kstack.includes(frame)).reduce((a, i) => a + i.blockedNs, 0);
 
 test('sleep: 20 x 50 ms in time.sleep is ~1 s off-CPU in hrtimer/nanosleep frames, within 10 %', { skip }, () =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const { own, result, progs } = await recordWorkload('sleep');
     const t = own.threads.sleeper!;
     const ns = blocked(result, t.tid, 'do_nanosleep');
@@ -129,7 +129,7 @@ test('sleep: 20 x 50 ms in time.sleep is ~1 s off-CPU in hrtimer/nanosleep frame
   }));
 
 test('lock: a thread blocked on a threading.Lock waits in futex frames, within 10 %', { skip }, () =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const { own, result } = await recordWorkload('lock');
     const t = own.threads.waiter!;
     const ns = blocked(result, t.tid, 'futex_wait');
@@ -137,7 +137,7 @@ test('lock: a thread blocked on a threading.Lock waits in futex frames, within 1
   }));
 
 test('GIL: two CPU-bound threads wait for the GIL in take_gil', { skip }, () =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const { own, result } = await recordWorkload('gil');
     for (const name of ['spin0', 'spin1']) {
       const t = own.threads[name]!;
@@ -152,7 +152,7 @@ test('GIL: two CPU-bound threads wait for the GIL in take_gil', { skip }, () =>
   }));
 
 test('target killed mid-recording: the tracer ends by itself, stop() returns what it had, nothing left attached', { skip }, () =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const w = await launch('sleep');
     const rec = await startOffCpu({ pid: w.pid, backend: 'bpftrace' });
     const progs = progIdsOf(myTracers()[0]!);
@@ -170,7 +170,7 @@ test('target killed mid-recording: the tracer ends by itself, stop() returns wha
   }));
 
 test('CPU sampling: a spinning thread is sampled near the rate, with kernel/user stacks and CLOCK_MONOTONIC times', { skip }, () =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const w = await launch('gil');
     try {
       const s = await startCpuSampling({ pid: w.pid, hz: 49 });

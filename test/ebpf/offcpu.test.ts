@@ -111,7 +111,7 @@ async function record(t: TestContext, mode: 'waits' | 'gil' | 'mixed', seconds: 
 const share = (f: OffCpuReport['functions'][number], c: WaitClass) => (f.byClass[c]?.ns ?? 0) / f.totalNs;
 
 test('off-CPU time per Python function matches the workload’s own, with the right wait class; probes gone after', { skip, timeout: 300_000 }, (t) =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const run = await record(t, 'waits', 4);
     const { report, measured } = run;
     assert.equal(report.backend, 'bpftrace');
@@ -156,7 +156,7 @@ test('off-CPU time per Python function matches the workload’s own, with the ri
   }));
 
 test('two CPU-bound threads: their off-CPU time is GIL wait', { skip, timeout: 300_000 }, (t) =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const { report, measured } = await record(t, 'gil', 3);
     assert.equal(report.gilProbe, true);
     for (const fn of ['spin_a', 'spin_b']) {
@@ -175,7 +175,7 @@ test('two CPU-bound threads: their off-CPU time is GIL wait', { skip, timeout: 3
   }));
 
 test('--with-cpu: one profile with on-CPU samples and off-CPU waits of the same run', { skip, timeout: 300_000 }, (t) =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const { report, measured } = await record(t, 'mixed', 3, ['--with-cpu']);
     const p = decodePylens(new Uint8Array(readFileSync(report.output)));
     assert.equal(p.meta.mode, 'wall');
@@ -200,7 +200,7 @@ test('--with-cpu: one profile with on-CPU samples and off-CPU waits of the same 
   }));
 
 test('Ctrl-C stops an attached recording: the profile is written, the target keeps running, no probe is left', { skip, timeout: 300_000 }, (t) =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const dir = mkdtempSync(join('/var/tmp', 'pylens-offcpu-test-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const go = join(dir, 'go');
@@ -237,7 +237,7 @@ test('Ctrl-C stops an attached recording: the profile is written, the target kee
   }));
 
 test('launch mode: the command runs under pylens offcpu, which ends with it', { skip, timeout: 300_000 }, (t) =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const dir = mkdtempSync(join('/var/tmp', 'pylens-offcpu-test-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const go = join(dir, 'go');

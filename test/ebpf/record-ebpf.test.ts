@@ -79,7 +79,7 @@ while time.monotonic() < end:
 `;
 
 test('record --backend ebpf on CPython 3.12: kernel samples with the Python frames of the sampler, native leaves under compress', { skip: noBpftrace || (!py312 && 'no CPython 3.12') }, () =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pylens-ebpf-rec-'));
     writeFileSync(join(dir, 'work.py'), WORK);
     const out = join(dir, 'e.pylens');
@@ -110,7 +110,7 @@ test('record --backend ebpf on CPython 3.12: kernel samples with the Python fram
   }));
 
 test('record --backend ebpf --all without a target: every process, native and kernel frames', { skip: noBpftrace }, () =>
-  exclusive('ebpf-live', async () => {
+  exclusive('timing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pylens-ebpf-all-'));
     const out = join(dir, 'all.pylens');
     const r = spawnSync(process.execPath, [MAIN, 'record', '--backend', 'ebpf', '--all', '-d', '1.5', '-o', out], { encoding: 'utf8', timeout: 120_000 });

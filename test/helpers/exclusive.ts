@@ -1,8 +1,9 @@
 /**
- * One test at a time across test files (node --test runs files in parallel): for live
- * tests whose tracers disturb each other's measurements when they run together, e.g. two
- * bpftrace programs sampling with user stacks at once. A lock directory made with mkdir
- * (atomic), holding the owner's pid; a lock whose owner is gone is taken over.
+ * One test at a time across test files (node --test runs files in parallel), for live
+ * tests that disturb each other's measurements: two bpftrace programs sampling at once, or
+ * the io tests' busy loops on every CPU next to a test comparing sampled CPU time with the
+ * workload's own ('timing'). A lock directory made with mkdir (atomic), holding the
+ * owner's pid; a lock whose owner is gone is taken over.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

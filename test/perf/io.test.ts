@@ -4,6 +4,7 @@
  * real perf.
  */
 import { test } from 'node:test';
+import { exclusive } from '../helpers/exclusive.ts';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -352,98 +353,100 @@ function pylens(args: string[], env: NodeJS.ProcessEnv = process.env) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-test('pylens io -- dd (200 direct dsync writes): the requests on the right disk, attributed to dd, histograms summing to the counts', { skip: skipPerf, timeout: 180_000 }, () => {
-  const dir = diskDir();
-  const spin = spinners();
-  try {
-    const file = join(dir, 'data');
-    writeFileSync(file, '');
-    const disk = diskOf(file);
-    const r = pylens(['io', '--json', '--top', '5', '--', 'dd', 'if=/dev/zero', `of=${file}`, 'bs=4k', 'count=200', 'oflag=direct,dsync']);
-    assert.equal(r.code, 0, r.err);
-    const j = JSON.parse(r.out.slice(r.out.indexOf('{')));
-    const ddPid: number = j.command.pid;
-    assert.ok(ddPid > 0);
-    assert.equal(j.command.exitCode, 0);
-    const dev = j.devices.find((d: { dev: string }) => d.dev === disk);
-    assert.ok(dev, `device ${disk} in ${j.devices.map((d: { dev: string }) => d.dev)}`);
-    const dd = j.processes.find((p: { pid: number }) => p.pid === ddPid);
-    assert.ok(dd && dd.count >= 200, `dd's requests: ${JSON.stringify(dd)}; warnings: ${j.warnings}`);
-    assert.ok(dd.bytes >= 200 * 4096);
-    const writes = dev.ops.find((o: { op: string }) => o.op === 'write');
-    assert.ok(writes.count >= 200);
-    for (const s of [j.overall, ...j.devices, ...j.ops, ...j.devices.flatMap((d: { ops: LatencyStats[] }) => d.ops)] as LatencyStats[]) {
-      assert.equal(histSum(s), s.count);
-      assert.ok(s.p50Us > 0 && s.p50Us <= s.p90Us && s.p90Us <= s.p99Us && s.p99Us <= s.maxUs);
+test('pylens io -- dd (200 direct dsync writes): the requests on the right disk, attributed to dd, histograms summing to the counts', { skip: skipPerf, timeout: 180_000 }, () =>
+  exclusive('timing', async () => {
+    const dir = diskDir();
+    const spin = spinners();
+    try {
+      const file = join(dir, 'data');
+      writeFileSync(file, '');
+      const disk = diskOf(file);
+      const r = pylens(['io', '--json', '--top', '5', '--', 'dd', 'if=/dev/zero', `of=${file}`, 'bs=4k', 'count=200', 'oflag=direct,dsync']);
+      assert.equal(r.code, 0, r.err);
+      const j = JSON.parse(r.out.slice(r.out.indexOf('{')));
+      const ddPid: number = j.command.pid;
+      assert.ok(ddPid > 0);
+      assert.equal(j.command.exitCode, 0);
+      const dev = j.devices.find((d: { dev: string }) => d.dev === disk);
+      assert.ok(dev, `device ${disk} in ${j.devices.map((d: { dev: string }) => d.dev)}`);
+      const dd = j.processes.find((p: { pid: number }) => p.pid === ddPid);
+      assert.ok(dd && dd.count >= 200, `dd's requests: ${JSON.stringify(dd)}; warnings: ${j.warnings}`);
+      assert.ok(dd.bytes >= 200 * 4096);
+      const writes = dev.ops.find((o: { op: string }) => o.op === 'write');
+      assert.ok(writes.count >= 200);
+      for (const s of [j.overall, ...j.devices, ...j.ops, ...j.devices.flatMap((d: { ops: LatencyStats[] }) => d.ops)] as LatencyStats[]) {
+        assert.equal(histSum(s), s.count);
+        assert.ok(s.p50Us > 0 && s.p50Us <= s.p90Us && s.p90Us <= s.p99Us && s.p99Us <= s.maxUs);
+      }
+      assert.equal(j.slowest.length, 5);
+      for (const s of j.slowest) assert.ok(s.latencyUs > 0 && typeof s.device === 'string' && typeof s.comm === 'string');
+      assert.ok(j.slowest[0].latencyUs === j.overall.maxUs);
+      // the JSON shape
+      for (const k of ['durationS', 'stoppedBy', 'perf', 'overall', 'devices', 'ops', 'slowest', 'processes', 'counts', 'notes', 'warnings']) assert.ok(k in j, k);
+      assert.ok(j.perf.cpuMs >= 0);
+      assert.equal(j.counts.inFlightOverOneSecond, 0);
+    } finally {
+      for (const s of spin) s.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
-    assert.equal(j.slowest.length, 5);
-    for (const s of j.slowest) assert.ok(s.latencyUs > 0 && typeof s.device === 'string' && typeof s.comm === 'string');
-    assert.ok(j.slowest[0].latencyUs === j.overall.maxUs);
-    // the JSON shape
-    for (const k of ['durationS', 'stoppedBy', 'perf', 'overall', 'devices', 'ops', 'slowest', 'processes', 'counts', 'notes', 'warnings']) assert.ok(k in j, k);
-    assert.ok(j.perf.cpuMs >= 0);
-    assert.equal(j.counts.inFlightOverOneSecond, 0);
-  } finally {
-    for (const s of spin) s.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('pylens io -p PID until Ctrl-C: only that process’s reads, another writer left out; the text report', { skip: skipPerf, timeout: 180_000 }, async () => {
-  const dir = diskDir();
-  const spin = spinners();
-  const file = join(dir, 'data');
-  writeFileSync(file, Buffer.alloc(64 * 4096, 1));
-  // on disk before recording: O_DIRECT would first write back dirty pages, in the reader's context
-  const fd = openSync(file, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-  const go = join(dir, 'go');
-  // reads 64 blocks with O_DIRECT once `go` exists (mmap gives the aligned buffer O_DIRECT needs)
-  const reader = spawn('python3', ['-c', `
+test('pylens io -p PID until Ctrl-C: only that process’s reads, another writer left out; the text report', { skip: skipPerf, timeout: 180_000 }, () =>
+  exclusive('timing', async () => {
+    const dir = diskDir();
+    const spin = spinners();
+    const file = join(dir, 'data');
+    writeFileSync(file, Buffer.alloc(64 * 4096, 1));
+    // on disk before recording: O_DIRECT would first write back dirty pages, in the reader's context
+    const fd = openSync(file, 'r');
+    fsyncSync(fd);
+    closeSync(fd);
+    const go = join(dir, 'go');
+    // reads 64 blocks with O_DIRECT once `go` exists (mmap gives the aligned buffer O_DIRECT needs)
+    const reader = spawn('python3', ['-c', `
 import mmap, os, sys, time
 while not os.path.exists(${JSON.stringify(go)}): time.sleep(0.01)
 fd = os.open(${JSON.stringify(file)}, os.O_RDONLY | os.O_DIRECT)
 buf = mmap.mmap(-1, 4096)
 for i in range(64): os.preadv(fd, [buf], i * 4096)
-`], { stdio: 'ignore' });
-  try {
-    const io = spawn(process.execPath, [MAIN, 'io', '-p', `${reader.pid}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    io.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    const ready = new Promise<void>((resolve, reject) => {
-      io.stderr.setEncoding('utf8').on('data', (c: string) => {
-        err += c;
-        if (/recording block I\/O/.test(err)) resolve();
+  `], { stdio: 'ignore' });
+    try {
+      const io = spawn(process.execPath, [MAIN, 'io', '-p', `${reader.pid}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      io.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+      const ready = new Promise<void>((resolve, reject) => {
+        io.stderr.setEncoding('utf8').on('data', (c: string) => {
+          err += c;
+          if (/recording block I\/O/.test(err)) resolve();
+        });
+        io.once('exit', () => reject(new Error(`pylens io exited early: ${err}`)));
       });
-      io.once('exit', () => reject(new Error(`pylens io exited early: ${err}`)));
-    });
-    await ready;
-    // another process's direct writes, to be left out
-    const other = spawnSync('dd', ['if=/dev/zero', `of=${join(dir, 'other')}`, 'bs=4k', 'count=20', 'oflag=direct,dsync'], { encoding: 'utf8' });
-    assert.equal(other.status, 0, other.stderr);
-    writeFileSync(go, '');
-    const rc = await new Promise<number | null>((r) => reader.once('exit', (c) => r(c)));
-    assert.equal(rc, 0);
-    const exited = new Promise<number | null>((r) => io.once('exit', (c) => r(c)));
-    io.kill('SIGINT');
-    assert.equal(await exited, 0, err);
-    assert.match(out, new RegExp(`stopped: Ctrl-C\\), \\d+ requests .* issued by process ${reader.pid}`));
-    const m = /All devices: (\d+) requests/.exec(out);
-    assert.ok(m && Number(m[1]) >= 64, out);
-    assert.match(out, /^\s+µs : count\s+distribution$/m);
-    assert.match(out, new RegExp(`^  read\\s+${m[1]}\\s`, 'm'), 'all of them reads');
-    assert.match(out, new RegExp(`python3 \\(${reader.pid}\\)`));
-    assert.doesNotMatch(out, /\bdd \(/);
-    const left = /only requests issued or queued by process \d+ \((\d+) other requests? left out\)/.exec(out);
-    assert.ok(left && Number(left[1]) >= 20, out);
-  } finally {
-    reader.kill('SIGKILL');
-    for (const s of spin) s.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      await ready;
+      // another process's direct writes, to be left out
+      const other = spawnSync('dd', ['if=/dev/zero', `of=${join(dir, 'other')}`, 'bs=4k', 'count=20', 'oflag=direct,dsync'], { encoding: 'utf8' });
+      assert.equal(other.status, 0, other.stderr);
+      writeFileSync(go, '');
+      const rc = await new Promise<number | null>((r) => reader.once('exit', (c) => r(c)));
+      assert.equal(rc, 0);
+      const exited = new Promise<number | null>((r) => io.once('exit', (c) => r(c)));
+      io.kill('SIGINT');
+      assert.equal(await exited, 0, err);
+      assert.match(out, new RegExp(`stopped: Ctrl-C\\), \\d+ requests .* issued by process ${reader.pid}`));
+      const m = /All devices: (\d+) requests/.exec(out);
+      assert.ok(m && Number(m[1]) >= 64, out);
+      assert.match(out, /^\s+µs : count\s+distribution$/m);
+      assert.match(out, new RegExp(`^  read\\s+${m[1]}\\s`, 'm'), 'all of them reads');
+      assert.match(out, new RegExp(`python3 \\(${reader.pid}\\)`));
+      assert.doesNotMatch(out, /\bdd \(/);
+      const left = /only requests issued or queued by process \d+ \((\d+) other requests? left out\)/.exec(out);
+      assert.ok(left && Number(left[1]) >= 20, out);
+    } finally {
+      reader.kill('SIGKILL');
+      for (const s of spin) s.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }));
 
 test('pylens io --tracefs -- dd (no perf, no busy CPUs needed): every write paired, on the right disk, by dd', { skip: existsSync('/sys/kernel/tracing/instances') && process.getuid?.() === 0 ? false : 'needs root and tracefs', timeout: 180_000 }, () => {
   const dir = diskDir();
