@@ -122,7 +122,7 @@ export async function runPerf(args: Parsed): Promise<number> {
     const t0 = performance.now();
     let sr;
     try {
-      sr = perfDataToProfile(perf, rec.dataFile, { jit: plan.jit, workdir, kernel: access.kernel });
+      sr = perfDataToProfile(perf, rec.dataFile, { jit: plan.jit, workdir });
     } finally {
       // files CPython wrote for the processes we launched; after attaching only what inject made
       if (pid === undefined) removePerfFiles([...(targetPid !== undefined ? [targetPid] : []), ...(sr?.pids ?? [])]);

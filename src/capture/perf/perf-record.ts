@@ -181,7 +181,7 @@ export interface ScriptResult {
  * perf.data → profile. With `jit`, `perf inject --jit` first (it writes jitted-PID-N.so
  * next to CPython's /tmp/jit-PID.dump). `workdir` holds the intermediate files.
  */
-export function perfDataToProfile(perf: string, dataFile: string, opts: { jit: boolean; workdir: string; kernel: boolean }): ScriptResult {
+export function perfDataToProfile(perf: string, dataFile: string, opts: { jit: boolean; workdir: string }): ScriptResult {
   let input = dataFile;
   let injectMs = 0;
   const buildid = ['--buildid-dir', join(opts.workdir, 'buildid')];

@@ -12,7 +12,7 @@
  *   maps carry no unwind info), on 3.13 the jitdump's unwind info lets it go through.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, openSync, readFileSync, readSync, closeSync, readlinkSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, openSync, readSync, closeSync, readlinkSync, statSync } from 'node:fs';
 import { basename, delimiter, isAbsolute, join } from 'node:path';
 
 export interface PythonBuild {
@@ -217,13 +217,4 @@ export function planAttach(run: RunningPython, build: PythonBuild | undefined, w
       : `process ${run.pid} does not look like CPython (${run.executable ?? 'executable unknown'}): recording native and kernel frames only`,
   );
   return { callGraph: cg, env: {}, jit: false, pythonFrames: 'none', summary: `${v}: --call-graph ${cg}, no Python frame names`, notes };
-}
-
-/** Read a small text file or undefined (used for /proc). */
-export function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
 }
