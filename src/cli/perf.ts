@@ -73,6 +73,9 @@ export async function runPerf(args: Parsed): Promise<number> {
   if (pid === undefined && !commandPath(argv[0]!)) {
     throw new CliError(`cannot run ${JSON.stringify(argv[0])}: ${argv[0]!.includes('/') ? 'no such file, or not executable by this user' : 'no such program on PATH'}`, 'check the command after --; it is run as given, looked up on PATH');
   }
+  if (pid !== undefined && runningPython(pid).executable === undefined) {
+    throw new CliError(`process ${pid} is not running (or its /proc entry cannot be read)`, 'check the PID with `ps -p PID`; another user\'s process needs root or CAP_PERFMON + CAP_SYS_PTRACE');
+  }
   const perf = findPerf();
   const access = checkPerfAccess(readPerfAccess(), { kernel: o.kernel !== false });
   for (const w of access.warnings) say(false, `warning: ${w}`);
@@ -83,10 +86,8 @@ export async function runPerf(args: Parsed): Promise<number> {
   let build: PythonBuild | undefined;
   if (pid !== undefined) {
     const run = runningPython(pid);
-    if (run.executable === undefined) {
-      throw new CliError(`process ${pid} is not running (or its /proc entry cannot be read)`, 'check the PID with `ps -p PID`; another user\'s process needs root or CAP_PERFMON + CAP_SYS_PTRACE');
-    }
-    build = /python[\d.]*[a-z]*$/.test(basename(run.executable)) ? probePython(run.executable) : undefined;
+    const exe = run.executable;
+    build = exe !== undefined && /python[\d.]*[a-z]*$/.test(basename(exe)) ? probePython(exe) : undefined;
     plan = planAttach(run, build, want);
   } else {
     const py = pythonOfCommand(argv);
