@@ -21,7 +21,8 @@
  * Profile. root → Python frames → `[wait: CLASS]` marker → kernel frames (root first, the
  * scheduler's own frames at the leaf dropped), state 'off-cpu' ('gil' for GIL waits),
  * values: off-CPU nanoseconds and the number of switch-outs. With `withCpu` the sampler's
- * on-CPU samples come too (state 'on-cpu', value: the sampling period; count 1), its idle
+ * on-CPU samples come too (state 'on-cpu', value: the thread's measured CPU time shared by its
+ * samples — see below; count 1), its idle
  * samples do not (the records are the waits), nor on-CPU samples inside a single preemption
  * of their thread that began before the sampler woke (runnable, not running: that time is a
  * wait already). States keep the two
@@ -444,7 +445,7 @@ export function buildOffCpu(py: Profile, records: readonly WaitRecord[], o: OffC
       l.push([r.startNs - o.originNs + margin, r.endNs - o.originNs]);
     }
     for (const l of pre.values()) l.sort((x, y) => x[0] - y[0]);
-    let kept = 0;
+    const keptByTid = new Map<number, number[]>();
     let dropped = 0;
     for (let i = 0; i < py.samples.length; i++) {
       if (py.samples.state[i] !== SampleStateCode['on-cpu']) continue;
@@ -454,13 +455,45 @@ export function buildOffCpu(py: Profile, records: readonly WaitRecord[], o: OffC
         dropped++;
         continue;
       }
-      const th = threadOf(py.threads.pid[py.samples.thread[i]!]!, tid, undefined);
-      vals[0] = o.withCpu.periodNs;
-      vals[1] = 1;
-      b.sample(copyStack(py.samples.stack[i]!), vals, th, 'on-cpu', time[i]!);
-      kept++;
+      let k = keptByTid.get(tid);
+      if (!k) keptByTid.set(tid, (k = []));
+      k.push(i);
     }
-    report.cpu = { samples: kept, ns: kept * o.withCpu.periodNs, droppedPreempted: dropped };
+    // How much CPU a sample stands for. The sampler reads a runnable thread as running, so a
+    // period per sample over-counts on a loaded machine. The waits are measured: a thread's
+    // CPU time is the span it was watched (from its first on-CPU sample or wait to its last,
+    // half a period around the samples) less every wait in it, shared by its on-CPU samples.
+    // Without a measured wait there is nothing to subtract from: a period each.
+    const half = o.withCpu.periodNs / 2;
+    const waits = new Map<number, { lo: number; hi: number; ns: number }>();
+    for (const r of records) {
+      const w = waits.get(r.tid) ?? { lo: Infinity, hi: -Infinity, ns: 0 };
+      w.lo = Math.min(w.lo, r.startNs - o.originNs);
+      w.hi = Math.max(w.hi, r.endNs - o.originNs);
+      w.ns += r.blockedNs;
+      waits.set(r.tid, w);
+    }
+    let kept = 0;
+    let cpuNs = 0;
+    for (const [tid, idx] of keptByTid) {
+      let each = o.withCpu.periodNs;
+      const w = waits.get(tid);
+      if (w) {
+        const lo = Math.min(w.lo, time[idx[0]!]! - half);
+        const hi = Math.max(w.hi, time[idx[idx.length - 1]!]! + half);
+        const onCpu = hi - lo - w.ns;
+        if (onCpu > 0) each = onCpu / idx.length;
+      }
+      for (const i of idx) {
+        const th = threadOf(py.threads.pid[py.samples.thread[i]!]!, tid, undefined);
+        vals[0] = each;
+        vals[1] = 1;
+        b.sample(copyStack(py.samples.stack[i]!), vals, th, 'on-cpu', time[i]!);
+      }
+      kept += idx.length;
+      cpuNs += each * idx.length;
+    }
+    report.cpu = { samples: kept, ns: cpuNs, droppedPreempted: dropped };
   }
 
   report.totalNs = whole.totalNs;
@@ -523,7 +556,7 @@ export function formatOffCpuReport(r: OffCpuReport, o: { top?: number; cwd?: str
     if (!v || v.ns <= 0) continue;
     lines.push(`  ${WAIT_LABELS[c].padEnd(22)} ${formatNs(v.ns).padStart(10)}  ${((100 * v.ns) / r.totalNs).toFixed(1).padStart(5)} %  ${v.count.toLocaleString('en-US').padStart(8)} ×`);
   }
-  if (r.cpu) lines.push(`on-CPU time (sampled): ${formatNs(r.cpu.ns)} in ${r.cpu.samples.toLocaleString('en-US')} samples`);
+  if (r.cpu) lines.push(`on-CPU time: ${formatNs(r.cpu.ns)} (each thread's watched span less its measured waits), spread over ${r.cpu.samples.toLocaleString('en-US')} samples`);
   lines.push('', 'Python functions by off-CPU time (the Python frame that waited):');
   lines.push(`  ${'off-CPU'.padStart(10)} ${'count'.padStart(8)} ${'longest'.padStart(10)}  function — wait classes`);
   for (const f of r.functions.slice(0, top)) {
