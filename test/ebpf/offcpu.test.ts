@@ -123,7 +123,8 @@ test('off-CPU time per Python function matches the workload’s own, with the ri
       const want = measured[fn]!.offcpu_ns;
       const err = (got.totalNs - want) / want;
       lines.push(`${fn}: ${(got.totalNs / 1e6).toFixed(1)} ms attributed vs ${(want / 1e6).toFixed(1)} ms measured (${(100 * err).toFixed(1)} %), ${cls} ${(100 * share(got, cls)).toFixed(0)} %`);
-      assert.ok(Math.abs(err) <= 0.1, lines.at(-1));
+      // on failure, what the capture said (lost events, warnings) and how records were matched
+      assert.ok(Math.abs(err) <= 0.1, `${lines.at(-1)}; lost events ${report.lostEvents}; warnings ${JSON.stringify(report.warnings)}; matched ${JSON.stringify(report.matched)}`);
       assert.ok(share(got, cls) >= 0.8, `${fn}: ${cls} is only ${(100 * share(got, cls)).toFixed(0)} % of its off-CPU time: ${JSON.stringify(got.byClass)}`);
     }
     t.diagnostic(lines.join('; '));
