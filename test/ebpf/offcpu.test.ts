@@ -70,7 +70,7 @@ function bpftracesOf(target: number): number[] {
 const progLoaded = (id: number) => spawnSync('bpftool', ['prog', 'show', 'id', String(id)]).status === 0;
 
 interface Run {
-  report: OffCpuReport & { output: string; backend: string; gilProbe: boolean };
+  report: OffCpuReport & { output: string; backend: string; gilProbe: boolean; lostEvents: number; warnings: string[] };
   measured: Record<string, { offcpu_ns: number; wall_ns: number; cpu_ns: number }>;
   stderr: string;
   dir: string;
