@@ -28,26 +28,12 @@
  * wait already). States keep the two
  * apart: on-cpu vs off-cpu and gil.
  */
+import type { OffCpuInterval } from '../capture/ebpf/offcpu.ts';
 import { ProfileBuilder } from '../model/builder.ts';
 import { SampleStateCode, frameInfo, type IndexIntoFrames, type IndexIntoStacks, type Profile, type ProfileMeta } from '../model/profile.ts';
 
-/** One off-CPU record, as the capture (src/capture/ebpf/offcpu.ts) gives it. */
-export interface WaitRecord {
-  pid: number;
-  tid: number;
-  comm: string;
-  /** kernel stack at switch-out, leaf first, bare symbol names */
-  kstack: string[];
-  /** CLOCK_MONOTONIC ns: earliest switch-out and latest switch-in of the merged intervals */
-  startNs: number;
-  endNs: number;
-  blockedNs: number;
-  count: number;
-  /** the longest single interval, when the capture keeps it */
-  maxNs?: number;
-  gilWait: boolean;
-  state: string;
-}
+/** One off-CPU record, as the capture gives it; `maxNs`, the longest single interval, when it keeps one. */
+export type WaitRecord = OffCpuInterval & { maxNs?: number };
 
 export type WaitClass = 'gil' | 'lock' | 'network' | 'disk' | 'sleep' | 'page-fault' | 'preempted' | 'other';
 export const WAIT_CLASSES: readonly WaitClass[] = ['lock', 'network', 'disk', 'sleep', 'gil', 'page-fault', 'preempted', 'other'];
