@@ -1,26 +1,35 @@
 /**
  * Benchmark: what `pylens offcpu` costs the target, and how many events its pipeline takes.
  *
- * Two workloads (written to a temp dir; stdlib Python), each doing as much as it can for a
+ * Workloads (written to a temp dir; stdlib Python), each doing as much as it can for a
  * fixed time once told to start, and reporting its throughput:
- *   switch   two threads ping-pong one byte over a pair of pipes: every round trip is two
- *            blocking reads, four context switches — the worst case for a sched_switch probe
- *            (also with --no-gil: without the take_gil uprobe pair, fired at every GIL hand-over)
- *   cpu      one thread in a pure-Python loop: what the probes and the sampler cost a
- *            target that rarely switches
+ *   pingpong  two threads pass one byte back and forth over a pair of pipes: nothing but
+ *             blocking reads and context switches — the worst case for a sched_switch probe
+ *             (also with --no-gil, and with --gil-method uprobe: the take_gil uprobe pair
+ *             instead of the futex address, fired at every GIL acquisition)
+ *   request   a client thread sends a small JSON request over a socketpair, a server thread
+ *             parses it, does a little work and answers: a service-like switch rate
+ *   cpu       one thread in a pure-Python loop: what the probes and the sampler cost a
+ *             target that rarely switches
+ * The target is pinned to CPU 0 and pylens (with bpftrace and the sampler, which inherit
+ * the mask) to CPU 1 (`taskset`). Unpinned on a 2-core machine, a ping-pong's throughput
+ * depends mostly on whether its two threads share a CPU, which any extra process changes
+ * (one unpinned run went 57 % *faster* with pylens attached); pinned, the slowdown is what
+ * the in-kernel probes cost the target's CPU, and pylens's own CPU is shown apart.
  * Each round runs the workload alone and with `pylens offcpu -p` attached (probes attached
  * before the workload starts its timed part), side by side as a pair, the order swapped
  * every round (this VM's speed drifts by ±20 %): the slowdown is the median over pairs of
- * 1 − throughput with / throughput alone, printed with the spread over pairs.
- * Pipeline: switch-outs per second that bpftrace aggregated and pylens attributed in the
- * switch run (from the report's counts), lost events, records, and the attribution alone
- * (buildOffCpu) on a synthetic 200,000 records.
+ * 1 − throughput with / throughput alone, printed with the spread over pairs; the cost per
+ * switch-out is the time the target lost divided by its switch-outs.
+ * Pipeline: switch-outs per second that bpftrace aggregated and pylens attributed (from the
+ * report's counts), lost events, records, and the attribution alone (buildOffCpu) on a
+ * synthetic 200,000 records.
  *
  *   node_modules/.bin/node bench/offcpu-overhead.ts [--quick] [--rounds N] [--seconds S] [--python 3.12]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildOffCpu, type WaitRecord } from '../src/analysis/offcpu.ts';
 import { decodePylens } from '../src/formats/pylens.ts';
@@ -45,10 +54,9 @@ t0 = time.perf_counter()
 c0 = time.process_time()
 deadline = t0 + seconds
 n = 0
-if mode == "switch":
+if mode == "pingpong":
     a_r, a_w = os.pipe()
     b_r, b_w = os.pipe()
-    stop = []
     def echo():
         while True:
             c = os.read(a_r, 1)
@@ -64,6 +72,28 @@ if mode == "switch":
         n += 100
     os.write(a_w, b"q")
     t.join()
+elif mode == "request":
+    import socket
+    cs, ss = socket.socketpair()
+    def serve():
+        f = ss.makefile("rb")
+        while True:
+            line = f.readline()
+            if not line or line == b"q\\n":
+                return
+            req = json.loads(line)
+            body = {"id": req["id"], "items": sorted(str(i * 7919 % 1000) for i in range(req["n"]))}
+            ss.sendall(json.dumps(body).encode() + b"\\n")
+    t = threading.Thread(target=serve)
+    t.start()
+    f = cs.makefile("rb")
+    while time.perf_counter() < deadline:
+        for _ in range(20):
+            cs.sendall(json.dumps({"id": n, "n": 20}).encode() + b"\\n")
+            json.loads(f.readline())
+            n += 1
+    cs.sendall(b"q\\n")
+    t.join()
 else:
     while time.perf_counter() < deadline:
         x = 0
@@ -74,6 +104,11 @@ el = time.perf_counter() - t0
 cpu = time.process_time() - c0
 print(json.dumps({"rate": n / el, "n": n, "seconds": el, "cpu": cpu}), flush=True)
 `;
+
+const CPUS = availableParallelism();
+// target on CPU 0, pylens on the others (on a 1-CPU machine both share it)
+const TARGET_CPU = '0';
+const PYLENS_CPU = CPUS > 1 ? `1-${CPUS - 1}` : '0';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pylens-bench-offcpu-'));
 const script = join(tmp, 'offcpu_bench_workload.py');
@@ -101,8 +136,6 @@ async function until(f: () => boolean, ms: number, what: string): Promise<void> 
 
 interface Run {
   rate: number;
-  /** work per CPU second of the target (all its threads, user + system) */
-  perCpu: number;
   /** the sampler's CPU / wall time, from the profile */
   samplerShare?: number;
   switchOuts?: number;
@@ -114,13 +147,13 @@ interface Run {
 }
 
 async function runOnce(mode: string, withOffcpu: boolean, extra: string[] = []): Promise<Run> {
-  const w = spawn(py!.exe, [script, mode, String(SECONDS)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const w = spawn('taskset', ['-c', TARGET_CPU, py!.exe, script, mode, String(SECONDS)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const wo = collect(w);
   await until(() => wo.out().includes('ready'), 60_000, 'the workload');
   let p: ChildProcess | undefined;
   let po: ReturnType<typeof collect> | undefined;
   if (withOffcpu) {
-    p = spawn(process.execPath, [CLI, 'offcpu', '-p', String(w.pid), '--json', '-o', join(tmp, `o-${mode}.pylens`), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    p = spawn('taskset', ['-c', PYLENS_CPU, process.execPath, CLI, 'offcpu', '-p', String(w.pid), '--json', '-o', join(tmp, `o-${mode}.pylens`), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     po = collect(p);
     await until(() => /recording off-CPU time/.test(po!.err()) || p!.exitCode !== null, 120_000, 'pylens offcpu');
     if (p.exitCode !== null) throw new Error(`pylens offcpu failed: ${po.err()}`);
@@ -129,7 +162,7 @@ async function runOnce(mode: string, withOffcpu: boolean, extra: string[] = []):
   await wo.done;
   const tExit = performance.now();
   const res = JSON.parse(wo.out().split('\n').find((l) => l.startsWith('{'))!) as { rate: number; seconds: number; cpu: number };
-  const run: Run = { rate: res.rate, perCpu: (res.rate * res.seconds) / res.cpu, seconds: res.seconds };
+  const run: Run = { rate: res.rate, seconds: res.seconds };
   if (p && po) {
     await po.done;
     run.finishMs = performance.now() - tExit;
@@ -143,14 +176,17 @@ async function runOnce(mode: string, withOffcpu: boolean, extra: string[] = []):
   return run;
 }
 
-const results = new Map<string, { slow: number[]; slowCpu: number[]; runs: Run[]; base: Run[] }>();
+const results = new Map<string, { slow: number[]; runs: Run[]; base: Run[] }>();
 const configs: Array<{ label: string; mode: string; extra: string[] }> = [
-  { label: 'switch', mode: 'switch', extra: [] },
-  { label: 'switch, --no-gil', mode: 'switch', extra: ['--no-gil'] },
+  { label: 'pingpong', mode: 'pingpong', extra: [] },
+  { label: 'pingpong --no-gil', mode: 'pingpong', extra: ['--no-gil'] },
+  { label: 'pingpong uprobe', mode: 'pingpong', extra: ['--gil-method', 'uprobe'] },
+  { label: 'request', mode: 'request', extra: [] },
+  { label: 'request uprobe', mode: 'request', extra: ['--gil-method', 'uprobe'] },
   { label: 'cpu', mode: 'cpu', extra: [] },
 ];
 for (const { label, mode, extra } of configs) {
-  const e = { slow: [] as number[], slowCpu: [] as number[], runs: [] as Run[], base: [] as Run[] };
+  const e = { slow: [] as number[], runs: [] as Run[], base: [] as Run[] };
   results.set(label, e);
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? [false, true] : [true, false];
@@ -161,17 +197,19 @@ for (const { label, mode, extra } of configs) {
     e.base.push(base);
     e.runs.push(withP);
     e.slow.push(1 - withP.rate / base.rate);
-    e.slowCpu.push(1 - withP.perCpu / base.perCpu);
     process.stdout.write(`${label} round ${r + 1}/${ROUNDS}: alone ${base.rate.toFixed(0)}/s, with offcpu ${withP.rate.toFixed(0)}/s\n`);
   }
 }
 
-console.log(`\nworkload         | alone (median)         | with pylens offcpu     | slowdown wall (pairs)        | per target CPU s (pairs)     | sampler CPU | switch-outs/s | records | lost | stop→written`);
+console.log(`\nworkload          | alone (median)   | with pylens offcpu | slowdown (pairs)            | per switch-out | switch-outs/s | pylens sampler CPU | records | lost | stop→written`);
 for (const [label, e] of results) {
-  const unit = label.startsWith('switch') ? 'round trips/s' : 'loops/s';
+  const unit = label.startsWith('cpu') ? 'loops/s' : label.startsWith('request') ? 'req/s' : 'trips/s';
   const sw = median(e.runs.map((x) => (x.switchOuts ?? 0) / x.seconds));
+  // the target's time lost to the probes, per switch-out it made (pairs)
+  const perSwitch = e.runs.map((w, i) => (w.seconds * (1 - w.rate / e.base[i]!.rate)) / Math.max(1, w.switchOuts ?? 0));
+  const us = (x: number) => `${(x * 1e6).toFixed(2)} µs`;
   console.log(
-    `${label.padEnd(16)} | ${median(e.base.map((x) => x.rate)).toFixed(0).padStart(8)} ${unit} | ${median(e.runs.map((x) => x.rate)).toFixed(0).padStart(8)} ${unit} | ${pct(median(e.slow)).padStart(7)} (${pct(Math.min(...e.slow))}..${pct(Math.max(...e.slow))}) | ${pct(median(e.slowCpu)).padStart(7)} (${pct(Math.min(...e.slowCpu))}..${pct(Math.max(...e.slowCpu))}) | ${pct(median(e.runs.map((x) => x.samplerShare ?? 0))).padStart(10)} | ${sw.toFixed(0).padStart(8)} | ${median(e.runs.map((x) => x.records ?? 0)).toFixed(0)} | ${median(e.runs.map((x) => x.lost ?? 0))} | ${median(e.runs.map((x) => x.finishMs ?? 0)).toFixed(0)} ms`,
+    `${label.padEnd(17)} | ${median(e.base.map((x) => x.rate)).toFixed(0).padStart(7)} ${unit.padEnd(8)} | ${median(e.runs.map((x) => x.rate)).toFixed(0).padStart(7)} ${unit.padEnd(10)} | ${pct(median(e.slow)).padStart(7)} (${pct(Math.min(...e.slow))}..${pct(Math.max(...e.slow))}) | ${(sw > 1000 ? us(median(perSwitch)) : '—').padStart(14)} | ${sw.toFixed(0).padStart(13)} | ${pct(median(e.runs.map((x) => x.samplerShare ?? 0))).padStart(18)} | ${median(e.runs.map((x) => x.records ?? 0)).toFixed(0).padStart(7)} | ${String(median(e.runs.map((x) => x.lost ?? 0))).padStart(4)} | ${median(e.runs.map((x) => x.finishMs ?? 0)).toFixed(0)} ms`,
   );
 }
 
@@ -200,8 +238,8 @@ for (const [label, e] of results) {
   const ms = performance.now() - t0;
   console.log(`\nattribution (buildOffCpu, with --with-cpu): 200,000 records against ${py.samples.length.toLocaleString('en-US')} samples in ${ms.toFixed(0)} ms = ${((200_000 / ms) * 1000).toFixed(0)} records/s`);
 }
-console.log('(slowdown = median over pairs of 1 − throughput with / alone, each pair side by side; per target CPU s: the same for the work');
-console.log(' done per CPU second of the target — what the probes cost it, without the CPU pylens and bpftrace take from a 2-core box;');
-console.log(' sampler CPU: the pylens sampler\'s CPU / wall time; switch-outs/s: the switch-outs of the target that bpftrace');
-console.log(' aggregated in the kernel, over the timed part of the run; records: the aggregated rows read back)');
+console.log(`(target pinned to CPU ${TARGET_CPU}, pylens and bpftrace to CPU ${PYLENS_CPU}; slowdown = median over pairs of`);
+console.log(' 1 − throughput with / alone, each pair side by side; per switch-out: the target time lost over the pair divided by');
+console.log(' the switch-outs pylens recorded (median over pairs; shown above 1,000 switch-outs/s); pylens sampler CPU: the');
+console.log(' sampler\'s CPU / wall time, from the profile; records: the aggregated rows bpftrace printed)');
 rmSync(tmp, { recursive: true, force: true });

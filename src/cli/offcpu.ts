@@ -45,7 +45,8 @@ export const offcpuSpec: CommandSpec = {
     { name: 'with-cpu', type: 'boolean', help: 'one graph of on-CPU samples and off-CPU waits of the same run (states on-cpu / off-cpu)' },
     { name: 'json', type: 'boolean', help: 'the report as JSON on stdout' },
     { name: 'backend', type: 'string', value: 'NAME', choices: BACKENDS, help: 'capture: bpftrace, bcc offcputime or perf sched (default auto: the first that works)' },
-    { name: 'gil', type: 'boolean', help: 'probe CPython’s take_gil to tell GIL waits apart (default on; --no-gil saves a uprobe pair per GIL hand-over on switch-heavy targets)' },
+    { name: 'gil', type: 'boolean', help: 'tell GIL waits apart (default on; --no-gil: GIL waits show as lock waits)' },
+    { name: 'gil-method', type: 'string', value: 'HOW', choices: ['futex', 'uprobe'], help: 'futex: a switch-out in futex(2) on the GIL struct is a GIL wait, no probe (default on x86-64); uprobe: take_gil probes, about 3 µs per GIL hand-over' },
     { name: 'rate', short: 'r', type: 'number', value: 'HZ', help: 'Python stack samples per second (default 100)' },
     { name: 'top', type: 'number', value: 'N', help: 'functions and threads in the text report (default 15)' },
     { name: 'quiet', short: 'q', type: 'boolean', help: 'no report on stdout (the output file and its path only)' },
@@ -98,7 +99,7 @@ export async function runOffcpu(args: Parsed): Promise<number> {
 
   let rec: OffCpuRecording;
   try {
-    rec = await startOffCpu({ pid, backend, gil: o.gil !== false, ...(minBlockUs !== undefined ? { minBlockUs } : {}) });
+    rec = await startOffCpu({ pid, backend, gil: o.gil !== false, ...(o['gil-method'] ? { gilMethod: o['gil-method'] as 'futex' | 'uprobe' } : {}), ...(minBlockUs !== undefined ? { minBlockUs } : {}) });
   } catch (e) {
     sampler.close();
     if (target) {
@@ -168,7 +169,7 @@ export async function runOffcpu(args: Parsed): Promise<number> {
     ...(profile.meta.extra ?? {}),
     offCpuBackend: result.backend,
     lostEvents: result.lostEvents,
-    gilProbe: result.gilProbe ? 'yes' : 'no',
+    gilProbe: result.gilProbe ? (result.gilMethod ?? 'yes') : 'no',
     ...(minBlockUs !== undefined ? { minBlockUs } : {}),
     waitClasses: WAIT_CLASSES.join(', '),
   };
@@ -176,7 +177,7 @@ export async function runOffcpu(args: Parsed): Promise<number> {
   const exporter = pickExporter('offcpu', out, fmt);
   const abs = writeOutput(out, exporter.write(profile, { title: `${name} (pid ${pid}): ${withCpu ? 'on-CPU and off-CPU time' : 'off-CPU time'}` }));
   if (o.json) {
-    process.stdout.write(JSON.stringify({ output: abs, pid, backend: result.backend, lostEvents: result.lostEvents, gilProbe: result.gilProbe, warnings: result.warnings, ...report }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ output: abs, pid, backend: result.backend, lostEvents: result.lostEvents, gilProbe: result.gilProbe, gilMethod: result.gilMethod ?? null, warnings: result.warnings, ...report }, null, 2) + '\n');
   } else if (!o.quiet) {
     process.stdout.write(formatOffCpuReport(report, { top }));
   }

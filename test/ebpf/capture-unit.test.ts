@@ -22,7 +22,7 @@ const fx = (name: string) => readFileSync(join(FIXTURES, 'ebpf', name), 'utf8');
 // Programs
 
 test('offCpuProgram: target filter, threshold, buckets, GIL probes only when given', () => {
-  const p = offCpuProgram({ pid: 4242, minBlockUs: 25, bucketNs: 5_000_000, gil: { file: '/opt/py/lib/libpython3.12.so.1.0', symbol: 'take_gil' } });
+  const p = offCpuProgram({ pid: 4242, minBlockUs: 25, bucketNs: 5_000_000, gil: { kind: 'uprobe', file: '/opt/py/lib/libpython3.12.so.1.0', symbol: 'take_gil' } });
   assert.match(p, /tracepoint:sched:sched_switch/);
   assert.match(p, /pid == 4242 && args->prev_pid != 0/);
   assert.match(p, /\$d >= 25000\)/);
@@ -38,7 +38,17 @@ test('offCpuProgram: target filter, threshold, buckets, GIL probes only when giv
   assert.doesNotMatch(q, /uprobe|@gil/);
   assert.match(q, /\$d >= 1000\)/);
   assert.throws(() => offCpuProgram({ pid: 0, minBlockUs: 1, bucketNs: 1 }), RangeError);
-  assert.throws(() => offCpuProgram({ pid: 1, minBlockUs: 1, bucketNs: 1, gil: { file: '/a b/lib.so', symbol: 'take_gil' } }), RangeError);
+  assert.throws(() => offCpuProgram({ pid: 1, minBlockUs: 1, bucketNs: 1, gil: { kind: 'uprobe', file: '/a b/lib.so', symbol: 'take_gil' } }), RangeError);
+  assert.throws(() => offCpuProgram({ pid: 1, minBlockUs: 1, bucketNs: 1, gil: { kind: 'futex', start: 100, end: 100, threadSize: 16384, futexSyscall: 202 } }), RangeError);
+});
+
+test('offCpuProgram: GIL waits by futex address read from the saved user registers, no probe', () => {
+  const p = offCpuProgram({ pid: 4242, minBlockUs: 1, bucketNs: 10_000_000, gil: { kind: 'futex', start: 0x7f0000001000, end: 0x7f0000001000 + 208, threadSize: 16384, futexSyscall: 202 } });
+  assert.doesNotMatch(p, /uprobe|uretprobe|@gil/);
+  assert.match(p, /\(struct pt_regs \*\)\(\(uint64\)curtask->stack \+ 16384 - sizeof\(struct pt_regs\)\)/);
+  assert.match(p, new RegExp(`\\$r->orig_ax == 202 && \\$r->di >= ${0x7f0000001000} && \\$r->di < ${0x7f0000001000 + 208}`));
+  // the flag goes where the uprobe's map value went
+  assert.match(p, /@off\[args->prev_pid\] = \(\$now, kstack\(\d+\), args->prev_state, \$gw, comm\);/);
 });
 
 test('cpuProgram: one process or all but idle, rate checked', () => {

@@ -70,7 +70,7 @@ function bpftracesOf(target: number): number[] {
 const progLoaded = (id: number) => spawnSync('bpftool', ['prog', 'show', 'id', String(id)]).status === 0;
 
 interface Run {
-  report: OffCpuReport & { output: string; backend: string; gilProbe: boolean; lostEvents: number; warnings: string[] };
+  report: OffCpuReport & { output: string; backend: string; gilProbe: boolean; gilMethod: string | null; lostEvents: number; warnings: string[] };
   measured: Record<string, { offcpu_ns: number; wall_ns: number; cpu_ns: number }>;
   stderr: string;
   dir: string;
@@ -156,10 +156,11 @@ test('off-CPU time per Python function matches the workload’s own, with the ri
     for (const pid of run.tracerPids) assert.equal(existsSync(`/proc/${pid}`), false, `bpftrace ${pid} still running`);
   }));
 
-test('two CPU-bound threads: their off-CPU time is GIL wait', { skip, timeout: 300_000 }, (t) =>
+for (const method of process.arch === 'x64' ? ['futex', 'uprobe'] : ['uprobe']) test(`two CPU-bound threads: their off-CPU time is GIL wait (--gil-method ${method})`, { skip, timeout: 300_000 }, (t) =>
   exclusive('timing', async () => {
-    const { report, measured } = await record(t, 'gil', 3);
+    const { report, measured } = await record(t, 'gil', 3, ['--gil-method', method]);
     assert.equal(report.gilProbe, true);
+    assert.equal(report.gilMethod, method);
     for (const fn of ['spin_a', 'spin_b']) {
       const got = report.functions.find((f) => f.name === fn);
       assert.ok(got, `${fn} not in the report`);

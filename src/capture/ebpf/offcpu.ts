@@ -21,8 +21,10 @@
  * it is counted once. At exit bpftrace prints every map by itself: what was not flushed
  * yet, and `@off`, the intervals still open (threads off the CPU when the recording stops,
  * closed at the END time). (print/clear in END are not used: not reliably processed.)
- * GIL: a uprobe/uretprobe pair on CPython's `take_gil` (a local symbol in libpython's
- * .symtab on 3.8–3.13) marks the threads inside it; a switch-out inside it is a GIL wait.
+ * GIL (see GilDetection): on x86-64 a switch-out in futex(2) on an address inside the
+ * interpreter's GIL struct is a GIL wait (no probe); elsewhere a uprobe/uretprobe pair on
+ * CPython's `take_gil` (a local symbol in libpython's .symtab on 3.8–3.13) marks the
+ * threads inside it.
  * `nsecs` is bpf_ktime_get_ns(): CLOCK_MONOTONIC.
  * Readiness: bpftrace 0.17 runs BEGIN after every probe is attached; BEGIN prints a line.
  * `-p PID` makes bpftrace exit (running END) when the target exits.
@@ -31,11 +33,13 @@
  * states, no counts), then `perf record` of sched_switch with call graphs, read back with
  * the perf lens's sched parser (real intervals, no GIL probe).
  */
-import { existsSync, mkdtempSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ElfFile } from '../sampler/elf.ts';
 import { findExecutable, findLibpython, readMaps } from '../sampler/maps.ts';
+import { ProcessSampler } from '../sampler/session.ts';
 import { BLOCKED, RUNNABLE, RUNNING, SLEEPING, readSchedData, schedRecordArgs, selectTids, type SchedTrace } from '../perf/sched.ts';
 import { checkPerfAccess, explainPerfStderr, findPerf, PerfError, readPerfAccess, startPerfRecord } from '../perf/tool.ts';
 import {
@@ -75,7 +79,9 @@ export interface OffCpuResult {
   intervals: OffCpuInterval[];
   warnings: string[];
   lostEvents: number;
+  /** GIL waits were told apart (see GilDetection), and how */
   gilProbe: boolean;
+  gilMethod?: GilDetection['kind'];
 }
 
 export interface OffCpuRecording {
@@ -92,6 +98,8 @@ export interface OffCpuOptions {
   bucketNs?: number;
   backend?: 'auto' | 'bpftrace' | 'bcc' | 'perf-sched';
   gil?: boolean;
+  /** how to detect GIL waits; default: the futex address on x86-64, else take_gil probes */
+  gilMethod?: GilDetection['kind'];
 }
 
 export const DEFAULT_BUCKET_NS = 10_000_000;
@@ -102,12 +110,25 @@ export const KSTACK_DEPTH = 48;
 // ---------------------------------------------------------------------------------------
 // Program
 
+/**
+ * How the program tells GIL waits apart:
+ * - `futex` (x86-64, no probe): at switch-out, the thread's saved user registers (the
+ *   `pt_regs` at the top of its kernel stack) say which system call it is in; a `futex`
+ *   call on an address inside the interpreter's GIL struct (its mutexes and condition
+ *   variables) is a GIL wait. Costs two reads per switch-out and nothing per GIL hand-over.
+ * - `uprobe`: a uprobe/uretprobe pair on take_gil marks the threads inside it. Fires at
+ *   every GIL acquisition (every system call a Python thread makes): about 3 µs each.
+ */
+export type GilDetection =
+  | { kind: 'uprobe'; file: string; symbol: string }
+  | { kind: 'futex'; start: number; end: number; threadSize: number; futexSyscall: number };
+
 export interface OffCpuProgramOptions {
   pid: number;
   minBlockUs: number;
   bucketNs: number;
-  /** file and symbol for the GIL probe pair, or undefined for none */
-  gil?: { file: string; symbol: string } | undefined;
+  /** how GIL waits are detected, or undefined for not at all */
+  gil?: GilDetection | undefined;
   flushMs?: number;
 }
 
@@ -119,7 +140,13 @@ export function offCpuProgram(o: OffCpuProgramOptions): string {
   const flush = Math.max(10, Math.round(o.flushMs ?? FLUSH_MS));
   if (!(pid > 0)) throw new RangeError(`bad pid ${o.pid}`);
   const gil = o.gil;
-  if (gil && /["\s]/.test(gil.file + gil.symbol)) throw new RangeError(`unsupported characters in probe path ${gil.file}`);
+  if (gil?.kind === 'uprobe' && /["\s]/.test(gil.file + gil.symbol)) throw new RangeError(`unsupported characters in probe path ${gil.file}`);
+  if (gil?.kind === 'futex' && !(Number.isSafeInteger(gil.start) && gil.end > gil.start && Number.isSafeInteger(gil.end) && gil.threadSize > 0 && gil.futexSyscall > 0)) throw new RangeError('bad GIL futex range');
+  const gilValue = !gil ? '0' : gil.kind === 'uprobe' ? '@gil[args->prev_pid]' : '$gw';
+  const gilRegs = gil?.kind !== 'futex' ? '' : `      // the saved user registers: system call number and first argument (the futex word)
+      $r = (struct pt_regs *)((uint64)curtask->stack + ${gil.threadSize} - sizeof(struct pt_regs));
+      $gw = ($r->orig_ax == ${gil.futexSyscall} && $r->di >= ${gil.start} && $r->di < ${gil.end}) ? 1 : 0;
+`;
   const key = (m: number) => `@m${m}[args->next_pid, $o.1, $o.3, $o.2, $sb, $eb, $g, $o.4]`;
   const update = (m: number) => `      if ($g % 3 == ${m}) {
         $v = ${key(m)};
@@ -127,7 +154,7 @@ export function offCpuProgram(o: OffCpuProgramOptions): string {
       }`;
   return `// pylens offcpu: time-weighted off-CPU intervals of process ${pid}
 BEGIN { printf("pylens-ready %llu\\n", nsecs); }
-${gil ? `uprobe:${gil.file}:${gil.symbol} /pid == ${pid}/ { @gil[tid] = 1; }
+${gil?.kind === 'uprobe' ? `uprobe:${gil.file}:${gil.symbol} /pid == ${pid}/ { @gil[tid] = 1; }
 uretprobe:${gil.file}:${gil.symbol} /pid == ${pid}/ { delete(@gil[tid]); }
 ` : ''}tracepoint:sched:sched_switch
 {
@@ -135,7 +162,7 @@ uretprobe:${gil.file}:${gil.symbol} /pid == ${pid}/ { delete(@gil[tid]); }
   if (pid == ${pid} && args->prev_pid != 0) {
     // X (0x10) and Z (0x20): the thread is gone
     if ((args->prev_state & 0x30) == 0) {
-      @off[args->prev_pid] = ($now, kstack(${KSTACK_DEPTH}), args->prev_state, ${gil ? '@gil[args->prev_pid]' : '0'}, comm);
+${gilRegs}      @off[args->prev_pid] = ($now, kstack(${KSTACK_DEPTH}), args->prev_state, ${gilValue}, comm);
     } else {
       delete(@off[args->prev_pid]);
     }
@@ -303,8 +330,55 @@ export function mergeRecords(raw: RawRecord[]): OffCpuInterval[] {
 // ---------------------------------------------------------------------------------------
 // The GIL probe
 
+/** x86-64 system call number of futex(2) */
+const X64_SYS_FUTEX = 202;
+
+/**
+ * The kernel's THREAD_SIZE (the saved user registers sit at the top of the task's kernel
+ * stack): 16 KiB on x86-64, 32 KiB with KASAN (when the kernel config is readable).
+ */
+export function kernelThreadSize(): number {
+  const release = (() => {
+    try {
+      return readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+    } catch {
+      return '';
+    }
+  })();
+  let config = '';
+  try {
+    config = readFileSync(`/boot/config-${release}`, 'utf8');
+  } catch {
+    try {
+      config = gunzipSync(readFileSync('/proc/config.gz')).toString('utf8');
+    } catch {
+      config = '';
+    }
+  }
+  return /^CONFIG_KASAN=y$/m.test(config) ? 32768 : 16384;
+}
+
+/**
+ * GIL waits by futex address (x86-64): the main interpreter's GIL struct, read with the
+ * sampler's layouts. Elsewhere, or when the struct cannot be found, the take_gil probes.
+ */
+export function findGilDetection(pid: number): GilDetection | { reason: string } {
+  if (process.arch !== 'x64') return findGilProbe(pid);
+  let sampler: ProcessSampler | undefined;
+  try {
+    sampler = ProcessSampler.attach(pid);
+    const r = sampler.gilRange();
+    if (r && r.address > 0) return { kind: 'futex', start: r.address, end: r.address + r.size, threadSize: kernelThreadSize(), futexSyscall: X64_SYS_FUTEX };
+  } catch {
+    // not readable here: the probes may still work
+  } finally {
+    sampler?.close();
+  }
+  return findGilProbe(pid);
+}
+
 /** Where to put the take_gil probes for a process: its libpython, or a static python's executable, when the symbol is there. */
-export function findGilProbe(pid: number): { file: string; symbol: string } | { reason: string } {
+export function findGilProbe(pid: number): GilDetection | { reason: string } {
   let maps;
   try {
     maps = readMaps(pid);
@@ -331,7 +405,7 @@ export function findGilProbe(pid: number): { file: string; symbol: string } | { 
   } catch (e) {
     return { reason: `cannot read ${path} (${(e as Error).message})` };
   }
-  return { file: path, symbol: 'take_gil' };
+  return { kind: 'uprobe', file: path, symbol: 'take_gil' };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -409,9 +483,9 @@ async function startBpftrace(opts: OffCpuOptions): Promise<Started> {
   const check = checkEbpfAccess(facts, { tool: 'bpftrace' });
   const notes = [...check.warnings];
   const bucketNs = opts.bucketNs ?? DEFAULT_BUCKET_NS;
-  let gil: { file: string; symbol: string } | undefined;
+  let gil: GilDetection | undefined;
   if (opts.gil !== false) {
-    const g = findGilProbe(opts.pid);
+    const g = opts.gilMethod === 'uprobe' ? findGilProbe(opts.pid) : findGilDetection(opts.pid);
     if ('reason' in g) notes.push(`GIL waits are not detected: ${g.reason}`);
     else gil = g;
   }
@@ -432,7 +506,11 @@ async function startBpftrace(opts: OffCpuOptions): Promise<Started> {
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     // a GIL probe that cannot be placed should not cost the whole recording
-    if (gil && e instanceof PerfError && /probe could not be placed|uprobe|take_gil/i.test(`${e.message} ${tracer.stderr()}`)) {
+    // a GIL detection that does not compile (no BTF for pt_regs) or attach: try the next one
+    if (gil?.kind === 'futex' && e instanceof PerfError) {
+      return startBpftrace({ ...opts, gilMethod: 'uprobe' }).then((s) => ({ ...s, notes: [`GIL waits through take_gil probes: reading the futex address failed (${e.message})`, ...s.notes] }));
+    }
+    if (gil?.kind === 'uprobe' && e instanceof PerfError && /probe could not be placed|uprobe|take_gil/i.test(`${e.message} ${tracer.stderr()}`)) {
       return startBpftrace({ ...opts, gil: false }).then((s) => ({ ...s, notes: [`GIL waits are not detected: the take_gil probe failed (${e.message})`, ...s.notes] }));
     }
     throw e;
@@ -456,7 +534,7 @@ async function startBpftrace(opts: OffCpuOptions): Promise<Started> {
     // bpftrace detaches before END: a switch-in after the stop request is not seen, so open
     // intervals close at the request (or END, when bpftrace ended by itself)
     const closeAt = Math.min(stopNs ?? Infinity, parser.endNs ?? Infinity);
-    return { backend: 'bpftrace', intervals: parser.finish(bucketNs, Number.isFinite(closeAt) ? closeAt : nowMonotonicNs()), warnings, lostEvents: parser.lost, gilProbe: gil !== undefined };
+    return { backend: 'bpftrace', intervals: parser.finish(bucketNs, Number.isFinite(closeAt) ? closeAt : nowMonotonicNs()), warnings, lostEvents: parser.lost, gilProbe: gil !== undefined, ...(gil ? { gilMethod: gil.kind } : {}) };
   };
   return {
     notes,

@@ -118,6 +118,25 @@ export function gilStructOf(mem: ProcessMemory, layout: Layout, runtimeAddress: 
 }
 
 /**
+ * The address of the main interpreter's GIL struct (`struct _gil_runtime_state`: its mutexes
+ * and condition variables are what a thread waiting for the GIL sleeps on): 3.8–3.11
+ * `_PyRuntime.ceval.gil`, 3.12+ what `interp->ceval.gil` points to. null when unreadable.
+ */
+export function gilStructAddress(mem: ProcessMemory, layout: Layout, runtimeAddress: Address, minor: number): Address | null {
+  try {
+    if (minor <= 11) {
+      if (layout.runtime.gil_last_holder === null) return null;
+      return runtimeAddress + layout.runtime.gil_last_holder - layout.gil.last_holder;
+    }
+    const gil = gilStructOf(mem, layout, runtimeAddress);
+    return gil === null || gil === 0 ? null : gil;
+  } catch (e) {
+    if (e instanceof BadReadError) return null;
+    throw e;
+  }
+}
+
+/**
  * The tstate holding the GIL, 0 when nobody holds it, null when it cannot be read.
  * `gilStruct` (3.12+): the GIL struct's address, if the caller keeps it (see gilStructOf).
  */

@@ -15,7 +15,7 @@
  */
 import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import type { SampleState } from '../../model/profile.ts';
-import { findPthreadTidOffset, gilHolder, gilStructOf, statStateLetter, taskIds } from './dump.ts';
+import { findPthreadTidOffset, gilHolder, gilStructAddress, gilStructOf, statStateLetter, taskIds } from './dump.ts';
 import { layoutForRuntime, readCodeObjectGeneration } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
@@ -385,6 +385,12 @@ export class ProcessSampler {
   }
 
   private names: ThreadNames;
+
+  /** The main interpreter's GIL struct: where its waiters sleep (see gilStructAddress). */
+  gilRange(): { address: Address; size: number } | null {
+    const a = gilStructAddress(this.mem, this.layout, this.runtime.runtimeAddress, this.version.minor);
+    return a === null ? null : { address: a, size: this.layout.gil.size };
+  }
 
   close(): void {
     if (this.closed) return;
