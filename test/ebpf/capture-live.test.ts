@@ -151,6 +151,35 @@ test('GIL: two CPU-bound threads wait for the GIL in take_gil', { skip }, () =>
     }
   }));
 
+/** perf processes started by this test process */
+const myPerfs = () => spawnSync('pgrep', ['-P', String(process.pid), '-x', 'perf'], { encoding: 'utf8' }).stdout.trim();
+
+test('perf-sched fallback: the same sleeps from perf record of sched_switch, within 10 %, no perf left running', { skip }, () =>
+  exclusive('timing', async () => {
+    const w = await launch('sleep');
+    let result: OffCpuResult;
+    try {
+      const rec = await startOffCpu({ pid: w.pid, backend: 'perf-sched' });
+      assert.equal(rec.backend, 'perf-sched');
+      assert.notEqual(myPerfs(), '', 'perf record runs while recording');
+      w.child.stdin!.write('go\n');
+      const own = JSON.parse(await w.next());
+      result = await rec.stop();
+      const t = own.threads.sleeper!;
+      const mine = result.intervals.filter((i) => i.tid === t.tid && i.kstack.includes('do_nanosleep'));
+      const ns = mine.reduce((a, i) => a + i.blockedNs, 0);
+      assert.ok(Math.abs(ns / 1e9 - t.sleep_s!) <= 0.1 * t.sleep_s!, `perf sched ${ns / 1e9} s vs the workload's ${t.sleep_s} s`);
+      assert.equal(mine.reduce((a, i) => a + i.count, 0), 20);
+      assert.ok(mine.every((i) => i.state === 'S'));
+      assert.equal(result.gilProbe, false);
+      assert.match(result.warnings[0]!, /backend: perf-sched/);
+    } finally {
+      w.child.stdin!.end();
+      w.child.kill();
+    }
+    assert.equal(myPerfs(), '', 'perf record still running');
+  }));
+
 test('target killed mid-recording: the tracer ends by itself, stop() returns what it had, nothing left attached', { skip }, () =>
   exclusive('timing', async () => {
     const w = await launch('sleep');
