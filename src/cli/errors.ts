@@ -14,16 +14,20 @@ export const EXIT_USAGE = 2;
 /** A failure the CLI explains: what went wrong, and how to fix it. */
 export class CliError extends Error {
   readonly fix: string;
-  constructor(message: string, fix: string) {
+  /** the exit code (default 1): e.g. the profiled program's own when it is passed on */
+  readonly exitCode: number;
+  constructor(message: string, fix: string, exitCode: number = EXIT_FAILURE) {
     super(message);
     this.name = 'CliError';
     this.fix = fix;
+    this.exitCode = exitCode;
   }
 }
 
 export function explain(e: unknown): { message: string; fix?: string; code: number } {
   if (e instanceof UsageError) return { message: `${e.command === 'pylens' ? '' : `${e.command}: `}${e.message}`, fix: `run 'pylens ${e.command === 'pylens' ? '' : `${e.command} `}--help' for usage`, code: EXIT_USAGE };
-  if (e instanceof CliError || e instanceof PerfError) return { message: e.message, fix: e.fix, code: EXIT_FAILURE };
+  if (e instanceof CliError) return { message: e.message, fix: e.fix, code: e.exitCode };
+  if (e instanceof PerfError) return { message: e.message, fix: e.fix, code: EXIT_FAILURE };
   if (e instanceof ParseError) return { message: e.message, fix: `the file is damaged or not ${e.format}; if it is another format, pass --from FORMAT`, code: EXIT_FAILURE };
   if (e instanceof UnknownFormatError) return { message: e.message, code: EXIT_FAILURE };
   if (e instanceof FormatVersionError) return { message: e.message, code: EXIT_FAILURE };

@@ -16,6 +16,10 @@ import { perfSpec, runPerf } from './perf.ts';
 import { recordSpec, runRecord } from './record.ts';
 import { runSched, schedSpec } from './sched.ts';
 import { runTop, topSpec } from './top.ts';
+import { countSpec, runCount } from './count.ts';
+import { memSpec, runMem } from './mem.ts';
+import { runTrace, traceSpec } from './trace.ts';
+import { runYappi, yappiSpec } from './yappi.ts';
 
 interface Command {
   spec: CommandSpec;
@@ -33,6 +37,10 @@ const COMMANDS: Command[] = [
   { spec: schedSpec, run: runSched },
   { spec: ioSpec, run: runIo },
   { spec: offcpuSpec, run: runOffcpu },
+  { spec: traceSpec, run: runTrace },
+  { spec: countSpec, run: runCount },
+  { spec: yappiSpec, run: runYappi },
+  { spec: memSpec, run: runMem },
   { spec: demoSpec, run: runDemo },
 ];
 

@@ -1,0 +1,19 @@
+/**
+ * `pylens trace` (issue 6) — placeholder while it is being built; replaced by its owner.
+ */
+import type { CommandSpec, Parsed } from './args.ts';
+import { CliError } from './errors.ts';
+
+export const traceSpec: CommandSpec = {
+  name: 'trace',
+  summary: '(being built)',
+  usage: 'pylens trace [options] -- python script.py [args…]',
+  positionals: { min: 0, max: 0 },
+  options: [],
+  examples: [],
+  rest: true,
+};
+
+export async function runTrace(_args: Parsed): Promise<number> {
+  throw new CliError('pylens trace is not built yet', 'wait for issue 6');
+}
