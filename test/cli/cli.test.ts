@@ -98,6 +98,9 @@ test('report: text and json, by function and line, filters', () => {
   const text = pylens(['report', f]);
   assert.equal(text.code, 0, text.err);
   assert.match(text.out, /Worker\.hot/);
+  // provenance first: lens, tool, mode; the overhead, or that an import carries none
+  assert.match(text.out, /^Profile: \w+ lens · test · cpu/);
+  assert.match(text.out, /^Overhead: not recorded \(imported from /m);
   const j = JSON.parse(pylens(['report', f, '--json']).out);
   assert.equal(j.grandTotal, 40);
   assert.equal(j.rows[0].name, 'Worker.hot');
