@@ -8,15 +8,17 @@
  * program as `__main__` with its own argv, path, exit code, stdio and exceptions. A
  * launcher script whose `#!` names a Python (`pytest`, a console script) runs as the script.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commandPath, probePython, pythonOfCommand, type PythonBuild } from '../perf/python.ts';
 import { launch, type Launched } from '../sampler/launch.ts';
 
-/** The helper's entry script, shipped in the package. */
-export const HELPER_BOOT = fileURLToPath(new URL('../../../python/pylens_boot.py', import.meta.url));
+/** The helper's entry script, shipped in the package (`python/` at its root; from dist/src one level further up). */
+export const HELPER_BOOT = ['../../../python/pylens_boot.py', '../../../../python/pylens_boot.py']
+  .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
+  .find((p) => existsSync(p)) ?? fileURLToPath(new URL('../../../python/pylens_boot.py', import.meta.url));
 export const RESULT_FORMAT = 'pylens-interp';
 export const RESULT_VERSION = 1;
 
