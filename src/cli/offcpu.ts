@@ -16,6 +16,7 @@
  * as `record --native` does.
  */
 import { existsSync } from 'node:fs';
+import { CliError } from './errors.ts';
 import { sampleAttached, realClock, type SampleOptions } from '../capture/sampler/sampler.ts';
 import { ProcessSampler } from '../capture/sampler/session.ts';
 import type { Launched } from '../capture/sampler/launch.ts';
@@ -143,6 +144,10 @@ export async function runOffcpu(args: Parsed): Promise<number> {
     result = await rec.stop();
   }
   const originNs = (clockStartNs ?? realClock.nowNs()) + monotonicOffsetNs();
+  if (!target && py.samples.length === 0 && result.intervals.length === 0 && !existsSync(`/proc/${pid}`)) {
+    // the target was gone before the first sample: an empty profile would read as "no waits"
+    throw new CliError(`process ${pid} ended before anything was recorded (no Python sample, no off-CPU interval)`, 'attach to a process that keeps running, or start the program under pylens: `pylens offcpu -- python app.py`');
+  }
   for (const w of result.warnings) {
     // the backend choice is news, not a warning; the target's exit ending the tracer is expected
     if (/^off-CPU backend: \S+$/.test(w) || (target && /ended before stop\(\)/.test(w))) continue;
