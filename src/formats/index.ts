@@ -9,7 +9,7 @@
 import type { Profile } from '../model/profile.ts';
 import { pylensExporter, pylensImporter } from './pylens.ts';
 import { pprofExporter, pprofImporter } from './pprof.ts';
-import { pstatsImporter } from './pstats.ts';
+import { pstatsExporter, pstatsImporter } from './pstats.ts';
 import { speedscopeExporter, speedscopeImporter } from './speedscope.ts';
 import { chromeTraceExporter, chromeTraceImporter } from './chrome-trace.ts';
 import { perfScriptImporter } from './perf-script.ts';
@@ -52,6 +52,7 @@ export const EXPORTERS: Exporter[] = [
   svgExporter,
   htmlExporter,
   topExporter,
+  pstatsExporter,
 ];
 
 export function importerById(id: string): Importer | undefined {

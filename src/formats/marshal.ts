@@ -443,3 +443,157 @@ export function decodeMarshal(buf: Uint8Array, fail: MarshalFail): MarshalResult
   if (value === PENDING) fail(0, 'NULL object at top level');
   return { value, end: r.pos, offsets: r.offsets };
 }
+
+// ---------------------------------------------------------------------------------------
+// Writer
+
+/** A float to write as one even when its value is integral (a JS number otherwise writes as int if it is one). */
+export interface MarshalFloat { type: 'float'; value: number }
+
+/** What encodeMarshal writes: the decoder's values (code objects, slices and complex excepted) plus explicit floats. */
+export type MarshalWritable =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | MarshalFloat
+  | { type: 'tuple' | 'list' | 'set' | 'frozenset'; items: MarshalWritable[] }
+  | { type: 'dict'; entries: Array<[MarshalWritable, MarshalWritable]> };
+
+/**
+ * Encode one object in marshal version 4 without references (what `marshal.loads` reads on
+ * every CPython 3.4+): ints in range as `i`, larger as `l`, floats as `g`, str as `u` (UTF-8,
+ * lone surrogates as surrogatepass), tuples `(`, lists `[`, dicts `{…0`, sets `<`/`>`.
+ */
+export function encodeMarshal(v: MarshalWritable): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let buf = new Uint8Array(1 << 16);
+  let view = new DataView(buf.buffer);
+  let pos = 0;
+  const need = (n: number) => {
+    if (pos + n <= buf.length) return;
+    chunks.push(buf.subarray(0, pos));
+    buf = new Uint8Array(Math.max(1 << 16, n));
+    view = new DataView(buf.buffer);
+    pos = 0;
+  };
+  const u8 = (b: number) => {
+    need(1);
+    buf[pos++] = b;
+  };
+  const i32 = (n: number) => {
+    need(4);
+    view.setInt32(pos, n, true);
+    pos += 4;
+  };
+  const bytes = (b: Uint8Array) => {
+    need(b.length);
+    buf.set(b, pos);
+    pos += b.length;
+  };
+  const long = (x: bigint) => {
+    const neg = x < 0n;
+    let a = neg ? -x : x;
+    const digits: number[] = [];
+    while (a > 0n) {
+      digits.push(Number(a & 0x7fffn));
+      a >>= 15n;
+    }
+    u8(0x6c); // 'l'
+    i32(neg ? -digits.length : digits.length);
+    need(2 * digits.length);
+    for (const d of digits) {
+      view.setUint16(pos, d, true);
+      pos += 2;
+    }
+  };
+  const float = (x: number) => {
+    u8(0x67); // 'g'
+    need(8);
+    view.setFloat64(pos, x, true);
+    pos += 8;
+  };
+  const write = (x: MarshalWritable, depth: number): void => {
+    if (depth > 1000) throw new RangeError('marshal: objects nested too deeply');
+    if (x === null) return u8(0x4e); // 'N'
+    if (x === true) return u8(0x54); // 'T'
+    if (x === false) return u8(0x46); // 'F'
+    if (typeof x === 'number') {
+      if (Number.isInteger(x) && x >= -0x80000000 && x <= 0x7fffffff) {
+        u8(0x69); // 'i'
+        return i32(x);
+      }
+      if (Number.isSafeInteger(x)) return long(BigInt(x));
+      return float(x);
+    }
+    if (typeof x === 'bigint') {
+      if (x >= -0x80000000n && x <= 0x7fffffffn) {
+        u8(0x69);
+        return i32(Number(x));
+      }
+      return long(x);
+    }
+    if (typeof x === 'string') {
+      const b = encodeSurrogatePass(x);
+      u8(0x75); // 'u'
+      i32(b.length);
+      return bytes(b);
+    }
+    if (x instanceof Uint8Array) {
+      u8(0x73); // 's'
+      i32(x.length);
+      return bytes(x);
+    }
+    switch (x.type) {
+      case 'float':
+        return float(x.value);
+      case 'tuple':
+      case 'list':
+      case 'set':
+      case 'frozenset':
+        u8(x.type === 'tuple' ? 0x28 : x.type === 'list' ? 0x5b : x.type === 'set' ? 0x3c : 0x3e);
+        i32(x.items.length);
+        for (const it of x.items) write(it, depth + 1);
+        return;
+      case 'dict':
+        u8(0x7b); // '{'
+        for (const [k, val] of x.entries) {
+          write(k, depth + 1);
+          write(val, depth + 1);
+        }
+        return u8(0x30); // '0' (NULL): end of dict
+    }
+  };
+  write(v, 0);
+  chunks.push(buf.subarray(0, pos));
+  const total = chunks.reduce((s, c) => s + c.length, 0);
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+/** UTF-8 that keeps lone surrogates (CPython's "surrogatepass"). */
+function encodeSurrogatePass(s: string): Uint8Array {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    let cp = s.charCodeAt(i);
+    if (cp >= 0xd800 && cp < 0xdc00 && i + 1 < s.length) {
+      const lo = s.charCodeAt(i + 1);
+      if (lo >= 0xdc00 && lo < 0xe000) {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        i++;
+      }
+    }
+    if (cp < 0x80) out.push(cp);
+    else if (cp < 0x800) out.push(0xc0 | (cp >> 6), 0x80 | (cp & 0x3f));
+    else if (cp < 0x10000) out.push(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
+    else out.push(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
+  }
+  return Uint8Array.from(out);
+}

@@ -34,8 +34,9 @@
  */
 import { ProfileBuilder } from '../model/builder.ts';
 import type { FrameSpec, Profile } from '../model/profile.ts';
-import { decodeMarshal, isCode, isDict, isTuple, marshalKey, type MarshalCode, type MarshalFail, type MarshalValue } from './marshal.ts';
-import { NOT_MINE, ParseError, type Importer, type InputFile, type NotMine } from './types.ts';
+import { decodeMarshal, encodeMarshal, isCode, isDict, isTuple, marshalKey, type MarshalCode, type MarshalFail, type MarshalValue, type MarshalWritable } from './marshal.ts';
+import { NOT_MINE, ParseError, type Exporter, type Importer, type InputFile, type NotMine } from './types.ts';
+import { frameInfo, type FrameInfo } from '../model/profile.ts';
 
 /** (filename, firstlineno, funcname); `profile -m` puts the script's code object in funcname. */
 export type PstatsKey = [file: string, line: number, name: string | MarshalCode];
@@ -352,4 +353,146 @@ export const pstatsImporter: Importer = {
   magic,
   detect: (input) => magic(input.bytes.subarray(0, 64)),
   parse,
+};
+
+// ---------------------------------------------------------------------------------------
+// Exporter: a profile → per-function stats → a pstats dump that `pstats.Stats(FILE)` loads.
+//
+// Per function (frames with the same pstats key merged, threads merged as cProfile does):
+//   nc = Σ calls of the rows whose leaf it is; cc = the same over rows where it is not also
+//   an ancestor (primitive calls); tt = Σ self; ct = Σ total over rows where it is not an
+//   ancestor (recursion counted once). Edges caller → callee are the rows' last two frames.
+// Columns: `calls`, `self`, `total` by name when the profile has them (interpreter lenses,
+// pstats imports); otherwise self is the default value (ns, or samples ÷ rateHz), calls 0,
+// and ct is the self time of every row the function is on (outermost occurrence).
+
+/** A function's pstats numbers; times in seconds. */
+export interface FunctionStat {
+  key: [file: string, line: number, name: string];
+  frame: FrameInfo;
+  cc: number;
+  nc: number;
+  tt: number;
+  ct: number;
+  callers: Map<string, { key: [string, number, string]; nc: number; cc: number; tt: number; ct: number }>;
+}
+
+/** The pstats key of a frame: Python (file, firstline, name), anything else ('~', 0, label). */
+export function pstatsKeyOf(fi: FrameInfo): [string, number, string] {
+  if (fi.kind === 'python') return [fi.file ?? '~', fi.file ? fi.line : 0, fi.name];
+  if (fi.kind === 'native') return ['~', 0, fi.name.startsWith('<') ? fi.name : `<built-in method ${fi.qualname || fi.name}>`];
+  return ['~', 0, fi.name];
+}
+
+/** Per-function stats of a profile (see above). Throws when its values cannot be read as times. */
+export function functionStats(p: Profile): FunctionStat[] {
+  const idx = (n: string) => p.valueTypes.findIndex((v) => v.name === n);
+  const ci = idx('calls');
+  const si = idx('self');
+  const ti = idx('total');
+  let selfCol: Float64Array;
+  let selfScale: number;
+  if (si >= 0 && p.valueTypes[si]!.unit === 'nanoseconds') {
+    selfCol = p.samples.values[si]!;
+    selfScale = 1e-9;
+  } else {
+    const vt = p.valueTypes[p.defaultValue]!;
+    selfCol = p.samples.values[p.defaultValue]!;
+    if (vt.unit === 'nanoseconds') selfScale = 1e-9;
+    else if (vt.unit === 'samples' && p.meta.rateHz) selfScale = 1 / p.meta.rateHz;
+    else throw new Error(`a pstats file holds times: this profile's ${vt.name} values are in ${vt.unit}${vt.unit === 'samples' ? ' with no sampling rate' : ''}`);
+  }
+  const callsCol = ci >= 0 ? p.samples.values[ci]! : null;
+  const totalCol = ti >= 0 && p.valueTypes[ti]!.unit === 'nanoseconds' ? p.samples.values[ti]! : null;
+  const keyId = new Map<string, number>();
+  const stats: FunctionStat[] = [];
+  const fnOfFrame = new Int32Array(p.frames.length).fill(-1);
+  const fn = (f: number): number => {
+    if (fnOfFrame[f]! >= 0) return fnOfFrame[f]!;
+    const fi = frameInfo(p, f);
+    const key = pstatsKeyOf(fi);
+    const id = JSON.stringify(key);
+    let k = keyId.get(id);
+    if (k === undefined) {
+      k = stats.length;
+      keyId.set(id, k);
+      stats.push({ key, frame: fi, cc: 0, nc: 0, tt: 0, ct: 0, callers: new Map() });
+    }
+    fnOfFrame[f] = k;
+    return k;
+  };
+  const edge = (to: FunctionStat, from: number) => {
+    const fk = stats[from]!.key;
+    const id = JSON.stringify(fk);
+    let e = to.callers.get(id);
+    if (!e) to.callers.set(id, (e = { key: fk, nc: 0, cc: 0, tt: 0, ct: 0 }));
+    return e;
+  };
+  for (let i = 0; i < p.samples.length; i++) {
+    const s = p.samples.stack[i]!;
+    if (s < 0) continue;
+    const path: number[] = [];
+    for (let a = s; a >= 0; a = p.stacks.parent[a]!) path.push(fn(p.stacks.frame[a]!));
+    path.reverse();
+    const calls = callsCol ? callsCol[i]! : 0;
+    const self = selfCol[i]! * selfScale;
+    const leaf = path[path.length - 1]!;
+    const st = stats[leaf]!;
+    const primitive = path.indexOf(leaf) === path.length - 1;
+    st.nc += calls;
+    st.tt += self;
+    if (primitive) st.cc += calls;
+    const caller = path.length > 1 ? path[path.length - 2]! : -1;
+    const e = caller >= 0 ? edge(st, caller) : undefined;
+    if (e) {
+      e.nc += calls;
+      e.tt += self;
+      if (primitive) e.cc += calls;
+    }
+    if (totalCol) {
+      if (primitive) {
+        const tot = totalCol[i]! * 1e-9;
+        st.ct += tot;
+        if (e) e.ct += tot;
+      }
+    } else {
+      for (let d = 0; d < path.length; d++) {
+        const f = path[d]!;
+        if (path.indexOf(f) !== d) continue; // outermost occurrence only
+        stats[f]!.ct += self;
+        if (d > 0) edge(stats[f]!, path[d - 1]!).ct += self;
+      }
+    }
+  }
+  return stats.filter((x) => x.nc > 0 || x.tt > 0 || x.ct > 0);
+}
+
+const fl = (value: number): MarshalWritable => ({ type: 'float', value });
+const keyTuple = (k: [string, number, string]): MarshalWritable => ({ type: 'tuple', items: [k[0], k[1], k[2]] });
+
+/** The pstats dump (marshalled dict) of a profile, or of stats already made. */
+export function writePstats(p: Profile | FunctionStat[]): Uint8Array {
+  const stats = Array.isArray(p) ? p : functionStats(p);
+  const entries: Array<[MarshalWritable, MarshalWritable]> = stats.map((st) => [
+    keyTuple(st.key),
+    {
+      type: 'tuple',
+      items: [
+        Math.round(st.cc),
+        Math.round(st.nc),
+        fl(st.tt),
+        fl(st.ct),
+        { type: 'dict', entries: [...st.callers.values()].map((e): [MarshalWritable, MarshalWritable] => [keyTuple(e.key), { type: 'tuple', items: [Math.round(e.nc), Math.round(e.cc), fl(e.tt), fl(e.ct)] }]) },
+      ],
+    },
+  ]);
+  return encodeMarshal({ type: 'dict', entries });
+}
+
+export const pstatsExporter: Exporter = {
+  id: 'pstats',
+  extension: '.pstats',
+  extensions: ['.prof'],
+  lossless: false,
+  write: (p: Profile) => writePstats(p),
 };

@@ -1,0 +1,67 @@
+/**
+ * `pylens trace` slowdown on a call-heavy workload, per installed CPython 3.8–3.13:
+ * the program alone vs under trace (cProfile; and sys.monitoring on 3.12+ with both
+ * backends side by side). Runs alternate in order within each round; medians and spread.
+ *
+ *   node_modules/.bin/node bench/interp-trace.ts [--rounds N]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { installedPythons, type InstalledPython } from '../test/sampler/pythons.ts';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const NODE = join(ROOT, 'node_modules/.bin/node');
+const MAIN = join(ROOT, 'src/cli/main.ts');
+const roundsArg = process.argv.indexOf('--rounds');
+const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 5;
+const dir = mkdtempSync(join(tmpdir(), 'pylens-bench-trace-'));
+const work = join(dir, 'work.py');
+// ~1.1M Python calls: recursion, methods, small helpers; prints its own wall time
+writeFileSync(work, `
+import time
+def fib(n):
+    return n if n < 2 else fib(n-1) + fib(n-2)
+class P:
+    def __init__(self, v): self.v = v
+    def add(self, o): return P(self.v + o.v)
+def f(x): return x + 1
+t0 = time.perf_counter()
+fib(24)
+p = P(0)
+for i in range(100000): p = p.add(P(i))
+s = 0
+for i in range(300000): s = f(s)
+print("WALL", time.perf_counter() - t0)
+`);
+
+function runOnce(py: InstalledPython, mode: 'none' | 'cprofile' | 'monitoring'): number {
+  const out = join(dir, 'o.pylens');
+  const argv = mode === 'none' ? [py.exe, work] : [NODE, MAIN, 'trace', '-q', '-o', out, '--backend', mode, '--', py.exe, work];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+  const m = /WALL ([\d.]+)/.exec(r.stdout);
+  if (r.status !== 0 || !m) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
+  return Number(m[1]);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
+const byMinor = new Map<number, InstalledPython>();
+for (const p of installedPythons()) if (p.minor >= 8 && p.minor <= 13 && !byMinor.has(p.minor)) byMinor.set(p.minor, p);
+
+console.log(`pylens trace slowdown (program's own wall time of the workload; ${ROUNDS} rounds, order alternating; median, min–max)`);
+console.log(['python', 'alone s', 'cProfile ×', 'sys.monitoring ×'].map((h, i) => (i === 0 ? h.padEnd(16) : h.padStart(20))).join(''));
+for (const py of [...byMinor.values()].sort((a, b) => a.minor - b.minor)) {
+  const modes: Array<'none' | 'cprofile' | 'monitoring'> = py.minor >= 12 ? ['none', 'cprofile', 'monitoring'] : ['none', 'cprofile'];
+  const t: Record<string, number[]> = { none: [], cprofile: [], monitoring: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 === 0 ? modes : [...modes].reverse();
+    for (const m of order) t[m]!.push(runOnce(py, m));
+  }
+  const base = median(t.none!);
+  const ratio = (m: string) => (t[m]!.length ? `${(median(t[m]!) / base).toFixed(2)} (${spread(t[m]!.map((x, i) => x / t.none![i]!))})` : '-');
+  console.log([py.label.padEnd(16), `${base.toFixed(3)} (${spread(t.none!)})`.padStart(20), ratio('cprofile').padStart(20), ratio('monitoring').padStart(20)].join(''));
+}
+rmSync(dir, { recursive: true, force: true });
