@@ -39,6 +39,7 @@ generators: time between each resume and the next yield/return.
 """
 import _thread
 import difflib
+import os
 import itertools
 import sys
 import time
@@ -117,6 +118,10 @@ class _Count:
         if tgt.get("kind") == "module":
             main_alias = tgt.get("value")
         self.main_alias = main_alias
+        # the script's file name: `app:f` for app.py is a common slip for `__main__:f`
+        self.script_stem = None
+        if tgt.get("kind") == "script":
+            self.script_stem = os.path.splitext(os.path.basename(str(tgt.get("value") or "")))[0]
         # module name -> targets waiting for it
         self.pending = {}
         for t in self.targets:
@@ -616,6 +621,8 @@ class _Count:
                     mod = "__main__" if t.module == self.main_alias else t.module
                     if mod == "__main__":
                         err = "the main module never ran, so %s was never resolved" % t.spec
+                    elif t.module == self.script_stem:
+                        err = "module %s was never imported: the script %s.py runs as __main__, so name it __main__:%s" % (t.module, t.module, t.qualname)
                     else:
                         err = "module %s was never imported by the program, so %s was never resolved (check the module name)" % (t.module, t.spec)
             out.append(

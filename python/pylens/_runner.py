@@ -283,7 +283,14 @@ def main(argv):
     except ImportError as e:
         _usage("no lens %r (%s)" % (lens_name, e))
     info = {"helper_dir": _HELPER_DIR, "target": st.target}
-    lens = module.create(options, info)
+    try:
+        lens = module.create(options, info)
+    except SystemExit:
+        raise
+    except Exception as e:  # a lens that cannot start: say so before the program runs
+        sys.stderr.write("pylens helper: the %s lens could not start: %s\n" % (lens_name, _describe(e)))
+        traceback.print_exc()
+        sys.exit(70)
     st.lens = lens
     atexit.register(_finish)
     pylens._active = lens

@@ -52,7 +52,7 @@ export async function runCount(args: Parsed): Promise<number> {
   const data = run.result.data;
   if (!data || !Array.isArray(data.functions)) {
     finishLens('count', run);
-    throw new CliError('pylens count: the count lens returned no counts', 'see the warnings above; run again', run.exitCode || 1);
+    throw new CliError('count: the count lens returned no counts', 'see the warnings above; run again', run.exitCode || 1);
   }
   const meta = lensMeta(run, { backend: `pylens-count (${data.mechanism})`, mode: 'calls' });
   const overhead = run.result.overhead;
@@ -86,9 +86,11 @@ export async function runCount(args: Parsed): Promise<number> {
   const code = finishLens('count', run);
   const unresolved = data.functions.filter((f) => !f.resolved);
   if (unresolved.length > 0) {
-    for (const f of unresolved) process.stderr.write(`pylens count: error: ${f.error ?? `${f.spec} was never resolved`}\n`);
+    // one line per name saying why, the last one carried by the error
+    for (const f of unresolved.slice(0, -1)) process.stderr.write(`pylens count: error: ${f.error ?? `${f.spec} was never resolved`}\n`);
+    const last = unresolved.at(-1)!;
     throw new CliError(
-      `pylens count: ${unresolved.length === 1 ? `${unresolved[0]!.spec} was` : `${unresolved.length} functions (${unresolved.map((f) => f.spec).join(', ')}) were`} not resolved`,
+      `count: ${last.error ?? `${last.spec} was never resolved`}`,
       'name functions as module:qualname of a module the program imports (use __main__ for the script, outer.<locals>.inner for nested functions)',
       code !== 0 ? code : EXIT_USAGE,
     );

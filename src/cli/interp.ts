@@ -34,12 +34,12 @@ export async function runUnderLens<D>(command: string, lens: string, options: Re
   try {
     run = await runLens<D>(lens, options, argv);
   } catch (e) {
-    if (e instanceof HelperError) throw new CliError(`pylens ${command}: ${e.message}`, e.fix);
+    if (e instanceof HelperError) throw new CliError(`${command}: ${e.message}`, e.fix);
     throw e;
   }
   if (!run.result) {
     throw new CliError(
-      `pylens ${command}: the program ended (${run.howEnded}) without pylens's result: ${run.missing ?? 'no result file'}`,
+      `${command}: the program ended (${run.howEnded}) without pylens's result: ${run.missing ?? 'no result file'}`,
       'the helper writes its result at interpreter exit; a program killed by SIGKILL or leaving through os._exit() skips that',
       run.exitCode || 1,
     );

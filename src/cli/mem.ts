@@ -55,7 +55,7 @@ export async function runMem(args: Parsed): Promise<number> {
   const data = run.result.data;
   if (!data || !Array.isArray(data.snapshots)) {
     for (const w of run.result.warnings) process.stderr.write(`pylens mem: warning: ${w}\n`);
-    throw new CliError('pylens mem: the helper recorded no memory data', 'see the warnings above', run.exitCode || 1);
+    throw new CliError('mem: the helper recorded no memory data', 'see the warnings above', run.exitCode || 1);
   }
   const meta = lensMeta(run, { backend: 'tracemalloc', mode: 'allocations' });
   const { profile, used } = memProfile(data, meta, at);

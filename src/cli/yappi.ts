@@ -74,7 +74,7 @@ export async function runYappi(args: Parsed): Promise<number> {
     checkPython(command.python);
     yappiVersion = checkYappi(command);
   } catch (e) {
-    if (e instanceof HelperError) throw new CliError(`pylens yappi: ${e.message}`, e.fix);
+    if (e instanceof HelperError) throw new CliError(`yappi: ${e.message}`, e.fix);
     throw e;
   }
 
@@ -82,7 +82,7 @@ export async function runYappi(args: Parsed): Promise<number> {
   const data = run.result.data;
   if (!data || !Array.isArray(data.threads) || !Array.isArray(data.functions)) {
     for (const w of run.result.warnings) process.stderr.write(`pylens yappi: warning: ${w}\n`);
-    throw new CliError('pylens yappi: the helper returned no yappi statistics', 'see the warnings above; run again', run.exitCode || 1);
+    throw new CliError('yappi: the helper returned no yappi statistics', 'see the warnings above; run again', run.exitCode || 1);
   }
   const meta = lensMeta(run, { backend: 'yappi', mode: clock });
   const profile = yappiToProfile(data, run.result.pid, meta);

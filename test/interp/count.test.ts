@@ -139,6 +139,10 @@ for (const py of PYTHONS) {
     assert.match(r.out, /__main__:gen\s+9\s/);
     assert.match(r.err, /module nosuchmod was never imported.*nosuchmod:f/);
     assert.match(r.err, /has no function fibb \(did you mean __main__:fib\?\)/);
+    // the script's own name for __main__: the error says which name to use
+    const r2 = pylens(['count', '-F', 'app:fib', '--', py.exe, 'app.py', '0'], dir);
+    assert.equal(r2.code, 2, r2.err);
+    assert.match(r2.err, /the script app\.py runs as __main__, so name it __main__:fib/);
     // the program's own failure wins over the name error
     const r3 = pylens(['count', '-F', 'nosuchmod:f', '--', py.exe, 'app.py', '3'], dir);
     assert.equal(r3.code, 3, r3.err);

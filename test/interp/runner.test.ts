@@ -154,6 +154,23 @@ test('runLens: interpreter options kept, stdio passed through, the exit code and
   }
 });
 
+test('helper: an unknown lens stops before the program runs', { skip: PYTHONS.length === 0 && 'no pyenv CPython' }, () => {
+  const py = PYTHONS.at(-1)!;
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-nolens-'));
+  try {
+    const r = spawnSync(py.exe, [HELPER_BOOT, 'no_such_lens', join(dir, 'r.json'), '{}', '--', '-c', 'print("the program ran")'], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /no lens 'no_such_lens'/);
+    const bad = spawnSync(py.exe, [HELPER_BOOT, 'none', join(dir, 'r.json'), '{not json', '--', '-c', 'print("the program ran")'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.equal(bad.stdout, '');
+    assert.match(bad.stderr, /bad options JSON/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('parsePythonCommand: interpreter options, -m/-c, launcher scripts, and what is refused', () => {
   const py = PYTHONS.at(-1)?.exe ?? '/usr/bin/python3';
   const dir = mkdtempSync(join(tmpdir(), 'pylens-cmd-'));
