@@ -164,11 +164,13 @@ class _TraceBase:
         per = self.calib.get("ns_per_event") or 0.0
         run = max(1, self.t_stop - self.t_start)
         cost = per * events
-        frac = cost / max(1.0, run - cost) if run > cost else None
+        # the slowdown against the program's own time; past 90 % of the run the estimate
+        # cannot tell 10x from 100x
+        frac = cost / (run - cost) if cost < 0.9 * run else None
         return {
             "fraction": frac,
             "method": "calibrated at start: a loop of %d calls of a small function (calling another) timed with and without the %s hook gives %.0f ns per hook event; "
-            "that cost x %d events recorded / the traced run's time without it" % (self.calib.get("calls", 0), self.backend, per, events),
+            "that cost x %d events recorded / the traced run's time without it (unknown past 90 %% of the run: at least 10x)" % (self.calib.get("calls", 0), self.backend, per, events),
         }
 
     def _median_ns(self, fn, reps=7):
