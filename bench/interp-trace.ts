@@ -1,7 +1,8 @@
 /**
  * `pylens trace` slowdown on a call-heavy workload, per installed CPython 3.8–3.13:
  * the program alone vs under trace (cProfile; and sys.monitoring on 3.12+ with both
- * backends side by side). Runs alternate in order within each round; medians and spread.
+ * backends side by side), whole-program and scoped to one small module (`--include`), where
+ * sys.monitoring DISABLEs the code outside the scope and cProfile still sees every call. Runs alternate in order within each round; medians and spread.
  *
  *   node_modules/.bin/node bench/interp-trace.ts [--rounds N]
  */
@@ -19,28 +20,43 @@ const roundsArg = process.argv.indexOf('--rounds');
 const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 5;
 const dir = mkdtempSync(join(tmpdir(), 'pylens-bench-trace-'));
 const work = join(dir, 'work.py');
-// ~1.1M Python calls: recursion, methods, small helpers; prints its own wall time
-writeFileSync(work, `
-import time
+// ~1.1M Python calls in hotlib (recursion, methods, small helpers) and 200 calls into a small
+// module, scoped, that a tight trace looks at alone; prints its own wall time
+writeFileSync(join(dir, 'hotlib.py'), `
 def fib(n):
     return n if n < 2 else fib(n-1) + fib(n-2)
 class P:
     def __init__(self, v): self.v = v
     def add(self, o): return P(self.v + o.v)
 def f(x): return x + 1
+`);
+writeFileSync(join(dir, 'scoped.py'), `
+def checkout(i):
+    return sum(price(j) for j in range(i % 7))
+def price(j):
+    return j * 3
+`);
+writeFileSync(work, `
+import time
+from hotlib import fib, P, f
+from scoped import checkout
 t0 = time.perf_counter()
 fib(24)
 p = P(0)
 for i in range(100000): p = p.add(P(i))
 s = 0
-for i in range(300000): s = f(s)
+for i in range(300000):
+    s = f(s)
+    if i % 1500 == 0: checkout(i)
 print("WALL", time.perf_counter() - t0)
 `);
 
-function runOnce(py: InstalledPython, mode: 'none' | 'cprofile' | 'monitoring'): number {
+type Mode = 'none' | 'cprofile' | 'monitoring' | 'cprofile scoped' | 'monitoring scoped';
+function runOnce(py: InstalledPython, mode: Mode): number {
   const out = join(dir, 'o.pylens');
-  const argv = mode === 'none' ? [py.exe, work] : [NODE, MAIN, 'trace', '-q', '-o', out, '--backend', mode, '--', py.exe, work];
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+  const [backend, scoped] = mode.split(' ');
+  const argv = mode === 'none' ? [py.exe, work] : [NODE, MAIN, 'trace', '-q', '-o', out, '--backend', backend!, ...(scoped ? ['--include', 'scoped'] : []), '--', py.exe, work];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: dir });
   const m = /WALL ([\d.]+)/.exec(r.stdout);
   if (r.status !== 0 || !m) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
   return Number(m[1]);
@@ -52,16 +68,18 @@ const byMinor = new Map<number, InstalledPython>();
 for (const p of installedPythons()) if (p.minor >= 8 && p.minor <= 13 && !byMinor.has(p.minor)) byMinor.set(p.minor, p);
 
 console.log(`pylens trace slowdown (program's own wall time of the workload; ${ROUNDS} rounds, order alternating; median, min–max)`);
-console.log(['python', 'alone s', 'cProfile ×', 'sys.monitoring ×'].map((h, i) => (i === 0 ? h.padEnd(16) : h.padStart(20))).join(''));
+console.log('scoped: --include scoped (200 calls of a small module among 1.1 M others)');
+const COLS: Mode[] = ['cprofile', 'monitoring', 'cprofile scoped', 'monitoring scoped'];
+console.log(['python', 'alone s', ...COLS.map((c) => `${c} ×`)].map((h, i) => (i === 0 ? h.padEnd(16) : h.padStart(22))).join(''));
 for (const py of [...byMinor.values()].sort((a, b) => a.minor - b.minor)) {
-  const modes: Array<'none' | 'cprofile' | 'monitoring'> = py.minor >= 12 ? ['none', 'cprofile', 'monitoring'] : ['none', 'cprofile'];
-  const t: Record<string, number[]> = { none: [], cprofile: [], monitoring: [] };
+  const modes: Mode[] = py.minor >= 12 ? ['none', ...COLS] : ['none', 'cprofile', 'cprofile scoped'];
+  const t: Record<string, number[]> = Object.fromEntries(['none', ...COLS].map((m) => [m, [] as number[]]));
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? modes : [...modes].reverse();
     for (const m of order) t[m]!.push(runOnce(py, m));
   }
   const base = median(t.none!);
   const ratio = (m: string) => (t[m]!.length ? `${(median(t[m]!) / base).toFixed(2)} (${spread(t[m]!.map((x, i) => x / t.none![i]!))})` : '-');
-  console.log([py.label.padEnd(16), `${base.toFixed(3)} (${spread(t.none!)})`.padStart(20), ratio('cprofile').padStart(20), ratio('monitoring').padStart(20)].join(''));
+  console.log([py.label.padEnd(16), `${base.toFixed(3)} (${spread(t.none!)})`.padStart(22), ...COLS.map((c) => ratio(c).padStart(22))].join(''));
 }
 rmSync(dir, { recursive: true, force: true });

@@ -210,7 +210,10 @@ class _Monitoring(_TraceBase):
         self.mon = sys.monitoring
         self.tool = None
         self.states = {}
-        self.code_info = {}  # code -> (func index or -1 excluded, is_within)
+        # id(code) -> (func index or -1 excluded, is_within, code): keyed by id because hashing a
+        # code object hashes its contents (the dearest step of the hot path); the code in the
+        # value keeps the id from being reused
+        self.code_info = {}
         self.builtins = bool(options.get("builtins"))
         self.cfunc = {}  # id(callable) -> func index
         self.recording = True
@@ -227,7 +230,7 @@ class _Monitoring(_TraceBase):
             module = ""
         qual = getattr(code, "co_qualname", code.co_name)
         if not self.filter.keep(module, path):
-            info = (-1, False)
+            info = (-1, False, code)
         else:
             key = ("py", code.co_filename, code.co_firstlineno, code.co_name)
             fi = self.func_index.get(key)
@@ -235,8 +238,8 @@ class _Monitoring(_TraceBase):
                 fi = len(self.funcs)
                 self.func_index[key] = fi
                 self.funcs.append(["py", code.co_name, qual, code.co_filename, code.co_firstlineno, module])
-            info = (fi, self.has_within and self.filter.is_within(module, qual, code.co_name))
-        self.code_info[code] = info
+            info = (fi, self.has_within and self.filter.is_within(module, qual, code.co_name), code)
+        self.code_info[id(code)] = info
         return info
 
     def _cfunc_index(self, fn):
@@ -328,7 +331,7 @@ class _Monitoring(_TraceBase):
 
         def enter(code, offset):
             now = perf()
-            info = code_info.get(code)
+            info = code_info.get(id(code))
             if info is None:
                 info = classify(code)
             fi = info[0]
@@ -371,7 +374,7 @@ class _Monitoring(_TraceBase):
             if st is not None:
                 stack = st.stack
                 if gated and has_within:
-                    info = code_info.get(code)
+                    info = code_info.get(id(code))
                     if info is not None and info[1] and st.within > 0:
                         st.within -= 1
                 if stack and stack[-1][3] is code:
@@ -385,7 +388,7 @@ class _Monitoring(_TraceBase):
                         lens.retired.append(st)
                         states.pop(st.ident, None)
                     return None
-            info = code_info.get(code)
+            info = code_info.get(id(code))
             if info is not None and info[0] < 0:
                 return DISABLE
             return None
@@ -397,7 +400,7 @@ class _Monitoring(_TraceBase):
             if st is None:
                 return None
             if has_within:
-                info = code_info.get(code)
+                info = code_info.get(id(code))
                 if info is not None and info[1] and st.within > 0:
                     st.within -= 1
             stack = st.stack
@@ -478,9 +481,9 @@ class _Monitoring(_TraceBase):
         n = 20000
         base = self._median_ns(lambda: _calib_loop(n))
         code = _calib_target.__code__
-        self.code_info[code] = (0, False)
-        self.code_info[_calib_leaf.__code__] = (1, False)
-        self.code_info[_calib_loop.__code__] = (-1, False)
+        self.code_info[id(code)] = (0, False, code)
+        self.code_info[id(_calib_leaf.__code__)] = (1, False, _calib_leaf.__code__)
+        self.code_info[id(_calib_loop.__code__)] = (-1, False, _calib_loop.__code__)
         saved_region, saved_within = self.has_region, self.has_within
         self.has_region = self.has_within = False
         self._install()
