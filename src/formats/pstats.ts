@@ -33,7 +33,7 @@
  * best guess the edges allow.
  */
 import { ProfileBuilder } from '../model/builder.ts';
-import type { FrameSpec, Profile } from '../model/profile.ts';
+import type { FrameSpec, Profile, ValueType } from '../model/profile.ts';
 import { decodeMarshal, encodeMarshal, isCode, isDict, isTuple, marshalKey, type MarshalCode, type MarshalFail, type MarshalValue, type MarshalWritable } from './marshal.ts';
 import { NOT_MINE, ParseError, type Exporter, type Importer, type InputFile, type NotMine } from './types.ts';
 import { frameInfo, type FrameInfo } from '../model/profile.ts';
@@ -221,6 +221,17 @@ function ancestors(fns: Fn[], g: number, onPath: Set<number>, frac: number, dept
   if (cut > 0) out.push({ frames: [TRUNCATED, ...suffix.slice().reverse()], frac: cut });
 }
 
+/**
+ * The value columns of call profiles (pstats, trace, yappi): calls, self time, total time.
+ * `total` is per row (per path) and must not be summed up a stack; self is the default.
+ */
+export const CALL_VALUE_TYPES: readonly ValueType[] = [
+  { name: 'calls', unit: 'calls' },
+  { name: 'self', unit: 'nanoseconds' },
+  { name: 'total', unit: 'nanoseconds' },
+];
+export const CALL_DEFAULT_VALUE = 1;
+
 export function pstatsToProfile(data: PstatsData, name?: string): Profile {
   const index = new Map<string, number>();
   const fns: Fn[] = [];
@@ -278,12 +289,8 @@ export function pstatsToProfile(data: PstatsData, name?: string): Profile {
         ...(data.sampled ? { sampled: 1 } : {}),
       },
     },
-    valueTypes: [
-      { name: 'calls', unit: 'calls' },
-      { name: 'self', unit: 'nanoseconds' },
-      { name: 'total', unit: 'nanoseconds' },
-    ],
-    defaultValue: 1,
+    valueTypes: CALL_VALUE_TYPES.map((v) => ({ ...v })),
+    defaultValue: CALL_DEFAULT_VALUE,
     timed: false,
   });
   const thread = b.thread(0, 0);

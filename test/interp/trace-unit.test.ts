@@ -9,7 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { decodeMarshal, encodeMarshal, type MarshalWritable } from '../../src/formats/marshal.ts';
 import { functionStats, readPstats, writePstats } from '../../src/formats/pstats.ts';
 import { ProfileBuilder } from '../../src/model/builder.ts';
-import { removeFrames, TRACE_VALUE_TYPES } from '../../src/capture/python/trace.ts';
+import { removeFrames } from '../../src/capture/python/trace.ts';
+import { CALL_VALUE_TYPES } from '../../src/formats/pstats.ts';
 import { aggregate } from '../../src/model/query.ts';
 import { installedPythons } from '../sampler/pythons.ts';
 
@@ -46,7 +47,7 @@ test('a real Python reads what encodeMarshal writes', () => {
 
 function tree() {
   // main → fib → fib → fib (recursion), main → g; values [calls, self ns, total ns]
-  const b = new ProfileBuilder({ meta: { lens: 'interpreter', backend: 'test', mode: 'calls' }, valueTypes: TRACE_VALUE_TYPES, defaultValue: 1, timed: false });
+  const b = new ProfileBuilder({ meta: { lens: 'interpreter', backend: 'test', mode: 'calls' }, valueTypes: CALL_VALUE_TYPES.map((v) => ({ ...v })), defaultValue: 1, timed: false });
   const main = b.frame({ name: 'main', file: 'm.py', line: 1 });
   const fib = b.frame({ name: 'fib', file: 'm.py', line: 5 });
   const g = b.frame({ name: 'g', file: 'lib.py', line: 9 });

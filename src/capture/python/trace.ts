@@ -21,7 +21,7 @@
  */
 import { ProfileBuilder } from '../../model/builder.ts';
 import { frameInfo, stackFrames, type FrameSpec, type Profile, type ProfileMeta } from '../../model/profile.ts';
-import { pstatsToProfile, type FunctionStat, type PstatsEntry } from '../../formats/pstats.ts';
+import { CALL_DEFAULT_VALUE, CALL_VALUE_TYPES, pstatsToProfile, type FunctionStat, type PstatsEntry } from '../../formats/pstats.ts';
 
 export type TraceFunc = [kind: 'py' | 'c', name: string, qualname: string, file: string, line: number, module: string];
 export interface TraceThread {
@@ -40,11 +40,6 @@ export interface TraceData {
   calibration: { ns_per_event: number; calls: number };
 }
 
-export const TRACE_VALUE_TYPES = [
-  { name: 'calls', unit: 'calls' as const },
-  { name: 'self', unit: 'nanoseconds' as const },
-  { name: 'total', unit: 'nanoseconds' as const },
-];
 
 /** The model frame of a traced function. */
 export function traceFrameSpec(f: TraceFunc): FrameSpec {
@@ -57,8 +52,8 @@ export function traceFrameSpec(f: TraceFunc): FrameSpec {
 export function traceToProfile(data: TraceData, pid: number, meta: Partial<ProfileMeta>): Profile {
   const b = new ProfileBuilder({
     meta: { ...meta, lens: 'interpreter', backend: data.backend, mode: 'calls', extra: { ...(meta.extra ?? {}), events: data.events, stacks: data.backend === 'sys.monitoring' ? 'exact call tree' : 'reconstructed from caller→callee edges (approximate)' } },
-    valueTypes: TRACE_VALUE_TYPES,
-    defaultValue: 1,
+    valueTypes: CALL_VALUE_TYPES.map((v) => ({ ...v })),
+    defaultValue: CALL_DEFAULT_VALUE,
     timed: false,
   });
   const frameOf = new Map<number, number>();

@@ -26,7 +26,7 @@
 import { spawnSync } from 'node:child_process';
 import { ProfileBuilder } from '../../model/builder.ts';
 import { frameInfo, stackFrames, type FrameSpec, type Profile, type ProfileMeta } from '../../model/profile.ts';
-import { pstatsToProfile, type PstatsData, type PstatsEntry } from '../../formats/pstats.ts';
+import { CALL_DEFAULT_VALUE, CALL_VALUE_TYPES, pstatsToProfile, type PstatsData, type PstatsEntry } from '../../formats/pstats.ts';
 import { HelperError, type PythonCommand } from './helper.ts';
 
 export type YappiClock = 'cpu' | 'wall';
@@ -180,12 +180,8 @@ export function yappiThreadRows(data: YappiData): YappiThreadRow[] {
 export function yappiToProfile(data: YappiData, pid: number, meta: Partial<ProfileMeta>): Profile {
   const b = new ProfileBuilder({
     meta: { lens: 'interpreter', backend: 'yappi', mode: data.clock, ...meta },
-    valueTypes: [
-      { name: 'calls', unit: 'calls' },
-      { name: 'self', unit: 'nanoseconds' },
-      { name: 'total', unit: 'nanoseconds' },
-    ],
-    defaultValue: 1,
+    valueTypes: CALL_VALUE_TYPES.map((v) => ({ ...v })),
+    defaultValue: CALL_DEFAULT_VALUE,
     timed: false,
   });
   const specs = new Map<string, FrameSpec>();
