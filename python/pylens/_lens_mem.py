@@ -191,8 +191,8 @@ class _Mem:
         # would only be an upper bound
         return {
             "fraction": None,
-            "method": "not measurable as a share: tracing makes every allocation slower (at start, a small-object allocation loop ran %.1fx slower with %d-frame tracebacks, best of 3 traced vs untraced), and Python keeps no count of the allocations a run makes, so the cost lies between nothing (code that rarely allocates) and that factor (code that does little else); the snapshots took %.1f ms = %.1f %% of the run (%d, measured); fewer --frames lowers the per-allocation cost"
-            % (1.0 + s, self.nframes, t_snap / 1e6, 100.0 * t_snap / wall, self.snapshots_taken),
+            "method": "not measurable as a share: tracing makes every allocation slower (at start, a small-object allocation loop ran %.1fx slower with %d-frame tracebacks, best of 3 traced vs untraced), and Python keeps no count of the allocations a run makes, so the cost lies between nothing (code that rarely allocates) and that factor (code that does little else); the snapshots (%d while running, and the final one) took %.1f ms = %.1f %% of the run, measured; fewer --frames lowers the per-allocation cost"
+            % (1.0 + s, self.nframes, self.snapshots_taken, t_snap / 1e6, 100.0 * t_snap / wall),
         }
 
     # --- snapshots ---------------------------------------------------------------------
