@@ -12,7 +12,7 @@
 import type { CommandSpec, Parsed } from './args.ts';
 import { UsageError } from './args.ts';
 import { buildCountProfile, checkFunctionSpec, countRows, formatCountTable, type CountData } from '../capture/python/count.ts';
-import { checkOutputArgs, commandArgv, finishLens, lensMeta, outputOptions, runUnderLens, writeLensProfile } from './interp.ts';
+import { checkOutputArgs, commandArgv, finishLens, lensMeta, outputOptions, overheadText, runUnderLens, writeLensProfile } from './interp.ts';
 import { CliError, EXIT_USAGE } from './errors.ts';
 
 export const countSpec: CommandSpec = {
@@ -80,8 +80,7 @@ export async function runCount(args: Parsed): Promise<number> {
     process.stderr.write(`pylens count: wrote ${abs}\n`);
   }
   if (overhead && !o.json) {
-    const pct = overhead.fraction === null ? 'unknown' : `≈ ${(overhead.fraction * 100).toFixed(overhead.fraction < 0.1 ? 1 : 0)} %`;
-    process.stderr.write(`pylens count: ${data.mechanism}, overhead ${pct} (${overhead.method})\n`);
+    process.stderr.write(`pylens count: ${data.mechanism}, overhead ${overheadText(overhead)}\n`);
   }
   const code = finishLens('count', run);
   const unresolved = data.functions.filter((f) => !f.resolved);

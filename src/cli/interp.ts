@@ -71,6 +71,17 @@ export function lensMeta(run: LensRun<unknown> & { result: HelperResult<unknown>
   };
 }
 
+/**
+ * The lens's overhead as one phrase for its summary line: "12.3 % (method)", or the method
+ * alone when the lens could not put a figure on it.
+ */
+export function overheadText(ov: HelperResult<unknown>['overhead']): string {
+  if (!ov) return 'not reported';
+  if (ov.fraction === null) return `not measured as a share (${ov.method})`;
+  const pct = ov.fraction * 100;
+  return `${pct.toFixed(pct < 10 ? 1 : 0)} % (${ov.method})`;
+}
+
 /** Write `profile` to -o (or the default name); returns the absolute path. */
 export function writeLensProfile(command: string, args: Parsed, profile: Profile, title: string): string {
   const outOpt = args.options.output as string | undefined;

@@ -9,7 +9,7 @@ import { memProfile, memReport, type MemData } from '../capture/python/mem.ts';
 import { renderMemReport } from '../render/mem.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { CliError } from './errors.ts';
-import { checkOutputArgs, commandArgv, finishLens, lensMeta, outputOptions, runUnderLens, writeLensProfile } from './interp.ts';
+import { checkOutputArgs, commandArgv, finishLens, lensMeta, outputOptions, overheadText, runUnderLens, writeLensProfile } from './interp.ts';
 
 export const memSpec: CommandSpec = {
   name: 'mem',
@@ -69,8 +69,7 @@ export async function runMem(args: Parsed): Promise<number> {
     process.stdout.write(renderMemReport(report, { fullFilenames: Boolean(o['full-filenames']) }));
   }
   if (at === 'peak' && used === 'exit') process.stderr.write('pylens mem: note: no snapshot while running was larger than the one at exit; the flame graph shows what is alive at exit\n');
-  const ovText = ov ? `${ov.fraction !== null ? `${(ov.fraction * 100).toFixed(0)} %` : 'unknown'} (${ov.method})` : 'unknown';
-  process.stderr.write(`pylens mem: ${data.snapshots.length} snapshots, tracebacks of ${data.options.frames} frames; overhead ${ovText}\n`);
+  process.stderr.write(`pylens mem: ${data.snapshots.length} snapshots, tracebacks of ${data.options.frames} frames; overhead ${overheadText(ov)}\n`);
   process.stderr.write(`pylens mem: wrote ${abs}\n`);
   return finishLens('mem', run);
 }

@@ -8,8 +8,6 @@
  * thread's stack; sys.monitoring only). Output: a profile (HTML by default, -o picks the
  * format), a pstats-like table on stdout, optionally a real pstats dump (--pstats FILE).
  */
-import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { checkPython, HelperError, parsePythonCommand } from '../capture/python/helper.ts';
 import { cprofileStats, traceToProfile, type TraceData } from '../capture/python/trace.ts';
 import { functionStats, writePstats, type FunctionStat } from '../formats/pstats.ts';
@@ -17,7 +15,7 @@ import type { Profile } from '../model/profile.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
 import { CliError } from './errors.ts';
-import { checkOutputArgs, commandArgv, finishLens, lensMeta, outputOptions, runUnderLens, writeLensProfile } from './interp.ts';
+import { checkOutputArgs, commandArgv, finishLens, lensMeta, outputOptions, overheadText, runUnderLens, writeLensProfile } from './interp.ts';
 
 const SORTS = ['cumulative', 'self', 'calls'] as const;
 type Sort = (typeof SORTS)[number];
@@ -121,15 +119,9 @@ export async function runTrace(args: Parsed): Promise<number> {
   const abs = toPstats ? writeOutput(outOpt, writePstats(stats)) : writeLensProfile('trace', args, profile, `${name}: every call (${data.backend})`);
   let pstatsPath: string | undefined;
   if (o.pstats) {
-    pstatsPath = resolve(o.pstats as string);
-    try {
-      writeFileSync(pstatsPath, writePstats(stats));
-    } catch (e) {
-      throw new CliError(`trace: cannot write '${o.pstats as string}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'choose a writable location for --pstats');
-    }
+    pstatsPath = writeOutput(o.pstats as string, writePstats(stats));
   }
   const ov = run.result.overhead;
-  const ovText = ov ? `${ov.fraction !== null ? `${(ov.fraction * 100).toFixed(1)} %` : 'unknown'} (${ov.method})` : 'unknown';
   const calls = stats.reduce((s, x) => s + x.nc, 0);
   if (o.json) {
     process.stdout.write(
@@ -151,7 +143,7 @@ export async function runTrace(args: Parsed): Promise<number> {
   } else if (!o.quiet) {
     process.stdout.write(formatTraceTable(stats, { sort, top }));
   }
-  process.stderr.write(`pylens trace: ${calls.toLocaleString('en-US')} calls of ${stats.length} functions in ${profile.threads.length} thread${profile.threads.length === 1 ? '' : 's'} (${data.backend}); overhead ${ovText}\n`);
+  process.stderr.write(`pylens trace: ${calls.toLocaleString('en-US')} calls of ${stats.length} functions in ${profile.threads.length} thread${profile.threads.length === 1 ? '' : 's'} (${data.backend}); overhead ${overheadText(ov)}\n`);
   process.stderr.write(`pylens trace: wrote ${abs}${pstatsPath ? ` and ${pstatsPath}` : ''}\n`);
   return finishLens('trace', run);
 }
