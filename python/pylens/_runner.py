@@ -50,11 +50,31 @@ class _State:
         self.exit_code = 0
         self.exception = None
         self.interrupted = False
+        # SIGTERM/SIGHUP that ended the program (re-raised after the result is written)
+        self.signum = None
         self.finished = False
         self.helper_error = None
 
 
 _state = _State()
+
+
+def _on_terminate(signum, frame):
+    """SIGTERM/SIGHUP where the program kept the default (death): write what the lens has,
+    then die by the same signal, as the program would have without pylens (no unwinding,
+    no waiting for threads, no atexit)."""
+    st = _state
+    st.signum = signum
+    st.exit_code = 128 + signum
+    _finish()
+
+
+def _catch_termination():
+    """Only where the program left the default (death) in place; its own handlers win."""
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _on_terminate)
 
 
 def _usage(msg):
@@ -217,7 +237,7 @@ def _write_result():
         "exit": {
             "code": st.exit_code,
             "exception": st.exception,
-            "signal": "SIGINT" if st.interrupted else None,
+            "signal": "SIGINT" if st.interrupted else signal.Signals(st.signum).name if st.signum else None,
         },
         "overhead": overhead,
         "warnings": warnings,
@@ -255,15 +275,17 @@ def _finish():
         _write_result()
     except Exception as e:
         sys.stderr.write("pylens helper: could not write %s: %s\n" % (st.result_file, _describe(e)))
-    if st.interrupted:
-        # like python: an uncaught KeyboardInterrupt ends the process by SIGINT
+    if st.interrupted or st.signum:
+        # like python: an uncaught KeyboardInterrupt ends the process by SIGINT, and a
+        # SIGTERM/SIGHUP with no handler by that signal
+        sig = signal.SIGINT if st.interrupted else st.signum
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         except Exception:
             pass
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
 
 
 def main(argv):
@@ -293,6 +315,7 @@ def main(argv):
         sys.exit(70)
     st.lens = lens
     atexit.register(_finish)
+    _catch_termination()
     pylens._active = lens
     st.start_unix_ns = time.time_ns()
     st.t0 = time.perf_counter_ns()

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +149,31 @@ test('runLens: interpreter options kept, stdio passed through, the exit code and
     assert.deepEqual(run.command.interpreterArgs, ['-O']);
     assert.deepEqual(run.result?.data.options, { a: [1, 2] });
     assert.equal(run.build.minor, py.minor);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('helper: SIGTERM writes the result and ends the process by SIGTERM (a program with its own handler keeps it)', { skip: PYTHONS.length === 0 && 'no pyenv CPython' }, async () => {
+  const py = PYTHONS.at(-1)!;
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-term-'));
+  try {
+    // a non-daemon thread that never ends: without pylens SIGTERM kills it all at once
+    const prog = join(dir, 'forever.py');
+    writeFileSync(prog, 'import threading, time\nthreading.Thread(target=lambda: [time.sleep(0.05) for _ in iter(int, 1)]).start()\nprint("up", flush=True)\nwhile True:\n    time.sleep(0.01)\n');
+    const own = join(dir, 'own.py');
+    writeFileSync(own, 'import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\nprint("up", flush=True)\nwhile True:\n    time.sleep(0.01)\n');
+    for (const [script, want] of [[prog, { signal: 'SIGTERM', code: null, recorded: 'SIGTERM' }], [own, { signal: null, code: 7, recorded: null }]] as const) {
+      const res = join(dir, 'r.json');
+      rmSync(res, { force: true });
+      const child = spawn(py.exe, [HELPER_BOOT, 'none', res, '{}', '--', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.includes('up') && resolve()));
+      child.kill('SIGTERM');
+      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+      assert.equal(signal, want.signal, script);
+      assert.equal(code, want.code, script);
+      assert.equal(readHelperResult(res).exit.signal, want.recorded);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
