@@ -147,6 +147,9 @@ class _TraceBase:
     def __init__(self, options, info):
         self.options = options
         self.filter = _Filter(options, info)
+        # `<string>` code is the program's own only for `python -c`; elsewhere it is exec'd
+        # source (namedtuple, dataclasses), which belongs to no module
+        self.string_module = "__main__" if (info.get("target") or {}).get("kind") == "code" else ""
         self.region = options.get("region")
         self._warnings = []
         self.funcs = []
@@ -225,7 +228,7 @@ class _Monitoring(_TraceBase):
     # -- classification
     def _classify(self, code):
         path = _code_path(code)
-        module = self.filter.module_of(code.co_filename) if not path.startswith("<") else ("__main__" if path == "<string>" else "")
+        module = self.filter.module_of(code.co_filename) if not path.startswith("<") else (self.string_module if path == "<string>" else "")
         if not module and path.startswith("<"):
             module = ""
         qual = getattr(code, "co_qualname", code.co_name)
@@ -454,7 +457,11 @@ class _Monitoring(_TraceBase):
         enter, leave, unwind = self._callbacks()
         reg(tool, E.PY_START, enter)
         reg(tool, E.PY_RESUME, enter)
-        reg(tool, E.PY_THROW, enter)
+        # PY_THROW callbacks also get the exception, and PY_THROW cannot be DISABLEd
+        def throw(code, offset, exc):
+            enter(code, offset)
+
+        reg(tool, E.PY_THROW, throw)
         reg(tool, E.PY_RETURN, leave)
         reg(tool, E.PY_YIELD, leave)
         reg(tool, E.PY_UNWIND, unwind)
@@ -677,7 +684,7 @@ class _CProfile(_TraceBase):
                 self.funcs.append(["c", name, name, "~", 0, ""])
             else:
                 path = os.path.abspath(file) if not file.startswith("<") else file
-                mod = self.filter.module_of(file) if not file.startswith("<") else ("__main__" if file == "<string>" else "")
+                mod = self.filter.module_of(file) if not file.startswith("<") else (self.string_module if file == "<string>" else "")
                 self.funcs.append(["py", name, name, file, line, mod])
         return fi
 

@@ -132,6 +132,59 @@ main()
 const single = join(dir, 'single.py');
 writeFileSync(single, SINGLE);
 
+for (const py of PYS) {
+  test(`coroutines and exceptions: asyncio (throw into coroutines) and recursion unwound by an exception (${py.label})`, () => {
+    const aio = join(dir, 'aio.py');
+    writeFileSync(aio, [
+      'import asyncio',
+      'async def leaf(i):',
+      '    await asyncio.sleep(0.01)',
+      '    return i',
+      'async def mid(i):',
+      '    return await leaf(i) + 1',
+      'def boom(n):',
+      '    if n == 0:',
+      '        raise ValueError("x")',
+      '    return boom(n - 1)',
+      'async def cancelled():',
+      '    await asyncio.sleep(10)',
+      'async def main():',
+      '    r = await asyncio.gather(*(mid(i) for i in range(20)))',
+      '    for _ in range(50):',
+      '        try:',
+      '            boom(10)',
+      '        except ValueError:',
+      '            pass',
+      '    t = asyncio.ensure_future(cancelled())',
+      '    await asyncio.sleep(0)',
+      '    t.cancel()',
+      '    try:',
+      '        await t',
+      '    except asyncio.CancelledError:',
+      '        pass',
+      '    return sum(r)',
+      'import sys',
+      'print(asyncio.run(main()), file=sys.stderr)',
+      '',
+    ].join('\n'));
+    const r = trace(['--include', 'aio'], [py.exe, aio]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /Exception ignored|Traceback|Callback removed/);
+    assert.match(r.stderr, /^210$/m);
+    const o = r.out!;
+    // 11 calls of boom per try, 50 tries: every frame unwound by the exception is closed
+    assert.equal(calls(o, 'boom', aio), 550);
+    // coroutines count their first start and every resume (as cProfile does): 20 each + 20 resumes of leaf
+    assert.equal(calls(o, 'mid', aio), 40);
+    assert.equal(calls(o, 'leaf', aio), 40);
+    // a cancelled task: started, resumed by the thrown CancelledError
+    assert.equal(calls(o, 'cancelled', aio), 2);
+    // nothing from exec'd <string> code (namedtuple, dataclasses) passes an include of the
+    // script (cProfile also lists the C functions the script calls: file '~')
+    assert.ok(o.functions.every((f) => f.file === aio || f.file === '~'), JSON.stringify(o.functions.map((f) => f.file)));
+  });
+}
+
 for (const py of [OLD, NEW].filter((p): p is InstalledPython => p !== undefined)) {
   test(`the trace agrees with python -m cProfile (${py.label})`, () => {
     const ref = join(dir, `ref${py.minor}.pstats`);
