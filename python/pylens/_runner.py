@@ -54,6 +54,7 @@ class _State:
         self.signum = None
         self.finished = False
         self.helper_error = None
+        self.pid = os.getpid()
 
 
 _state = _State()
@@ -263,6 +264,10 @@ def _finish():
     """Registered first, so it runs last at exit: stop the lens, write the result."""
     st = _state
     if st.finished:
+        return
+    if os.getpid() != st.pid:
+        # a forked child that exits normally runs the parent's atexit handlers: the result
+        # is the parent's to write
         return
     st.finished = True
     pylens._active = None

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HELPER_BOOT, HelperError, parsePythonCommand, readHelperResult, runLens } from '../../src/capture/python/helper.ts';
@@ -174,6 +174,26 @@ test('helper: SIGTERM writes the result and ends the process by SIGTERM (a progr
       assert.equal(code, want.code, script);
       assert.equal(readHelperResult(res).exit.signal, want.recorded);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('helper: a forked child exiting after the parent does not overwrite the parent\'s result', { skip: PYTHONS.length === 0 && 'no pyenv CPython' }, async () => {
+  const py = PYTHONS.at(-1)!;
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-fork-'));
+  try {
+    const prog = join(dir, 'forky.py');
+    const done = join(dir, 'child-done');
+    writeFileSync(prog, `import os, sys, time\nif os.fork() == 0:\n    time.sleep(0.5)\n    open(${JSON.stringify(done)}, "w").close()\n    sys.exit(0)\nprint(os.getpid())\n`);
+    const res = join(dir, 'r.json');
+    const r = spawnSync(py.exe, [HELPER_BOOT, 'none', res, '{}', '--', prog], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const parent = Number(r.stdout.trim());
+    for (let i = 0; i < 100 && !existsSync(done); i++) await new Promise((w) => setTimeout(w, 50));
+    assert.ok(existsSync(done), 'the child finished');
+    await new Promise((w) => setTimeout(w, 200)); // its atexit would run right after
+    assert.equal(readHelperResult(res).pid, parent);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
