@@ -65,6 +65,11 @@ def _on_terminate(signum, frame):
     then die by the same signal, as the program would have without pylens (no unwinding,
     no waiting for threads, no atexit)."""
     st = _state
+    if os.getpid() != st.pid:
+        # a forked child inherited the handler: it dies as it would have, writing nothing
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     st.signum = signum
     st.exit_code = 128 + signum
     _finish()
