@@ -61,6 +61,15 @@ export const offcpuSpec: CommandSpec = {
   ],
 };
 
+/** The GIL struct the attached sampler sees; undefined (let the capture look) when unreadable. */
+function gilRangeOf(sampler: ProcessSampler): { address: number; size: number } | null | undefined {
+  try {
+    return sampler.gilRange();
+  } catch {
+    return undefined;
+  }
+}
+
 export async function runOffcpu(args: Parsed): Promise<number> {
   const o = args.options;
   const { pid: pidOpt, argv = [] } = targetArgs('offcpu', args);
@@ -100,7 +109,7 @@ export async function runOffcpu(args: Parsed): Promise<number> {
 
   let rec: OffCpuRecording;
   try {
-    rec = await startOffCpu({ pid, backend, gil: o.gil !== false, ...(o['gil-method'] ? { gilMethod: o['gil-method'] as 'futex' | 'uprobe' } : {}), ...(minBlockUs !== undefined ? { minBlockUs } : {}) });
+    rec = await startOffCpu({ pid, backend, gil: o.gil !== false, gilRange: gilRangeOf(sampler), ...(o['gil-method'] ? { gilMethod: o['gil-method'] as 'futex' | 'uprobe' } : {}), ...(minBlockUs !== undefined ? { minBlockUs } : {}) });
   } catch (e) {
     sampler.close();
     if (target) {

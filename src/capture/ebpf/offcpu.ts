@@ -100,6 +100,8 @@ export interface OffCpuOptions {
   gil?: boolean;
   /** how to detect GIL waits; default: the futex address on x86-64, else take_gil probes */
   gilMethod?: GilDetection['kind'];
+  /** the GIL struct, when the caller already has the process attached (saves locating the runtime again) */
+  gilRange?: { address: number; size: number } | null;
 }
 
 export const DEFAULT_BUCKET_NS = 10_000_000;
@@ -362,12 +364,15 @@ export function kernelThreadSize(): number {
  * GIL waits by futex address (x86-64): the main interpreter's GIL struct, read with the
  * sampler's layouts. Elsewhere, or when the struct cannot be found, the take_gil probes.
  */
-export function findGilDetection(pid: number): GilDetection | { reason: string } {
+export function findGilDetection(pid: number, known?: { address: number; size: number } | null): GilDetection | { reason: string } {
   if (process.arch !== 'x64') return findGilProbe(pid);
   let sampler: ProcessSampler | undefined;
   try {
-    sampler = ProcessSampler.attach(pid);
-    const r = sampler.gilRange();
+    let r = known;
+    if (r === undefined) {
+      sampler = ProcessSampler.attach(pid);
+      r = sampler.gilRange();
+    }
     if (r && r.address > 0) return { kind: 'futex', start: r.address, end: r.address + r.size, threadSize: kernelThreadSize(), futexSyscall: X64_SYS_FUTEX };
   } catch {
     // not readable here: the probes may still work
@@ -485,7 +490,7 @@ async function startBpftrace(opts: OffCpuOptions): Promise<Started> {
   const bucketNs = opts.bucketNs ?? DEFAULT_BUCKET_NS;
   let gil: GilDetection | undefined;
   if (opts.gil !== false) {
-    const g = opts.gilMethod === 'uprobe' ? findGilProbe(opts.pid) : findGilDetection(opts.pid);
+    const g = opts.gilMethod === 'uprobe' ? findGilProbe(opts.pid) : findGilDetection(opts.pid, opts.gilRange);
     if ('reason' in g) notes.push(`GIL waits are not detected: ${g.reason}`);
     else gil = g;
   }
