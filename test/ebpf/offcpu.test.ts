@@ -92,7 +92,16 @@ async function record(t: TestContext, mode: 'waits' | 'gil' | 'mixed', seconds: 
   w.stdout!.on('data', (d: Buffer) => (wout += d));
   await waitFor(() => wout, /ready/, 60_000, w, 'the workload');
   const out = join(dir, 'offcpu.pylens');
-  const p = spawn(process.execPath, [MAIN, 'offcpu', '-p', String(w.pid), '--json', '-o', out, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = await attachOffcpu(t, w.pid!, ['--json', '-o', out, ...extra]);
+  writeFileSync(go, '');
+  const code = await p.exited;
+  assert.equal(code, 0, p.stderr());
+  return { report: JSON.parse(p.stdout()), measured: JSON.parse(readFileSync(res, 'utf8')), stderr: p.stderr(), dir, progIds: p.progIds, tracerPids: p.tracerPids };
+}
+
+/** `pylens offcpu -p PID ARGS`, once it says it is recording: its output so far, its exit, the bpftraces and programs it holds. */
+async function attachOffcpu(t: TestContext, pid: number, args: string[]) {
+  const p = spawn(process.execPath, [MAIN, 'offcpu', '-p', String(pid), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => p.kill('SIGKILL'));
   let stdout = '';
   let stderr = '';
@@ -100,12 +109,8 @@ async function record(t: TestContext, mode: 'waits' | 'gil' | 'mixed', seconds: 
   p.stderr!.on('data', (d: Buffer) => (stderr += d));
   const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
   await waitFor(() => stderr, /recording off-CPU time of PID/, 120_000, p, 'pylens offcpu');
-  const tracerPids = bpftracesOf(w.pid!);
-  const progIds = tracerPids.flatMap(progIdsOf);
-  writeFileSync(go, '');
-  const code = await exited;
-  assert.equal(code, 0, stderr);
-  return { report: JSON.parse(stdout), measured: JSON.parse(readFileSync(res, 'utf8')), stderr, dir, progIds, tracerPids };
+  const tracerPids = bpftracesOf(pid);
+  return { child: p, exited, stdout: () => stdout, stderr: () => stderr, tracerPids, progIds: tracerPids.flatMap(progIdsOf) };
 }
 
 const share = (f: OffCpuReport['functions'][number], c: WaitClass) => (f.byClass[c]?.ns ?? 0) / f.totalNs;
@@ -214,20 +219,14 @@ test('Ctrl-C stops an attached recording: the profile is written, the target kee
     w.stdout!.on('data', (d: Buffer) => (wout += d));
     await waitFor(() => wout, /ready/, 60_000, w, 'the workload');
     const out = join(dir, 'waits.html');
-    const p = spawn(process.execPath, [MAIN, 'offcpu', '-p', String(w.pid), '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-    t.after(() => p.kill('SIGKILL'));
-    let stdout = '';
-    let stderr = '';
-    p.stdout!.on('data', (d: Buffer) => (stdout += d));
-    p.stderr!.on('data', (d: Buffer) => (stderr += d));
-    const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
-    await waitFor(() => stderr, /recording off-CPU time of PID/, 120_000, p, 'pylens offcpu');
-    const tracers = bpftracesOf(w.pid!);
-    const progIds = tracers.flatMap(progIdsOf);
+    const run = await attachOffcpu(t, w.pid!, ['-o', out]);
+    const { exited, progIds } = run;
+    const tracers = run.tracerPids;
     assert.ok(progIds.length > 0);
     await new Promise((r) => setTimeout(r, 1500));
-    p.kill('SIGINT');
-    assert.equal(await exited, 0, stderr);
+    run.child.kill('SIGINT');
+    assert.equal(await exited, 0, run.stderr());
+    const stdout = run.stdout();
     assert.equal(w.exitCode, null, 'the target was stopped');
     for (const id of progIds) assert.equal(progLoaded(id), false, `bpf program ${id} still loaded`);
     for (const pid of tracers) assert.equal(existsSync(`/proc/${pid}`), false, `bpftrace ${pid} still running`);
