@@ -14,7 +14,7 @@ import { ROOT } from '../helpers/format-checks.ts';
 import { exclusive } from '../helpers/exclusive.ts';
 import { installedPythons } from '../sampler/pythons.ts';
 import { startOffCpu, type OffCpuResult } from '../../src/capture/ebpf/offcpu.ts';
-import { startCpuSampling } from '../../src/capture/ebpf/cpu.ts';
+import { NO_STACK, startCpuSampling } from '../../src/capture/ebpf/cpu.ts';
 
 const WORKLOAD = join(ROOT, 'test', 'ebpf', 'scripts', 'capture_workload.py');
 const py312 = installedPythons().find((p) => p.minor === 12 && p.lib);
@@ -209,12 +209,17 @@ test('CPU sampling: a spinning thread is sampled near the rate, with kernel/user
       const t1 = Number(process.hrtime.bigint());
       const { samples, warnings } = await s.stop();
       assert.ok(!warnings.some((x) => /did not understand/.test(x)), warnings.join('; '));
+      assert.ok(samples.every((x) => x.pid === w.pid && x.ustack.length + x.kstack.length > 0));
+      // a stack-map collision now and then loses a stack (0.6 % in 20 s at 999 Hz here); the
+      // sample stays, under NO_STACK, and is counted in a warning
+      const unknown = samples.filter((x) => x.ustack[0] === NO_STACK).length;
+      assert.ok(unknown <= Math.max(2, samples.length * 0.05), `${unknown} of ${samples.length} samples without a stack`);
+      if (unknown) assert.ok(warnings.some((x) => x.startsWith(`${unknown} of ${samples.length} samples came without a stack`)), `${unknown}: ${warnings.join('; ')}`);
       const tids = [own.threads.spin0.tid, own.threads.spin1.tid];
       const n = samples.filter((x) => tids.includes(x.tid) && x.timeNs >= t0 && x.timeNs <= t1).reduce((a, x) => a + x.count, 0);
       const cpuS = own.threads.spin0.cpu_s + own.threads.spin1.cpu_s;
       // 49 Hz of the CPU time they had (timer sampling in a VM: generous bounds)
       assert.ok(n >= 49 * cpuS * 0.5 && n <= 49 * cpuS * 2, `${n} samples for ${cpuS} s of CPU`);
-      assert.ok(samples.every((x) => x.pid === w.pid && x.ustack.length + x.kstack.length > 0));
       assert.deepEqual(myTracers(), []);
     } finally {
       w.child.stdin!.end();

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES } from '../helpers/format-checks.ts';
 import { bareSymbol, intervalsFromSched, mergeRecords, OffCpuOutputParser, offCpuProgram, parseOffcputime, stateLetter, type RawRecord } from '../../src/capture/ebpf/offcpu.ts';
-import { CpuOutputParser, cpuProgram } from '../../src/capture/ebpf/cpu.ts';
+import { CpuOutputParser, cpuProgram, NO_STACK } from '../../src/capture/ebpf/cpu.ts';
 import { UserSymbolizer } from '../../src/capture/ebpf/symbolize.ts';
 import { ElfFile } from '../../src/capture/sampler/elf.ts';
 import { checkEbpfAccess, EbpfError, explainTracerStderr, memlockMatters, readEbpfFacts, tracerArgv, type EbpfFacts } from '../../src/capture/ebpf/tool.ts';
@@ -142,6 +142,18 @@ test('CPU fixture (a spinning CPython, 49 Hz, one record per sample): every samp
   // 49 Hz for ~1.4 s of a thread that never sleeps
   const secs = (p.endNs! - p.readyNs!) / 1e9;
   assert.ok(samples.length > 49 * secs * 0.5 && samples.length < 49 * secs * 1.5, `${samples.length} samples in ${secs} s`);
+});
+
+test('CPU parser: a sample the kernel recorded no stack for is kept under a frame that says so, and counted', () => {
+  const p = new CpuOutputParser();
+  for (const l of ['S 7 8 100 py', '', 'E', '', 'U', 'S 7 8 200 py', '        do_syscall_64', 'E', '', 'U', 'S 7 9 300 py', '', 'E', '        0x10', 'U']) p.line(l);
+  const s = p.samples();
+  assert.deepEqual(s.map((x) => [x.timeNs, x.kstack, x.ustack]), [
+    [100, [], [NO_STACK]],
+    [200, ['do_syscall_64'], []],
+    [300, [], ['0x10']],
+  ]);
+  assert.equal(p.stackless, 1);
 });
 
 test('CPU parser with a symbolizer: user addresses named through the maps and ELF symbols of a live process', () => {

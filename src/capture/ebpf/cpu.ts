@@ -39,6 +39,8 @@ export interface CpuSamplingOptions {
 
 /** How far apart a kernel sample and the sampler's sample may be matched is tied to this (ns). */
 export const CPU_BUCKET_NS = 10_000_000;
+/** The frame a sample the kernel recorded no stack for stands under. */
+export const NO_STACK = '[no stack recorded]';
 const USTACK_DEPTH = 127;
 const KSTACK_DEPTH = 48;
 
@@ -65,6 +67,8 @@ export class CpuOutputParser extends BpftraceOutput {
   private cur: CpuStackSample | undefined;
   private part: 'k' | 'u' = 'k';
   private readonly symbols: UserSymbolizer | undefined;
+  /** samples for which the kernel recorded neither stack (kept, under NO_STACK) */
+  stackless = 0;
 
   /** `symbols`: resolve user addresses (the program runs with BPFTRACE_NO_USER_SYMBOLS=1). */
   constructor(symbols?: UserSymbolizer) {
@@ -81,6 +85,12 @@ export class CpuOutputParser extends BpftraceOutput {
         return;
       }
       if (t === 'U') {
+        if (!this.cur.ustack.length && !this.cur.kstack.length) {
+          // bpf_get_stackid failed (a stack-map bucket taken by another stack, or an
+          // unreadable user stack): the CPU time is real, so it stays, under a frame that says so
+          this.cur.ustack.push(NO_STACK);
+          this.stackless++;
+        }
         this.out.push(this.cur);
         this.cur = undefined;
       } else if (t) {
@@ -174,6 +184,7 @@ export async function startCpuSampling(opts: CpuSamplingOptions): Promise<{ stop
         if (parser.endNs === undefined) warnings.push(`bpftrace ended without running its END probe (exit ${code}): the last samples may be missing`);
         if (!stopped) warnings.push('bpftrace ended before stop() (the target exited)');
         if (parser.lost) warnings.push(`bpftrace lost ${parser.lost} events`);
+        if (parser.stackless) warnings.push(`${parser.stackless} of ${parser.samples().length} samples came without a stack (the kernel's stack map collided or the user stack was unreadable); they count as ${NO_STACK}`);
         if (parser.skipped.length) warnings.push(`bpftrace printed lines pylens did not understand, e.g. ${JSON.stringify(parser.skipped[0])}`);
         return { samples: parser.samples(), warnings };
       })();
