@@ -191,12 +191,17 @@ class _TraceBase:
 
 
 class _TState:
-    __slots__ = ("stack", "nodes", "roots", "ident", "tid", "name", "depth", "within")
+    """One thread's shadow stack and call tree (kept in a threading.local, and listed)."""
+
+    __slots__ = ("stack", "times", "nodes", "ident", "tid", "name", "depth", "within")
 
     def __init__(self, ident):
-        self.stack = []  # [node, t0, child_ns, key]
-        self.nodes = []  # [children, calls, self, total, func, own index, parent index]
-        self.roots = {}
+        # a node: [children by id(code or C function), calls, total_ns, code or function,
+        #          func index, own index, parent index]; self time is worked out at the end
+        # (total less the children's totals), so a return touches one node
+        self.stack = [[{}, 0, 0, None, -1, -1, -1]]  # the root sentinel, then the open calls
+        self.times = [0]  # when each open call started, parallel to stack
+        self.nodes = []
         self.ident = ident
         self.tid = threading.get_native_id() if hasattr(threading, "get_native_id") else None
         t = threading._active.get(ident)
@@ -212,18 +217,17 @@ class _Monitoring(_TraceBase):
         _TraceBase.__init__(self, options, info)
         self.mon = sys.monitoring
         self.tool = None
-        self.states = {}
+        # per thread: a threading.local is cheaper to reach than a dict keyed by get_ident(),
+        # and a new thread that reuses an old one's ident gets a new state by itself
+        self.local = threading.local()
+        self.all_states = []
         # id(code) -> (func index or -1 excluded, is_within, code): keyed by id because hashing a
-        # code object hashes its contents (the dearest step of the hot path); the code in the
-        # value keeps the id from being reused
+        # code object hashes its contents; the code in the value keeps the id from being reused
         self.code_info = {}
         self.builtins = bool(options.get("builtins"))
         self.cfunc = {}  # id(callable) -> func index
-        self.recording = True
         self.has_within = bool(self.filter.within)
         self.has_region = self.region is not None
-        self.main_ident = _get_ident()
-        self.retired = []
 
     # -- classification
     def _classify(self, code):
@@ -271,125 +275,109 @@ class _Monitoring(_TraceBase):
 
     # -- state
     def _state(self):
-        st = self.states.get(_get_ident())
-        return st if st is not None else self._new_state()
+        try:
+            return self.local.st
+        except AttributeError:
+            return self._new_state()
 
-    def _push(self, st, fi, key, now):
-        stack = st.stack
-        if stack:
-            parent = stack[-1][0]
-            children = parent[0]
-            pidx = parent[5]
-        else:
-            children = st.roots
-            pidx = -1
-        node = children.get(fi)
-        if node is None:
-            node = [{}, 0, 0, 0, fi, len(st.nodes), pidx]
-            # node[5] is its own index; node[6] its parent's
-            node[5] = len(st.nodes)
-            st.nodes.append(node)
-            children[fi] = node
-        node[1] += 1
+    def _new_state(self):
+        st = _TState(_get_ident())
+        self.local.st = st
+        self.all_states.append(st)
+        return st
+
+    def _child(self, st, parent, key, fi):
+        """The node for `key` (a code object or C function) under `parent`, made on first use."""
+        nodes = st.nodes
+        node = [{}, 0, 0, key, fi, len(nodes), parent[5]]
+        nodes.append(node)
+        parent[0][id(key)] = node
         if st.name is None:
             t = threading._active.get(st.ident)
             if t is not None:
                 st.name = getattr(t, "_name", None)
-        stack.append([node, now, 0, key])
-
-    def _pop(self, st, now):
-        node, t0, child, _ = st.stack.pop()
-        dt = now - t0
-        node[3] += dt
-        node[2] += dt - child
-        if st.stack:
-            st.stack[-1][2] += dt
-        elif st.ident != self.main_ident and not self.stopped:
-            # the thread may be ending and its ident reused: later events start a new state
-            # (states of one native thread id are merged by the converter)
-            self.retired.append(st)
-            self.states.pop(st.ident, None)
-
-    # -- callbacks
-    def _new_state(self):
-        ident = _get_ident()
-        st = _TState(ident)
-        self.states[ident] = st
-        return st
+        return node
 
     def _callbacks(self):
         """The PY_* callbacks as closures over locals: the hot path of the whole lens."""
         code_info = self.code_info
         classify = self._classify
-        states = self.states
-        get_ident = _get_ident
+        local = self.local
         perf = _perf
         DISABLE = self.DISABLE
         new_state = self._new_state
-        pop = self._pop
-        lens = self
+        child = self._child
         has_within = self.has_within
         has_region = self.has_region
-        gated = has_within or has_region
 
         def enter(code, offset):
+            # the common case is three lookups and two appends: a code object seen before at
+            # this place in the tree
+            now = perf()
+            try:
+                st = local.st
+            except AttributeError:
+                st = new_state()
+            stack = st.stack
+            top = stack[-1]
+            node = top[0].get(id(code))
+            if node is None:
+                info = code_info.get(id(code))
+                if info is None:
+                    info = classify(code)
+                if info[0] < 0:
+                    return DISABLE
+                node = child(st, top, code, info[0])
+            node[1] += 1
+            stack.append(node)
+            st.times.append(now)
+            return None
+
+        def enter_gated(code, offset):
+            # --within / --region: whether to record depends on the thread's state, so the
+            # code's facts are looked up on every call
             now = perf()
             info = code_info.get(id(code))
             if info is None:
                 info = classify(code)
-            fi = info[0]
-            if fi < 0:
+            if info[0] < 0:
                 return DISABLE
-            st = states.get(get_ident())
-            if st is None:
+            try:
+                st = local.st
+            except AttributeError:
                 st = new_state()
-            if gated:
-                if info[1]:
-                    st.within += 1
-                elif has_within and st.within == 0:
-                    return None
-                if has_region and st.depth == 0:
-                    return None
+            if info[1]:
+                st.within += 1
+            elif has_within and st.within == 0:
+                return None
+            if has_region and st.depth == 0:
+                return None
             stack = st.stack
-            if stack:
-                parent = stack[-1][0]
-                children = parent[0]
-            else:
-                parent = None
-                children = st.roots
-            node = children.get(fi)
+            top = stack[-1]
+            node = top[0].get(id(code))
             if node is None:
-                nodes = st.nodes
-                node = [{}, 0, 0, 0, fi, len(nodes), parent[5] if parent is not None else -1]
-                nodes.append(node)
-                children[fi] = node
-                if st.name is None:
-                    t = threading._active.get(st.ident)
-                    if t is not None:
-                        st.name = getattr(t, "_name", None)
+                node = child(st, top, code, info[0])
             node[1] += 1
-            stack.append([node, now, 0, code])
+            stack.append(node)
+            st.times.append(now)
             return None
 
         def leave(code, offset, value):
             now = perf()
-            st = states.get(get_ident())
+            try:
+                st = local.st
+            except AttributeError:
+                st = None
             if st is not None:
-                stack = st.stack
-                if gated and has_within:
+                if has_within:
                     info = code_info.get(id(code))
                     if info is not None and info[1] and st.within > 0:
                         st.within -= 1
-                if stack and stack[-1][3] is code:
-                    node, t0, child, _ = stack.pop()
-                    dt = now - t0
-                    node[3] += dt
-                    node[2] += dt - child
-                    if stack:
-                        stack[-1][2] += dt
-                    elif st.ident != lens.main_ident:
-                        lens.retired.append(st)
-                        states.pop(st.ident, None)
+                stack = st.stack
+                top = stack[-1]
+                if top[3] is code:
+                    stack.pop()
+                    top[2] += now - st.times.pop()
                     return None
             info = code_info.get(id(code))
             if info is not None and info[0] < 0:
@@ -399,45 +387,59 @@ class _Monitoring(_TraceBase):
         def unwind(code, offset, exc):
             # PY_UNWIND cannot be disabled
             now = perf()
-            st = states.get(get_ident())
-            if st is None:
+            try:
+                st = local.st
+            except AttributeError:
                 return None
             if has_within:
                 info = code_info.get(id(code))
                 if info is not None and info[1] and st.within > 0:
                     st.within -= 1
             stack = st.stack
-            if stack and stack[-1][3] is code:
-                pop(st, now)
+            top = stack[-1]
+            if top[3] is code:
+                stack.pop()
+                top[2] += now - st.times.pop()
             return None
 
-        return enter, leave, unwind
+        return (enter_gated if has_within or has_region else enter), leave, unwind
 
     def _ccall(self, code, offset, fn, arg0):
         now = _perf()
         if type(fn) not in self._ctypes:
             return None
-        if not self.recording:
-            return None
-        st = self.states.get(_get_ident())
-        if st is None or not st.stack:
+        try:
+            st = self.local.st
+        except AttributeError:
             return None  # a C function with no recorded Python caller: its time is not ours
-        fi = self.cfunc.get(id(fn))
-        if fi is None:
-            fi = self._cfunc_index(fn)
-        if fi < 0:
+        stack = st.stack
+        if len(stack) < 2:
             return None
-        self._push(st, fi, fn, now)
+        top = stack[-1]
+        node = top[0].get(id(fn))
+        if node is None:
+            fi = self.cfunc.get(id(fn))
+            if fi is None:
+                fi = self._cfunc_index(fn)
+            if fi < 0:
+                return None
+            node = self._child(st, top, fn, fi)
+        node[1] += 1
+        stack.append(node)
+        st.times.append(now)
         return None
 
     def _creturn(self, code, offset, fn, arg0):
         now = _perf()
-        st = self.states.get(_get_ident())
-        if st is None:
+        try:
+            st = self.local.st
+        except AttributeError:
             return None
         stack = st.stack
-        if stack and stack[-1][3] is fn:
-            self._pop(st, now)
+        top = stack[-1]
+        if top[3] is fn:
+            stack.pop()
+            top[2] += now - st.times.pop()
         return None
 
     # -- lens protocol
@@ -499,8 +501,7 @@ class _Monitoring(_TraceBase):
         finally:
             self._uninstall()
             self.has_region, self.has_within = saved_region, saved_within
-        self.states.clear()
-        self.retired = []
+        self._reset_states()
         self.code_info.clear()
         self.calib = {"ns_per_event": max(0.0, (hooked - base) / (4.0 * n)), "calls": 2 * n}
 
@@ -512,8 +513,7 @@ class _Monitoring(_TraceBase):
             self._calibrate()
         except Exception as e:
             self._warnings.append("overhead calibration failed: %s" % e)
-            self.states.clear()
-            self.retired = []
+            self._reset_states()
         self.funcs = []
         self.func_index = {}
         self.code_info = {}
@@ -529,10 +529,10 @@ class _Monitoring(_TraceBase):
         self._uninstall()
         self.t_stop = now
         open_frames = 0
-        for st in self.states.values():
-            while st.stack:
+        for st in self.all_states:
+            while len(st.stack) > 1:
                 open_frames += 1
-                self._pop(st, now)
+                st.stack.pop()[2] += now - st.times.pop()
         if open_frames:
             self._warnings.append("%d calls were still running at exit (daemon threads, or the program's own frames); their time runs to the end" % open_frames)
 
@@ -549,15 +549,24 @@ class _Monitoring(_TraceBase):
         if st.depth > 0:
             st.depth -= 1
 
+    def _reset_states(self):
+        self.local = threading.local()
+        self.all_states = []
+
     def events(self):
-        return 2 * sum(n[1] for st in self.retired + list(self.states.values()) for n in st.nodes)
+        return 2 * sum(n[1] for st in self.all_states for n in st.nodes)
 
     def result(self):
         threads = []
-        for st in self.retired + list(self.states.values()):
+        for st in self.all_states:
             if not st.nodes:
                 continue
-            nodes = [[n[6], n[4], n[1], n[2], n[3]] for n in st.nodes]
+            # self time: a node's total less its children's totals (a parent comes first)
+            inner = [0] * len(st.nodes)
+            for n in st.nodes:
+                if n[6] >= 0:
+                    inner[n[6]] += n[2]
+            nodes = [[n[6], n[4], n[1], n[2] - inner[n[5]], n[2]] for n in st.nodes]
             threads.append({"ident": st.ident, "tid": st.tid, "name": st.name, "nodes": nodes})
         return {
             "backend": self.backend,
