@@ -32,7 +32,7 @@ export const traceSpec: CommandSpec = {
     { name: 'exclude', type: 'list', value: 'GLOB', help: 'do not record these modules or files (their time goes to the nearest recorded caller); repeatable' },
     { name: 'region', type: 'string', value: 'NAME', help: 'trace only inside `with pylens.region(NAME):` blocks (any thread, nested)' },
     { name: 'within', type: 'list', value: 'MOD:FN', help: 'trace only while MOD:FN (a qualname; MOD may be __main__ or the script name) is on the thread’s stack; Python 3.12+' },
-    { name: 'backend', type: 'string', value: 'NAME', choices: ['auto', 'monitoring', 'cprofile'], help: 'auto (default): sys.monitoring on 3.12+ (exact call paths per thread; about 2–3 µs per call traced, nearly nothing for code outside --include/--exclude scopes), else cProfile. cprofile on 3.12+: about 4x cheaper for a whole-program trace, but one call stack for all threads' },
+    { name: 'backend', type: 'string', value: 'NAME', choices: ['auto', 'monitoring', 'cprofile'], help: 'auto (default): sys.monitoring on 3.12+ (exact call paths per thread; about 1 µs per call traced, nearly nothing for code outside --include/--exclude scopes), else cProfile. cprofile on 3.12+: about 4x cheaper for a whole-program trace, but one call stack for all threads' },
     { name: 'builtins', type: 'boolean', help: 'record C functions (len, time.sleep, …) as native frames too' },
     { name: 'sort', type: 'string', value: 'KEY', choices: SORTS, help: 'order of the table: cumulative (default), self or calls' },
     { name: 'top', type: 'number', value: 'N', help: 'rows of the table (default 25)' },
