@@ -41,6 +41,11 @@ def outer():
     return [inner(i) for i in range(5)]
 def sleeper():
     time.sleep(0.05)
+def nap():
+    time.sleep(0.05)
+def host():
+    time.sleep(0.03)
+    nap()
 def worker():
     for _ in range(3):
         fib(5)
@@ -50,6 +55,7 @@ for i in range(7): a.m(i)
 sum(gen(10))
 outer()
 for _ in range(4): sleeper()
+host()
 ts = [threading.Thread(target=worker) for _ in range(2)]
 for t in ts: t.start()
 for t in ts: t.join()
@@ -91,6 +97,12 @@ for (const py of PYS) {
     assert.ok(o.threads >= 3, `threads: ${o.threads}`);
     const sl = fn(o, 'sleeper')!;
     assert.ok(sl.cumtime > 0.19 && sl.cumtime < 0.4, `sleeper cumulative ${sl.cumtime}`);
+    // self time is its own sleep, cumulative adds the callee's
+    const host = fn(o, 'host')!;
+    const nap = fn(o, 'nap')!;
+    assert.ok(host.tottime > 0.028 && host.tottime < 0.065, `host self ${host.tottime}`);
+    assert.ok(host.cumtime > 0.078 && host.cumtime < 0.15, `host cumulative ${host.cumtime}`);
+    assert.ok(Math.abs(host.cumtime - host.tottime - nap.cumtime) < 0.002, `host ${host.cumtime} - ${host.tottime} vs nap ${nap.cumtime}`);
     assert.ok(o.overhead.fraction !== null && o.overhead.fraction >= 0 && o.overhead.fraction < 5, JSON.stringify(o.overhead));
     // Python's own pstats reads the dump
     const check = spawnSync(py.exe, ['-c', `
