@@ -385,21 +385,8 @@ class _Monitoring(_TraceBase):
             return None
 
         def unwind(code, offset, exc):
-            # PY_UNWIND cannot be disabled
-            now = perf()
-            try:
-                st = local.st
-            except AttributeError:
-                return None
-            if has_within:
-                info = code_info.get(id(code))
-                if info is not None and info[1] and st.within > 0:
-                    st.within -= 1
-            stack = st.stack
-            top = stack[-1]
-            if top[3] is code:
-                stack.pop()
-                top[2] += now - st.times.pop()
+            # PY_UNWIND cannot be DISABLEd (leave only says DISABLE for excluded code)
+            leave(code, offset, None)
             return None
 
         return (enter_gated if has_within or has_region else enter), leave, unwind

@@ -15,12 +15,13 @@
  * - it runs in its own process group, so a Ctrl-C at the terminal reaches pylens, which
  *   stops the tracer (SIGINT: bpftrace runs END and prints its maps) and keeps its output.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PerfError, type FileReader } from '../perf/tool.ts';
+import { spawnCollecting } from '../spawn.ts';
 
 /** An eBPF failure the user can fix: a PerfError (the CLI prints message + fix), named differently. */
 export class EbpfError extends PerfError {
@@ -324,23 +325,17 @@ export function tracerArgv(cmd: string, args: string[], o: { setpriv: string | n
   return { argv: ['/bin/sh', '-c', script, 'pylens-tracer', ...inner], watchdog: true };
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
-
 /** Start a tracer (bpftrace, offcputime) that cannot outlive pylens. Never rejects: a failure to start is exit code 127. */
 export function spawnTracer(cmd: string, args: string[], opts: SpawnTracerOptions): Tracer {
   const { argv, watchdog } = tracerArgv(cmd, args, { setpriv: findSetpriv(), raiseMemlock: opts.raiseMemlock ?? false });
-  const child = spawn(argv[0]!, argv.slice(1), {
-    stdio: [watchdog ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  const run = spawnCollecting(argv[0]!, argv.slice(1), {
+    stdio: [watchdog ? 'pipe' : 'ignore', 'pipe'],
     env: opts.env ?? process.env,
     // its own process group: a terminal Ctrl-C is for pylens, which stops the tracer in order
     detached: true,
   });
-  let err = '';
+  const child = run.child;
   let exited = false;
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (c: string) => {
-    if (err.length < 1 << 20) err += c;
-  });
   child.stdin?.on('error', () => {});
   const rl = createInterface({ input: child.stdout!, crlfDelay: Infinity });
   rl.on('line', opts.onLine);
@@ -355,25 +350,19 @@ export function spawnTracer(cmd: string, args: string[], opts: SpawnTracerOption
     }
   };
   process.on('exit', killOnExit);
-  const done = new Promise<{ code: number; stderr: string }>((resolve) => {
-    child.on('error', (e) => {
-      exited = true;
-      process.off('exit', killOnExit);
-      resolve({ code: 127, stderr: `${err}${e.message}` });
-    });
-    child.on('close', async (code, signal) => {
-      exited = true;
-      process.off('exit', killOnExit);
-      await stdoutClosed;
-      resolve({ code: code ?? (signal ? 128 + (SIGNALS[signal] ?? 0) : 1), stderr: err });
-    });
+  const done = run.done.then(async (r) => {
+    exited = true;
+    process.off('exit', killOnExit);
+    // every line it printed has been handed to onLine (a failure to start has no stdout to wait for)
+    if (r.code !== 127 || child.pid !== undefined) await stdoutClosed;
+    return r;
   });
   let stopping: Promise<{ code: number; stderr: string }> | undefined;
   return {
     child,
     pid: child.pid ?? -1,
     done,
-    stderr: () => err,
+    stderr: run.stderr,
     running: () => !exited,
     stop(signal: NodeJS.Signals = 'SIGINT', killAfterMs = 15_000) {
       stopping ??= (async () => {

@@ -37,7 +37,6 @@
  *   perf started has none and stays Python-only, as do idle samples without tracepoints.
  *   Each switch-out is a DWARF sample, so this costs in proportion to context switches.
  */
-import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +45,7 @@ import { ProfileBuilder } from '../../model/builder.ts';
 import { SAMPLE_STATES, SampleStateCode, frameInfo, type IndexIntoFrames, type Profile } from '../../model/profile.ts';
 import { parseSampleHeader, perfScriptImporter } from '../../formats/perf-script.ts';
 import { InputFile, NOT_MINE } from '../../formats/types.ts';
-import { checkPerfAccess, cpuEvent, explainPerfStderr, findPerf, PerfError, processCpuNs, readPerfAccess, startPerfRecord, type PerfRun } from './tool.ts';
+import { checkPerfAccess, cpuEvent, explainPerfStderr, findPerf, PerfError, processCpuNs, readPerfAccess, spawnPerf, startPerfRecord, type PerfRun } from './tool.ts';
 
 /** Absolute CLOCK_MONOTONIC ns minus `performance.now()` in ns (the best of a few readings). */
 export function monotonicOffsetNs(): number {
@@ -245,24 +244,10 @@ export class NativeRecording {
   async script(timeoutMs = 600_000): Promise<PerfSamples> {
     const out = join(this.dir, 'perf.script');
     const fd = openSync(out, 'w');
-    let stderr = '';
-    const code = await new Promise<number>((resolve) => {
-      const c = spawn(this.plan.perf, ['script', '-i', this.dataFile, '--ns', '-F', 'comm,pid,tid,time,event,ip,sym,dso'], { stdio: ['ignore', fd, 'pipe'] });
-      c.stderr!.setEncoding('utf8');
-      c.stderr!.on('data', (d: string) => {
-        if (stderr.length < 1 << 20) stderr += d;
-      });
-      const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-      c.on('error', (e) => {
-        stderr += e.message;
-        clearTimeout(timer);
-        resolve(127);
-      });
-      c.on('close', (status) => {
-        clearTimeout(timer);
-        resolve(status ?? 128);
-      });
-    });
+    const run = spawnPerf(this.plan.perf, ['script', '-i', this.dataFile, '--ns', '-F', 'comm,pid,tid,time,event,ip,sym,dso'], { stdio: ['ignore', fd] });
+    const timer = setTimeout(() => run.child.kill('SIGKILL'), timeoutMs);
+    const { code, stderr } = await run.done;
+    clearTimeout(timer);
     closeSync(fd);
     if (code !== 0) throw explainPerfStderr(stderr, 'perf script') ?? new PerfError(`perf script failed (exit ${code}): ${lastLine(stderr)}`, `run \`perf script -i ${this.dataFile}\` by hand to see the whole message`);
     return readPerfScript(readFileSync(out), out);

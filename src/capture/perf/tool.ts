@@ -10,7 +10,8 @@
  * kernel.kptr_restrict 0 shows kernel addresses, 1 only to CAP_SYSLOG, 2 to nobody: perf
  * then cannot name kernel frames (a warning, not an error).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnCollecting } from '../spawn.ts';
 import { accessSync, closeSync, constants, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -204,7 +205,7 @@ export interface PerfRun {
 
 export interface SpawnPerfOptions {
   /** Passed through; default: stdin ignored, stdout/stderr piped. */
-  stdio?: Array<'inherit' | 'pipe' | 'ignore'>;
+  stdio?: Array<'inherit' | 'pipe' | 'ignore' | number>;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   /** Called with each stderr chunk (stderr is collected either way). */
@@ -215,19 +216,7 @@ export interface SpawnPerfOptions {
 
 /** Start perf with `args`. Never rejects: a failure to start shows as exit code 127. */
 export function spawnPerf(perf: string, args: string[], opts: SpawnPerfOptions = {}): PerfRun {
-  const stdio = opts.stdio ?? ['ignore', 'pipe', 'pipe'];
-  const child = spawn(perf, args, { stdio: stdio as never, cwd: opts.cwd, env: opts.env ?? process.env, detached: opts.detached ?? false });
-  let err = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (c: string) => {
-    if (err.length < 1 << 20) err += c;
-    opts.onStderr?.(c);
-  });
-  const done = new Promise<{ code: number; stderr: string }>((resolve) => {
-    child.on('error', (e) => resolve({ code: 127, stderr: `${err}${e.message}` }));
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 + signalNumber(signal) : 1), stderr: err }));
-  });
-  return { child, pid: child.pid ?? -1, done, stderr: () => err };
+  return spawnCollecting(perf, args, { ...opts, stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'] });
 }
 
 /**
@@ -276,8 +265,6 @@ export async function startPerfRecord(perf: string, recordArgs: string[], opts: 
   return run;
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
-const signalNumber = (s: string) => SIGNALS[s] ?? 0;
 
 /**
  * Run a perf subcommand to completion (e.g. `perf script`), stdout into `outFile` when
