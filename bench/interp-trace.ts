@@ -2,7 +2,10 @@
  * `pylens trace` slowdown on a call-heavy workload, per installed CPython 3.8–3.13:
  * the program alone vs under trace (cProfile; and sys.monitoring on 3.12+ with both
  * backends side by side), whole-program and scoped to one small module (`--include`), where
- * sys.monitoring DISABLEs the code outside the scope and cProfile still sees every call. Runs alternate in order within each round; medians and spread.
+ * sys.monitoring DISABLEs the code outside the scope and cProfile still sees every call.
+ * 3.12+ also: the default (`auto`) on the same workload (one thread: cProfile throughout)
+ * and on a variant that runs its second half in a thread (cProfile, then sys.monitoring),
+ * against that variant alone. Runs alternate in order within each round; medians and spread.
  *
  *   node_modules/.bin/node bench/interp-trace.ts [--rounds N]
  */
@@ -51,11 +54,31 @@ for i in range(300000):
 print("WALL", time.perf_counter() - t0)
 `);
 
-type Mode = 'none' | 'cprofile' | 'monitoring' | 'cprofile scoped' | 'monitoring scoped';
+// the same work, its second half (the f loop) in a thread started there
+const workT = join(dir, 'work_t.py');
+writeFileSync(workT, `
+import time, threading
+from hotlib import fib, P, f
+from scoped import checkout
+t0 = time.perf_counter()
+fib(24)
+p = P(0)
+for i in range(100000): p = p.add(P(i))
+def loop():
+    s = 0
+    for i in range(300000):
+        s = f(s)
+        if i % 1500 == 0: checkout(i)
+t = threading.Thread(target=loop); t.start(); t.join()
+print("WALL", time.perf_counter() - t0)
+`);
+
+type Mode = 'none' | 'cprofile' | 'monitoring' | 'auto' | 'cprofile scoped' | 'monitoring scoped' | 'none threaded' | 'auto threaded';
 function runOnce(py: InstalledPython, mode: Mode): number {
   const out = join(dir, 'o.pylens');
-  const [backend, scoped] = mode.split(' ');
-  const argv = mode === 'none' ? [py.exe, work] : [NODE, MAIN, 'trace', '-q', '-o', out, '--backend', backend!, ...(scoped ? ['--include', 'scoped'] : []), '--', py.exe, work];
+  const [backend, variant] = mode.split(' ');
+  const script = variant === 'threaded' ? workT : work;
+  const argv = backend === 'none' ? [py.exe, script] : [NODE, MAIN, 'trace', '-q', '-o', out, '--backend', backend!, ...(variant === 'scoped' ? ['--include', 'scoped'] : []), '--', py.exe, script];
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: dir });
   const m = /WALL ([\d.]+)/.exec(r.stdout);
   if (r.status !== 0 || !m) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
@@ -69,17 +92,22 @@ for (const p of installedPythons()) if (p.minor >= 8 && p.minor <= 13 && !byMino
 
 console.log(`pylens trace slowdown (program's own wall time of the workload; ${ROUNDS} rounds, order alternating; median, min–max)`);
 console.log('scoped: --include scoped (200 calls of a small module among 1.1 M others)');
-const COLS: Mode[] = ['cprofile', 'monitoring', 'cprofile scoped', 'monitoring scoped'];
+console.log('threaded: the second half of the work in a thread; against that variant alone');
+const COLS: Mode[] = ['cprofile', 'monitoring', 'auto', 'cprofile scoped', 'monitoring scoped', 'auto threaded'];
 console.log(['python', 'alone s', ...COLS.map((c) => `${c} ×`)].map((h, i) => (i === 0 ? h.padEnd(16) : h.padStart(22))).join(''));
 for (const py of [...byMinor.values()].sort((a, b) => a.minor - b.minor)) {
-  const modes: Mode[] = py.minor >= 12 ? ['none', ...COLS] : ['none', 'cprofile', 'cprofile scoped'];
-  const t: Record<string, number[]> = Object.fromEntries(['none', ...COLS].map((m) => [m, [] as number[]]));
+  const modes: Mode[] = py.minor >= 12 ? ['none', ...COLS, 'none threaded'] : ['none', 'cprofile', 'cprofile scoped'];
+  const t: Record<string, number[]> = Object.fromEntries(['none', ...COLS, 'none threaded'].map((m) => [m, [] as number[]]));
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? modes : [...modes].reverse();
     for (const m of order) t[m]!.push(runOnce(py, m));
   }
   const base = median(t.none!);
-  const ratio = (m: string) => (t[m]!.length ? `${(median(t[m]!) / base).toFixed(2)} (${spread(t[m]!.map((x, i) => x / t.none![i]!))})` : '-');
+  const ratio = (m: string) => {
+    if (!t[m]!.length) return '-';
+    const alone = m.endsWith('threaded') ? t['none threaded']! : t.none!;
+    return `${(median(t[m]!) / median(alone)).toFixed(2)} (${spread(t[m]!.map((x, i) => x / alone[i]!))})`;
+  };
   console.log([py.label.padEnd(16), `${base.toFixed(3)} (${spread(t.none!)})`.padStart(22), ...COLS.map((c) => ratio(c).padStart(22))].join(''));
 }
 rmSync(dir, { recursive: true, force: true });

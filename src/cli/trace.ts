@@ -22,7 +22,7 @@ type Sort = (typeof SORTS)[number];
 
 export const traceSpec: CommandSpec = {
   name: 'trace',
-  summary: 'Every call of a Python program, deterministically: counts, self and cumulative time, callers and callees (sys.monitoring on 3.12+, cProfile before).',
+  summary: 'Every call of a Python program, deterministically: counts, self and cumulative time, callers and callees (sys.monitoring on 3.12+, cProfile before; on 3.12+ a whole-program trace runs on cProfile until a second thread starts).',
   usage: 'pylens trace [--include GLOB] [--exclude GLOB] [--region NAME] [--within MOD:FN] [--sort cumulative|self|calls] [--top N] [--pstats FILE] [-o OUT] -- python app.py [args…]',
   positionals: { min: 0, max: 0 },
   rest: true,
@@ -32,7 +32,7 @@ export const traceSpec: CommandSpec = {
     { name: 'exclude', type: 'list', value: 'GLOB', help: 'do not record these modules or files (their time goes to the nearest recorded caller); repeatable' },
     { name: 'region', type: 'string', value: 'NAME', help: 'trace only inside `with pylens.region(NAME):` blocks (any thread, nested)' },
     { name: 'within', type: 'list', value: 'MOD:FN', help: 'trace only while MOD:FN (a qualname; MOD may be __main__ or the script name) is on the thread’s stack; Python 3.12+' },
-    { name: 'backend', type: 'string', value: 'NAME', choices: ['auto', 'monitoring', 'cprofile'], help: 'auto (default): sys.monitoring on 3.12+ (exact call paths per thread; about 1 µs per call traced, nearly nothing for code outside --include/--exclude scopes), else cProfile. cprofile on 3.12+: about 4x cheaper for a whole-program trace, but one call stack for all threads' },
+    { name: 'backend', type: 'string', value: 'NAME', choices: ['auto', 'monitoring', 'cprofile'], help: 'auto (default): on 3.12+ a whole-program trace runs on cProfile while the program has one thread and switches to sys.monitoring (exact call paths per thread, about 1 µs per traced call) when it starts a second; with --include/--exclude/--region/--within/--builtins, sys.monitoring throughout (nearly nothing for code outside the scope); before 3.12, cProfile. monitoring: sys.monitoring for the whole run (exact call paths, 4-5x the cost of cProfile). cprofile: cProfile only (on 3.12+ it mixes up the calls of concurrent threads)' },
     { name: 'builtins', type: 'boolean', help: 'record C functions (len, time.sleep, …) as native frames too' },
     { name: 'sort', type: 'string', value: 'KEY', choices: SORTS, help: 'order of the table: cumulative (default), self or calls' },
     { name: 'top', type: 'number', value: 'N', help: 'rows of the table (default 25)' },

@@ -86,7 +86,8 @@ for (const py of PYS) {
     const r = trace(['--pstats', pst], [py.exe, prog]);
     assert.equal(r.status, 0, r.stderr);
     const o = r.out!;
-    assert.equal(o.backend, py.minor >= 12 ? 'sys.monitoring' : 'cProfile');
+    // 3.12+: cProfile until the program starts its threads, then sys.monitoring
+    assert.equal(o.backend, py.minor >= 12 ? 'cProfile, then sys.monitoring' : 'cProfile');
     // fib(15) = 1973 calls, plus 2 threads × 3 × fib(5) = 2 × 3 × 15
     assert.equal(calls(o, 'fib'), 1973 + 90);
     assert.equal(calls(o, 'A.m') || calls(o, 'm'), 7); // cProfile keys carry co_name only
@@ -208,15 +209,82 @@ s = pstats.Stats(sys.argv[1])
 print(json.dumps({k[2]: [v[1], v[3]] for k, v in s.stats.items() if k[0] == sys.argv[2]}))
 `, ref, single], { encoding: 'utf8' });
     const want = JSON.parse(dump.stdout) as Record<string, [number, number]>;
-    const r = trace([], [py.exe, single]);
-    assert.equal(r.status, 0, r.stderr);
-    const got: Record<string, [number, number]> = {};
-    for (const f of r.out!.functions) if (f.file === single) got[f.name] = [f.ncalls, f.cumtime];
-    assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort());
-    for (const [name, [n, ct]] of Object.entries(want)) {
-      assert.equal(got[name]![0], n, `calls of ${name}`);
-      if (ct > 0.05) assert.ok(Math.abs(got[name]![1] - ct) < 0.3 * ct + 0.02, `cumtime of ${name}: ${got[name]![1]} vs cProfile ${ct}`);
+    // 3.12+: the default (cProfile for a program with one thread) and sys.monitoring
+    for (const args of py.minor >= 12 ? [[], ['--backend', 'monitoring']] : [[]]) {
+      const r = trace(args, [py.exe, single]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.out!.backend, args.length ? 'sys.monitoring' : 'cProfile');
+      const got: Record<string, [number, number]> = {};
+      for (const f of r.out!.functions) if (f.file === single) got[f.name] = [f.ncalls, f.cumtime];
+      assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort());
+      for (const [name, [n, ct]] of Object.entries(want)) {
+        assert.equal(got[name]![0], n, `calls of ${name} (${r.out!.backend})`);
+        if (ct > 0.05) assert.ok(Math.abs(got[name]![1] - ct) < 0.3 * ct + 0.02, `cumtime of ${name}: ${got[name]![1]} vs cProfile ${ct} (${r.out!.backend})`);
+      }
     }
+  });
+}
+
+const MIXED = `
+import threading, time, _thread
+def a_leaf():
+    x = 0
+    for i in range(3000): x += i
+    return x
+def a_top():
+    for _ in range(200): a_leaf()
+def b_leaf():
+    time.sleep(0.0005)
+def b_top():
+    for _ in range(100): b_leaf()
+def before():
+    for _ in range(50): a_leaf()
+def raw():
+    b_leaf()
+    done.release()
+before()
+ts = [threading.Thread(target=a_top), threading.Thread(target=b_top)]
+[t.start() for t in ts]; [t.join() for t in ts]
+done = threading.Lock(); done.acquire()
+_thread.start_new_thread(raw, ())
+done.acquire()
+`;
+const mixed = join(dir, 'mixed.py');
+writeFileSync(mixed, MIXED);
+
+if (NEW) {
+  test(`3.12+ default: cProfile until a second thread starts, then every thread on its own stack (${NEW.label})`, () => {
+    const r = trace([], [NEW.exe, mixed]);
+    assert.equal(r.status, 0, r.stderr);
+    const o = r.out!;
+    assert.equal(o.backend, 'cProfile, then sys.monitoring');
+    assert.match(r.stderr, /started a second thread [\d.]+ s in/);
+    // exact counts across the change: 50 before it, 200 in a thread after
+    assert.equal(calls(o, 'a_leaf', mixed), 250);
+    assert.equal(calls(o, 'b_leaf', mixed), 101);
+    assert.equal(calls(o, 'raw', mixed), 1);
+    // one cProfile on 3.12+ pushes every thread's calls on one stack: a_leaf "called" by b_leaf
+    // or join, a_top's cumulative short of its leaves'. Here each keeps its own callers
+    const page = spawnSync(NODE, [MAIN, 'report', '--json', r.out!.output], { encoding: 'utf8' });
+    assert.equal(page.status, 0, page.stderr);
+    const aTop = fn(o, 'a_top', mixed)!;
+    const aLeafInThread = fn(o, 'a_leaf', mixed)!;
+    assert.ok(aTop.cumtime > 0.9 * aLeafInThread.cumtime * (200 / 250), `a_top ${aTop.cumtime} vs a_leaf ${aLeafInThread.cumtime}`);
+    const bTop = fn(o, 'b_top', mixed)!;
+    assert.ok(bTop.cumtime > 0.045, `b_top ${bTop.cumtime}`);
+    // the pstats view: a_leaf's callers are before and a_top, nothing else
+    const pst = join(dir, 'mixed.pstats');
+    const t2 = trace(['--pstats', pst], [NEW.exe, mixed]);
+    assert.equal(t2.status, 0, t2.stderr);
+    const check = spawnSync(NEW.exe, ['-c', `
+import pstats, sys
+s = pstats.Stats(sys.argv[1])
+for k, v in s.stats.items():
+    if k[2] in ('a_leaf', 'b_leaf') and k[0] == sys.argv[2]:
+        print(k[2], v[1], ','.join(sorted(c[2] for c in v[4])))
+`, pst, mixed], { encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stderr);
+    assert.deepEqual(check.stdout.trim().split('\n').sort(), ['a_leaf 250 a_top,before', 'b_leaf 101 b_top,raw']);
   });
 }
 

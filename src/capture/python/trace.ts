@@ -3,7 +3,8 @@
  * calls / self ns / total ns, default self; one thread row per Python thread).
  *
  * The helper's `data` (python/pylens/_lens_trace.py):
- *   backend: 'sys.monitoring' | 'cProfile'
+ *   backend: 'sys.monitoring' | 'cProfile' | 'cProfile, then sys.monitoring' (3.12+ default: cProfile
+ *            until the program starts a second thread; those threads have `nodes`)
  *   funcs:   [kind 'py'|'c', name, qualname, file, line, module][]
  *   threads: { ident, tid, name,
  *              nodes?:   [parent, func, calls, self_ns, total_ns][]   (sys.monitoring: an exact
@@ -21,7 +22,7 @@
  */
 import { ProfileBuilder } from '../../model/builder.ts';
 import { frameInfo, stackFrames, type FrameSpec, type Profile, type ProfileMeta } from '../../model/profile.ts';
-import { CALL_DEFAULT_VALUE, CALL_VALUE_TYPES, pstatsToProfile, type FunctionStat, type PstatsEntry } from '../../formats/pstats.ts';
+import { CALL_DEFAULT_VALUE, CALL_VALUE_TYPES, functionStats, pstatsToProfile, type FunctionStat, type PstatsEntry } from '../../formats/pstats.ts';
 
 export type TraceFunc = [kind: 'py' | 'c', name: string, qualname: string, file: string, line: number, module: string];
 export interface TraceThread {
@@ -32,7 +33,7 @@ export interface TraceThread {
   entries?: Array<[func: number, cc: number, nc: number, tt: number, ct: number, callers: Array<[caller: number, nc: number, cc: number, tt: number, ct: number]>]>;
 }
 export interface TraceData {
-  backend: 'sys.monitoring' | 'cProfile';
+  backend: 'sys.monitoring' | 'cProfile' | 'cProfile, then sys.monitoring';
   funcs: TraceFunc[];
   threads: TraceThread[];
   keep?: boolean[];
@@ -51,7 +52,7 @@ export function traceFrameSpec(f: TraceFunc): FrameSpec {
 /** Build the profile; `meta` is lensMeta()'s. */
 export function traceToProfile(data: TraceData, pid: number, meta: Partial<ProfileMeta>): Profile {
   const b = new ProfileBuilder({
-    meta: { ...meta, lens: 'interpreter', backend: data.backend, mode: 'calls', extra: { ...(meta.extra ?? {}), events: data.events, stacks: data.backend === 'sys.monitoring' ? 'exact call tree' : 'reconstructed from caller→callee edges (approximate)' } },
+    meta: { ...meta, lens: 'interpreter', backend: data.backend, mode: 'calls', extra: { ...(meta.extra ?? {}), events: data.events, stacks: STACKS[data.backend] } },
     valueTypes: CALL_VALUE_TYPES.map((v) => ({ ...v })),
     defaultValue: CALL_DEFAULT_VALUE,
     timed: false,
@@ -149,6 +150,12 @@ export function removeFrames(p: Profile, drop: (fi: ReturnType<typeof frameInfo>
   return b.build();
 }
 
+const STACKS: Record<TraceData['backend'], string> = {
+  'sys.monitoring': 'exact call tree',
+  cProfile: 'reconstructed from caller→callee edges (approximate)',
+  'cProfile, then sys.monitoring': 'reconstructed from caller→callee edges until the second thread started, an exact call tree after',
+};
+
 /**
  * cProfile's own per-function numbers, threads merged (as one cProfile would have them),
  * without the functions the helper marked as not kept (its own frames) and their edges.
@@ -157,7 +164,9 @@ export function removeFrames(p: Profile, drop: (fi: ReturnType<typeof frameInfo>
  * functions' time must then move to their callers: use the profile).
  */
 export function cprofileStats(data: TraceData, filtered: boolean): FunctionStat[] | undefined {
-  if (data.backend !== 'cProfile' || filtered) return undefined;
+  if (filtered) return undefined;
+  if (data.backend === 'cProfile, then sys.monitoring') return hybridStats(data);
+  if (data.backend !== 'cProfile') return undefined;
   const keep = data.keep ?? [];
   const key = (fi: number): [string, number, string] => {
     const f = data.funcs[fi]!;
@@ -191,4 +200,38 @@ export function cprofileStats(data: TraceData, filtered: boolean): FunctionStat[
     }
   }
   return [...byFunc.values()];
+}
+
+/**
+ * The hybrid's numbers: cProfile's own for the part it traced, the exact tree's for the rest,
+ * added up per function (a call open when the tracer changed counts once, in cProfile's part;
+ * its time is split at the change and adds up).
+ */
+function hybridStats(data: TraceData): FunctionStat[] {
+  const before = cprofileStats({ ...data, backend: 'cProfile', threads: data.threads.filter((t) => t.entries) }, false)!;
+  const after = functionStats(traceToProfile({ ...data, backend: 'sys.monitoring', threads: data.threads.filter((t) => t.nodes), keep: undefined }, 0, {}));
+  const byKey = new Map<string, FunctionStat>();
+  for (const st of [...before, ...after]) {
+    const id = JSON.stringify(st.key);
+    const had = byKey.get(id);
+    if (!had) {
+      byKey.set(id, { ...st, callers: new Map([...st.callers].map(([k, e]) => [k, { ...e }])) });
+      continue;
+    }
+    had.cc += st.cc;
+    had.nc += st.nc;
+    had.tt += st.tt;
+    had.ct += st.ct;
+    for (const [k, e] of st.callers) {
+      const h = had.callers.get(k);
+      if (!h) had.callers.set(k, { ...e });
+      else {
+        h.nc += e.nc;
+        h.cc += e.cc;
+        h.tt += e.tt;
+        h.ct += e.ct;
+      }
+    }
+  }
+  return [...byKey.values()];
 }
