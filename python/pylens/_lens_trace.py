@@ -798,6 +798,8 @@ class _Hybrid(_TraceBase):
         self.mt.prepare()
         import _thread
 
+        self.t_start = self.cp.t_start = self.mt.t_start = _perf()
+        self.cp._new(self.cp.main_ident)[0].enable()  # before Profile.enable is wrapped below
         hybrid = self
         orig_start = threading.Thread.start
 
@@ -811,8 +813,14 @@ class _Hybrid(_TraceBase):
             orig = getattr(_thread, name, None)
             if orig is not None:
                 self._patch(_thread, name, self._switching(orig))
-        self.t_start = self.cp.t_start = self.mt.t_start = _perf()
-        self.cp._new(self.cp.main_ident)[0].enable()
+        # the program's own cProfile needs the profiler tool id that pylens's holds
+        orig_enable = self.cp._cProfile.Profile.enable
+
+        def enable(profile, *args, **kwargs):
+            hybrid.switch(sys._getframe(1), "started a cProfile of its own")
+            return orig_enable(profile, *args, **kwargs)
+
+        self._patch(self.cp._cProfile.Profile, "enable", enable)
 
     def _switching(self, orig):
         hybrid = self
@@ -824,17 +832,23 @@ class _Hybrid(_TraceBase):
         return start_thread
 
     def _patch(self, owner, name, value):
-        self._patched.append((owner, name, owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)))
+        # a class's own attribute is put back; an inherited one is removed again
+        had = name in owner.__dict__
+        self._patched.append((owner, name, owner.__dict__[name] if had else None, had))
         setattr(owner, name, value)
 
     def _unpatch(self):
-        for owner, name, value in reversed(self._patched):
-            setattr(owner, name, value)
+        for owner, name, value, had in reversed(self._patched):
+            if had:
+                setattr(owner, name, value)
+            else:
+                delattr(owner, name)
         self._patched = []
 
-    def switch(self, frame):
+    def switch(self, frame, why="started a second thread"):
         if self.switched_ns is not None or self.stopped:
             return
+        self.why = why
         self._unpatch()
         rec = self.cp.profiles.get(self.cp.main_ident)
         if rec is not None:
@@ -864,8 +878,8 @@ class _Hybrid(_TraceBase):
         out = list(self._warnings) + self.cp.warnings() + self.mt.warnings()
         if self.switched_ns is not None:
             out.append(
-                "the program started a second thread %.3f s in: before that cProfile traced it (call paths rebuilt from caller-callee pairs), "
-                "after it sys.monitoring traced every thread (exact call paths); --backend monitoring traces the whole run that way" % ((self.switched_ns - self.t_start) / 1e9)
+                "the program %s %.3f s in: before that cProfile traced it (call paths rebuilt from caller-callee pairs), "
+                "after it sys.monitoring traced every thread (exact call paths); --backend monitoring traces the whole run that way" % (self.why, (self.switched_ns - self.t_start) / 1e9)
             )
         return out
 

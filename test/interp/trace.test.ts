@@ -288,6 +288,34 @@ for k, v in s.stats.items():
   });
 }
 
+const OWN_CPROFILE = `
+import cProfile, pstats
+def f(n): return sum(range(n))
+def g():
+    for _ in range(100): f(1000)
+g()
+p = cProfile.Profile(); p.enable(); g(); p.disable()
+print("own", pstats.Stats(p).total_calls > 0)
+import threading
+print("restored", threading.Thread.start.__name__, "__wrapped__" not in vars(threading.Thread.start), "enable" not in vars(cProfile.Profile))
+`;
+
+if (NEW) {
+  test(`3.12+ default: a program that starts its own cProfile gets the profiler tool id (${NEW.label})`, () => {
+    const own = join(dir, 'own.py');
+    writeFileSync(own, OWN_CPROFILE);
+    const r = spawnSync(NODE, [MAIN, 'trace', '-q', '-o', join(dir, 'own.pylens'), '--json', '--', NEW.exe, own], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^own True$/m);
+    // pylens's wrappers are gone once it handed over
+    assert.match(r.stdout, /^restored start True True$/m);
+    assert.match(r.stderr, /started a cProfile of its own/);
+    const o = JSON.parse(r.stdout.slice(r.stdout.indexOf('\n{') + 1)) as Out;
+    assert.equal(calls(o, 'g', own), 2);
+    assert.equal(calls(o, 'f', own), 200);
+  });
+}
+
 const SCOPED = `
 import pylens, threading
 def fib(n):
