@@ -668,7 +668,7 @@ class _Count:
         # the slowdown against the program's own time; past 90 % of the run the estimate
         # cannot tell 10x from 100x
         fraction = cost / (wall - cost) if cost < 0.9 * wall else None
-        return {"fraction": fraction, "method": method + ", over the run's %.3f s less that cost%s" % (wall / 1e9, "" if fraction is not None else " (the estimate is over 90 %% of the run: a slowdown of at least 10x)")}
+        return {"fraction": fraction, "method": method + ", over the run's %.3f s less that cost%s" % (wall / 1e9, "" if fraction is not None else " (the estimate is over 90 % of the run: a slowdown of at least 10x)")}
 
     def warnings(self):
         return list(self._warnings)

@@ -127,8 +127,12 @@ for (const py of PYTHONS) {
     const got = Object.fromEntries(j.functions.map((f) => [f.function, f.calls]));
     assert.deepEqual(got, EXPECTED);
     assert.ok(j.functions.every((f) => f.error === null));
-    assert.ok(j.overhead.fraction !== null && j.overhead.fraction >= 0, JSON.stringify(j.overhead));
-    assert.match(j.overhead.method, /ns per/);
+    // this app is little but calls: before 3.12, where every call fires the hook, a slow
+    // moment at calibration can put the estimate past 90 % of the run, which the lens then
+    // states as "at least 10x" instead of a number
+    const ov = j.overhead;
+    assert.ok((ov.fraction !== null && ov.fraction >= 0) || (py.minor < 12 && /at least 10x/.test(ov.method)), JSON.stringify(ov));
+    assert.match(ov.method, /ns per/);
   });
 
   test(`count --time, unknown names, program exit code, ${py.label}`, () => {
