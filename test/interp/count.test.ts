@@ -133,6 +133,7 @@ for (const py of PYTHONS) {
     const ov = j.overhead;
     assert.ok((ov.fraction !== null && ov.fraction >= 0) || (py.minor < 12 && /at least 10x/.test(ov.method)), JSON.stringify(ov));
     assert.match(ov.method, /ns per/);
+    assert.doesNotMatch(ov.method, /%%/);
   });
 
   test(`count --time, unknown names, program exit code, ${py.label}`, () => {
