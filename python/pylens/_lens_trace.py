@@ -788,6 +788,7 @@ class _Hybrid(_TraceBase):
         self.cp = _CProfile(options, info)
         self.mt = _Monitoring(options, info)
         self.switched_ns = None
+        self.why = None
         self._patched = []
 
     def start(self):
@@ -800,36 +801,25 @@ class _Hybrid(_TraceBase):
 
         self.t_start = self.cp.t_start = self.mt.t_start = _perf()
         self.cp._new(self.cp.main_ident)[0].enable()  # before Profile.enable is wrapped below
-        hybrid = self
-        orig_start = threading.Thread.start
-
-        def start(thread, *args, **kwargs):
-            hybrid.switch(sys._getframe(1))
-            return orig_start(thread, *args, **kwargs)
-
-        start.__wrapped__ = orig_start
-        self._patch(threading.Thread, "start", start)
+        self._patch(threading.Thread, "start", self._switching(threading.Thread.start))
         for name in ("start_new_thread", "start_new", "start_joinable_thread"):
             orig = getattr(_thread, name, None)
             if orig is not None:
                 self._patch(_thread, name, self._switching(orig))
         # the program's own cProfile needs the profiler tool id that pylens's holds
-        orig_enable = self.cp._cProfile.Profile.enable
+        Profile = self.cp._cProfile.Profile
+        self._patch(Profile, "enable", self._switching(Profile.enable, "started a cProfile of its own"))
 
-        def enable(profile, *args, **kwargs):
-            hybrid.switch(sys._getframe(1), "started a cProfile of its own")
-            return orig_enable(profile, *args, **kwargs)
-
-        self._patch(self.cp._cProfile.Profile, "enable", enable)
-
-    def _switching(self, orig):
+    def _switching(self, orig, why="started a second thread"):
+        """`orig`, handing over to sys.monitoring first (as a class attribute it binds like it)."""
         hybrid = self
 
-        def start_thread(*args, **kwargs):
-            hybrid.switch(sys._getframe(1))
+        def switching(*args, **kwargs):
+            hybrid.switch(sys._getframe(1), why)
             return orig(*args, **kwargs)
 
-        return start_thread
+        switching.__wrapped__ = orig
+        return switching
 
     def _patch(self, owner, name, value):
         # a class's own attribute is put back; an inherited one is removed again
