@@ -159,8 +159,9 @@ const STACKS: Record<TraceData['backend'], string> = {
 /**
  * cProfile's own per-function numbers, threads merged (as one cProfile would have them),
  * without the functions the helper marked as not kept (its own frames) and their edges.
- * Exact where the reconstructed profile is not (primitive calls, per-edge times). Undefined
- * for sys.monitoring data, or when --include/--exclude removed user code (the removed
+ * Exact where the reconstructed profile is not (primitive calls, per-edge times). For the
+ * 3.12+ hand-over, cProfile's part plus the exact tree's (hybridStats). Undefined for
+ * sys.monitoring data, or when --include/--exclude removed user code (the removed
  * functions' time must then move to their callers: use the profile).
  */
 export function cprofileStats(data: TraceData, filtered: boolean): FunctionStat[] | undefined {
