@@ -434,7 +434,10 @@ for i in range(64): os.preadv(fd, [buf], i * 4096)
       assert.equal(await exited, 0, err);
       assert.match(out, new RegExp(`stopped: Ctrl-C\\), \\d+ requests .* issued by process ${reader.pid}`));
       const m = /All devices: (\d+) requests/.exec(out);
-      assert.ok(m && Number(m[1]) >= 64, out);
+      // every read issued is in the report: measured, or (perf on this VM now and then drops a
+      // completion: 4 of 64 in one fresh-clone run) noted as still in flight, not counted
+      const inFlight = Number(/(\d+) requests? still in flight when recording stopped/.exec(out)?.[1] ?? 0);
+      assert.ok(m && Number(m[1]) + inFlight >= 64 && Number(m[1]) >= 0.9 * 64, out);
       assert.match(out, /^\s+µs : count\s+distribution$/m);
       assert.match(out, new RegExp(`^  read\\s+${m[1]}\\s`, 'm'), 'all of them reads');
       assert.match(out, new RegExp(`python3 \\(${reader.pid}\\)`));
