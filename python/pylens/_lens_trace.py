@@ -498,16 +498,18 @@ class _Monitoring(_TraceBase):
         self.code_info.clear()
         self.calib = {"ns_per_event": max(0.0, (hooked - base) / (4.0 * n)), "calls": 2 * n}
 
-    def prepare(self):
-        """Calibrate and get ready to install (start does both; the hybrid installs later)."""
+    def prepare(self, calibrate=True):
+        """Calibrate and get ready to install (start does both; the hybrid installs later, and
+        calibrates only once it has handed over)."""
         self.DISABLE = self.mon.DISABLE
         self._keepalive = []
         self._ctypes = (type(len), type(str.join), type(dict.__dict__["fromkeys"]), type(list.append))
-        try:
-            self._calibrate()
-        except Exception as e:
-            self._warnings.append("overhead calibration failed: %s" % e)
-            self._reset_states()
+        if calibrate:
+            try:
+                self._calibrate()
+            except Exception as e:
+                self._warnings.append("overhead calibration failed: %s" % e)
+                self._reset_states()
         self.funcs = []
         self.func_index = {}
         self.code_info = {}
@@ -796,7 +798,8 @@ class _Hybrid(_TraceBase):
             self.cp._calibrate()
         except Exception as e:
             self._warnings.append("overhead calibration failed: %s" % e)
-        self.mt.prepare()
+        # sys.monitoring's calibration (about 0.4 s) waits for a hand-over that may never come
+        self.mt.prepare(calibrate=False)
         import _thread
 
         self.t_start = self.cp.t_start = self.mt.t_start = _perf()
@@ -857,6 +860,12 @@ class _Hybrid(_TraceBase):
             self.mt.stop()
         self.cp.stop()
         self.t_stop = self.mt.t_stop = self.cp.t_stop = _perf()
+        if self.switched_ns is not None:
+            # calibrated now, on a tracer of its own, so the run's call trees stay as they are
+            probe = _Monitoring(self.mt.options, {})
+            probe.prepare()
+            self.mt.calib = probe.calib
+            self._warnings.extend(probe.warnings())
 
     def enter_region(self, name):
         pass  # a region makes the trace gated: create() picks sys.monitoring alone
