@@ -44,6 +44,8 @@ import itertools
 import sys
 import time
 
+from pylens._overhead import slowdown
+
 _MON = sys.version_info >= (3, 12) and hasattr(sys, "monitoring")
 _CO_OPTIMIZED = 0x1
 _CO_NEWLOCALS = 0x2
@@ -665,9 +667,7 @@ class _Count:
                 per_t,
                 target_calls,
             )
-        # the slowdown against the program's own time; past 90 % of the run the estimate
-        # cannot tell 10x from 100x
-        fraction = cost / (wall - cost) if cost < 0.9 * wall else None
+        fraction = slowdown(cost, wall)
         return {"fraction": fraction, "method": method + ", over the run's %.3f s less that cost%s" % (wall / 1e9, "" if fraction is not None else " (the estimate is over 90 % of the run: a slowdown of at least 10x)")}
 
     def warnings(self):

@@ -40,6 +40,8 @@ import sys
 import threading
 import time
 
+from pylens._overhead import slowdown
+
 _HELPER_DIR = os.path.dirname(os.path.abspath(__file__))
 _BOOT_FILE = os.path.join(os.path.dirname(_HELPER_DIR), "pylens_boot.py")
 _perf = time.perf_counter_ns
@@ -173,9 +175,7 @@ class _TraceBase:
         per = self.calib.get("ns_per_event") or 0.0
         run = max(1, self.t_stop - self.t_start)
         cost = per * events
-        # the slowdown against the program's own time; past 90 % of the run the estimate
-        # cannot tell 10x from 100x
-        frac = cost / (run - cost) if cost < 0.9 * run else None
+        frac = slowdown(cost, run)
         return {
             "fraction": frac,
             "method": "calibrated at start: a loop of %d calls of a small function (calling another) timed with and without the %s hook gives %.0f ns per hook event; "
@@ -892,7 +892,7 @@ class _Hybrid(_TraceBase):
         mt_per = self.mt.calib.get("ns_per_event") or 0.0
         run = max(1, self.t_stop - self.t_start)
         cost = cp_per * cp_events + mt_per * mt_events
-        frac = cost / (run - cost) if cost < 0.9 * run else None
+        frac = slowdown(cost, run)
         return {
             "fraction": frac,
             "method": "calibrated at start: a loop of %d calls of a small function (calling another) timed with and without each hook gives %.0f ns per cProfile event and %.0f ns per sys.monitoring event; "

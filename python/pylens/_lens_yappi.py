@@ -54,6 +54,8 @@ import sys
 import threading
 import time
 
+from pylens._overhead import slowdown
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _HIDDEN_FILES = {
     os.path.join(_HERE, "_runner.py"),
@@ -351,9 +353,7 @@ class _Yappi:
         plain = self.calls - self.rec_calls
         cost = py * plain + rec * self.rec_calls + cc * self.c_calls
         wall = self.wall * 1e9
-        # the slowdown against the program's own time (run time less the cost); past 90 % of
-        # the run the estimate cannot tell 10x from 100x
-        fraction = cost / (wall - cost) if cost < 0.9 * wall else None
+        fraction = slowdown(cost, wall)
         return {
             "fraction": fraction,
             "method": "calibrated at start: nested Python calls, recursive calls and C calls (abs) timed with and without "
