@@ -184,19 +184,13 @@ export function cprofileStats(data: TraceData, filtered: boolean): FunctionStat[
         st = { key: k, frame: { name: f[1], qualname: f[2], file: f[0] === 'c' ? null : f[3], line: f[4], kind: f[0] === 'c' ? 'native' : 'python', lib: null }, cc: 0, nc: 0, tt: 0, ct: 0, callers: new Map() };
         byFunc.set(fi, st);
       }
-      st.cc += cc;
-      st.nc += nc;
-      st.tt += tt;
-      st.ct += ct;
+      addCounts(st, nc, cc, tt, ct);
       for (const [c, enc, ecc, ett, ect] of callers) {
         if (keep[c] === false) continue;
         const id = JSON.stringify(key(c));
         let e = st.callers.get(id);
         if (!e) st.callers.set(id, (e = { key: key(c), nc: 0, cc: 0, tt: 0, ct: 0 }));
-        e.nc += enc;
-        e.cc += ecc;
-        e.tt += ett;
-        e.ct += ect;
+        addCounts(e, enc, ecc, ett, ect);
       }
     }
   }
@@ -211,28 +205,29 @@ export function cprofileStats(data: TraceData, filtered: boolean): FunctionStat[
 function hybridStats(data: TraceData): FunctionStat[] {
   const before = cprofileStats({ ...data, backend: 'cProfile', threads: data.threads.filter((t) => t.entries) }, false)!;
   const after = functionStats(traceToProfile({ ...data, backend: 'sys.monitoring', threads: data.threads.filter((t) => t.nodes), keep: undefined }, 0, {}));
+  // both lists were just built: the first of each function takes in the other
   const byKey = new Map<string, FunctionStat>();
   for (const st of [...before, ...after]) {
     const id = JSON.stringify(st.key);
     const had = byKey.get(id);
     if (!had) {
-      byKey.set(id, { ...st, callers: new Map([...st.callers].map(([k, e]) => [k, { ...e }])) });
+      byKey.set(id, st);
       continue;
     }
-    had.cc += st.cc;
-    had.nc += st.nc;
-    had.tt += st.tt;
-    had.ct += st.ct;
+    addCounts(had, st.nc, st.cc, st.tt, st.ct);
     for (const [k, e] of st.callers) {
       const h = had.callers.get(k);
-      if (!h) had.callers.set(k, { ...e });
-      else {
-        h.nc += e.nc;
-        h.cc += e.cc;
-        h.tt += e.tt;
-        h.ct += e.ct;
-      }
+      if (h) addCounts(h, e.nc, e.cc, e.tt, e.ct);
+      else had.callers.set(k, e);
     }
   }
   return [...byKey.values()];
+}
+
+/** A function's or a caller edge's calls and times, added to. */
+function addCounts(into: { nc: number; cc: number; tt: number; ct: number }, nc: number, cc: number, tt: number, ct: number): void {
+  into.nc += nc;
+  into.cc += cc;
+  into.tt += tt;
+  into.ct += ct;
 }
