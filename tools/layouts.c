@@ -184,8 +184,10 @@ int main(void) {
 #endif
 #if PY_MINOR_VERSION >= 11
   OFF("datastack_chunk", PyThreadState, datastack_chunk);
+  OFF("datastack_top", PyThreadState, datastack_top);
 #else
   none("datastack_chunk");
+  none("datastack_top");
 #endif
   SIZE(PyThreadState);
   end();
@@ -209,6 +211,13 @@ int main(void) {
   none("owner");
   none("is_entry");
   none("localsplus");
+#  if PY_MINOR_VERSION <= 9
+  OFF("executing", PyFrameObject, f_executing);
+  none("state");
+#  else
+  none("executing");
+  OFF("state", PyFrameObject, f_state);
+#  endif
   SIZE(PyFrameObject);
 #else
 #  if PY_MINOR_VERSION <= 12
@@ -229,12 +238,15 @@ int main(void) {
   none("is_entry");
 #  endif
   OFF("localsplus", _PyInterpreterFrame, localsplus);
+  none("executing");
+  none("state");
   SIZE(_PyInterpreterFrame);
 #endif
   end();
 
   begin("code");
   OFF("argcount", PyCodeObject, co_argcount);
+  OFF("flags", PyCodeObject, co_flags);
   OFF("firstlineno", PyCodeObject, co_firstlineno);
   OFF("filename", PyCodeObject, co_filename);
   OFF("name", PyCodeObject, co_name);

@@ -84,12 +84,15 @@ test('a non-root reader of a root process gets a PermissionError with the fix', 
   const target = spawn('sleep', ['30']);
   try {
     // The checkout may sit under a directory the unprivileged user cannot enter (mktemp -d
-    // makes 0700 ones), so the module (it imports only node:fs) is copied somewhere readable.
+    // makes 0700 ones), so the module (it imports node:fs and syscalls.ts, which loads koffi
+    // only when called) is copied somewhere readable.
     const dir = mkdtempSync(join(tmpdir(), 'pylens-perm-'));
     chmodSync(dir, 0o755);
     const copy = join(dir, 'memory.ts');
-    copyFileSync(fileURLToPath(new URL('../../src/capture/sampler/memory.ts', import.meta.url)), copy);
-    chmodSync(copy, 0o644);
+    for (const f of ['memory.ts', 'syscalls.ts']) {
+      copyFileSync(fileURLToPath(new URL(`../../src/capture/sampler/${f}`, import.meta.url)), join(dir, f));
+      chmodSync(join(dir, f), 0o644);
+    }
     const url = pathToFileURL(copy).href;
     const code = `import { ProcMemory } from ${JSON.stringify(url)};
 try { ProcMemory.open(${target.pid}); console.log(JSON.stringify({ name: 'none' })); }

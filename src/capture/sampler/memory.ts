@@ -4,6 +4,7 @@
  * Addresses are JS numbers: user-space addresses on x86-64 are below 2^47, so exact.
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { ERRNO, SyscallError, syscalls, type Syscalls } from './syscalls.ts';
 
 /** An address in the target's address space (below 2^47, exact as a number). */
 export type Address = number;
@@ -83,15 +84,26 @@ export abstract class BaseMemory implements ProcessMemory {
   }
 }
 
-/** The live process, through /proc/PID/mem (pread at the address). */
+/**
+ * The live process: `process_vm_readv` (syscalls.ts) where it can be called, else a pread of
+ * /proc/PID/mem at the address. /proc/PID/mem is opened either way: opening it checks the
+ * ptrace permission up front, with the error that explains it.
+ */
 export class ProcMemory extends BaseMemory {
   readonly pid: number;
   private fd: number;
+  private sys: Syscalls | undefined;
 
-  private constructor(pid: number, fd: number) {
+  private constructor(pid: number, fd: number, sys: Syscalls | undefined) {
     super();
     this.pid = pid;
     this.fd = fd;
+    this.sys = sys;
+  }
+
+  /** how this memory is read: 'process_vm_readv' or '/proc/PID/mem' */
+  get method(): string {
+    return this.sys ? 'process_vm_readv' : '/proc/PID/mem';
   }
 
   static open(pid: number, procRoot = '/proc'): ProcMemory {
@@ -101,7 +113,7 @@ export class ProcMemory extends BaseMemory {
     } catch (e) {
       throw mapOsError(pid, e, procRoot);
     }
-    return new ProcMemory(pid, fd);
+    return new ProcMemory(pid, fd, procRoot === '/proc' ? syscalls() : undefined);
   }
 
   read(addr: Address, len: number): Uint8Array {
@@ -111,6 +123,7 @@ export class ProcMemory extends BaseMemory {
   /** `read` into the first `len` bytes of `buf` (no allocation); returns that view of `buf` */
   readInto(buf: Uint8Array, addr: Address, len: number): Uint8Array {
     if (!Number.isSafeInteger(addr) || addr < 0 || addr + len > USER_SPACE_END) throw new BadReadError(addr, len, 'not a user-space address');
+    if (this.sys !== undefined && len > 0) return this.readVm(this.sys, buf, addr, len);
     let n: number;
     try {
       n = readSync(this.fd, buf, 0, len, addr);
@@ -122,6 +135,27 @@ export class ProcMemory extends BaseMemory {
     // A read of 0 bytes means the process has exited (its mm is gone), reaped or a zombie.
     if (n === 0 && isGone(this.pid)) throw new ProcessGoneError(this.pid);
     if (n !== len) throw new BadReadError(addr, len, `short read (${n} bytes)`);
+    return buf.length === len ? buf : buf.subarray(0, len);
+  }
+
+  private readVm(sys: Syscalls, buf: Uint8Array, addr: Address, len: number): Uint8Array {
+    for (let done = 0; done < len; ) {
+      const want = Math.min(len - done, sys.maxRead);
+      let n: number;
+      try {
+        n = sys.read(this.pid, addr + done, want);
+      } catch (e) {
+        if (!(e instanceof SyscallError)) throw e;
+        if (e.errno === ERRNO.EFAULT || e.errno === ERRNO.EIO) throw new BadReadError(addr, len, 'not mapped in the target');
+        if (e.errno === ERRNO.EPERM || e.errno === ERRNO.EACCES) throw new PermissionError(this.pid, `process_vm_readv: ${e.errno === ERRNO.EPERM ? 'EPERM' : 'EACCES'}`);
+        // ESRCH: no such process; EINVAL: its memory is gone (a zombie)
+        if (e.errno === ERRNO.ESRCH || isGone(this.pid)) throw new ProcessGoneError(this.pid);
+        throw new BadReadError(addr, len, `process_vm_readv errno ${e.errno}`);
+      }
+      if (n < want) throw new BadReadError(addr, len, `short read (${done + n} bytes)`);
+      buf.set(n === sys.scratchBytes.length ? sys.scratchBytes : sys.scratchBytes.subarray(0, n), done);
+      done += n;
+    }
     return buf.length === len ? buf : buf.subarray(0, len);
   }
 

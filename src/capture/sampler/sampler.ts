@@ -22,7 +22,7 @@ import type { Profile } from '../../model/profile.ts';
 import { withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError } from './memory.ts';
 import { statStateLetter } from './dump.ts';
-import { ProcessSampler, readCmdline, readCwd, readExe, type ThreadSample } from './session.ts';
+import { ProcessSampler, readCmdline, readCwd, readExe, type ThreadSample, type WalkQuality } from './session.ts';
 import type { Frame } from './walker.ts';
 
 export interface SamplerClock {
@@ -289,6 +289,10 @@ export class Recorder {
   private firstSeen = new Map<number, number>();
   rows = 0;
   errors = 0;
+  /** samples recorded under the `[truncated]` marker */
+  truncatedSamples = 0;
+  /** walk quality of processes no longer attached */
+  private pastQuality: WalkQuality = { retriedWalks: 0, rereads: 0, tornStacks: 0, depthCut: 0 };
   gilSamples = 0;
   ticks = 0;
   lastThreads = 0;
@@ -333,8 +337,7 @@ export class Recorder {
       if (pid === this.rootPid) continue;
       const now = readCmdline(pid);
       if (now !== undefined && now.join('\0') !== (a.s.command ?? []).join('\0')) {
-        a.s.close();
-        this.procs.delete(pid);
+        this.detach(pid, a);
         this.seen.delete(pid);
       }
     }
@@ -397,8 +400,17 @@ export class Recorder {
     return `process ${pid} (${text.length > 120 ? text.slice(0, 117) + '...' : text})`;
   }
 
+  private truncatedFrame = -1;
+
   private record(pid: number, a: Attached, t: ThreadSample, sinceStartNs: number): void {
     let stack = -1;
+    // a stack that does not reach its thread's base (torn on every read, or past the depth
+    // cap) hangs under a marker root instead of passing for a stack with another root
+    if (t.truncated) {
+      if (this.truncatedFrame < 0) this.truncatedFrame = this.builder.frame({ name: '[truncated]', kind: 'marker' });
+      stack = this.builder.stack(-1, this.truncatedFrame);
+      this.truncatedSamples++;
+    }
     const cwd = a.cwd;
     const frames = t.frames;
     const memo = a.frameIdx;
@@ -433,8 +445,7 @@ export class Recorder {
       const r = a.s.tick();
       this.errors += r.errors;
       if (r.gone) {
-        a.s.close();
-        this.procs.delete(pid);
+        this.detach(pid, a);
         continue;
       }
       threads += r.threads.length;
@@ -456,10 +467,29 @@ export class Recorder {
     }
   }
 
-  close(): void {
-    for (const a of this.procs.values()) a.s.close();
-    this.procs.clear();
+  /** walk quality summed over every process sampled */
+  quality(): WalkQuality {
+    const q = { ...this.pastQuality };
+    for (const a of this.procs.values()) addQuality(q, a.s.quality);
+    return q;
   }
+
+  private detach(pid: number, a: Attached): void {
+    addQuality(this.pastQuality, a.s.quality);
+    a.s.close();
+    this.procs.delete(pid);
+  }
+
+  close(): void {
+    for (const [pid, a] of [...this.procs]) this.detach(pid, a);
+  }
+}
+
+function addQuality(into: WalkQuality, q: WalkQuality): void {
+  into.retriedWalks += q.retriedWalks;
+  into.rereads += q.rereads;
+  into.tornStacks += q.tornStacks;
+  into.depthCut += q.depthCut;
 }
 
 /** Sample process `pid` into a Profile. Attach errors (gone, permission, unsupported) throw. */
@@ -500,6 +530,7 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
   } finally {
     rec.close();
   }
+  const quality = rec.quality();
   const cpu = process.cpuUsage(cpu0);
   const durationNs = Math.max(0, sched.endNs - sched.startNs);
   const cpuNs = (cpu.user + cpu.system) * 1000;
@@ -523,6 +554,11 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
       missedTicks: sched.missedTicks,
       ticks: sched.ticks,
       gilSamples: rec.gilSamples,
+      truncatedSamples: rec.truncatedSamples,
+      retriedWalks: quality.retriedWalks,
+      walkRereads: quality.rereads,
+      tornStacks: quality.tornStacks,
+      depthCutStacks: quality.depthCut,
       ...(opts.subprocesses ? { processes: rec.seen.size } : {}),
       ...(opts.lines && opts.lines !== 'line' ? { lines: opts.lines } : {}),
     },

@@ -33,9 +33,24 @@ export interface ThreadSample {
   frames: Frame[];
   state: SampleState;
   holdsGil: boolean;
+  /** the stack does not reach the thread's base (depth cap, or `torn`) */
   truncated: boolean;
+  /** every read of this stack this tick was torn: `frames` is the leaf part that was read */
+  torn: boolean;
   /** subinterpreter id (absent for the main interpreter) */
   interp?: number;
+}
+
+/** Counts of how whole the stacks of a sampler's walks were. */
+export interface WalkQuality {
+  /** thread walks that were torn at first and read again (the stack then validated or was marked) */
+  retriedWalks: number;
+  /** extra reads those took */
+  rereads: number;
+  /** stacks that never validated: kept, marked truncated */
+  tornStacks: number;
+  /** stacks cut at the depth cap */
+  depthCut: number;
 }
 
 export interface TickResult {
@@ -164,12 +179,11 @@ export class ProcessSampler {
   private pthreadTidOffset: number | undefined;
   private tidOfPthread = new Map<bigint, number>();
   private closed = false;
-  /** ticks whose walk was read twice because a thread's first read was torn */
-  retries = 0;
+  /** how whole the stacks were (walker.ts validates every walk and re-reads torn ones) */
+  readonly quality: WalkQuality = { retriedWalks: 0, rereads: 0, tornStacks: 0, depthCut: 0 };
   private states: TaskStates;
-  /** page buffers reused by every tick's page cache (B: the retry's, while A's is still alive) */
+  /** page buffers reused by every tick's page cache */
   private pagesA: Uint8Array[] = [];
-  private pagesB: Uint8Array[] = [];
 
   private constructor(pid: number, runtime: RuntimeLocation, layout: Layout, mem: ProcMemory) {
     this.pid = pid;
@@ -284,21 +298,18 @@ export class ProcessSampler {
    */
   private readThreads(): { walked: ThreadStack[]; holder: Address | null; described: (t: ThreadStack) => ThreadSample } {
     // one page cache for the whole tick: walk and GIL read share pages
-    let mem = new PageCacheMemory(this.mem, this.pagesA);
+    // one page cache for the whole tick: walk and GIL read share pages; a torn thread walk
+    // refreshes it and reads that thread again (walker.ts)
+    const mem = new PageCacheMemory(this.mem, this.pagesA);
     this.maybeFlushCodeCache(mem);
-    let walked = this.walk(mem);
-    // A thread that was mid-call or mid-return while we read gives a torn stack (a freed
-    // frame, a half-written pointer). Reading again at once almost always succeeds, so
-    // one retry of the whole walk before anything is counted as an error.
-    if (walked.some((t) => t.error !== undefined)) {
-      const mem2 = new PageCacheMemory(this.mem, this.pagesB);
-      const again = this.walk(mem2);
-      const bad = (w: ThreadStack[]) => w.reduce((n, t) => n + (t.error !== undefined ? 1 : 0), 0);
-      if (bad(again) < bad(walked)) {
-        walked = again;
-        mem = mem2;
+    const walked = this.walk(mem);
+    for (const t of walked) {
+      if (t.retries) {
+        this.quality.retriedWalks++;
+        this.quality.rereads += t.retries;
       }
-      this.retries++;
+      if (t.torn) this.quality.tornStacks++;
+      else if (t.truncated) this.quality.depthCut++;
     }
     if (!this.nativeTid && this.pthreadTidOffset === undefined && walked.length > 0) {
       this.pthreadTidOffset = findPthreadTidOffset(this.mem, walked.map((t) => t.pthreadId), taskIds(this.pid), this.pid);
@@ -317,6 +328,7 @@ export class ProcessSampler {
         state: letter === undefined ? 'unknown' : letter === 'R' && !(frames.length > 0 && isWaitingLeaf(frames[0]!)) ? 'on-cpu' : 'idle',
         holdsGil: holder !== null && holder !== 0 && holder === t.tstate,
         truncated: t.truncated === true,
+        torn: t.torn === true,
         ...(t.interp !== undefined ? { interp: t.interp } : {}),
       };
     };

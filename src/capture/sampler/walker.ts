@@ -49,8 +49,15 @@ export interface ThreadStack {
   frames?: Frame[];
   /** why this thread's stack could not be read */
   error?: string;
-  /** true when the stack was cut at `maxDepth` */
+  /**
+   * true when the stack does not reach the thread's base: cut at `maxDepth`, or every read
+   * of it was torn (`torn`); `frames` then holds the leaf part that was read
+   */
   truncated?: boolean;
+  /** the walk never validated (every attempt torn): `frames` is the longest partial read */
+  torn?: boolean;
+  /** walks of this thread that were torn and read again this tick (0: the first read was whole) */
+  retries?: number;
   /** the interpreter's id when it is a subinterpreter (absent: the main interpreter, id 0) */
   interp?: number;
 }
@@ -72,6 +79,23 @@ export interface WalkOptions {
   pageCache?: boolean;
   /** the interpreters to walk (from `listInterpreters`, cached by the caller); default: read them now */
   interpreters?: readonly InterpreterRef[];
+  /**
+   * how many times a thread's torn walk is read again (default 4). Only memories that can be
+   * re-read (`RefreshableMemory`: the page cache) are retried; others are read once.
+   */
+  maxRetries?: number;
+}
+
+/**
+ * A memory whose cached view of the target can be dropped, so that the next reads see the
+ * target as it is now: the page cache of a tick (and synthetic images in tests).
+ */
+export interface RefreshableMemory extends ProcessMemory {
+  refresh(): void;
+}
+
+export function isRefreshable(m: ProcessMemory): m is RefreshableMemory {
+  return typeof (m as Partial<RefreshableMemory>).refresh === 'function';
 }
 
 export const MAX_STRING_CHARS = 4096;
@@ -86,6 +110,8 @@ export interface CodeInfo {
   firstLine: number;
   /** `_co_firsttraceable` in code units (3.11+; 0 before) */
   firstTraceable: number;
+  /** `co_flags` (0 when the layout does not know where they are) */
+  flags: number;
   /**
    * the globals of the frame it was first seen in: a frame running this address with other
    * globals means the code object was freed and a new one allocated at its address
@@ -164,7 +190,8 @@ export function readCode(mem: ProcessMemory, layout: Layout, minor: number, addr
   types?.expect(tablePtr, 'bytes', 'the line table');
   const table = readBytes(mem, layout, tablePtr);
   const firstTraceable = C.firsttraceable !== null ? mem.readI32(addr + C.firsttraceable) : 0;
-  const info: CodeInfo = { name, qualname, file, firstLine, firstTraceable, ranges: lineRanges(minor, table, firstLine) };
+  const flags = C.flags != null ? mem.readI32(addr + C.flags) : 0;
+  const info: CodeInfo = { name, qualname, file, firstLine, firstTraceable, flags, ranges: lineRanges(minor, table, firstLine) };
   if (globals !== undefined) info.globals = globals;
   cache?.set(addr, info);
   return info;
@@ -179,7 +206,7 @@ export const PAGE_SIZE = 4096;
  * synthetic `ImageMemory` has unaligned regions), go straight to the inner memory.
  * Use a fresh one per walk: the target keeps running, so pages go stale.
  */
-export class PageCacheMemory extends BaseMemory {
+export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   private inner: ProcessMemory;
   private pages = new Map<Address, Uint8Array | null>();
   private views = new Map<Address, DataView>();
@@ -274,6 +301,12 @@ export class PageCacheMemory extends BaseMemory {
     }
     return out;
   }
+  /** forget every page: the next reads go to the target again (page buffers are reused) */
+  refresh(): void {
+    this.pages.clear();
+    this.views.clear();
+    this.used = 0;
+  }
   close(): void {}
 }
 
@@ -360,14 +393,46 @@ function owners314Of(layout: Layout): { generator: number; firstShim: number } {
   return { generator: o.generator, firstShim: o.interpreter ?? o.cstack };
 }
 
-/** The Python stack of one thread state, leaf first. */
+/** A walk of one thread's frame chain. */
+export interface StackWalk {
+  frames: Frame[];
+  /** cut at `maxDepth` */
+  truncated: boolean;
+  /**
+   * the chain ended where a thread's stack ends: its base frame (see `walkStack`). False: the
+   * target changed the chain while it was read (a torn walk), `why` says how it showed.
+   */
+  complete: boolean;
+  why?: string;
+}
+
+const FRAME_EXECUTING_310 = 0;
+/** CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR */
+const CO_GENERATOR_LIKE = 0x20 | 0x80 | 0x100 | 0x200;
+const FRAME_UNWINDING_310 = 2;
+
+/**
+ * The Python stack of one thread state, leaf first, and whether the chain was read whole.
+ *
+ * The target runs while its frames are read, so a walk can be torn: a generator that yields
+ * between two reads has its `previous` cleared (3.11+; `f_back` before), and a frame that
+ * returned is freed or reused. A torn walk ends early, and without a check its stack would
+ * read as a shorter one with a wrong root. So every walk is validated:
+ * - 3.8/3.9: every frame is executing (`f_executing` = 1); 3.10: every frame's `f_state` is
+ *   EXECUTING or UNWINDING. A returned or suspended frame (free-list, zombie or yielded
+ *   generator frame) fails it.
+ * - 3.11: the last frame (`previous` = NULL) is not owned by a generator (a suspended
+ *   generator's frame has no `previous`).
+ * - 3.12/3.13: the last frame is the C-stack entry frame `_PyEval_EvalFrameDefault` puts at the
+ *   base of every thread (owner FRAME_OWNED_BY_CSTACK); 3.14: owner ≥ INTERPRETER.
+ */
 export function walkStack(
   mem: ProcessMemory,
   layout: Layout,
   minor: number,
   tstate: Address,
   opts: { maxDepth?: number; cache?: CodeCache; codeCheck?: CodeTypeCheck } = {},
-): { frames: Frame[]; truncated: boolean } {
+): StackWalk {
   const maxDepth = opts.maxDepth ?? 4096;
   const cache = opts.cache ?? new Map();
   const F = layout.frame;
@@ -381,9 +446,15 @@ export function walkStack(
   } else frame = mem.readPtr(tstate + layout.tstate.current_frame!);
 
   const owners314 = minor >= 14 ? owners314Of(layout) : undefined;
+  const generatorOwner = minor >= 14 ? owners314!.generator : OWNER_GENERATOR;
+  const executingAt = minor <= 9 ? F.executing : minor === 10 ? F.state : null;
   // Walk budget: visited frames (including skipped shims) are bounded too.
   const maxVisited = maxDepth * 2 + 64;
   let truncated = false;
+  /** owner of the last frame visited (3.11+); −1: no frame */
+  let lastOwner = -1;
+  /** the last frame visited runs a generator, coroutine or async generator (3.8–3.10) */
+  let lastGenerator = false;
   while (frame !== 0) {
     if (seen.has(frame)) throw new WalkError(`frame chain loops at 0x${frame.toString(16)}`);
     seen.add(frame);
@@ -400,11 +471,18 @@ export function walkStack(
     const previous = u64(d, o + F.previous);
     const globals = F.globals != null ? u64(d, o + F.globals) : undefined;
     if (minor <= 10) {
+      if (executingAt != null) {
+        const st = d.getInt8(o + executingAt);
+        const running = minor === 10 ? st === FRAME_EXECUTING_310 || st === FRAME_UNWINDING_310 : st === 1;
+        if (!running) return { frames, truncated: false, complete: false, why: `frame 0x${frame.toString(16)} is not executing (${minor === 10 ? 'f_state' : 'f_executing'} ${st})` };
+      }
       const lasti = d.getInt32(o + F.lasti!, true);
       const info = readCode(mem, layout, minor, code, cache, globals, opts.codeCheck);
+      lastGenerator = (info.flags & CO_GENERATOR_LIKE) !== 0;
       frames.push(frameOf(info, minor === 10 ? lasti * 2 : lasti, lasti < 0));
     } else {
       const owner = d.getUint8(o + F.owner!);
+      lastOwner = owner;
       const instr = u64(d, o + F.instr_ptr!);
       // 3.14: owner ≥ FRAME_OWNED_BY_INTERPRETER (3; CSTACK is 4) is an entry/shim frame
       let skip = minor >= 14 ? owner >= owners314!.firstShim : minor >= 12 && owner >= OWNER_CSTACK;
@@ -418,7 +496,7 @@ export function walkStack(
         const info = readCode(mem, layout, minor, code, cache, globals, opts.codeCheck);
         const first = code + layout.code.code_adaptive!;
         // incomplete frame (CPython's _PyFrame_IsIncomplete): hidden
-        if (owner === (minor >= 14 ? owners314!.generator : OWNER_GENERATOR) || instr >= first + info.firstTraceable * 2) {
+        if (owner === generatorOwner || instr >= first + info.firstTraceable * 2) {
           const offset = instr - first;
           frames.push(frameOf(info, offset, offset < 0));
         }
@@ -426,7 +504,23 @@ export function walkStack(
     }
     frame = previous;
   }
-  return { frames, truncated };
+  if (truncated) return { frames, truncated, complete: true };
+  if (minor <= 10) {
+    // a running generator's frame is linked to its caller (f_back) before it is marked
+    // executing and unlinked after it is marked suspended, but one read of the frame can
+    // see half of a resume: a generator's code never starts a thread's stack
+    if (lastGenerator) return { frames, truncated, complete: false, why: 'the chain ends at a generator frame with no caller' };
+    return { frames, truncated, complete: true };
+  }
+  if (lastOwner < 0) return { frames, truncated, complete: true };
+  // 3.11+: the chain must end at the thread's base
+  if (minor === 11) {
+    if (lastOwner === generatorOwner) return { frames, truncated, complete: false, why: 'the chain ends at a suspended generator frame' };
+  } else {
+    const base = minor >= 14 ? lastOwner >= owners314!.firstShim : lastOwner === OWNER_CSTACK;
+    if (!base) return { frames, truncated, complete: false, why: `the chain ends at a frame owned by ${lastOwner}, not the thread's entry frame` };
+  }
+  return { frames, truncated, complete: true };
 }
 
 /**
@@ -450,7 +544,7 @@ export function walkThreads(
   const out: ThreadStack[] = [];
   const seen = new Set<Address>();
   for (const { address, id } of opts.interpreters ?? listInterpreters(mem, rt, layout)) {
-    walkInterpreterThreads(mem, layout, minor, address, id, out, seen, maxThreads, opts.maxDepth, cache, codeCheck);
+    walkInterpreterThreads(mem, layout, minor, address, id, out, seen, maxThreads, opts.maxDepth, cache, codeCheck, opts.maxRetries ?? 4);
   }
   return out;
 }
@@ -490,6 +584,7 @@ function walkInterpreterThreads(
   maxDepth: number | undefined,
   cache: CodeCache,
   codeCheck: CodeTypeCheck,
+  maxRetries: number,
 ): void {
   let tstate = mem.readPtr(interp + layout.interp.threads_head);
   while (tstate !== 0 && !seen.has(tstate) && out.length < maxThreads) {
@@ -499,13 +594,57 @@ function walkInterpreterThreads(
     try {
       t.pthreadId = mem.readU64(tstate + layout.tstate.thread_id);
       t.tid = layout.tstate.native_thread_id !== null ? Number(mem.readU64(tstate + layout.tstate.native_thread_id)) : Number(t.pthreadId);
-      const { frames, truncated } = walkStack(mem, layout, minor, tstate, { maxDepth, cache, codeCheck });
-      t.frames = frames;
-      if (truncated) t.truncated = true;
     } catch (e) {
       t.error = e instanceof Error ? e.message : String(e);
     }
+    if (t.error === undefined) readThreadStack(mem, layout, minor, t, maxDepth, cache, codeCheck, maxRetries);
     out.push(t);
     tstate = mem.readPtr(tstate + layout.tstate.next);
+  }
+}
+
+/**
+ * Walk one thread's stack into `t`; a torn walk (or a read error, often the same tear seen
+ * earlier) is read again from fresh pages, up to `maxRetries` times. When no read
+ * validates, the longest partial stack is kept with `truncated` and `torn` set, so it is
+ * shown under a marker, never as a stack with a wrong root; only a thread that gave no
+ * frames at all carries `error`.
+ */
+function readThreadStack(
+  mem: ProcessMemory,
+  layout: Layout,
+  minor: number,
+  t: ThreadStack,
+  maxDepth: number | undefined,
+  cache: CodeCache,
+  codeCheck: CodeTypeCheck,
+  maxRetries: number,
+): void {
+  let best: StackWalk | undefined;
+  let error: string | undefined;
+  const retries = isRefreshable(mem) ? maxRetries : 0;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const w = walkStack(mem, layout, minor, t.tstate, { ...(maxDepth !== undefined ? { maxDepth } : {}), cache, codeCheck });
+      if (w.complete) {
+        t.frames = w.frames;
+        if (w.truncated) t.truncated = true;
+        if (attempt > 0) t.retries = attempt;
+        return;
+      }
+      if (best === undefined || w.frames.length > best.frames.length) best = w;
+    } catch (e) {
+      error = e instanceof Error ? e.message : String(e);
+    }
+    if (attempt >= retries) {
+      if (attempt > 0) t.retries = attempt;
+      if (best !== undefined && best.frames.length > 0) {
+        t.frames = best.frames;
+        t.truncated = true;
+        t.torn = true;
+      } else t.error = error ?? best?.why ?? 'torn walk';
+      return;
+    }
+    (mem as RefreshableMemory).refresh();
   }
 }

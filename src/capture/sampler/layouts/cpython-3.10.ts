@@ -39,6 +39,7 @@ export const layout: Layout = {
     "native_thread_id": null,
     "status": null,
     "datastack_chunk": null,
+    "datastack_top": null,
     "size": 280
   },
   "cframe": {
@@ -54,10 +55,13 @@ export const layout: Layout = {
     "owner": null,
     "is_entry": null,
     "localsplus": null,
+    "executing": null,
+    "state": 108,
     "size": 360
   },
   "code": {
     "argcount": 16,
+    "flags": 36,
     "firstlineno": 40,
     "filename": 104,
     "name": 112,

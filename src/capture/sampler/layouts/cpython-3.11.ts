@@ -39,6 +39,7 @@ export const layout: Layout = {
     "native_thread_id": 160,
     "status": null,
     "datastack_chunk": 296,
+    "datastack_top": 304,
     "size": 360
   },
   "cframe": {
@@ -54,10 +55,13 @@ export const layout: Layout = {
     "owner": 69,
     "is_entry": 68,
     "localsplus": 72,
+    "executing": null,
+    "state": null,
     "size": 80
   },
   "code": {
     "argcount": 56,
+    "flags": 48,
     "firstlineno": 72,
     "filename": 112,
     "name": 120,

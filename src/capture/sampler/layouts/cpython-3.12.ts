@@ -39,6 +39,7 @@ export const layout: Layout = {
     "native_thread_id": 144,
     "status": 24,
     "datastack_chunk": 232,
+    "datastack_top": 240,
     "size": 288
   },
   "cframe": {
@@ -54,10 +55,13 @@ export const layout: Layout = {
     "owner": 70,
     "is_entry": null,
     "localsplus": 72,
+    "executing": null,
+    "state": null,
     "size": 80
   },
   "code": {
     "argcount": 52,
+    "flags": 48,
     "firstlineno": 68,
     "filename": 112,
     "name": 120,

@@ -76,6 +76,8 @@ export interface Layout {
     status: FieldOffset | null;
     /** datastack_chunk, 3.11+ */
     datastack_chunk: FieldOffset | null;
+    /** datastack_top (PyObject **: the first free word of the current chunk), 3.11+ (generated layouts only) */
+    datastack_top?: FieldOffset | null;
     size: StructSize;
   };
   /** _PyCFrame, 3.11–3.12 (all null otherwise) */
@@ -104,6 +106,10 @@ export interface Layout {
     is_entry: FieldOffset | null;
     /** localsplus, 3.11+ */
     localsplus: FieldOffset | null;
+    /** f_executing (char, 1 while the frame runs), 3.8–3.9 (generated layouts only) */
+    executing?: FieldOffset | null;
+    /** f_state (char; FRAME_EXECUTING = 0, FRAME_UNWINDING = 2 while it runs), 3.10 (generated layouts only) */
+    state?: FieldOffset | null;
     size: StructSize;
     /** low tag bits to clear from `f_executable` (3.14+: a tagged _PyStackRef, 3); absent = untagged */
     executable_tag_bits?: number;
@@ -117,6 +123,8 @@ export interface Layout {
   /** PyCodeObject */
   code: {
     argcount: FieldOffset;
+    /** co_flags (int; CO_GENERATOR 0x20, CO_COROUTINE 0x80, CO_ASYNC_GENERATOR 0x200), generated layouts only */
+    flags?: FieldOffset;
     /** co_firstlineno (int) */
     firstlineno: FieldOffset;
     filename: FieldOffset;

@@ -1,0 +1,215 @@
+/**
+ * The Linux system calls the sampler needs that Node has no binding for, called through
+ * koffi (an FFI whose npm package ships prebuilt binaries; nothing is compiled at install):
+ *
+ * - `process_vm_readv`: read the target's memory in one system call, several ranges at
+ *   once; measured here 2.7 µs for a 4 KiB page against 4.4 µs for a `pread` of
+ *   /proc/PID/mem, and 3.5 µs for four pages in one call.
+ * - `ptrace` (PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH) and `waitid`/`waitpid`: stop
+ *   one thread of the target for the length of one stack read (`ThreadPauser`), for exact
+ *   stacks. SEIZE (unlike ATTACH) sends no SIGSTOP, and nothing reaches the target's parent.
+ *
+ * Everything is loaded on first use; where koffi or libc cannot be loaded `syscalls()` is
+ * undefined and the sampler reads /proc/PID/mem and cannot pause (it says so).
+ */
+import { createRequire } from 'node:module';
+
+type Koffi = typeof import('koffi');
+type Fn = (...args: unknown[]) => number;
+
+const PTRACE_DETACH = 17;
+const PTRACE_SEIZE = 0x4206;
+const PTRACE_INTERRUPT = 0x4207;
+const PTRACE_EVENT_STOP = 128;
+const P_PID = 1;
+const WNOHANG = 1;
+const WSTOPPED = 2;
+const WEXITED = 4;
+const WNOWAIT = 0x01000000;
+const __WALL = 0x40000000;
+const CLD_TRAPPED = 4;
+const CLD_STOPPED = 5;
+
+export const ERRNO = { EPERM: 1, ESRCH: 3, EFAULT: 14, EINVAL: 22, EIO: 5, EACCES: 13 } as const;
+
+/** A failed system call: its errno. */
+export class SyscallError extends Error {
+  readonly errno: number;
+  constructor(call: string, errno: number) {
+    super(`${call} failed: errno ${errno}`);
+    this.name = 'SyscallError';
+    this.errno = errno;
+  }
+}
+
+const SCRATCH = 256 * 1024;
+const MAX_IOV = 64;
+
+export class Syscalls {
+  private k: Koffi;
+  private pvr: Fn;
+  private ptraceFn: Fn;
+  private waitidFn: Fn;
+  private waitpidFn: Fn;
+  private local: unknown;
+  private remote: unknown;
+  private localW: Uint32Array;
+  private remoteW: Uint32Array;
+  private scratch: unknown;
+  private scratchLo: number;
+  private scratchHi: number;
+  /** the scratch buffer's bytes (native memory): where `readv` puts what it read */
+  readonly scratchBytes: Uint8Array;
+  private info: unknown;
+  private infoW: Int32Array;
+  private status: unknown;
+  private statusW: Int32Array;
+
+  constructor(k: Koffi) {
+    this.k = k;
+    const libc = k.load('libc.so.6');
+    this.pvr = libc.func('long process_vm_readv(int pid, void *local, unsigned long liovcnt, void *remote, unsigned long riovcnt, unsigned long flags)') as Fn;
+    // data is a signal number (PTRACE_DETACH) or unused: declared as a long
+    this.ptraceFn = libc.func('long ptrace(long request, int pid, void *addr, long data)') as Fn;
+    this.waitidFn = libc.func('int waitid(int idtype, int id, void *infop, int options)') as Fn;
+    this.waitpidFn = libc.func('int waitpid(int pid, void *status, int options)') as Fn;
+    const words = (p: unknown, bytes: number) => new Uint32Array(k.view(p, bytes));
+    this.local = k.alloc('uint8_t', 16 * MAX_IOV);
+    this.remote = k.alloc('uint8_t', 16 * MAX_IOV);
+    this.localW = words(this.local, 16 * MAX_IOV);
+    this.remoteW = words(this.remote, 16 * MAX_IOV);
+    this.scratch = k.alloc('uint8_t', SCRATCH);
+    this.scratchBytes = new Uint8Array(k.view(this.scratch, SCRATCH));
+    const a = k.address(this.scratch);
+    this.scratchLo = Number(a & 0xffffffffn);
+    this.scratchHi = Number(a >> 32n);
+    this.info = k.alloc('uint8_t', 128);
+    this.infoW = new Int32Array(k.view(this.info, 128));
+    this.status = k.alloc('int', 1);
+    this.statusW = new Int32Array(k.view(this.status, 4));
+  }
+
+  get maxRead(): number {
+    return SCRATCH;
+  }
+
+  errno(): number {
+    return this.k.errno();
+  }
+
+  private setLocal(i: number, off: number, len: number): void {
+    // scratch + off, as two 32-bit halves (no BigInt per call)
+    const lo = this.scratchLo + off;
+    this.localW[4 * i] = lo >>> 0;
+    this.localW[4 * i + 1] = this.scratchHi + (lo > 0xffffffff ? 1 : 0);
+    this.localW[4 * i + 2] = len;
+    this.localW[4 * i + 3] = 0;
+  }
+
+  private setRemote(i: number, addr: number, len: number): void {
+    this.remoteW[4 * i] = addr >>> 0;
+    this.remoteW[4 * i + 1] = Math.floor(addr / 4294967296);
+    this.remoteW[4 * i + 2] = len;
+    this.remoteW[4 * i + 3] = 0;
+  }
+
+  /**
+   * Read `len` bytes (at most `maxRead`) at `addr` of process `pid` into the scratch buffer
+   * (from offset 0). Returns the bytes read, short when the range runs into unmapped
+   * memory; throws SyscallError (ESRCH gone, EPERM/EACCES no permission, EFAULT unmapped).
+   */
+  read(pid: number, addr: number, len: number): number {
+    this.setLocal(0, 0, len);
+    this.setRemote(0, addr, len);
+    const n = this.pvr(pid, this.local, 1, this.remote, 1, 0);
+    if (n < 0) throw new SyscallError('process_vm_readv', this.k.errno());
+    return n;
+  }
+
+  /**
+   * Read several ranges in one system call, laid end to end in the scratch buffer in the
+   * order given. Returns the bytes read in total: the kernel stops at the first range it
+   * cannot read, so a short count means the ranges after that point were not read.
+   */
+  readv(pid: number, ranges: readonly { addr: number; len: number }[]): number {
+    let off = 0;
+    const n = Math.min(ranges.length, MAX_IOV);
+    for (let i = 0; i < n; i++) {
+      const r = ranges[i]!;
+      if (off + r.len > SCRATCH) throw new RangeError(`readv: ${off + r.len} bytes do not fit the ${SCRATCH}-byte buffer`);
+      this.setLocal(i, off, r.len);
+      this.setRemote(i, r.addr, r.len);
+      off += r.len;
+    }
+    const got = this.pvr(pid, this.local, n, this.remote, n, 0);
+    if (got < 0) throw new SyscallError('process_vm_readv', this.k.errno());
+    return got;
+  }
+
+  /** ptrace(PTRACE_SEIZE, tid): 0 or an errno */
+  seize(tid: number): number {
+    return this.ptraceFn(PTRACE_SEIZE, tid, null, 0) === 0 ? 0 : this.k.errno();
+  }
+
+  /** ptrace(PTRACE_INTERRUPT, tid): 0 or an errno */
+  interrupt(tid: number): number {
+    return this.ptraceFn(PTRACE_INTERRUPT, tid, null, 0) === 0 ? 0 : this.k.errno();
+  }
+
+  /** ptrace(PTRACE_DETACH, tid, 0, signal): 0 or an errno */
+  detach(tid: number, signal = 0): number {
+    return this.ptraceFn(PTRACE_DETACH, tid, null, signal) === 0 ? 0 : this.k.errno();
+  }
+
+  /**
+   * Has the traced thread `tid` stopped? Looks without reaping (waitid WNOWAIT), so an
+   * exit is left for whoever waits for the process (Node's own child handling, in launch
+   * mode); a ptrace stop is then consumed with waitpid. 'stopped' carries the signal of a
+   * signal-delivery stop (to deliver at detach; 0 for our interrupt's event stop).
+   */
+  pollStop(tid: number): { state: 'stopped'; signal: number } | { state: 'running' } | { state: 'gone' } {
+    this.infoW.fill(0);
+    const r = this.waitidFn(P_PID, tid, this.info, WSTOPPED | WEXITED | WNOHANG | WNOWAIT | __WALL);
+    if (r < 0) return { state: 'gone' }; // ECHILD: not traced by us any more (it exited and was reaped)
+    const pid = this.infoW[4]!; // si_pid (offset 16): 0 when nothing is waitable yet
+    if (pid === 0) return { state: 'running' };
+    const code = this.infoW[2]!; // si_code (offset 8)
+    if (code !== CLD_TRAPPED && code !== CLD_STOPPED) return { state: 'gone' };
+    const got = this.waitpidFn(tid, this.status, WNOHANG | __WALL);
+    if (got !== tid) return { state: 'running' };
+    const st = this.statusW[0]!;
+    const stopped = (st & 0xff) === 0x7f;
+    if (!stopped) return { state: 'gone' };
+    const sig = (st >> 8) & 0xff;
+    const event = (st >> 16) & 0xff;
+    // an event stop (our interrupt, or a group stop seen as one) carries no signal to deliver
+    return { state: 'stopped', signal: event === PTRACE_EVENT_STOP ? 0 : sig };
+  }
+}
+
+let loaded: Syscalls | null | undefined;
+let loadError: string | undefined;
+
+/** The system calls, or undefined where they cannot be loaded (`syscallsError()` says why). */
+export function syscalls(): Syscalls | undefined {
+  if (loaded === undefined) {
+    if (process.platform !== 'linux' || process.env.PYLENS_NO_FFI === '1') {
+      loaded = null;
+      loadError = process.platform !== 'linux' ? `not Linux (${process.platform})` : 'PYLENS_NO_FFI=1';
+    } else {
+      try {
+        const require = createRequire(import.meta.url);
+        loaded = new Syscalls(require('koffi') as Koffi);
+      } catch (e) {
+        loaded = null;
+        loadError = `koffi could not be loaded: ${(e as Error).message}`;
+      }
+    }
+  }
+  return loaded ?? undefined;
+}
+
+export function syscallsError(): string | undefined {
+  syscalls();
+  return loadError;
+}
