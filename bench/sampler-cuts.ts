@@ -25,12 +25,22 @@ export interface CutCounts {
   marked: number;
   errors: number;
   retries: number;
+  ticks: number;
+  missed: number;
+  pauses: number;
+  pausedMs: number;
   examples: string[];
 }
 
 /** Classify every sample's root frame (leaf … root): `<module>` / `_bootstrap` / `[truncated]` / anything else. */
 export function countCuts(p: Profile): CutCounts {
-  const out: CutCounts = { samples: p.samples.length, unmarked: 0, marked: 0, errors: p.meta.errorCount, retries: Number(p.meta.extra?.retriedWalks ?? 0), examples: [] };
+  const out: CutCounts = { samples: p.samples.length, unmarked: 0, marked: 0, errors: p.meta.errorCount, retries: Number(p.meta.extra?.retriedWalks ?? 0),
+    ticks: Number(p.meta.extra?.ticks ?? 0),
+    missed: Number(p.meta.extra?.missedTicks ?? 0),
+    pauses: Number(p.meta.extra?.pauses ?? 0),
+    pausedMs: Number(p.meta.extra?.pausedNs ?? 0) / 1e6,
+    examples: [],
+  };
   const rootOf = new Map<number, string>();
   for (let i = 0; i < p.samples.length; i++) {
     const s = p.samples.stack[i]!;
@@ -53,7 +63,7 @@ const pct = (n: number, d: number) => (d ? ((100 * n) / d).toFixed(2) : '-') + '
 
 async function main(): Promise<void> {
   console.log(`sampler cut stacks — churn.py, ${SECONDS} s per run${BLOCKING ? ', --blocking' : ''}; ${machineLine()}`);
-  console.log('python   rate   samples  unmarked cut  marked [truncated]  errors  retried walks');
+  console.log('python   rate   samples  unmarked cut  marked [truncated]  errors  retried walks  ticks (missed)  pauses  paused % of wall');
   for (const py of benchPythons()) {
     if (ONLY && `3.${py.minor}` !== ONLY) continue;
     if (!py.label.startsWith('pyenv')) continue;
@@ -65,7 +75,8 @@ async function main(): Promise<void> {
         const c = countCuts(p);
         console.log(
           `3.${py.minor}`.padEnd(8) + String(rate).padStart(5) + String(c.samples).padStart(10) + pct(c.unmarked, c.samples).padStart(14) +
-            pct(c.marked, c.samples).padStart(20) + String(c.errors).padStart(8) + String(c.retries).padStart(15),
+            pct(c.marked, c.samples).padStart(20) + String(c.errors).padStart(8) + String(c.retries).padStart(15) +
+            `${c.ticks} (${c.missed})`.padStart(16) + String(c.pauses).padStart(8) + pct(c.pausedMs, SECONDS * 1000).padStart(18),
         );
         for (const e of c.examples) console.log(`         e.g. ${e.slice(0, 160)}`);
       } finally {

@@ -184,10 +184,8 @@ int main(void) {
 #endif
 #if PY_MINOR_VERSION >= 11
   OFF("datastack_chunk", PyThreadState, datastack_chunk);
-  OFF("datastack_top", PyThreadState, datastack_top);
 #else
   none("datastack_chunk");
-  none("datastack_top");
 #endif
   SIZE(PyThreadState);
   end();

@@ -522,7 +522,7 @@ test('3.14 layout from a synthetic table: carried fields, written-down constants
   assert.deepEqual(layout.runtime, { interpreters_head: 800, gilstate_tstate_current: null, gil_last_holder: null, gil_locked: null, debug_offsets: 0, finalizing: 776, size: 2048 });
   assert.deepEqual(layout.interp, { next: 0, id: 8, threads_head: 72, modules: 200, ceval_gil: 16, sysdict: 184, builtins: 192, size: 4096, threads_main: 80, code_object_generation: 464 });
   assert.deepEqual(layout.gil, { last_holder: 8, locked: 16, size: 208 });
-  assert.deepEqual(layout.frame, { code: 0, previous: 8, instr_ptr: 56, lasti: null, owner: 74, is_entry: null, globals: null, localsplus: 80, size: 88, executable_tag_bits: 3 });
+  assert.deepEqual(layout.frame, { code: 0, previous: 8, instr_ptr: 56, lasti: null, owner: 74, is_entry: null, globals: null, localsplus: 80, executing: null, state: null, size: 88, executable_tag_bits: 3 });
   assert.deepEqual(layout.frame_owner, { thread: 0, generator: 1, frame_object: 2, interpreter: 3, cstack: 4 });
   assert.deepEqual(layout.code, { argcount: 52, firstlineno: 68, filename: 112, name: 120, qualname: 128, linetable: 136, code: null, firsttraceable: 192, code_adaptive: 208, size: 216 });
   assert.deepEqual(layout.unicode, { length: 16, state: 32, ascii_size: 40, compact_size: 56, data: 56, size: 64 });

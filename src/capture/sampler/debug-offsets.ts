@@ -451,12 +451,16 @@ export function layoutFromDebugOffsets(t: DebugOffsets): Layout {
       // not in the table; 3.13's is a header constant, 3.14 detects code-object reuse by its generation counter
       globals: v.minor === 13 ? (generated313.frame.globals ?? null) : null,
       localsplus: f('interpreter_frame', 'localsplus'),
+      executing: null,
+      state: null,
       size: f('interpreter_frame', 'size'),
       ...(K.executableTagBits ? { executable_tag_bits: K.executableTagBits } : {}),
     },
     frame_owner: { ...owner },
     code: {
       argcount: f('code_object', 'argcount'),
+      // not in the table (the walker reads co_flags before 3.11 only)
+      ...(v.minor === 13 && generated313.code.flags !== undefined ? { flags: generated313.code.flags } : {}),
       firstlineno: f('code_object', 'firstlineno'),
       filename: f('code_object', 'filename'),
       name: f('code_object', 'name'),

@@ -124,6 +124,8 @@ export interface SampleOptions {
   idle?: boolean;
   /** keep only the sample of the thread holding the GIL */
   gilOnly?: boolean;
+  /** stop each running thread while its stack is read (exact stacks; the cost is measured) */
+  blocking?: boolean;
   signal?: AbortSignal;
   clock?: SamplerClock;
   maxDepth?: number;
@@ -292,7 +294,9 @@ export class Recorder {
   /** samples recorded under the `[truncated]` marker */
   truncatedSamples = 0;
   /** walk quality of processes no longer attached */
-  private pastQuality: WalkQuality = { retriedWalks: 0, rereads: 0, tornStacks: 0, depthCut: 0 };
+  private pastQuality: WalkQuality = { retriedWalks: 0, rereads: 0, tornStacks: 0, depthCut: 0, pausedWalks: 0 };
+  /** pauses of processes no longer attached */
+  private pastPauses = { pauses: 0, pausedNs: 0, failures: 0, budgetSkips: 0 };
   gilSamples = 0;
   ticks = 0;
   lastThreads = 0;
@@ -317,6 +321,7 @@ export class Recorder {
   private add(s: ProcessSampler): void {
     this.first ??= s;
     if (this.opts.maxDepth !== undefined) s.maxDepth = this.opts.maxDepth;
+    if (this.opts.blocking) s.blocking = true;
     this.procs.set(s.pid, { s, cwd: readCwd(s.pid), frameIdx: new WeakMap(), threadIdx: new Map() });
     this.seen.set(s.pid, s.command);
   }
@@ -474,8 +479,16 @@ export class Recorder {
     return q;
   }
 
+  /** thread stops (ptrace) summed over every process sampled */
+  pauses(): { pauses: number; pausedNs: number; failures: number; budgetSkips: number } {
+    const p = { ...this.pastPauses };
+    for (const a of this.procs.values()) addPauses(p, a.s);
+    return p;
+  }
+
   private detach(pid: number, a: Attached): void {
     addQuality(this.pastQuality, a.s.quality);
+    addPauses(this.pastPauses, a.s);
     a.s.close();
     this.procs.delete(pid);
   }
@@ -485,7 +498,16 @@ export class Recorder {
   }
 }
 
+function addPauses(into: { pauses: number; pausedNs: number; failures: number; budgetSkips: number }, s: ProcessSampler): void {
+  const p = s.pauseStats;
+  into.pauses += p.pauses;
+  into.pausedNs += p.pausedNs;
+  into.failures += p.failures;
+  into.budgetSkips += s.budgetSkips;
+}
+
 function addQuality(into: WalkQuality, q: WalkQuality): void {
+  into.pausedWalks += q.pausedWalks;
   into.retriedWalks += q.retriedWalks;
   into.rereads += q.rereads;
   into.tornStacks += q.tornStacks;
@@ -494,7 +516,7 @@ function addQuality(into: WalkQuality, q: WalkQuality): void {
 
 /** Sample process `pid` into a Profile. Attach errors (gone, permission, unsupported) throw. */
 export async function sampleProcess(pid: number, opts: SampleOptions = {}): Promise<Profile> {
-  return sampleAttached(ProcessSampler.attach(pid, opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}), opts);
+  return sampleAttached(ProcessSampler.attach(pid, { ...(opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}), ...(opts.blocking ? { blocking: true } : {}) }), opts);
 }
 
 /**
@@ -531,6 +553,7 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
     rec.close();
   }
   const quality = rec.quality();
+  const pauses = rec.pauses();
   const cpu = process.cpuUsage(cpu0);
   const durationNs = Math.max(0, sched.endNs - sched.startNs);
   const cpuNs = (cpu.user + cpu.system) * 1000;
@@ -559,6 +582,12 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
       walkRereads: quality.rereads,
       tornStacks: quality.tornStacks,
       depthCutStacks: quality.depthCut,
+      pausedWalks: quality.pausedWalks,
+      pauses: pauses.pauses,
+      pausedNs: Math.round(pauses.pausedNs),
+      pauseFailures: pauses.failures,
+      pauseBudgetSkips: pauses.budgetSkips,
+      stackReads: opts.blocking ? 'blocking: each running thread stopped (ptrace) while read' : 'lock-free, validated; torn reads read again, then with the thread stopped (within 1 % of wall time)',
       ...(opts.subprocesses ? { processes: rec.seen.size } : {}),
       ...(opts.lines && opts.lines !== 'line' ? { lines: opts.lines } : {}),
     },

@@ -22,6 +22,8 @@ import { BadReadError, ProcessGoneError, ProcMemory, type Address, type ProcessM
 import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { mainInterpreter, ThreadNames } from './threadnames.ts';
 import { listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
+import { ThreadPauser } from './pause.ts';
+import { syscalls, syscallsError } from './syscalls.ts';
 
 export interface ThreadSample {
   /** OS thread id when known, else the interpreter's own id for the thread */
@@ -51,6 +53,8 @@ export interface WalkQuality {
   tornStacks: number;
   /** stacks cut at the depth cap */
   depthCut: number;
+  /** stacks read with their thread stopped */
+  pausedWalks: number;
 }
 
 export interface TickResult {
@@ -180,7 +184,21 @@ export class ProcessSampler {
   private tidOfPthread = new Map<bigint, number>();
   private closed = false;
   /** how whole the stacks were (walker.ts validates every walk and re-reads torn ones) */
-  readonly quality: WalkQuality = { retriedWalks: 0, rereads: 0, tornStacks: 0, depthCut: 0 };
+  readonly quality: WalkQuality = { retriedWalks: 0, rereads: 0, tornStacks: 0, depthCut: 0, pausedWalks: 0 };
+  /**
+   * stop each running thread (ptrace) while its stack is read: exact stacks, at a cost to
+   * the target (`pauseStats`). Off: threads are stopped only after torn reads, within
+   * `pauseBudget`.
+   */
+  blocking = false;
+  /** the share of wall time threads may be held stopped after torn reads (not in blocking mode) */
+  pauseBudget = 0.01;
+  /** torn stacks that were not stopped and read again because the budget was spent */
+  budgetSkips = 0;
+  private pauser: ThreadPauser | undefined;
+  /** tstate → pages of its last walk (fetched together by the next); dropped with the code cache */
+  private plans = new Map<Address, Address[]>();
+  private attachedAt = performance.now();
   private states: TaskStates;
   /** page buffers reused by every tick's page cache */
   private pagesA: Uint8Array[] = [];
@@ -196,13 +214,45 @@ export class ProcessSampler {
     this.names = new ThreadNames(mem, layout, () => mainInterpreter(mem, layout, runtime.runtimeAddress), runtime.version.minor);
     this.command = readCmdline(pid);
     this.executable = readExe(pid);
+    const sys = syscalls();
+    if (sys) this.pauser = new ThreadPauser(sys);
   }
 
-  static attach(pid: number, opts: { maxDepth?: number } = {}): ProcessSampler {
+  /** why threads cannot be stopped for exact reads here, or undefined when they can */
+  get pauseUnavailable(): string | undefined {
+    if (!this.pauser) return `no ptrace from Node here (${syscallsError() ?? 'unknown'})`;
+    return this.pauser.disabled;
+  }
+
+  /** threads stopped, time held stopped and failures */
+  get pauseStats(): { pauses: number; pausedNs: number; failures: number; lastFailure?: string } {
+    return this.pauser ? { ...this.pauser.stats } : { pauses: 0, pausedNs: 0, failures: 0 };
+  }
+
+  private pauseThread(t: ThreadStack): (() => void) | undefined {
+    if (!this.pauser) return undefined;
+    const tid = this.osTid(t);
+    if (tid === undefined) return undefined;
+    // A thread asleep in a system call cannot change its stack until it wakes, and one in
+    // an uninterruptible sleep would hold the sampler until it ends: only running threads
+    // are stopped (a sleeper that wakes mid-read tears its walk and is running then).
+    if (this.states.letter(tid) !== 'R') return undefined;
+    if (!this.blocking) {
+      const allowedNs = this.pauseBudget * (performance.now() - this.attachedAt) * 1e6 + 2e6;
+      if (this.pauser.stats.pausedNs > allowedNs) {
+        this.budgetSkips++;
+        return undefined;
+      }
+    }
+    return this.pauser.pause(tid);
+  }
+
+  static attach(pid: number, opts: { maxDepth?: number; blocking?: boolean } = {}): ProcessSampler {
     const rt = locateRuntime(pid);
     const layout = layoutForRuntime(rt); // throws UnsupportedVersionError outside 3.8–3.14
     const s = new ProcessSampler(pid, rt, layout, ProcMemory.open(pid));
     s.maxDepth = opts.maxDepth;
+    if (opts.blocking) s.blocking = true;
     return s;
   }
 
@@ -241,6 +291,8 @@ export class ProcessSampler {
       cache: this.codeCache,
       pageCache: false,
       ...(this.maxDepth !== undefined ? { maxDepth: this.maxDepth } : {}),
+      pause: { first: this.blocking, pause: (t) => this.pauseThread(t) },
+      plans: this.plans,
     });
   }
 
@@ -269,6 +321,7 @@ export class ProcessSampler {
         if (!(e instanceof BadReadError)) throw e;
       }
     } else if (Date.now() - this.codeCacheBorn > this.codeCacheTtlMs) flush = true;
+    if (flush) this.plans.clear();
     if (flush && this.codeCache.size > 0) {
       this.codeCache.clear();
       this.codeCacheFlushes++;
@@ -308,6 +361,7 @@ export class ProcessSampler {
         this.quality.retriedWalks++;
         this.quality.rereads += t.retries;
       }
+      if (t.paused) this.quality.pausedWalks++;
       if (t.torn) this.quality.tornStacks++;
       else if (t.truncated) this.quality.depthCut++;
     }
@@ -338,6 +392,7 @@ export class ProcessSampler {
   tick(): TickResult {
     const out: TickResult = { threads: [], errors: 0, gone: false };
     if (this.closed) return { ...out, gone: true };
+    this.pauser?.settle();
     try {
       const { walked, described } = this.readThreads();
       for (const t of walked) {
@@ -407,6 +462,7 @@ export class ProcessSampler {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.pauser?.close();
     this.states.close();
     this.mem.close();
   }

@@ -165,11 +165,13 @@ export class Syscalls {
    * Has the traced thread `tid` stopped? Looks without reaping (waitid WNOWAIT), so an
    * exit is left for whoever waits for the process (Node's own child handling, in launch
    * mode); a ptrace stop is then consumed with waitpid. 'stopped' carries the signal of a
-   * signal-delivery stop (to deliver at detach; 0 for our interrupt's event stop).
+   * signal-delivery stop (to deliver at detach; 0 for our interrupt's event stop). `block`:
+   * sleep in the kernel until the thread stops or ends (polling with WNOHANG is far slower
+   * here: a spinning waiter delays the very stop it waits for).
    */
-  pollStop(tid: number): { state: 'stopped'; signal: number } | { state: 'running' } | { state: 'gone' } {
+  pollStop(tid: number, block = false): { state: 'stopped'; signal: number } | { state: 'running' } | { state: 'gone' } {
     this.infoW.fill(0);
-    const r = this.waitidFn(P_PID, tid, this.info, WSTOPPED | WEXITED | WNOHANG | WNOWAIT | __WALL);
+    const r = this.waitidFn(P_PID, tid, this.info, WSTOPPED | WEXITED | WNOWAIT | __WALL | (block ? 0 : WNOHANG));
     if (r < 0) return { state: 'gone' }; // ECHILD: not traced by us any more (it exited and was reaped)
     const pid = this.infoW[4]!; // si_pid (offset 16): 0 when nothing is waitable yet
     if (pid === 0) return { state: 'running' };

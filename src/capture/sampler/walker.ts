@@ -58,6 +58,8 @@ export interface ThreadStack {
   torn?: boolean;
   /** walks of this thread that were torn and read again this tick (0: the first read was whole) */
   retries?: number;
+  /** the thread was stopped (ptrace) while its stack was read */
+  paused?: boolean;
   /** the interpreter's id when it is a subinterpreter (absent: the main interpreter, id 0) */
   interp?: number;
 }
@@ -84,6 +86,20 @@ export interface WalkOptions {
    * re-read (`RefreshableMemory`: the page cache) are retried; others are read once.
    */
   maxRetries?: number;
+  /** stopping a thread while its stack is read (pause.ts, through the session) */
+  pause?: PauseHook;
+  /**
+   * tstate → the pages its last walk read, kept by the caller across walks: each walk
+   * fetches them in one system call first (`PageCacheMemory.prefetch`)
+   */
+  plans?: Map<Address, Address[]>;
+}
+
+export interface PauseHook {
+  /** stop every thread `pause` accepts before its first read (blocking mode); else only after torn reads */
+  first: boolean;
+  /** stop the thread of `t`; the function resumes it; undefined: not stopped (not needed, not allowed or failed) */
+  pause(t: ThreadStack): (() => void) | undefined;
 }
 
 /**
@@ -212,6 +228,8 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   private views = new Map<Address, DataView>();
   private pool: Uint8Array[] | undefined;
   private used = 0;
+  /** pages the reads since the last `refresh` went to, in the order first touched */
+  private accessed = new Set<Address>();
   /**
    * `pool`: page buffers to reuse instead of allocating (a sampler passes the same pool to
    * the page cache of each tick; nothing a walk returns points into page bytes). Only used
@@ -224,6 +242,7 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   }
   /** the page's bytes, or null when the whole page cannot be read */
   private page(p: Address): Uint8Array | null {
+    this.accessed.add(p);
     let b = this.pages.get(p);
     if (b === undefined) {
       try {
@@ -251,7 +270,8 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     const off = addr - first;
     if (off + len <= PAGE_SIZE && off >= 0) {
       let v = this.views.get(first);
-      if (v === undefined) {
+      if (v !== undefined) this.accessed.add(first);
+      else {
         const b = this.page(first);
         if (b) {
           v = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -305,7 +325,35 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   refresh(): void {
     this.pages.clear();
     this.views.clear();
+    this.accessed.clear();
     this.used = 0;
+  }
+
+  /** the pages read since the last `refresh`, in the order first touched */
+  touched(): Address[] {
+    return [...this.accessed];
+  }
+
+  /**
+   * Read these pages now, all in one system call where the memory can (`ProcMemory` over
+   * process_vm_readv): a walk whose pages were fetched together sees the target at nearly
+   * one instant, and costs one call instead of one per page. Pages already cached, and any
+   * the call could not read, are left to be read on demand.
+   */
+  prefetch(pages: readonly Address[]): void {
+    if (this.pool === undefined || pages.length === 0) return;
+    const want: Address[] = [];
+    for (const p of pages) if (!this.pages.has(p)) want.push(p);
+    if (want.length === 0) return;
+    const bufs: Uint8Array[] = [];
+    for (let i = 0; i < Math.min(want.length, 64); i++) {
+      let buf = this.pool[this.used + i];
+      if (buf === undefined) this.pool.push((buf = new Uint8Array(PAGE_SIZE)));
+      bufs.push(buf);
+    }
+    const n = (this.inner as ProcMemory).readPages(want, bufs, PAGE_SIZE);
+    for (let i = 0; i < n; i++) this.pages.set(want[i]!, bufs[i]!);
+    this.used += n;
   }
   close(): void {}
 }
@@ -474,7 +522,11 @@ export function walkStack(
       if (executingAt != null) {
         const st = d.getInt8(o + executingAt);
         const running = minor === 10 ? st === FRAME_EXECUTING_310 || st === FRAME_UNWINDING_310 : st === 1;
-        if (!running) return { frames, truncated: false, complete: false, why: `frame 0x${frame.toString(16)} is not executing (${minor === 10 ? 'f_state' : 'f_executing'} ${st})` };
+        // The innermost frame may be caught entering or leaving (created, or a generator
+        // being resumed or just suspended, still linked to its caller): the thread's frame
+        // then, and a real stack when everything under it runs. Any other frame must run.
+        const enteringOrLeaving = frames.length === 0 && previous !== 0;
+        if (!running && !enteringOrLeaving) return { frames, truncated: false, complete: false, why: `frame 0x${frame.toString(16)} is not executing (${minor === 10 ? 'f_state' : 'f_executing'} ${st})` };
       }
       const lasti = d.getInt32(o + F.lasti!, true);
       const info = readCode(mem, layout, minor, code, cache, globals, opts.codeCheck);
@@ -544,7 +596,7 @@ export function walkThreads(
   const out: ThreadStack[] = [];
   const seen = new Set<Address>();
   for (const { address, id } of opts.interpreters ?? listInterpreters(mem, rt, layout)) {
-    walkInterpreterThreads(mem, layout, minor, address, id, out, seen, maxThreads, opts.maxDepth, cache, codeCheck, opts.maxRetries ?? 4);
+    walkInterpreterThreads(mem, layout, minor, address, id, out, seen, maxThreads, opts.maxDepth, cache, codeCheck, opts.maxRetries ?? 4, opts.pause, opts.plans);
   }
   return out;
 }
@@ -571,6 +623,8 @@ export function listInterpreters(mem: ProcessMemory, rt: WalkerRuntime, layout: 
 }
 
 const MAX_INTERPRETERS = 256;
+/** times one thread may be stopped in one tick */
+const MAX_STOPS = 3;
 
 function walkInterpreterThreads(
   mem: ProcessMemory,
@@ -585,6 +639,8 @@ function walkInterpreterThreads(
   cache: CodeCache,
   codeCheck: CodeTypeCheck,
   maxRetries: number,
+  pause: PauseHook | undefined,
+  plans: Map<Address, Address[]> | undefined,
 ): void {
   let tstate = mem.readPtr(interp + layout.interp.threads_head);
   while (tstate !== 0 && !seen.has(tstate) && out.length < maxThreads) {
@@ -597,7 +653,7 @@ function walkInterpreterThreads(
     } catch (e) {
       t.error = e instanceof Error ? e.message : String(e);
     }
-    if (t.error === undefined) readThreadStack(mem, layout, minor, t, maxDepth, cache, codeCheck, maxRetries);
+    if (t.error === undefined) readThreadStack(mem, layout, minor, t, maxDepth, cache, codeCheck, maxRetries, pause, plans);
     out.push(t);
     tstate = mem.readPtr(tstate + layout.tstate.next);
   }
@@ -605,10 +661,11 @@ function walkInterpreterThreads(
 
 /**
  * Walk one thread's stack into `t`; a torn walk (or a read error, often the same tear seen
- * earlier) is read again from fresh pages, up to `maxRetries` times. When no read
- * validates, the longest partial stack is kept with `truncated` and `torn` set, so it is
- * shown under a marker, never as a stack with a wrong root; only a thread that gave no
- * frames at all carries `error`.
+ * earlier) is read again from fresh pages, up to `maxRetries` times, and then once more with
+ * the thread stopped when `pause` allows it (with `pause.first`, stopped before the first
+ * read). When no read validates, the longest partial stack is kept with `truncated` and
+ * `torn` set, so it is shown under a marker, never as a stack with a wrong root; only a
+ * thread that gave no frames at all carries `error`.
  */
 function readThreadStack(
   mem: ProcessMemory,
@@ -619,32 +676,73 @@ function readThreadStack(
   cache: CodeCache,
   codeCheck: CodeTypeCheck,
   maxRetries: number,
+  pause: PauseHook | undefined,
+  plans: Map<Address, Address[]> | undefined,
 ): void {
   let best: StackWalk | undefined;
   let error: string | undefined;
-  const retries = isRefreshable(mem) ? maxRetries : 0;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const w = walkStack(mem, layout, minor, t.tstate, { ...(maxDepth !== undefined ? { maxDepth } : {}), cache, codeCheck });
-      if (w.complete) {
-        t.frames = w.frames;
-        if (w.truncated) t.truncated = true;
+  const refreshable = isRefreshable(mem);
+  const retries = refreshable ? maxRetries : 0;
+  const pc = mem instanceof PageCacheMemory ? mem : undefined;
+  /** before each read: fresh pages, and the pages this thread's last read went to fetched together */
+  const begin = () => {
+    if (pc) {
+      pc.refresh();
+      pc.prefetch(plans?.get(t.tstate) ?? [t.tstate - (t.tstate % PAGE_SIZE)]);
+    } else if (refreshable) (mem as RefreshableMemory).refresh();
+  };
+  const end = () => {
+    if (pc && plans) plans.set(t.tstate, pc.touched());
+  };
+  let resume: (() => void) | undefined;
+  /** stops used; a thread stopped in the middle of a call, return or yield shows a torn chain too: it runs on and is stopped again */
+  let stops = 0;
+  const stop = (): boolean => {
+    if (resume !== undefined) {
+      resume();
+      resume = undefined;
+    }
+    if (stops >= MAX_STOPS || pause === undefined || !refreshable) return false;
+    stops++;
+    resume = pause.pause(t);
+    if (resume === undefined) {
+      stops = MAX_STOPS; // not allowed or failed: not asked again this tick
+      return false;
+    }
+    t.paused = true;
+    return true;
+  };
+  try {
+    if (pause?.first) stop();
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0 || pc) begin();
+      try {
+        const w = walkStack(mem, layout, minor, t.tstate, { ...(maxDepth !== undefined ? { maxDepth } : {}), cache, codeCheck });
+        end();
+        if (w.complete) {
+          t.frames = w.frames;
+          if (w.truncated) t.truncated = true;
+          if (attempt > 0) t.retries = attempt;
+          return;
+        }
+        if (best === undefined || w.frames.length > best.frames.length) best = w;
+      } catch (e) {
+        end();
+        error = e instanceof Error ? e.message : String(e);
+      }
+      // lock-free reads up to `retries`; then (and after every read while stopped) a stop
+      const last = attempt >= retries || resume !== undefined;
+      if (last && !stop()) {
         if (attempt > 0) t.retries = attempt;
+        if (best !== undefined && best.frames.length > 0) {
+          t.frames = best.frames;
+          t.truncated = true;
+          t.torn = true;
+        } else t.error = error ?? best?.why ?? 'torn walk';
         return;
       }
-      if (best === undefined || w.frames.length > best.frames.length) best = w;
-    } catch (e) {
-      error = e instanceof Error ? e.message : String(e);
     }
-    if (attempt >= retries) {
-      if (attempt > 0) t.retries = attempt;
-      if (best !== undefined && best.frames.length > 0) {
-        t.frames = best.frames;
-        t.truncated = true;
-        t.torn = true;
-      } else t.error = error ?? best?.why ?? 'torn walk';
-      return;
-    }
-    (mem as RefreshableMemory).refresh();
+  } finally {
+    resume?.();
   }
 }

@@ -39,7 +39,6 @@ export const layout: Layout = {
     "native_thread_id": 160,
     "status": null,
     "datastack_chunk": 296,
-    "datastack_top": 304,
     "size": 360
   },
   "cframe": {

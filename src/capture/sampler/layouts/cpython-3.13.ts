@@ -39,7 +39,6 @@ export const layout: Layout = {
     "native_thread_id": 160,
     "status": 32,
     "datastack_chunk": 232,
-    "datastack_top": 240,
     "size": 304
   },
   "cframe": {

@@ -39,7 +39,6 @@ export const layout: Layout = {
     "native_thread_id": null,
     "status": null,
     "datastack_chunk": null,
-    "datastack_top": null,
     "size": 264
   },
   "cframe": {

@@ -76,8 +76,6 @@ export interface Layout {
     status: FieldOffset | null;
     /** datastack_chunk, 3.11+ */
     datastack_chunk: FieldOffset | null;
-    /** datastack_top (PyObject **: the first free word of the current chunk), 3.11+ (generated layouts only) */
-    datastack_top?: FieldOffset | null;
     size: StructSize;
   };
   /** _PyCFrame, 3.11–3.12 (all null otherwise) */

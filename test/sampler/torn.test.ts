@@ -1,0 +1,257 @@
+/**
+ * The torn-walk validator and the re-reads, on synthetic memory images (walker.ts): a
+ * "flipbook" memory shows the target one way until it is refreshed and the next way after,
+ * as a running target does between two reads of the same thread.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { layoutFor } from '../../src/capture/sampler/layouts/index.ts';
+import { BaseMemory, ImageMemory, type Address } from '../../src/capture/sampler/memory.ts';
+import { walkStack, walkThreads, type RefreshableMemory, type ThreadStack } from '../../src/capture/sampler/walker.ts';
+
+/** A memory that shows `images[k]` after k refreshes (the last one from then on). */
+class Flipbook extends BaseMemory implements RefreshableMemory {
+  private images: ImageMemory[];
+  refreshes = 0;
+  constructor(images: ImageMemory[]) {
+    super();
+    this.images = images;
+  }
+  read(addr: Address, len: number): Uint8Array {
+    return this.images[Math.min(this.refreshes, this.images.length - 1)]!.read(addr, len);
+  }
+  refresh(): void {
+    this.refreshes++;
+  }
+  close(): void {}
+}
+
+interface FrameSpec {
+  addr: Address;
+  /** the code object: 'f' (a function), 'g' (a generator's code: co_flags CO_GENERATOR) */
+  code: 'f' | 'g';
+  previous: Address;
+  /** 3.11+: frame owner (0 thread, 1 generator, 3 C-stack entry) */
+  owner?: number;
+  /** 3.8/3.9 f_executing, 3.10 f_state */
+  state?: number;
+}
+
+const RT = 0x10000;
+const INTERP = 0x20000;
+const TSTATE = 0x40000;
+const CFRAME = 0x48000;
+const CODE_F = 0x30000;
+const CODE_G = 0x30400;
+
+/** One thread whose stack is `frames` (leaf first), for CPython 3.`minor`. */
+function image(minor: number, frames: FrameSpec[]): ImageMemory {
+  const layout = layoutFor(3, minor)!;
+  const mem = new ImageMemory();
+  const put = (addr: Address, size: number, fill: (d: DataView) => void) => {
+    const b = new Uint8Array(size);
+    fill(new DataView(b.buffer));
+    mem.add(addr, b);
+  };
+  const TYPES = 0x34000;
+  const typeOf: Record<'code' | 'str' | 'bytes', Address> = { code: TYPES, str: TYPES + 0x400, bytes: TYPES + 0x800 };
+  for (const [i, [tpName, addr]] of Object.entries(typeOf).entries()) {
+    const nameAt = TYPES + 0xc00 + i * 16;
+    put(addr, layout.type.size, (d) => d.setBigUint64(layout.type.tp_name, BigInt(nameAt), true));
+    mem.add(nameAt, new TextEncoder().encode(`${tpName}\0`));
+  }
+  const str = (at: Address, text: string) =>
+    put(at, layout.unicode.ascii_size + text.length + 1, (d) => {
+      d.setBigUint64(layout.object.ob_type, BigInt(typeOf.str), true);
+      d.setBigInt64(layout.unicode.length, BigInt(text.length), true);
+      d.setUint32(layout.unicode.state, (1 << 2) | (1 << 5) | (1 << 6), true);
+      [...text].forEach((c, i) => d.setUint8(layout.unicode.ascii_size + i, c.charCodeAt(0)));
+    });
+  const TABLE = 0x33000;
+  put(TABLE, layout.bytes.ob_sval + 2, (d) => {
+    d.setBigUint64(layout.object.ob_type, BigInt(typeOf.bytes), true);
+    d.setBigInt64(layout.bytes.ob_size, 0n, true);
+  });
+  str(0x31000, 'x.py');
+  for (const [at, name, flags] of [
+    [CODE_F, 'f', 0],
+    [CODE_G, 'gen', 0x20],
+  ] as const) {
+    str(at + 0x200, name);
+    put(at, layout.code.size, (d) => {
+      d.setBigUint64(layout.object.ob_type, BigInt(typeOf.code), true);
+      d.setInt32(layout.code.firstlineno, 7, true);
+      d.setInt32(layout.code.flags!, flags, true);
+      d.setBigUint64(layout.code.name, BigInt(at + 0x200), true);
+      if (layout.code.qualname !== null) d.setBigUint64(layout.code.qualname, BigInt(at + 0x200), true);
+      d.setBigUint64(layout.code.filename, BigInt(0x31000), true);
+      d.setBigUint64(layout.code.linetable, BigInt(TABLE), true);
+    });
+  }
+  put(RT, 64, (d) => d.setBigUint64(layout.runtime.interpreters_head, BigInt(INTERP), true));
+  put(INTERP, 128, (d) => d.setBigUint64(layout.interp.threads_head, BigInt(TSTATE), true));
+  const leaf = frames[0]?.addr ?? 0;
+  put(TSTATE, layout.tstate.size, (d) => {
+    d.setBigUint64(layout.tstate.thread_id, 1000n, true);
+    if (minor <= 10) d.setBigUint64(layout.tstate.frame!, BigInt(leaf), true);
+    else if (minor <= 12) d.setBigUint64(layout.tstate.cframe!, BigInt(CFRAME), true);
+    else d.setBigUint64(layout.tstate.current_frame!, BigInt(leaf), true);
+  });
+  if (minor === 11 || minor === 12) put(CFRAME, 16, (d) => d.setBigUint64(layout.cframe.current_frame!, BigInt(leaf), true));
+  for (const f of frames) {
+    const code = f.code === 'f' ? CODE_F : CODE_G;
+    put(f.addr, layout.frame.size, (d) => {
+      d.setBigUint64(layout.frame.code, BigInt(code), true);
+      d.setBigUint64(layout.frame.previous, BigInt(f.previous), true);
+      if (minor <= 10) {
+        d.setInt32(layout.frame.lasti!, 4, true);
+        // executing unless said otherwise: 3.8/3.9 f_executing = 1, 3.10 f_state = EXECUTING (0)
+        d.setInt8(minor <= 9 ? layout.frame.executing! : layout.frame.state!, f.state ?? (minor <= 9 ? 1 : 0));
+      } else {
+        d.setUint8(layout.frame.owner!, f.owner ?? 0);
+        d.setBigUint64(layout.frame.instr_ptr!, BigInt(code + layout.code.code_adaptive! + 8), true);
+      }
+    });
+  }
+  return mem;
+}
+
+const A = 0x50000;
+const B = 0x51000;
+const C = 0x52000;
+const S = 0x53000;
+const names = (t: ThreadStack) => (t.frames ?? []).map((f) => f.name).join(' < ');
+
+/** a whole stack, leaf first: f (A) < gen (B) < f (C), plus the C-stack entry frame S on 3.12+ */
+function whole(minor: number): FrameSpec[] {
+  const base = minor >= 12 ? [{ addr: S, code: 'f' as const, previous: 0, owner: 3 }] : [];
+  return [
+    { addr: A, code: 'f', previous: B },
+    { addr: B, code: 'g', previous: C, owner: 1 },
+    { addr: C, code: 'f', previous: base.length ? S : 0 },
+    ...base,
+  ];
+}
+
+/** the leaf part of a walk that caught a generator just after it yielded: gen has no caller */
+function tornAtGenerator(minor: number): FrameSpec[] {
+  return [
+    { addr: A, code: 'f', previous: B },
+    { addr: B, code: 'g', previous: 0, owner: 1, ...(minor <= 9 ? { state: 0 } : minor === 10 ? { state: -1 } : {}) },
+  ];
+}
+
+const walk = (mem: ImageMemory | Flipbook, minor: number, opts: Parameters<typeof walkThreads>[4] = {}) =>
+  walkThreads(mem, { runtimeAddress: RT }, layoutFor(3, minor)!, { major: 3, minor }, { pageCache: false, ...opts })[0]!;
+
+for (const minor of [8, 9, 10, 11, 12]) {
+  test(`3.${minor}: a whole stack validates on the first read`, () => {
+    const t = walk(image(minor, whole(minor)), minor);
+    assert.equal(names(t), 'f < gen < f');
+    assert.equal(t.truncated, undefined);
+    assert.equal(t.retries, undefined);
+  });
+
+  test(`3.${minor}: a walk that ends at a generator with no caller is torn, read again, and the next read is kept`, () => {
+    const w = walkStack(image(minor, tornAtGenerator(minor)), layoutFor(3, minor)!, minor, TSTATE);
+    assert.equal(w.complete, false, 'the validator catches it');
+    assert.ok(w.why);
+    const mem = new Flipbook([image(minor, tornAtGenerator(minor)), image(minor, whole(minor))]);
+    const t = walk(mem, minor);
+    assert.equal(names(t), 'f < gen < f');
+    assert.equal(t.retries, 1);
+    assert.equal(t.truncated, undefined);
+  });
+
+  test(`3.${minor}: a stack torn on every read is kept under the truncated mark, never passed off as whole`, () => {
+    const mem = new Flipbook([image(minor, tornAtGenerator(minor))]);
+    const t = walk(mem, minor, { maxRetries: 3 });
+    // the frames read before the tear (before 3.11 the suspended generator itself fails the check)
+    assert.equal(names(t), minor <= 10 ? 'f' : 'f < gen', 'the longest partial read');
+    assert.equal(t.truncated, true);
+    assert.equal(t.torn, true);
+    assert.equal(t.retries, 3);
+    assert.equal(mem.refreshes, 3);
+  });
+
+  test(`3.${minor}: after the re-reads, the thread is stopped and read once more; it is resumed exactly once`, () => {
+    const torn = image(minor, tornAtGenerator(minor));
+    const mem = new Flipbook([torn, torn, torn, image(minor, whole(minor))]);
+    let resumed = 0;
+    const asked: number[] = [];
+    const t = walk(mem, minor, {
+      maxRetries: 2,
+      pause: {
+        first: false,
+        pause: (th) => {
+          asked.push(th.tid);
+          return () => resumed++;
+        },
+      },
+    });
+    assert.equal(names(t), 'f < gen < f');
+    assert.equal(t.paused, true);
+    assert.deepEqual(asked, [minor >= 11 ? 0 : 1000]);
+    assert.equal(resumed, 1);
+  });
+}
+
+test('3.8/3.9 and 3.10: a frame that returned or was freed (not executing) tears the walk', () => {
+  for (const [minor, state] of [
+    [8, 0],
+    [10, 1],
+    [10, -2],
+  ] as const) {
+    // under the innermost frame (which may be caught entering or leaving: see below)
+    const frames = whole(minor).map((f, i) => (i === 1 ? { ...f, state } : f));
+    const w = walkStack(image(minor, frames), layoutFor(3, minor)!, minor, TSTATE);
+    assert.equal(w.complete, false, `3.${minor} state ${state}`);
+    assert.match(w.why!, /not executing/);
+  }
+  // the innermost frame caught entering (created) or leaving (suspended), linked to its caller: a real stack
+  for (const [minor, state] of [
+    [9, 0],
+    [10, -2],
+    [10, -1],
+  ] as const) {
+    const frames = whole(minor).map((f, i) => (i === 0 ? { ...f, state } : f));
+    assert.equal(walkStack(image(minor, frames), layoutFor(3, minor)!, minor, TSTATE).complete, true, `3.${minor} leaf state ${state}`);
+  }
+  // 3.10 FRAME_UNWINDING (2): an exception passing through a running frame
+  const unwinding = whole(10).map((f, i) => (i === 2 ? { ...f, state: 2 } : f));
+  assert.equal(walkStack(image(10, unwinding), layoutFor(3, 10)!, 10, TSTATE).complete, true);
+});
+
+test('3.12: a chain that ends anywhere but the C-stack entry frame is torn', () => {
+  const noBase: FrameSpec[] = [
+    { addr: A, code: 'f', previous: C },
+    { addr: C, code: 'f', previous: 0 },
+  ];
+  const w = walkStack(image(12, noBase), layoutFor(3, 12)!, 12, TSTATE);
+  assert.equal(w.complete, false);
+  assert.match(w.why!, /not the thread's entry frame/);
+});
+
+test('a blocking walk stops the thread before the first read; a memory that cannot be re-read is read once', () => {
+  const mem = new Flipbook([image(12, tornAtGenerator(12)), image(12, whole(12))]);
+  let resumed = 0;
+  let paused = 0;
+  const t = walk(mem, 12, {
+    pause: {
+      first: true,
+      pause: () => {
+        paused++;
+        return () => resumed++;
+      },
+    },
+  });
+  assert.equal(names(t), 'f < gen < f');
+  assert.equal(t.paused, true);
+  // stopped mid-yield (the first image): it runs on and is stopped again
+  assert.equal(paused, 2);
+  assert.equal(resumed, 2);
+  // a plain image is not refreshable: one read, kept as torn
+  const once = walk(image(12, tornAtGenerator(12)), 12);
+  assert.equal(once.torn, true);
+  assert.equal(once.retries, undefined);
+});
