@@ -168,6 +168,44 @@ export class ProcMemory extends BaseMemory {
 
   private ranges: { addr: number; len: number }[] = [];
 
+  /**
+   * Several small words (4 or 8 bytes, little-endian; values below 2^53) read together, in
+   * one system call where process_vm_readv is available. An entry is undefined when its word
+   * could not be read.
+   */
+  readWords(words: readonly { addr: Address; bytes: 4 | 8 }[]): (number | undefined)[] {
+    const out: (number | undefined)[] = new Array(words.length).fill(undefined);
+    const sys = this.sys;
+    if (sys !== undefined && words.length <= 64) {
+      let got = -1;
+      try {
+        got = sys.readv(this.pid, words.map((w) => ({ addr: w.addr, len: w.bytes })));
+      } catch {
+        /* the first word cannot be read: one at a time below */
+      }
+      if (got >= 0) {
+        const d = new DataView(sys.scratchBytes.buffer, sys.scratchBytes.byteOffset, sys.scratchBytes.byteLength);
+        let off = 0;
+        let i = 0;
+        for (; i < words.length && off + words[i]!.bytes <= got; off += words[i]!.bytes, i++) {
+          out[i] = words[i]!.bytes === 4 ? d.getInt32(off, true) : d.getUint32(off, true) + d.getUint32(off + 4, true) * 4294967296;
+        }
+        if (i === words.length) return out;
+      }
+    }
+    for (let i = 0; i < words.length; i++) {
+      if (out[i] !== undefined) continue;
+      try {
+        const b = this.read(words[i]!.addr, words[i]!.bytes);
+        const d = new DataView(b.buffer, b.byteOffset, b.byteLength);
+        out[i] = words[i]!.bytes === 4 ? d.getInt32(0, true) : d.getUint32(0, true) + d.getUint32(4, true) * 4294967296;
+      } catch (e) {
+        if (e instanceof ProcessGoneError) throw e;
+      }
+    }
+    return out;
+  }
+
   private readVm(sys: Syscalls, buf: Uint8Array, addr: Address, len: number): Uint8Array {
     for (let done = 0; done < len; ) {
       const want = Math.min(len - done, sys.maxRead);

@@ -2,9 +2,10 @@
  * The core of `pylens record`: sample live CPython processes at a fixed rate into a Profile.
  *
  * - Attach (`ProcessSampler` in session.ts): runtime, layout, memory, OS TIDs.
- * - Schedule (`runSchedule`): ABSOLUTE deadlines, tick k is due at start + k·period. When a
- *   tick is late by more than one period the missed ticks are skipped and counted
- *   (`missedTicks`), never caught up in a burst; waiting is setTimeout-based (no busy loop).
+ * - Schedule (`runSchedule`): ABSOLUTE deadlines, each interval drawn uniformly within ±50 %
+ *   of the period (mean kept: no aliasing with periodic work). When a tick is late by more
+ *   than one period the missed ticks are skipped and counted (`missedTicks`), never caught up
+ *   in a burst; waiting is setTimeout-based (no busy loop).
  * - Each tick (`Recorder.tick`): every attached process's `ProcessSampler.tick`; idle samples
  *   are dropped unless `idle`; `gilOnly` keeps only the GIL holder's sample. The GIL holder
  *   keeps its on-cpu/idle state (the model's 'gil' state is not used); holder samples are
@@ -22,7 +23,7 @@ import type { Profile } from '../../model/profile.ts';
 import { withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError } from './memory.ts';
 import { statStateLetter } from './dump.ts';
-import { ProcessSampler, readCmdline, readCwd, readExe, type ThreadSample, type WalkQuality } from './session.ts';
+import { CPU_RULE, ProcessSampler, readCmdline, readCwd, readExe, type ThreadSample, type WalkQuality } from './session.ts';
 import type { Frame } from './walker.ts';
 
 export interface SamplerClock {
@@ -81,37 +82,55 @@ export interface ScheduleResult {
 }
 
 /**
- * Run `tick` at absolute deadlines start + k·period until `durationNs` has passed (if given),
- * the signal aborts, or `tick` returns 'stop'. `tick` gets the ns since start.
+ * How far each interval between ticks may stray from the period: intervals are drawn
+ * uniformly from [period·(1 − j), period·(1 + j)] (mean: the period, so the rate is kept).
+ * A fixed period locks onto periodic work (a loop of two 5 ms halves sampled at 100 Hz sees
+ * the same half again and again); a random phase cannot.
+ */
+export const DEFAULT_JITTER = 0.5;
+
+/** The distribution of sampling intervals in words, for the profile's metadata. */
+export function intervalDistribution(rateHz: number, jitter: number): string {
+  const p = 1e3 / rateHz;
+  if (jitter <= 0) return `fixed ${p.toPrecision(3)} ms`;
+  return `uniform ${(p * (1 - jitter)).toPrecision(3)}–${(p * (1 + jitter)).toPrecision(3)} ms (1/rate ± ${Math.round(jitter * 100)} %, mean 1/rate)`;
+}
+
+/**
+ * Run `tick` at absolute deadlines until `durationNs` has passed (if given), the signal
+ * aborts, or `tick` returns 'stop'. `tick` gets the ns since start. Deadline k+1 = deadline
+ * k + an interval drawn around `periodNs` (`jitter`, default DEFAULT_JITTER; 0: a fixed
+ * period). A tick late by more than one period skips the deadlines it missed (counted as
+ * `missedTicks`), never catching up in a burst.
  */
 export async function runSchedule(
   clock: SamplerClock,
   periodNs: number,
   tick: (sinceStartNs: number) => 'stop' | void,
-  opts: { durationNs?: number; signal?: AbortSignal } = {},
+  opts: { durationNs?: number; signal?: AbortSignal; jitter?: number; random?: () => number } = {},
 ): Promise<ScheduleResult> {
   const start = clock.nowNs();
   const end = opts.durationNs !== undefined ? start + opts.durationNs : undefined;
-  let k = 0;
+  const jitter = Math.min(Math.max(opts.jitter ?? DEFAULT_JITTER, 0), 1);
+  const random = opts.random ?? Math.random;
+  let due = start;
   let ticks = 0;
   let missed = 0;
   for (;;) {
     if (opts.signal?.aborted) break;
-    let due = start + k * periodNs;
     const now = clock.nowNs();
     const late = now - due;
     if (late > periodNs) {
       const skip = Math.floor(late / periodNs);
       missed += skip;
-      k += skip;
-      due = start + k * periodNs;
+      due += skip * periodNs;
     }
     if (end !== undefined && due >= end) break;
     if (due > now) await clock.sleepUntilNs(due, opts.signal);
     if (opts.signal?.aborted) break;
     ticks++;
-    k++;
     if (tick(clock.nowNs() - start) === 'stop') break;
+    due += jitter > 0 ? periodNs * (1 - jitter + 2 * jitter * random()) : periodNs;
   }
   return { ticks, missedTicks: missed, startNs: start, endNs: clock.nowNs() };
 }
@@ -126,6 +145,8 @@ export interface SampleOptions {
   gilOnly?: boolean;
   /** stop each running thread while its stack is read (exact stacks; the cost is measured) */
   blocking?: boolean;
+  /** how a runnable thread is judged on a CPU (session.ts CPU_RULE); 'runnable' only for comparisons */
+  cpuRule?: 'moving' | 'runnable';
   signal?: AbortSignal;
   clock?: SamplerClock;
   maxDepth?: number;
@@ -147,6 +168,8 @@ export interface SampleOptions {
   processRoots?: boolean;
   /** called after every tick */
   onProgress?: (p: RecordProgress) => void;
+  /** intervals drawn uniformly within ± this share of the period (default DEFAULT_JITTER; 0: fixed) */
+  jitter?: number;
 }
 
 export interface RecordProgress {
@@ -297,6 +320,13 @@ export class Recorder {
   private pastQuality: WalkQuality = { retriedWalks: 0, rereads: 0, tornStacks: 0, depthCut: 0, pausedWalks: 0 };
   /** pauses of processes no longer attached */
   private pastPauses = { pauses: 0, pausedNs: 0, failures: 0, budgetSkips: 0 };
+  private pastWaiting = 0;
+  /** samples of runnable threads judged waiting for a CPU, over every process */
+  runnableWaiting(): number {
+    let n = this.pastWaiting;
+    for (const a of this.procs.values()) n += a.s.runnableWaiting;
+    return n;
+  }
   gilSamples = 0;
   ticks = 0;
   lastThreads = 0;
@@ -322,6 +352,7 @@ export class Recorder {
     this.first ??= s;
     if (this.opts.maxDepth !== undefined) s.maxDepth = this.opts.maxDepth;
     if (this.opts.blocking) s.blocking = true;
+    if (this.opts.cpuRule) s.cpuRule = this.opts.cpuRule;
     this.procs.set(s.pid, { s, cwd: readCwd(s.pid), frameIdx: new WeakMap(), threadIdx: new Map() });
     this.seen.set(s.pid, s.command);
   }
@@ -489,6 +520,7 @@ export class Recorder {
   private detach(pid: number, a: Attached): void {
     addQuality(this.pastQuality, a.s.quality);
     addPauses(this.pastPauses, a.s);
+    this.pastWaiting += a.s.runnableWaiting;
     a.s.close();
     this.procs.delete(pid);
   }
@@ -547,6 +579,7 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
       {
         ...(opts.durationS !== undefined ? { durationNs: opts.durationS * 1e9 } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
+        jitter: opts.jitter ?? DEFAULT_JITTER,
       },
     );
   } finally {
@@ -554,6 +587,7 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
   }
   const quality = rec.quality();
   const pauses = rec.pauses();
+  const waiting = rec.runnableWaiting();
   const cpu = process.cpuUsage(cpu0);
   const durationNs = Math.max(0, sched.endNs - sched.startNs);
   const cpuNs = (cpu.user + cpu.system) * 1000;
@@ -576,6 +610,9 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
       achievedRateHz: durationNs > 0 ? Math.round((100 * sched.ticks) / (durationNs / 1e9)) / 100 : 0,
       missedTicks: sched.missedTicks,
       ticks: sched.ticks,
+      intervals: intervalDistribution(rateHz, opts.jitter ?? DEFAULT_JITTER),
+      cpuRule: (opts.cpuRule ?? 'moving') === 'moving' ? CPU_RULE : 'on-CPU = runnable (state R)',
+      runnableWaiting: waiting,
       gilSamples: rec.gilSamples,
       truncatedSamples: rec.truncatedSamples,
       retriedWalks: quality.retriedWalks,

@@ -14,6 +14,8 @@
  *   torn state.
  */
 import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { release } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import type { SampleState } from '../../model/profile.ts';
 import { findPthreadTidOffset, gilHolder, gilStructAddress, gilStructOf, statStateLetter, taskIds } from './dump.ts';
 import { layoutForRuntime, readCodeObjectGeneration } from './debug-offsets.ts';
@@ -21,7 +23,7 @@ import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
 import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { mainInterpreter, ThreadNames } from './threadnames.ts';
-import { listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
+import { leafMarkRanges, listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { syscalls, syscallsError } from './syscalls.ts';
 
@@ -93,15 +95,16 @@ export function readCwd(pid: number): string | undefined {
 }
 
 /**
- * OS run state of a process's threads, from /proc/PID/task/TID/stat. The file of each thread
- * stays open and is re-read at offset 0 (the kernel regenerates it on every read): one
- * syscall per thread and tick instead of three. Files of threads not asked about for
- * `pruneAfter` calls are closed.
+ * OS run state and CPU time of a process's threads, from /proc/PID/task/TID/stat and
+ * .../schedstat. The files of each thread stay open and are re-read at offset 0 (the kernel
+ * regenerates them on every read): one syscall per file and tick instead of three. Files of
+ * threads not asked about for `pruneAfter` calls are closed.
  */
 export class TaskStates {
   private pid: number;
   private fds = new Map<number, { fd: number; used: number }>();
-  private buf = Buffer.alloc(1024);
+  private debugFds = new Map<number, { fd: number; used: number }>();
+  private buf = Buffer.alloc(4096);
   private calls = 0;
   private pruneAfter: number;
   constructor(pid: number, pruneAfter = 200) {
@@ -109,38 +112,52 @@ export class TaskStates {
     this.pruneAfter = pruneAfter;
   }
 
-  /** 'R', 'S', 'D', … or undefined when the thread is gone or unreadable */
-  letter(tid: number): string | undefined {
-    let e = this.fds.get(tid);
+  private readFile(map: Map<number, { fd: number; used: number }>, tid: number, file: string): number | undefined {
+    let e = map.get(tid);
     if (e === undefined) {
       try {
-        e = { fd: openSync(`/proc/${this.pid}/task/${tid}/stat`, 'r'), used: this.calls };
+        e = { fd: openSync(`/proc/${this.pid}/task/${tid}/${file}`, 'r'), used: this.calls };
       } catch {
         return undefined;
       }
-      this.fds.set(tid, e);
+      map.set(tid, e);
     }
     e.used = this.calls;
-    let n: number;
     try {
-      n = readSync(e.fd, this.buf, 0, this.buf.length, 0);
+      return readSync(e.fd, this.buf, 0, this.buf.length, 0);
     } catch {
-      this.drop(tid);
+      this.drop(map, tid);
       return undefined;
     }
-    return statStateLetter(this.buf, n);
+  }
+
+  /** 'R', 'S', 'D', … or undefined when the thread is gone or unreadable */
+  letter(tid: number): string | undefined {
+    const n = this.readFile(this.fds, tid, 'stat');
+    return n === undefined ? undefined : statStateLetter(this.buf, n);
+  }
+
+  /**
+   * When the thread's CPU time was last brought up to date, ns on the scheduler's clock
+   * (`se.exec_start` of /proc/PID/task/TID/sched): for a thread off the CPU, when it left
+   * it; for one running, its last scheduler tick. Undefined when unreadable (no
+   * CONFIG_SCHED_DEBUG, gone).
+   */
+  execStartNs(tid: number): number | undefined {
+    const n = this.readFile(this.debugFds, tid, 'sched');
+    return n === undefined ? undefined : parseExecStart(this.buf, n);
   }
 
   /** call once per tick */
   endTick(): void {
     if (++this.calls % this.pruneAfter !== 0) return;
-    for (const [tid, e] of this.fds) if (this.calls - e.used > this.pruneAfter) this.drop(tid);
+    for (const map of [this.fds, this.debugFds]) for (const [tid, e] of map) if (this.calls - e.used > this.pruneAfter) this.drop(map, tid);
   }
 
-  private drop(tid: number): void {
-    const e = this.fds.get(tid);
+  private drop(map: Map<number, { fd: number; used: number }>, tid: number): void {
+    const e = map.get(tid);
     if (!e) return;
-    this.fds.delete(tid);
+    map.delete(tid);
     try {
       closeSync(e.fd);
     } catch {
@@ -149,9 +166,78 @@ export class TaskStates {
   }
 
   close(): void {
-    for (const tid of [...this.fds.keys()]) this.drop(tid);
+    for (const map of [this.fds, this.debugFds]) for (const tid of [...map.keys()]) this.drop(map, tid);
   }
 }
+
+const EXEC_START = Buffer.from('se.exec_start');
+
+/** `se.exec_start` (ms with 6 decimals) of a /proc/…/sched text, as ns; undefined when absent */
+export function parseExecStart(buf: Buffer, n = buf.length): number | undefined {
+  const text = buf.subarray(0, n);
+  let i = text.indexOf(EXEC_START);
+  if (i < 0) return undefined;
+  i = text.indexOf(0x3a, i); // ':'
+  if (i < 0) return undefined;
+  for (i++; i < n && (text[i] === 0x20 || text[i] === 0x09); i++);
+  let ms = 0;
+  let frac = 0;
+  let scale = 1;
+  let digits = 0;
+  for (; i < n && text[i]! >= 0x30 && text[i]! <= 0x39; i++, digits++) ms = ms * 10 + (text[i]! - 0x30);
+  if (text[i] === 0x2e) for (i++; i < n && text[i]! >= 0x30 && text[i]! <= 0x39; i++) (frac = frac * 10 + (text[i]! - 0x30)), (scale *= 10);
+  return digits ? ms * 1e6 + (frac / scale) * 1e6 : undefined;
+}
+
+/**
+ * The kernel brings a running thread's CPU accounting up to date at every scheduler tick,
+ * 1/HZ (CONFIG_HZ from /boot/config-RELEASE or /proc/config.gz; 250 when neither is
+ * readable, the commonest default). Cached.
+ */
+export function schedulerTickNs(): number {
+  if (tickNs === undefined) {
+    let hz: number | undefined;
+    const grab = (text: string) => Number(/^CONFIG_HZ=(\d+)$/m.exec(text)?.[1]) || undefined;
+    try {
+      hz = grab(readFileSync(`/boot/config-${release()}`, 'latin1'));
+    } catch {
+      try {
+        hz = grab(gunzipSync(readFileSync('/proc/config.gz')).toString('latin1'));
+      } catch {
+        /* neither */
+      }
+    }
+    tickNs = 1e9 / (hz !== undefined && hz >= 24 && hz <= 10000 ? hz : 250);
+  }
+  return tickNs;
+}
+let tickNs: number | undefined;
+
+/**
+ * Was a thread on a CPU at the moment of the tick, from what the tick saw of it?
+ * - `moved`: its innermost frame or instruction changed between the stack read and a read a
+ *   moment later: it is running Python code. On.
+ * - Not runnable (asleep, blocked): off.
+ * - Runnable and not moving: it is off its CPU now (or inside a long C call). Whether it was
+ *   running at the tick depends on when it left the CPU: a thread the sampler's own wake-up
+ *   pushed off (on a machine with every CPU busy somebody must make room) left it after the
+ *   tick began, and one in a long C call on another CPU has its accounting brought up to
+ *   date every scheduler tick; a thread waiting in the run queue since before (woken from a
+ *   sleep with its frame still on the sleeping call, or preempted earlier) left it earlier.
+ *   On when it left (`leftNs`, its se.exec_start) no more than 1.125 scheduler ticks before
+ *   the sampler's own start on the CPU this tick (`tickStartNs`, the sampler thread's
+ *   se.exec_start), both on the scheduler's clock. Without those clocks: on (state R).
+ */
+export function judgeOnCpu(moved: boolean, letter: string | undefined, leftNs: number | undefined, tickStartNs: number | undefined, tick = schedulerTickNs()): boolean {
+  if (moved) return true;
+  if (letter !== 'R') return false;
+  if (leftNs === undefined || tickStartNs === undefined) return true;
+  return leftNs >= tickStartNs - 1.125 * tick;
+}
+
+/** The CPU rule in words, for the README and the profile's metadata. */
+export const CPU_RULE =
+  'on-CPU = running Python (its innermost frame or instruction changed between the stack read and a re-read a moment later), or runnable (state R) and it left its CPU no more than 1.125 scheduler ticks before the sampler started this tick (se.exec_start: pushed off by the sampler, or in a long C call); a runnable thread waiting in the run queue since before the tick (woken from a sleep, or preempted earlier) is not on a CPU and counts as idle';
 
 /**
  * Stdlib functions whose only job is to block (the wait itself is a C call under them). A
@@ -195,6 +281,19 @@ export class ProcessSampler {
   pauseBudget = 0.01;
   /** torn stacks that were not stopped and read again because the budget was spent */
   budgetSkips = 0;
+  /**
+   * how a thread is judged on a CPU: 'moving' (default; CPU_RULE, `judgeOnCpu`) or
+   * 'runnable' (state R alone, as before: kept for side-by-side benchmarks)
+   */
+  cpuRule: 'moving' | 'runnable' = 'moving';
+  /** samples of runnable threads judged waiting for a CPU (not on it) */
+  runnableWaiting = 0;
+  /** the sampler's own thread's scheduler file (its se.exec_start: when it got the CPU) */
+  private self = new TaskStates(process.pid);
+  private selfExecStartNs(): number | undefined {
+    return this.self.execStartNs(process.pid);
+  }
+
   private pauser: ThreadPauser | undefined;
   /** tstate → pages of its last walk (fetched together by the next); dropped with the code cache */
   private plans = new Map<Address, Address[]>();
@@ -350,7 +449,6 @@ export class ProcessSampler {
    * run state and GIL holder of each. Throws like `walkThreads` (and ProcessGoneError).
    */
   private readThreads(): { walked: ThreadStack[]; holder: Address | null; described: (t: ThreadStack) => ThreadSample } {
-    // one page cache for the whole tick: walk and GIL read share pages
     // one page cache for the whole tick: walk and GIL read share pages; a torn thread walk
     // refreshes it and reads that thread again (walker.ts)
     const mem = new PageCacheMemory(this.mem, this.pagesA);
@@ -370,16 +468,37 @@ export class ProcessSampler {
     }
     const gilStruct = this.version.minor >= 12 ? (this.interps?.gil ?? undefined) : undefined;
     const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, gilStruct);
+    const moved = this.cpuRule === 'moving' ? this.movedSinceRead(walked) : undefined;
+    let tickStart: number | undefined;
     const described = (t: ThreadStack): ThreadSample => {
       const tid = this.osTid(t);
-      const letter = tid !== undefined ? this.states.letter(tid) : undefined;
       const frames = t.frames ?? [];
+      let on: boolean | undefined;
+      if (tid === undefined) on = undefined;
+      else if (moved === undefined) {
+        const letter = this.states.letter(tid);
+        on = letter === undefined ? undefined : letter === 'R';
+      } else if (moved.get(t.tstate) === true) on = true;
+      else {
+        const letter = this.states.letter(tid);
+        if (letter === undefined) on = undefined;
+        else {
+          let left: number | undefined;
+          if (letter === 'R') {
+            left = this.states.execStartNs(tid);
+            if (left !== undefined && tickStart === undefined) tickStart = this.selfExecStartNs();
+          }
+          on = judgeOnCpu(false, letter, left, tickStart);
+          if (!on && letter === 'R') this.runnableWaiting++;
+        }
+      }
+      const running = on === true && !(frames.length > 0 && isWaitingLeaf(frames[0]!));
       return {
         tid: tid ?? t.tid,
         tidIsOs: tid !== undefined,
         ident: t.pthreadId,
         frames,
-        state: letter === undefined ? 'unknown' : letter === 'R' && !(frames.length > 0 && isWaitingLeaf(frames[0]!)) ? 'on-cpu' : 'idle',
+        state: on === undefined ? 'unknown' : running ? 'on-cpu' : 'idle',
         holdsGil: holder !== null && holder !== 0 && holder === t.tstate,
         truncated: t.truncated === true,
         torn: t.torn === true,
@@ -387,6 +506,31 @@ export class ProcessSampler {
       };
     };
     return { walked, holder, described };
+  }
+
+  /**
+   * Has each thread's innermost frame moved since its stack was read? One read of every
+   * thread's current-frame pointer and instruction (`leafMarkRanges`; a single
+   * process_vm_readv where available), a moment after the walk. Threads without a mark (no
+   * validated walk) or whose words cannot be read are absent.
+   */
+  private movedSinceRead(walked: ThreadStack[]): Map<Address, boolean> {
+    const out = new Map<Address, boolean>();
+    const ranges: { addr: Address; expected: number; bytes: 4 | 8; tstate: Address }[] = [];
+    for (const t of walked) {
+      if (!t.leaf) continue;
+      for (const r of leafMarkRanges(this.layout, this.version.minor, t.tstate, t.leaf)) ranges.push({ ...r, tstate: t.tstate });
+    }
+    if (ranges.length === 0) return out;
+    const words = this.mem.readWords(ranges);
+    for (let i = 0; i < ranges.length; i++) {
+      const r = ranges[i]!;
+      const w = words[i];
+      if (w === undefined) continue;
+      const same = w === r.expected;
+      out.set(r.tstate, (out.get(r.tstate) ?? false) || !same);
+    }
+    return out;
   }
 
   tick(): TickResult {
@@ -464,6 +608,7 @@ export class ProcessSampler {
     this.closed = true;
     this.pauser?.close();
     this.states.close();
+    this.self.close();
     this.mem.close();
   }
 }

@@ -60,6 +60,8 @@ export interface ThreadStack {
   retries?: number;
   /** the thread was stopped (ptrace) while its stack was read */
   paused?: boolean;
+  /** its innermost frame and instruction as read (absent when the walk did not validate) */
+  leaf?: LeafMark;
   /** the interpreter's id when it is a subinterpreter (absent: the main interpreter, id 0) */
   interp?: number;
 }
@@ -452,6 +454,40 @@ export interface StackWalk {
    */
   complete: boolean;
   why?: string;
+  /** where the thread was, to tell later whether it has moved on (`leafMarkRanges`) */
+  leaf?: LeafMark;
+}
+
+/**
+ * The thread's innermost frame and its instruction when its stack was read: read again a
+ * moment later, a thread running Python will have moved on (a new instruction or frame); a
+ * sleeping or waiting one, or one inside a long C call, will not.
+ */
+export interface LeafMark {
+  /** 3.11/3.12: the `_PyCFrame` the current frame was read from (else 0) */
+  cframe: Address;
+  /** the current frame (tstate->frame / cframe->current_frame / tstate->current_frame); 0: none */
+  frame: Address;
+  /** its f_lasti (3.8–3.10) or instruction pointer (3.11+) */
+  instr: number;
+}
+
+/**
+ * The words to read again for `mark` (each 8 bytes), and what they held: the current-frame
+ * pointer (through the cframe on 3.11/3.12) and the frame's instruction. Read them together
+ * (one process_vm_readv) and compare with `expected`: any difference means the thread moved.
+ */
+export function leafMarkRanges(layout: Layout, minor: number, tstate: Address, mark: LeafMark): { addr: Address; expected: number; bytes: 4 | 8 }[] {
+  if (mark.frame === 0) return [];
+  const out: { addr: Address; expected: number; bytes: 4 | 8 }[] = [];
+  if (minor <= 10) out.push({ addr: tstate + layout.tstate.frame!, expected: mark.frame, bytes: 8 });
+  else if (minor <= 12) {
+    out.push({ addr: tstate + layout.tstate.cframe!, expected: mark.cframe, bytes: 8 });
+    out.push({ addr: mark.cframe + layout.cframe.current_frame!, expected: mark.frame, bytes: 8 });
+  } else out.push({ addr: tstate + layout.tstate.current_frame!, expected: mark.frame, bytes: 8 });
+  if (minor <= 10) out.push({ addr: mark.frame + layout.frame.lasti!, expected: mark.instr, bytes: 4 });
+  else out.push({ addr: mark.frame + layout.frame.instr_ptr!, expected: mark.instr, bytes: 8 });
+  return out;
 }
 
 const FRAME_EXECUTING_310 = 0;
@@ -487,11 +523,13 @@ export function walkStack(
   const frames: Frame[] = [];
   const seen = new Set<Address>();
   let frame: Address;
+  let cframe = 0;
   if (minor <= 10) frame = mem.readPtr(tstate + layout.tstate.frame!);
   else if (minor <= 12) {
-    const cframe = mem.readPtr(tstate + layout.tstate.cframe!);
+    cframe = mem.readPtr(tstate + layout.tstate.cframe!);
     frame = cframe === 0 ? 0 : mem.readPtr(cframe + layout.cframe.current_frame!);
   } else frame = mem.readPtr(tstate + layout.tstate.current_frame!);
+  const leaf: LeafMark = { cframe, frame, instr: 0 };
 
   const owners314 = minor >= 14 ? owners314Of(layout) : undefined;
   const generatorOwner = minor >= 14 ? owners314!.generator : OWNER_GENERATOR;
@@ -529,6 +567,7 @@ export function walkStack(
         if (!running && !enteringOrLeaving) return { frames, truncated: false, complete: false, why: `frame 0x${frame.toString(16)} is not executing (${minor === 10 ? 'f_state' : 'f_executing'} ${st})` };
       }
       const lasti = d.getInt32(o + F.lasti!, true);
+      if (seen.size === 1) leaf.instr = lasti;
       const info = readCode(mem, layout, minor, code, cache, globals, opts.codeCheck);
       lastGenerator = (info.flags & CO_GENERATOR_LIKE) !== 0;
       frames.push(frameOf(info, minor === 10 ? lasti * 2 : lasti, lasti < 0));
@@ -536,6 +575,7 @@ export function walkStack(
       const owner = d.getUint8(o + F.owner!);
       lastOwner = owner;
       const instr = u64(d, o + F.instr_ptr!);
+      if (seen.size === 1) leaf.instr = instr;
       // 3.14: owner ≥ FRAME_OWNED_BY_INTERPRETER (3; CSTACK is 4) is an entry/shim frame
       let skip = minor >= 14 ? owner >= owners314!.firstShim : minor >= 12 && owner >= OWNER_CSTACK;
       // 3.13: f_executable may be Py_None (shims) or another non-code object; a cached
@@ -556,15 +596,15 @@ export function walkStack(
     }
     frame = previous;
   }
-  if (truncated) return { frames, truncated, complete: true };
+  if (truncated) return { frames, truncated, complete: true, leaf };
   if (minor <= 10) {
     // a running generator's frame is linked to its caller (f_back) before it is marked
     // executing and unlinked after it is marked suspended, but one read of the frame can
     // see half of a resume: a generator's code never starts a thread's stack
     if (lastGenerator) return { frames, truncated, complete: false, why: 'the chain ends at a generator frame with no caller' };
-    return { frames, truncated, complete: true };
+    return { frames, truncated, complete: true, leaf };
   }
-  if (lastOwner < 0) return { frames, truncated, complete: true };
+  if (lastOwner < 0) return { frames, truncated, complete: true, leaf };
   // 3.11+: the chain must end at the thread's base
   if (minor === 11) {
     if (lastOwner === generatorOwner) return { frames, truncated, complete: false, why: 'the chain ends at a suspended generator frame' };
@@ -572,7 +612,7 @@ export function walkStack(
     const base = minor >= 14 ? lastOwner >= owners314!.firstShim : lastOwner === OWNER_CSTACK;
     if (!base) return { frames, truncated, complete: false, why: `the chain ends at a frame owned by ${lastOwner}, not the thread's entry frame` };
   }
-  return { frames, truncated, complete: true };
+  return { frames, truncated, complete: true, leaf };
 }
 
 /**
@@ -721,6 +761,7 @@ function readThreadStack(
         end();
         if (w.complete) {
           t.frames = w.frames;
+          if (w.leaf) t.leaf = w.leaf;
           if (w.truncated) t.truncated = true;
           if (attempt > 0) t.retries = attempt;
           return;
