@@ -60,7 +60,7 @@ function samplesOf(p: Profile, name: string, also?: (names: string[]) => boolean
 /** ms from the program's first line to the first sample (0 when sampling started first). */
 function gapMs(p: Profile, r: Result): number {
   const start = Date.parse(p.meta.startTime ?? '');
-  const first = p.samples.length ? Number(p.samples.time[0]) / 1e6 : NaN;
+  const first = p.samples.length ? Number(p.samples.time?.[0]) / 1e6 : NaN;
   return Math.max(0, start + first - r.t0 * 1000);
 }
 
@@ -127,10 +127,10 @@ try {
     const r = run(['top', '-r', '1000', '--interval', '30', '--', py.exe, FIRST, 'burn', res]);
     if (r.code !== 0) row('top', 'failed', '', r.err.trim().split('\n').pop()!);
     else {
-      const line = r.out.split('\n').find((l) => /\bfirst_100ms\b/.test(l));
-      const m = line ? /^\s*[\d.]+%\s+[\d.]+%\s+(\S+)/.exec(line) : null;
-      const s = m ? Number(m[1]!.replace(/s$/, '')) : 0;
-      row('top -r 1000', `${pct(s / 0.1)} (${m?.[1] ?? '0s'} own time)`, '-', line ? '' : 'no first_100ms row');
+      // one row per line of first_100ms: their own times added up
+      const lines = r.out.split('\n').filter((l) => /\bfirst_100ms\b/.test(l));
+      const s = lines.reduce((a, l) => a + Number(/^\s*[\d.]+%\s+[\d.]+%\s+([\d.]+)s/.exec(l)?.[1] ?? 0), 0);
+      row('top -r 1000', `${pct(s / 0.1)} (${s.toFixed(2)} s own time)`, '-', lines.length ? '' : 'no first_100ms row');
     }
   }
   if (want('sched')) {

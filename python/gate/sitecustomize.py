@@ -78,13 +78,17 @@ def _gate():
     if fd is not None and fd.isdigit():
         _wait(int(fd))
     # the sitecustomize this one shadows, found further down sys.path (a module may replace
-    # itself in sys.modules while it is being imported: the import returns the new one)
-    del sys.modules[__name__]
+    # itself in sys.modules while it is being imported: the import returns the new one);
+    # when there is none, or it fails, this one stays (importlib takes the module back out
+    # of sys.modules by name once this one has run)
+    me = sys.modules.pop(__name__)
     try:
         import sitecustomize  # noqa: F401
     except ImportError as exc:
         if exc.name != "sitecustomize":
             raise
+    finally:
+        sys.modules.setdefault(__name__, me)
 
 
 _gate()
