@@ -3,7 +3,8 @@
  * block tracepoints (`block_rq_insert`/`issue`/`complete`/`requeue`) on every CPU.
  *
  * Records for -d seconds, until Ctrl-C (what was collected is reported), or while a command
- * given after `--` runs (its stdio passes through; pylens exits with its exit code). Then
+ * given after `--` runs (started once perf records; its stdio passes through; pylens exits
+ * with its exit code). Then
  * prints latency histograms (log2 µs buckets), percentiles by device and by op, the slowest
  * requests and the processes behind them; `--json` gives the same data.
  */

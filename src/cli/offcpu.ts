@@ -7,13 +7,15 @@
  * stack over time. analysis/offcpu.ts joins the two: root → Python frames → `[wait: CLASS]`
  * → kernel frames, weighted in nanoseconds, and the report by function and thread.
  *
- * Order. The probes are attached first (startOffCpu resolves then), then sampling starts;
- * it ends on -d, Ctrl-C / SIGTERM, the target's exit, or the capture ending on its own. The
- * probes are always detached (stop()) and what was gathered is written.
+ * Order (the capture session, capture/session/). A launched program waits at the start gate
+ * while the sampler attaches and the probes are attached (startOffCpu resolves then); then
+ * it runs from its first line and sampling starts; it ends on -d, Ctrl-C / SIGTERM, the
+ * target's exit, or the capture ending on its own. The probes are always detached and what
+ * was gathered is written.
  *
  * Clocks. The capture's times are CLOCK_MONOTONIC ns; the sampler's are `performance.now()`
- * (the same clock) relative to its first deadline, turned absolute with monotonicOffsetNs
- * as `record --native` does.
+ * (the same clock) relative to its first deadline, turned absolute by the session's clock
+ * (`originNs`) as `record --native` does.
  */
 import { existsSync } from 'node:fs';
 import { CliError } from './errors.ts';

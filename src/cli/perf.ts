@@ -3,7 +3,9 @@
  * CPython, brought into the pylens model (python / native / kernel frame kinds) with
  * CPython's own frames folded away by default.
  *
- * Launch mode turns on CPython's perf support through the environment (the same switches
+ * Launch mode holds the program before exec (the capture session's exec gate) until
+ * `perf record -p` records it, so perf sees it from its first instruction, and turns on
+ * CPython's perf support through the environment (the same switches
  * as -X perf / -X perf_jit, but they also reach `pytest`-style launchers and child
  * processes), picks frame-pointer or dwarf unwinding from the build's CFLAGS and says what
  * it chose. Attach mode works with what the process was started with and says what is

@@ -4,8 +4,9 @@
  *
  * - Attach mode: Ctrl-C or SIGTERM stops sampling and writes what was collected; the target
  *   keeps running.
- * - Launch mode: stdio passes through, signals are forwarded (launch.ts), sampling starts as
- *   soon as the interpreter is up and ends when the target exits; pylens exits with the
+ * - Launch mode: stdio passes through, signals are forwarded; the program waits at the start
+ *   gate (capture/session/) until the sampler — and perf or bpftrace — are attached, so its
+ *   first line is sampled; sampling ends when the target exits; pylens exits with the
  *   target's exit code. A second Ctrl-C stops sampling at once and writes the profile.
  * - On a terminal, a progress line on stderr: elapsed, samples, achieved rate, errors,
  *   threads (and processes with -s).

@@ -6,6 +6,7 @@
  * context switches, then the longest waits with their switch-out stacks. An HTML timeline
  * goes to `-o` (default sched-<program>-<time>.html); `--json` prints the data as JSON.
  *
+ * perf records the whole machine before a command is launched, so its first moments are in.
  * Stopping: -d, Ctrl-C / SIGTERM, or the target exiting (attach mode); the command
  * exiting (launch mode, where pylens then exits with its exit code). Whatever was recorded
  * until then is reported.
