@@ -174,3 +174,25 @@ test('pythonGateRefusal: -I, -E, -S (also combined, after -X/-W values), never t
   }
   assert.match(GATE_DIR, /python\/gate$/);
 });
+
+test('python gate: held until released; Ctrl-C while held ends it by SIGINT; pylens gone (EOF) lets it run', { skip: !py && 'no pyenv CPython' }, async () => {
+  const held = await launch([py!.exe, '-c', 'print("ran")'], { gate: 'python', onSignal: () => {} });
+  try {
+    assert.equal(await held.gate!.waiting(), held.pid);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(held.hasExited(), false, 'held at the gate');
+    process.kill(held.pid, 'SIGINT');
+    assert.equal(await held.exited, 130);
+    assert.equal(held.howEnded(), 'signal SIGINT');
+  } finally {
+    held.dispose();
+  }
+  const orphan = await launch([py!.exe, '-c', 'import sys; sys.exit(4)'], { gate: 'python', onSignal: () => {} });
+  try {
+    await orphan.gate!.waiting();
+    orphan.gate!.close();
+    assert.equal(await orphan.exited, 4);
+  } finally {
+    orphan.dispose();
+  }
+});
