@@ -106,9 +106,12 @@ export async function runPerf(args: Parsed): Promise<number> {
   );
   let targetPid: number | undefined = pid;
   try {
-    // launched: held before exec until perf records it (same PID), so perf sees it from its first instruction
+    // launched: held at the start gate until perf records it. A Python waits inside `site`
+    // (its image final, so perf's DWARF unwinding knows its libraries); anything else waits
+    // in a shell before exec (same PID; perf 6.1 then unwinds through libc poorly).
     const session = await startSession('perf', {
       target: pid !== undefined ? { pid } : { argv, env: { ...process.env, ...plan.env } },
+      ...(pid === undefined ? { gate: pythonOfCommand(argv) ? ('python' as const) : ('exec' as const) } : {}),
       companions: [perfC],
       ...(duration !== undefined ? { durationS: duration } : {}),
       interruptsToStop: 1,

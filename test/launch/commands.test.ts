@@ -8,7 +8,7 @@
  * - top: 100 ms of Python, first_100ms's share of the table
  * - sched: a 100 ms lock wait of the main thread
  * - io: direct synchronous writes for 100 ms, each one seen
- * - perf: 100 ms of Python, perf's samples in first_100ms
+ * - perf: 100 ms of Python, perf's samples in first_100ms (and a shell program, behind the exec gate)
  * Each must have at least 80 % of what the 100 ms give (record itself: gate.test.ts).
  */
 import { test } from 'node:test';
@@ -172,7 +172,7 @@ test('io -- python: every direct write of the first 100 ms is seen, issued by th
     }
   }));
 
-test('perf -- python: perf -p is on the program before it execs: first_100ms has its samples', { skip: noPy || perfSkip({ kernel: false }), timeout: 180_000 }, () =>
+test('perf -- python: perf -p is on the program before its first line: first_100ms has its samples', { skip: noPy || perfSkip({ kernel: false }), timeout: 180_000 }, () =>
   exclusive('timing', async () => {
     const dir = diskDir();
     try {
@@ -183,6 +183,21 @@ test('perf -- python: perf -p is on the program before it execs: first_100ms has
       const first = count(p, (n) => n.includes('first_100ms'));
       // 100 ms of CPU at 499 Hz: ~50 samples; 3.12's dwarf unwinding names the innermost Python function
       assert.ok(first >= 40, `perf samples in first_100ms: ${first} of ~50\n${r.err}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }));
+
+test('perf -- a program that is not Python: held in a shell before exec (same PID), recorded, its exit code passed on', { skip: perfSkip({ kernel: false }), timeout: 120_000 }, () =>
+  exclusive('timing', async () => {
+    const dir = diskDir();
+    try {
+      const out = join(dir, 'sh.pylens');
+      const r = pylens(['perf', '-F', '499', '-o', out, '--', 'sh', '-c', 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exit 3'], dir);
+      assert.equal(r.code, 3, r.err);
+      const p = decodePylens(readFileSync(out), out);
+      assert.ok(p.samples.length >= 50, `${p.samples.length} samples`);
+      assert.equal(new Set(p.threads.pid).size, 1, 'one process: the gate shell became the program');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -301,10 +301,10 @@ export class CaptureSession {
       let gate: GateKind = o.gate ?? (o.sampler ? 'python' : this.companions.some((c) => !c.opts.before) ? 'exec' : 'none');
       if (gate === 'python') {
         const refusal = pythonGateRefusal(target.argv, env);
-        if (refusal) {
+        if (refusal && o.sampler) {
           this.warn(`${refusal}: pylens cannot hold the program until the sampler is attached, so its first moments may be missing`);
           gate = 'none';
-        }
+        } else if (refusal) gate = 'exec';
       }
       this.gate = gate;
       this.target = await launch(target.argv, { env, gate, onSignal: (sig) => this.onSignal(sig, true) });
@@ -317,7 +317,7 @@ export class CaptureSession {
           throw new AttachError(t.pid, e);
         }
         this.pid = this.sampler.pid;
-      } else if (gate === 'exec') {
+      } else if (gate !== 'none') {
         this.pid = await this.heldAtGate(t);
       } else this.pid = t.pid;
     } else {
@@ -354,7 +354,7 @@ export class CaptureSession {
     }
   }
 
-  /** The exec gate: the PID that waits (the launched one); throws when it ends first. */
+  /** Without the sampler: the PID that waits at the gate; throws when the program ends first. */
   private async heldAtGate(t: Launched): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     const r = await Promise.race([
