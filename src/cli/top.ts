@@ -22,7 +22,7 @@ import { readCwd } from '../capture/sampler/session.ts';
 import { frameToAnsi, frameToText, INITIAL_VIEW, parseKeys, TopController, TopStats, type TopInfo } from '../render/top-live.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { processCommandLine } from './dump.ts';
-import { captureTarget, startSession, targetArgs } from './target.ts';
+import { captureTarget, durationArg, startSession, targetArgs } from './target.ts';
 
 export const topSpec: CommandSpec = {
   name: 'top',
@@ -120,8 +120,7 @@ export async function runTop(args: Parsed): Promise<number> {
   const interval = (o.interval as number | undefined) ?? 1;
   if (!(interval >= 0.05 && interval <= 3600)) throw new UsageError('top', `--interval must be between 0.05 and 3600 seconds, got ${interval}`);
   const once = Boolean(o.once);
-  let duration = o.duration as number | undefined;
-  if (duration !== undefined && !(duration > 0)) throw new UsageError('top', `--duration must be a positive number of seconds, got ${duration}`);
+  let duration = durationArg('top', args);
   if (once && duration !== undefined) throw new UsageError('top', '--once and --duration are alternatives; pick one');
   if (once) duration = interval;
   const idle = Boolean(o.idle);
