@@ -3,17 +3,19 @@
  * block tracepoints (`block_rq_insert`/`issue`/`complete`/`requeue`) on every CPU.
  *
  * Records for -d seconds, until Ctrl-C (what was collected is reported), or while a command
- * given after `--` runs (its stdio passes through; pylens exits with its exit code). Then
+ * given after `--` runs (started once perf records; its stdio passes through; pylens exits
+ * with its exit code). Then
  * prints latency histograms (log2 µs buckets), percentiles by device and by op, the slowest
  * requests and the processes behind them; `--json` gives the same data.
  */
 import { existsSync } from 'node:fs';
-import type { Launched } from '../capture/sampler/launch.ts';
+import { Companion } from '../capture/session/session.ts';
+import type { Launched } from '../capture/session/target.ts';
 import { BlockLatency, recordBlockIo, recordBlockIoTracefs, scriptBlockIo, type IoReport, type LatencyStats } from '../capture/perf/io.ts';
 import { checkPerfAccess, findPerf, readPerfAccess } from '../capture/perf/tool.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { CliError } from './errors.ts';
-import { finishTarget, launchTarget } from './target.ts';
+import { durationArg, startSession } from './target.ts';
 
 export const ioSpec: CommandSpec = {
   name: 'io',
@@ -40,8 +42,7 @@ export const ioSpec: CommandSpec = {
 
 export async function runIo(args: Parsed): Promise<number> {
   const o = args.options;
-  const duration = o.duration as number | undefined;
-  if (duration !== undefined && !(duration > 0)) throw new UsageError('io', `--duration must be a positive number of seconds, got ${duration}`);
+  const duration = durationArg('io', args);
   const pid = o.pid as number | undefined;
   if (pid !== undefined && !(Number.isInteger(pid) && pid > 0)) throw new UsageError('io', `-p expects a process id (a whole number > 0), got ${pid}`);
   const top = (o.top as number | undefined) ?? 10;
@@ -53,69 +54,68 @@ export async function runIo(args: Parsed): Promise<number> {
   const access = readPerfAccess();
   const latency = new BlockLatency({ ...(pid !== undefined ? { pid } : {}), top });
   const backend = o.tracefs ? 'tracefs' : 'perf';
-  let recorder: { ended?: Promise<unknown>; stop(): Promise<{ perfCpuNs?: number | undefined; warnings: string[] }>; cleanup(): void };
-  if (backend === 'tracefs') {
-    if (!access.tracefs) {
-      throw new CliError('tracefs is not mounted (no /sys/kernel/tracing/events)', 'mount it: `mount -t tracefs tracefs /sys/kernel/tracing` (as root)');
-    }
-    recorder = await recordBlockIoTracefs(access.tracefs, latency);
-  } else {
-    const perf = findPerf();
-    const { warnings: accessWarnings } = checkPerfAccess(access, { systemWide: true, tracepoints: true });
-    for (const w of accessWarnings) process.stderr.write(`pylens io: ${w}\n`);
-    const rec = await recordBlockIo(perf);
-    recorder = {
-      ended: rec.ended,
-      async stop() {
-        const { perfCpuNs } = await rec.stop();
-        const warnings = await scriptBlockIo(perf, rec.dataFile, latency);
-        return { perfCpuNs, warnings: warnings.map((w) => `perf: ${w}`) };
-      },
-      cleanup: rec.cleanup,
-    };
-  }
-  const t0 = performance.now();
-  let target: Launched | undefined;
-  let stopReason = '';
-  try {
-    let wake: (why: string) => void = () => {};
-    const stopped = new Promise<string>((r) => (wake = r));
-    const onSignal = (sig: NodeJS.Signals) => wake(sig === 'SIGINT' ? 'Ctrl-C' : sig);
-    if (argv.length > 0) {
-      target = await launchTarget(argv, (sig) => {
-        // a Ctrl-C at the terminal reached the command (and perf) too; the others were forwarded
-        if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') onSignal(sig);
-      });
-      void target.exited.then(() => wake(`${argv[0]} ended (${target!.howEnded()})`));
+  type Recorder = { ended?: Promise<unknown>; stop(): Promise<{ perfCpuNs?: number | undefined; warnings: string[] }>; cleanup(): void };
+  let cleanup: (() => void) | undefined;
+  // recording the whole machine from before the command starts: its first request is in
+  const recorderC = new Companion('perf record', async () => {
+    let recorder: Recorder;
+    if (backend === 'tracefs') {
+      if (!access.tracefs) {
+        throw new CliError('tracefs is not mounted (no /sys/kernel/tracing/events)', 'mount it: `mount -t tracefs tracefs /sys/kernel/tracing` (as root)');
+      }
+      recorder = await recordBlockIoTracefs(access.tracefs, latency);
     } else {
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      process.stderr.write(`pylens io: recording block I/O on every device${duration !== undefined ? ` for ${duration} s` : ''}; Ctrl-C to stop\n`);
+      const perf = findPerf();
+      const { warnings: accessWarnings } = checkPerfAccess(access, { systemWide: true, tracepoints: true });
+      for (const w of accessWarnings) process.stderr.write(`pylens io: ${w}\n`);
+      const rec = await recordBlockIo(perf);
+      recorder = {
+        ended: rec.ended,
+        async stop() {
+          const { perfCpuNs } = await rec.stop();
+          const warnings = await scriptBlockIo(perf, rec.dataFile, latency);
+          return { perfCpuNs, warnings: warnings.map((w) => `perf: ${w}`) };
+        },
+        cleanup: rec.cleanup,
+      };
     }
-    const timer = duration !== undefined ? setTimeout(() => wake(`${duration} s`), duration * 1000) : undefined;
-    void recorder.ended?.then(() => wake('perf ended'));
-    stopReason = await stopped;
-    if (timer) clearTimeout(timer);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  } catch (e) {
-    await recorder.stop().catch(() => {});
-    recorder.cleanup();
-    throw e;
-  }
-  const wallS = (performance.now() - t0) / 1000;
-  let report: IoReport;
+    cleanup = recorder.cleanup;
+    return { ...(recorder.ended ? { ended: recorder.ended } : {}), stop: () => recorder.stop() };
+  }, { before: true });
+  let target: Launched | undefined;
+  let wallS: number;
+  let exitCode: number;
+  let stopReason: string;
   let perfCpuNs: number | undefined;
   let recWarnings: string[];
+  let report: IoReport;
   try {
-    ({ perfCpuNs, warnings: recWarnings } = await recorder.stop());
+    // a Ctrl-C at the terminal reached the command (and perf) too; the others were forwarded
+    const session = await startSession('io', {
+      ...(argv.length > 0 ? { target: { argv } } : {}),
+      companions: [recorderC],
+      ...(duration !== undefined ? { durationS: duration } : {}),
+      interruptsToStop: 1,
+    });
+    if (typeof session === 'number') return session;
+    if (argv.length === 0) process.stderr.write(`pylens io: recording block I/O on every device${duration !== undefined ? ` for ${duration} s` : ''}; Ctrl-C to stop\n`);
+    const t0 = performance.now();
+    const reason = await session.stopped();
+    wallS = (performance.now() - t0) / 1000;
+    stopReason =
+      reason.kind === 'duration' ? `${reason.seconds} s`
+      : reason.kind === 'signal' ? (reason.signal === 'SIGINT' ? 'Ctrl-C' : reason.signal)
+      : reason.kind === 'exit' ? `${argv[0]} ended (${reason.how})`
+      : reason.kind === 'companion' ? 'perf ended'
+      : reason.why;
+    target = session.target;
+    await session.stopCompanions();
+    ({ perfCpuNs, warnings: recWarnings } = await recorderC.stop());
     report = latency.report();
+    exitCode = await session.finish();
   } finally {
-    recorder.cleanup();
+    cleanup?.();
   }
-  const exitCode = target ? await finishTarget(target) : 0;
-  target?.dispose();
-
   const perfInfo = perfCpuNs !== undefined ? { cpuMs: Math.round(perfCpuNs / 1e6), cpuPercentOfOneCpu: Math.round((1000 * perfCpuNs) / 1e9 / wallS) / 10 } : undefined;
   const warnings = [...report.warnings, ...recWarnings];
   if (report.completionsLost && backend === 'perf') {

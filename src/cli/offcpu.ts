@@ -7,27 +7,28 @@
  * stack over time. analysis/offcpu.ts joins the two: root → Python frames → `[wait: CLASS]`
  * → kernel frames, weighted in nanoseconds, and the report by function and thread.
  *
- * Order. The probes are attached first (startOffCpu resolves then), then sampling starts;
- * it ends on -d, Ctrl-C / SIGTERM, the target's exit, or the capture ending on its own. The
- * probes are always detached (stop()) and what was gathered is written.
+ * Order (the capture session, capture/session/). A launched program waits at the start gate
+ * while the sampler attaches and the probes are attached (startOffCpu resolves then); then
+ * it runs from its first line and sampling starts; it ends on -d, Ctrl-C / SIGTERM, the
+ * target's exit, or the capture ending on its own. The probes are always detached and what
+ * was gathered is written.
  *
  * Clocks. The capture's times are CLOCK_MONOTONIC ns; the sampler's are `performance.now()`
- * (the same clock) relative to its first deadline, turned absolute with monotonicOffsetNs
- * as `record --native` does.
+ * (the same clock) relative to its first deadline, turned absolute by the session's clock
+ * (`originNs`) as `record --native` does.
  */
 import { existsSync } from 'node:fs';
 import { CliError } from './errors.ts';
 import { sampleAttached, realClock, type SampleOptions } from '../capture/sampler/sampler.ts';
-import { ProcessSampler } from '../capture/sampler/session.ts';
-import type { Launched } from '../capture/sampler/launch.ts';
-import { monotonicOffsetNs } from '../capture/perf/native.ts';
+import type { ProcessSampler } from '../capture/sampler/session.ts';
+import { monotonicOffsetNs } from '../capture/session/clock.ts';
+import { Companion } from '../capture/session/session.ts';
 import { startOffCpu, type OffCpuRecording, type OffCpuResult } from '../capture/ebpf/offcpu.ts';
 import { buildOffCpu, formatOffCpuReport, WAIT_CLASSES } from '../analysis/offcpu.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
-import { attachError } from './dump.ts';
 import { defaultOutput, programName } from './record.ts';
-import { abortOnSignals, finishTarget, launchAndAttach, launchSignals, targetArgs } from './target.ts';
+import { captureTarget, durationArg, startSession, targetArgs } from './target.ts';
 
 const BACKENDS = ['auto', 'bpftrace', 'bcc', 'perf-sched'] as const;
 
@@ -73,8 +74,7 @@ function gilRangeOf(sampler: ProcessSampler): { address: number; size: number } 
 export async function runOffcpu(args: Parsed): Promise<number> {
   const o = args.options;
   const { pid: pidOpt, argv = [] } = targetArgs('offcpu', args);
-  const duration = o.duration as number | undefined;
-  if (duration !== undefined && !(duration > 0)) throw new UsageError('offcpu', `--duration must be a positive number of seconds, got ${duration}`);
+  const duration = durationArg('offcpu', args);
   const rate = (o.rate as number | undefined) ?? 100;
   if (!(rate > 0 && rate <= 10_000)) throw new UsageError('offcpu', `--rate must be between 0 and 10000 Hz, got ${rate}`);
   const minBlockUs = o['min-block-us'] as number | undefined;
@@ -87,79 +87,53 @@ export async function runOffcpu(args: Parsed): Promise<number> {
   const withCpu = Boolean(o['with-cpu']);
   const backend = (o.backend as (typeof BACKENDS)[number] | undefined) ?? 'auto';
 
-  const abort = new AbortController();
-  let target: Launched | undefined;
-  let sampler: ProcessSampler;
-  const signals = launchSignals(abort);
-  const onSignal = signals.onSignal;
-  if (pidOpt !== undefined) {
-    abortOnSignals(abort);
-    try {
-      sampler = ProcessSampler.attach(pidOpt);
-    } catch (e) {
-      throw attachError(e, pidOpt, 'offcpu');
-    }
-  } else {
-    const r = await launchAndAttach('offcpu', argv, { onSignal, signal: abort.signal, stop: (t) => finishTarget(t, 0, 'SIGTERM') });
-    if ('ended' in r) return r.ended;
-    ({ target, sampler } = r);
-  }
-  const pid = sampler.pid;
-  const name = programName(pid, sampler.command ?? argv);
-
-  let rec: OffCpuRecording;
-  try {
-    rec = await startOffCpu({ pid, backend, gil: o.gil !== false, gilRange: gilRangeOf(sampler), ...(o['gil-method'] ? { gilMethod: o['gil-method'] as 'futex' | 'uprobe' } : {}), ...(minBlockUs !== undefined ? { minBlockUs } : {}) });
-  } catch (e) {
-    sampler.close();
-    if (target) {
-      await finishTarget(target, 0, 'SIGTERM');
-      target.dispose();
-    }
-    throw e;
-  }
   // the capture ending by itself (its tool died, the target's exit seen first) ends sampling
   let samplingDone = false;
   let captureEndedEarly = false;
-  const onCaptureEnd = () => {
-    if (!samplingDone && existsSync(`/proc/${pid}`)) captureEndedEarly = true;
-    abort.abort();
-  };
-  void rec.ended.then(onCaptureEnd, onCaptureEnd);
-  process.stderr.write(`pylens offcpu: recording off-CPU time of PID ${pid} with ${rec.backend}, Python stacks at ${rate} Hz${duration ? ` for ${duration} s` : ''}; Ctrl-C to stop\n`);
-
-  let clockStartNs: number | undefined;
-  const opts: SampleOptions = {
-    rateHz: rate,
-    idle: true,
+  let tracedPid = 0;
+  const capture = new Companion('off-CPU capture', async ({ pid, sampler }) => {
+    tracedPid = pid!;
+    const rec = await startOffCpu({ pid: pid!, backend, gil: o.gil !== false, gilRange: gilRangeOf(sampler!), ...(o['gil-method'] ? { gilMethod: o['gil-method'] as 'futex' | 'uprobe' } : {}), ...(minBlockUs !== undefined ? { minBlockUs } : {}) });
+    const onEnd = () => {
+      if (!samplingDone && existsSync(`/proc/${tracedPid}`)) captureEndedEarly = true;
+    };
+    void rec.ended.then(onEnd, onEnd);
+    process.stderr.write(`pylens offcpu: recording off-CPU time of PID ${pid} with ${rec.backend}, Python stacks at ${rate} Hz${duration ? ` for ${duration} s` : ''}; Ctrl-C to stop\n`);
+    return { ended: rec.ended, stop: async () => ({ rec, result: await rec.stop() }) };
+  });
+  const session = await startSession('offcpu', {
+    target: captureTarget(pidOpt !== undefined ? { pid: pidOpt } : { argv }),
+    sampler: true,
+    companions: [capture],
     ...(duration !== undefined ? { durationS: duration } : {}),
-    signal: abort.signal,
-    clock: {
-      nowNs: () => {
-        const t = realClock.nowNs();
-        clockStartNs ??= t;
-        return t;
-      },
-      sleepUntilNs: (t, signal) => realClock.sleepUntilNs(t, signal),
-    },
-  };
+  });
+  if (typeof session === 'number') return session;
+  const launched = session.target !== undefined;
+  const sampler = session.sampler!;
+  const pid = sampler.pid;
+  const name = programName(pid, sampler.command ?? argv);
+
+  const opts: SampleOptions = { rateHz: rate, idle: true, signal: session.signal, clock: session.clock };
   let py;
-  let result: OffCpuResult;
   try {
     py = await sampleAttached(sampler, opts);
+  } catch (e) {
+    await session.abandon();
+    throw e;
   } finally {
     samplingDone = true;
-    // probes off whatever happened to sampling
-    result = await rec.stop();
   }
-  const originNs = (clockStartNs ?? realClock.nowNs()) + monotonicOffsetNs();
-  if (!target && py.samples.length === 0 && result.intervals.length === 0 && !existsSync(`/proc/${pid}`)) {
+  // probes off whatever happened to sampling
+  await session.stopCompanions();
+  const { rec, result } = (await capture.stop()) as { rec: OffCpuRecording; result: OffCpuResult };
+  const originNs = session.clock.originNs() ?? realClock.nowNs() + monotonicOffsetNs();
+  if (!launched && py.samples.length === 0 && result.intervals.length === 0 && !existsSync(`/proc/${pid}`)) {
     // the target was gone before the first sample: an empty profile would read as "no waits"
     throw new CliError(`process ${pid} ended before anything was recorded (no Python sample, no off-CPU interval)`, 'attach to a process that keeps running, or start the program under pylens: `pylens offcpu -- python app.py`');
   }
   for (const w of result.warnings) {
     // the backend choice is news, not a warning; the target's exit ending the tracer is expected
-    if (/^off-CPU backend: \S+$/.test(w) || (target && /ended before stop\(\)/.test(w))) continue;
+    if (/^off-CPU backend: \S+$/.test(w) || (launched && /ended before stop\(\)/.test(w))) continue;
     process.stderr.write(`pylens offcpu: ${/^off-CPU backend:/.test(w) ? 'note' : 'warning'}: ${w}\n`);
   }
   if (captureEndedEarly) process.stderr.write(`pylens offcpu: warning: ${rec.backend} ended while the target was still running; the profile covers the time until then\n`);
@@ -196,9 +170,6 @@ export async function runOffcpu(args: Parsed): Promise<number> {
     process.stdout.write(formatOffCpuReport(report, { top }));
   }
   process.stderr.write(`pylens offcpu: ${result.intervals.length.toLocaleString('en-US')} off-CPU records (${result.backend}), ${py.meta.sampleCount.toLocaleString('en-US')} Python samples; wrote ${abs}\n`);
-  if (!target) return 0;
-  const code = await finishTarget(target, signals.forwardedStop() ? 3000 : 0);
-  target.dispose();
-  return code;
+  return session.finish();
 }
 

@@ -3,7 +3,9 @@
  * CPython, brought into the pylens model (python / native / kernel frame kinds) with
  * CPython's own frames folded away by default.
  *
- * Launch mode turns on CPython's perf support through the environment (the same switches
+ * Launch mode holds the program before exec (the capture session's exec gate) until
+ * `perf record -p` records it, so perf sees it from its first instruction, and turns on
+ * CPython's perf support through the environment (the same switches
  * as -X perf / -X perf_jit, but they also reach `pytest`-style launchers and child
  * processes), picks frame-pointer or dwarf unwinding from the build's CFLAGS and says what
  * it chose. Attach mode works with what the process was started with and says what is
@@ -13,7 +15,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { hideInterpreter } from '../analysis/interpreter.ts';
-import { perfDataToProfile, perfRecord, removeDir, removePerfFiles } from '../capture/perf/perf-record.ts';
+import { perfDataToProfile, removeDir, removePerfFiles, startPerfRecording, type PerfRecordResult } from '../capture/perf/perf-record.ts';
+import { Companion } from '../capture/session/session.ts';
 import { commandPath, planAttach, planLaunch, probePython, pythonOfCommand, runningPython, type PerfPlan, type PythonBuild } from '../capture/perf/python.ts';
 import { checkPerfAccess, cpuEvent, findPerf, readPerfAccess } from '../capture/perf/tool.ts';
 import { hostEnvironment } from '../model/environment.ts';
@@ -22,7 +25,7 @@ import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
 import { CliError } from './errors.ts';
 import { defaultOutput, programName } from './record.ts';
-import { targetArgs } from './target.ts';
+import { durationArg, startSession, targetArgs } from './target.ts';
 
 export const perfSpec: CommandSpec = {
   name: 'perf',
@@ -62,8 +65,7 @@ export async function runPerf(args: Parsed): Promise<number> {
   const argv = t.argv ?? [];
   const freq = (o.frequency as number | undefined) ?? 999;
   if (!(Number.isFinite(freq) && freq >= 1 && freq <= 100_000)) throw new UsageError('perf', `-F must be between 1 and 100000 Hz, got ${freq}`);
-  const duration = o.duration as number | undefined;
-  if (duration !== undefined && !(duration > 0)) throw new UsageError('perf', `--duration must be a positive number of seconds, got ${duration}`);
+  const duration = durationArg('perf', args);
   const fmt = o.format as string | undefined;
   const outOpt = o.output as string | undefined;
   if (outOpt !== undefined || fmt !== undefined) pickExporter('perf', outOpt ?? defaultOutput('x', fmt), fmt);
@@ -98,28 +100,27 @@ export async function runPerf(args: Parsed): Promise<number> {
   for (const n of plan.notes) say(false, `note: ${n}`);
 
   const workdir = mkdtempSync(join(tmpdir(), 'pylens-perf-'));
-  const abort = new AbortController();
-  const onSig = () => abort.abort();
-  process.on('SIGINT', onSig);
-  process.on('SIGTERM', onSig);
+  let rec: PerfRecordResult | undefined;
+  const perfC = new Companion('perf record', ({ pid: p }) =>
+    startPerfRecording({ perf, pid: p!, event, freqHz: freq, callGraph: plan.callGraph, kernel: access.kernel, dataFile: (o['perf-data'] as string | undefined) ?? join(workdir, 'perf.data') }),
+  );
   let targetPid: number | undefined = pid;
   try {
-    const rec = await perfRecord({
-      perf,
-      target: pid !== undefined ? { pid } : { argv, env: plan.env },
-      event,
-      freqHz: freq,
-      callGraph: plan.callGraph,
-      kernel: access.kernel,
+    // launched: held at the start gate until perf records it. A Python waits inside `site`
+    // (its image final, so perf's DWARF unwinding knows its libraries); anything else waits
+    // in a shell before exec (same PID; perf 6.1 then unwinds through libc poorly).
+    const session = await startSession('perf', {
+      target: pid !== undefined ? { pid } : { argv, env: { ...process.env, ...plan.env } },
+      ...(pid === undefined ? { gate: pythonOfCommand(argv) ? ('python' as const) : ('exec' as const) } : {}),
+      companions: [perfC],
       ...(duration !== undefined ? { durationS: duration } : {}),
-      dataFile: (o['perf-data'] as string | undefined) ?? join(workdir, 'perf.data'),
-      signal: abort.signal,
-      onTarget: (p) => {
-        targetPid = p;
-      },
+      interruptsToStop: 1,
     });
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
+    if (typeof session === 'number') return session;
+    targetPid = session.pid;
+    await session.stopped();
+    const exitCode = await session.finish({ graceMs: 0 });
+    rec = await perfC.stop();
     const t0 = performance.now();
     let sr;
     try {
@@ -181,10 +182,8 @@ export async function runPerf(args: Parsed): Promise<number> {
     );
     if (plan.callGraph === 'dwarf' && freq > 2000) say(quiet, `note: dwarf unwinding copies the stack on every sample; at ${freq} Hz that slows the target noticeably (bench/perf-overhead.ts has figures)`);
     process.stdout.write(`${abs}\n`);
-    return pid === undefined ? rec.exitCode : 0;
+    return pid === undefined ? exitCode : 0;
   } finally {
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
     removeDir(workdir);
   }
 }

@@ -4,8 +4,9 @@
  *
  * - Attach mode: Ctrl-C or SIGTERM stops sampling and writes what was collected; the target
  *   keeps running.
- * - Launch mode: stdio passes through, signals are forwarded (launch.ts), sampling starts as
- *   soon as the interpreter is up and ends when the target exits; pylens exits with the
+ * - Launch mode: stdio passes through, signals are forwarded; the program waits at the start
+ *   gate (capture/session/) until the sampler — and perf or bpftrace — are attached, so its
+ *   first line is sampled; sampling ends when the target exits; pylens exits with the
  *   target's exit code. A second Ctrl-C stops sampling at once and writes the profile.
  * - On a terminal, a progress line on stderr: elapsed, samples, achieved rate, errors,
  *   threads (and processes with -s).
@@ -21,19 +22,18 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Profile } from '../model/profile.ts';
-import type { Launched } from '../capture/sampler/launch.ts';
-import { realClock, sampleAttached, type RecordProgress, type SampleOptions } from '../capture/sampler/sampler.ts';
-import { monotonicOffsetNs, nativeWindowNs, NativeRecording, perfRecordArgs, planNative, spliceNative, type NativePlan } from '../capture/perf/native.ts';
+import { sampleAttached, type RecordProgress, type SampleOptions } from '../capture/sampler/sampler.ts';
+import { nativeWindowNs, NativeRecording, perfRecordArgs, planNative, spliceNative, type NativePlan } from '../capture/perf/native.ts';
 import { PerfError } from '../capture/perf/tool.ts';
-import { ProcessSampler } from '../capture/sampler/session.ts';
+import type { ProcessSampler } from '../capture/sampler/session.ts';
+import { Companion } from '../capture/session/session.ts';
 import { CPU_BUCKET_NS, startCpuSampling } from '../capture/ebpf/cpu.ts';
 import { joinEbpfSamples } from '../capture/ebpf/join.ts';
 import { hostEnvironment } from '../model/environment.ts';
 import { exporterById } from '../formats/index.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
-import { attachError } from './dump.ts';
 import { pickExporter, writeOutput } from './commands.ts';
-import { abortOnSignals, finishTarget, launchAndAttach, launchSignals, launchTarget, targetArgs } from './target.ts';
+import { captureTarget, durationArg, startSession, targetArgs } from './target.ts';
 
 export const recordSpec: CommandSpec = {
   name: 'record',
@@ -113,8 +113,7 @@ export async function runRecord(args: Parsed): Promise<number> {
   if (ebpf && o.all && o.pid === undefined && args.rest.length === 0) return recordMachine(args, rate);
   const { pid: pidOpt, argv = [] } = targetArgs('record', args);
   if (!(rate > 0 && rate <= 100_000)) throw new UsageError('record', `--rate must be between 0 and 100000 Hz, got ${rate}`);
-  const duration = o.duration as number | undefined;
-  if (duration !== undefined && !(duration > 0)) throw new UsageError('record', `--duration must be a positive number of seconds, got ${duration}`);
+  const duration = durationArg('record', args);
   if (o.function && o.nolineno) throw new UsageError('record', '--function and --nolineno are alternatives; pick one');
   const fmt = o.format as string | undefined;
   const outOpt = o.output as string | undefined;
@@ -125,20 +124,17 @@ export async function runRecord(args: Parsed): Promise<number> {
   // perf missing or not allowed: fail before anything is launched or attached
   const plan = native ? planNative(rate, { idle: Boolean(o.idle) }) : undefined;
 
-  const abort = new AbortController();
   const quiet = Boolean(o.quiet) || !process.stderr.isTTY;
   const subprocesses = Boolean(o.subprocesses);
   let lastDraw = 0;
   const opts: SampleOptions = {
     rateHz: rate,
-    ...(duration !== undefined ? { durationS: duration } : {}),
     idle: Boolean(o.idle),
     gilOnly: Boolean(o.gil),
     threadRoots: Boolean(o.threads),
     subprocesses,
     lines: o.function ? 'function' : o.nolineno ? 'none' : 'line',
     filenames: o['full-filenames'] ? 'full' : 'short',
-    signal: abort.signal,
     ...(quiet
       ? {}
       : {
@@ -153,79 +149,46 @@ export async function runRecord(args: Parsed): Promise<number> {
   };
 
   let nat: NativeRecording | undefined;
-  /** the clock time of the sampler's first deadline (its sample times count from there) */
-  let clockStartNs: number | undefined;
-  let cpu: CpuSampling | undefined;
-  if (native || ebpf) {
-    opts.clock = {
-      nowNs: () => {
-        const t = realClock.nowNs();
-        clockStartNs ??= t;
-        return t;
-      },
-      sleepUntilNs: (t, signal) => realClock.sleepUntilNs(t, signal),
-    };
-  }
-
-  let target: Launched | undefined;
+  const perfC = plan
+    ? new Companion('perf', async ({ pid }) => {
+        nat = await startNative(plan, pid!);
+        const n = nat;
+        return { ended: n.exited, stop: () => n.stop() };
+      }, { endsRecording: false })
+    : undefined;
+  const cpuC = ebpf
+    ? new Companion('bpftrace', async ({ pid }) => {
+        const cpu = await startCpuSampling({ pid: pid!, all: Boolean(o.all), hz: rate });
+        process.stderr.write(`pylens record: the kernel samples ${o.all ? 'every process' : `PID ${pid}`} at ${rate} Hz (bpftrace profile:hz, user and kernel stacks); the sampler lends the Python frames\n`);
+        return cpu;
+      }, { endsRecording: false })
+    : undefined;
+  // with -s the program itself need not be Python: its Python descendants are found as they start
+  const session = await startSession('record', {
+    target: captureTarget(pidOpt !== undefined ? { pid: pidOpt } : { argv }),
+    sampler: pidOpt !== undefined || !subprocesses,
+    companions: [perfC, cpuC].filter((c) => c !== undefined),
+    ...(duration !== undefined ? { durationS: duration } : {}),
+    ...(subprocesses ? { gate: 'none' as const, stopOnExit: false } : {}),
+  });
+  if (typeof session === 'number') return session;
   /** an attached process, or with -s a launched one that may not be Python (a shell, make, …) */
-  let root: ProcessSampler | number;
-  const signals = launchSignals(abort);
-  const onSignal = signals.onSignal;
-  if (pidOpt !== undefined) {
-    abortOnSignals(abort);
-    try {
-      root = ProcessSampler.attach(pidOpt);
-    } catch (e) {
-      throw attachError(e, pidOpt, 'record');
-    }
-  } else {
-    if (subprocesses) {
-      // the program itself need not be Python: its Python descendants are found as they start
-      target = await launchTarget(argv, onSignal);
-      root = target.pid;
-    } else {
-      const r = await launchAndAttach('record', argv, { onSignal, signal: abort.signal, stop: (t) => finishTarget(t, 0, 'SIGTERM') });
-      if ('ended' in r) return r.ended;
-      ({ target, sampler: root } = r);
-    }
-  }
-
+  const root: ProcessSampler | number = session.sampler ?? session.pid!;
   const rootPid = typeof root === 'number' ? root : root.pid;
   const name = programName(rootPid, (typeof root === 'number' ? undefined : root.command) ?? argv);
-  if (plan) {
-    try {
-      nat = await startNative(plan, rootPid);
-    } catch (e) {
-      if (typeof root !== 'number') root.close();
-      if (target) {
-        await finishTarget(target, 0, 'SIGTERM');
-        target.dispose();
-      }
-      throw e;
-    }
-  }
-  if (ebpf) {
-    try {
-      cpu = await startCpuSampling({ pid: rootPid, all: Boolean(o.all), hz: rate });
-      process.stderr.write(`pylens record: the kernel samples ${o.all ? 'every process' : `PID ${rootPid}`} at ${rate} Hz (bpftrace profile:hz, user and kernel stacks); the sampler lends the Python frames\n`);
-    } catch (e) {
-      if (typeof root !== 'number') root.close();
-      if (target) {
-        await finishTarget(target, 0, 'SIGTERM');
-        target.dispose();
-      }
-      throw e;
-    }
-  }
   let profile: Profile;
   try {
-    profile = await sampleAttached(root, opts);
+    profile = await sampleAttached(root, { ...opts, signal: session.signal, clock: session.clock });
+  } catch (e) {
+    await session.abandon();
+    throw e;
   } finally {
     if (!quiet) process.stderr.write('\r\x1b[K');
   }
-  if (nat) profile = await finishNative(nat, plan!, profile, clockStartNs, rate);
-  if (cpu) profile = await finishEbpf(cpu, profile, clockStartNs, rate);
+  await session.stopCompanions();
+  const origin = session.clock.originNs();
+  if (nat) profile = await finishNative(nat, plan!, profile, origin, rate);
+  if (cpuC?.started) profile = await finishEbpf(await cpuC.stop(), profile, origin, rate);
   profile.meta.name = profile.meta.name ?? name;
   const out = outOpt ?? defaultOutput(name, fmt);
   const exporter = pickExporter('record', out, fmt);
@@ -242,21 +205,17 @@ export async function runRecord(args: Parsed): Promise<number> {
   );
   if (procs === 0) process.stderr.write(`pylens record: no Python process ran under ${argv[0] ?? `PID ${rootPid}`}; the profile is empty\n`);
   process.stdout.write(`${abs}\n`);
-  if (!target) return 0;
-  const code = await finishTarget(target, signals.forwardedStop() ? 3000 : 0);
-  target.dispose();
-  return code;
+  return session.finish();
 }
 
 type CpuSampling = Awaited<ReturnType<typeof startCpuSampling>>;
 
 /** The kernel's samples joined with the sampler's Python stacks (capture/ebpf/join.ts). */
-async function finishEbpf(cpu: CpuSampling, py: Profile, clockStartNs: number | undefined, rate: number): Promise<Profile> {
-  const { samples, warnings } = await cpu.stop();
+async function finishEbpf(cpu: Awaited<ReturnType<CpuSampling['stop']>>, py: Profile, originNs: number | undefined, rate: number): Promise<Profile> {
+  const { samples, warnings } = cpu;
   for (const w of warnings) process.stderr.write(`pylens record: warning: ${w}\n`);
-  const origin = clockStartNs !== undefined ? clockStartNs + monotonicOffsetNs() : Number.NaN;
-  const { profile, stats } = joinEbpfSamples(samples, clockStartNs !== undefined ? py : undefined, {
-    samplerOriginNs: origin,
+  const { profile, stats } = joinEbpfSamples(samples, originNs !== undefined ? py : undefined, {
+    samplerOriginNs: originNs ?? Number.NaN,
     // the sampler's period, plus half a kernel aggregation bucket (a record's time is its bucket's middle)
     windowNs: 1e9 / rate + CPU_BUCKET_NS / 2,
   });
@@ -280,28 +239,19 @@ async function finishEbpf(cpu: CpuSampling, py: Profile, clockStartNs: number | 
 /** `record --backend ebpf --all` without a target: the whole machine, native and kernel frames, until -d or Ctrl-C. */
 async function recordMachine(args: Parsed, rate: number): Promise<number> {
   const o = args.options;
-  const duration = o.duration as number | undefined;
-  if (duration !== undefined && !(duration > 0)) throw new UsageError('record', `--duration must be a positive number of seconds, got ${duration}`);
+  const duration = durationArg('record', args);
   const fmt = o.format as string | undefined;
   const outOpt = o.output as string | undefined;
   const out = outOpt ?? defaultOutput('machine', fmt);
   const exporter = pickExporter('record', out, fmt);
-  const cpu = await startCpuSampling({ all: true, hz: rate });
   const t0 = Date.now();
+  const cpuC = new Companion('bpftrace', () => startCpuSampling({ all: true, hz: rate }));
+  const session = await startSession('record', { companions: [cpuC], ...(duration !== undefined ? { durationS: duration } : {}) });
+  if (typeof session === 'number') return session;
   process.stderr.write(`pylens record: the kernel samples every process at ${rate} Hz${duration ? ` for ${duration} s` : ' until Ctrl-C'}\n`);
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = duration !== undefined ? setTimeout(done, duration * 1000) : undefined;
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
-    void cpu.ended.then(done);
-  });
-  const { samples, warnings } = await cpu.stop();
+  await session.stopped();
+  await session.finish();
+  const { samples, warnings } = await cpuC.stop();
   for (const w of warnings) process.stderr.write(`pylens record: warning: ${w}\n`);
   const { profile } = joinEbpfSamples(samples, undefined, { samplerOriginNs: Number.NaN, windowNs: 0 });
   profile.meta = { ...profile.meta, name: 'machine', lens: 'ebpf', backend: 'bpftrace', mode: 'cpu', rateHz: rate, durationNs: (Date.now() - t0) * 1e6, startTime: new Date(t0).toISOString(), environment: hostEnvironment() };
@@ -334,7 +284,7 @@ async function startNative(plan: NativePlan, pid: number): Promise<NativeRecordi
  * Stop perf, read its samples and splice them into `profile`. Any failure here leaves the
  * Python-only profile, with a warning: the recording is never lost to perf.
  */
-async function finishNative(nat: NativeRecording, plan: NativePlan, profile: Profile, clockStartNs: number | undefined, rate: number): Promise<Profile> {
+async function finishNative(nat: NativeRecording, plan: NativePlan, profile: Profile, originNs: number | undefined, rate: number): Promise<Profile> {
   const warn = (what: string) => process.stderr.write(`pylens record: warning: ${what}; the profile has Python frames only\n`);
   try {
     const end = await nat.stop();
@@ -345,7 +295,7 @@ async function finishNative(nat: NativeRecording, plan: NativePlan, profile: Pro
     }
     const lost = end.stderr.split('\n').find((l) => /\blost\b/i.test(l));
     if (lost) process.stderr.write(`pylens record: warning: perf: ${lost.trim()} (a lower --rate helps)\n`);
-    if (clockStartNs === undefined) {
+    if (originNs === undefined) {
       warn('sampling never started');
       return profile;
     }
@@ -358,7 +308,7 @@ async function finishNative(nat: NativeRecording, plan: NativePlan, profile: Pro
       return profile;
     }
     const windowNs = nativeWindowNs(rate);
-    const perfOffsetNs = perf.originNs - (clockStartNs + monotonicOffsetNs());
+    const perfOffsetNs = perf.originNs - originNs;
     const { profile: out, stats } = spliceNative(profile, perf.profile, { perfOffsetNs, windowNs });
     const m = out.meta;
     m.backend = 'pylens-sampler+perf';

@@ -6,6 +6,7 @@
  * context switches, then the longest waits with their switch-out stacks. An HTML timeline
  * goes to `-o` (default sched-<program>-<time>.html); `--json` prints the data as JSON.
  *
+ * perf records the whole machine before a command is launched, so its first moments are in.
  * Stopping: -d, Ctrl-C / SIGTERM, or the target exiting (attach mode); the command
  * exiting (launch mode, where pylens then exits with its exit code). Whatever was recorded
  * until then is reported.
@@ -13,7 +14,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import type { Launched } from '../capture/sampler/launch.ts';
+import { Companion } from '../capture/session/session.ts';
 import {
   processTids,
   readSchedData,
@@ -30,7 +31,7 @@ import { renderSchedHtml } from '../render/sched-html.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { writeOutput } from './commands.ts';
 import { CliError } from './errors.ts';
-import { finishTarget, launchTarget, targetArgs } from './target.ts';
+import { captureTarget, durationArg, startSession, targetArgs } from './target.ts';
 
 export const schedSpec: CommandSpec = {
   name: 'sched',
@@ -149,8 +150,7 @@ function defaultOutput(name: string): string {
 export async function runSched(args: Parsed): Promise<number> {
   const o = args.options;
   const { pid: pidOpt, argv = [] } = targetArgs('sched', args);
-  const duration = o.duration as number | undefined;
-  if (duration !== undefined && !(duration > 0)) throw new UsageError('sched', `--duration must be a positive number of seconds, got ${duration}`);
+  const duration = durationArg('sched', args);
   const top = (o.top as number | undefined) ?? 10;
   if (!(Number.isInteger(top) && top >= 0)) throw new UsageError('sched', `--top must be a whole number >= 0, got ${top}`);
   const outOpt = o.output as string | undefined;
@@ -175,70 +175,48 @@ export async function runSched(args: Parsed): Promise<number> {
 
   async function recordAndReport(): Promise<number> {
     const name = pidOpt !== undefined ? programName(pidOpt, commandLine(pidOpt)?.split(' ')) : programName(0, argv);
-    const recorder: SchedRecorder = await startSchedRecord(perf, dataFile, { callGraph });
-    const startedAt = Date.now();
-    let why = '';
-    let resolveStop!: () => void;
-    const stopped = new Promise<void>((r) => (resolveStop = r));
-    const stop = (reason: string) => {
-      if (why) return;
-      why = reason;
-      resolveStop();
-    };
-    const timers: NodeJS.Timeout[] = [];
-    if (duration !== undefined) timers.push(setTimeout(() => stop(`${duration} s passed`), duration * 1000));
-    // perf ending by itself (killed, out of space) ends the recording too
-    void recorder.ended.then(() => stop('perf record ended'));
-
-    let target: Launched | undefined;
+    // perf records the whole machine from before the command starts: its first moments are in
+    const recorderC = new Companion('perf record', async () => {
+      const r: SchedRecorder = await startSchedRecord(perf, dataFile, { callGraph });
+      return { ended: r.ended, stop: () => r.stop(), kill: () => r.run.child.kill('SIGKILL') };
+    }, { before: true });
     let tidsSeen: number[] = [];
-    let cmdline: string | undefined;
-    const onSig = (sig: NodeJS.Signals) => stop(sig === 'SIGINT' ? 'Ctrl-C' : sig);
+    const cmdline = pidOpt !== undefined ? commandLine(pidOpt) : argv.join(' ');
+    // Ctrl-C at a terminal reaches the command (and perf) too: the recording ends, and the
+    // command gets time to exit on its own
+    const session = await startSession('sched', {
+      target: captureTarget(pidOpt !== undefined ? { pid: pidOpt } : { argv }),
+      companions: [recorderC],
+      ...(duration !== undefined ? { durationS: duration } : {}),
+      interruptsToStop: 1,
+    });
+    if (typeof session === 'number') return session;
+    const startedAt = Date.now();
+    const target = session.target;
     if (pidOpt !== undefined) {
-      cmdline = commandLine(pidOpt);
       tidsSeen = processTids(pidOpt);
       if (!pidExists(pidOpt)) {
-        await recorder.stop().catch(() => {});
+        await session.finish();
         throw new CliError(`process ${pidOpt} does not exist (it has exited, or never existed)`, 'check the PID with ps; the process may have exited');
       }
-      process.once('SIGINT', onSig);
-      process.once('SIGTERM', onSig);
-      timers.push(
-        setInterval(() => {
-          const now = processTids(pidOpt);
-          if (now.length === 0 && !pidExists(pidOpt)) stop(`process ${pidOpt} exited`);
-          for (const t of now) if (!tidsSeen.includes(t)) tidsSeen.push(t);
-        }, 100),
-      );
-    } else {
-      cmdline = argv.join(' ');
-      let interrupts = 0;
-      try {
-        target = await launchTarget(argv, (sig) => {
-          // Ctrl-C at a terminal reaches the command (and perf) too: the recording ends, and
-          // the command gets time to exit on its own
-          if (sig === 'SIGINT' && ++interrupts > 2) return;
-          if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') stop(sig === 'SIGINT' ? 'Ctrl-C' : sig);
-        });
-      } catch (e) {
-        await recorder.stop().catch(() => {});
-        throw e;
-      }
-      void target.exited.then(() => stop(`${argv[0]} exited (${target!.howEnded()})`));
     }
-
+    const tidWatch = pidOpt !== undefined
+      ? setInterval(() => {
+          for (const t of processTids(pidOpt)) if (!tidsSeen.includes(t)) tidsSeen.push(t);
+        }, 100)
+      : undefined;
     process.stderr.write(`pylens sched: recording ${pidOpt !== undefined ? `pid ${pidOpt}` : `pid ${target!.pid} (${argv[0]})`}${duration !== undefined ? ` for ${duration} s` : ''}… (Ctrl-C to stop)\n`);
-    await stopped;
-    for (const t of timers) clearTimeout(t);
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
+    const reason = await session.stopped();
+    clearInterval(tidWatch);
+    const why =
+      reason.kind === 'duration' ? `${reason.seconds} s passed`
+      : reason.kind === 'signal' ? (reason.signal === 'SIGINT' ? 'Ctrl-C' : reason.signal)
+      : reason.kind === 'exit' ? (target ? `${argv[0]} exited (${reason.how})` : `process ${pidOpt} exited`)
+      : reason.kind === 'companion' ? 'perf record ended'
+      : reason.why;
     const recordedS = (Date.now() - startedAt) / 1000;
-    await recorder.stop();
-    let exitCode = 0;
-    if (target) {
-      exitCode = await finishTarget(target, why.startsWith(argv[0]!) ? 0 : why === 'Ctrl-C' || why === 'SIGTERM' || why === 'SIGHUP' ? 3000 : 0);
-      target.dispose();
-    }
+    const exitCode = await session.finish({ graceMs: reason.kind === 'signal' ? 3000 : 0 });
+    await recorderC.stop(); // perf's failure to write its file, if any
 
     const trace = await readSchedData(perf, dataFile);
     const sel: SchedTarget = pidOpt !== undefined ? { pid: pidOpt, tids: tidsSeen } : { root: target!.pid };

@@ -17,13 +17,12 @@
  *   Attach mode leaves the target running.
  */
 import { writeSync } from 'node:fs';
-import type { Launched } from '../capture/sampler/launch.ts';
 import { realClock, runSchedule, shortenFilename } from '../capture/sampler/sampler.ts';
-import { ProcessSampler, readCwd } from '../capture/sampler/session.ts';
+import { readCwd } from '../capture/sampler/session.ts';
 import { frameToAnsi, frameToText, INITIAL_VIEW, parseKeys, TopController, TopStats, type TopInfo } from '../render/top-live.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
-import { attachError, processCommandLine } from './dump.ts';
-import { launchAndAttach, targetArgs } from './target.ts';
+import { processCommandLine } from './dump.ts';
+import { captureTarget, durationArg, startSession, targetArgs } from './target.ts';
 
 export const topSpec: CommandSpec = {
   name: 'top',
@@ -46,26 +45,6 @@ export const topSpec: CommandSpec = {
 
 /** how long a launched target gets to end after SIGINT before SIGKILL */
 const KILL_AFTER_MS = 2000;
-
-/** SIGINT, then SIGKILL after 2 s; resolves with the target's exit status */
-async function stopTarget(t: Launched): Promise<number> {
-  if (t.hasExited()) return t.exited;
-  try {
-    t.child.kill('SIGINT');
-  } catch {
-    /* gone */
-  }
-  const timer = setTimeout(() => {
-    try {
-      t.child.kill('SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }, KILL_AFTER_MS);
-  const code = await t.exited;
-  clearTimeout(timer);
-  return code;
-}
 
 /**
  * The full-screen terminal: alternate screen and hidden cursor on `enter`, raw-mode keys
@@ -141,57 +120,24 @@ export async function runTop(args: Parsed): Promise<number> {
   const interval = (o.interval as number | undefined) ?? 1;
   if (!(interval >= 0.05 && interval <= 3600)) throw new UsageError('top', `--interval must be between 0.05 and 3600 seconds, got ${interval}`);
   const once = Boolean(o.once);
-  let duration = o.duration as number | undefined;
-  if (duration !== undefined && !(duration > 0)) throw new UsageError('top', `--duration must be a positive number of seconds, got ${duration}`);
+  let duration = durationArg('top', args);
   if (once && duration !== undefined) throw new UsageError('top', '--once and --duration are alternatives; pick one');
   if (once) duration = interval;
   const idle = Boolean(o.idle);
   const plain = once || !process.stdout.isTTY;
 
-  const abort = new AbortController();
-  let quitRequested = false;
-  const quit = () => {
-    quitRequested = true;
-    abort.abort();
-  };
-
-  let target: Launched | undefined;
-  let sampler: ProcessSampler;
-  const signalHandlers: [NodeJS.Signals, () => void][] = [];
-  if (pidOpt !== undefined) {
-    try {
-      sampler = ProcessSampler.attach(pidOpt);
-    } catch (e) {
-      throw attachError(e, pidOpt, 'top');
-    }
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-      signalHandlers.push([sig, quit]);
-      process.on(sig, quit);
-    }
-  } else {
-    const r = await launchAndAttach('top', argv, {
-      onSignal: (sig) => {
-        if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP') quit();
-      },
-      signal: abort.signal,
-      stop: stopTarget,
-    });
-    if ('ended' in r) return r.ended;
-    ({ target, sampler } = r);
-  }
-
-  // if pylens dies of an uncaught exception, a launched target must not be left running
-  const launched = target;
-  const killTarget = () => {
-    if (launched && !launched.hasExited()) {
-      try {
-        launched.child.kill('SIGTERM');
-      } catch {
-        /* gone */
-      }
-    }
-  };
-  if (launched) process.on('uncaughtExceptionMonitor', killTarget);
+  const session = await startSession('top', {
+    target: captureTarget(pidOpt !== undefined ? { pid: pidOpt } : { argv }),
+    sampler: true,
+    ...(duration !== undefined ? { durationS: duration } : {}),
+    // launch mode: Ctrl-C quits at once (the target got it too); attached, SIGHUP quits as well
+    interruptsToStop: 1,
+    stopOnHangup: true,
+  });
+  if (typeof session === 'number') return session;
+  const target = session.target;
+  const sampler = session.sampler!;
+  const quit = () => session.stop({ kind: 'caller', why: 'quit' });
 
   const pid = sampler.pid;
   const cwd = readCwd(pid);
@@ -229,7 +175,7 @@ export async function runTop(args: Parsed): Promise<number> {
   const timer = once
     ? undefined
     : setInterval(() => {
-        if (abort.signal.aborted) return;
+        if (session.signal.aborted) return;
         if (!plain) {
           if (!ctl.view.paused) draw();
           return;
@@ -269,7 +215,7 @@ export async function runTop(args: Parsed): Promise<number> {
         }
         ctl.add(r, realClock.nowNs());
       },
-      { signal: abort.signal, ...(duration !== undefined ? { durationNs: duration * 1e9 } : {}) },
+      { signal: session.signal },
     );
   } catch (e) {
     failed = true;
@@ -278,18 +224,15 @@ export async function runTop(args: Parsed): Promise<number> {
     if (timer) clearInterval(timer);
     screen?.restore();
     sampler.close();
-    for (const [sig, h] of signalHandlers) process.off(sig, h);
-    process.off('uncaughtExceptionMonitor', killTarget);
   }
   if (failed) {
-      if (target) {
-      await stopTarget(target);
-      target.dispose();
-    }
+    await session.abandon();
     throw failure;
   }
 
-  const endedOnItsOwn = gone && !quitRequested;
+  const why = session.reason;
+  const quitRequested = why?.kind === 'signal' || why?.kind === 'caller';
+  const endedOnItsOwn = (gone || why?.kind === 'exit') && !quitRequested;
   if (!process.stdout.writableEnded && !process.stdout.destroyed) {
     if (plain) printPlain();
     else if (!quitRequested) {
@@ -298,17 +241,13 @@ export async function runTop(args: Parsed): Promise<number> {
       printPlain(process.stdout.columns || 80, Math.max(5, rows - 8));
     }
   }
-  let code = 0;
+  // quitting (q, Ctrl-C, -d) stops a launched target: SIGINT, SIGKILL 2 s later; top then exits 0
+  const code = await session.finish({ graceMs: 0, killAfterMs: KILL_AFTER_MS });
   if (target) {
-    if (endedOnItsOwn) {
-      code = await target.exited;
-      process.stderr.write(`pylens top: process ${pid} exited (${target.howEnded() ?? 'unknown status'})\n`);
-    } else {
-      await stopTarget(target);
-    }
-    target.dispose();
-  } else if (endedOnItsOwn) {
-    process.stderr.write(`pylens top: process ${pid} exited\n`);
+    if (!endedOnItsOwn) return 0;
+    process.stderr.write(`pylens top: process ${pid} exited (${target.howEnded() ?? 'unknown status'})\n`);
+    return code;
   }
-  return code;
+  if (endedOnItsOwn) process.stderr.write(`pylens top: process ${pid} exited\n`);
+  return 0;
 }

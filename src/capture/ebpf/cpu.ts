@@ -132,7 +132,10 @@ export async function startCpuSampling(opts: CpuSamplingOptions): Promise<{ stop
   const dir = mkdtempSync(join(tmpdir(), 'pylens-ebpf-cpu-'));
   const file = join(dir, 'cpu.bt');
   writeFileSync(file, program);
-  const parser = new CpuOutputParser(new UserSymbolizer());
+  const symbols = new UserSymbolizer();
+  // the target's symbol tables read before its samples come (and before a held program starts)
+  if (opts.pid) symbols.warm(opts.pid);
+  const parser = new CpuOutputParser(symbols);
   // not `bpftrace -p PID`: that makes the profile probe a per-task perf event, which bpftrace
   // 0.17 here sometimes drops after a fraction of a second (and exits, or samples a tenth of
   // the time); per-CPU events with the pid filter are steady, and pylens watches the target

@@ -42,6 +42,18 @@ export class UserSymbolizer {
     if (!this.maps.has(pid)) this.refresh(pid);
   }
 
+  /**
+   * Read `pid`'s maps and the symbol tables of its executable file mappings now. A table is
+   * read once, on its first address, and a large one (libpython) blocks pylens for tens of
+   * milliseconds: for a program held at the start gate this moves that before its first line.
+   */
+  warm(pid: number): void {
+    this.refresh(pid);
+    for (const m of this.maps.get(pid)!.records) {
+      if (m.path && !m.path.startsWith('[') && m.perms.includes('x')) this.table(m.path.replace(/ \(deleted\)$/, ''));
+    }
+  }
+
   resolve(pid: number, addr: number): ResolvedFrame {
     let m = this.mapping(pid, addr);
     if (!m) {

@@ -47,21 +47,8 @@ import { parseSampleHeader, perfScriptImporter } from '../../formats/perf-script
 import { InputFile, NOT_MINE } from '../../formats/types.ts';
 import { checkPerfAccess, cpuEvent, explainPerfStderr, findPerf, PerfError, processCpuNs, readPerfAccess, spawnPerf, startPerfRecord, type PerfRun } from './tool.ts';
 
-/** Absolute CLOCK_MONOTONIC ns minus `performance.now()` in ns (the best of a few readings). */
-export function monotonicOffsetNs(): number {
-  let best = Infinity;
-  let offset = 0;
-  for (let i = 0; i < 5; i++) {
-    const a = performance.now();
-    const h = process.hrtime.bigint();
-    const b = performance.now();
-    if (b - a < best) {
-      best = b - a;
-      offset = Number(h) - ((a + b) / 2) * 1e6;
-    }
-  }
-  return offset;
-}
+/** (moved to the capture session; kept here for existing imports) */
+export { monotonicOffsetNs } from '../session/clock.ts';
 
 /** perf's rate for a sampler rate: twice it (nearer matches) up to 1 kHz, never below it. */
 export function nativePerfRate(samplerHz: number): number {

@@ -1,117 +1,71 @@
 /**
- * `perf record` driven for the perf lens: start it on a command or a PID, measure its CPU
- * against the target's while it runs, stop it on a duration or a signal, then turn
+ * `perf record` driven for the perf lens: start it on a PID (a launched program is held at
+ * the capture session's gate until perf runs), measure its CPU against the target's while it
+ * runs, stop it when the session ends, then turn
  * perf.data into a profile (`perf inject --jit` when CPython wrote a jitdump, `perf
  * script`, the perf-script importer) and clean up the files CPython and perf leave in /tmp.
  */
-import { readdirSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { perfScriptImporter } from '../../formats/perf-script.ts';
 import { InputFile, NOT_MINE } from '../../formats/types.ts';
 import type { Profile } from '../../model/profile.ts';
-import { explainPerfStderr, PerfError, processCpuNs, runPerfSync, spawnPerf, startPerfRecord, type PerfRun } from './tool.ts';
+import { explainPerfStderr, PerfError, processCpuNs, runPerfSync, startPerfRecord, type PerfRun } from './tool.ts';
 
 export interface PerfRecordOptions {
   perf: string;
-  /** A running process, or a command perf launches (stdio passed through). */
-  target: { pid: number } | { argv: string[]; env: Record<string, string> };
+  /** The process to record (a launched one is held at the session's exec gate until perf runs). */
+  pid: number;
   event: string;
   freqHz: number;
   callGraph: 'fp' | 'dwarf';
   /** Sample kernel mode too (else the event gets the `:u` modifier). */
   kernel: boolean;
-  durationS?: number;
   /** perf.data goes here. */
   dataFile: string;
-  signal: AbortSignal;
-  /** Called once the target's pid is known (launch mode: perf's child). */
-  onTarget?: (pid: number) => void;
 }
 
 export interface PerfRecordResult {
   dataFile: string;
-  /** perf's exit code: in launch mode the target's (perf passes it on). */
+  /** perf's own exit code */
   exitCode: number;
   stderr: string;
-  targetPid: number | undefined;
   wallNs: number;
   /** perf record's own CPU while the target ran: from the first reading of both (100 ms
    * polls; perf's start-up is before it) to the last before the target ended. */
   perfCpuNs: number;
   /** The target's CPU over the same span, when it could be read. */
   targetCpuNs: number | undefined;
-  /** Stopped by the duration or a signal rather than the target ending. */
-  stopped: boolean;
 }
 
-function exeOf(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/exe`);
-  } catch {
-    return undefined;
-  }
+export interface PerfRecording {
+  /** resolves when perf ends by itself (with -p: when the target has exited) */
+  ended: Promise<unknown>;
+  /** stop perf (SIGINT) if it still runs, and check what it wrote; throws PerfError when it wrote nothing */
+  stop(): Promise<PerfRecordResult>;
+  /** SIGKILL (pylens is exiting) */
+  kill(): void;
 }
 
-/** Children of a process (needs CONFIG_PROC_CHILDREN, else a /proc scan). */
-function childrenOf(pid: number): number[] {
-  try {
-    const out: number[] = [];
-    for (const t of readdirSync(`/proc/${pid}/task`)) {
-      const s = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim();
-      if (s) out.push(...s.split(/\s+/).map(Number));
-    }
-    return out;
-  } catch {
-    const out: number[] = [];
-    for (const d of readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      try {
-        const st = readFileSync(`/proc/${d}/stat`, 'utf8');
-        const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid === pid) out.push(Number(d));
-      } catch {
-        // gone
-      }
-    }
-    return out;
-  }
-}
-
-/** Run perf record until the target ends, the duration passes or `signal` aborts. */
-export async function perfRecord(o: PerfRecordOptions): Promise<PerfRecordResult> {
+/**
+ * Start `perf record -p PID` and resolve once its events are enabled (startPerfRecord's
+ * control channel): what the target does from then on is recorded. Throws PerfError.
+ */
+export async function startPerfRecording(o: PerfRecordOptions): Promise<PerfRecording> {
   const ev = o.kernel ? o.event : `${o.event}:u`;
   const args = ['record', '-q', '-e', ev, '-F', String(o.freqHz), '-k', 'CLOCK_MONOTONIC', '-N', '-o', o.dataFile];
-  args.push('--call-graph', o.callGraph === 'dwarf' ? 'dwarf' : 'fp');
-  let env: NodeJS.ProcessEnv | undefined;
-  let launch = false;
-  if ('pid' in o.target) args.push('-p', String(o.target.pid));
-  else {
-    launch = true;
-    args.push('--', ...o.target.argv);
-    env = { ...process.env, ...o.target.env };
-  }
-  const spawnOpts = { stdio: (launch ? ['inherit', 'inherit', 'pipe'] : ['ignore', 'ignore', 'pipe']) as Array<'inherit' | 'pipe' | 'ignore'>, ...(env ? { env } : {}), onStderr: (c: string) => process.stderr.write(filterPerfNoise(c)) };
-  // launched: perf starts the command once it records; attached: the duration counts from
-  // the moment perf confirms its events are on (its start-up can take a while on a busy machine)
-  const run: PerfRun = launch ? spawnPerf(o.perf, args, spawnOpts) : await startPerfRecord(o.perf, args, spawnOpts);
+  args.push('--call-graph', o.callGraph === 'dwarf' ? 'dwarf' : 'fp', '-p', String(o.pid));
+  // its own process group: a Ctrl-C at the terminal is for the target and pylens, which
+  // stops perf once the recording ends
+  const run: PerfRun = await startPerfRecord(o.perf, args, { detached: true, onStderr: (c: string) => process.stderr.write(filterPerfNoise(c)) });
   const t0 = performance.now();
-  let targetPid = 'pid' in o.target ? o.target.pid : undefined;
   let perfCpu = 0;
   let targetCpu: number | undefined;
   let first: { perf: number; target: number } | undefined;
-  let stopped = false;
   let ended = false;
   const sample = () => {
-    if (targetPid === undefined && launch) {
-      // perf forks the command early and lets it exec once recording is set up
-      targetPid = childrenOf(run.pid).find((c) => exeOf(c) !== undefined && exeOf(c) !== exeOf(run.pid));
-      if (targetPid !== undefined) {
-        o.onTarget?.(targetPid);
-        startTimer();
-      }
-    }
     const pc = processCpuNs(run.pid);
-    const tc = targetPid !== undefined ? processCpuNs(targetPid) : undefined;
+    const tc = processCpuNs(o.pid);
     // keep the last readings taken while both were alive: perf's wrap-up after the target ends
     // is not overhead on it, and neither is its start-up before the first reading
     if (pc !== undefined && tc !== undefined) {
@@ -120,38 +74,43 @@ export async function perfRecord(o: PerfRecordOptions): Promise<PerfRecordResult
       targetCpu = tc - first.target;
     }
   };
-  if (!launch) o.onTarget?.(targetPid!);
+  sample();
   const poll = setInterval(sample, 100);
-  const stop = () => {
-    if (ended || stopped) return;
-    stopped = true;
-    sample();
-    run.child.kill('SIGINT');
+  poll.unref();
+  void run.done.then(() => {
+    ended = true;
+    clearInterval(poll);
+  });
+  let stopping: Promise<PerfRecordResult> | undefined;
+  return {
+    ended: run.done,
+    kill: () => {
+      if (!ended) run.child.kill('SIGKILL');
+    },
+    stop() {
+      stopping ??= (async () => {
+        if (!ended) {
+          sample();
+          run.child.kill('SIGINT');
+        }
+        const done = await run.done;
+        clearInterval(poll);
+        const wallNs = (performance.now() - t0) * 1e6;
+        let hasData = false;
+        try {
+          hasData = statSync(o.dataFile).size > 0;
+        } catch {
+          hasData = false;
+        }
+        if (!hasData) {
+          throw explainPerfStderr(done.stderr, 'perf record') ??
+            new PerfError(`perf record wrote no data (exit ${done.code}): ${done.stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`, 'run `perf record -- true` by hand to see why');
+        }
+        return { dataFile: o.dataFile, exitCode: done.code, stderr: done.stderr, wallNs, perfCpuNs: perfCpu, targetCpuNs: targetCpu };
+      })();
+      return stopping;
+    },
   };
-  // -d counts from when the target runs under perf (launched: perf's start-up is not in it)
-  let timer: NodeJS.Timeout | undefined;
-  function startTimer(): void {
-    if (timer === undefined && o.durationS !== undefined) timer = setTimeout(stop, o.durationS * 1000);
-  }
-  if (!launch) startTimer();
-  o.signal.addEventListener('abort', stop, { once: true });
-  const done = await run.done;
-  ended = true;
-  clearInterval(poll);
-  if (timer) clearTimeout(timer);
-  o.signal.removeEventListener('abort', stop);
-  const wallNs = (performance.now() - t0) * 1e6;
-  let hasData = false;
-  try {
-    hasData = statSync(o.dataFile).size > 0;
-  } catch {
-    hasData = false;
-  }
-  if (!hasData) {
-    throw explainPerfStderr(done.stderr, 'perf record') ??
-      new PerfError(`perf record wrote no data (exit ${done.code}): ${done.stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`, 'run `perf record -- true` by hand to see why');
-  }
-  return { dataFile: o.dataFile, exitCode: done.code, stderr: done.stderr, targetPid, wallNs, perfCpuNs: perfCpu, targetCpuNs: targetCpu, stopped };
 }
 
 /** perf's lines that say nothing to a pylens user (they are about perf's own files). */

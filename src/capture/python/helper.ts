@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commandPath, probePython, pythonOfCommand, type PythonBuild } from '../perf/python.ts';
-import { launch, type Launched } from '../sampler/launch.ts';
+import { launch, type Launched } from '../session/target.ts';
 
 /** The helper's entry script, shipped in the package (`python/` at its root; from dist/src one level further up). */
 export const HELPER_BOOT = ['../../../python/pylens_boot.py', '../../../../python/pylens_boot.py']
@@ -172,7 +172,7 @@ export async function runLens<D>(lens: string, options: Record<string, unknown>,
   const resultFile = join(dir, 'result.json');
   let target: Launched;
   try {
-    target = await launch([command.python, ...command.interpreterArgs, HELPER_BOOT, lens, resultFile, JSON.stringify(options), '--', ...command.target], opts.onSignal);
+    target = await launch([command.python, ...command.interpreterArgs, HELPER_BOOT, lens, resultFile, JSON.stringify(options), '--', ...command.target], opts.onSignal ? { onSignal: opts.onSignal } : {});
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
