@@ -8,6 +8,7 @@ import { SAMPLE_STATES } from '../model/profile.ts';
 import { aggregate, filterSamples, focus, mergeThreads } from '../model/query.ts';
 import { EXPORTERS, IMPORTERS, exporterById, exporterForPath, importProfile } from '../formats/index.ts';
 import { InputFile, type Exporter } from '../formats/types.ts';
+import { samplerQuality } from '../render/page/quality.ts';
 import { renderTopTable } from '../render/top.ts';
 import { CliError } from './errors.ts';
 import { UsageError, type CommandSpec, type OptionSpec, type Parsed } from './args.ts';
@@ -201,5 +202,7 @@ export function profileHeader(p: Profile): string {
   } else if (m.source) {
     lines.push(`Overhead: not recorded (imported from ${m.source.format})`);
   }
+  const quality = samplerQuality(m);
+  if (quality) lines.push(`Quality: ${quality}`);
   return `${lines.join('\n')}\n`;
 }

@@ -23,6 +23,8 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Profile } from '../model/profile.ts';
 import { sampleAttached, type RecordProgress, type SampleOptions } from '../capture/sampler/sampler.ts';
+import { syscallsError, syscalls } from '../capture/sampler/syscalls.ts';
+import { samplerQuality } from '../render/page/quality.ts';
 import { nativeWindowNs, NativeRecording, perfRecordArgs, planNative, spliceNative, type NativePlan } from '../capture/perf/native.ts';
 import { PerfError } from '../capture/perf/tool.ts';
 import type { ProcessSampler } from '../capture/sampler/session.ts';
@@ -31,6 +33,7 @@ import { CPU_BUCKET_NS, startCpuSampling } from '../capture/ebpf/cpu.ts';
 import { joinEbpfSamples } from '../capture/ebpf/join.ts';
 import { hostEnvironment } from '../model/environment.ts';
 import { exporterById } from '../formats/index.ts';
+import { CliError } from './errors.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
 import { captureTarget, durationArg, startSession, targetArgs } from './target.ts';
@@ -62,6 +65,11 @@ export const recordSpec: CommandSpec = {
     { name: 'nolineno', type: 'boolean', help: 'no line numbers at all' },
     { name: 'full-filenames', type: 'boolean', help: 'keep full paths (default: shorten site-packages, stdlib and cwd paths)' },
     { name: 'quiet', short: 'q', type: 'boolean', help: 'no progress line' },
+    {
+      name: 'blocking',
+      type: 'boolean',
+      help: 'stop each running thread (ptrace) while its stack is read: exact stacks, at a cost to the target that the summary prints (default: lock-free reads, validated; a thread is stopped only after torn reads, within 1 % of wall time)',
+    },
     { name: 'backend', type: 'string', value: 'NAME', choices: ['sampler', 'ebpf'], help: "sampler (default): pylens reads the target's memory; ebpf: the kernel samples CPU (bpftrace profile:hz, user and kernel stacks) and the sampler lends the Python frames" },
     { name: 'all', short: 'a', type: 'boolean', help: 'with --backend ebpf: every process on the machine (noisy neighbours); the target, if any, gets Python frames' },
   ],
@@ -103,6 +111,11 @@ export function progressLine(p: RecordProgress, withProcesses: boolean): string 
   );
 }
 
+/** why threads cannot be stopped (ptrace through koffi) on this machine, or undefined */
+function pauseUnavailable(): string | undefined {
+  return syscalls() ? undefined : (syscallsError() ?? 'unknown');
+}
+
 export async function runRecord(args: Parsed): Promise<number> {
   const o = args.options;
   const rate = (o.rate as number | undefined) ?? (o.frequency as number | undefined) ?? 100;
@@ -119,6 +132,11 @@ export async function runRecord(args: Parsed): Promise<number> {
   const outOpt = o.output as string | undefined;
   if (outOpt !== undefined || fmt !== undefined) pickExporter('record', outOpt ?? defaultOutput('x', fmt), fmt); // fail fast on a bad format
 
+  if (o.blocking && ebpf) throw new UsageError('record', '--blocking stops threads for the sampler; with --backend ebpf the kernel samples: pick one');
+  if (o.blocking) {
+    const why = pauseUnavailable();
+    if (why) throw new CliError(`--blocking cannot stop threads here: ${why}`, 'run without --blocking (lock-free reads, validated and re-read), or install pylens where its koffi dependency loads (Linux x86-64/arm64)');
+  }
   const native = Boolean(o.native);
   if (native && o.subprocesses) throw new UsageError('record', '--native follows one process: it cannot be combined with -s yet');
   // perf missing or not allowed: fail before anything is launched or attached
@@ -135,6 +153,7 @@ export async function runRecord(args: Parsed): Promise<number> {
     subprocesses,
     lines: o.function ? 'function' : o.nolineno ? 'none' : 'line',
     filenames: o['full-filenames'] ? 'full' : 'short',
+    ...(o.blocking ? { blocking: true } : {}),
     ...(quiet
       ? {}
       : {
@@ -203,6 +222,8 @@ export async function runRecord(args: Parsed): Promise<number> {
       (m.overhead?.fraction !== undefined ? `, sampler CPU ${(100 * m.overhead.fraction).toFixed(1)} % of wall time` : '') +
       '\n',
   );
+  const quality = samplerQuality(m);
+  if (quality) process.stderr.write(`pylens record: quality: ${quality}\n`);
   if (procs === 0) process.stderr.write(`pylens record: no Python process ran under ${argv[0] ?? `PID ${rootPid}`}; the profile is empty\n`);
   process.stdout.write(`${abs}\n`);
   return session.finish();

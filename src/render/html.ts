@@ -27,7 +27,7 @@ export interface HtmlOptions extends ExportOptions {
 }
 
 /** Page modules in dependency order (see bundle.ts). */
-export const PAGE_MODULES = ['units', 'palette', 'decode', 'tree', 'flame'] as const;
+export const PAGE_MODULES = ['units', 'quality', 'palette', 'decode', 'tree', 'flame'] as const;
 
 /** Collects typed arrays into one blob, each at a multiple of 8 bytes. */
 class BlobWriter {

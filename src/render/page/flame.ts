@@ -10,6 +10,7 @@ import type { PageData } from './data.ts';
 import { decodeColumns, type DecodeTimings } from './decode.ts';
 import { KIND_NAMES, KIND_SWATCHES, SEARCH_COLOR, frameColor, paleColor } from './palette.ts';
 import { FlameModel, STATE_NAMES, advance, boxAt, boxDepth, boxSelf, nodeBox, searchPattern, type Layout, type RowFilter } from './tree.ts';
+import { samplerQuality } from './quality.ts';
 import { formatDuration, formatPercent, formatValue, groupDigits } from './units.ts';
 
 const ROW = 18;
@@ -555,6 +556,7 @@ class App {
       const o = meta.overhead;
       add(facts, 'overhead', `${o.fraction !== undefined ? formatPercent(o.fraction) : '?'} (${o.method})`);
     }
+    add(facts, 'quality', samplerQuality(meta));
     if (meta.command && meta.command.length) add(facts, 'command', meta.command.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' '));
     if (meta.pid !== undefined) add(facts, 'PID', String(meta.pid));
     if (meta.startTime) add(facts, 'start', meta.startTime.replace('T', ' ').replace(/\.\d+/, ''));

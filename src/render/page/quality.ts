@@ -1,0 +1,56 @@
+/**
+ * How trustworthy a sampler profile is, in one line, from the quality counts the sampler
+ * records in its metadata (capture/sampler/sampler.ts): stacks that did not reach their
+ * thread's base (marked `[truncated]`), torn reads read again, thread stops and their
+ * cost, missed ticks, the interval distribution and the CPU rule. Shared by `record`'s
+ * summary line, `report`'s header and the HTML header. Runs in Node and in the page: no
+ * imports but page modules.
+ */
+import { groupDigits } from './units.ts';
+
+export interface QualityMeta {
+  sampleCount: number;
+  durationNs?: number;
+  extra?: Record<string, string | number>;
+}
+
+const num = (extra: Record<string, string | number>, k: string): number => {
+  const v = extra[k];
+  return typeof v === 'number' ? v : typeof v === 'string' && v !== '' && Number.isFinite(Number(v)) ? Number(v) : 0;
+};
+
+const pct = (n: number, d: number): string => {
+  if (d <= 0) return '0 %';
+  const p = (100 * n) / d;
+  return `${p === 0 ? '0' : p < 0.1 ? '<0.1' : p < 10 ? p.toFixed(1) : p.toFixed(0)} %`;
+};
+
+/** The sampler's quality in words, or undefined when the profile has none (another lens, an import). */
+export function samplerQuality(meta: QualityMeta): string | undefined {
+  const x = meta.extra;
+  if (!x || x.truncatedSamples === undefined) return undefined;
+  const n = meta.sampleCount;
+  const truncated = num(x, 'truncatedSamples');
+  const parts: string[] = [];
+  parts.push(
+    truncated === 0
+      ? `every stack whole (${groupDigits(n)} samples)`
+      : `${groupDigits(truncated)} of ${groupDigits(n)} stacks truncated (${pct(truncated, n)}; marked [truncated]: ${groupDigits(num(x, 'tornStacks'))} torn on every read, ${groupDigits(num(x, 'depthCutStacks'))} past the depth cap)`,
+  );
+  const retried = num(x, 'retriedWalks');
+  if (retried) parts.push(`${groupDigits(retried)} torn reads read again`);
+  const pauses = num(x, 'pauses');
+  if (pauses) {
+    const ms = num(x, 'pausedNs') / 1e6;
+    parts.push(`threads stopped ${groupDigits(pauses)}× for ${ms < 10 ? ms.toFixed(2) : ms.toFixed(0)} ms${meta.durationNs ? ` (${pct(ms * 1e6, meta.durationNs)} of wall time)` : ''}`);
+  }
+  const failures = num(x, 'pauseFailures');
+  if (failures) parts.push(`${groupDigits(failures)} stops failed`);
+  const ticks = num(x, 'ticks');
+  const missed = num(x, 'missedTicks');
+  if (missed) parts.push(`${groupDigits(missed)} of ${groupDigits(ticks + missed)} ticks missed`);
+  if (x.intervals !== undefined) parts.push(`intervals ${x.intervals}`);
+  const waiting = num(x, 'runnableWaiting');
+  if (waiting) parts.push(`${groupDigits(waiting)} runnable-but-waiting thread samples not counted as CPU`);
+  return parts.join('; ');
+}
