@@ -1,0 +1,102 @@
+/**
+ * Benchmark: what `pylens record` costs against the floor any sampler pays (issue 12, part 5).
+ *
+ * The floor is bench/floor/floor.c, built here with gcc: wake at absolute deadlines
+ * (clock_nanosleep TIMER_ABSTIME), then 6 preads of /proc/PID/mem, nothing else. The target
+ * is bench/workloads/deep.py (a single thread, 30 frames of recursion spinning at the
+ * bottom) on CPython 3.12. Side by side in one run, alternating, for each rate (100 Hz and
+ * 1 kHz): the floor and `pylens record -p PID -r RATE` (the CLI, in its own Node process),
+ * each measured in steady state: the CPU time of all its threads (schedstat, ns) over a
+ * window after a warm-up, as a share of one core. Prints both, the ratio (goal ≤ 1.5×), and
+ * the sampler's RSS at the start and end of the window (memory must not grow).
+ *
+ *   node_modules/.bin/node bench/sampler-floor.ts [--quick] [--window S] [--rounds N] [--python 3.12]
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { locateRuntime } from '../src/capture/sampler/runtime.ts';
+import { argValue, exited, killChild, LineReader, machineLine, median, procStatusKb, python, QUICK, ROOT, sleep, startRecord, waitForAttach, WORKLOADS } from './sampler-common.ts';
+
+const WINDOW_S = Number(argValue('--window') ?? (QUICK ? 3 : 6));
+const WARMUP_S = 1.5;
+const ROUNDS = Number(argValue('--rounds') ?? (QUICK ? 1 : 3));
+const MINOR = Number((argValue('--python') ?? '3.12').split('.')[1]);
+const RATES = [100, 1000];
+
+/** CPU time of every thread of `pid`, ns (from /proc/PID/task/TID/schedstat). */
+export function processCpuNs(pid: number): number {
+  let sum = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+    } catch {
+      /* thread gone */
+    }
+  }
+  return sum;
+}
+
+/** CPU share of one core and RSS (kB, start and end) of `pid` over WINDOW_S after WARMUP_S. */
+async function steady(pid: number): Promise<{ cpu: number; rss0: number; rss1: number }> {
+  await sleep(WARMUP_S * 1000);
+  const c0 = processCpuNs(pid);
+  const t0 = performance.now();
+  const rss0 = procStatusKb(pid)?.VmRSS ?? NaN;
+  await sleep(WINDOW_S * 1000);
+  const c1 = processCpuNs(pid);
+  const t1 = performance.now();
+  const rss1 = procStatusKb(pid)?.VmRSS ?? NaN;
+  return { cpu: (c1 - c0) / ((t1 - t0) * 1e6), rss0, rss1 };
+}
+
+async function main(): Promise<void> {
+  const py = python(MINOR);
+  if (!py) throw new Error(`no pyenv CPython 3.${MINOR}`);
+  const tmp = mkdtempSync(join(tmpdir(), 'pylens-floor-'));
+  const floorBin = join(tmp, 'floor');
+  execFileSync('gcc', ['-O2', '-o', floorBin, join(ROOT, 'bench/floor/floor.c')]);
+  const target = spawn(py.exe, [join(WORKLOADS, 'deep.py'), '30'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let runner: ChildProcess | undefined;
+  try {
+    await new LineReader(target).next('deep.py');
+    const pid = target.pid!;
+    // somewhere readable and hot in the target: the interpreter state
+    const addr = locateRuntime(pid).runtimeAddress;
+    console.log(`sampler cost against the floor — target ${py.label} deep.py (30 frames, one thread); window ${WINDOW_S} s after ${WARMUP_S} s, ${ROUNDS} round(s); ${machineLine()}`);
+    console.log('rate    floor CPU   pylens CPU   ratio   pylens RSS (start → end of window)');
+    for (const rate of RATES) {
+      const floors: number[] = [];
+      const ours: number[] = [];
+      let rss = '';
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const which of r % 2 ? (['pylens', 'floor'] as const) : (['floor', 'pylens'] as const)) {
+          if (which === 'floor') {
+            runner = spawn(floorBin, [String(pid), String(rate), String(WARMUP_S + WINDOW_S + 2), `0x${addr.toString(16)}`], { stdio: 'inherit' });
+            const s = await steady(runner.pid!);
+            floors.push(s.cpu);
+          } else {
+            const rec = startRecord(pid, ['-r', String(rate), '-q', '-o', join(tmp, 'out.pylens')]);
+            runner = rec.child;
+            await waitForAttach(runner.pid!, pid);
+            const s = await steady(runner.pid!);
+            ours.push(s.cpu);
+            rss = `${(s.rss0 / 1024).toFixed(0)} → ${(s.rss1 / 1024).toFixed(0)} MB`;
+          }
+          killChild(runner);
+          await exited(runner);
+        }
+      }
+      const f = median(floors);
+      const o = median(ours);
+      console.log(`${String(rate).padEnd(8)}${(100 * f).toFixed(2).padStart(7)} %   ${(100 * o).toFixed(2).padStart(8)} %   ${(o / f).toFixed(2).padStart(5)}×   ${rss}`);
+    }
+  } finally {
+    killChild(runner);
+    killChild(target);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) await main();
