@@ -23,6 +23,7 @@ import type { Profile } from '../../model/profile.ts';
 import { withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError } from './memory.ts';
 import { statStateLetter } from './dump.ts';
+import { syscalls } from './syscalls.ts';
 import { CPU_RULE, ProcessSampler, readCmdline, readCwd, readExe, type ThreadSample, type WalkQuality } from './session.ts';
 import type { Frame } from './walker.ts';
 
@@ -31,32 +32,59 @@ export interface SamplerClock {
   nowNs(): number;
   /** resolve at (or after) time `t` of `nowNs`; may resolve early when `signal` aborts */
   sleepUntilNs(t: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * block the thread until time `t` of `nowNs` (the event loop does not run meanwhile);
+   * where a clock has it, `runSchedule` uses it and turns the event loop only every
+   * YIELD_EVERY_MS
+   */
+  sleepUntilSyncNs?(t: number): void;
 }
+
+/** Absolute CLOCK_MONOTONIC ns minus `performance.now()` in ns (the best of a few readings). */
+export function monotonicOffsetNs(): number {
+  let best = Infinity;
+  let offset = 0;
+  for (let i = 0; i < 5; i++) {
+    const a = performance.now();
+    const h = process.hrtime.bigint();
+    const b = performance.now();
+    if (b - a < best) {
+      best = b - a;
+      offset = Number(h) - ((a + b) / 2) * 1e6;
+    }
+  }
+  return offset;
+}
+
+/**
+ * How often a schedule that sleeps synchronously lets the event loop run (signals, child
+ * exits, pipes, progress): one turn of Node's event loop costs ~110 µs of CPU on a VM here,
+ * more than a tick, so it is not taken at every tick.
+ */
+export const YIELD_EVERY_MS = 100;
 
 /** waits shorter than this are spun, not slept */
 const SPIN_BELOW_MS = 0.15;
 
-/** for Atomics.wait: a sub-millisecond sleep that burns no CPU */
+/** for Atomics.wait: a sleep that burns no CPU (where clock_nanosleep cannot be called) */
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
 /**
- * The real clock. setTimeout alone wakes ~1 ms late at best, which caps the rate near 1 kHz
- * and jitters every tick; so it sleeps with setTimeout until ~1 ms before the deadline
- * (the event loop runs: signals, I/O) and the rest blocked in `Atomics.wait`, a futex wait
- * with sub-millisecond precision that uses no CPU; under 0.15 ms it spins. The event loop is
- * thus blocked for at most ~1 ms per tick.
+ * The real clock, with ONE wake-up per tick. A timer wake-up of Node's event loop costs
+ * ~130 µs of CPU per tick on a VM here and even `Atomics.wait` from a setImmediate ~170 µs
+ * (the event-loop turn is most of it), against ~30–55 µs for a C sampler's
+ * clock_nanosleep. So `sleepUntilSyncNs` blocks in clock_nanosleep to the absolute deadline
+ * (koffi; `Atomics.wait` where it cannot be called), and `runSchedule` turns the event loop
+ * only every YIELD_EVERY_MS. Waits under 0.15 ms are spun.
  */
+let monoOffset: number | undefined;
 export const realClock: SamplerClock = {
   nowNs: () => performance.now() * 1e6,
   sleepUntilNs(t, signal) {
     return new Promise<void>((resolve) => {
       if (signal?.aborted) return resolve();
       const finish = () => {
-        const ms = (t - performance.now() * 1e6) / 1e6;
-        if (ms > SPIN_BELOW_MS && !signal?.aborted) Atomics.wait(sleepCell, 0, 0, ms);
-        // a futex wake-up costs ~50 µs of CPU and as much latency on a VM: the last stretch
-        // of a short period (rates of several kHz) is spun instead
-        else while (performance.now() * 1e6 < t);
+        if (!signal?.aborted) realClock.sleepUntilSyncNs!(t);
         resolve();
       };
       const coarse = (t - performance.now() * 1e6) / 1e6 - 1.2;
@@ -69,6 +97,18 @@ export const realClock: SamplerClock = {
       const timer = setTimeout(done, Math.floor(coarse));
       signal?.addEventListener('abort', done, { once: true });
     });
+  },
+  sleepUntilSyncNs(t) {
+    const ms = (t - performance.now() * 1e6) / 1e6;
+    if (ms <= SPIN_BELOW_MS) {
+      while (performance.now() * 1e6 < t);
+      return;
+    }
+    const sys = syscalls();
+    if (sys) {
+      monoOffset ??= monotonicOffsetNs();
+      sys.sleepUntilMonotonic(t + monoOffset);
+    } else Atomics.wait(sleepCell, 0, 0, ms);
   },
 };
 
@@ -116,8 +156,15 @@ export async function runSchedule(
   let due = start;
   let ticks = 0;
   let missed = 0;
+  const sync = clock.sleepUntilSyncNs?.bind(clock);
+  let yieldAt = start + YIELD_EVERY_MS * 1e6;
   for (;;) {
     if (opts.signal?.aborted) break;
+    if (sync !== undefined && clock.nowNs() >= yieldAt) {
+      await new Promise<void>((r) => setImmediate(r));
+      yieldAt = clock.nowNs() + YIELD_EVERY_MS * 1e6;
+      if (opts.signal?.aborted) break;
+    }
     const now = clock.nowNs();
     const late = now - due;
     if (late > periodNs) {
@@ -126,7 +173,14 @@ export async function runSchedule(
       due += skip * periodNs;
     }
     if (end !== undefined && due >= end) break;
-    if (due > now) await clock.sleepUntilNs(due, opts.signal);
+    if (due > now) {
+      if (sync === undefined) await clock.sleepUntilNs(due, opts.signal);
+      // a deadline past the next turn of the event loop waits in steps: signals stay served
+      else if (due > yieldAt) {
+        sync(yieldAt);
+        continue;
+      } else sync(due);
+    }
     if (opts.signal?.aborted) break;
     ticks++;
     if (tick(clock.nowNs() - start) === 'stop') break;

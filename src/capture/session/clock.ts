@@ -3,23 +3,9 @@
  * are `performance.now()` (libuv's CLOCK_MONOTONIC) relative to its first deadline; perf
  * (`-k CLOCK_MONOTONIC`) and bpftrace (`nsecs`) stamp absolute CLOCK_MONOTONIC.
  */
-import { realClock, type SamplerClock } from '../sampler/sampler.ts';
+import { monotonicOffsetNs, realClock, type SamplerClock } from '../sampler/sampler.ts';
 
-/** Absolute CLOCK_MONOTONIC ns minus `performance.now()` in ns (the best of a few readings). */
-export function monotonicOffsetNs(): number {
-  let best = Infinity;
-  let offset = 0;
-  for (let i = 0; i < 5; i++) {
-    const a = performance.now();
-    const h = process.hrtime.bigint();
-    const b = performance.now();
-    if (b - a < best) {
-      best = b - a;
-      offset = Number(h) - ((a + b) / 2) * 1e6;
-    }
-  }
-  return offset;
-}
+export { monotonicOffsetNs };
 
 /** The real clock, remembering its first reading: the sampler's first deadline, time 0 of its samples. */
 export class AlignedClock implements SamplerClock {
@@ -34,6 +20,10 @@ export class AlignedClock implements SamplerClock {
 
   sleepUntilNs(t: number, signal?: AbortSignal): Promise<void> {
     return realClock.sleepUntilNs(t, signal);
+  }
+
+  sleepUntilSyncNs(t: number): void {
+    realClock.sleepUntilSyncNs!(t);
   }
 
   /** Absolute CLOCK_MONOTONIC ns of the samples' time 0; undefined when sampling never started. */
