@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const benches = ['perf-script.ts', 'folded.ts', 'memory.ts', 'html.ts', 'sampler-accuracy.ts', 'sampler-overhead.ts', 'sampler-memory.ts', 'sampler-peers.ts', 'perf-overhead.ts', 'offcpu-overhead.ts', 'interp-trace.ts', 'interp-count.ts', 'interp-mem.ts'];
+const benches = ['perf-script.ts', 'folded.ts', 'memory.ts', 'html.ts', 'sampler-accuracy.ts', 'sampler-overhead.ts', 'sampler-memory.ts', 'sampler-peers.ts', 'sampler-cuts.ts', 'sampler-saturation.ts', 'sampler-floor.ts', 'launch-gap.ts', 'perf-overhead.ts', 'offcpu-overhead.ts', 'interp-trace.ts', 'interp-count.ts', 'interp-mem.ts'];
 const quick = process.argv.includes('--quick');
 let failed = 0;
 for (const b of benches) {

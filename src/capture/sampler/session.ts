@@ -328,14 +328,16 @@ export class ProcessSampler {
     return this.pauser ? { ...this.pauser.stats } : { pauses: 0, pausedNs: 0, failures: 0 };
   }
 
-  private pauseThread(t: ThreadStack): (() => void) | undefined {
+  private pauseThread(t: ThreadStack, torn: boolean): (() => void) | undefined {
     if (!this.pauser) return undefined;
     const tid = this.osTid(t);
     if (tid === undefined) return undefined;
     // A thread asleep in a system call cannot change its stack until it wakes, and one in
     // an uninterruptible sleep would hold the sampler until it ends: only running threads
-    // are stopped (a sleeper that wakes mid-read tears its walk and is running then).
-    if (this.states.letter(tid) !== 'R') return undefined;
+    // are stopped — except, in blocking mode, one whose reads were torn (it was waking:
+    // the stop interrupts its call, which the kernel restarts).
+    const letter = this.states.letter(tid);
+    if (letter !== 'R' && !(this.blocking && torn && letter !== undefined && letter !== 'D')) return undefined;
     if (!this.blocking) {
       const allowedNs = this.pauseBudget * (performance.now() - this.attachedAt) * 1e6 + 2e6;
       if (this.pauser.stats.pausedNs > allowedNs) {
@@ -390,7 +392,7 @@ export class ProcessSampler {
       cache: this.codeCache,
       pageCache: false,
       ...(this.maxDepth !== undefined ? { maxDepth: this.maxDepth } : {}),
-      pause: { first: this.blocking, pause: (t) => this.pauseThread(t) },
+      pause: { first: this.blocking, pause: (t, torn) => this.pauseThread(t, torn) },
       plans: this.plans,
     });
   }

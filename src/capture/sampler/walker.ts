@@ -84,7 +84,7 @@ export interface WalkOptions {
   /** the interpreters to walk (from `listInterpreters`, cached by the caller); default: read them now */
   interpreters?: readonly InterpreterRef[];
   /**
-   * how many times a thread's torn walk is read again (default 4). Only memories that can be
+   * how many times a thread's torn walk is read again (default 8). Only memories that can be
    * re-read (`RefreshableMemory`: the page cache) are retried; others are read once.
    */
   maxRetries?: number;
@@ -100,8 +100,11 @@ export interface WalkOptions {
 export interface PauseHook {
   /** stop every thread `pause` accepts before its first read (blocking mode); else only after torn reads */
   first: boolean;
-  /** stop the thread of `t`; the function resumes it; undefined: not stopped (not needed, not allowed or failed) */
-  pause(t: ThreadStack): (() => void) | undefined;
+  /**
+   * stop the thread of `t` (`torn`: after torn reads, else before the first read); the
+   * function resumes it; undefined: not stopped (not needed, not allowed or failed)
+   */
+  pause(t: ThreadStack, torn: boolean): (() => void) | undefined;
 }
 
 /**
@@ -636,7 +639,7 @@ export function walkThreads(
   const out: ThreadStack[] = [];
   const seen = new Set<Address>();
   for (const { address, id } of opts.interpreters ?? listInterpreters(mem, rt, layout)) {
-    walkInterpreterThreads(mem, layout, minor, address, id, out, seen, maxThreads, opts.maxDepth, cache, codeCheck, opts.maxRetries ?? 4, opts.pause, opts.plans);
+    walkInterpreterThreads(mem, layout, minor, address, id, out, seen, maxThreads, opts.maxDepth, cache, codeCheck, opts.maxRetries ?? 8, opts.pause, opts.plans);
   }
   return out;
 }
@@ -737,23 +740,24 @@ function readThreadStack(
   let resume: (() => void) | undefined;
   /** stops used; a thread stopped in the middle of a call, return or yield shows a torn chain too: it runs on and is stopped again */
   let stops = 0;
-  const stop = (): boolean => {
+  const stop = (torn = true): boolean => {
     if (resume !== undefined) {
       resume();
       resume = undefined;
     }
     if (stops >= MAX_STOPS || pause === undefined || !refreshable) return false;
     stops++;
-    resume = pause.pause(t);
+    resume = pause.pause(t, torn);
     if (resume === undefined) {
-      stops = MAX_STOPS; // not allowed or failed: not asked again this tick
+      if (torn) stops = MAX_STOPS; // not allowed or failed: not asked again this tick
+      else stops--;
       return false;
     }
     t.paused = true;
     return true;
   };
   try {
-    if (pause?.first) stop();
+    if (pause?.first) stop(false);
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0 || pc) begin();
       try {
