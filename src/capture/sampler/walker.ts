@@ -638,8 +638,9 @@ export function walkThreads(
   const maxThreads = opts.maxThreads ?? 4096;
   const out: ThreadStack[] = [];
   const seen = new Set<Address>();
+  const ctx: WalkContext = { mem, layout, minor, maxDepth: opts.maxDepth, cache, codeCheck, maxRetries: opts.maxRetries ?? 8, pause: opts.pause, plans: opts.plans };
   for (const { address, id } of opts.interpreters ?? listInterpreters(mem, rt, layout)) {
-    walkInterpreterThreads(mem, layout, minor, address, id, out, seen, maxThreads, opts.maxDepth, cache, codeCheck, opts.maxRetries ?? 8, opts.pause, opts.plans);
+    walkInterpreterThreads(ctx, address, id, out, seen, maxThreads);
   }
   return out;
 }
@@ -669,22 +670,21 @@ const MAX_INTERPRETERS = 256;
 /** times one thread may be stopped in one tick */
 const MAX_STOPS = 3;
 
-function walkInterpreterThreads(
-  mem: ProcessMemory,
-  layout: Layout,
-  minor: number,
-  interp: Address,
-  interpId: number,
-  out: ThreadStack[],
-  seen: Set<Address>,
-  maxThreads: number,
-  maxDepth: number | undefined,
-  cache: CodeCache,
-  codeCheck: CodeTypeCheck,
-  maxRetries: number,
-  pause: PauseHook | undefined,
-  plans: Map<Address, Address[]> | undefined,
-): void {
+/** What every thread's walk of one `walkThreads` shares. */
+interface WalkContext {
+  mem: ProcessMemory;
+  layout: Layout;
+  minor: number;
+  maxDepth: number | undefined;
+  cache: CodeCache;
+  codeCheck: CodeTypeCheck;
+  maxRetries: number;
+  pause: PauseHook | undefined;
+  plans: Map<Address, Address[]> | undefined;
+}
+
+function walkInterpreterThreads(ctx: WalkContext, interp: Address, interpId: number, out: ThreadStack[], seen: Set<Address>, maxThreads: number): void {
+  const { mem, layout } = ctx;
   let tstate = mem.readPtr(interp + layout.interp.threads_head);
   while (tstate !== 0 && !seen.has(tstate) && out.length < maxThreads) {
     seen.add(tstate);
@@ -696,7 +696,7 @@ function walkInterpreterThreads(
     } catch (e) {
       t.error = e instanceof Error ? e.message : String(e);
     }
-    if (t.error === undefined) readThreadStack(mem, layout, minor, t, maxDepth, cache, codeCheck, maxRetries, pause, plans);
+    if (t.error === undefined) readThreadStack(ctx, t);
     out.push(t);
     tstate = mem.readPtr(tstate + layout.tstate.next);
   }
@@ -710,18 +710,8 @@ function walkInterpreterThreads(
  * `torn` set, so it is shown under a marker, never as a stack with a wrong root; only a
  * thread that gave no frames at all carries `error`.
  */
-function readThreadStack(
-  mem: ProcessMemory,
-  layout: Layout,
-  minor: number,
-  t: ThreadStack,
-  maxDepth: number | undefined,
-  cache: CodeCache,
-  codeCheck: CodeTypeCheck,
-  maxRetries: number,
-  pause: PauseHook | undefined,
-  plans: Map<Address, Address[]> | undefined,
-): void {
+function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
+  const { mem, layout, minor, maxDepth, cache, codeCheck, maxRetries, pause, plans } = ctx;
   let best: StackWalk | undefined;
   let error: string | undefined;
   const refreshable = isRefreshable(mem);
