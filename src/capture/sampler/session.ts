@@ -296,8 +296,10 @@ export class ProcessSampler {
   }
 
   private pauser: ThreadPauser | undefined;
-  /** tstate → pages of its last walk (fetched together by the next); dropped with the code cache */
+  /** tstate → pages of its last walk (fetched together for a re-read); dropped with the code cache */
   private plans = new Map<Address, Address[]>();
+  /** every page the last tick read: fetched together at the start of the next */
+  private tickPlan: Address[] = [];
   private attachedAt = performance.now();
   private states: TaskStates;
   /** page buffers reused by every tick's page cache */
@@ -423,7 +425,10 @@ export class ProcessSampler {
         if (!(e instanceof BadReadError)) throw e;
       }
     } else if (Date.now() - this.codeCacheBorn > this.codeCacheTtlMs) flush = true;
-    if (flush) this.plans.clear();
+    if (flush) {
+      this.plans.clear();
+      this.tickPlan = [];
+    }
     if (flush && this.codeCache.size > 0) {
       this.codeCache.clear();
       this.codeCacheFlushes++;
@@ -455,6 +460,12 @@ export class ProcessSampler {
     // one page cache for the whole tick: walk and GIL read share pages; a torn thread walk
     // refreshes it and reads that thread again (walker.ts)
     const mem = new PageCacheMemory(this.mem, this.pagesA);
+    // every page the last tick read (interpreter, thread states, frames, GIL), fetched in one
+    // call: one near-instant picture of the target for the whole tick
+    if (this.tickPlan.length > 0) {
+      mem.prefetch(this.tickPlan);
+      mem.prefetched = true;
+    }
     this.maybeFlushCodeCache(mem);
     const walked = this.walk(mem);
     for (const t of walked) {
@@ -471,6 +482,7 @@ export class ProcessSampler {
     }
     const gilStruct = this.version.minor >= 12 ? (this.interps?.gil ?? undefined) : undefined;
     const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, gilStruct);
+    this.tickPlan = mem.allTouched();
     const moved = this.cpuRule === 'moving' ? this.movedSinceRead(walked) : undefined;
     let tickStart: number | undefined;
     const described = (t: ThreadStack): ThreadSample => {
@@ -519,7 +531,7 @@ export class ProcessSampler {
    */
   private movedSinceRead(walked: ThreadStack[]): Map<Address, boolean> {
     const out = new Map<Address, boolean>();
-    const ranges: { addr: Address; expected: number; bytes: 4 | 8; tstate: Address }[] = [];
+    const ranges: { addr: Address; expected: number; bytes: 4 | 8; low52?: boolean; tstate: Address }[] = [];
     for (const t of walked) {
       if (!t.leaf) continue;
       for (const r of leafMarkRanges(this.layout, this.version.minor, t.tstate, t.leaf)) ranges.push({ ...r, tstate: t.tstate });
@@ -530,7 +542,8 @@ export class ProcessSampler {
       const r = ranges[i]!;
       const w = words[i];
       if (w === undefined) continue;
-      const same = w === r.expected;
+      // local slots are compared on their low 52 bits (tagged 3.14 stack refs, values over 2^53)
+      const same = (r.low52 ? w % 2 ** 52 : w) === r.expected;
       out.set(r.tstate, (out.get(r.tstate) ?? false) || !same);
     }
     return out;

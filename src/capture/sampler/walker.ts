@@ -235,6 +235,10 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   private used = 0;
   /** pages the reads since the last `refresh` went to, in the order first touched */
   private accessed = new Set<Address>();
+  /** every page read since this cache was made (refreshes included), in the order first touched */
+  private everAccessed = new Set<Address>();
+  /** pages were fetched together before the walk (`prefetch`): a first read of a thread need not refresh */
+  prefetched = false;
   /**
    * `pool`: page buffers to reuse instead of allocating (a sampler passes the same pool to
    * the page cache of each tick; nothing a walk returns points into page bytes). Only used
@@ -248,6 +252,7 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   /** the page's bytes, or null when the whole page cannot be read */
   private page(p: Address): Uint8Array | null {
     this.accessed.add(p);
+    this.everAccessed.add(p);
     let b = this.pages.get(p);
     if (b === undefined) {
       try {
@@ -334,9 +339,19 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     this.used = 0;
   }
 
-  /** the pages read since the last `refresh`, in the order first touched */
+  /** the pages read since the last `refresh` or `resetTouched`, in the order first touched */
   touched(): Address[] {
     return [...this.accessed];
+  }
+
+  /** start a new `touched` list, keeping the pages */
+  resetTouched(): void {
+    this.accessed.clear();
+  }
+
+  /** every page read since this cache was made, in the order first touched */
+  allTouched(): Address[] {
+    return [...this.everAccessed];
   }
 
   /**
@@ -349,16 +364,19 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     if (this.pool === undefined || pages.length === 0) return;
     const want: Address[] = [];
     for (const p of pages) if (!this.pages.has(p)) want.push(p);
-    if (want.length === 0) return;
-    const bufs: Uint8Array[] = [];
-    for (let i = 0; i < Math.min(want.length, 64); i++) {
-      let buf = this.pool[this.used + i];
-      if (buf === undefined) this.pool.push((buf = new Uint8Array(PAGE_SIZE)));
-      bufs.push(buf);
+    for (let from = 0; from < want.length; from += 64) {
+      const chunk = want.slice(from, from + 64);
+      const bufs: Uint8Array[] = [];
+      for (let i = 0; i < chunk.length; i++) {
+        let buf = this.pool[this.used + i];
+        if (buf === undefined) this.pool.push((buf = new Uint8Array(PAGE_SIZE)));
+        bufs.push(buf);
+      }
+      const n = (this.inner as ProcMemory).readPages(chunk, bufs, PAGE_SIZE);
+      for (let i = 0; i < n; i++) this.pages.set(chunk[i]!, bufs[i]!);
+      this.used += n;
+      if (n < chunk.length) return; // a page that cannot be read: the rest on demand
     }
-    const n = (this.inner as ProcMemory).readPages(want, bufs, PAGE_SIZE);
-    for (let i = 0; i < n; i++) this.pages.set(want[i]!, bufs[i]!);
-    this.used += n;
   }
   close(): void {}
 }
@@ -473,6 +491,19 @@ export interface LeafMark {
   frame: Address;
   /** its f_lasti (3.8–3.10) or instruction pointer (3.11+) */
   instr: number;
+  /**
+   * its first local-variable slots (pointers): a running loop stores into them, where the
+   * saved instruction may not move (3.12+ specialized instructions do not save it)
+   */
+  locals: number[];
+}
+
+/** how many local slots of the innermost frame the mark keeps */
+const MARK_LOCALS = 4;
+
+/** offset of the local-variable slots in a frame: localsplus (3.11+), or f_localsplus, PyFrameObject's last member (3.8–3.10) */
+function localsOffset(layout: Layout): number {
+  return layout.frame.localsplus ?? layout.frame.size - 8;
 }
 
 /**
@@ -480,9 +511,9 @@ export interface LeafMark {
  * pointer (through the cframe on 3.11/3.12) and the frame's instruction. Read them together
  * (one process_vm_readv) and compare with `expected`: any difference means the thread moved.
  */
-export function leafMarkRanges(layout: Layout, minor: number, tstate: Address, mark: LeafMark): { addr: Address; expected: number; bytes: 4 | 8 }[] {
+export function leafMarkRanges(layout: Layout, minor: number, tstate: Address, mark: LeafMark): { addr: Address; expected: number; bytes: 4 | 8; low52?: boolean }[] {
   if (mark.frame === 0) return [];
-  const out: { addr: Address; expected: number; bytes: 4 | 8 }[] = [];
+  const out: { addr: Address; expected: number; bytes: 4 | 8; low52?: boolean }[] = [];
   if (minor <= 10) out.push({ addr: tstate + layout.tstate.frame!, expected: mark.frame, bytes: 8 });
   else if (minor <= 12) {
     out.push({ addr: tstate + layout.tstate.cframe!, expected: mark.cframe, bytes: 8 });
@@ -490,6 +521,8 @@ export function leafMarkRanges(layout: Layout, minor: number, tstate: Address, m
   } else out.push({ addr: tstate + layout.tstate.current_frame!, expected: mark.frame, bytes: 8 });
   if (minor <= 10) out.push({ addr: mark.frame + layout.frame.lasti!, expected: mark.instr, bytes: 4 });
   else out.push({ addr: mark.frame + layout.frame.instr_ptr!, expected: mark.instr, bytes: 8 });
+  const at = mark.frame + localsOffset(layout);
+  mark.locals.forEach((v, i) => out.push({ addr: at + 8 * i, expected: v, bytes: 8, low52: true }));
   return out;
 }
 
@@ -532,7 +565,15 @@ export function walkStack(
     cframe = mem.readPtr(tstate + layout.tstate.cframe!);
     frame = cframe === 0 ? 0 : mem.readPtr(cframe + layout.cframe.current_frame!);
   } else frame = mem.readPtr(tstate + layout.tstate.current_frame!);
-  const leaf: LeafMark = { cframe, frame, instr: 0 };
+  const leaf: LeafMark = { cframe, frame, instr: 0, locals: [] };
+  if (frame !== 0) {
+    try {
+      const at = frame + localsOffset(layout);
+      for (let i = 0; i < MARK_LOCALS; i++) leaf.locals.push(Number(mem.readU64(at + 8 * i) & 0xfffffffffffffn));
+    } catch (e) {
+      if (!(e instanceof BadReadError)) throw e;
+    }
+  }
 
   const owners314 = minor >= 14 ? owners314Of(layout) : undefined;
   const generatorOwner = minor >= 14 ? owners314!.generator : OWNER_GENERATOR;
@@ -718,8 +759,10 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
   const retries = refreshable ? maxRetries : 0;
   const pc = mem instanceof PageCacheMemory ? mem : undefined;
   /** before each read: fresh pages, and the pages this thread's last read went to fetched together */
-  const begin = () => {
+  const begin = (attempt: number) => {
     if (pc) {
+      // the first read of a thread uses the pages the tick fetched together (session.ts)
+      if (attempt === 0 && pc.prefetched) return pc.resetTouched();
       pc.refresh();
       pc.prefetch(plans?.get(t.tstate) ?? [t.tstate - (t.tstate % PAGE_SIZE)]);
     } else if (refreshable) (mem as RefreshableMemory).refresh();
@@ -749,7 +792,7 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
   try {
     if (pause?.first) stop(false);
     for (let attempt = 0; ; attempt++) {
-      if (attempt > 0 || pc) begin();
+      if (attempt > 0 || pc) begin(attempt);
       try {
         const w = walkStack(mem, layout, minor, t.tstate, { ...(maxDepth !== undefined ? { maxDepth } : {}), cache, codeCheck });
         end();
