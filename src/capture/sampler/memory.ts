@@ -64,6 +64,16 @@ function view(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
+/** A little-endian u64 at `off` as a Number (exact below 2^53; user-space pointers are below 2^47). */
+export function u64(d: DataView, off: number): number {
+  return d.getUint32(off, true) + d.getUint32(off + 4, true) * 4294967296;
+}
+
+/** An i32 or a u64 (as `u64`) at `off`. */
+function wordAt(d: DataView, off: number, bytes: 4 | 8): number {
+  return bytes === 4 ? d.getInt32(off, true) : u64(d, off);
+}
+
 /** The typed helpers shared by every implementation: subclasses supply `read`. */
 export abstract class BaseMemory implements ProcessMemory {
   abstract read(addr: Address, len: number): Uint8Array;
@@ -101,10 +111,7 @@ export class ProcMemory extends BaseMemory {
     this.sys = sys;
   }
 
-  /** how this memory is read: 'process_vm_readv' or '/proc/PID/mem' */
-  get method(): string {
-    return this.sys ? 'process_vm_readv' : '/proc/PID/mem';
-  }
+
 
   static open(pid: number, procRoot = '/proc'): ProcMemory {
     let fd: number;
@@ -187,18 +194,14 @@ export class ProcMemory extends BaseMemory {
         const d = new DataView(sys.scratchBytes.buffer, sys.scratchBytes.byteOffset, sys.scratchBytes.byteLength);
         let off = 0;
         let i = 0;
-        for (; i < words.length && off + words[i]!.bytes <= got; off += words[i]!.bytes, i++) {
-          out[i] = words[i]!.bytes === 4 ? d.getInt32(off, true) : d.getUint32(off, true) + d.getUint32(off + 4, true) * 4294967296;
-        }
+        for (; i < words.length && off + words[i]!.bytes <= got; off += words[i]!.bytes, i++) out[i] = wordAt(d, off, words[i]!.bytes);
         if (i === words.length) return out;
       }
     }
     for (let i = 0; i < words.length; i++) {
       if (out[i] !== undefined) continue;
       try {
-        const b = this.read(words[i]!.addr, words[i]!.bytes);
-        const d = new DataView(b.buffer, b.byteOffset, b.byteLength);
-        out[i] = words[i]!.bytes === 4 ? d.getInt32(0, true) : d.getUint32(0, true) + d.getUint32(4, true) * 4294967296;
+        out[i] = wordAt(view(this.read(words[i]!.addr, words[i]!.bytes)), 0, words[i]!.bytes);
       } catch (e) {
         if (e instanceof ProcessGoneError) throw e;
       }

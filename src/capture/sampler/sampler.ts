@@ -24,7 +24,7 @@ import { withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError } from './memory.ts';
 import { statStateLetter } from './dump.ts';
 import { syscalls } from './syscalls.ts';
-import { CPU_RULE, ProcessSampler, readCmdline, readCwd, readExe, type ThreadSample, type WalkQuality } from './session.ts';
+import { addCounts, CPU_RULE, emptyCounts, ProcessSampler, readCmdline, readCwd, readExe, type SamplerCounts, type ThreadSample } from './session.ts';
 import type { Frame } from './walker.ts';
 
 export interface SamplerClock {
@@ -370,17 +370,8 @@ export class Recorder {
   errors = 0;
   /** samples recorded under the `[truncated]` marker */
   truncatedSamples = 0;
-  /** walk quality of processes no longer attached */
-  private pastQuality: WalkQuality = { retriedWalks: 0, rereads: 0, tornStacks: 0, depthCut: 0, pausedWalks: 0 };
-  /** pauses of processes no longer attached */
-  private pastPauses = { pauses: 0, pausedNs: 0, failures: 0, budgetSkips: 0 };
-  private pastWaiting = 0;
-  /** samples of runnable threads judged waiting for a CPU, over every process */
-  runnableWaiting(): number {
-    let n = this.pastWaiting;
-    for (const a of this.procs.values()) n += a.s.runnableWaiting;
-    return n;
-  }
+  /** the counts of processes no longer attached */
+  private pastCounts = emptyCounts();
   gilSamples = 0;
   ticks = 0;
   lastThreads = 0;
@@ -557,24 +548,15 @@ export class Recorder {
     }
   }
 
-  /** walk quality summed over every process sampled */
-  quality(): WalkQuality {
-    const q = { ...this.pastQuality };
-    for (const a of this.procs.values()) addQuality(q, a.s.quality);
-    return q;
-  }
-
-  /** thread stops (ptrace) summed over every process sampled */
-  pauses(): { pauses: number; pausedNs: number; failures: number; budgetSkips: number } {
-    const p = { ...this.pastPauses };
-    for (const a of this.procs.values()) addPauses(p, a.s);
-    return p;
+  /** the samplers' own counts (walk quality, stops, CPU judgements) summed over every process sampled */
+  counts(): SamplerCounts {
+    const c = { ...this.pastCounts };
+    for (const a of this.procs.values()) addCounts(c, a.s.counts());
+    return c;
   }
 
   private detach(pid: number, a: Attached): void {
-    addQuality(this.pastQuality, a.s.quality);
-    addPauses(this.pastPauses, a.s);
-    this.pastWaiting += a.s.runnableWaiting;
+    addCounts(this.pastCounts, a.s.counts());
     a.s.close();
     this.procs.delete(pid);
   }
@@ -582,22 +564,6 @@ export class Recorder {
   close(): void {
     for (const [pid, a] of [...this.procs]) this.detach(pid, a);
   }
-}
-
-function addPauses(into: { pauses: number; pausedNs: number; failures: number; budgetSkips: number }, s: ProcessSampler): void {
-  const p = s.pauseStats;
-  into.pauses += p.pauses;
-  into.pausedNs += p.pausedNs;
-  into.failures += p.failures;
-  into.budgetSkips += s.budgetSkips;
-}
-
-function addQuality(into: WalkQuality, q: WalkQuality): void {
-  into.pausedWalks += q.pausedWalks;
-  into.retriedWalks += q.retriedWalks;
-  into.rereads += q.rereads;
-  into.tornStacks += q.tornStacks;
-  into.depthCut += q.depthCut;
 }
 
 /** Sample process `pid` into a Profile. Attach errors (gone, permission, unsupported) throw. */
@@ -639,9 +605,7 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
   } finally {
     rec.close();
   }
-  const quality = rec.quality();
-  const pauses = rec.pauses();
-  const waiting = rec.runnableWaiting();
+  const counts = rec.counts();
   const cpu = process.cpuUsage(cpu0);
   const durationNs = Math.max(0, sched.endNs - sched.startNs);
   const cpuNs = (cpu.user + cpu.system) * 1000;
@@ -666,18 +630,10 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
       ticks: sched.ticks,
       intervals: intervalDistribution(rateHz, opts.jitter ?? DEFAULT_JITTER),
       cpuRule: (opts.cpuRule ?? 'moving') === 'moving' ? CPU_RULE : 'on-CPU = runnable (state R)',
-      runnableWaiting: waiting,
       gilSamples: rec.gilSamples,
       truncatedSamples: rec.truncatedSamples,
-      retriedWalks: quality.retriedWalks,
-      walkRereads: quality.rereads,
-      tornStacks: quality.tornStacks,
-      depthCutStacks: quality.depthCut,
-      pausedWalks: quality.pausedWalks,
-      pauses: pauses.pauses,
-      pausedNs: Math.round(pauses.pausedNs),
-      pauseFailures: pauses.failures,
-      pauseBudgetSkips: pauses.budgetSkips,
+      ...counts,
+      pausedNs: Math.round(counts.pausedNs),
       stackReads: opts.blocking ? 'blocking: each running thread stopped (ptrace) while read' : 'lock-free, validated; torn reads read again, then with the thread stopped (within 1 % of wall time)',
       ...(opts.subprocesses ? { processes: rec.seen.size } : {}),
       ...(opts.lines && opts.lines !== 'line' ? { lines: opts.lines } : {}),

@@ -25,7 +25,7 @@ import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runti
 import { mainInterpreter, ThreadNames } from './threadnames.ts';
 import { leafMarkRanges, listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
-import { syscalls, syscallsError } from './syscalls.ts';
+import { syscalls } from './syscalls.ts';
 
 export interface ThreadSample {
   /** OS thread id when known, else the interpreter's own id for the thread */
@@ -45,18 +45,40 @@ export interface ThreadSample {
   interp?: number;
 }
 
-/** Counts of how whole the stacks of a sampler's walks were. */
-export interface WalkQuality {
+/**
+ * What a sampler counted about its own reads, named as in the profile's metadata: how whole
+ * the stacks were, the thread stops and their cost, and runnable threads not counted as CPU.
+ */
+export interface SamplerCounts {
   /** thread walks that were torn at first and read again (the stack then validated or was marked) */
   retriedWalks: number;
   /** extra reads those took */
-  rereads: number;
+  walkRereads: number;
   /** stacks that never validated: kept, marked truncated */
   tornStacks: number;
   /** stacks cut at the depth cap */
-  depthCut: number;
+  depthCutStacks: number;
   /** stacks read with their thread stopped */
   pausedWalks: number;
+  /** threads stopped and resumed */
+  pauses: number;
+  /** time threads were held stopped, ns */
+  pausedNs: number;
+  /** stops that failed */
+  pauseFailures: number;
+  /** torn stacks not stopped and read again because the stop budget was spent */
+  pauseBudgetSkips: number;
+  /** samples of runnable threads judged waiting for a CPU (not on it) */
+  runnableWaiting: number;
+}
+
+export function emptyCounts(): SamplerCounts {
+  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0 };
+}
+
+/** `into` += `c`, field by field */
+export function addCounts(into: SamplerCounts, c: SamplerCounts): void {
+  for (const k of Object.keys(into) as (keyof SamplerCounts)[]) into[k] += c[k];
 }
 
 export interface TickResult {
@@ -95,8 +117,8 @@ export function readCwd(pid: number): string | undefined {
 }
 
 /**
- * OS run state and CPU time of a process's threads, from /proc/PID/task/TID/stat and
- * .../schedstat. The files of each thread stay open and are re-read at offset 0 (the kernel
+ * OS run state of a process's threads and when each last left a CPU, from
+ * /proc/PID/task/TID/stat and .../sched. The files of each thread stay open and are re-read at offset 0 (the kernel
  * regenerates them on every read): one syscall per file and tick instead of three. Files of
  * threads not asked about for `pruneAfter` calls are closed.
  */
@@ -270,25 +292,21 @@ export class ProcessSampler {
   private pthreadTidOffset: number | undefined;
   private tidOfPthread = new Map<bigint, number>();
   private closed = false;
-  /** how whole the stacks were (walker.ts validates every walk and re-reads torn ones) */
-  readonly quality: WalkQuality = { retriedWalks: 0, rereads: 0, tornStacks: 0, depthCut: 0, pausedWalks: 0 };
+  /** how whole the stacks were (walker.ts validates every walk and re-reads torn ones), stops, CPU judgements; `counts()` adds the stops */
+  private readonly tally: SamplerCounts = emptyCounts();
   /**
    * stop each running thread (ptrace) while its stack is read: exact stacks, at a cost to
-   * the target (`pauseStats`). Off: threads are stopped only after torn reads, within
+   * the target (`counts()`). Off: threads are stopped only after torn reads, within
    * `pauseBudget`.
    */
   blocking = false;
   /** the share of wall time threads may be held stopped after torn reads (not in blocking mode) */
   pauseBudget = 0.01;
-  /** torn stacks that were not stopped and read again because the budget was spent */
-  budgetSkips = 0;
   /**
    * how a thread is judged on a CPU: 'moving' (default; CPU_RULE, `judgeOnCpu`) or
    * 'runnable' (state R alone, as before: kept for side-by-side benchmarks)
    */
   cpuRule: 'moving' | 'runnable' = 'moving';
-  /** samples of runnable threads judged waiting for a CPU (not on it) */
-  runnableWaiting = 0;
   /** the sampler's own thread's scheduler file (its se.exec_start: when it got the CPU) */
   private self = new TaskStates(process.pid);
   private selfExecStartNs(): number | undefined {
@@ -320,15 +338,15 @@ export class ProcessSampler {
     if (sys) this.pauser = new ThreadPauser(sys);
   }
 
-  /** why threads cannot be stopped for exact reads here, or undefined when they can */
-  get pauseUnavailable(): string | undefined {
-    if (!this.pauser) return `no ptrace from Node here (${syscallsError() ?? 'unknown'})`;
-    return this.pauser.disabled;
-  }
-
-  /** threads stopped, time held stopped and failures */
-  get pauseStats(): { pauses: number; pausedNs: number; failures: number; lastFailure?: string } {
-    return this.pauser ? { ...this.pauser.stats } : { pauses: 0, pausedNs: 0, failures: 0 };
+  /** what this sampler counted so far (SamplerCounts) */
+  counts(): SamplerCounts {
+    const c = { ...this.tally };
+    if (this.pauser) {
+      c.pauses = this.pauser.stats.pauses;
+      c.pausedNs = this.pauser.stats.pausedNs;
+      c.pauseFailures = this.pauser.stats.failures;
+    }
+    return c;
   }
 
   private pauseThread(t: ThreadStack, torn: boolean): (() => void) | undefined {
@@ -344,7 +362,7 @@ export class ProcessSampler {
     if (!this.blocking) {
       const allowedNs = this.pauseBudget * (performance.now() - this.attachedAt) * 1e6 + 2e6;
       if (this.pauser.stats.pausedNs > allowedNs) {
-        this.budgetSkips++;
+        this.tally.pauseBudgetSkips++;
         return undefined;
       }
     }
@@ -470,12 +488,12 @@ export class ProcessSampler {
     const walked = this.walk(mem);
     for (const t of walked) {
       if (t.retries) {
-        this.quality.retriedWalks++;
-        this.quality.rereads += t.retries;
+        this.tally.retriedWalks++;
+        this.tally.walkRereads += t.retries;
       }
-      if (t.paused) this.quality.pausedWalks++;
-      if (t.torn) this.quality.tornStacks++;
-      else if (t.truncated) this.quality.depthCut++;
+      if (t.paused) this.tally.pausedWalks++;
+      if (t.torn) this.tally.tornStacks++;
+      else if (t.truncated) this.tally.depthCutStacks++;
     }
     if (!this.nativeTid && this.pthreadTidOffset === undefined && walked.length > 0) {
       this.pthreadTidOffset = findPthreadTidOffset(this.mem, walked.map((t) => t.pthreadId), taskIds(this.pid), this.pid);
@@ -504,7 +522,7 @@ export class ProcessSampler {
             if (left !== undefined && tickStart === undefined) tickStart = this.selfExecStartNs();
           }
           on = judgeOnCpu(false, letter, left, tickStart);
-          if (!on && letter === 'R') this.runnableWaiting++;
+          if (!on && letter === 'R') this.tally.runnableWaiting++;
         }
       }
       const running = on === true && !(frames.length > 0 && isWaitingLeaf(frames[0]!));

@@ -25,7 +25,7 @@
  * frames; `walkThreads` throws only when the interpreter/thread list itself is unreadable.
  */
 import { lineInRanges, lineRanges, type LineRange } from './linetable.ts';
-import { BadReadError, BaseMemory, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
+import { BadReadError, BaseMemory, ProcMemory, u64, type Address, type ProcessMemory } from './memory.ts';
 import type { Layout } from './layouts/types.ts';
 
 export interface Frame {
@@ -91,8 +91,9 @@ export interface WalkOptions {
   /** stopping a thread while its stack is read (pause.ts, through the session) */
   pause?: PauseHook;
   /**
-   * tstate → the pages its last walk read, kept by the caller across walks: each walk
-   * fetches them in one system call first (`PageCacheMemory.prefetch`)
+   * tstate → the pages its last walk read, kept by the caller across walks: a re-read of a
+   * torn walk fetches them in one system call first (`PageCacheMemory.prefetch`); a first
+   * read uses the pages the caller prefetched for the whole tick when `prefetched` is set
    */
   plans?: Map<Address, Address[]>;
 }
@@ -447,10 +448,6 @@ function frameOf(info: CodeInfo, offset: number, notStarted: boolean): Frame {
   return f;
 }
 
-/** A little-endian u64 at `off` as a Number (exact below 2^53; user-space pointers are below 2^47). */
-function u64(d: DataView, off: number): number {
-  return d.getUint32(off, true) + d.getUint32(off + 4, true) * 4294967296;
-}
 
 /** 3.14+: the object pointer of a tagged `_PyStackRef` (`bits & ~tagBits`). */
 export function untagExecutable(bits: bigint, tagBits: number): Address {
