@@ -768,21 +768,22 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
     if (pc && plans) plans.set(t.tstate, pc.touched());
   };
   let resume: (() => void) | undefined;
-  /** stops used; a thread stopped in the middle of a call, return or yield shows a torn chain too: it runs on and is stopped again */
+  /** stops made; a thread stopped in the middle of a call, return or yield shows a torn chain too: it runs on and is stopped again */
   let stops = 0;
+  /** a stop after torn reads was refused or failed: not asked again this tick */
+  let refused = false;
   const stop = (torn = true): boolean => {
     if (resume !== undefined) {
       resume();
       resume = undefined;
     }
-    if (stops >= MAX_STOPS || pause === undefined || !refreshable) return false;
-    stops++;
+    if (refused || stops >= MAX_STOPS || pause === undefined || !refreshable) return false;
     resume = pause.pause(t, torn);
     if (resume === undefined) {
-      if (torn) stops = MAX_STOPS; // not allowed or failed: not asked again this tick
-      else stops--;
+      refused = torn;
       return false;
     }
+    stops++;
     t.paused = true;
     return true;
   };
