@@ -5,7 +5,8 @@
  * - Schedule (`runSchedule`): ABSOLUTE deadlines, each interval drawn uniformly within ±50 %
  *   of the period (mean kept: no aliasing with periodic work). When a tick is late by more
  *   than one period the missed ticks are skipped and counted (`missedTicks`), never caught up
- *   in a burst; waiting is setTimeout-based (no busy loop).
+ *   in a burst; one wake-up per tick (`realClock`: clock_nanosleep to the deadline, the event
+ *   loop turned every 100 ms).
  * - Each tick (`Recorder.tick`): every attached process's `ProcessSampler.tick`; idle samples
  *   are dropped unless `idle`; `gilOnly` keeps only the GIL holder's sample. The GIL holder
  *   keeps its on-cpu/idle state (the model's 'gil' state is not used); holder samples are

@@ -758,8 +758,9 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
   /** before each read: fresh pages, and the pages this thread's last read went to fetched together */
   const begin = (attempt: number) => {
     if (pc) {
-      // the first read of a thread uses the pages the tick fetched together (session.ts)
-      if (attempt === 0 && pc.prefetched) return pc.resetTouched();
+      // the first read of a running thread uses the pages the tick fetched together
+      // (session.ts); a thread stopped first (blocking) is read as it is now, stopped
+      if (attempt === 0 && pc.prefetched && !t.paused) return pc.resetTouched();
       pc.refresh();
       pc.prefetch(plans?.get(t.tstate) ?? [t.tstate - (t.tstate % PAGE_SIZE)]);
     } else if (refreshable) (mem as RefreshableMemory).refresh();
