@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { layoutFor } from '../../src/capture/sampler/layouts/index.ts';
+import { addTypeObjects, putStruct } from './synthetic.ts';
 import { BaseMemory, ImageMemory, type Address } from '../../src/capture/sampler/memory.ts';
 import { walkStack, walkThreads, type RefreshableMemory, type ThreadStack } from '../../src/capture/sampler/walker.ts';
 
@@ -48,18 +49,8 @@ const CODE_G = 0x30400;
 function image(minor: number, frames: FrameSpec[]): ImageMemory {
   const layout = layoutFor(3, minor)!;
   const mem = new ImageMemory();
-  const put = (addr: Address, size: number, fill: (d: DataView) => void) => {
-    const b = new Uint8Array(size);
-    fill(new DataView(b.buffer));
-    mem.add(addr, b);
-  };
-  const TYPES = 0x34000;
-  const typeOf: Record<'code' | 'str' | 'bytes', Address> = { code: TYPES, str: TYPES + 0x400, bytes: TYPES + 0x800 };
-  for (const [i, [tpName, addr]] of Object.entries(typeOf).entries()) {
-    const nameAt = TYPES + 0xc00 + i * 16;
-    put(addr, layout.type.size, (d) => d.setBigUint64(layout.type.tp_name, BigInt(nameAt), true));
-    mem.add(nameAt, new TextEncoder().encode(`${tpName}\0`));
-  }
+  const put = (addr: Address, size: number, fill: (d: DataView) => void) => putStruct(mem, addr, size, fill);
+  const typeOf = addTypeObjects(mem, layout, 0x34000);
   const str = (at: Address, text: string) =>
     put(at, layout.unicode.ascii_size + text.length + 1, (d) => {
       d.setBigUint64(layout.object.ob_type, BigInt(typeOf.str), true);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { layoutFor } from '../../src/capture/sampler/layouts/index.ts';
+import { addTypeObjects, putStruct } from './synthetic.ts';
 import { BadReadError, BaseMemory, ImageMemory, ProcMemory, type Address } from '../../src/capture/sampler/memory.ts';
 import { locateRuntime } from '../../src/capture/sampler/runtime.ts';
 import { CodeTypeCheck, readCode, readUnicode, walkThreads, type Frame, type ThreadStack } from '../../src/capture/sampler/walker.ts';
@@ -52,25 +53,14 @@ test('readUnicode: compact ASCII, latin-1, UCS2, UCS4 on 3.11 and 3.12 layouts; 
 function synthetic310(threads: { frames: Address[]; next?: Address }[], frameLinks: Map<Address, Address>) {
   const layout = layoutFor(3, 10)!;
   const mem = new ImageMemory();
-  const put = (addr: Address, size: number, fill: (d: DataView) => void) => {
-    const b = new Uint8Array(size);
-    fill(new DataView(b.buffer));
-    mem.add(addr, b);
-  };
+  const put = (addr: Address, size: number, fill: (d: DataView) => void) => putStruct(mem, addr, size, fill);
   const RT = 0x10000;
   const INTERP = 0x20000;
   const CODE = 0x30000;
   const NAME = 0x31000;
   const FILE = 0x32000;
   const TABLE = 0x33000;
-  // type objects: the walker checks that code, names and line table have the right types
-  const TYPES = 0x34000;
-  const typeOf: Record<'code' | 'str' | 'bytes', Address> = { code: TYPES, str: TYPES + 0x400, bytes: TYPES + 0x800 };
-  for (const [i, [tpName, addr]] of Object.entries(typeOf).entries()) {
-    const nameAt = TYPES + 0xc00 + i * 16;
-    put(addr, layout.type.size, (d) => d.setBigUint64(layout.type.tp_name, BigInt(nameAt), true));
-    mem.add(nameAt, new TextEncoder().encode(`${tpName}\0`));
-  }
+  const typeOf = addTypeObjects(mem, layout, 0x34000);
   const typed = (b: Uint8Array, t: keyof typeof typeOf) => {
     new DataView(b.buffer, b.byteOffset).setBigUint64(layout.object.ob_type, BigInt(typeOf[t]), true);
     return b;
