@@ -11,7 +11,8 @@
  */
 import { spawn } from 'node:child_process';
 import { sampleProcess } from '../src/capture/sampler/sampler.ts';
-import { frameInfo, stackFrames, type Profile } from '../src/model/profile.ts';
+import type { Profile } from '../src/model/profile.ts';
+import { stackRoots } from '../test/helpers/roots.ts';
 import { argValue, argv, benchPythons, exited, killChild, LineReader, machineLine, QUICK, WORKLOADS } from './sampler-common.ts';
 
 const SECONDS = Number(argValue('--seconds') ?? (QUICK ? 2 : 5));
@@ -32,31 +33,22 @@ export interface CutCounts {
   examples: string[];
 }
 
-/** Classify every sample's root frame (leaf … root): `<module>` / `_bootstrap` / `[truncated]` / anything else. */
+/** Root counts (test/helpers/roots.ts) with the run's quality figures. */
 export function countCuts(p: Profile): CutCounts {
-  const out: CutCounts = { samples: p.samples.length, unmarked: 0, marked: 0, errors: p.meta.errorCount, retries: Number(p.meta.extra?.retriedWalks ?? 0),
-    ticks: Number(p.meta.extra?.ticks ?? 0),
-    missed: Number(p.meta.extra?.missedTicks ?? 0),
-    pauses: Number(p.meta.extra?.pauses ?? 0),
-    pausedMs: Number(p.meta.extra?.pausedNs ?? 0) / 1e6,
-    examples: [],
+  const r = stackRoots(p);
+  const x = p.meta.extra ?? {};
+  return {
+    samples: p.samples.length,
+    unmarked: r.cut,
+    marked: r.marked,
+    errors: p.meta.errorCount,
+    retries: Number(x.retriedWalks ?? 0),
+    ticks: Number(x.ticks ?? 0),
+    missed: Number(x.missedTicks ?? 0),
+    pauses: Number(x.pauses ?? 0),
+    pausedMs: Number(x.pausedNs ?? 0) / 1e6,
+    examples: r.examples,
   };
-  const rootOf = new Map<number, string>();
-  for (let i = 0; i < p.samples.length; i++) {
-    const s = p.samples.stack[i]!;
-    let root = rootOf.get(s);
-    if (root === undefined) {
-      const fr = stackFrames(p, s);
-      root = fr.length ? frameInfo(p, fr[0]!).name : '';
-      rootOf.set(s, root);
-      if (root !== '<module>' && root !== '_bootstrap' && root !== '[truncated]' && out.examples.length < 3) {
-        out.examples.push(fr.map((f) => frameInfo(p, f).name).join(';'));
-      }
-    }
-    if (root === '[truncated]') out.marked++;
-    else if (root !== '<module>' && root !== '_bootstrap') out.unmarked++;
-  }
-  return out;
 }
 
 const pct = (n: number, d: number) => (d ? ((100 * n) / d).toFixed(2) : '-') + ' %';

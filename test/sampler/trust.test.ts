@@ -15,6 +15,7 @@ import { syscalls } from '../../src/capture/sampler/syscalls.ts';
 import { frameInfo, stackFrames, type Profile } from '../../src/model/profile.ts';
 import { samplerQuality } from '../../src/render/page/quality.ts';
 import { exclusive } from '../helpers/exclusive.ts';
+import { stackRoots } from '../helpers/roots.ts';
 import { firstLine, installedPythons } from './pythons.ts';
 
 const WORKLOADS = join(import.meta.dirname, '../../bench/workloads');
@@ -25,26 +26,6 @@ function killed(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   child.kill('SIGKILL');
   return new Promise((r) => child.once('exit', () => r()));
-}
-
-/** samples whose stack ends at the thread's base (<module> or threading's _bootstrap), at a [truncated] mark, or elsewhere */
-function roots(p: Profile): { whole: number; marked: number; cut: number; example?: string } {
-  const out: { whole: number; marked: number; cut: number; example?: string } = { whole: 0, marked: 0, cut: 0 };
-  const memo = new Map<number, string>();
-  for (let i = 0; i < p.samples.length; i++) {
-    const s = p.samples.stack[i]!;
-    let root = memo.get(s);
-    if (root === undefined) {
-      const fr = stackFrames(p, s);
-      root = fr.length ? frameInfo(p, fr[0]!).name : '';
-      memo.set(s, root);
-      if (root !== '<module>' && root !== '_bootstrap' && root !== '[truncated]') out.example ??= fr.map((f) => frameInfo(p, f).name).join(' > ');
-    }
-    if (root === '[truncated]') out.marked++;
-    else if (root === '<module>' || root === '_bootstrap') out.whole++;
-    else out.cut++;
-  }
-  return out;
 }
 
 async function churn(exe: string, seconds: number): Promise<ChildProcess> {
@@ -60,12 +41,12 @@ for (const py of pythons) {
     const child = await churn(py.exe, 6);
     try {
       const p = await sampleProcess(child.pid!, { rateHz: 1000, durationS: 1.5 });
-      const r = roots(p);
+      const r = stackRoots(p);
       const n = p.samples.length;
       t.diagnostic(`${n} samples: ${r.whole} whole, ${r.marked} marked, ${r.cut} cut; ${samplerQuality(p.meta)}`);
       assert.ok(n > 300, `${n} samples`);
       // the bench (bench/sampler-cuts.ts) measures 0 % unmarked and ≤ 2.5 % marked; a loaded CI machine gets slack on the marked share only
-      assert.ok(r.cut <= 0.005 * n, `${r.cut} of ${n} stacks cut without a mark, e.g. ${r.example}`);
+      assert.ok(r.cut <= 0.005 * n, `${r.cut} of ${n} stacks cut without a mark, e.g. ${r.examples[0]}`);
       assert.ok(r.marked <= 0.06 * n, `${r.marked} of ${n} stacks marked [truncated]`);
       assert.equal(r.marked, Number(p.meta.extra!.truncatedSamples), 'the mark and the count agree');
       assert.ok(Number(p.meta.extra!.retriedWalks) > 0, 'churn tears some reads, and they are read again');
@@ -83,10 +64,10 @@ test('--blocking: each running thread stopped while read — no stack cut or mar
     const child = await churn(py.exe, 5);
     try {
       const p = await sampleProcess(child.pid!, { rateHz: 200, durationS: 1.5, blocking: true });
-      const r = roots(p);
+      const r = stackRoots(p);
       const x = p.meta.extra!;
       t.diagnostic(`${py.label}: ${p.samples.length} samples, ${r.marked} marked, ${r.cut} cut; ${samplerQuality(p.meta)}`);
-      assert.equal(r.cut, 0, `cut without a mark: ${r.example}`);
+      assert.equal(r.cut, 0, `cut without a mark: ${r.examples[0]}`);
       assert.ok(r.marked <= 0.005 * p.samples.length, `${r.marked} marked`);
       assert.ok(Number(x.pauses) >= 0.5 * p.samples.length, `${x.pauses} stops for ${p.samples.length} samples`);
       assert.ok(Number(x.pausedNs) > 0);
