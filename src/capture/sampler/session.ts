@@ -26,6 +26,23 @@ import { mainInterpreter, ThreadNames } from './threadnames.ts';
 import { leafMarkRanges, listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { syscalls } from './syscalls.ts';
+import { GATE_DIR } from '../session/gate.ts';
+
+const GATE_FILE = `${GATE_DIR}/sitecustomize.py`;
+
+/**
+ * The thread is inside pylens's start gate, its time pylens's and not the program's: a frame
+ * of the gate is the leaf, or leads to it through the gate's own helpers (`_wait`,
+ * `_unshadow`). The one exception is what `_gate` calls out of the gate's file: the
+ * sitecustomize the gate shadows (a user's, a distribution's), which is the program's.
+ */
+export function inGate(frames: readonly Frame[]): boolean {
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i]!;
+    if (f.file === GATE_FILE) return i === 0 || f.name !== '_gate';
+  }
+  return false;
+}
 
 export interface ThreadSample {
   /** OS thread id when known, else the interpreter's own id for the thread */
@@ -70,10 +87,12 @@ export interface SamplerCounts {
   pauseBudgetSkips: number;
   /** samples of runnable threads judged waiting for a CPU (not on it) */
   runnableWaiting: number;
+  /** samples dropped because the thread was still inside pylens's start gate (python/gate) */
+  gateSamples: number;
 }
 
 export function emptyCounts(): SamplerCounts {
-  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0 };
+  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, gateSamples: 0 };
 }
 
 /** `into` += `c`, field by field */
@@ -292,6 +311,8 @@ export class ProcessSampler {
   private pthreadTidOffset: number | undefined;
   private tidOfPthread = new Map<bigint, number>();
   private closed = false;
+  /** a tick has found a thread outside pylens's start gate (see tick) */
+  private pastGate = false;
   /** how whole the stacks were (walker.ts validates every walk and re-reads torn ones), stops, CPU judgements; `counts()` adds the stops */
   private readonly tally: SamplerCounts = emptyCounts();
   /**
@@ -579,8 +600,15 @@ export class ProcessSampler {
           continue;
         }
         if (!t.frames || t.frames.length === 0) continue;
+        if (!this.pastGate && inGate(t.frames)) {
+          this.tally.gateSamples++;
+          continue;
+        }
         out.threads.push(described(t));
       }
+      // a launched program leaves the gate before any of its own code runs, and never
+      // comes back: once a tick finds no thread in it, stacks are no longer searched
+      if (!this.pastGate && out.threads.length > 0) this.pastGate = true;
     } catch (e) {
       if (e instanceof ProcessGoneError) {
         out.gone = true;

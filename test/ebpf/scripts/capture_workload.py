@@ -5,7 +5,8 @@ recording is attached by then), runs MODE, prints one JSON line with its own tim
 each worker thread, then waits for stdin to close before exiting.
 
 Modes:
-  sleep  a thread calls time.sleep(0.05) 20 times; reports the time spent in the calls
+  sleep  a thread calls time.sleep(0.05) 20 times; reports the time spent in the calls and
+         how many of them blocked (its voluntary context switches went up)
   lock   a thread blocks on a threading.Lock held 3 x 0.3 s by the main thread; reports
          the time spent in acquire()
   gil    two CPU-bound threads for about 1.5 s: each waits for the GIL the other holds
@@ -26,13 +27,27 @@ def record(name, **kw):
     result["threads"][name] = dict(tid=threading.get_native_id(), **kw)
 
 
+def voluntary_switches():
+    with open("/proc/thread-self/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    return -1
+
+
 def sleeper():
     total = 0.0
+    blocked = 0
     for _ in range(20):
+        v0 = voluntary_switches()
         t0 = time.monotonic()
         time.sleep(0.05)
         total += time.monotonic() - t0
-    record("sleeper", sleep_s=total)
+        # a sleep whose deadline passed while the thread was preempted on its way into
+        # clock_nanosleep returns at once without blocking (a loaded machine)
+        if voluntary_switches() > v0:
+            blocked += 1
+    record("sleeper", sleep_s=total, blocked_sleeps=blocked)
 
 
 def locker():
