@@ -102,7 +102,10 @@ test('record --backend ebpf -- python: bpftrace samples the program from its fir
       assert.equal(r.code, 0, r.err);
       const p = decodePylens(readFileSync(out), out);
       const first = count(p, (n) => n.includes('first_100ms'));
-      assert.ok(first >= 16, `kernel samples in first_100ms: ${first} of 20 (200 Hz)\n${r.err}`);
+      // the kernel samples at 200 Hz; the sampler lends their Python frames, so a sampler
+      // that missed ticks on a loaded machine (its achieved rate) lends fewer of them
+      const expected = 0.1 * Math.min(200, Number(p.meta.extra?.achievedRateHz) || 200);
+      assert.ok(first >= Math.floor(0.8 * expected), `kernel samples in first_100ms: ${first} of ${expected.toFixed(1)} (200 Hz, the sampler's achieved rate)\n${r.err}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
