@@ -10,7 +10,7 @@
  * window after a warm-up, as a share of one core. Prints both, the ratio (goal ≤ 1.5×), and
  * the sampler's RSS at the start and end of the window (memory must not grow).
  *
- *   node_modules/.bin/node bench/sampler-floor.ts [--quick] [--window S] [--rounds N] [--python 3.12]
+ *   node_modules/.bin/node bench/sampler-floor.ts [--quick] [--window S] [--warmup S] [--rounds N] [--python 3.12]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -20,7 +20,9 @@ import { locateRuntime } from '../src/capture/sampler/runtime.ts';
 import { argValue, exited, killChild, LineReader, machineLine, median, procStatusKb, python, QUICK, ROOT, sleep, startRecord, waitForAttach, WORKLOADS } from './sampler-common.ts';
 
 const WINDOW_S = Number(argValue('--window') ?? (QUICK ? 3 : 6));
-const WARMUP_S = 1.5;
+// a JIT reaches its steady state after ~1,000 ticks (V8 tiers code up by use): at 100 Hz
+// that is 10 s; the floor, compiled ahead, gets the same warm-up
+const WARMUP_S = Number(argValue('--warmup') ?? (QUICK ? 3 : 10));
 const ROUNDS = Number(argValue('--rounds') ?? (QUICK ? 1 : 3));
 const MINOR = Number((argValue('--python') ?? '3.12').split('.')[1]);
 const RATES = [100, 1000];

@@ -28,11 +28,29 @@
  * wait already). States keep the two
  * apart: on-cpu vs off-cpu and gil.
  */
-import type { OffCpuInterval } from '../capture/ebpf/offcpu.ts';
 import { ProfileBuilder } from '../model/builder.ts';
 import { SampleStateCode, frameInfo, type IndexIntoFrames, type IndexIntoStacks, type Profile, type ProfileMeta } from '../model/profile.ts';
 
 /** One off-CPU record, as the capture gives it; `maxNs`, the longest single interval, when it keeps one. */
+/** One off-CPU record as an eBPF or perf capture gives it (capture/ebpf/offcpu.ts). */
+export interface OffCpuInterval {
+  pid: number;
+  tid: number;
+  comm: string;
+  /** kernel stack at switch-out, leaf first, bare symbol names (no +0x offsets) */
+  kstack: string[];
+  /** CLOCK_MONOTONIC ns (bpftrace `nsecs`): earliest switch-out and latest switch-in of the intervals merged into this record */
+  startNs: number;
+  endNs: number;
+  /** total blocked ns and number of intervals merged into this record */
+  blockedNs: number;
+  count: number;
+  /** the thread was inside CPython's take_gil when it switched out (GIL wait), when the probe could be placed */
+  gilWait: boolean;
+  /** prev_state at switch-out: 'S' sleeping, 'D' uninterruptible, 'R' preempted, … */
+  state: string;
+}
+
 export type WaitRecord = OffCpuInterval & { maxNs?: number };
 
 export type WaitClass = 'gil' | 'lock' | 'network' | 'disk' | 'sleep' | 'page-fault' | 'preempted' | 'other';

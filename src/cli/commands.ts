@@ -6,7 +6,8 @@ import { basename, dirname, resolve } from 'node:path';
 import type { Profile, SampleState } from '../model/profile.ts';
 import { SAMPLE_STATES } from '../model/profile.ts';
 import { aggregate, filterSamples, focus, mergeThreads } from '../model/query.ts';
-import { EXPORTERS, IMPORTERS, exporterById, exporterForPath, importProfile } from '../formats/index.ts';
+import { IMPORTERS, importProfile } from '../formats/index.ts';
+import { OUTPUTS, outputById, outputForPath } from '../render/outputs.ts';
 import { InputFile, type Exporter } from '../formats/types.ts';
 import { samplerQuality } from '../render/page/quality.ts';
 import { renderTopTable } from '../render/top.ts';
@@ -14,7 +15,7 @@ import { CliError } from './errors.ts';
 import { UsageError, type CommandSpec, type OptionSpec, type Parsed } from './args.ts';
 
 const INPUT_FORMATS = () => IMPORTERS.map((i) => i.id);
-const OUTPUT_FORMATS = () => EXPORTERS.map((e) => e.id);
+const OUTPUT_FORMATS = () => OUTPUTS.map((e) => e.id);
 
 /** Options every file command shares: input format and the core filters. */
 const filterOptions: OptionSpec[] = [
@@ -121,7 +122,7 @@ export function loadProfile(cmd: string, args: Parsed): Profile {
 
 /** The exporter for --format, else for the output's extension; a usage error when neither names one. */
 export function pickExporter(command: string, out: string, fmt: string | undefined): Exporter {
-  const exporter = fmt ? exporterById(fmt) : exporterForPath(out);
+  const exporter = fmt ? outputById(fmt) : outputForPath(out);
   if (!exporter) {
     throw new UsageError(command, fmt ? `--format must be one of ${OUTPUT_FORMATS().join(', ')}; got '${fmt}'` : `cannot tell the output format from '${out}'; pass --format (${OUTPUT_FORMATS().join(', ')})`);
   }
@@ -156,7 +157,7 @@ export function runView(args: Parsed): number {
   const input = args.positionals[0]!;
   const out = (args.options.output as string | undefined) ?? `${basename(input).replace(/(\.[A-Za-z0-9]+)+$/, '') || 'profile'}.html`;
   const p = loadProfile('view', args);
-  const html = exporterById('html')!.write(p, { title: p.meta.name ?? basename(input) });
+  const html = outputById('html')!.write(p, { title: p.meta.name ?? basename(input) });
   const abs = writeOutput(out, html);
   process.stdout.write(`${abs}\n`);
   return 0;

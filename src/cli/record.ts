@@ -32,7 +32,7 @@ import { Companion } from '../capture/session/session.ts';
 import { CPU_BUCKET_NS, startCpuSampling } from '../capture/ebpf/cpu.ts';
 import { joinEbpfSamples } from '../capture/ebpf/join.ts';
 import { hostEnvironment } from '../model/environment.ts';
-import { exporterById } from '../formats/index.ts';
+import { outputById } from '../render/outputs.ts';
 import { CliError } from './errors.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
@@ -96,7 +96,7 @@ export function programName(pid: number, argv?: string[]): string {
 
 export function defaultOutput(name: string, fmt: string | undefined): string {
   const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*$/, '');
-  return `${name}-${stamp}.${fmt ? (exporterById(fmt)?.extension ?? '.html').replace(/^\./, '') : 'html'}`;
+  return `${name}-${stamp}.${fmt ? (outputById(fmt)?.extension ?? '.html').replace(/^\./, '') : 'html'}`;
 }
 
 /** The progress line, e.g. "pylens record: 12.3 s, 1,230 samples, 100.0 Hz, 0 errors, 3 threads". */

@@ -18,9 +18,6 @@ import { austinImporter } from './austin.ts';
 import { tachyonImporter } from './tachyon.ts';
 import { pyspyRawImporter } from './pyspy-raw.ts';
 import { foldedExporter, foldedImporter } from './folded.ts';
-import { svgExporter } from '../render/svg.ts';
-import { htmlExporter } from '../render/html.ts';
-import { topExporter } from '../render/top.ts';
 import { InputFile, NOT_MINE, ParseError, UnknownFormatError, type Exporter, type Importer } from './types.ts';
 
 /**
@@ -42,18 +39,11 @@ export const IMPORTERS: Importer[] = [
   foldedImporter,
 ];
 
-/** Exporters by id. */
-export const EXPORTERS: Exporter[] = [
-  pylensExporter,
-  foldedExporter,
-  speedscopeExporter,
-  pprofExporter,
-  chromeTraceExporter,
-  svgExporter,
-  htmlExporter,
-  topExporter,
-  pstatsExporter,
-];
+/**
+ * The data formats pylens writes, by id. The views (HTML, SVG, top table) are render's:
+ * src/render/outputs.ts lists every output, these and those.
+ */
+export const EXPORTERS: Exporter[] = [pylensExporter, foldedExporter, speedscopeExporter, pprofExporter, chromeTraceExporter, pstatsExporter];
 
 export function importerById(id: string): Importer | undefined {
   return IMPORTERS.find((i) => i.id === id);
@@ -63,12 +53,12 @@ export function exporterById(id: string): Exporter | undefined {
   return EXPORTERS.find((e) => e.id === id);
 }
 
-/** The exporter whose extension the path ends with (longest match wins). */
-export function exporterForPath(path: string): Exporter | undefined {
+/** The exporter of `exporters` (default: the data formats) whose extension the path ends with (longest match wins). */
+export function exporterForPath(path: string, exporters: readonly Exporter[] = EXPORTERS): Exporter | undefined {
   const lower = path.toLowerCase();
   let best: Exporter | undefined;
   let bestLen = 0;
-  for (const e of EXPORTERS) {
+  for (const e of exporters) {
     for (const ext of [e.extension, ...(e.extensions ?? [])]) {
       if (lower.endsWith(ext) && ext.length > bestLen) {
         best = e;

@@ -4,7 +4,7 @@
  * snapshots with their diffs, and the growth verdicts with the lines responsible.
  */
 import { basename } from 'node:path';
-import type { MemLineRow, MemReport } from '../capture/python/mem.ts';
+import type { MemLineRow, MemReport } from '../analysis/mem.ts';
 import { formatBytes, groupDigits } from './page/units.ts';
 
 const where = (l: { file: string; line: number; function: string }, full: boolean) => `${l.function} (${full ? l.file : basename(l.file)}:${l.line})`;

@@ -13,7 +13,7 @@
  * (kind, state, start, duration, switch-out stack); clicking a wait in the list zooms to it.
  */
 import { deflateRawSync } from 'node:zlib';
-import type { SchedSummary, SchedTrace } from '../capture/perf/sched.ts';
+import type { SchedSummary, SchedTrace } from '../analysis/sched.ts';
 
 export interface SchedHtmlInput {
   title: string;

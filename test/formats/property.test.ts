@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { ProfileBuilder } from '../../src/model/builder.ts';
 import type { FrameKind, Profile } from '../../src/model/profile.ts';
 import { foldedStacks, validateProfile, withThreadRoots } from '../../src/model/query.ts';
-import { exporterById, importProfile } from '../../src/formats/index.ts';
+import { importProfile } from '../../src/formats/index.ts';
+import { outputById as exporterById } from '../../src/render/outputs.ts';
 import { InputFile } from '../../src/formats/types.ts';
 import { rng } from '../helpers/format-checks.ts';
 

@@ -13,7 +13,7 @@ import { FlameModel, boxSelf, searchPattern, type Layout, type RowFilter } from 
 import { callTree, type CallTreeNode } from '../../src/model/query.ts';
 import { ProfileBuilder } from '../../src/model/builder.ts';
 import type { Profile } from '../../src/model/profile.ts';
-import { exporterById } from '../../src/formats/index.ts';
+import { outputById as exporterById } from '../../src/render/outputs.ts';
 import { bigProfile, smallProfile } from './profiles.ts';
 
 async function model(p: Profile, compress = true): Promise<FlameModel> {

@@ -24,7 +24,7 @@ import {
   readCodeObjectGeneration,
   readDebugOffsets,
 } from '../../src/capture/sampler/debug-offsets.ts';
-import { gilHolder } from '../../src/capture/sampler/dump.ts';
+import { gilHolder } from '../../src/capture/sampler/threads.ts';
 import { layoutFor, type Layout } from '../../src/capture/sampler/layouts/index.ts';
 import { layout as generated313 } from '../../src/capture/sampler/layouts/cpython-3.13.ts';
 import { ImageMemory, ProcMemory, type Address } from '../../src/capture/sampler/memory.ts';

@@ -37,6 +37,7 @@ import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, 
 import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { OffCpuInterval } from '../../analysis/offcpu.ts';
 import { ElfFile } from '../sampler/elf.ts';
 import { findExecutable, findLibpython, readMaps } from '../sampler/maps.ts';
 import { ProcessSampler } from '../sampler/session.ts';
@@ -56,23 +57,7 @@ import {
   type Tracer,
 } from './tool.ts';
 
-export interface OffCpuInterval {
-  pid: number;
-  tid: number;
-  comm: string;
-  /** kernel stack at switch-out, leaf first, bare symbol names (no +0x offsets) */
-  kstack: string[];
-  /** CLOCK_MONOTONIC ns (bpftrace `nsecs`): earliest switch-out and latest switch-in of the intervals merged into this record */
-  startNs: number;
-  endNs: number;
-  /** total blocked ns and number of intervals merged into this record */
-  blockedNs: number;
-  count: number;
-  /** the thread was inside CPython's take_gil when it switched out (GIL wait), when the probe could be placed */
-  gilWait: boolean;
-  /** prev_state at switch-out: 'S' sleeping, 'D' uninterruptible, 'R' preempted, … */
-  state: string;
-}
+export type { OffCpuInterval };
 
 export interface OffCpuResult {
   backend: 'bpftrace' | 'bcc' | 'perf-sched';

@@ -23,7 +23,7 @@ import { hostEnvironment } from '../../model/environment.ts';
 import type { Profile } from '../../model/profile.ts';
 import { withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError } from './memory.ts';
-import { statStateLetter } from './dump.ts';
+import { statStateLetter } from './threads.ts';
 import { syscalls } from './syscalls.ts';
 import { addCounts, CPU_RULE, emptyCounts, ProcessSampler, readCmdline, readCwd, readExe, type SamplerCounts, type ThreadSample } from './session.ts';
 import type { Frame } from './walker.ts';
@@ -346,8 +346,17 @@ interface Attached {
   cwd: string | undefined;
   /** the walker's shared Frame objects → builder frame index (weak: the code cache is flushed now and then) */
   frameIdx: WeakMap<Frame, number>;
-  /** tid → builder thread index, and whether its name is in */
-  threadIdx: Map<number, { idx: number; named: boolean }>;
+  /** tid → builder thread index, whether its name is in, and its last stack (see `record`) */
+  threadIdx: Map<number, ThreadMemo>;
+}
+
+interface ThreadMemo {
+  idx: number;
+  named: boolean;
+  /** the thread's last sample: its frames (leaf first), whether marked, and the builder stack of each root-first prefix */
+  frames: readonly Frame[];
+  truncated: boolean;
+  stacks: number[];
 }
 
 /**
@@ -485,28 +494,48 @@ export class Recorder {
   private truncatedFrame = -1;
 
   private record(pid: number, a: Attached, t: ThreadSample, sinceStartNs: number): void {
-    let stack = -1;
-    // a stack that does not reach its thread's base (torn on every read, or past the depth
-    // cap) hangs under a marker root instead of passing for a stack with another root
-    if (t.truncated) {
-      if (this.truncatedFrame < 0) this.truncatedFrame = this.builder.frame({ name: '[truncated]', kind: 'marker' });
-      stack = this.builder.stack(-1, this.truncatedFrame);
-      this.truncatedSamples++;
-    }
-    const cwd = a.cwd;
-    const frames = t.frames;
-    const memo = a.frameIdx;
-    for (let i = frames.length - 1; i >= 0; i--) {
-      const f = frames[i]!;
-      let fi = memo.get(f);
-      if (fi === undefined) memo.set(f, (fi = this.frameOf(f, cwd)));
-      stack = this.builder.stack(stack, fi);
-    }
     let th = a.threadIdx.get(t.tid);
     if (th === undefined || !th.named) {
       const name = a.s.threadName(t.ident);
-      if (th === undefined || name !== undefined) a.threadIdx.set(t.tid, (th = { idx: this.builder.thread(pid, t.tid, name), named: name !== undefined }));
+      if (th === undefined || name !== undefined) {
+        const idx = this.builder.thread(pid, t.tid, name);
+        if (th === undefined) a.threadIdx.set(t.tid, (th = { idx, named: name !== undefined, frames: [], truncated: false, stacks: [] }));
+        else (th.idx = idx), (th.named = name !== undefined);
+      }
     }
+    if (t.truncated) this.truncatedSamples++;
+    const frames = t.frames;
+    const n = frames.length;
+    // A thread's stacks change little from one sample to the next: the part from the root
+    // that equals its last sample's (the walker's Frame objects are shared) takes that
+    // sample's stack index instead of being interned again, frame by frame.
+    const last = th.frames;
+    const stacks = th.stacks;
+    let same = 0;
+    if (t.truncated === th.truncated) {
+      const m = Math.min(n, last.length);
+      while (same < m && frames[n - 1 - same] === last[last.length - 1 - same]) same++;
+    }
+    let stack = -1;
+    if (same > 0) stack = stacks[same - 1]!;
+    // a stack that does not reach its thread's base (torn on every read, or past the depth
+    // cap) hangs under a marker root instead of passing for a stack with another root
+    else if (t.truncated) {
+      if (this.truncatedFrame < 0) this.truncatedFrame = this.builder.frame({ name: '[truncated]', kind: 'marker' });
+      stack = this.builder.stack(-1, this.truncatedFrame);
+    }
+    const cwd = a.cwd;
+    const memo = a.frameIdx;
+    for (let j = same; j < n; j++) {
+      const f = frames[n - 1 - j]!;
+      let fi = memo.get(f);
+      if (fi === undefined) memo.set(f, (fi = this.frameOf(f, cwd)));
+      stack = this.builder.stack(stack, fi);
+      stacks[j] = stack;
+    }
+    stacks.length = n;
+    th.frames = frames;
+    th.truncated = t.truncated;
     this.builder.sample(stack, 1, th.idx, t.state, sinceStartNs);
     this.rows++;
     if (t.holdsGil) this.gilSamples++;

@@ -17,7 +17,7 @@ import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:
 import { release } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import type { SampleState } from '../../model/profile.ts';
-import { findPthreadTidOffset, gilHolder, gilStructAddress, gilStructOf, statStateLetter, taskIds } from './dump.ts';
+import { findPthreadTidOffset, gilHolder, gilStructAddress, gilStructOf, statStateLetter, taskIds } from './threads.ts';
 import { layoutForRuntime, readCodeObjectGeneration } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
