@@ -18,7 +18,7 @@ const INPUT_FORMATS = () => IMPORTERS.map((i) => i.id);
 const OUTPUT_FORMATS = () => OUTPUTS.map((e) => e.id);
 
 /** Options every file command shares: input format and the core filters. */
-const filterOptions: OptionSpec[] = [
+export const filterOptions: OptionSpec[] = [
   { name: 'from', type: 'string', value: 'FORMAT', help: 'input format, when detection should not decide' },
   { name: 'tid', type: 'list', value: 'TID[,TID…]', help: 'keep only these thread ids' },
   { name: 'pid', type: 'list', value: 'PID[,PID…]', help: 'keep only these process ids' },
@@ -95,9 +95,8 @@ function numberList(cmd: string, name: string, v: unknown): number[] | undefined
   });
 }
 
-/** Read, import and apply the shared filters. */
-export function loadProfile(cmd: string, args: Parsed): Profile {
-  const path = args.positionals[0]!;
+/** Read, import and apply the shared filters (to `path`, default the first argument). */
+export function loadProfile(cmd: string, args: Parsed, path: string = args.positionals[0]!): Profile {
   const from = args.options.from as string | undefined;
   if (from && !INPUT_FORMATS().includes(from)) throw new UsageError(cmd, `--from must be one of ${INPUT_FORMATS().join(', ')}; got '${from}'`);
   let p = importProfile(readInput(path), from).profile;

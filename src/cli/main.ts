@@ -9,6 +9,7 @@ import { parseArgs, renderHelp, UsageError, type CommandSpec, type Parsed } from
 import { convertSpec, reportSpec, runConvert, runReport, runView, viewSpec } from './commands.ts';
 import { EXIT_OK, explain } from './errors.ts';
 import { demoSpec, runDemo } from './demo.ts';
+import { diffSpec, runDiff, spreadSides } from './diff.ts';
 import { dumpSpec, runDump } from './dump.ts';
 import { ioSpec, runIo } from './io.ts';
 import { offcpuSpec, runOffcpu } from './offcpu.ts';
@@ -24,12 +25,15 @@ import { runYappi, yappiSpec } from './yappi.ts';
 interface Command {
   spec: CommandSpec;
   run(args: Parsed): number | Promise<number>;
+  /** rewrite the arguments before parsing (e.g. diff's `--base a b c`) */
+  prepare?(argv: readonly string[]): string[];
 }
 
 const COMMANDS: Command[] = [
   { spec: convertSpec, run: runConvert },
   { spec: viewSpec, run: runView },
   { spec: reportSpec, run: runReport },
+  { spec: diffSpec, run: runDiff, prepare: spreadSides },
   { spec: recordSpec, run: runRecord },
   { spec: topSpec, run: runTop },
   { spec: dumpSpec, run: runDump },
@@ -64,9 +68,10 @@ function overview(): string {
     '  pylens mem -- python app.py                 # allocations by line; growth over time',
     '  pylens view perf-script.txt                 # interactive HTML flamegraph',
     '  pylens report profile.pstats --by line      # top table',
+    '  pylens diff before.pylens after.pylens      # what changed, beyond sampling noise',
     '  pylens convert stacks.folded -o app.pb.gz   # pprof for go tool pprof',
     '',
-    "Run 'pylens <command> --help' for a command's options. Exit codes: 0 ok, 1 failure, 2 usage.",
+    "Run 'pylens <command> --help' for a command's options. Exit codes: 0 ok, 1 failure, 2 usage, 3 a regression (diff --fail-on-regression).",
   ].join('\n') + '\n';
 }
 
@@ -92,7 +97,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(renderHelp(cmd.spec));
       return EXIT_OK;
     }
-    return await cmd.run(parseArgs(cmd.spec, rest));
+    return await cmd.run(parseArgs(cmd.spec, cmd.prepare ? cmd.prepare(rest) : rest));
   } catch (e) {
     const { message, fix, code } = explain(e);
     process.stderr.write(`pylens: error: ${message}\n${fix ? `  fix: ${fix}\n` : ''}`);

@@ -6,11 +6,13 @@
  *
  * Frames are <g class="f" data-x data-w data-d> (start and width in value units, depth)
  * holding <title>label (value, P%)</title><rect/><text/>. Layout numbers come from
- * data-* attributes of the root <svg>.
+ * data-* attributes of the root <svg> (the document's, or the first <svg data-total> of an
+ * HTML page). A differential flamegraph (src/render/diff.ts) also gives each frame its BASE
+ * side's place (data-xb, data-wb) and has a "Widths" control (#widths) that swaps the two.
  */
 
 function svgMain(): void {
-  const root = document.documentElement;
+  const root = document.querySelector('svg[data-total]') ?? document.documentElement;
   const num = (el: Element, name: string) => Number(el.getAttribute(name));
   const total = num(root, 'data-total');
   const width = num(root, 'data-width');
@@ -19,6 +21,7 @@ function svgMain(): void {
   const frames = Array.from(document.querySelectorAll<SVGGElement>('g.f'));
   const details = document.getElementById('details');
   const unzoomBtn = document.getElementById('unzoom');
+  const widthsBtn = document.getElementById('widths');
   const searchBtn = document.getElementById('search');
   const matchedText = document.getElementById('matched');
   const eps = total * 1e-9;
@@ -26,6 +29,9 @@ function svgMain(): void {
   interface Info {
     x: number;
     w: number;
+    /** the other widths' place (differential flamegraphs), swapped with x and w by the Widths control */
+    xo: number;
+    wo: number;
     d: number;
     label: string;
     rect: SVGRectElement;
@@ -40,6 +46,8 @@ function svgMain(): void {
     info.set(g, {
       x: num(g, 'data-x'),
       w: num(g, 'data-w'),
+      xo: num(g, 'data-xb'),
+      wo: num(g, 'data-wb'),
       d: num(g, 'data-d'),
       label: cut >= 0 ? title.slice(0, cut) : title,
       rect,
@@ -62,6 +70,10 @@ function svgMain(): void {
       const f = info.get(g)!;
       let nx: number;
       let nw: number;
+      if (!(f.w > 0)) {
+        g.classList.add('hide');
+        continue;
+      }
       if (f.d < d && f.x <= x + eps && f.x + f.w >= x + w - eps) {
         nx = xpad;
         nw = width - 2 * xpad;
@@ -92,6 +104,19 @@ function svgMain(): void {
   function unzoom(): void {
     layout(0, total, 0);
     unzoomBtn?.classList.add('hide');
+  }
+
+  let showingNew = true;
+  function swapWidths(): void {
+    for (const f of info.values()) {
+      [f.x, f.xo] = [f.xo, f.x];
+      [f.w, f.wo] = [f.wo, f.w];
+      f.rect.classList.remove('hide');
+    }
+    showingNew = !showingNew;
+    root.setAttribute('data-widths', showingNew ? 'new' : 'base');
+    if (widthsBtn) widthsBtn.textContent = showingNew ? 'Widths: NEW (click for BASE)' : 'Widths: BASE (click for NEW)';
+    unzoom();
   }
 
   function search(term: string | null): void {
@@ -136,6 +161,7 @@ function svgMain(): void {
     const g = t?.closest?.('g.f') as SVGGElement | null;
     if (g) zoom(g);
     else if (t && unzoomBtn && unzoomBtn.contains(t)) unzoom();
+    else if (t && widthsBtn && widthsBtn.contains(t)) swapWidths();
     else if (t && searchBtn && searchBtn.contains(t)) askSearch();
   });
   document.addEventListener('mouseover', (ev) => {
