@@ -3,6 +3,7 @@
  * All functions are pure: they return new profiles or plain data.
  */
 import { ProfileBuilder } from './builder.ts';
+import { shortestUniquePaths } from './labels.ts';
 import {
   FRAME_KINDS,
   SAMPLE_STATES,
@@ -24,6 +25,8 @@ export interface LabelOptions {
   qualified?: boolean;
   /** Native frames: append the library, `name (libz.so.1)` (default false; top tables turn it on). */
   lib?: boolean;
+  /** How a file is shown when not full (default: its base name); e.g. the shortest unambiguous tail (model/labels.ts) */
+  fileLabel?: (file: string) => string;
 }
 
 function shortFile(file: string): string {
@@ -40,7 +43,7 @@ export function frameLabel(p: Profile, f: IndexIntoFrames, o: LabelOptions = {})
   if (kind === 'kernel') return name.endsWith('_[k]') ? name : `${name}_[k]`;
   if (kind === 'native' && o.lib && fr.lib[f]! >= 0) return `${name} (${shortFile(p.strings[fr.lib[f]!]!)})`;
   if (kind === 'marker' || fileIdx < 0 || o.file === false) return name;
-  const file = o.fullFilenames ? p.strings[fileIdx]! : shortFile(p.strings[fileIdx]!);
+  const file = o.fullFilenames ? p.strings[fileIdx]! : o.fileLabel ? o.fileLabel(p.strings[fileIdx]!) : shortFile(p.strings[fileIdx]!);
   const line = fr.line[f]!;
   return (o.lineno ?? true) && line > 0 ? `${name} (${file}:${line})` : `${name} (${file})`;
 }
@@ -128,6 +131,9 @@ export interface TopRow {
  * towards total. Sorted by self descending, then total, then label.
  */
 export function aggregate(p: Profile, o: { by?: 'function' | 'line'; valueIndex?: number; fullFilenames?: boolean } = {}): { rows: TopRow[]; grandTotal: number } {
+  // files by their shortest unambiguous tail (`pydantic/main.py` beside `uvicorn/main.py`)
+  const files = shortestUniquePaths(p.frames.file.filter((f) => f >= 0).map((f) => p.strings[f]!));
+  const fileLabel = (f: string) => files.get(f) ?? shortFile(f);
   const vi = o.valueIndex ?? p.defaultValue;
   const byLine = o.by === 'line';
   // Map frames to aggregation keys.
@@ -173,7 +179,7 @@ export function aggregate(p: Profile, o: { by?: 'function' | 'line'; valueIndex?
     const f = keyFrame[k]!;
     const fi = frameInfo(p, f);
     rows.push({
-      label: frameLabel(p, f, { lineno: byLine, fullFilenames: o.fullFilenames, lib: true }),
+      label: frameLabel(p, f, { lineno: byLine, fullFilenames: o.fullFilenames, lib: true, fileLabel }),
       name: fi.qualname,
       file: fi.file,
       line: byLine ? fi.line : 0,

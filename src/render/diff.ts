@@ -11,7 +11,7 @@
  * dashed and tagged `[gone]`. Click to zoom, Ctrl-F to search, as in pylens's SVG.
  */
 import type { DiffFunction, DiffPath, DiffResult } from '../analysis/diff.ts';
-import { shortestUniquePaths } from '../analysis/labels.ts';
+import { shortestUniquePaths } from '../model/labels.ts';
 import { pageScript } from './bundle.ts';
 import { groupDigits } from './page/units.ts';
 

@@ -11,7 +11,7 @@ import { formatPercent, formatValue, formatValueShort } from './page/units.ts';
 export interface TopOptions {
   /** Aggregate by function (default) or by line. */
   by?: 'function' | 'line';
-  /** Show at most this many rows (default: all). */
+  /** Show at most this many rows (default, and 0: all). */
   limit?: number;
   /** Value column (default: profile.defaultValue). */
   valueIndex?: number;
@@ -25,7 +25,7 @@ export function renderTopTable(p: Profile, o: TopOptions = {}): string {
   if (!vt) throw new Error(`value index ${vi} out of range (the profile has ${p.valueTypes.length} value types)`);
   const by = o.by ?? 'function';
   const { rows, grandTotal } = aggregate(p, { by, valueIndex: vi, fullFilenames: o.fullFilenames });
-  const shown = o.limit !== undefined && o.limit >= 0 ? rows.slice(0, o.limit) : rows;
+  const shown = o.limit !== undefined && o.limit > 0 ? rows.slice(0, o.limit) : rows;
   const cells = shown.map((r) => [formatPercent(r.selfPct / 100), formatPercent(r.totalPct / 100), formatValueShort(r.self, vt.unit), formatValueShort(r.total, vt.unit), r.label]);
   const header = ['%Own', '%Total', 'Own', 'Total', by === 'line' ? 'Function (file:line)' : 'Function (file)'];
   const widths = [0, 1, 2, 3].map((c) => Math.max(header[c]!.length, ...cells.map((row) => row[c]!.length)));

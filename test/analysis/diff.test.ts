@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { diffProfiles } from '../../src/analysis/diff.ts';
-import { shortestUniquePaths } from '../../src/analysis/labels.ts';
+import { shortestUniquePaths } from '../../src/model/labels.ts';
 import { seededRandom } from '../../src/analysis/random.ts';
 import { benjaminiHochberg, normalTwoSided, studentTwoSided } from '../../src/analysis/stats.ts';
 import { renderDiffHtml, renderDiffSvg } from '../../src/render/diff.ts';

@@ -115,6 +115,10 @@ test('report: text and json, by function and line, filters', () => {
   assert.equal(t.grandTotal, 30);
   const lim = JSON.parse(pylens(['report', f, '--json', '-n', '1']).out);
   assert.equal(lim.rows.length, 1);
+  // --limit 0 is every row, in text as in JSON
+  const all = pylens(['report', f, '--limit', '0']);
+  assert.equal(all.out.split('\n').filter((l) => /^\s*[\d.]+%/.test(l)).length, j.rows.length, all.out);
+  assert.doesNotMatch(all.out, /showing the top|more functions/);
   const focused = JSON.parse(pylens(['report', f, '--json', '--focus', 'Worker.hot']).out);
   assert.equal(focused.grandTotal, 30);
   const bad = pylens(['report', f, '--state', 'sleepy']);
