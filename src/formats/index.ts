@@ -8,6 +8,7 @@
  */
 import type { Profile } from '../model/profile.ts';
 import { pylensExporter, pylensImporter } from './pylens.ts';
+import { embeddedImporter } from './embedded.ts';
 import { pprofExporter, pprofImporter } from './pprof.ts';
 import { pstatsExporter, pstatsImporter } from './pstats.ts';
 import { speedscopeExporter, speedscopeImporter } from './speedscope.ts';
@@ -27,6 +28,7 @@ import { InputFile, NOT_MINE, ParseError, UnknownFormatError, type Exporter, typ
  */
 export const IMPORTERS: Importer[] = [
   pylensImporter,
+  embeddedImporter,
   pprofImporter,
   pstatsImporter,
   speedscopeImporter,

@@ -12,6 +12,7 @@
  * DecompressionStream) and base64-encoded.
  */
 import { deflateRawSync } from 'node:zlib';
+import { EMBEDDED_MARK, embedInHtml } from '../formats/embedded.ts';
 import type { Profile } from '../model/profile.ts';
 import { FrameKindCode } from '../model/profile.ts';
 import { frameLabel } from '../model/query.ts';
@@ -252,7 +253,7 @@ export function renderHtml(p: Profile, o: HtmlOptions = {}): string {
   const b64 = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64');
   return [
     '<!DOCTYPE html>',
-    '<html lang="en">',
+    `<html lang="en" ${EMBEDDED_MARK}>`,
     '<head>',
     '<meta charset="utf-8">',
     `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">`,
@@ -265,6 +266,7 @@ export function renderHtml(p: Profile, o: HtmlOptions = {}): string {
     PAGE_BODY,
     `<script type="application/json" id="pylens-data">${scriptJson(page)}</script>`,
     `<script type="text/plain" id="pylens-blob">${b64}</script>`,
+    embedInHtml(p),
     `<script>${pageScript(PAGE_MODULES)}</script>`,
     '</body>',
     '</html>',
@@ -276,7 +278,8 @@ export const htmlExporter: Exporter = {
   id: 'html',
   extension: '.html',
   extensions: ['.htm'],
-  lossless: false,
+  // the page carries the .pylens encoding of the profile (formats/embedded.ts)
+  lossless: true,
   write: (p, o) => renderHtml(p, o),
 };
 

@@ -10,6 +10,7 @@ import type { Profile } from '../model/profile.ts';
 import { FrameKindCode } from '../model/profile.ts';
 import { frameLabel } from '../model/query.ts';
 import type { ExportOptions, Exporter } from '../formats/types.ts';
+import { EMBEDDED_MARK, embedInSvg } from '../formats/embedded.ts';
 import { pageScript } from './bundle.ts';
 import { frameColor } from './page/palette.ts';
 import { formatDuration, formatPercent, formatValue, groupDigits } from './page/units.ts';
@@ -151,7 +152,7 @@ export function renderSvg(p: Profile, o: SvgOptions = {}): string {
   return [
     '<?xml version="1.0" standalone="no"?>',
     `<svg version="1.1" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" xmlns="http://www.w3.org/2000/svg"` +
-      ` data-total="${nv(grand)}" data-width="${width}" data-xpad="${xpad}" data-charw="${n2(charW)}">`,
+      ` data-total="${nv(grand)}" data-width="${width}" data-xpad="${xpad}" data-charw="${n2(charW)}" ${EMBEDDED_MARK}>`,
     '<!-- Flame graph by pylens, in the conventions of Brendan Gregg\'s FlameGraph (https://github.com/brendangregg/FlameGraph). -->',
     '<defs><linearGradient id="background" y1="0" y2="1" x1="0" x2="0"><stop stop-color="#eeeeee" offset="5%"/><stop stop-color="#eeeeb0" offset="95%"/></linearGradient></defs>',
     `<style type="text/css"><![CDATA[
@@ -177,6 +178,7 @@ g.f text { pointer-events: none; }
     '<g id="frames">',
     ...out,
     '</g>',
+    embedInSvg(p),
     `<script type="text/ecmascript"><![CDATA[\n${script}]]></script>`,
     '</svg>',
     '',
@@ -186,6 +188,7 @@ g.f text { pointer-events: none; }
 export const svgExporter: Exporter = {
   id: 'svg',
   extension: '.svg',
-  lossless: false,
+  // the page carries the .pylens encoding of the profile (formats/embedded.ts)
+  lossless: true,
   write: (p, o) => renderSvg(p, o),
 };

@@ -65,7 +65,7 @@ test('a misleading extension does not hide the real format', () => {
 test('unknown input names the file and lists the formats', () => {
   assert.throws(() => importProfile(InputFile.fromText('just some words\nand more\n', 'notes.txt')), (e: unknown) => {
     assert.ok(e instanceof UnknownFormatError);
-    assert.match((e as Error).message, /^notes\.txt: not a profile format pylens knows \(tried pylens, pprof, .*folded\)/);
+    assert.match((e as Error).message, /^notes\.txt: not a profile format pylens knows \(tried pylens, pylens-embedded, pprof, .*folded\)/);
     return true;
   });
 });
