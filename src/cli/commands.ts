@@ -11,6 +11,8 @@ import { OUTPUTS, outputById, outputForPath } from '../render/outputs.ts';
 import { InputFile, type Exporter } from '../formats/types.ts';
 import { samplerQuality } from '../render/page/quality.ts';
 import { renderTopTable } from '../render/top.ts';
+import { pstatsRows, renderPstatsTable, type PstatsSort } from '../render/pstats-table.ts';
+import { functionStats } from '../formats/pstats.ts';
 import { CliError } from './errors.ts';
 import { UsageError, type CommandSpec, type OptionSpec, type Parsed } from './args.ts';
 
@@ -63,13 +65,14 @@ export const reportSpec: CommandSpec = {
   usage: 'pylens report IN [--by function|line] [--limit N] [--json] [options]',
   positionals: { min: 1, max: 1 },
   options: [
-    { name: 'by', type: 'string', value: 'KEY', choices: ['function', 'line'], help: 'aggregate by function (default) or by line' },
+    { name: 'by', type: 'string', value: 'KEY', choices: ['function', 'line'], help: 'aggregate by function (default) or by line (a call-counting profile then gets the top table instead of pstats columns)' },
+    { name: 'sort', type: 'string', value: 'KEY', choices: ['cumulative', 'self', 'calls'], help: 'order of the pstats table of call-counting profiles (pstats, trace, yappi): cumulative (default), self (tottime) or calls' },
     { name: 'limit', short: 'n', type: 'number', value: 'N', help: 'rows to show (default 20; 0 = all)' },
     { name: 'json', type: 'boolean', help: 'machine-readable output' },
     { name: 'full-filenames', type: 'boolean', help: 'full file paths instead of base names' },
     ...filterOptions,
   ],
-  examples: ['pylens report profile.pstats', 'pylens report perf-script.txt --by line --limit 10', 'pylens report app.pylens --json | jq .rows[0]'],
+  examples: ['pylens report profile.pstats                 # ncalls tottime percall cumtime percall, like pstats', 'pylens report profile.pstats --sort self -n 10', 'pylens report perf-script.txt --by line --limit 10', 'pylens report app.pylens --json | jq .rows[0]', 'pylens report flame.html                     # pylens HTML and SVG carry their profile'],
 };
 
 function readInput(path: string): InputFile {
@@ -162,11 +165,19 @@ export function runView(args: Parsed): number {
   return 0;
 }
 
+/** A profile that counts calls (pstats, trace, yappi): it has a `calls` column and whole-call times. */
+function countsCalls(p: Profile): boolean {
+  return p.meta.mode === 'calls' && p.valueTypes.some((v) => v.name === 'calls' && v.unit === 'calls') && p.valueTypes.some((v) => v.unit === 'nanoseconds');
+}
+
 export function runReport(args: Parsed): number {
   const p = loadProfile('report', args);
   const by = (args.options.by as 'function' | 'line' | undefined) ?? 'function';
   const limit = (args.options.limit as number | undefined) ?? 20;
   if (!Number.isInteger(limit) || limit < 0) throw new UsageError('report', `--limit expects a whole number ≥ 0, got ${limit}`);
+  const sort = (args.options.sort as PstatsSort | undefined) ?? 'cumulative';
+  // call-counting profiles get pstats's columns unless a top table is asked for (--by)
+  const stats = countsCalls(p) && args.options.by === undefined ? functionStats(p) : undefined;
   if (args.options.json) {
     const agg = aggregate(p, { by, fullFilenames: Boolean(args.options['full-filenames']) });
     const vt = p.valueTypes[p.defaultValue]!;
@@ -176,8 +187,11 @@ export function runReport(args: Parsed): number {
       by,
       grandTotal: agg.grandTotal,
       rows: limit ? agg.rows.slice(0, limit) : agg.rows,
+      ...(stats ? { pstats: pstatsRows(stats, sort, limit) } : {}),
     };
     process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+  } else if (stats) {
+    process.stdout.write(profileHeader(p) + renderPstatsTable(stats, { sort, top: limit }));
   } else {
     process.stdout.write(profileHeader(p) + renderTopTable(p, { by, limit, fullFilenames: Boolean(args.options['full-filenames']) }));
   }

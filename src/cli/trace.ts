@@ -10,15 +10,14 @@
  */
 import { checkPython, HelperError, parsePythonCommand } from '../capture/python/helper.ts';
 import { cprofileStats, traceToProfile, type TraceData } from '../capture/python/trace.ts';
-import { functionStats, writePstats, type FunctionStat } from '../formats/pstats.ts';
+import { functionStats, writePstats } from '../formats/pstats.ts';
+import { PSTATS_SORTS as SORTS, renderPstatsTable, type PstatsSort as Sort } from '../render/pstats-table.ts';
 import type { Profile } from '../model/profile.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
 import { CliError } from './errors.ts';
 import { checkOutputArgs, commandArgv, finishLens, lensMeta, outputOptions, overheadText, runUnderLens, writeLensProfile } from './interp.ts';
 
-const SORTS = ['cumulative', 'self', 'calls'] as const;
-type Sort = (typeof SORTS)[number];
 
 export const traceSpec: CommandSpec = {
   name: 'trace',
@@ -48,30 +47,6 @@ export const traceSpec: CommandSpec = {
     'pylens trace -o app.pstats -- python app.py && python -m pstats app.pstats',
   ],
 };
-
-/** pstats-style table (ncalls tottime percall cumtime percall filename:lineno(function)). */
-export function formatTraceTable(stats: FunctionStat[], o: { sort: Sort; top: number }): string {
-  const sorted = [...stats].sort((a, b) =>
-    o.sort === 'self' ? b.tt - a.tt || b.ct - a.ct : o.sort === 'calls' ? b.nc - a.nc || b.ct - a.ct : b.ct - a.ct || b.tt - a.tt,
-  );
-  const totalCalls = stats.reduce((s, x) => s + x.nc, 0);
-  const prim = stats.reduce((s, x) => s + x.cc, 0);
-  const shown = sorted.slice(0, o.top);
-  const f3 = (x: number) => (x >= 100 ? x.toFixed(1) : x.toFixed(3));
-  const where = (st: FunctionStat) => (st.key[0] === '~' ? `{${st.key[2]}}` : `${st.key[0]}:${st.key[1]}(${st.frame.qualname || st.key[2]})`);
-  const rows = shown.map((st) => [st.nc === st.cc ? String(st.nc) : `${st.nc}/${st.cc}`, f3(st.tt), st.nc ? f3(st.tt / st.nc) : '-', f3(st.ct), st.cc ? f3(st.ct / st.cc) : '-', where(st)]);
-  const head = ['ncalls', 'tottime', 'percall', 'cumtime', 'percall', 'filename:lineno(function)'];
-  const w = [0, 1, 2, 3, 4].map((c) => Math.max(head[c]!.length, ...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]) => `${r.slice(0, 5).map((x, c) => x.padStart(w[c]!)).join('  ')}  ${r[5]}`;
-  const out = [
-    `${totalCalls} function calls${prim !== totalCalls ? ` (${prim} primitive calls)` : ''} in ${stats.length} functions`,
-    `Ordered by: ${o.sort === 'self' ? 'internal time' : o.sort === 'calls' ? 'call count' : 'cumulative time'}${shown.length < sorted.length ? `; top ${shown.length} of ${sorted.length}` : ''} (times in seconds)`,
-    '',
-    line(head),
-    ...rows.map(line),
-  ];
-  return `${out.join('\n')}\n`;
-}
 
 export async function runTrace(args: Parsed): Promise<number> {
   const o = args.options;
@@ -141,7 +116,7 @@ export async function runTrace(args: Parsed): Promise<number> {
       ) + '\n',
     );
   } else if (!o.quiet) {
-    process.stdout.write(formatTraceTable(stats, { sort, top }));
+    process.stdout.write(renderPstatsTable(stats, { sort, top }));
   }
   process.stderr.write(`pylens trace: ${calls.toLocaleString('en-US')} calls of ${stats.length} functions in ${profile.threads.length} thread${profile.threads.length === 1 ? '' : 's'} (${data.backend}); overhead ${overheadText(ov)}\n`);
   process.stderr.write(`pylens trace: wrote ${abs}${pstatsPath ? ` and ${pstatsPath}` : ''}\n`);

@@ -149,3 +149,29 @@ test('view writes a self-contained page and prints its path', () => {
   assert.match(html, /<html/i);
   assert.doesNotMatch(html, /<script[^>]+src=["']https?:/i);
 });
+
+test('report on a call-counting profile (cProfile dump): pstats columns, the same numbers as python -m pstats, sortable; JSON rows', { skip: spawnSync('python3', ['-V']).status !== 0 && 'no python3' }, () => {
+  const dir = tmp();
+  const dump = join(dir, 'x.pstats');
+  const py = spawnSync('python3', ['-c', `import cProfile\ndef f(n):\n    return sum(i * i for i in range(n))\ndef g():\n    for _ in range(20):\n        f(2000)\ncProfile.run('g()', ${JSON.stringify(dump)})`], { encoding: 'utf8' });
+  assert.equal(py.status, 0, py.stderr);
+  const theirs = spawnSync('python3', ['-c', `import pstats\npstats.Stats(${JSON.stringify(dump)}).sort_stats('calls').print_stats()`], { encoding: 'utf8' }).stdout;
+  const r = pylens(['report', dump, '--sort', 'calls', '-n', '0']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^ncalls +tottime +percall +cumtime +percall +filename:lineno\(function\)$/m);
+  assert.match(r.out, /^Ordered by: call count \(times in seconds\)$/m);
+  // every function's ncalls and cumtime as pstats prints them
+  const rows = (text: string) => new Map([...text.matchAll(/^\s*(\d+(?:\/\d+)?)\s+[\d.]+\s+[\d.]+\s+([\d.]+)\s+[\d.]+\s+(\S.*\((?:f|g)\))$/gm)].map((m) => [m[3]!.replace(/^.*:(\d+)\((\w+)\)$/, '$2:$1'), `${m[1]} ${m[2]}`]));
+  const mine = rows(r.out);
+  const ref = rows(theirs);
+  assert.equal(mine.size, 2, r.out);
+  assert.deepEqual(mine, ref);
+  // the genexpr is called 20 × 2001 times: it leads by calls
+  assert.match(r.out.split('\n').find((l) => /^\s*\d+\s+[\d.]+\s/.test(l))!, /^\s*40020\s.*genexpr/);
+  const j = JSON.parse(pylens(['report', dump, '--json', '-n', '3', '--sort', 'self']).out);
+  assert.equal(j.pstats.length, 3);
+  assert.ok(j.pstats[0].tottime >= j.pstats[1].tottime && j.pstats[1].tottime >= j.pstats[2].tottime);
+  for (const k of ['function', 'file', 'line', 'ncalls', 'primitiveCalls', 'tottime', 'cumtime', 'percallTottime', 'percallCumtime']) assert.ok(k in j.pstats[0], k);
+  // asking for a top table gets one
+  assert.match(pylens(['report', dump, '--by', 'function']).out, /%Own/);
+});
