@@ -10,7 +10,8 @@ import { IMPORTERS, importProfile } from '../formats/index.ts';
 import { OUTPUTS, outputById, outputForPath } from '../render/outputs.ts';
 import { InputFile, type Exporter } from '../formats/types.ts';
 import { samplerQuality } from '../render/page/quality.ts';
-import { renderTopTable } from '../render/top.ts';
+import { renderTopTable, renderWideBottoms } from '../render/top.ts';
+import { stateSplits, statesPresent, wideBottoms } from '../analysis/report.ts';
 import { pstatsRows, renderPstatsTable, type PstatsSort } from '../render/pstats-table.ts';
 import { functionStats } from '../formats/pstats.ts';
 import { CliError } from './errors.ts';
@@ -178,22 +179,31 @@ export function runReport(args: Parsed): number {
   const sort = (args.options.sort as PstatsSort | undefined) ?? 'cumulative';
   // call-counting profiles get pstats's columns unless a top table is asked for (--by)
   const stats = countsCalls(p) && args.options.by === undefined ? functionStats(p) : undefined;
+  // where the profile has several states: each function's split; where the time fans out
+  const states = statesPresent(p).filter((s) => s !== 'unknown');
+  const splits = states.length >= 2 ? stateSplits(p, { by }) : undefined;
+  const bottoms = stats ? [] : wideBottoms(p);
   if (args.options.json) {
     const agg = aggregate(p, { by, fullFilenames: Boolean(args.options['full-filenames']) });
     const vt = p.valueTypes[p.defaultValue]!;
+    const rows = (limit ? agg.rows.slice(0, limit) : agg.rows).map((r, i) => {
+      const sp = splits?.get(agg.keys[i]!);
+      return sp ? { ...r, states: sp.states, ...(Object.keys(sp.waits).length ? { waits: sp.waits } : {}) } : r;
+    });
     const doc = {
       meta: p.meta,
       value: vt,
       by,
       grandTotal: agg.grandTotal,
-      rows: limit ? agg.rows.slice(0, limit) : agg.rows,
+      rows,
+      wideBottoms: bottoms,
       ...(stats ? { pstats: pstatsRows(stats, sort, limit) } : {}),
     };
     process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
   } else if (stats) {
     process.stdout.write(profileHeader(p) + renderPstatsTable(stats, { sort, top: limit }));
   } else {
-    process.stdout.write(profileHeader(p) + renderTopTable(p, { by, limit, fullFilenames: Boolean(args.options['full-filenames']) }));
+    process.stdout.write(profileHeader(p) + renderWideBottoms(bottoms) + renderTopTable(p, { by, limit, fullFilenames: Boolean(args.options['full-filenames']), ...(splits ? { splits } : {}) }));
   }
   return 0;
 }

@@ -126,11 +126,16 @@ export interface TopRow {
   totalPct: number;
 }
 
+/** The identity of a function (or, by line, of a line) across frames: kind, qualname, file, line, library. */
+export function aggregateKey(fi: { kind: string; qualname: string; file: string | null; line: number; lib: string | null }, byLine: boolean): string {
+  return `${fi.kind}\u0000${fi.qualname}\u0000${fi.file ?? ''}\u0000${byLine ? fi.line : ''}\u0000${fi.lib ?? ''}`;
+}
+
 /**
  * Top table: self and total value per function (or per line). Recursion counts once
  * towards total. Sorted by self descending, then total, then label.
  */
-export function aggregate(p: Profile, o: { by?: 'function' | 'line'; valueIndex?: number; fullFilenames?: boolean } = {}): { rows: TopRow[]; grandTotal: number } {
+export function aggregate(p: Profile, o: { by?: 'function' | 'line'; valueIndex?: number; fullFilenames?: boolean } = {}): { rows: TopRow[]; grandTotal: number; keys: string[] } {
   // files by their shortest unambiguous tail (`pydantic/main.py` beside `uvicorn/main.py`)
   const files = shortestUniquePaths(p.frames.file.filter((f) => f >= 0).map((f) => p.strings[f]!));
   const fileLabel = (f: string) => files.get(f) ?? shortFile(f);
@@ -142,7 +147,7 @@ export function aggregate(p: Profile, o: { by?: 'function' | 'line'; valueIndex?
   const keyFrame: number[] = [];
   for (let f = 0; f < p.frames.length; f++) {
     const fi = frameInfo(p, f);
-    const k = `${fi.kind}\u0000${fi.qualname}\u0000${fi.file ?? ''}\u0000${byLine ? fi.line : ''}\u0000${fi.lib ?? ''}`;
+    const k = aggregateKey(fi, byLine);
     let id = keys.get(k);
     if (id === undefined) {
       id = keyFrame.length;
@@ -174,6 +179,8 @@ export function aggregate(p: Profile, o: { by?: 'function' | 'line'; valueIndex?
     }
   }
   const rows: TopRow[] = [];
+  const rowKey = new Map<TopRow, string>();
+  const keyNames = [...keys.keys()];
   for (let k = 0; k < keyFrame.length; k++) {
     if (total[k] === 0) continue;
     const f = keyFrame[k]!;
@@ -189,9 +196,11 @@ export function aggregate(p: Profile, o: { by?: 'function' | 'line'; valueIndex?
       selfPct: grand ? (100 * self[k]!) / grand : 0,
       totalPct: grand ? (100 * total[k]!) / grand : 0,
     });
+    rowKey.set(rows[rows.length - 1]!, keyNames[k]!);
   }
   rows.sort((a, b) => b.self - a.self || b.total - a.total || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
-  return { rows, grandTotal: grand };
+  // keys[i]: rows[i]'s aggregateKey, to join other per-function queries (analysis/report.ts)
+  return { rows, grandTotal: grand, keys: rows.map((r) => rowKey.get(r)!) };
 }
 
 /**
