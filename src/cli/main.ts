@@ -10,6 +10,7 @@ import { convertSpec, reportSpec, runConvert, runReport, runView, viewSpec } fro
 import { EXIT_OK, explain } from './errors.ts';
 import { demoSpec, runDemo } from './demo.ts';
 import { diffSpec, runDiff, spreadSides } from './diff.ts';
+import { diagnoseSpec, runDiagnose } from './diagnose.ts';
 import { dumpSpec, runDump } from './dump.ts';
 import { ioSpec, runIo } from './io.ts';
 import { offcpuSpec, runOffcpu } from './offcpu.ts';
@@ -34,6 +35,7 @@ const COMMANDS: Command[] = [
   { spec: viewSpec, run: runView },
   { spec: reportSpec, run: runReport },
   { spec: diffSpec, run: runDiff, prepare: spreadSides },
+  { spec: diagnoseSpec, run: runDiagnose },
   { spec: recordSpec, run: runRecord },
   { spec: topSpec, run: runTop },
   { spec: dumpSpec, run: runDump },
@@ -60,6 +62,7 @@ function overview(): string {
     '',
     'Examples:',
     '  pylens record -- python app.py              # sample a program; HTML flamegraph',
+    '  pylens diagnose -p 4242                     # what is wrong: ranked findings and the next command',
     '  pylens top -p 4242                          # live view of a running process',
     '  pylens perf -- python app.py                # perf: Python, native and kernel frames',
     '  pylens sched -p 4242 -d 10                  # who runs, who waits',

@@ -71,38 +71,41 @@ function gilRangeOf(sampler: ProcessSampler): { address: number; size: number } 
   }
 }
 
-export async function runOffcpu(args: Parsed): Promise<number> {
-  const o = args.options;
-  const { pid: pidOpt, argv = [] } = targetArgs('offcpu', args);
-  const duration = durationArg('offcpu', args);
-  const rate = (o.rate as number | undefined) ?? 100;
-  if (!(rate > 0 && rate <= 10_000)) throw new UsageError('offcpu', `--rate must be between 0 and 10000 Hz, got ${rate}`);
-  const minBlockUs = o['min-block-us'] as number | undefined;
-  if (minBlockUs !== undefined && !(minBlockUs >= 0)) throw new UsageError('offcpu', `--min-block-us must be 0 or more, got ${minBlockUs}`);
-  const top = (o.top as number | undefined) ?? 15;
-  if (!(Number.isInteger(top) && top > 0)) throw new UsageError('offcpu', `--top must be a whole number > 0, got ${top}`);
-  const fmt = o.format as string | undefined;
-  const outOpt = o.output as string | undefined;
-  if (outOpt !== undefined || fmt !== undefined) pickExporter('offcpu', outOpt ?? defaultOutput('x', fmt), fmt);
-  const withCpu = Boolean(o['with-cpu']);
-  const backend = (o.backend as (typeof BACKENDS)[number] | undefined) ?? 'auto';
+export interface OffCpuCapture {
+  target: { pid: number } | { argv: string[] };
+  rate: number;
+  withCpu: boolean;
+  backend: (typeof BACKENDS)[number];
+  gil?: boolean;
+  gilMethod?: 'futex' | 'uprobe';
+  minBlockUs?: number;
+  durationS?: number;
+}
 
+/**
+ * Record off-CPU time with Python stacks (and on-CPU samples with `withCpu`) of a launched
+ * or running program: the capture of `offcpu`, also used by `diagnose`. Notes go to stderr
+ * as `pylens COMMAND: …`; a number is an exit code (the session ended before recording).
+ */
+export async function captureOffCpu(command: string, c: OffCpuCapture) {
+  const { rate, withCpu, backend, minBlockUs } = c;
+  const duration = c.durationS;
   // the capture ending by itself (its tool died, the target's exit seen first) ends sampling
   let samplingDone = false;
   let captureEndedEarly = false;
   let tracedPid = 0;
   const capture = new Companion('off-CPU capture', async ({ pid, sampler }) => {
     tracedPid = pid!;
-    const rec = await startOffCpu({ pid: pid!, backend, gil: o.gil !== false, gilRange: gilRangeOf(sampler!), ...(o['gil-method'] ? { gilMethod: o['gil-method'] as 'futex' | 'uprobe' } : {}), ...(minBlockUs !== undefined ? { minBlockUs } : {}) });
+    const rec = await startOffCpu({ pid: pid!, backend, gil: c.gil ?? true, gilRange: gilRangeOf(sampler!), ...(c.gilMethod ? { gilMethod: c.gilMethod } : {}), ...(minBlockUs !== undefined ? { minBlockUs } : {}) });
     const onEnd = () => {
       if (!samplingDone && existsSync(`/proc/${tracedPid}`)) captureEndedEarly = true;
     };
     void rec.ended.then(onEnd, onEnd);
-    process.stderr.write(`pylens offcpu: recording off-CPU time of PID ${pid} with ${rec.backend}, Python stacks at ${rate} Hz${duration ? ` for ${duration} s` : ''}; Ctrl-C to stop\n`);
+    process.stderr.write(`pylens ${command}: recording off-CPU time of PID ${pid} with ${rec.backend}, Python stacks at ${rate} Hz${duration ? ` for ${duration} s` : ''}; Ctrl-C to stop\n`);
     return { ended: rec.ended, stop: async () => ({ rec, result: await rec.stop() }) };
   });
-  const session = await startSession('offcpu', {
-    target: captureTarget(pidOpt !== undefined ? { pid: pidOpt } : { argv }),
+  const session = await startSession(command, {
+    target: captureTarget(c.target),
     sampler: true,
     companions: [capture],
     ...(duration !== undefined ? { durationS: duration } : {}),
@@ -111,7 +114,7 @@ export async function runOffcpu(args: Parsed): Promise<number> {
   const launched = session.target !== undefined;
   const sampler = session.sampler!;
   const pid = sampler.pid;
-  const name = programName(pid, sampler.command ?? argv);
+  const name = programName(pid, sampler.command ?? ('argv' in c.target ? c.target.argv : []));
 
   const opts: SampleOptions = { rateHz: rate, idle: true, signal: session.signal, clock: session.clock };
   let py;
@@ -129,16 +132,16 @@ export async function runOffcpu(args: Parsed): Promise<number> {
   const originNs = session.clock.originNs() ?? realClock.nowNs() + monotonicOffsetNs();
   if (!launched && py.samples.length === 0 && result.intervals.length === 0 && !existsSync(`/proc/${pid}`)) {
     // the target was gone before the first sample: an empty profile would read as "no waits"
-    throw new CliError(`process ${pid} ended before anything was recorded (no Python sample, no off-CPU interval)`, 'attach to a process that keeps running, or start the program under pylens: `pylens offcpu -- python app.py`');
+    throw new CliError(`process ${pid} ended before anything was recorded (no Python sample, no off-CPU interval)`, `attach to a process that keeps running, or start the program under pylens: \`pylens ${command} -- python app.py\``);
   }
   for (const w of result.warnings) {
     // the backend choice is news, not a warning; the target's exit ending the tracer is expected
     if (/^off-CPU backend: \S+$/.test(w) || (launched && /ended before stop\(\)/.test(w))) continue;
-    process.stderr.write(`pylens offcpu: ${/^off-CPU backend:/.test(w) ? 'note' : 'warning'}: ${w}\n`);
+    process.stderr.write(`pylens ${command}: ${/^off-CPU backend:/.test(w) ? 'note' : 'warning'}: ${w}\n`);
   }
-  if (captureEndedEarly) process.stderr.write(`pylens offcpu: warning: ${rec.backend} ended while the target was still running; the profile covers the time until then\n`);
-  if (result.lostEvents > 0) process.stderr.write(`pylens offcpu: warning: ${result.lostEvents.toLocaleString('en-US')} events lost (a larger --min-block-us helps)\n`);
-  if (!result.gilProbe && o.gil !== false && !result.warnings.some((w) => /GIL/.test(w))) process.stderr.write('pylens offcpu: note: no GIL probe; GIL waits show as lock waits\n');
+  if (captureEndedEarly) process.stderr.write(`pylens ${command}: warning: ${rec.backend} ended while the target was still running; the profile covers the time until then\n`);
+  if (result.lostEvents > 0) process.stderr.write(`pylens ${command}: warning: ${result.lostEvents.toLocaleString('en-US')} events lost (a larger --min-block-us helps)\n`);
+  if (!result.gilProbe && c.gil !== false && !result.warnings.some((w) => /GIL/.test(w))) process.stderr.write(`pylens ${command}: note: no GIL probe; GIL waits show as lock waits\n`);
 
   // an on-CPU sample stands for the time between ticks actually achieved (a loaded machine delays ticks)
   const ticks = Number(py.meta.extra?.ticks ?? 0);
@@ -161,6 +164,28 @@ export async function runOffcpu(args: Parsed): Promise<number> {
     ...(minBlockUs !== undefined ? { minBlockUs } : {}),
     waitClasses: WAIT_CLASSES.join(', '),
   };
+  return { session, profile, report, result, rec, py, pid, name };
+}
+
+export async function runOffcpu(args: Parsed): Promise<number> {
+  const o = args.options;
+  const { pid: pidOpt, argv = [] } = targetArgs('offcpu', args);
+  const duration = durationArg('offcpu', args);
+  const rate = (o.rate as number | undefined) ?? 100;
+  if (!(rate > 0 && rate <= 10_000)) throw new UsageError('offcpu', `--rate must be between 0 and 10000 Hz, got ${rate}`);
+  const minBlockUs = o['min-block-us'] as number | undefined;
+  if (minBlockUs !== undefined && !(minBlockUs >= 0)) throw new UsageError('offcpu', `--min-block-us must be 0 or more, got ${minBlockUs}`);
+  const top = (o.top as number | undefined) ?? 15;
+  if (!(Number.isInteger(top) && top > 0)) throw new UsageError('offcpu', `--top must be a whole number > 0, got ${top}`);
+  const fmt = o.format as string | undefined;
+  const outOpt = o.output as string | undefined;
+  if (outOpt !== undefined || fmt !== undefined) pickExporter('offcpu', outOpt ?? defaultOutput('x', fmt), fmt);
+  const withCpu = Boolean(o['with-cpu']);
+  const backend = (o.backend as (typeof BACKENDS)[number] | undefined) ?? 'auto';
+
+  const cap = await captureOffCpu('offcpu', { target: pidOpt !== undefined ? { pid: pidOpt } : { argv }, rate, withCpu, backend, gil: o.gil !== false, ...(o['gil-method'] ? { gilMethod: o['gil-method'] as 'futex' | 'uprobe' } : {}), ...(minBlockUs !== undefined ? { minBlockUs } : {}), ...(duration !== undefined ? { durationS: duration } : {}) });
+  if (typeof cap === 'number') return cap;
+  const { session, profile, report, result, py, pid, name } = cap;
   const out = outOpt ?? defaultOutput(`${name}-offcpu`, fmt);
   const exporter = pickExporter('offcpu', out, fmt);
   const abs = writeOutput(out, exporter.write(profile, { title: `${name} (pid ${pid}): ${withCpu ? 'on-CPU and off-CPU time' : 'off-CPU time'}` }));

@@ -229,6 +229,34 @@ export async function runRecord(args: Parsed): Promise<number> {
   return session.finish();
 }
 
+/**
+ * `record --native` on a running process for `secs` seconds, CPU samples only: the sampler's
+ * stacks with perf's native and kernel frames under them (diagnose's second recording).
+ * Undefined when the process ended first.
+ */
+export async function captureNative(command: string, pid: number, rate: number, secs: number): Promise<Profile | undefined> {
+  const plan = planNative(rate, { idle: false });
+  let nat: NativeRecording | undefined;
+  const perfC = new Companion('perf', async ({ pid: p }) => {
+    nat = await startNative(plan, p!);
+    const n = nat;
+    return { ended: n.exited, stop: () => n.stop() };
+  }, { endsRecording: false });
+  const session = await startSession(command, { target: { pid }, sampler: true, companions: [perfC], durationS: secs });
+  if (typeof session === 'number') return undefined;
+  let profile: Profile;
+  try {
+    profile = await sampleAttached(session.sampler!, { rateHz: rate, signal: session.signal, clock: session.clock });
+  } catch (e) {
+    await session.abandon();
+    throw e;
+  }
+  await session.stopCompanions();
+  if (nat) profile = await finishNative(nat, plan, profile, session.clock.originNs(), rate);
+  await session.finish();
+  return profile;
+}
+
 type CpuSampling = Awaited<ReturnType<typeof startCpuSampling>>;
 
 /** The kernel's samples joined with the sampler's Python stacks (capture/ebpf/join.ts). */
