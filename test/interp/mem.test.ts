@@ -14,6 +14,7 @@ import { detectGrowth, growthIndices, memReport, type MemData, type MemReport } 
 import { decodePylens } from '../../src/formats/pylens.ts';
 import { aggregate } from '../../src/model/query.ts';
 import { installedPythons } from '../sampler/pythons.ts';
+import { exclusive } from '../helpers/exclusive.ts';
 
 const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
@@ -103,7 +104,9 @@ const pythons = installedPythons().filter((p) => p.minor >= 8 && p.label.startsW
 
 describe('pylens mem on real CPythons', () => {
   for (const py of pythons) {
-    test(`${py.label}: sizes at the right lines, peak, growth, snapshots, profile`, () => {
+    // the snapshot schedule is timed: not beside the suite's CPU-heavy timing tests
+    test(`${py.label}: sizes at the right lines, peak, growth, snapshots, profile`, () =>
+      exclusive('timing', async () => {
       const out = join(dir, `w-${py.minor}.pylens`);
       const r = pylens(['mem', '--json', '--interval', '0.2', '-o', out, '--', py.exe, workload, '1.6']);
       assert.equal(r.code, 0, r.stderr);
@@ -160,7 +163,7 @@ describe('pylens mem on real CPythons', () => {
       // leak() is called from <module> (line 16): root→leaf order
       const leakRow = rows.find((x) => x.line === 9)!;
       assert.ok(leakRow && leakRow.self > 0.5e6, 'leak line in the profile');
-    });
+    }));
   }
 });
 
