@@ -13,7 +13,7 @@
  *   `main` → `run`) are walked through, not listed. Ordered by share.
  */
 import { SAMPLE_STATES, frameInfo, type Profile, type SampleState } from '../model/profile.ts';
-import { aggregateKey } from '../model/query.ts';
+import { aggregateKey, type AggregateBy } from '../model/query.ts';
 
 export interface StateSplit {
   total: number;
@@ -34,15 +34,14 @@ export function statesPresent(p: Profile, valueIndex = p.defaultValue): SampleSt
 const WAIT_RE = /^\[wait: (.+)\]$/;
 
 /** Per aggregate key (model/query.ts `aggregateKey`): the function's value by state and wait class. */
-export function stateSplits(p: Profile, o: { by?: 'function' | 'line'; valueIndex?: number } = {}): Map<string, StateSplit> {
+export function stateSplits(p: Profile, o: { by?: AggregateBy; valueIndex?: number } = {}): Map<string, StateSplit> {
   const vi = o.valueIndex ?? p.defaultValue;
-  const byLine = o.by === 'line';
   const col = p.samples.values[vi]!;
   const keyOf: string[] = [];
   const waitOf: (string | null)[] = [];
   for (let f = 0; f < p.frames.length; f++) {
     const fi = frameInfo(p, f);
-    keyOf.push(aggregateKey(fi, byLine));
+    keyOf.push(aggregateKey(fi, o.by ?? 'function'));
     const m = fi.kind === 'marker' ? WAIT_RE.exec(fi.name) : null;
     waitOf.push(m ? m[1]! : null);
   }

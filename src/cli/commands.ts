@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { Profile, SampleState } from '../model/profile.ts';
 import { SAMPLE_STATES } from '../model/profile.ts';
-import { aggregate, filterSamples, focus, mergeThreads } from '../model/query.ts';
+import { aggregate, filterSamples, focus, mergeThreads, type AggregateBy } from '../model/query.ts';
 import { IMPORTERS, importProfile } from '../formats/index.ts';
 import { OUTPUTS, outputById, outputForPath } from '../render/outputs.ts';
 import { InputFile, type Exporter } from '../formats/types.ts';
@@ -63,10 +63,10 @@ export const viewSpec: CommandSpec = {
 export const reportSpec: CommandSpec = {
   name: 'report',
   summary: 'Print the top functions (or lines) of a profile: self and total, counts and percentages.',
-  usage: 'pylens report IN [--by function|line] [--limit N] [--json] [options]',
+  usage: 'pylens report IN [--by function|line|file|module] [--limit N] [--json] [options]',
   positionals: { min: 1, max: 1 },
   options: [
-    { name: 'by', type: 'string', value: 'KEY', choices: ['function', 'line'], help: 'aggregate by function (default) or by line (a call-counting profile then gets the top table instead of pstats columns)' },
+    { name: 'by', type: 'string', value: 'KEY', choices: ['function', 'line', 'file', 'module'], help: 'aggregate by function (default), line, file or module (a call-counting profile then gets the top table instead of pstats columns)' },
     { name: 'sort', type: 'string', value: 'KEY', choices: ['cumulative', 'self', 'calls'], help: 'order of the pstats table of call-counting profiles (pstats, trace, yappi): cumulative (default), self (tottime) or calls' },
     { name: 'limit', short: 'n', type: 'number', value: 'N', help: 'rows to show (default 20; 0 = all)' },
     { name: 'json', type: 'boolean', help: 'machine-readable output' },
@@ -173,7 +173,7 @@ function countsCalls(p: Profile): boolean {
 
 export function runReport(args: Parsed): number {
   const p = loadProfile('report', args);
-  const by = (args.options.by as 'function' | 'line' | undefined) ?? 'function';
+  const by = (args.options.by as AggregateBy | undefined) ?? 'function';
   const limit = (args.options.limit as number | undefined) ?? 20;
   if (!Number.isInteger(limit) || limit < 0) throw new UsageError('report', `--limit expects a whole number ≥ 0, got ${limit}`);
   const sort = (args.options.sort as PstatsSort | undefined) ?? 'cumulative';
@@ -182,7 +182,7 @@ export function runReport(args: Parsed): number {
   // where the profile has several states: each function's split; where the time fans out
   const states = statesPresent(p).filter((s) => s !== 'unknown');
   const splits = states.length >= 2 ? stateSplits(p, { by }) : undefined;
-  const bottoms = stats ? [] : wideBottoms(p);
+  const bottoms = stats || by === 'file' || by === 'module' ? [] : wideBottoms(p);
   if (args.options.json) {
     const agg = aggregate(p, { by, fullFilenames: Boolean(args.options['full-filenames']) });
     const vt = p.valueTypes[p.defaultValue]!;

@@ -126,28 +126,50 @@ export interface TopRow {
   totalPct: number;
 }
 
-/** The identity of a function (or, by line, of a line) across frames: kind, qualname, file, line, library. */
-export function aggregateKey(fi: { kind: string; qualname: string; file: string | null; line: number; lib: string | null }, byLine: boolean): string {
-  return `${fi.kind}\u0000${fi.qualname}\u0000${fi.file ?? ''}\u0000${byLine ? fi.line : ''}\u0000${fi.lib ?? ''}`;
+export type AggregateBy = 'function' | 'line' | 'file' | 'module';
+
+/**
+ * The Python module a file holds, from its path: what follows site-packages/, dist-packages/
+ * or lib/pythonX.Y/ (`pydantic/main.py` → `pydantic.main`, `json/__init__.py` → `json`);
+ * `<frozen importlib._bootstrap>` → `importlib._bootstrap`; anything else, its name without .py.
+ */
+export function moduleOf(file: string): string {
+  const frozen = /^<frozen ([\w.]+)>$/.exec(file);
+  if (frozen) return frozen[1]!;
+  const m = /\/(?:site|dist)-packages\/(.+)$/.exec(file) ?? /\/lib\/python\d+(?:\.\d+)?\/(.+)$/.exec(file);
+  const rel = m ? m[1]! : file.slice(file.lastIndexOf('/') + 1);
+  return rel.replace(/\.py[cw]?$/, '').replace(/\/__init__$/, '').replace(/\//g, '.');
+}
+
+/**
+ * The identity of what a top table's row adds up, across frames: a function (kind, qualname,
+ * file, library), a line (and its line), a file, or a module (native frames: their library).
+ */
+export function aggregateKey(fi: { kind: string; qualname: string; file: string | null; line: number; lib: string | null }, by: AggregateBy | boolean): string {
+  const b: AggregateBy = by === true ? 'line' : by === false ? 'function' : by;
+  if (b === 'file') return fi.file ? `file\u0000${fi.file}` : `${fi.kind}\u0000${fi.lib ?? fi.qualname}`;
+  if (b === 'module') return fi.file && fi.kind === 'python' ? `module\u0000${moduleOf(fi.file)}` : `${fi.kind}\u0000${fi.lib ?? fi.qualname}`;
+  return `${fi.kind}\u0000${fi.qualname}\u0000${fi.file ?? ''}\u0000${b === 'line' ? fi.line : ''}\u0000${fi.lib ?? ''}`;
 }
 
 /**
  * Top table: self and total value per function (or per line). Recursion counts once
  * towards total. Sorted by self descending, then total, then label.
  */
-export function aggregate(p: Profile, o: { by?: 'function' | 'line'; valueIndex?: number; fullFilenames?: boolean } = {}): { rows: TopRow[]; grandTotal: number; keys: string[] } {
+export function aggregate(p: Profile, o: { by?: AggregateBy; valueIndex?: number; fullFilenames?: boolean } = {}): { rows: TopRow[]; grandTotal: number; keys: string[] } {
   // files by their shortest unambiguous tail (`pydantic/main.py` beside `uvicorn/main.py`)
   const files = shortestUniquePaths(p.frames.file.filter((f) => f >= 0).map((f) => p.strings[f]!));
   const fileLabel = (f: string) => files.get(f) ?? shortFile(f);
   const vi = o.valueIndex ?? p.defaultValue;
-  const byLine = o.by === 'line';
+  const by = o.by ?? 'function';
+  const byLine = by === 'line';
   // Map frames to aggregation keys.
   const keyOf = new Int32Array(p.frames.length);
   const keys = new Map<string, number>();
   const keyFrame: number[] = [];
   for (let f = 0; f < p.frames.length; f++) {
     const fi = frameInfo(p, f);
-    const k = aggregateKey(fi, byLine);
+    const k = aggregateKey(fi, by);
     let id = keys.get(k);
     if (id === undefined) {
       id = keyFrame.length;
@@ -185,9 +207,11 @@ export function aggregate(p: Profile, o: { by?: 'function' | 'line'; valueIndex?
     if (total[k] === 0) continue;
     const f = keyFrame[k]!;
     const fi = frameInfo(p, f);
+    const native = fi.kind !== 'python' || !fi.file;
+    const whole = by === 'file' || by === 'module';
     rows.push({
-      label: frameLabel(p, f, { lineno: byLine, fullFilenames: o.fullFilenames, lib: true, fileLabel }),
-      name: fi.qualname,
+      label: !whole || native ? frameLabel(p, f, { lineno: byLine, fullFilenames: o.fullFilenames, lib: true, fileLabel }) : by === 'file' ? (o.fullFilenames ? fi.file! : fileLabel(fi.file!)) : moduleOf(fi.file!),
+      name: whole && !native ? (by === 'file' ? fi.file! : moduleOf(fi.file!)) : fi.qualname,
       file: fi.file,
       line: byLine ? fi.line : 0,
       kind: fi.kind,

@@ -4,7 +4,7 @@
  * values in the value type's unit. Used by `pylens top` and the `top` exporter.
  */
 import type { Profile } from '../model/profile.ts';
-import { aggregate } from '../model/query.ts';
+import { aggregate, type AggregateBy } from '../model/query.ts';
 import type { StateSplit, WideBottom } from '../analysis/report.ts';
 import { shortestUniquePaths } from '../model/labels.ts';
 import type { ExportOptions, Exporter } from '../formats/types.ts';
@@ -12,7 +12,7 @@ import { formatPercent, formatValue, formatValueShort } from './page/units.ts';
 
 export interface TopOptions {
   /** Aggregate by function (default) or by line. */
-  by?: 'function' | 'line';
+  by?: AggregateBy;
   /** Show at most this many rows (default, and 0: all). */
   limit?: number;
   /** Value column (default: profile.defaultValue). */
@@ -50,12 +50,12 @@ export function renderTopTable(p: Profile, o: TopOptions = {}): string {
   const shown = o.limit !== undefined && o.limit > 0 ? rows.slice(0, o.limit) : rows;
   const split = o.splits;
   const cells = shown.map((r, i) => [formatPercent(r.selfPct / 100), formatPercent(r.totalPct / 100), formatValueShort(r.self, vt.unit), formatValueShort(r.total, vt.unit), ...(split ? [splitText(split.get(keys[i]!))] : []), r.label]);
-  const header = ['%Own', '%Total', 'Own', 'Total', ...(split ? ['State split'] : []), by === 'line' ? 'Function (file:line)' : 'Function (file)'];
+  const header = ['%Own', '%Total', 'Own', 'Total', ...(split ? ['State split'] : []), by === 'line' ? 'Function (file:line)' : by === 'file' ? 'File' : by === 'module' ? 'Module' : 'Function (file)'];
   const nums = split ? 5 : 4;
   const widths = header.slice(0, nums).map((_, c) => Math.max(header[c]!.length, ...cells.map((row) => row[c]!.length)));
   const line = (row: string[]) => `${row.slice(0, 4).map((s, c) => s.padStart(widths[c]!)).join('  ')}  ${split ? `${row[4]!.padEnd(widths[4]!)}  ` : ''}${row[nums]}`.trimEnd();
   const unit = vt.unit === vt.name ? '' : ` (${vt.name}, ${vt.unit})`;
-  const what = by === 'line' ? 'lines' : 'functions';
+  const what = by === 'line' ? 'lines' : by === 'file' ? 'files' : by === 'module' ? 'modules' : 'functions';
   const more = shown.length < rows.length ? `, showing the top ${shown.length}` : '';
   const out = [`Total: ${formatValue(grandTotal, vt.unit)}${unit} · ${rows.length} ${what}${more}`, line(header), ...cells.map(line)];
   if (shown.length < rows.length) out.push(`… ${rows.length - shown.length} more ${what}`);

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stateSplits, statesPresent, wideBottoms } from '../../src/analysis/report.ts';
 import { ProfileBuilder } from '../../src/model/builder.ts';
-import { aggregate } from '../../src/model/query.ts';
+import { aggregate, moduleOf } from '../../src/model/query.ts';
 import { encodePylens } from '../../src/formats/pylens.ts';
 import type { Profile, SampleState } from '../../src/model/profile.ts';
 import { ROOT } from '../helpers/format-checks.ts';
@@ -84,4 +84,24 @@ test('report prints the state split column and the wide bottoms; JSON carries bo
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('by file and by module: site-packages and stdlib paths become dotted modules; self and total per file', () => {
+  assert.equal(moduleOf('/usr/lib/python3/dist-packages/pydantic/main.py'), 'pydantic.main');
+  assert.equal(moduleOf('/root/.pyenv/versions/3.12.1/lib/python3.12/json/__init__.py'), 'json');
+  assert.equal(moduleOf('/root/.pyenv/versions/3.12.1/lib/python3.12/json/decoder.py'), 'json.decoder');
+  assert.equal(moduleOf('<frozen importlib._bootstrap>'), 'importlib._bootstrap');
+  assert.equal(moduleOf('/srv/app/app.py'), 'app');
+  const b = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'test', mode: 'cpu' }, unitValues: true });
+  const fr = (name: string, file: string) => b.frame({ kind: 'python', name, qualname: name, file, line: 3 });
+  const main = b.stack(-1, fr('main', '/srv/app/app.py'));
+  const dec = b.stack(b.stack(main, fr('loads', '/usr/lib/python3.11/json/__init__.py')), fr('decode', '/usr/lib/python3.11/json/decoder.py'));
+  const val = b.stack(main, fr('validate', '/usr/lib/python3/dist-packages/pydantic/main.py'));
+  for (let i = 0; i < 30; i++) b.sample(dec, 1);
+  for (let i = 0; i < 10; i++) b.sample(val, 1);
+  const p = b.build();
+  const mods = aggregate(p, { by: 'module' }).rows.map((r) => [r.label, r.self, r.total]);
+  assert.deepEqual(mods, [['json.decoder', 30, 30], ['pydantic.main', 10, 10], ['app', 0, 40], ['json', 0, 30]]);
+  const files = aggregate(p, { by: 'file' }).rows.map((r) => r.label);
+  assert.deepEqual(files, ['decoder.py', 'main.py', 'app.py', '__init__.py']);
 });
