@@ -37,6 +37,7 @@ import { gunzipSync, gzipSync, constants as zc } from 'node:zlib';
 import { ProfileBuilder } from '../model/builder.ts';
 import type { FrameKind, Profile, ProfileMode, ValueType, ValueUnit } from '../model/profile.ts';
 import { NOT_MINE, ParseError, type Exporter, type Importer, type InputFile, type NotMine } from './types.ts';
+import { carriedMeta, PPROF_META_PREFIX, restoreMeta } from './carried-meta.ts';
 import { ProtoReader, ProtoWriter, WIRE_LEN, WIRE_VARINT, type Fail } from './protobuf.ts';
 
 // ---------------------------------------------------------------------------------------
@@ -384,7 +385,19 @@ function toModel(raw: RawProfile, fail: Fail): Profile {
   }
   if (raw.durationNanos > 0) meta.durationNs = raw.durationNanos;
   const extra: Record<string, string | number> = {};
-  if (raw.comments.length) extra.comments = raw.comments.map((c) => str(c, raw.commentsAt, 'comment')).join('\n');
+  let carried: unknown;
+  const comments: string[] = [];
+  for (const c of raw.comments) {
+    const text = str(c, raw.commentsAt, 'comment');
+    if (text.startsWith(PPROF_META_PREFIX)) {
+      try {
+        carried = JSON.parse(text.slice(PPROF_META_PREFIX.length));
+      } catch {
+        comments.push(text); // not ours after all: kept as a comment
+      }
+    } else comments.push(text);
+  }
+  if (comments.length) extra.comments = comments.join('\n');
   if (raw.period > 0) extra.period = `${raw.period} ${periodType}/${periodUnit}`;
   if (Object.keys(extra).length) meta.extra = extra;
 
@@ -484,7 +497,9 @@ function toModel(raw: RawProfile, fail: Fail): Profile {
     for (let v = 0; v < nv; v++) vals[v] = (s.values[v] ?? 0) * scales[v]!;
     b.sample(b.stackOf(frames), vals, threadOf(s));
   }
-  return b.build();
+  const built = b.build();
+  built.meta = restoreMeta(built.meta, carried);
+  return built;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -695,6 +710,8 @@ export function encodePprof(p: Profile): Uint8Array {
   const rate = m.rateHz && Number.isFinite(m.rateHz) && m.rateHz > 0 ? m.rateHz : 0;
   const periodType = rate ? valueType(m.mode === 'wall' ? 'wall' : 'cpu', 'nanoseconds') : null;
   const comment = s(`pylens export: backend=${m.backend} mode=${m.mode}${m.name ? ` name=${m.name}` : ''}`);
+  // pylens's metadata, read back by this importer (formats/carried-meta.ts)
+  const carried = s(PPROF_META_PREFIX + JSON.stringify(carriedMeta(m)));
   const defaultType = s(p.valueTypes[p.defaultValue]?.name ?? '');
 
   for (const v of strings) out.string(6, v);
@@ -704,7 +721,7 @@ export function encodePprof(p: Profile): Uint8Array {
     out.message(11, periodType);
     out.uint(12, Math.max(1, Math.round(1e9 / rate)));
   }
-  out.packed(13, [comment]);
+  out.packed(13, [comment, carried]);
   out.uint(14, defaultType);
   return out.finish();
 }

@@ -36,6 +36,7 @@
  */
 import { ProfileBuilder } from '../model/builder.ts';
 import type { FrameKind, FrameSpec, Profile, ValueType, ValueUnit } from '../model/profile.ts';
+import { carriedMeta, restoreMeta } from './carried-meta.ts';
 import { PYLENS_VERSION } from '../version.ts';
 import { shortName } from './collapsed.ts';
 import { NOT_MINE, ParseError, type ExportOptions, type Exporter, type Importer, type InputFile, type NotMine } from './types.ts';
@@ -394,7 +395,9 @@ export function parseSpeedscope(text: string, file: string): Profile | NotMine {
     } else fail(['profiles', i, 'type'], `expected "sampled" or "evented" but got ${JSON.stringify(pr['type'])}`);
   }
   if (timed && durationNs > 0) b.meta.durationNs = durationNs;
-  return b.build();
+  const built = b.build();
+  built.meta = restoreMeta(built.meta, (d['pylens'] as Record<string, unknown> | undefined)?.['meta']);
+  return built;
 }
 
 export const speedscopeImporter: Importer = {
@@ -486,6 +489,8 @@ export function writeSpeedscope(p: Profile, opts: ExportOptions = {}): string {
     name: p.meta.name ?? 'pylens profile',
     activeProfileIndex: 0,
     exporter: `pylens@${PYLENS_VERSION}`,
+    // pylens's metadata (formats/carried-meta.ts): read back by this importer, ignored by speedscope
+    pylens: { meta: carriedMeta(p.meta) },
   };
   return JSON.stringify(doc);
 }

@@ -34,3 +34,23 @@ test('a truncated or edited page names the file and the byte, and says how to fi
   const edited = html.slice(0, at) + '!!not base64!!' + html.slice(at + 10);
   assert.throws(() => importProfile(InputFile.fromText(edited, 'edited.html')), (e: unknown) => e instanceof ParseError && /^edited\.html at byte \d+: the embedded profile is not base64/.test((e as Error).message));
 });
+
+test('speedscope and pprof carry pylens\u2019s metadata: lens, tool, mode, rate, overhead, environment and quality come back', async () => {
+  const { carriedMeta } = await import('../../src/formats/carried-meta.ts');
+  const { writeSpeedscope } = await import('../../src/formats/speedscope.ts');
+  const { pprofExporter } = await import('../../src/formats/pprof.ts');
+  const p = structuredClone(original);
+  p.meta = { ...p.meta, lens: 'sampling', backend: 'pylens-sampler', mode: 'cpu', rateHz: 100, durationNs: 5e9, overhead: { fraction: 0.012, method: 'sampler CPU time / wall time' }, environment: { kernel: 'Linux 6.1', python: { version: '3.12.1', implementation: 'CPython' } }, extra: { truncatedSamples: 3, intervals: 'uniform 5–15 ms' } };
+  for (const [bytes, name] of [
+    [Buffer.from(writeSpeedscope(p)), 'x.speedscope.json'],
+    [Buffer.from(pprofExporter.write(p) as Uint8Array), 'x.pb.gz'],
+  ] as const) {
+    const back = importProfile(new InputFile(bytes, name)).profile.meta;
+    const want = carriedMeta(p.meta);
+    for (const k of ['lens', 'backend', 'mode', 'rateHz', 'durationNs', 'overhead'] as const) assert.deepEqual(back[k], want[k], `${name}: ${k}`);
+    assert.equal(back.environment.python?.version, '3.12.1', name);
+    assert.equal(back.extra?.truncatedSamples, 3, name);
+    assert.equal(back.extra?.intervals, 'uniform 5–15 ms', name);
+    assert.equal(back.source?.format, name.endsWith('.json') ? 'speedscope' : 'pprof');
+  }
+});
