@@ -13,6 +13,7 @@
 import type { DiffFunction, DiffPath, DiffResult } from '../analysis/diff.ts';
 import { shortestUniquePaths } from '../model/labels.ts';
 import { pageScript } from './bundle.ts';
+import { flameSvgStyle } from './svg.ts';
 import { groupDigits } from './page/units.ts';
 
 export interface DiffTextOptions {
@@ -180,19 +181,7 @@ function diffSvgElement(d: DiffResult, o: DiffSvgOptions): string {
     `<svg version="1.1" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" xmlns="http://www.w3.org/2000/svg"` +
       ` data-total="1" data-width="${width}" data-xpad="${xpad}" data-charw="${n2(charW)}" data-widths="new">`,
     '<!-- Differential flame graph by pylens (see src/render/diff.ts). -->',
-    `<style type="text/css"><![CDATA[
-text { font-family: Verdana, "DejaVu Sans", sans-serif; font-size: ${fs}px; fill: rgb(0,0,0); }
-#title { text-anchor: middle; font-size: ${fs + 5}px; }
-#subtitle { text-anchor: middle; fill: rgb(90,90,90); font-size: ${fs - 1}px; }
-#unzoom, #search, #widths { cursor: pointer; }
-#search { text-anchor: end; }
-#search.active { fill: rgb(160,0,160); }
-#matched { text-anchor: end; }
-g.f:hover rect { stroke: black; stroke-width: 0.5; cursor: pointer; }
-g.f text { pointer-events: none; }
-.hide { display: none; }
-.parent { opacity: 0.5; }
-]]></style>`,
+    flameSvgStyle(fs, { subtitleSize: fs - 1, buttons: ['#widths'] }),
     `<rect x="0" y="0" width="${width}" height="${height}" fill="rgb(248,248,248)"/>`,
     `<text id="title" x="${width / 2}" y="${fs * 2}">${esc(title)}</text>`,
     `<text id="subtitle" x="${width / 2}" y="${fs * 2 + fs + 6}">${esc(sub)}</text>`,

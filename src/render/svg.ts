@@ -94,6 +94,23 @@ function subtitle(p: Profile): string {
   return parts.join(' · ');
 }
 
+/** The style of pylens's flamegraph SVGs (this one and the differential one, render/diff.ts). */
+export function flameSvgStyle(fs: number, o: { subtitleSize?: number; buttons?: string[] } = {}): string {
+  return `<style type="text/css"><![CDATA[
+text { font-family: Verdana, "DejaVu Sans", sans-serif; font-size: ${fs}px; fill: rgb(0,0,0); }
+#title { text-anchor: middle; font-size: ${fs + 5}px; }
+#subtitle { text-anchor: middle; fill: rgb(90,90,90);${o.subtitleSize ? ` font-size: ${o.subtitleSize}px;` : ''} }
+${['#unzoom', '#search', ...(o.buttons ?? [])].join(', ')} { cursor: pointer; }
+#search { text-anchor: end; }
+#search.active { fill: rgb(160,0,160); }
+#matched { text-anchor: end; }
+g.f:hover rect { stroke: black; stroke-width: 0.5; cursor: pointer; }
+g.f text { pointer-events: none; }
+.hide { display: none; }
+.parent { opacity: 0.5; }
+]]></style>`;
+}
+
 /** Render the profile as a FlameGraph-style SVG. */
 export function renderSvg(p: Profile, o: SvgOptions = {}): string {
   const width = o.width ?? 1200;
@@ -155,19 +172,7 @@ export function renderSvg(p: Profile, o: SvgOptions = {}): string {
       ` data-total="${nv(grand)}" data-width="${width}" data-xpad="${xpad}" data-charw="${n2(charW)}" ${EMBEDDED_MARK}>`,
     '<!-- Flame graph by pylens, in the conventions of Brendan Gregg\'s FlameGraph (https://github.com/brendangregg/FlameGraph). -->',
     '<defs><linearGradient id="background" y1="0" y2="1" x1="0" x2="0"><stop stop-color="#eeeeee" offset="5%"/><stop stop-color="#eeeeb0" offset="95%"/></linearGradient></defs>',
-    `<style type="text/css"><![CDATA[
-text { font-family: Verdana, "DejaVu Sans", sans-serif; font-size: ${fs}px; fill: rgb(0,0,0); }
-#title { text-anchor: middle; font-size: ${fs + 5}px; }
-#subtitle { text-anchor: middle; fill: rgb(90,90,90); }
-#unzoom, #search { cursor: pointer; }
-#search { text-anchor: end; }
-#search.active { fill: rgb(160,0,160); }
-#matched { text-anchor: end; }
-g.f:hover rect { stroke: black; stroke-width: 0.5; cursor: pointer; }
-g.f text { pointer-events: none; }
-.hide { display: none; }
-.parent { opacity: 0.5; }
-]]></style>`,
+    flameSvgStyle(fs),
     `<rect x="0" y="0" width="${width}" height="${height}" fill="url(#background)"/>`,
     `<text id="title" x="${width / 2}" y="${fs * 2}">${esc(title)}</text>`,
     `<text id="subtitle" x="${width / 2}" y="${fs * 2 + fs + 6}">${esc(subtitle(p))}</text>`,
