@@ -58,7 +58,7 @@ test('usage errors exit 2 with one line and the fix', () => {
     [[], /Usage: pylens <command>/],
     [['frobnicate'], /unknown command 'frobnicate'/],
     [['report'], /missing argument/],
-    [['report', 'x', '--by', 'module'], /--by must be one of function, line/],
+    [['report', 'x', '--by', 'package'], /--by must be one of function, line, file, module/],
     [['report', 'x', '--limit', 'many'], /--limit expects a number/],
     [['convert', 'x.folded'], /missing -o OUT/],
     [['convert', 'x.folded', '-o', 'out.weird'], /cannot tell the output format from 'out\.weird'/],

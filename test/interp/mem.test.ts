@@ -133,10 +133,12 @@ describe('pylens mem on real CPythons', () => {
       assert.ok(!flagged.some((f) => f.endsWith(':11')), `churn flagged: ${flagged.join(', ')}`);
       assert.equal(flagged.length, 1, `only the leak: ${flagged.join(', ')}`);
       // snapshots on a 0.2 s schedule (one delayed by the program holding the GIL makes
-      // the next gap shorter): the mean gap is the interval, the first comes at ~0.2 s
+      // the next gap shorter): the mean gap is the interval, the first comes at ~0.2 s —
+      // up to 0.3 s later on a loaded machine (seen: 0.46–0.63 s with the whole suite
+      // running), where the snapshot thread waits for a CPU and then for the GIL
       const iv = rep.snapshots.filter((s) => s.kind === 'interval');
       assert.ok(iv.length >= 5, `${iv.length} interval snapshots`);
-      assert.ok(Math.abs(iv[0]!.t - 0.2) < 0.2, `first at ${iv[0]!.t}`);
+      assert.ok(iv[0]!.t > 0.15 && iv[0]!.t < 0.7, `first at ${iv[0]!.t}`);
       const mean = (iv[iv.length - 1]!.t - iv[0]!.t) / (iv.length - 1);
       assert.ok(mean > 0.17 && mean < 0.4, `mean gap ${mean}`);
       for (let i = 1; i < iv.length; i++) {
