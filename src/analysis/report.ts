@@ -13,7 +13,7 @@
  *   `main` → `run`) are walked through, not listed. Ordered by share.
  */
 import { SAMPLE_STATES, frameInfo, type Profile, type SampleState } from '../model/profile.ts';
-import { aggregateKey, type AggregateBy } from '../model/query.ts';
+import { aggregate, aggregateKey, type AggregateBy } from '../model/query.ts';
 
 export interface StateSplit {
   total: number;
@@ -187,4 +187,84 @@ export function wideBottoms(p: Profile, o: { valueIndex?: number; minShare?: num
   }
   out.sort((a, b) => b.share - a.share || a.depth - b.depth);
   return out.slice(0, o.limit ?? 5);
+}
+
+export interface SandwichEntry {
+  /** row index into the table's rows when the function is listed there, else -1 */
+  row: number;
+  label: string;
+  /** value through this edge */
+  value: number;
+}
+
+export interface FunctionTableRow {
+  label: string;
+  name: string;
+  file: string | null;
+  self: number;
+  total: number;
+  /** value by state (when the profile has several) */
+  states?: Partial<Record<SampleState, number>>;
+  /** who calls it and what it calls, heaviest first (at most `sandwich` each) */
+  callers: SandwichEntry[];
+  callees: SandwichEntry[];
+}
+
+/**
+ * The page's function table with its sandwich: the `limit` functions with the most total
+ * value (self, total, state split) and, for each, its callers and callees by the value that
+ * flows through each edge (a stack counts once per edge, however often it recurses).
+ */
+export function functionTable(p: Profile, o: { valueIndex?: number; limit?: number; sandwich?: number } = {}): { rows: FunctionTableRow[]; grandTotal: number } {
+  const vi = o.valueIndex ?? p.defaultValue;
+  const limit = o.limit ?? 200;
+  const per = o.sandwich ?? 8;
+  const agg = aggregate(p, { valueIndex: vi });
+  const byTotal = agg.rows.map((r, i) => ({ r, key: agg.keys[i]! })).sort((a, b) => b.r.total - a.r.total || b.r.self - a.r.self);
+  const top = byTotal.slice(0, limit);
+  const rowOfKey = new Map(top.map((x, i) => [x.key, i]));
+  const labelOfKey = new Map(byTotal.map((x) => [x.key, x.r.label]));
+  const splits = statesPresent(p, vi).filter((s) => s !== 'unknown').length >= 2 ? stateSplits(p, { valueIndex: vi }) : undefined;
+  // value per stack
+  const col = p.samples.values[vi]!;
+  const perStack = new Float64Array(p.stacks.length);
+  for (let i = 0; i < p.samples.length; i++) {
+    const s = p.samples.stack[i]!;
+    if (s >= 0) perStack[s] += col[i]!;
+  }
+  const keyOf = new Array<string>(p.frames.length);
+  for (let f = 0; f < p.frames.length; f++) keyOf[f] = aggregateKey(frameInfo(p, f), 'function');
+  const callers = new Map<string, Map<string, number>>();
+  const callees = new Map<string, Map<string, number>>();
+  const add = (m: Map<string, Map<string, number>>, a: string, b: string, v: number) => {
+    let inner = m.get(a);
+    if (!inner) m.set(a, (inner = new Map()));
+    inner.set(b, (inner.get(b) ?? 0) + v);
+  };
+  for (let s = 0; s < p.stacks.length; s++) {
+    const v = perStack[s]!;
+    if (v === 0) continue;
+    const seen = new Set<string>();
+    for (let b = s; b >= 0; b = p.stacks.parent[b]!) {
+      const a = p.stacks.parent[b]!;
+      if (a < 0) break;
+      const ka = keyOf[p.stacks.frame[a]!]!;
+      const kb = keyOf[p.stacks.frame[b]!]!;
+      const edge = `${ka}\u0001${kb}`;
+      if (seen.has(edge)) continue;
+      seen.add(edge);
+      if (rowOfKey.has(kb)) add(callers, kb, ka, v);
+      if (rowOfKey.has(ka)) add(callees, ka, kb, v);
+    }
+  }
+  const entries = (m: Map<string, number> | undefined): SandwichEntry[] =>
+    [...(m ?? new Map<string, number>()).entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, per)
+      .map(([k, value]) => ({ row: rowOfKey.get(k) ?? -1, label: labelOfKey.get(k) ?? k, value }));
+  const rows = top.map(({ r, key }) => {
+    const sp = splits?.get(key);
+    return { label: r.label, name: r.name, file: r.file, self: r.self, total: r.total, ...(sp ? { states: sp.states } : {}), callers: entries(callers.get(key)), callees: entries(callees.get(key)) };
+  });
+  return { rows, grandTotal: agg.grandTotal };
 }

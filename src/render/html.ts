@@ -13,6 +13,7 @@
  */
 import { deflateRawSync } from 'node:zlib';
 import { EMBEDDED_MARK, embedInHtml } from '../formats/embedded.ts';
+import { functionTable, type FunctionTableRow } from '../analysis/report.ts';
 import type { Profile } from '../model/profile.ts';
 import { FrameKindCode } from '../model/profile.ts';
 import { frameLabel } from '../model/query.ts';
@@ -28,7 +29,7 @@ export interface HtmlOptions extends ExportOptions {
 }
 
 /** Page modules in dependency order (see bundle.ts). */
-export const PAGE_MODULES = ['units', 'quality', 'palette', 'decode', 'tree', 'flame'] as const;
+export const PAGE_MODULES = ['units', 'quality', 'palette', 'decode', 'tree', 'flame', 'table'] as const;
 
 /** Collects typed arrays into one blob, each at a multiple of 8 bytes. */
 class BlobWriter {
@@ -244,6 +245,12 @@ const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => (c === '&' ? '&amp
 /** JSON that is safe inside a <script> element. */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 
+/** The function table and sandwich of the page (page/table.ts): the heaviest functions by total. */
+function tableData(p: Profile): { unit: string; grandTotal: number; rows: FunctionTableRow[] } {
+  const { rows, grandTotal } = functionTable(p, { limit: 300 });
+  return { unit: p.valueTypes[p.defaultValue]?.unit ?? 'samples', grandTotal, rows };
+}
+
 /** Render the profile as one self-contained HTML page. */
 export function renderHtml(p: Profile, o: HtmlOptions = {}): string {
   const { data, blob } = encodePageData(p, o);
@@ -266,6 +273,7 @@ export function renderHtml(p: Profile, o: HtmlOptions = {}): string {
     PAGE_BODY,
     `<script type="application/json" id="pylens-data">${scriptJson(page)}</script>`,
     `<script type="text/plain" id="pylens-blob">${b64}</script>`,
+    `<script type="application/json" id="pylens-table">${scriptJson(tableData(p))}</script>`,
     embedInHtml(p),
     `<script>${pageScript(PAGE_MODULES)}</script>`,
     '</body>',
@@ -308,6 +316,7 @@ const PAGE_BODY = `<header id="hdr">
 <nav id="crumbs" aria-label="Zoom path"></nav>
 <div id="note" hidden></div>
 <div id="scroller"><canvas id="fg"></canvas><div id="spacer"></div></div>
+<section id="fnpanel" aria-label="Functions"></section>
 <div id="tip" hidden></div>
 <div id="help" hidden>
   <b>Keys</b>
@@ -377,5 +386,21 @@ select { max-width: 15em; }
 #legend { display: flex; flex-wrap: wrap; gap: 4px 14px; padding: 5px 12px; border-top: 1px solid var(--line); background: var(--panel); color: var(--muted); font-size: 12px; }
 #legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 4px; vertical-align: -1px; border: 1px solid rgba(0,0,0,.15); }
 #legend .keys { margin-left: auto; }
+#fnpanel { display: flex; gap: 10px; max-height: 34vh; border-top: 1px solid var(--line); background: var(--bg); }
+.fnwrap { flex: 3; overflow: auto; }
+.fntable { border-collapse: collapse; width: 100%; font-size: 12px; font-variant-numeric: tabular-nums; }
+.fntable th { position: sticky; top: 0; background: var(--panel); text-align: left; padding: 3px 8px; cursor: pointer; border-bottom: 1px solid var(--line); white-space: nowrap; user-select: none; }
+.fntable td { padding: 2px 8px; border-bottom: 1px solid #eef0f3; white-space: nowrap; }
+.fntable td.fn { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; max-width: 60ch; overflow: hidden; text-overflow: ellipsis; }
+.fntable .num { text-align: right; }
+.fntable tr { cursor: pointer; }
+.fntable tr:hover td { background: #f2f6fd; }
+.fntable tr.sel td { background: #e3ecfc; }
+.sandwich { flex: 2; overflow: auto; padding: 6px 10px; font-size: 12px; border-left: 1px solid var(--line); }
+.sandwich .swtitle { font: 600 12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; overflow-wrap: anywhere; }
+.sandwich .swsub { color: var(--muted); margin-bottom: 6px; }
+.sandwich .sw { margin-top: 6px; display: flex; flex-direction: column; }
+.sandwich .swe { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; color: var(--fg); }
+.sandwich a.swe { color: var(--accent); text-decoration: none; }
 #error { position: fixed; inset: 30% 20% auto; background: #fff0f0; border: 1px solid #e3a3a3; padding: 14px; border-radius: 8px; color: #7a1d1d; white-space: pre-wrap; }
 `;

@@ -99,7 +99,11 @@ test('top -d 3 -- python: plain tables, hot() is the top row, thread count, idle
   const top = last.rows[0]!;
   assert.match(top.label, /^hot \(\S*top-hot\.py:\d+\)$/, last.text);
   assert.ok(top.own > 50, `hot %Own ${top.own} <= 50\n${last.text}`);
-  assert.ok(last.rows.some((x) => /^main \(/.test(x.label) && x.total > 90), `main() on every stack\n${last.text}`);
+  // main() on every stack of the main thread: its %Total is what every shown sample adds up
+  // to (per tick, py-spy's way: below 100 % when a loaded machine keeps the thread runnable
+  // but off the CPU, which the CPU rule counts as waiting), less the idler's start-up samples
+  const ownSum = last.rows.reduce((a, x) => a + x.own, 0);
+  assert.ok(last.rows.some((x) => /^main \(/.test(x.label) && x.total > 60 && x.total >= ownSum - 2), `main() on every stack\n${last.text}`);
   assert.equal(last.rows.some((x) => /idle_wait|wait \(/.test(x.label)), false, `the waiting thread is idle and hidden\n${last.text}`);
   assert.ok(took < 30_000, `took ${took} ms`);
   assert.equal(r.stderr.includes('exited'), false, 'the target did not exit on its own');
