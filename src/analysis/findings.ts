@@ -21,7 +21,8 @@
  *   kernel) holds more than 30 % of CPU; the library named.
  * - `no-symbols`: more than 20 % of the interpreter's own CPU time shows as unknown
  *   addresses: the interpreter has no symbols.
- * - `imbalance`: several processes, the busiest with more than 1.5× the mean CPU.
+ * - `imbalance`: several processes (a pool's master left out), the busiest with more than
+ *   1.5× the mean CPU of all of them, idle ones included.
  */
 import { SampleStateCode, frameInfo, type Profile } from '../model/profile.ts';
 import { aggregate } from '../model/query.ts';
@@ -251,7 +252,12 @@ export function findings(input: DiagnoseInput): Finding[] {
     }
   }
 
-  // several processes: is the work spread?
+  // several processes: is the work spread? (every process seen counts, busy or not; the
+  // root of a pool — its master, which hands out the work — is left out when it has workers)
+  const pids = new Set(p.threads.pid);
+  if (pids.size > 2 && p.meta.pid !== undefined) pids.delete(p.meta.pid);
+  for (const pid of [...procCpu.keys()]) if (!pids.has(pid)) procCpu.delete(pid);
+  for (const pid of pids) if (!procCpu.has(pid)) procCpu.set(pid, 0);
   if (procCpu.size >= 2) {
     const vals = [...procCpu.values()];
     const mean = vals.reduce((a, x) => a + x, 0) / vals.length;

@@ -3,15 +3,18 @@
  * production playbook as one command. It checks what this machine allows (the sampler's
  * ptrace, perf, eBPF), records what the symptom needs — every thread's CPU and waiting
  * time (with eBPF: off-CPU time by kernel wait class and GIL waits, else the sampler in
- * wall-clock mode), then, for a process still running and perf allowed, a few seconds of
+ * wall-clock mode; a process with Python children, a worker pool: the sampler over all of
+ * them, so their work can be compared), then, for a process still running and perf allowed, a few seconds of
  * native and kernel frames — and prints the findings (src/analysis/findings.ts), each with
  * its evidence and the next command, and the checklist.
  */
 import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
 import { checklist, findings } from '../analysis/findings.ts';
 import { readEbpfFacts, checkEbpfAccess, findBpftrace } from '../capture/ebpf/tool.ts';
 import { checkPerfAccess, findPerf, readPerfAccess } from '../capture/perf/tool.ts';
-import { sampleAttached } from '../capture/sampler/sampler.ts';
+import { descendants, sampleAttached } from '../capture/sampler/sampler.ts';
+import { readExe } from '../capture/sampler/session.ts';
 import { syscalls, syscallsError } from '../capture/sampler/syscalls.ts';
 import type { Profile } from '../model/profile.ts';
 import { diagnoseJson, renderDiagnoseHtml, renderDiagnoseText, type DiagnoseReport } from '../render/diagnose.ts';
@@ -83,7 +86,10 @@ export async function runDiagnose(args: Parsed): Promise<number> {
   let pid: number;
   let name: string;
   let finish: () => Promise<number> | number;
-  if (can('eBPF')) {
+  // a process with Python children (a worker pool: gunicorn, multiprocessing, celery):
+  // every process is sampled, so the work can be compared across them
+  const pool = pidOpt !== undefined ? descendants(pidOpt).filter((c) => /python/i.test(basename(readExe(c) ?? ''))) : [];
+  if (can('eBPF') && pool.length === 0) {
     const cap = await captureOffCpu('diagnose', { target, rate, withCpu: true, backend: 'auto', ...(duration !== undefined ? { durationS: duration } : {}) });
     if (typeof cap === 'number') return cap;
     ({ profile: main, pid, name } = cap);
@@ -95,15 +101,16 @@ export async function runDiagnose(args: Parsed): Promise<number> {
     const sampler = session.sampler!;
     pid = sampler.pid;
     name = programName(pid, sampler.command ?? argv);
-    process.stderr.write(`pylens diagnose: sampling PID ${pid} in wall-clock mode at ${rate} Hz${duration ? ` for ${duration} s` : ''} (no eBPF: waits are classed by their Python line); Ctrl-C to stop\n`);
+    const why = pool.length ? `${pool.length} Python child process${pool.length === 1 ? '' : 'es'} sampled too; waits are classed by their Python line` : 'no eBPF: waits are classed by their Python line';
+    process.stderr.write(`pylens diagnose: sampling PID ${pid} in wall-clock mode at ${rate} Hz${duration ? ` for ${duration} s` : ''} (${why}); Ctrl-C to stop\n`);
     try {
-      main = await sampleAttached(sampler, { rateHz: rate, idle: true, signal: session.signal, clock: session.clock });
+      main = await sampleAttached(sampler, { rateHz: rate, idle: true, signal: session.signal, clock: session.clock, ...(pool.length ? { subprocesses: true, processRoots: false } : {}) });
     } catch (e) {
       await session.abandon();
       throw e;
     }
     finish = () => session.finish();
-    recorded.push(`every thread's stack, running or waiting (sampler, wall clock, ${rate} Hz, ${((main.meta.durationNs ?? 0) / 1e9).toFixed(1)} s)`);
+    recorded.push(`every thread's stack, running or waiting${pool.length ? `, in PID ${pid} and its ${pool.length} Python child process${pool.length === 1 ? '' : 'es'}` : ''} (sampler, wall clock, ${rate} Hz, ${((main.meta.durationNs ?? 0) / 1e9).toFixed(1)} s)`);
   }
   main.meta.name ??= name;
 

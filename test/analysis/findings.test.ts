@@ -160,3 +160,38 @@ test('diagnose: a dead PID and a bad -o say so, exit non-zero', () => {
   assert.match(bad.stderr, /\.html/);
   assert.equal(existsSync('x.txt'), false);
 });
+
+test('diagnose -p on a worker pool: every worker is sampled and the uneven one is named', { skip: !py && 'no pyenv 3.12', timeout: 120_000 }, () =>
+  exclusive('timing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pylens-diag-'));
+    const script = join(dir, 'pool.py');
+    // worker 0 spins; workers 1 and 2 mostly sleep; the parent waits for them
+    writeFileSync(script, `import multiprocessing as mp, os, time\ndef work(i):\n    while True:\n        if i == 0:\n            sum(range(10000))\n        else:\n            time.sleep(0.05)\n            sum(range(1000))\nif __name__ == '__main__':\n    ps = [mp.Process(target=work, args=(i,), daemon=True) for i in range(3)]\n    for p in ps:\n        p.start()\n    print(' '.join(str(p.pid) for p in ps), flush=True)\n    time.sleep(3600)\n`);
+    const child = spawn(py!.exe, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let pids: number[] = [];
+    try {
+      pids = await new Promise<number[]>((resolve, reject) => {
+        child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim().split(' ').map(Number)));
+        child.once('exit', () => reject(new Error('pool.py exited')));
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      const r = spawnSync(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'diagnose', '-p', String(child.pid), '-d', '3', '--json', '--no-native'], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const j = JSON.parse(r.stdout) as { findings: Finding[]; recorded: string[] };
+      assert.match(j.recorded[0]!, /and its 3 Python child processes/);
+      const imb = j.findings.find((f) => f.kind === 'imbalance');
+      assert.ok(imb, JSON.stringify(j.findings.map((f) => f.title)));
+      assert.match(imb.title, new RegExp(`across 3 processes: PID ${pids[0]} does`));
+    } finally {
+      // the workers outlive a killed parent: they go first
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }));
