@@ -7,6 +7,7 @@
 import type { Check, Finding } from '../analysis/findings.ts';
 import type { Profile } from '../model/profile.ts';
 import { renderSvg } from './svg.ts';
+import { escapeMarkup } from './markup.ts';
 
 export interface DiagnoseReport {
   target: string;
@@ -38,7 +39,7 @@ export function diagnoseJson(r: DiagnoseReport): object {
   return { target: r.target, capabilities: r.capabilities, recorded: r.recorded, findings: r.findings, checklist: r.checklist };
 }
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&quot;'));
+const esc = escapeMarkup;
 
 export function renderDiagnoseHtml(r: DiagnoseReport, profiles: { title: string; profile: Profile }[]): string {
   // the first flamegraph is interactive (its script binds to the page's first SVG); the others are static

@@ -14,6 +14,7 @@ import type { DiffFunction, DiffPath, DiffResult } from '../analysis/diff.ts';
 import { shortestUniquePaths } from '../model/labels.ts';
 import { pageScript } from './bundle.ts';
 import { flameSvgStyle } from './svg.ts';
+import { attrNumber, dataNumber, escapeMarkup } from './markup.ts';
 import { groupDigits } from './page/units.ts';
 
 export interface DiffTextOptions {
@@ -88,9 +89,9 @@ export function diffJson(d: DiffResult, o: { fullFilenames?: boolean } = {}): ob
   };
 }
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&quot;'));
-const n2 = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2).replace(/\.?0+$/, ''));
-const nv = (v: number) => (Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(12))));
+const esc = escapeMarkup;
+const n2 = attrNumber;
+const nv = dataNumber;
 
 /** grew: reds, shrank: blues (ColorBrewer RdBu ends), not significant: grey; `t` in 0–1 is the strength */
 export function diffColor(p: Pick<DiffPath, 'delta' | 'significant'>, maxAbs: number): string {

@@ -19,6 +19,7 @@ import { FrameKindCode } from '../model/profile.ts';
 import { frameLabel } from '../model/query.ts';
 import type { ExportOptions, Exporter } from '../formats/types.ts';
 import { pageScript } from './bundle.ts';
+import { escapeMarkup } from './markup.ts';
 import { PAGE_DATA_VERSION, type ColumnSpec, type PageData } from './page/data.ts';
 
 export interface HtmlOptions extends ExportOptions {
@@ -240,7 +241,7 @@ export function encodePageData(p: Profile, o: HtmlOptions = {}): { data: Omit<Pa
   return { data, blob };
 }
 
-const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&quot;'));
+const escapeHtml = escapeMarkup;
 
 /** JSON that is safe inside a <script> element. */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');

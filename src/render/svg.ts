@@ -12,6 +12,7 @@ import { frameLabel } from '../model/query.ts';
 import type { ExportOptions, Exporter } from '../formats/types.ts';
 import { EMBEDDED_MARK, embedInSvg } from '../formats/embedded.ts';
 import { pageScript } from './bundle.ts';
+import { attrNumber, dataNumber, escapeMarkup } from './markup.ts';
 import { frameColor } from './page/palette.ts';
 import { formatDuration, formatPercent, formatValue, groupDigits } from './page/units.ts';
 
@@ -31,10 +32,9 @@ export interface SvgOptions extends ExportOptions {
 const FONT_WIDTH = 0.59;
 const MARKER = FrameKindCode.marker;
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&quot;'));
-/** Numbers in attributes: short, no exponent. */
-const n2 = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2).replace(/\.?0+$/, ''));
-const nv = (v: number) => (Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(12))));
+const esc = escapeMarkup;
+const n2 = attrNumber;
+const nv = dataNumber;
 
 interface Tree {
   label: string[];
