@@ -25,7 +25,7 @@
  *   1.5× the mean CPU of all of them, idle ones included.
  */
 import { SampleStateCode, frameInfo, type Profile } from '../model/profile.ts';
-import { aggregate } from '../model/query.ts';
+import { aggregate, filterSamples } from '../model/query.ts';
 import { wideBottoms } from './report.ts';
 
 export type FindingKind = 'cpu-hotspot' | 'waiting' | 'lock' | 'network' | 'disk' | 'sleep' | 'gil' | 'preempted' | 'other-wait' | 'native' | 'no-symbols' | 'imbalance';
@@ -101,6 +101,7 @@ export function findings(input: DiagnoseInput): Finding[] {
   const waitBy = new Map<string, number>();
   const waitLine = new Map<string, Map<number, number>>();
   const procCpu = new Map<number, number>();
+  const perStack = new Map<number, { cls: string; leaf: number }>();
   for (let i = 0; i < p.samples.length; i++) {
     const v = col[i]!;
     total += v;
@@ -113,9 +114,17 @@ export function findings(input: DiagnoseInput): Finding[] {
       procCpu.set(pid, (procCpu.get(pid) ?? 0) + v);
       continue;
     }
-    const cls = st === SampleStateCode.gil ? 'gil' : s >= 0 ? classOf(p, s, markerClass) : 'other';
+    let cls = 'other';
+    let leaf = -1;
+    if (s >= 0) {
+      // a stack's class and leaf are the same for every sample of it
+      let known = perStack.get(s);
+      if (!known) perStack.set(s, (known = { cls: classOf(p, s, markerClass), leaf: pythonLeaf(p, s) }));
+      cls = known.cls;
+      leaf = known.leaf;
+    }
+    if (st === SampleStateCode.gil) cls = 'gil';
     waitBy.set(cls, (waitBy.get(cls) ?? 0) + v);
-    const leaf = s >= 0 ? pythonLeaf(p, s) : -1;
     if (leaf >= 0) {
       let m = waitLine.get(cls);
       if (!m) waitLine.set(cls, (m = new Map()));
@@ -127,7 +136,8 @@ export function findings(input: DiagnoseInput): Finding[] {
 
   // CPU hotspots, under their wide bottom
   if (cpu > 0) {
-    const onCpu = cpuOnly(p);
+    // CPU hotspots are read in the on-CPU samples (and those whose state is unknown)
+    const onCpu = filterSamples(p, { states: ['on-cpu', 'unknown'] });
     const agg = aggregate(onCpu);
     // wide bottoms worth naming: not the threading/runpy plumbing every thread starts in
     const bottoms = wideBottoms(onCpu, { limit: 20 }).filter((w) => !/(^|\/)(threading|runpy)\.py$|<frozen runpy>/.test(w.file ?? ''));
@@ -286,22 +296,6 @@ function callersOf(p: Profile, name: string): Set<string> {
     for (let a = p.stacks.parent[s]!; a >= 0; a = p.stacks.parent[a]!) out.add(p.strings[p.frames.qualname[p.stacks.frame[a]!]!]!);
   }
   return out;
-}
-
-/** the on-CPU samples of a profile (CPU hotspots are read there) */
-function cpuOnly(p: Profile): Profile {
-  const keep: number[] = [];
-  for (let i = 0; i < p.samples.length; i++) {
-    const st = p.samples.state[i]!;
-    if (st === SampleStateCode['on-cpu'] || st === SampleStateCode.unknown) keep.push(i);
-  }
-  if (keep.length === p.samples.length) return p;
-  const pick = <T extends Int32Array | Uint8Array | Float64Array>(a: T): T => {
-    const b = new (a.constructor as new (n: number) => T)(keep.length);
-    keep.forEach((i, j) => (b[j] = a[i]!));
-    return b;
-  };
-  return { ...p, samples: { stack: pick(p.samples.stack), thread: pick(p.samples.thread), state: pick(p.samples.state), time: p.samples.time ? pick(p.samples.time) : null, values: p.samples.values.map(pick), length: keep.length } };
 }
 
 /** The seed's verification list: is this result good enough to act on? */
