@@ -9,7 +9,7 @@
  *    the thread's on-CPU samples is compared with its share of thread CPU time. Two rules side
  *    by side in the same run, one after the other: 'runnable' (state R = on a CPU: what
  *    pylens did before) and 'moving' (the default: running Python, or runnable with its
- *    CPU time keeping up with the clock; session.ts CPU_RULE). Goal: every function within
+ *    task clock moving; session.ts CPU_RULE). Goal: every function within
  *    3 points with 'moving'.
  * 2. Aliasing. bench/workloads/periodic.py alternates two functions of H ms of CPU each;
  *    sampled at R Hz with the default random intervals and with a fixed period, side by
@@ -65,7 +65,7 @@ interface Truth {
 
 const FUNCS = ['nap', 'crunch', 'brief'];
 
-async function saturationRun(exe: string, rule: 'moving' | 'runnable'): Promise<{ truth: number[]; got: number[]; n: number; waiting: number }> {
+async function saturationRun(exe: string, rule: 'moving' | 'runnable'): Promise<{ truth: number[]; got: number[]; n: number; waiting: number; clock: number; sched: number }> {
   const child = spawn(exe, [join(WORKLOADS, 'sleepwork.py')], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const lines = new LineReader(child);
@@ -77,7 +77,8 @@ async function saturationRun(exe: string, rule: 'moving' | 'runnable'): Promise<
     const s = shares(p, FUNCS);
     // each function's CPU is calls × CPU per call (sleepwork.py): shares of their sum
     const sum = FUNCS.reduce((a, f) => a + t.funcs[f]!, 0);
-    return { truth: FUNCS.map((f) => t.funcs[f]! / sum), got: s.shares, n: s.n, waiting: Number(p.meta.extra?.runnableWaiting ?? 0) };
+    const x = p.meta.extra ?? {};
+    return { truth: FUNCS.map((f) => t.funcs[f]! / sum), got: s.shares, n: s.n, waiting: Number(x.runnableWaiting ?? 0), clock: Number(x.clockJudged ?? 0), sched: Number(x.schedJudged ?? 0) };
   } finally {
     killChild(child);
     await exited(child);
@@ -105,16 +106,18 @@ async function main(): Promise<void> {
   const pys = benchPythons().filter((p) => p.label.startsWith('pyenv') && (!ONLY_PY || `3.${p.minor}` === ONLY_PY));
   if (!ONLY || ONLY === 'saturation') {
     console.log(`\n1. every CPU busy (${availableParallelism()} busy loops), sleepwork.py at ${RATE} Hz: share of on-CPU samples vs share of thread CPU (points)`);
-    console.log('python  rule      ' + FUNCS.map((f) => `${f} true/got`.padStart(18)).join('') + '   max error  samples  waiting');
+    console.log('python  rule      ' + FUNCS.map((f) => `${f} true/got`.padStart(18)).join('') + '   max error  max z  samples  waiting  judged by task clock / sched');
     const stop = saturate();
     try {
       for (const py of pys) {
         for (const rule of ['runnable', 'moving'] as const) {
           const r = await saturationRun(py.exe, rule);
           const errs = r.truth.map((t, i) => Math.abs(t - r.got[i]!));
+          // z: the error in σ of a perfect sampler with this many samples (√(p(1−p)/n))
+          const zs = r.truth.map((t, i) => errs[i]! / Math.sqrt(Math.max(t * (1 - t), 1e-4) / r.n));
           console.log(
             `3.${py.minor}`.padEnd(8) + rule.padEnd(10) + FUNCS.map((_, i) => `${pts(r.truth[i]!)} / ${pts(r.got[i]!)}`.padStart(18)).join('') +
-              pts(Math.max(...errs)).padStart(12) + String(r.n).padStart(9) + String(r.waiting).padStart(9),
+              pts(Math.max(...errs)).padStart(12) + Math.max(...zs).toFixed(1).padStart(7) + String(r.n).padStart(9) + String(r.waiting).padStart(9) + `${r.clock} / ${r.sched}`.padStart(16),
           );
         }
       }

@@ -7,7 +7,7 @@
  * mode: idle; the eBPF lens: off-CPU by wait class, GIL waits) — and, when perf could run,
  * `native`, the CPU profile with native and kernel frames.
  *
- * Findings (share = of all thread time recorded, unless said otherwise):
+ * Findings (share = of all thread time recorded, idle workers left out, unless said otherwise):
  * - `cpu-hotspot`: the functions with the most on-CPU self time (≥ 10 % of CPU), with the
  *   wide bottom they sit under (analysis/report.ts), a 95 % interval from the binomial
  *   (samples are correlated: read it as a lower bound on the uncertainty).
@@ -15,7 +15,10 @@
  *   `disk`, `sleep`, `gil`, `preempted`, `other`) and, for each class over 10 %, a finding of
  *   its own naming the Python line that waits most. Without the eBPF lens the class comes
  *   from the innermost Python frame (threading/queue → lock, selectors/socket/ssl → network,
- *   time.sleep callers are `other`: the sampler cannot see the C call).
+ *   time.sleep callers are `other`: the sampler cannot see the C call). Workers waiting
+ *   for work — a `queue.get`, a thread pool's `_worker`, a process pool's `worker`, a
+ *   socketserver between requests — are `idle`: not a wait anyone should fix; they are left
+ *   out of the waiting share and named in its evidence.
  * - `gil`: more than 5 % of thread time waiting for the GIL.
  * - `native`: native code other than the interpreter's own (C extensions, libraries, the
  *   kernel) holds more than 30 % of CPU; the library named.
@@ -70,8 +73,38 @@ function pythonLeaf(p: Profile, s: number): number {
 
 const WAIT_RE = /^\[wait: (.+)\]$/;
 
-/** wait class of a waiting sample: the eBPF lens's marker, else guessed from the Python leaf */
+/**
+ * Python frames where a thread or process waits for work to arrive: the stdlib's consumers
+ * and pools (file path suffix, function). A wait under one of these is idleness, whatever
+ * the kernel calls it (a futex, a pipe read, a select).
+ */
+const IDLE_WAITS: ReadonlyArray<readonly [RegExp, ReadonlySet<string>]> = [
+  [/(^|\/)queue\.py$/, new Set(['get'])],
+  [/(^|\/)concurrent\/futures\/thread\.py$/, new Set(['_worker'])],
+  [/(^|\/)concurrent\/futures\/process\.py$/, new Set(['_process_worker'])],
+  [/(^|\/)multiprocessing\/pool\.py$/, new Set(['worker'])],
+  [/(^|\/)multiprocessing\/queues\.py$/, new Set(['get'])],
+  [/(^|\/)socketserver\.py$/, new Set(['serve_forever'])],
+];
+
+/** does the stack wait for work (IDLE_WAITS), its innermost Python frames first? */
+function waitsForWork(p: Profile, s: number): boolean {
+  for (let a = s; a >= 0; a = p.stacks.parent[a]!) {
+    const f = p.stacks.frame[a]!;
+    if (p.frames.kind[f] !== 'python') continue;
+    const name = p.strings[p.frames.name[f]!]!;
+    const file = p.strings[p.frames.file[f]!] ?? '';
+    for (const [re, names] of IDLE_WAITS) if (names.has(name) && re.test(file)) return true;
+  }
+  return false;
+}
+
+/**
+ * wait class of a waiting sample: `idle` when it waits for work (IDLE_WAITS), else the eBPF
+ * lens's marker, else guessed from the Python leaf
+ */
 function classOf(p: Profile, s: number, markerClass: Map<number, string>): string {
+  if (waitsForWork(p, s)) return 'idle';
   for (let a = s; a >= 0; a = p.stacks.parent[a]!) {
     const c = markerClass.get(p.stacks.frame[a]!);
     if (c !== undefined) return c;
@@ -132,7 +165,12 @@ export function findings(input: DiagnoseInput): Finding[] {
     }
   }
   if (!(total > 0)) return [];
-  const waiting = total - cpu;
+  // workers waiting for work are idle, not waiting on something to fix
+  const idle = waitBy.get('idle') ?? 0;
+  waitBy.delete('idle');
+  const waiting = total - cpu - idle;
+  // the thread time the waiting shares are of: idle workers left out
+  const busy = total - idle;
 
   // CPU hotspots, under their wide bottom
   if (cpu > 0) {
@@ -154,25 +192,25 @@ export function findings(input: DiagnoseInput): Finding[] {
         file: r.file,
         share,
         shareOf: 'CPU',
-        evidence: `${pct(share)} ± ${pct(ci95(share, cpuSamples))} of ${cpuSamples.toLocaleString('en-US')} on-CPU samples (self); ${pct(r.total / agg.grandTotal)} with its callees; CPU is ${pct(cpu / total)} of thread time`,
+        evidence: `${pct(share)} ± ${pct(ci95(share, cpuSamples))} of ${cpuSamples.toLocaleString('en-US')} on-CPU samples (self); ${pct(r.total / agg.grandTotal)} with its callees; CPU is ${pct(cpu / busy)} of thread time`,
         next: `pylens record ${input.target} -d 30 -o cpu.html   (then pylens report cpu.html --by line --focus '${r.name}')`,
       });
     }
   }
 
   // waiting, by class
-  if (waiting / total >= 0.2) {
+  if (waiting / busy >= 0.2) {
     const classes = [...waitBy.entries()].sort((a, b) => b[1] - a[1]);
     out.push({
       kind: 'waiting',
-      title: `threads wait ${pct(waiting / total)} of their time`,
-      share: waiting / total,
+      title: `threads wait ${pct(waiting / busy)} of their time`,
+      share: waiting / busy,
       shareOf: 'thread time',
-      evidence: `waiting: ${classes.map(([c, v]) => `${c} ${pct(v / total)}`).join(', ')}; on CPU ${pct(cpu / total)}`,
+      evidence: `waiting: ${classes.map(([c, v]) => `${c} ${pct(v / busy)}`).join(', ')}; on CPU ${pct(cpu / busy)}${idle > 0 ? `; idle workers waiting for work (queue.get, pools; left out) ${pct(idle / total)} of all thread time` : ''}`,
       next: markerClass.size ? `pylens offcpu ${input.target} -d 30 -o waits.html` : `pylens offcpu ${input.target} -d 30 -o waits.html   (eBPF: the kernel's reason for each wait)`,
     });
     for (const [cls, v] of classes) {
-      if (v / total < 0.1 || cls === 'gil') continue;
+      if (v / busy < 0.1 || cls === 'gil') continue;
       const lines = [...(waitLine.get(cls) ?? new Map<number, number>()).entries()].sort((a, b) => b[1] - a[1]);
       const top = lines[0];
       const fi = top ? frameInfo(p, top[0]) : undefined;
@@ -180,11 +218,11 @@ export function findings(input: DiagnoseInput): Finding[] {
       const kind: FindingKind = cls === 'lock' || cls === 'network' || cls === 'disk' || cls === 'sleep' || cls === 'preempted' ? cls : 'other-wait';
       out.push({
         kind,
-        title: cls === 'preempted' ? `runnable threads wait ${pct(v / total)} of their time for a CPU` : `${pct(v / total)} of thread time waits on ${cls === 'other' ? 'something the sampler cannot name' : cls}${where}`,
+        title: cls === 'preempted' ? `runnable threads wait ${pct(v / busy)} of their time for a CPU` : `${pct(v / busy)} of thread time waits on ${cls === 'other' ? 'something the sampler cannot name' : cls}${where}`,
         ...(fi ? { function: fi.qualname, file: fi.file, line: fi.line } : {}),
-        share: v / total,
+        share: v / busy,
         shareOf: 'thread time',
-        evidence: `${pct(v / total)} of thread time${top ? `; ${pct(top[1] / v)} of it at this line` : ''}`,
+        evidence: `${pct(v / busy)} of thread time${top ? `; ${pct(top[1] / v)} of it at this line` : ''}`,
         next:
           kind === 'lock'
             ? `pylens offcpu ${input.target} -d 30 -o locks.html   (who holds it: pylens dump -p PID while it waits)`
@@ -197,13 +235,13 @@ export function findings(input: DiagnoseInput): Finding[] {
     }
   }
   const gil = waitBy.get('gil') ?? 0;
-  if (gil / total >= 0.05) {
+  if (gil / busy >= 0.05) {
     out.push({
       kind: 'gil',
-      title: `threads wait for the GIL ${pct(gil / total)} of their time: CPU-bound Python threads take turns`,
-      share: gil / total,
+      title: `threads wait for the GIL ${pct(gil / busy)} of their time: CPU-bound Python threads take turns`,
+      share: gil / busy,
       shareOf: 'thread time',
-      evidence: `${pct(gil / total)} of thread time in GIL waits (the eBPF lens's GIL probe)`,
+      evidence: `${pct(gil / busy)} of thread time in GIL waits (the eBPF lens's GIL probe)`,
       next: `move CPU-bound work to processes (multiprocessing, concurrent.futures.ProcessPoolExecutor) or to C code that releases the GIL; pylens record ${input.target} --gil shows only the GIL holder's stacks`,
     });
   }
@@ -284,7 +322,7 @@ export function findings(input: DiagnoseInput): Finding[] {
     }
   }
   // most important first: by share of thread time (a CPU share weighs by CPU's part of it)
-  const weight = (f: Finding) => (f.shareOf === 'CPU' ? f.share * (cpu / total) : f.share);
+  const weight = (f: Finding) => (f.shareOf === 'CPU' ? f.share * (cpu / busy) : f.share);
   return out.sort((a, b) => weight(b) - weight(a));
 }
 

@@ -195,3 +195,29 @@ test('diagnose -p on a worker pool: every worker is sampled and the uneven one i
       rmSync(dir, { recursive: true, force: true });
     }
   }));
+
+test('idle workers (queue.get, a thread pool between tasks) are not a lock wait: left out of the waiting share, named in its evidence', () => {
+  const p = shaped([
+    // 8 pool threads waiting for work, as anyio's or concurrent.futures' do between requests
+    { path: ['run', 'get', 'wait'], n: 800, state: 'idle', file: '/usr/lib/python3.11/threading.py' },
+    { path: ['main', 'handle', 'encode'], n: 150, state: 'on-cpu' },
+    { path: ['main', 'handle', 'acquire_it', 'wait'], n: 50, state: 'idle', file: '/usr/lib/python3.11/threading.py' },
+  ]);
+  // the pool threads' `get` frame is queue.py's
+  const q = p.strings.indexOf('get');
+  for (let f = 0; f < p.frames.length; f++) if (p.frames.name[f] === q) p.frames.file[f] = p.strings.push('/usr/lib/python3.11/queue.py') - 1;
+  const f = findings({ main: p, target: '-p 5' });
+  // of the 200 samples of threads not idle: 75 % CPU, 25 % a real lock wait
+  const lock = f.find((x) => x.kind === 'lock');
+  assert.ok(lock && lock.function === 'wait' && Math.abs(lock.share - 0.25) < 1e-9, JSON.stringify(f));
+  const w = f.find((x) => x.kind === 'waiting')!;
+  assert.equal(w.share, 0.25);
+  assert.match(w.evidence, /idle workers waiting for work .* 80\.0 % of all thread time/);
+  assert.equal(f[0]!.kind, 'cpu-hotspot', 'the CPU hotspot ranks first, not the idle pool');
+  // a thread pool worker waiting in SimpleQueue.get (C): its Python leaf is _worker
+  const pool = shaped([
+    { path: ['_bootstrap', 'run', '_worker'], n: 900, state: 'idle', file: '/usr/lib/python3.11/concurrent/futures/thread.py' },
+    { path: ['main', 'work'], n: 100, state: 'on-cpu' },
+  ]);
+  assert.deepEqual(kinds(findings({ main: pool, target: '-p 6' })), ['cpu-hotspot']);
+});

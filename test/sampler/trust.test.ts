@@ -7,10 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { sampleProcess } from '../../src/capture/sampler/sampler.ts';
-import { judgeOnCpu, parseExecStart } from '../../src/capture/sampler/session.ts';
+import { judgeOnCpu, parseSched } from '../../src/capture/sampler/session.ts';
 import { syscalls } from '../../src/capture/sampler/syscalls.ts';
 import { frameInfo, stackFrames, type Profile } from '../../src/model/profile.ts';
 import { samplerQuality } from '../../src/render/page/quality.ts';
@@ -21,6 +22,11 @@ import { firstLine, installedPythons } from './pythons.ts';
 const WORKLOADS = join(import.meta.dirname, '../../bench/workloads');
 const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
 const pythons = installedPythons().filter((p) => p.minor >= 8 && p.minor <= 13 && p.label.startsWith('pyenv'));
+
+/** CPU time of the process's only thread, ns (its schedstat) */
+function threadCpuNs(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[0]);
+}
 
 function killed(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
@@ -85,29 +91,47 @@ test('record --blocking through the CLI prints the stops in its quality line', {
   assert.match(r.stderr, /quality: .*threads stopped \d+× for [\d.]+ ms \([\d.<]+ % of wall time\)/);
 });
 
-test('judgeOnCpu: moving is running; asleep is not; runnable counts only when it left its CPU as the tick began', () => {
-  const tick = 4e6;
-  assert.equal(judgeOnCpu(true, 'S', undefined, undefined, tick), true);
-  assert.equal(judgeOnCpu(false, 'S', 100e6, 100e6, tick), false);
-  assert.equal(judgeOnCpu(false, 'D', 100e6, 100e6, tick), false);
+test('judgeOnCpu: moving is running; asleep is not; runnable counts when its task clock moves, when the tick pushed it off, or (no task clock) when it never left its CPU since the last tick', () => {
+  const at = (execStartNs: number, sumNs: number, switches: number) => ({ execStartNs, sumNs, switches });
+  assert.equal(judgeOnCpu(true, 'S', undefined, undefined, undefined, undefined), true);
+  assert.equal(judgeOnCpu(false, 'S', true, at(100e6, 5e6, 3), undefined, 100e6), false);
+  assert.equal(judgeOnCpu(false, 'D', undefined, at(100e6, 5e6, 3), undefined, 100e6), false);
+  // its task clock moved between two reads: running (a long C call)
+  assert.equal(judgeOnCpu(false, 'R', true, undefined, undefined, undefined), true);
   // pushed off by the sampler's own wake-up: it left at the moment the sampler got the CPU
-  assert.equal(judgeOnCpu(false, 'R', 100e6, 100e6, tick), true);
+  assert.equal(judgeOnCpu(false, 'R', false, at(100e6, 5e6, 3), undefined, 100e6), true);
+  assert.equal(judgeOnCpu(false, 'R', undefined, at(100e6, 5e6, 3), undefined, 100e6), true);
+  // task clock still, left before the tick: waiting in the run queue
+  assert.equal(judgeOnCpu(false, 'R', false, at(99e6, 5e6, 3), { ...at(99e6, 5e6, 3), on: true }, 100e6), false);
+  assert.equal(judgeOnCpu(false, 'R', false, undefined, undefined, 100e6), false, 'task clock still, no accounting: waiting');
+  // --- without task clocks ---
   // woken from a 15 ms sleep, waiting in the run queue: it left its CPU 15 ms before the tick
-  assert.equal(judgeOnCpu(false, 'R', 85e6, 100e6, tick), false);
-  // a thread running on another CPU has its accounting brought up to date every scheduler
-  // tick, and a tick can be late (8 ms lags seen at HZ 250 on a VM)
-  assert.equal(judgeOnCpu(false, 'R', 100e6 - 8e6, 100e6, tick), true, 'within 2.5 scheduler ticks');
-  assert.equal(judgeOnCpu(false, 'R', 100e6 - 12e6, 100e6, tick), false);
-  // without the scheduler's clocks: state R alone
-  assert.equal(judgeOnCpu(false, 'R', undefined, 100e6, tick), true);
+  assert.equal(judgeOnCpu(false, 'R', undefined, at(85e6, 5e6, 4), { ...at(70e6, 5e6, 3), on: false }, 100e6), false);
+  // preempted 3 ms before the tick, after running since the last one: it waits, it is not on a CPU
+  // (the rule that let 2.5 scheduler ticks pass gave such waits to where the thread was preempted)
+  assert.equal(judgeOnCpu(false, 'R', undefined, at(97e6, 12e6, 4), { ...at(88e6, 5e6, 3), on: true }, 100e6), false);
+  // a long C call on another CPU: its accounting lags up to a scheduler tick behind, but it
+  // has not left its CPU since the last tick, where it was on, or got it since (accounting moved)
+  assert.equal(judgeOnCpu(false, 'R', undefined, at(96e6, 14e6, 3), { ...at(88e6, 6e6, 3), on: true }, 100e6), true);
+  assert.equal(judgeOnCpu(false, 'R', undefined, at(96e6, 14e6, 3), { ...at(88e6, 6e6, 3), on: false }, 100e6), true);
+  assert.equal(judgeOnCpu(false, 'R', undefined, at(96e6, 6e6, 3), { ...at(96e6, 6e6, 3), on: true }, 100e6), true, 'no new accounting yet (1 kHz ticks): still on since the last tick');
+  // runnable and untouched since a tick where it was waiting: still waiting
+  assert.equal(judgeOnCpu(false, 'R', undefined, at(80e6, 6e6, 3), { ...at(80e6, 6e6, 3), on: false }, 100e6), false);
+  // first sight of a thread that left before the tick: nothing to tell a C call from a wait
+  assert.equal(judgeOnCpu(false, 'R', undefined, at(96e6, 6e6, 3), undefined, 100e6), false);
+  // without the scheduler's accounting either: state R alone
+  assert.equal(judgeOnCpu(false, 'R', undefined, undefined, undefined, 100e6), true);
 });
 
-test('parseExecStart reads se.exec_start (ms with six decimals) as ns', () => {
-  const text = Buffer.from('python3 (4242, #threads: 1)\n----\nse.exec_start                                :        264202.678602\nse.vruntime   :  1.0\n');
-  assert.equal(Math.round(parseExecStart(text)!), 264202678602);
-  assert.equal(parseExecStart(Buffer.from('no such line\n')), undefined);
-  const live = parseExecStart(Buffer.from(spawnSync('cat', [`/proc/${process.pid}/sched`], { encoding: 'latin1' }).stdout, 'latin1'));
-  if (live !== undefined) assert.ok(live > 0);
+test('parseSched reads se.exec_start, se.sum_exec_runtime (ms with six decimals) and nr_switches', () => {
+  const text = Buffer.from('python3 (4242, #threads: 1)\n----\nse.exec_start                                :        264202.678602\nse.vruntime   :  1.0\nse.sum_exec_runtime   :   1234.500000\nse.nr_migrations : 7\nnr_switches   :   42\nnr_voluntary_switches : 40\n');
+  assert.deepEqual(parseSched(text), { execStartNs: 264202678602, sumNs: 1234500000, switches: 42 });
+  assert.equal(parseSched(Buffer.from('no such line\n')), undefined);
+  const live = parseSched(Buffer.from(spawnSync('cat', [`/proc/${process.pid}/sched`], { encoding: 'latin1' }).stdout, 'latin1'));
+  if (live !== undefined) {
+    assert.ok(live.execStartNs > 0 && live.sumNs > 0);
+    assert.ok(Number.isInteger(live.switches) && live.switches >= 0);
+  }
 });
 
 // ---- every CPU busy: CPU attribution ---------------------------------------------------
@@ -175,11 +199,11 @@ test('every CPU busy: a function that only sleeps gets its CPU share, not the ru
       const nap = rows[0]!;
       // runnable-as-running gave the sleeper 3–6 points here (bench/sampler-saturation.ts)
       assert.ok(nap.got - nap.truth <= 0.025, `nap got ${(100 * nap.got).toFixed(1)} % for ${(100 * nap.truth).toFixed(1)} % of the CPU`);
-      // the others: within 3 points is the goal, met on some versions only (crunch() comes out
-      // 1–7 points short with either rule, more with other tests running): no gross error
+      // the others: within 3 points (the goal; bench/sampler-saturation.ts measures it with more
+      // samples), allowing this run's sampling noise (2.5σ)
       for (const r of rows) {
         const sigma = Math.sqrt((r.truth * (1 - r.truth)) / r.n);
-        assert.ok(Math.abs(r.got - r.truth) <= 0.08 + 2 * sigma, `${r.f}: ${(100 * r.got).toFixed(1)} % sampled, ${(100 * r.truth).toFixed(1)} % true (σ ${(100 * sigma).toFixed(1)})`);
+        assert.ok(Math.abs(r.got - r.truth) <= 0.03 + 2.5 * sigma, `${r.f}: ${(100 * r.got).toFixed(1)} % sampled, ${(100 * r.truth).toFixed(1)} % true (σ ${(100 * sigma).toFixed(1)})`);
       }
     } finally {
       await killed(child);
@@ -200,6 +224,32 @@ test('periodic work: two 5 ms halves sampled at 100 Hz come out 50/50 within 3σ
       const sigma = Math.sqrt(0.25 / a.n);
       t.diagnostic(`a() ${(100 * share).toFixed(1)} % of ${a.n} samples (σ ${(100 * sigma).toFixed(1)} points); ${p.meta.extra!.intervals}`);
       assert.ok(Math.abs(share - 0.5) <= 3 * sigma, `a() ${(100 * share).toFixed(1)} %`);
+    } finally {
+      await killed(child);
+    }
+  }));
+
+test('a long C call is CPU: a thread inside one C call (its Python frame never moves) counts as on a CPU at 100 Hz and 1 kHz', (t) =>
+  exclusive('timing', async () => {
+    const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
+    // pbkdf2_hmac: one C call of ~0.3–1 s per loop; the thread stays on its CPU the whole time
+    const code = "import hashlib\nprint('ready', flush=True)\nwhile True:\n    hashlib.pbkdf2_hmac('sha256', b'k', b's', 3000000)\n";
+    const child = spawn(py.exe, ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      assert.equal(await firstLine(child, 'pbkdf2 loop'), 'ready');
+      for (const rateHz of [100, 1000]) {
+        const cpu0 = threadCpuNs(child.pid!);
+        const w0 = performance.now();
+        const p = await sampleProcess(child.pid!, { rateHz, durationS: 1.5, idle: true });
+        const truth = (threadCpuNs(child.pid!) - cpu0) / ((performance.now() - w0) * 1e6);
+        let on = 0;
+        for (let i = 0; i < p.samples.length; i++) if (p.samples.state[i] === 1) on++;
+        const share = on / p.samples.length;
+        t.diagnostic(`${rateHz} Hz: ${on} of ${p.samples.length} samples on a CPU (${(100 * share).toFixed(1)} %), the thread was on a CPU ${(100 * truth).toFixed(1)} % of the time; ${samplerQuality(p.meta)}`);
+        // the waits between (something else preempted it) are rightly idle; the first tick
+        // cannot tell a C call from a wait (nothing seen before)
+        assert.ok(share >= truth - 0.06, `${rateHz} Hz: only ${(100 * share).toFixed(1)} % of the samples of a thread in a C call were on a CPU, against ${(100 * truth).toFixed(1)} % of its time`);
+      }
     } finally {
       await killed(child);
     }

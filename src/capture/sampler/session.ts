@@ -25,7 +25,7 @@ import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runti
 import { mainInterpreter, ThreadNames } from './threadnames.ts';
 import { leafMarkRanges, listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
-import { syscalls } from './syscalls.ts';
+import { ERRNO, syscalls } from './syscalls.ts';
 import { GATE_DIR } from '../session/gate.ts';
 
 const GATE_FILE = `${GATE_DIR}/sitecustomize.py`;
@@ -87,12 +87,16 @@ export interface SamplerCounts {
   pauseBudgetSkips: number;
   /** samples of runnable threads judged waiting for a CPU (not on it) */
   runnableWaiting: number;
+  /** runnable threads whose Python did not move, judged by their task clock (perf_event: exact) */
+  clockJudged: number;
+  /** … judged by their scheduler accounting (/proc/…/sched: where perf events are not allowed) */
+  schedJudged: number;
   /** samples dropped because the thread was still inside pylens's start gate (python/gate) */
   gateSamples: number;
 }
 
 export function emptyCounts(): SamplerCounts {
-  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, gateSamples: 0 };
+  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, clockJudged: 0, schedJudged: 0, gateSamples: 0 };
 }
 
 /** `into` += `c`, field by field */
@@ -145,6 +149,10 @@ export class TaskStates {
   private pid: number;
   private fds = new Map<number, { fd: number; used: number }>();
   private debugFds = new Map<number, { fd: number; used: number }>();
+  private clockFds = new Map<number, { fd: number; used: number }>();
+  /** why task clocks cannot be opened (then `onCpuNow` is undefined); set on the first failure that is not the thread's own */
+  clockError: string | undefined;
+  private clockBuf = Buffer.alloc(8);
   private buf = Buffer.alloc(4096);
   private calls = 0;
   private pruneAfter: number;
@@ -179,20 +187,53 @@ export class TaskStates {
   }
 
   /**
-   * When the thread's CPU time was last brought up to date, ns on the scheduler's clock
-   * (`se.exec_start` of /proc/PID/task/TID/sched): for a thread off the CPU, when it left
-   * it; for one running, its last scheduler tick. Undefined when unreadable (no
-   * CONFIG_SCHED_DEBUG, gone).
+   * The thread's scheduler accounting (/proc/PID/task/TID/sched, `SchedInfo`); undefined
+   * when unreadable (no CONFIG_SCHED_DEBUG, gone).
    */
-  execStartNs(tid: number): number | undefined {
+  sched(tid: number): SchedInfo | undefined {
     const n = this.readFile(this.debugFds, tid, 'sched');
-    return n === undefined ? undefined : parseExecStart(this.buf, n);
+    return n === undefined ? undefined : parseSched(this.buf, n);
+  }
+
+  /**
+   * Is the thread on a CPU right now? Its task clock (perf_event_open, kept open) read twice:
+   * a read asks the thread's CPU for the time it has run up to that moment, so the second
+   * read is ahead of the first exactly when the thread is running. Undefined when task
+   * clocks cannot be opened here (`clockError` says why) or the thread is gone.
+   */
+  onCpuNow(tid: number): boolean | undefined {
+    if (this.clockError !== undefined) return undefined;
+    let e = this.clockFds.get(tid);
+    if (e === undefined) {
+      const sys = syscalls();
+      if (!sys) {
+        this.clockError = 'no system calls (koffi)';
+        return undefined;
+      }
+      const fd = sys.openTaskClock(tid);
+      if (fd < 0) {
+        // ESRCH: this thread is gone; anything else holds for every thread
+        if (fd !== -ERRNO.ESRCH) this.clockError = `perf_event_open failed (errno ${-fd}${-fd === ERRNO.EACCES || -fd === ERRNO.EPERM ? ': needs CAP_PERFMON or kernel.perf_event_paranoid ≤ 1' : ''})`;
+        return undefined;
+      }
+      this.clockFds.set(tid, (e = { fd, used: this.calls }));
+    }
+    e.used = this.calls;
+    try {
+      if (readSync(e.fd, this.clockBuf, 0, 8, null) !== 8) return undefined;
+      const a = this.clockBuf.readBigUInt64LE(0);
+      if (readSync(e.fd, this.clockBuf, 0, 8, null) !== 8) return undefined;
+      return this.clockBuf.readBigUInt64LE(0) > a;
+    } catch {
+      this.drop(this.clockFds, tid);
+      return undefined;
+    }
   }
 
   /** call once per tick */
   endTick(): void {
     if (++this.calls % this.pruneAfter !== 0) return;
-    for (const map of [this.fds, this.debugFds]) for (const [tid, e] of map) if (this.calls - e.used > this.pruneAfter) this.drop(map, tid);
+    for (const map of [this.fds, this.debugFds, this.clockFds]) for (const [tid, e] of map) if (this.calls - e.used > this.pruneAfter) this.drop(map, tid);
   }
 
   private drop(map: Map<number, { fd: number; used: number }>, tid: number): void {
@@ -207,27 +248,53 @@ export class TaskStates {
   }
 
   close(): void {
-    for (const map of [this.fds, this.debugFds]) for (const tid of [...map.keys()]) this.drop(map, tid);
+    for (const map of [this.fds, this.debugFds, this.clockFds]) for (const tid of [...map.keys()]) this.drop(map, tid);
   }
 }
 
-const EXEC_START = Buffer.from('se.exec_start');
+/**
+ * A thread's scheduler accounting, all on the scheduler's clock (ns):
+ * - `execStartNs` (se.exec_start): when its CPU time was last brought up to date — when it
+ *   got its CPU, when it left it, and at every scheduler tick while it runs;
+ * - `sumNs` (se.sum_exec_runtime): its CPU time so far, as of `execStartNs`;
+ * - `switches` (nr_switches): how many times it has left a CPU (blocking or preempted).
+ */
+export interface SchedInfo {
+  execStartNs: number;
+  sumNs: number;
+  switches: number;
+}
 
-/** `se.exec_start` (ms with 6 decimals) of a /proc/…/sched text, as ns; undefined when absent */
-export function parseExecStart(buf: Buffer, n = buf.length): number | undefined {
-  const text = buf.subarray(0, n);
-  let i = text.indexOf(EXEC_START);
-  if (i < 0) return undefined;
+/**
+ * The number after `key … :` in a /proc/…/sched text, times 10^6 (times there are ms with six
+ * decimals: this gives ns exactly), or NaN.
+ */
+function schedField(text: Buffer, n: number, key: Buffer, from = 0): { value: number; end: number } {
+  let i = text.indexOf(key, from);
+  if (i < 0 || i >= n) return { value: NaN, end: from };
   i = text.indexOf(0x3a, i); // ':'
-  if (i < 0) return undefined;
+  if (i < 0 || i >= n) return { value: NaN, end: from };
   for (i++; i < n && (text[i] === 0x20 || text[i] === 0x09); i++);
-  let ms = 0;
+  let whole = 0;
   let frac = 0;
   let scale = 1;
   let digits = 0;
-  for (; i < n && text[i]! >= 0x30 && text[i]! <= 0x39; i++, digits++) ms = ms * 10 + (text[i]! - 0x30);
+  for (; i < n && text[i]! >= 0x30 && text[i]! <= 0x39; i++, digits++) whole = whole * 10 + (text[i]! - 0x30);
   if (text[i] === 0x2e) for (i++; i < n && text[i]! >= 0x30 && text[i]! <= 0x39; i++) (frac = frac * 10 + (text[i]! - 0x30)), (scale *= 10);
-  return digits ? ms * 1e6 + (frac / scale) * 1e6 : undefined;
+  return { value: digits ? whole * 1e6 + Math.round((frac * 1e6) / scale) : NaN, end: i };
+}
+
+const EXEC_START = Buffer.from('se.exec_start');
+const SUM_EXEC = Buffer.from('se.sum_exec_runtime');
+const NR_SWITCHES = Buffer.from('\nnr_switches');
+
+/** `SchedInfo` of a /proc/…/sched text; undefined when se.exec_start is absent */
+export function parseSched(buf: Buffer, n = buf.length): SchedInfo | undefined {
+  const e = schedField(buf, n, EXEC_START);
+  if (Number.isNaN(e.value)) return undefined;
+  const sum = schedField(buf, n, SUM_EXEC, e.end);
+  const sw = schedField(buf, n, NR_SWITCHES, sum.end);
+  return { execStartNs: e.value, sumNs: sum.value, switches: sw.value / 1e6 };
 }
 
 /**
@@ -254,32 +321,48 @@ export function schedulerTickNs(): number {
 }
 let tickNs: number | undefined;
 
+/** what the sampler last read of a thread's scheduler accounting, and what it judged then */
+export interface SchedSeen extends SchedInfo {
+  on: boolean;
+}
+
 /**
  * Was a thread on a CPU at the moment of the tick, from what the tick saw of it?
  * - `moved`: its innermost frame or instruction changed between the stack read and a read a
  *   moment later: it is running Python code. On.
  * - Not runnable (asleep, blocked): off.
- * - Runnable and not moving: it is off its CPU now (or inside a long C call). Whether it was
- *   running at the tick depends on when it left the CPU: a thread the sampler's own wake-up
- *   pushed off (on a machine with every CPU busy somebody must make room) left it after the
- *   tick began, and one in a long C call on another CPU has its accounting brought up to
- *   date every scheduler tick; a thread waiting in the run queue since before (woken from a
- *   sleep with its frame still on the sleeping call, or preempted earlier) left it earlier.
- *   On when it left (`leftNs`, its se.exec_start) no more than 2.5 scheduler ticks before
- *   the sampler's own start on the CPU this tick (`tickStartNs`, the sampler thread's
- *   se.exec_start), both on the scheduler's clock: a running thread's tick can come late (lags of
- *   8 ms seen at HZ 250 on a VM). Without those clocks: on (state R).
+ * - Runnable and not moving: it is either running a long C call or waiting in the run queue
+ *   (woken from a sleep with its frame still on the sleeping call, or preempted).
+ *   - `clock`: its task clock (perf_event) read twice a few µs apart moved: it is running. On.
+ *   - It left its CPU (or had its accounting brought up to date) after the sampler got its
+ *     own CPU this tick (`now.execStartNs` ≥ `tickStartNs`, the sampler thread's
+ *     se.exec_start): pushed off by the sampler's own wake-up, on a machine with every CPU
+ *     busy. On.
+ *   - With the task clock read (`clock` false): off, it waits.
+ *   - Without it (perf events not allowed): on when it has not left a CPU since the sampler
+ *     last read it (`now.switches` = `prev.switches`) and was on one then or has got one
+ *     since (its accounting moved): a thread that never leaves its CPU is still on it. This
+ *     misses a C call that was preempted for a moment since the last tick (a few % of its
+ *     samples on a busy machine).
+ *   An earlier rule that counted any thread that left its CPU up to 2.5 scheduler ticks
+ *   before the tick gave the place where a busy machine preempts a thread the whole wait that
+ *   follows: 10–20 points of error on 3.11 (bench/sampler-saturation.ts).
+ * Without the scheduler's accounting either: on (state R).
  */
-export function judgeOnCpu(moved: boolean, letter: string | undefined, leftNs: number | undefined, tickStartNs: number | undefined, tick = schedulerTickNs()): boolean {
+export function judgeOnCpu(moved: boolean, letter: string | undefined, clock: boolean | undefined, now: SchedInfo | undefined, prev: SchedSeen | undefined, tickStartNs: number | undefined): boolean {
   if (moved) return true;
   if (letter !== 'R') return false;
-  if (leftNs === undefined || tickStartNs === undefined) return true;
-  return leftNs >= tickStartNs - 2.5 * tick;
+  if (clock === true) return true;
+  if (now === undefined || tickStartNs === undefined) return clock === undefined;
+  if (now.execStartNs >= tickStartNs) return true;
+  if (clock === false) return false;
+  if (prev === undefined || Number.isNaN(now.switches) || now.switches !== prev.switches) return false;
+  return prev.on || now.sumNs > prev.sumNs || now.execStartNs !== prev.execStartNs;
 }
 
 /** The CPU rule in words, for the README and the profile's metadata. */
 export const CPU_RULE =
-  'on-CPU = running Python (its innermost frame or instruction changed between the stack read and a re-read a moment later), or runnable (state R) and it left its CPU no more than 2.5 scheduler ticks before the sampler started this tick (se.exec_start: pushed off by the sampler, or in a long C call); a runnable thread waiting in the run queue since before the tick (woken from a sleep, or preempted earlier) is not on a CPU and counts as idle';
+  'on-CPU = running Python (its innermost frame or instruction changed between the stack read and a re-read a moment later), or runnable (state R) and either its task clock (perf_event task-clock, read twice a few µs apart) moved (a long C call), or it left its CPU after the sampler got its own this tick (se.exec_start: pushed off by the sampler); without perf events, a runnable thread that has not left its CPU since the last tick (nr_switches) and was on it then counts; a runnable thread waiting in the run queue (woken from a sleep, or preempted) is not on a CPU and counts as idle';
 
 /**
  * Stdlib functions whose only job is to block (the wait itself is a C call under them). A
@@ -331,10 +414,12 @@ export class ProcessSampler {
   /** the sampler's own thread's scheduler file (its se.exec_start: when it got the CPU) */
   private self = new TaskStates(process.pid);
   private selfExecStartNs(): number | undefined {
-    return this.self.execStartNs(process.pid);
+    return this.self.sched(process.pid)?.execStartNs;
   }
 
   private pauser: ThreadPauser | undefined;
+  /** per OS thread: its scheduler accounting as last read, and the judgement then (judgeOnCpu) */
+  private schedSeen = new Map<number, SchedSeen>();
   /** tstate → pages of its last walk (fetched together for a re-read); dropped with the code cache */
   private plans = new Map<Address, Address[]>();
   /** every page the last tick read: fetched together at the start of the next */
@@ -536,13 +621,24 @@ export class ProcessSampler {
       else {
         const letter = this.states.letter(tid);
         if (letter === undefined) on = undefined;
-        else {
-          let left: number | undefined;
-          if (letter === 'R') {
-            left = this.states.execStartNs(tid);
-            if (left !== undefined && tickStart === undefined) tickStart = this.selfExecStartNs();
+        else if (letter !== 'R') {
+          on = false;
+          this.schedSeen.delete(tid); // it left its CPU: nothing to carry over
+        } else {
+          const clock = this.states.onCpuNow(tid);
+          if (clock !== undefined) this.tally.clockJudged++;
+          else this.tally.schedJudged++;
+          let now: SchedInfo | undefined;
+          if (clock !== true) {
+            now = this.states.sched(tid);
+            if (now !== undefined && tickStart === undefined) tickStart = this.selfExecStartNs();
           }
-          on = judgeOnCpu(false, letter, left, tickStart);
+          const prev = this.schedSeen.get(tid);
+          on = judgeOnCpu(false, letter, clock, now, prev, tickStart);
+          if (now !== undefined && clock === undefined) {
+            if (this.schedSeen.size > 4096) this.schedSeen.clear(); // threads come and go: keep it bounded
+            this.schedSeen.set(tid, { ...now, on });
+          }
           if (!on && letter === 'R') this.tally.runnableWaiting++;
         }
       }

@@ -10,6 +10,9 @@
  * - `ptrace` (PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH) and `waitid`/`waitpid`: stop
  *   one thread of the target for the length of one stack read (`ThreadPauser`), for exact
  *   stacks. SEIZE (unlike ATTACH) sends no SIGSTOP, and nothing reaches the target's parent.
+ * - `perf_event_open` of a thread's task clock (`openTaskClock`): its CPU time, brought up to
+ *   date at the moment of the read (the kernel asks the thread's CPU), so two reads a few µs
+ *   apart tell a thread on a CPU from one waiting for it (session.ts, the CPU rule).
  *
  * Everything is loaded on first use; where koffi or libc cannot be loaded `syscalls()` is
  * undefined and the sampler reads /proc/PID/mem and cannot pause (it says so).
@@ -34,6 +37,11 @@ const CLOCK_MONOTONIC = 1;
 const TIMER_ABSTIME = 1;
 const EINTR = 4;
 const CLD_STOPPED = 5;
+const SYS_PERF_EVENT_OPEN = 298; // x86-64
+const PERF_TYPE_SOFTWARE = 1;
+const PERF_COUNT_SW_TASK_CLOCK = 1;
+const PERF_ATTR_SIZE = 128;
+const PERF_FLAG_FD_CLOEXEC = 8;
 
 export const ERRNO = { EPERM: 1, ESRCH: 3, EFAULT: 14, EINVAL: 22, EIO: 5, EACCES: 13 } as const;
 
@@ -70,6 +78,8 @@ export class Syscalls {
   private status: unknown;
   private statusW: Int32Array;
   private nanosleepFn: Fn;
+  private syscallFn: Fn;
+  private perfAttr: unknown;
   private timespec: unknown;
   private timespecW: Int32Array;
 
@@ -82,6 +92,14 @@ export class Syscalls {
     this.waitidFn = libc.func('int waitid(int idtype, int id, void *infop, int options)') as Fn;
     this.waitpidFn = libc.func('int waitpid(int pid, void *status, int options)') as Fn;
     this.nanosleepFn = libc.func('int clock_nanosleep(int clockid, int flags, void *request, void *remain)') as Fn;
+    this.syscallFn = libc.func('long syscall(long number, ...)') as Fn;
+    // perf_event_attr: a software task-clock counter, counting from the open, nothing excluded
+    this.perfAttr = k.alloc('uint8_t', PERF_ATTR_SIZE);
+    const attr = new DataView(k.view(this.perfAttr, PERF_ATTR_SIZE));
+    for (let i = 0; i < PERF_ATTR_SIZE; i++) attr.setUint8(i, 0);
+    attr.setUint32(0, PERF_TYPE_SOFTWARE, true);
+    attr.setUint32(4, PERF_ATTR_SIZE, true);
+    attr.setUint32(8, PERF_COUNT_SW_TASK_CLOCK, true);
     this.timespec = k.alloc('uint8_t', 16);
     this.timespecW = new Int32Array(k.view(this.timespec, 16));
     const words = (p: unknown, bytes: number) => new Uint32Array(k.view(p, bytes));
@@ -171,6 +189,19 @@ export class Syscalls {
     w[3] = 0;
     // returns EINTR when a signal handler ran: the deadline is absolute, so just go on waiting
     for (let i = 0; i < 1000 && this.nanosleepFn(CLOCK_MONOTONIC, TIMER_ABSTIME, this.timespec, null) === EINTR; i++);
+  }
+
+  /**
+   * A counter of thread `tid`'s CPU time (perf_event_open, PERF_COUNT_SW_TASK_CLOCK): a file
+   * descriptor whose 8-byte read is the ns the thread has run since the open, up to date at
+   * the moment of the read; or -errno (EACCES/EPERM: no CAP_PERFMON and perf_event_paranoid
+   * too high; ESRCH: gone; ENOSYS: no perf events). The x86-64 system call number: elsewhere
+   * -ENOSYS.
+   */
+  openTaskClock(tid: number): number {
+    if (process.arch !== 'x64') return -38;
+    const fd = this.syscallFn(SYS_PERF_EVENT_OPEN, 'void *', this.perfAttr, 'int', tid, 'int', -1, 'int', -1, 'unsigned long', PERF_FLAG_FD_CLOEXEC);
+    return fd >= 0 ? fd : -this.k.errno();
   }
 
   /** ptrace(PTRACE_SEIZE, tid): 0 or an errno */

@@ -52,5 +52,7 @@ export function samplerQuality(meta: QualityMeta): string | undefined {
   if (x.intervals !== undefined) parts.push(`intervals ${x.intervals}`);
   const waiting = num(x, 'runnableWaiting');
   if (waiting) parts.push(`${groupDigits(waiting)} runnable-but-waiting thread samples not counted as CPU`);
+  const schedJudged = num(x, 'schedJudged');
+  if (schedJudged) parts.push(`${groupDigits(schedJudged)} runnable samples judged without perf events (less exact: needs CAP_PERFMON or kernel.perf_event_paranoid ≤ 1)`);
   return parts.join('; ');
 }
