@@ -8,7 +8,10 @@
  * 1 kHz): the floor and `pylens record -p PID -r RATE` (the CLI, in its own Node process),
  * each measured in steady state: the CPU time of all its threads (schedstat, ns) over a
  * window after a warm-up, as a share of one core. Prints both, the ratio (goal ≤ 1.5×), and
- * the sampler's RSS at the start and end of the window (memory must not grow).
+ * the sampler's RSS at the start and end of the window (memory must not grow). A third
+ * column: the floor's own loop run by Node (bench/floor/node-floor.ts: koffi
+ * clock_nanosleep + one process_vm_readv of the same 6 ranges), what any sampler whose loop
+ * runs in Node pays before it walks a frame.
  *
  *   node_modules/.bin/node bench/sampler-floor.ts [--quick] [--window S] [--warmup S] [--rounds N] [--python 3.12]
  */
@@ -67,17 +70,22 @@ async function main(): Promise<void> {
     // somewhere readable and hot in the target: the interpreter state
     const addr = locateRuntime(pid).runtimeAddress;
     console.log(`sampler cost against the floor — target ${py.label} deep.py (30 frames, one thread); window ${WINDOW_S} s after ${WARMUP_S} s, ${ROUNDS} round(s); ${machineLine()}`);
-    console.log('rate    floor CPU   pylens CPU   ratio   pylens RSS (start → end of window)');
+    console.log('rate    floor CPU   Node floor (ratio)   pylens CPU   ratio   pylens RSS (start → end of window)');
     for (const rate of RATES) {
       const floors: number[] = [];
+      const nodeFloors: number[] = [];
       const ours: number[] = [];
       let rss = '';
       for (let r = 0; r < ROUNDS; r++) {
-        for (const which of r % 2 ? (['pylens', 'floor'] as const) : (['floor', 'pylens'] as const)) {
+        for (const which of r % 2 ? (['pylens', 'node', 'floor'] as const) : (['floor', 'node', 'pylens'] as const)) {
           if (which === 'floor') {
             runner = spawn(floorBin, [String(pid), String(rate), String(WARMUP_S + WINDOW_S + 2), `0x${addr.toString(16)}`], { stdio: 'inherit' });
             const s = await steady(runner.pid!);
             floors.push(s.cpu);
+          } else if (which === 'node') {
+            runner = spawn(process.execPath, [join(ROOT, 'bench/floor/node-floor.ts'), String(pid), String(rate), String(WARMUP_S + WINDOW_S + 2), String(addr)], { stdio: 'inherit' });
+            const s = await steady(runner.pid!);
+            nodeFloors.push(s.cpu);
           } else {
             const rec = startRecord(pid, ['-r', String(rate), '-q', '-o', join(tmp, 'out.pylens')]);
             runner = rec.child;
@@ -91,8 +99,9 @@ async function main(): Promise<void> {
         }
       }
       const f = median(floors);
+      const nf = median(nodeFloors);
       const o = median(ours);
-      console.log(`${String(rate).padEnd(8)}${(100 * f).toFixed(2).padStart(7)} %   ${(100 * o).toFixed(2).padStart(8)} %   ${(o / f).toFixed(2).padStart(5)}×   ${rss}`);
+      console.log(`${String(rate).padEnd(8)}${(100 * f).toFixed(2).padStart(7)} %   ${(100 * nf).toFixed(2).padStart(8)} % (${(nf / f).toFixed(2)}×)   ${(100 * o).toFixed(2).padStart(8)} %   ${(o / f).toFixed(2).padStart(5)}×   ${rss}`);
     }
   } finally {
     killChild(runner);
