@@ -23,6 +23,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Profile } from '../model/profile.ts';
 import { sampleAttached, type RecordProgress, type SampleOptions } from '../capture/sampler/sampler.ts';
+import { progressLine } from '../render/progress.ts';
 import { syscallsError, syscalls } from '../capture/sampler/syscalls.ts';
 import { samplerQuality } from '../render/page/quality.ts';
 import { nativeWindowNs, NativeRecording, perfRecordArgs, planNative, spliceNative, type NativePlan } from '../capture/perf/native.ts';
@@ -97,18 +98,6 @@ export function programName(pid: number, argv?: string[]): string {
 export function defaultOutput(name: string, fmt: string | undefined): string {
   const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*$/, '');
   return `${name}-${stamp}.${fmt ? (outputById(fmt)?.extension ?? '.html').replace(/^\./, '') : 'html'}`;
-}
-
-/** The progress line, e.g. "pylens record: 12.3 s, 1,230 samples, 100.0 Hz, 0 errors, 3 threads". */
-export function progressLine(p: RecordProgress, withProcesses: boolean): string {
-  const s = p.elapsedNs / 1e9;
-  // a rate over the first fraction of a second says nothing
-  const hz = s >= 0.2 ? p.ticks / s : 0;
-  return (
-    `pylens record: ${s.toFixed(1)} s, ${p.samples.toLocaleString('en-US')} samples, ${hz.toFixed(1)} Hz, ` +
-    `${p.errors} error${p.errors === 1 ? '' : 's'}, ${p.threads} thread${p.threads === 1 ? '' : 's'}` +
-    (withProcesses ? `, ${p.processes} process${p.processes === 1 ? '' : 'es'}` : '')
-  );
 }
 
 /** why threads cannot be stopped (ptrace through koffi) on this machine, or undefined */

@@ -15,7 +15,7 @@ import { installedPythons } from '../sampler/pythons.ts';
 import { decodePylens } from '../../src/formats/pylens.ts';
 import { aggregate, foldedStacks } from '../../src/model/query.ts';
 import { frameInfo, type Profile } from '../../src/model/profile.ts';
-import { progressLine } from '../../src/cli/record.ts';
+import { progressLine } from '../../src/render/progress.ts';
 import { descendants, shortenFilename } from '../../src/capture/sampler/sampler.ts';
 
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');

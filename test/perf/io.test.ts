@@ -11,7 +11,8 @@ import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readdirSync, r
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { FIXTURES, ROOT } from '../helpers/format-checks.ts';
-import { analyzeBlockText, BlockLatency, bucketOf, bucketRange, opOf, parseBlockLine, percentile, type IoReport, type LatencyStats } from '../../src/capture/perf/io.ts';
+import { BlockLatency, bucketOf, bucketRange, opOf, percentile, type IoReport, type LatencyStats } from '../../src/analysis/io.ts';
+import { analyzeBlockText, parseBlockLine } from '../../src/capture/perf/io.ts';
 import { checkPerfAccess, findPerf, readPerfAccess } from '../../src/capture/perf/tool.ts';
 
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');

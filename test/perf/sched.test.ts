@@ -23,7 +23,7 @@ import {
   type SchedTrace,
 } from '../../src/capture/perf/sched.ts';
 import { renderSchedHtml } from '../../src/render/sched-html.ts';
-import { renderSchedText } from '../../src/cli/sched.ts';
+import { renderSchedText } from '../../src/render/sched.ts';
 import { CHROMIUM, launch, openFile } from '../render/browser.ts';
 
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
