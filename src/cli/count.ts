@@ -11,7 +11,9 @@
  */
 import type { CommandSpec, Parsed } from './args.ts';
 import { UsageError } from './args.ts';
-import { buildCountProfile, checkFunctionSpec, countRows, formatCountTable, type CountData } from '../capture/python/count.ts';
+import { countRows, type CountData } from '../analysis/count.ts';
+import { buildCountProfile, checkFunctionSpec } from '../capture/python/count.ts';
+import { formatCountTable } from '../render/count.ts';
 import { checkOutputArgs, commandArgv, finishLens, lensMeta, outputOptions, overheadText, runUnderLens, writeLensProfile } from './interp.ts';
 import { CliError, EXIT_USAGE } from './errors.ts';
 

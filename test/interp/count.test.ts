@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/format-checks.ts';
 import { installedPythons } from '../sampler/pythons.ts';
-import { checkFunctionSpec, formatCountTable, buildCountProfile, type CountData } from '../../src/capture/python/count.ts';
+import { checkFunctionSpec, buildCountProfile, type CountData } from '../../src/capture/python/count.ts';
+import { formatCountTable } from '../../src/render/count.ts';
 import { decodePylens } from '../../src/formats/pylens.ts';
 
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');

@@ -1,5 +1,6 @@
 /**
- * The `count` lens's result (python/pylens/_lens_count.py) → report, table and profile.
+ * The `count` lens's result (python/pylens/_lens_count.py) → profile; its rows are
+ * analysis/count.ts's, its table render/count.ts's.
  *
  * Result `data` written by the lens:
  *   { mechanism: 'sys.monitoring' | 'sys.setprofile', time: boolean,
@@ -18,29 +19,9 @@
 import { ProfileBuilder } from '../../model/builder.ts';
 import type { Profile, ProfileMeta, ValueType } from '../../model/profile.ts';
 
-export interface CountCode {
-  file: string;
-  line: number;
-  name: string;
-}
+import type { CountData } from '../../analysis/count.ts';
 
-export interface CountFunction {
-  spec: string;
-  module: string;
-  qualname: string;
-  resolved: boolean;
-  how: 'import' | 'main' | 'loaded' | 'attribute' | null;
-  calls: number;
-  total_ns: number | null;
-  codes: CountCode[];
-  error: string | null;
-}
-
-export interface CountData {
-  mechanism: 'sys.monitoring' | 'sys.setprofile';
-  time: boolean;
-  functions: CountFunction[];
-}
+export type { CountCode, CountData, CountFunction } from '../../analysis/count.ts';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const QUAL_PART = /^(?:[A-Za-z_][A-Za-z0-9_]*|<locals>|<lambda>|<genexpr>|<listcomp>|<dictcomp>|<setcomp>)$/;
@@ -61,57 +42,6 @@ export function checkFunctionSpec(spec: string): string | null {
   if (!parts.every((p) => QUAL_PART.test(p))) return `--function ${JSON.stringify(spec)}: ${JSON.stringify(qual)} is not a qualified name (e.g. Class.method or outer.<locals>.inner)`;
   if (parts[0] === '<locals>' || parts[parts.length - 1] === '<locals>') return `--function ${JSON.stringify(spec)}: <locals> goes between two names, e.g. outer.<locals>.inner`;
   return null;
-}
-
-export interface CountRow {
-  function: string;
-  calls: number;
-  totalNs: number | null;
-  meanNs: number | null;
-  file: string | null;
-  line: number | null;
-  error: string | null;
-}
-
-export function countRows(data: CountData): CountRow[] {
-  return data.functions.map((f) => ({
-    function: f.spec,
-    calls: f.calls,
-    totalNs: data.time && f.resolved ? (f.total_ns ?? 0) : null,
-    meanNs: data.time && f.resolved && f.calls > 0 ? (f.total_ns ?? 0) / f.calls : null,
-    file: f.codes[0]?.file ?? null,
-    line: f.codes[0]?.line ?? null,
-    error: f.resolved ? null : (f.error ?? `${f.spec} was never resolved`),
-  }));
-}
-
-/** A duration for the table: ns, µs, ms or s with 3 significant digits. */
-export function formatNs(ns: number): string {
-  if (ns < 1e3) return `${Math.round(ns)} ns`;
-  if (ns < 1e6) return `${(ns / 1e3).toPrecision(3)} µs`;
-  if (ns < 1e9) return `${(ns / 1e6).toPrecision(3)} ms`;
-  return `${(ns / 1e9).toPrecision(3)} s`;
-}
-
-/** The text table: function, calls [, total, mean], where; unresolved names say so. */
-export function formatCountTable(data: CountData): string {
-  const rows = countRows(data);
-  const head = ['function', 'calls', ...(data.time ? ['total', 'mean'] : []), 'where'];
-  const body = rows.map((r) => [
-    r.function,
-    r.error ? '-' : r.calls.toLocaleString('en-US'),
-    ...(data.time ? [r.totalNs === null ? '-' : formatNs(r.totalNs), r.meanNs === null ? '-' : formatNs(r.meanNs)] : []),
-    r.error ? 'not resolved' : r.file ? `${r.file}:${r.line}` : '',
-  ]);
-  const all = [head, ...body];
-  const widths = head.map((_, i) => Math.max(...all.map((row) => [...row[i]!].length)));
-  const right = (i: number) => i > 0 && i < head.length - 1;
-  const line = (row: string[]) =>
-    row
-      .map((c, i) => (i === row.length - 1 ? c : right(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(head), ...body.map(line)].join('\n') + '\n';
 }
 
 /** The profile of a count run: one sample per resolved function. */
