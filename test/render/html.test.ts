@@ -95,6 +95,27 @@ describe('HTML flamegraph in Chromium', () => {
     await o.page.close();
   });
 
+  test('hover splits a frame by state: on-CPU, idle, off-CPU (blocked), GIL wait', async () => {
+    const b = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'test', mode: 'wall', durationNs: 1e9, overhead: { fraction: 0, method: 'test' }, environment: {} }, unitValues: true });
+    const th = b.thread(1, 1);
+    const main = b.stack(-1, b.frame({ kind: 'python', name: 'main', file: '/srv/app.py', line: 1 }));
+    const work = b.stack(main, b.frame({ kind: 'python', name: 'work', file: '/srv/app.py', line: 5 }));
+    let t = 0;
+    for (const [state, n] of [['on-cpu', 4], ['idle', 2], ['off-cpu', 2], ['gil', 2]] as const) for (let i = 0; i < n; i++) b.sample(work, 1, th, state, (t += 1e6));
+    const path = writeTemp(tmp.dir, 'states.html', renderHtml(b.build()));
+    const o = await open(path);
+    const box = await boxOf(o.page, 'work (app.py:5)');
+    await o.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const tip = o.page.locator('#tip');
+    await tip.waitFor({ state: 'visible' });
+    const text = await tip.innerText();
+    assert.match(text, /On-CPU\s+40% of this frame's samples/);
+    assert.match(text, /Idle\s+20% of this frame's samples/);
+    assert.match(text, /Off-CPU\s+20% of this frame's samples \(blocked\)/);
+    assert.match(text, /GIL wait\s+20% of this frame's samples/);
+    await o.page.close();
+  });
+
   test('click zooms (breadcrumbs, frame fills the width); Reset and Escape undo it', async () => {
     const o = await open();
     const canvasWidth = await o.page.locator('#fg').evaluate((c) => c.getBoundingClientRect().width);

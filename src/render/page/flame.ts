@@ -509,10 +509,18 @@ class App {
     };
     row('Total', `${formatValue(total, vt.unit)} (${pct(total, inView)})`);
     row('Self', `${formatValue(self, vt.unit)} (${pct(self, Math.min(self, inView))})`);
+    // the state split of this frame's value (the bytes are shares of it, 0..255)
     const idle = l.idle[b]!;
-    if (idle > 0) row('Idle', `${Math.round((100 * idle) / 255)}% of this frame's ${vt.name}`);
-    const off = l.offCpu[b]!;
-    if (off > 0) row('Off-CPU', `${Math.round((100 * off) / 255)}% of this frame's ${vt.name} (blocked or waiting for the GIL)`);
+    const gil = l.gil[b]!;
+    const blocked = Math.max(0, l.offCpu[b]! - gil);
+    if (idle + l.offCpu[b]! > 0) {
+      const share = (x: number) => `${Math.round((100 * x) / 255)}% of this frame's ${vt.name}`;
+      const onCpu = Math.max(0, 255 - idle - l.offCpu[b]!);
+      if (this.data.meta.mode !== 'cpu') row('On-CPU', share(onCpu));
+      if (idle > 0) row('Idle', share(idle));
+      if (blocked > 0) row('Off-CPU', `${share(blocked)} (blocked)`);
+      if (gil > 0) row('GIL wait', share(gil));
+    }
     if (l.view === 'time') row('View', 'time order: one run of consecutive samples');
     tip.append(table);
     tip.hidden = false;

@@ -17,6 +17,8 @@ import type { Columns } from './decode.ts';
 export const ROOT_KEY = -1;
 /** SampleStateCode.idle */
 export const STATE_IDLE = 3;
+/** SampleStateCode.gil */
+export const STATE_GIL = 4;
 export const STATE_NAMES: readonly string[] = ['unknown', 'on-cpu', 'off-cpu', 'idle', 'gil'];
 /** By state code: 1 for the states of time spent off the CPU waiting (off-cpu, gil: a blocked thread, a GIL wait) */
 export const OFF_CPU_STATE: Readonly<Uint8Array> = Uint8Array.from(STATE_NAMES, (s) => (s === 'off-cpu' || s === 'gil' ? 1 : 0));
@@ -149,6 +151,8 @@ export interface Layout {
   idle: Uint8Array;
   /** Share of the box's value off the CPU (states off-cpu and gil: OFF_CPU_STATE), 0..255. */
   offCpu: Uint8Array;
+  /** Share of the box's value waiting for the GIL (a part of `offCpu`), 0..255. */
+  gil: Uint8Array;
   /** Merged view: per node self and total value. Null in time order. */
   nodeSelf: Float64Array | null;
   nodeTotal: Float64Array | null;
@@ -299,13 +303,17 @@ export class FlameModel {
     const self = new Float64Array(N);
     const idle = new Float64Array(N);
     const off = new Float64Array(N);
+    const gil = new Float64Array(N);
     for (let r = 0; r < leaf.length; r++) {
       const n = leaf[r]!;
       if (n < 0) continue;
       const v = col[r]!;
       self[n] += v;
       if (state[r] === STATE_IDLE) idle[n] += v;
-      else if (OFF_CPU_STATE[state[r]!] === 1) off[n] += v;
+      else if (OFF_CPU_STATE[state[r]!] === 1) {
+        off[n] += v;
+        if (state[r] === STATE_GIL) gil[n] += v;
+      }
     }
     const total = self.slice();
     for (let n = N - 1; n > 0; n--) {
@@ -313,6 +321,7 @@ export class FlameModel {
       total[p] += total[n]!;
       idle[p] += idle[n]!;
       off[p] += off[n]!;
+      gil[p] += gil[n]!;
     }
     // Children lists (CSR) in node order, then each multi-child segment sorted heaviest
     // first; ties by label rank, then node (deterministic). Keys are typed arrays so the
@@ -373,6 +382,7 @@ export class FlameModel {
     const bn = new Int32Array(count);
     const bi = new Uint8Array(count);
     const bo = new Uint8Array(count);
+    const bg = new Uint8Array(count);
     for (let i = 0; i < count; i++) {
       const n = order[i]!;
       const j = cursor[depth[n]!]!++;
@@ -381,8 +391,9 @@ export class FlameModel {
       bn[j] = n;
       bi[j] = idleByte(idle[n]!, total[n]!);
       bo[j] = idleByte(off[n]!, total[n]!);
+      bg[j] = idleByte(gil[n]!, total[n]!);
     }
-    return { view: 'merged', total: total[0]!, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, offCpu: bo, nodeSelf: self, nodeTotal: total, rowLeaf: leaf, valueIndex: f.valueIndex, byThread };
+    return { view: 'merged', total: total[0]!, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, offCpu: bo, gil: bg, nodeSelf: self, nodeTotal: total, rowLeaf: leaf, valueIndex: f.valueIndex, byThread };
   }
 
   /**
@@ -405,6 +416,7 @@ export class FlameModel {
     const openStart = new Float64Array(maxD + 1);
     const openIdle = new Float64Array(maxD + 1);
     const openOff = new Float64Array(maxD + 1);
+    const openGil = new Float64Array(maxD + 1);
     const count = new Int32Array(maxD + 1);
     let cursor = count;
     let bs = new Float64Array(0);
@@ -412,12 +424,14 @@ export class FlameModel {
     let bn = new Int32Array(0);
     let bi = new Uint8Array(0);
     let bo = new Uint8Array(0);
+    let bg = new Uint8Array(0);
     let cum = 0;
     for (let pass = 0; pass < 2; pass++) {
       const fill = pass === 1;
       let open = 0;
       let cumIdle = 0;
       let cumOff = 0;
+      let cumGil = 0;
       let prev = -2;
       cum = 0;
       for (let r = 0; r <= leaf.length; r++) {
@@ -429,7 +443,10 @@ export class FlameModel {
         if (n === prev) {
           cum += v;
           if (state[r] === STATE_IDLE) cumIdle += v;
-          else if (OFF_CPU_STATE[state[r]!] === 1) cumOff += v;
+          else if (OFF_CPU_STATE[state[r]!] === 1) {
+            cumOff += v;
+            if (state[r] === STATE_GIL) cumGil += v;
+          }
           continue;
         }
         // The open boxes that stay: walk up from the new leaf until the path meets them.
@@ -455,6 +472,7 @@ export class FlameModel {
             bn[j] = openNode[open]!;
             bi[j] = idleByte(cumIdle - openIdle[open]!, cum - openStart[open]!);
             bo[j] = idleByte(cumOff - openOff[open]!, cum - openStart[open]!);
+            bg[j] = idleByte(cumGil - openGil[open]!, cum - openStart[open]!);
           } else count[open]++;
         }
         if (last) break;
@@ -464,12 +482,16 @@ export class FlameModel {
           openStart[d] = cum;
           openIdle[d] = cumIdle;
           openOff[d] = cumOff;
+          openGil[d] = cumGil;
         }
         open = D + 1;
         prev = n;
         cum += v;
         if (state[r] === STATE_IDLE) cumIdle += v;
-        else if (OFF_CPU_STATE[state[r]!] === 1) cumOff += v;
+        else if (OFF_CPU_STATE[state[r]!] === 1) {
+          cumOff += v;
+          if (state[r] === STATE_GIL) cumGil += v;
+        }
       }
       if (!fill) {
         let boxes = 0;
@@ -479,6 +501,7 @@ export class FlameModel {
         bn = new Int32Array(boxes);
         bi = new Uint8Array(boxes);
         bo = new Uint8Array(boxes);
+        bg = new Uint8Array(boxes);
       }
       cursor = new Int32Array(maxD + 1);
       for (let d = 1; d <= maxD; d++) cursor[d] = cursor[d - 1]! + count[d - 1]!;
@@ -487,7 +510,7 @@ export class FlameModel {
     for (let d = 0; d <= maxD; d++) if (count[d]! > 0) maxDepth = d;
     const depthStart = new Int32Array(maxDepth + 2);
     for (let d = 0; d <= maxDepth; d++) depthStart[d + 1] = depthStart[d]! + count[d]!;
-    return { view: 'time', total: cum, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, offCpu: bo, nodeSelf: null, nodeTotal: null, rowLeaf: leaf, valueIndex: f.valueIndex, byThread };
+    return { view: 'time', total: cum, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, offCpu: bo, gil: bg, nodeSelf: null, nodeTotal: null, rowLeaf: leaf, valueIndex: f.valueIndex, byThread };
   }
 
   /**
