@@ -26,12 +26,16 @@
  *   addresses: the interpreter has no symbols.
  * - `imbalance`: several processes (a pool's master left out), the busiest with more than
  *   1.5× the mean CPU of all of them, idle ones included.
+ * - `memory-growth` (with `rss`, `diagnose --mem`): the resident memory read every half
+ *   second grows steadily by the `mem` lens's growth rule (analysis/mem.ts GROWTH_RULE), at
+ *   least 1 MiB; share = the growth as a part of the memory at the end.
  */
 import { SampleStateCode, frameInfo, type Profile } from '../model/profile.ts';
 import { aggregate, filterSamples } from '../model/query.ts';
+import { detectGrowth, GROWTH_RULE, type GrowthVerdict } from './mem.ts';
 import { wideBottoms } from './report.ts';
 
-export type FindingKind = 'cpu-hotspot' | 'waiting' | 'lock' | 'network' | 'disk' | 'sleep' | 'gil' | 'preempted' | 'other-wait' | 'native' | 'no-symbols' | 'imbalance';
+export type FindingKind = 'cpu-hotspot' | 'waiting' | 'lock' | 'network' | 'disk' | 'sleep' | 'gil' | 'preempted' | 'other-wait' | 'native' | 'no-symbols' | 'imbalance' | 'memory-growth';
 
 export interface Finding {
   kind: FindingKind;
@@ -42,7 +46,7 @@ export interface Finding {
   line?: number;
   /** the finding's weight, 0–1 (of thread time, or of CPU where `shareOf` says) */
   share: number;
-  shareOf: 'thread time' | 'CPU';
+  shareOf: 'thread time' | 'CPU' | 'memory';
   /** the numbers behind it */
   evidence: string;
   /** the command to run next */
@@ -60,6 +64,10 @@ export interface DiagnoseInput {
   native?: Profile;
   /** how to point the next commands at the target: `-p 4242` or `-- python app.py` */
   target: string;
+  /** resident memory over the recording (diagnose --mem): seconds and bytes */
+  rss?: { times: number[]; bytes: number[] };
+  /** the launched program's command line, for a next command that must launch it (`pylens mem`) */
+  command?: string;
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
@@ -172,8 +180,9 @@ export function findings(input: DiagnoseInput): Finding[] {
   // the thread time the waiting shares are of: idle workers left out
   const busy = total - idle;
 
-  // CPU hotspots, under their wide bottom
-  if (cpu > 0) {
+  // CPU hotspots, under their wide bottom (not for a program that hardly runs: a few
+  // on-CPU samples of a mostly waiting program say nothing about where CPU goes)
+  if (cpu > 0 && (cpuSamples >= 50 || cpu / busy >= 0.05)) {
     // CPU hotspots are read in the on-CPU samples (and those whose state is unknown)
     const onCpu = filterSamples(p, { states: ['on-cpu', 'unknown'] });
     const agg = aggregate(onCpu);
@@ -321,9 +330,31 @@ export function findings(input: DiagnoseInput): Finding[] {
       });
     }
   }
+  // memory: does the resident set grow steadily?
+  const mem = input.rss ? rssGrowth(input.rss) : undefined;
+  if (mem?.growing) {
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    out.push({
+      kind: 'memory-growth',
+      title: `memory grows steadily: RSS ${mib(mem.first)} → ${mib(mem.last)} (${mib(mem.rate * 60)}/min)`,
+      share: mem.last > 0 ? mem.growth / mem.last : 0,
+      shareOf: 'memory',
+      evidence: `RSS read ${mem.intervals + 1} times: rose in ${mem.up} of ${mem.intervals} intervals, never fell in ${mem.nonDecreasing}; Mann–Kendall trend z ${mem.trendZ.toFixed(1)}; the growth rule: ${GROWTH_RULE}`,
+      next: `pylens mem --interval 5 -- ${input.command ?? 'python app.py'}   (the lines whose allocations keep growing, from tracemalloc)`,
+    });
+  }
+
   // most important first: by share of thread time (a CPU share weighs by CPU's part of it)
   const weight = (f: Finding) => (f.shareOf === 'CPU' ? f.share * (cpu / busy) : f.share);
   return out.sort((a, b) => weight(b) - weight(a));
+}
+
+/**
+ * The growth rule on a resident-memory series: at least 1 MiB over the recording (RSS moves
+ * in pages and arenas: smaller rises are noise).
+ */
+export function rssGrowth(rss: { times: number[]; bytes: number[] }): GrowthVerdict {
+  return detectGrowth(rss.bytes, rss.times, { minBytes: 2 ** 20 });
 }
 
 /** the functions on any stack above a frame of `name` */

@@ -10,12 +10,13 @@
  */
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import { checklist, findings } from '../analysis/findings.ts';
+import { checklist, findings, rssGrowth } from '../analysis/findings.ts';
 import { readEbpfFacts, checkEbpfAccess, findBpftrace } from '../capture/ebpf/tool.ts';
 import { checkPerfAccess, findPerf, readPerfAccess } from '../capture/perf/tool.ts';
 import { descendants, sampleAttached } from '../capture/sampler/sampler.ts';
 import { readExe } from '../capture/sampler/session.ts';
 import { syscalls, syscallsError } from '../capture/sampler/syscalls.ts';
+import { rssCompanion, type RssSeries } from '../capture/session/rss.ts';
 import type { Profile } from '../model/profile.ts';
 import { diagnoseJson, renderDiagnoseHtml, renderDiagnoseText, type DiagnoseReport } from '../render/diagnose.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
@@ -27,7 +28,7 @@ import { captureTarget, durationArg, startSession, targetArgs } from './target.t
 export const diagnoseSpec: CommandSpec = {
   name: 'diagnose',
   summary: 'The playbook as one command: record what the symptom needs and print ranked findings (CPU hotspots, waits by class, GIL, native code, imbalance) with evidence and the next command.',
-  usage: 'pylens diagnose [-p PID | -- python app.py ...] [-d SECONDS] [--json] [-o report.html]',
+  usage: 'pylens diagnose [-p PID | -- python app.py ...] [-d SECONDS] [--mem] [--json] [-o report.html]',
   positionals: { min: 0, max: 0 },
   rest: true,
   options: [
@@ -37,8 +38,9 @@ export const diagnoseSpec: CommandSpec = {
     { name: 'output', short: 'o', type: 'string', value: 'OUT.html', help: 'also write an HTML report with the flamegraphs' },
     { name: 'rate', short: 'r', type: 'number', value: 'HZ', help: 'Python stack samples per second (default 100)' },
     { name: 'no-native', type: 'boolean', help: 'skip the native-frames recording (perf)' },
+    { name: 'mem', type: 'boolean', help: 'also watch the resident memory (RSS, every 0.5 s) and report steady growth' },
   ],
-  examples: ['pylens diagnose -p 4242', 'pylens diagnose -d 30 --json -p 4242 > findings.json', 'pylens diagnose -o report.html -- python app.py'],
+  examples: ['pylens diagnose -p 4242', 'pylens diagnose -d 30 --json -p 4242 > findings.json', 'pylens diagnose -o report.html -- python app.py', 'pylens diagnose --mem -d 60 -p 4242'],
 };
 
 interface Capability {
@@ -78,25 +80,26 @@ export async function runDiagnose(args: Parsed): Promise<number> {
   const caps = capabilities();
   const can = (n: string) => caps.find((c) => c.name === n)!.ok;
   const target = pidOpt !== undefined ? { pid: pidOpt } : { argv };
+  // a process with Python children (a worker pool: gunicorn, multiprocessing, celery):
+  // every process is sampled, so the work can be compared across them
+  const pool = pidOpt !== undefined ? descendants(pidOpt).filter((c) => /python/i.test(basename(readExe(c) ?? ''))) : [];
   const targetText = pidOpt !== undefined ? `-p ${pidOpt}` : `-- ${argv.join(' ')}`;
   const recorded: string[] = [];
+  const rss = o.mem ? rssCompanion({ children: pidOpt !== undefined && pool.length > 0 }) : undefined;
 
   // 1. every thread's time: CPU and waits
   let main: Profile;
   let pid: number;
   let name: string;
   let finish: () => Promise<number> | number;
-  // a process with Python children (a worker pool: gunicorn, multiprocessing, celery):
-  // every process is sampled, so the work can be compared across them
-  const pool = pidOpt !== undefined ? descendants(pidOpt).filter((c) => /python/i.test(basename(readExe(c) ?? ''))) : [];
   if (can('eBPF') && pool.length === 0) {
-    const cap = await captureOffCpu('diagnose', { target, rate, withCpu: true, backend: 'auto', ...(duration !== undefined ? { durationS: duration } : {}) });
+    const cap = await captureOffCpu('diagnose', { target, rate, withCpu: true, backend: 'auto', ...(duration !== undefined ? { durationS: duration } : {}), ...(rss ? { companions: [rss] } : {}) });
     if (typeof cap === 'number') return cap;
     ({ profile: main, pid, name } = cap);
     finish = () => cap.session.finish();
     recorded.push(`CPU and off-CPU time of every thread (${cap.result.backend} + sampler at ${rate} Hz, ${((main.meta.durationNs ?? 0) / 1e9).toFixed(1)} s)`);
   } else {
-    const session = await startSession('diagnose', { target: captureTarget(target), sampler: true, ...(duration !== undefined ? { durationS: duration } : {}) });
+    const session = await startSession('diagnose', { target: captureTarget(target), sampler: true, ...(duration !== undefined ? { durationS: duration } : {}), ...(rss ? { companions: [rss] } : {}) });
     if (typeof session === 'number') return session;
     const sampler = session.sampler!;
     pid = sampler.pid;
@@ -113,6 +116,18 @@ export async function runDiagnose(args: Parsed): Promise<number> {
     recorded.push(`every thread's stack, running or waiting${pool.length ? `, in PID ${pid} and its ${pool.length} Python child process${pool.length === 1 ? '' : 'es'}` : ''} (sampler, wall clock, ${rate} Hz, ${((main.meta.durationNs ?? 0) / 1e9).toFixed(1)} s)`);
   }
   main.meta.name ??= name;
+  // the RSS poller stops with the recording (the session stopped its companions)
+  let memSeries: RssSeries | undefined;
+  if (rss?.started) {
+    memSeries = await rss.stop();
+    const g = memSeries.bytes.length > 1 ? rssGrowth(memSeries) : undefined;
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    recorded.push(
+      memSeries.bytes.length > 1
+        ? `resident memory every 0.5 s${memSeries.pids.length > 1 ? ` (${memSeries.pids.length} processes, summed)` : ''}: ${mib(memSeries.bytes[0]!)} → ${mib(memSeries.bytes.at(-1)!)}${g && !g.growing ? ` (no steady growth: ${g.reason})` : ''}`
+        : 'resident memory: too few readings (the recording was too short)',
+    );
+  }
 
   // 2. native frames, while the process still runs
   let native: Profile | undefined;
@@ -130,7 +145,7 @@ export async function runDiagnose(args: Parsed): Promise<number> {
     target: `${name} (pid ${pid})`,
     capabilities: caps,
     recorded,
-    findings: findings({ main, ...(native ? { native } : {}), target: existsSync(`/proc/${pid}`) ? `-p ${pid}` : targetText }),
+    findings: findings({ main, ...(native ? { native } : {}), target: existsSync(`/proc/${pid}`) ? `-p ${pid}` : targetText, ...(memSeries ? { rss: memSeries } : {}), ...(argv.length ? { command: argv.join(' ') } : {}) }),
     checklist: checklist(main),
   };
   if (out !== undefined) {

@@ -80,6 +80,8 @@ export interface OffCpuCapture {
   gilMethod?: 'futex' | 'uprobe';
   minBlockUs?: number;
   durationS?: number;
+  /** more tools beside the program (diagnose --mem's RSS poller) */
+  companions?: Companion<unknown>[];
 }
 
 /**
@@ -107,7 +109,7 @@ export async function captureOffCpu(command: string, c: OffCpuCapture) {
   const session = await startSession(command, {
     target: captureTarget(c.target),
     sampler: true,
-    companions: [capture],
+    companions: [capture, ...(c.companions ?? [])],
     ...(duration !== undefined ? { durationS: duration } : {}),
   });
   if (typeof session === 'number') return session;

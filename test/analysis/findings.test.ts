@@ -221,3 +221,33 @@ test('idle workers (queue.get, a thread pool between tasks) are not a lock wait:
   ]);
   assert.deepEqual(kinds(findings({ main: pool, target: '-p 6' })), ['cpu-hotspot']);
 });
+
+test('diagnose --mem: a launched program whose memory grows steadily gets a memory-growth finding; a flat one does not', { skip: !py && 'no pyenv 3.12', timeout: 120_000 }, () =>
+  exclusive('timing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pylens-diag-'));
+    try {
+      const run = (name: string, code: string) => {
+        const script = join(dir, name);
+        writeFileSync(script, code);
+        const r = spawnSync(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'diagnose', '--mem', '-d', '4', '--json', '--no-native', '--', py!.exe, script], { encoding: 'utf8', timeout: 60_000 });
+        assert.ok(r.status !== null, r.stderr);
+        return JSON.parse(r.stdout) as { findings: Finding[]; recorded: string[] };
+      };
+      // 1 MiB more every 0.1 s, written (so resident), kept
+      const leak = run('leak.py', `import time\nkeep = []\ndef cache_result(i):\n    keep.append(b'x' * (1 << 20))\ni = 0\nwhile True:\n    cache_result(i)\n    i += 1\n    time.sleep(0.1)\n`);
+      const g = leak.findings.find((f) => f.kind === 'memory-growth');
+      assert.ok(g, JSON.stringify(leak.findings.map((f) => f.title)));
+      assert.match(g.title, /^memory grows steadily: RSS [\d.]+ MiB → [\d.]+ MiB \([\d.]+ MiB\/min\)$/);
+      // ~10 MiB/s, ~600 MiB/min; loose bounds (a loaded machine runs the loop slower)
+      const perMin = Number(/\(([\d.]+) MiB\/min\)/.exec(g.title)![1]);
+      assert.ok(perMin > 150 && perMin < 800, g.title);
+      assert.match(g.next, /^pylens mem --interval 5 -- .*leak\.py/);
+      assert.ok(leak.recorded.some((r) => /^resident memory every 0\.5 s: /.test(r)), JSON.stringify(leak.recorded));
+
+      const flat = run('flat.py', `import time\nbuf = b'x' * (20 << 20)\nwhile True:\n    sum(range(1000))\n    time.sleep(0.01)\n`);
+      assert.equal(flat.findings.find((f) => f.kind === 'memory-growth'), undefined, JSON.stringify(flat.findings.map((f) => f.title)));
+      assert.ok(flat.recorded.some((r) => /^resident memory every 0\.5 s: .*\(no steady growth: /.test(r)), JSON.stringify(flat.recorded));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }));
