@@ -9,7 +9,7 @@ import { aggregate, filterSamples, focus, mergeThreads, type AggregateBy } from 
 import { IMPORTERS, importProfile } from '../formats/index.ts';
 import { OUTPUTS, outputById, outputForPath } from '../render/outputs.ts';
 import { InputFile, type Exporter } from '../formats/types.ts';
-import { samplerQuality } from '../render/page/quality.ts';
+import { profileHeader } from '../render/header.ts';
 import { renderTopTable, renderWideBottoms } from '../render/top.ts';
 import { stateSplits, statesPresent, wideBottoms } from '../analysis/report.ts';
 import { pstatsRows, renderPstatsTable, type PstatsSort } from '../render/pstats-table.ts';
@@ -206,27 +206,4 @@ export function runReport(args: Parsed): number {
     process.stdout.write(profileHeader(p) + renderWideBottoms(bottoms) + renderTopTable(p, { by, limit, fullFilenames: Boolean(args.options['full-filenames']), ...(splits ? { splits } : {}) }));
   }
   return 0;
-}
-
-/**
- * Where a profile came from, in one or two lines: lens, tool, mode, duration, program, and the
- * profiler's own overhead as recorded (every pylens capture records it; imports may not).
- */
-export function profileHeader(p: Profile): string {
-  const m = p.meta;
-  const parts = [`${m.lens} lens`, m.backend, m.mode];
-  if (m.durationNs) parts.push(`${(m.durationNs / 1e9).toFixed(m.durationNs >= 10e9 ? 1 : 3)} s`);
-  if (m.command?.length) parts.push(m.command.join(' '));
-  else if (m.pid) parts.push(`pid ${m.pid}`);
-  if (m.environment.python?.version) parts.push(`Python ${m.environment.python.version}`);
-  const lines = [`Profile: ${parts.join(' · ')}`];
-  if (m.overhead) {
-    const f = m.overhead.fraction;
-    lines.push(`Overhead: ${f === undefined ? 'not measured' : `${(f * 100).toFixed(f < 0.1 ? 2 : 1)} %`} (${m.overhead.method})`);
-  } else if (m.source) {
-    lines.push(`Overhead: not recorded (imported from ${m.source.format})`);
-  }
-  const quality = samplerQuality(m);
-  if (quality) lines.push(`Quality: ${quality}`);
-  return `${lines.join('\n')}\n`;
 }

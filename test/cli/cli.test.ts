@@ -99,7 +99,7 @@ test('report: text and json, by function and line, filters', () => {
   assert.equal(text.code, 0, text.err);
   assert.match(text.out, /Worker\.hot/);
   // provenance first: lens, tool, mode; the overhead, or that an import carries none
-  assert.match(text.out, /^Profile: \w+ lens · test · cpu/);
+  assert.match(text.out, /^Profile: \w+ lens · test · cpu.* · \d+ samples$/m);
   assert.match(text.out, /^Overhead: not recorded \(imported from /m);
   const j = JSON.parse(pylens(['report', f, '--json']).out);
   assert.equal(j.grandTotal, 40);
@@ -174,4 +174,14 @@ test('report on a call-counting profile (cProfile dump): pstats columns, the sam
   for (const k of ['function', 'file', 'line', 'ncalls', 'primitiveCalls', 'tottime', 'cumtime', 'percallTottime', 'percallCumtime']) assert.ok(k in j.pstats[0], k);
   // asking for a top table gets one
   assert.match(pylens(['report', dump, '--by', 'function']).out, /%Own/);
+});
+
+test('report header: the environment in one line (Python and its executable, OS, kernel, CPUs, host)', async () => {
+  const { environmentLine } = await import('../../src/render/header.ts');
+  assert.equal(
+    environmentLine({ python: { version: '3.12.1', implementation: 'CPython', executable: '/usr/bin/python3' }, os: 'Debian GNU/Linux 12 (bookworm)', kernel: '6.1.0-18-amd64', cpuCores: 8, cpuModel: 'EPYC', hostname: 'web-1' }),
+    'CPython 3.12.1 (/usr/bin/python3) · Debian GNU/Linux 12 (bookworm) · Linux 6.1.0-18-amd64 · 8 CPUs (EPYC) · host web-1',
+  );
+  assert.equal(environmentLine({ kernel: 'Linux 6.18.44' }), 'Linux 6.18.44');
+  assert.equal(environmentLine({}), '');
 });
