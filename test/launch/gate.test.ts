@@ -52,13 +52,14 @@ for (const want of [
     try {
       const out = join(dir, 'first.pylens');
       const res = join(dir, 'first.json');
-      const r = pylens(['record', '-r', String(RATE), '-o', out, '--', py!.exe, FIRST, 'burn', res], { cwd: dir });
+      const r = pylens(['record', '-i', '-r', String(RATE), '-o', out, '--', py!.exe, FIRST, 'burn', res], { cwd: dir });
       assert.equal(r.code, 0, r.err);
       assert.doesNotMatch(r.err, /warning|sitecustomize/i);
       const p = decodePylens(readFileSync(out), out);
       const first = samplesIn(p, 'first_100ms');
-      // 100 ms of CPU at 250 Hz: 25 samples (more when the machine stretches it in wall time;
-      // fewer ticks when a loaded machine delays the sampler: its achieved rate counts)
+      // 100 ms of CPU at 250 Hz: 25 samples (wall-clock mode, -i: more when the machine
+      // stretches it in wall time, and a loaded machine's waits for a CPU count too; fewer
+      // ticks when a loaded machine delays the sampler: its achieved rate counts)
       const expected = 0.1 * Math.min(RATE, Number(p.meta.extra?.achievedRateHz) || RATE);
       assert.ok(first >= Math.floor(0.8 * expected), `first_100ms: ${first} samples, expected >= 80 % of ${expected.toFixed(1)}\n${r.err}`);
       // sampling began before the first line: the first sample is at most one interval after it

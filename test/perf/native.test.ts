@@ -484,7 +484,7 @@ test('record --native --idle: idle threads get the stack where they last left th
     const r = spawnSync(process.execPath, [MAIN, 'record', '--native', '--idle', '-p', String(work.pid), '-d', '3', '-o', out], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /switch-outs for idle samples/);
-    assert.match(r.stderr, /\d+ of \d+ idle samples got the stack of their thread’s last switch-out/);
+    assert.match(r.stderr, /[\d,]+ of [\d,]+ idle samples got the stack of their thread’s last switch-out/);
     const p = decodePylens(readFileSync(out), out);
     const by: Record<string, { n: number; spliced: number; named: number; kernel: number }> = {};
     for (let i = 0; i < p.samples.length; i++) {

@@ -5,7 +5,8 @@
  * - `dumpProcess` is one `ProcessSampler.snapshot()` (session.ts); the thread-level reads
  *   it and the sampler share (state letter, TIDs, GIL holder) are in threads.ts.
  * - State: `/proc/PID/task/TID/stat`, the state letter after the last ')': 'R' = running
- *   (unless the innermost frame is a stdlib waiting function), anything else idle. Needs the OS TID: 3.11+ `native_thread_id`; 3.8–3.10 only have the
+ *   (runnable included: the sampler's stricter CPU rule is for profiles; unless the innermost
+ *   frame is a stdlib waiting function), anything else idle. Needs the OS TID: 3.11+ `native_thread_id`; 3.8–3.10 only have the
  *   pthread_t, which is the address of glibc's `struct pthread`, whose `tid` field is found
  *   by `findPthreadTidOffset` (the one offset at which every thread's struct holds a distinct
  *   TID of /proc/PID/task, one of them the PID). Unmappable → state 'unknown'.
@@ -52,6 +53,10 @@ export interface DumpResult {
  */
 export function dumpProcess(pid: number): DumpResult {
   const s = ProcessSampler.attach(pid);
+  // a dump says what each thread is doing: a runnable thread waiting for a CPU on a busy
+  // machine is running work (py-spy's "active"), not idle — the profile's CPU rule is about
+  // whose CPU time a sample is, which one snapshot cannot weigh
+  s.cpuRule = 'runnable';
   try {
     const threads = s.snapshot().map((t): DumpThread => {
       const out: DumpThread = {
