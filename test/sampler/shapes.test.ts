@@ -574,7 +574,8 @@ for (const py of pythons) {
       const timer = setTimeout(() => guard.abort(), 10_000);
       try {
         const t0 = performance.now();
-        const p = await sampleProcess(pid, { rateHz: 100, signal: guard.signal });
+        // wall-clock mode: a sample a tick, however loaded the machine
+        const p = await sampleProcess(pid, { rateHz: 100, signal: guard.signal, idle: true });
         const took = (performance.now() - t0) / 1000;
         t.diagnostic(`${py.label}: sampling ended after ${took.toFixed(2)} s with ${p.samples.length} samples, ${p.meta.errorCount} errors, ${p.meta.extra?.ticks} ticks`);
         assert.equal(guard.signal.aborted, false, 'sampling ended because the target exited, not by the 10 s guard');

@@ -416,6 +416,8 @@ export class ProcessSampler {
   private selfExecStartNs(): number | undefined {
     return this.self.sched(process.pid)?.execStartNs;
   }
+  /** the sampler thread's se.exec_start read at the start of this tick (`tick`) */
+  private tickStartNs: number | undefined;
 
   private pauser: ThreadPauser | undefined;
   /** per OS thread: its scheduler accounting as last read, and the judgement then (judgeOnCpu) */
@@ -631,7 +633,7 @@ export class ProcessSampler {
           let now: SchedInfo | undefined;
           if (clock !== true) {
             now = this.states.sched(tid);
-            if (now !== undefined && tickStart === undefined) tickStart = this.selfExecStartNs();
+            if (now !== undefined && tickStart === undefined) tickStart = this.tickStartNs ?? this.selfExecStartNs();
           }
           const prev = this.schedSeen.get(tid);
           on = judgeOnCpu(false, letter, clock, now, prev, tickStart);
@@ -687,6 +689,9 @@ export class ProcessSampler {
   tick(): TickResult {
     const out: TickResult = { threads: [], errors: 0, gone: false };
     if (this.closed) return { ...out, gone: true };
+    // when the sampler got its CPU for this tick, read first: a busy machine may preempt the
+    // sampler during the tick, and its se.exec_start would then say when it got the CPU back
+    this.tickStartNs = this.cpuRule === 'moving' ? this.selfExecStartNs() : undefined;
     this.pauser?.settle();
     try {
       const { walked, described } = this.readThreads();
