@@ -1,17 +1,9 @@
 /** `pylens record`'s live progress line on stderr. */
 
-/** what the sampler reports as it goes (capture/sampler's RecordProgress) */
-export interface Progress {
-  elapsedNs: number;
-  ticks: number;
-  samples: number;
-  errors: number;
-  threads: number;
-  processes: number;
-}
+import type { RecordProgress } from '../model/progress.ts';
 
 /** The progress line, e.g. "pylens record: 12.3 s, 1,230 samples, 100.0 Hz, 0 errors, 3 threads". */
-export function progressLine(p: Progress, withProcesses: boolean): string {
+export function progressLine(p: RecordProgress, withProcesses: boolean): string {
   const s = p.elapsedNs / 1e9;
   // a rate over the first fraction of a second says nothing
   const hz = s >= 0.2 ? p.ticks / s : 0;

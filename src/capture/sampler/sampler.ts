@@ -21,6 +21,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { ProfileBuilder } from '../../model/builder.ts';
 import { hostEnvironment } from '../../model/environment.ts';
 import type { Profile } from '../../model/profile.ts';
+import type { RecordProgress } from '../../model/progress.ts';
 import { withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError } from './memory.ts';
 import { statStateLetter } from './threads.ts';
@@ -227,15 +228,7 @@ export interface SampleOptions {
   jitter?: number;
 }
 
-export interface RecordProgress {
-  elapsedNs: number;
-  ticks: number;
-  samples: number;
-  errors: number;
-  /** threads seen in the last tick, over all processes */
-  threads: number;
-  processes: number;
-}
+export type { RecordProgress } from '../../model/progress.ts';
 
 /**
  * `file` as py-spy shows it by default: the part after `site-packages/` or `dist-packages/`,
