@@ -13,13 +13,14 @@ import { CliError } from './errors.ts';
 export const dumpSpec: CommandSpec = {
   name: 'dump',
   summary: 'Print the current Python stack of every thread of a running process.',
-  usage: 'pylens dump -p PID [--json]',
+  usage: 'pylens dump -p PID [--async] [--json]',
   positionals: { min: 0, max: 0 },
   options: [
     { name: 'pid', short: 'p', type: 'number', value: 'PID', help: 'the Python process to inspect (required)' },
     { name: 'json', type: 'boolean', help: 'machine-readable output' },
+    { name: 'async', type: 'boolean', help: 'also list the live asyncio tasks: name, state, coroutine, what each waits on (CPython 3.8–3.13)' },
   ],
-  examples: ['pylens dump -p 1234', 'pylens dump -p $(pgrep -f app.py) --json | jq .threads[0].frames'],
+  examples: ['pylens dump -p 1234', 'pylens dump -p $(pgrep -f app.py) --json | jq .threads[0].frames', 'pylens dump --async -p $(pgrep -f uvicorn)'],
 };
 
 /** The command line of a process, for the header ("python3.12 app.py"); undefined if unreadable. */
@@ -49,6 +50,20 @@ export function renderDump(d: DumpResult, opts: { cmdline?: string; cwd?: string
     for (const f of t.frames) lines.push(`    ${f.qualname} (${displayFile(f.file, opts.cwd)}${f.line !== null ? `:${f.line}` : ''})`);
     if (t.truncated) lines.push('    … (truncated)');
   }
+  const a = d.asyncio;
+  if (a !== undefined) {
+    lines.push('');
+    if ('error' in a) lines.push(`asyncio tasks: unreadable (${a.error})`);
+    else if (!a.asyncio) lines.push('asyncio tasks: none (asyncio is not imported)');
+    else {
+      const extra = [a.unsupported ? `${a.unsupported} of a task class pylens cannot read` : '', a.skipped ? `${a.skipped} more not read` : ''].filter(Boolean).join('; ');
+      lines.push(`asyncio tasks (${a.tasks.length}${extra ? `; ${extra}` : ''}):`);
+      for (const t of a.tasks) {
+        const waits = t.awaitsTask !== undefined ? `awaits task ${JSON.stringify(t.awaitsTask)}` : t.waitsOn !== null ? `waits on a ${t.waitsOn.replace(/^_asyncio\./, '')}` : t.eager ? 'running its eager first step' : 'ready or running';
+        lines.push(`Task ${JSON.stringify(t.name)} (${t.state}) ${t.coroutine ?? '?'} — ${waits}`);
+      }
+    }
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -69,9 +84,9 @@ export function attachError(e: unknown, pid: number, command: string): unknown {
 }
 
 /** dumpProcess with the sampler's errors turned into CliErrors. */
-export function dumpOrExplain(pid: number): DumpResult {
+export function dumpOrExplain(pid: number, async = false): DumpResult {
   try {
-    return dumpProcess(pid);
+    return dumpProcess(pid, { async });
   } catch (e) {
     throw attachError(e, pid, 'dump');
   }
@@ -87,7 +102,7 @@ export function requirePid(command: string, args: Parsed, missingHint: string): 
 
 export function runDump(args: Parsed): number {
   const pid = requirePid('dump', args, 'the process to dump');
-  const d = dumpOrExplain(pid);
+  const d = dumpOrExplain(pid, Boolean(args.options.async));
   if (args.options.json) process.stdout.write(JSON.stringify(d, null, 2) + '\n');
   else process.stdout.write(renderDump(d, { cmdline: processCommandLine(pid) }));
   return 0;

@@ -19,6 +19,7 @@
  *   objects could not be read.
  */
 import { ProcessSampler } from './session.ts';
+import type { AsyncTasks } from './asyncio.ts';
 import type { Frame } from './walker.ts';
 
 export type ThreadRunState = 'running' | 'idle' | 'unknown';
@@ -45,13 +46,15 @@ export interface DumpResult {
   pid: number;
   python: { version: string; library: string };
   threads: DumpThread[];
+  /** with `async`: the live asyncio tasks (asyncio.ts), or why they could not be read */
+  asyncio?: AsyncTasks | { error: string };
 }
 
 /**
  * Snapshot process `pid`. Throws the sampler's typed errors (ProcessGoneError,
  * PermissionError, RuntimeNotFoundError, UnsupportedVersionError); the CLI explains them.
  */
-export function dumpProcess(pid: number): DumpResult {
+export function dumpProcess(pid: number, opts: { async?: boolean } = {}): DumpResult {
   const s = ProcessSampler.attach(pid);
   // a dump says what each thread is doing: a runnable thread waiting for a CPU on a busy
   // machine is running work (py-spy's "active"), not idle — the profile's CPU rule is about
@@ -72,7 +75,15 @@ export function dumpProcess(pid: number): DumpResult {
       if (t.truncated) out.truncated = true;
       return out;
     });
-    return { pid, python: { version: s.version.text, library: s.runtime.libraryPath }, threads };
+    const out: DumpResult = { pid, python: { version: s.version.text, library: s.runtime.libraryPath }, threads };
+    if (opts.async) {
+      try {
+        out.asyncio = s.asyncTasks();
+      } catch (e) {
+        out.asyncio = { error: (e as Error).message };
+      }
+    }
+    return out;
   } finally {
     s.close();
   }

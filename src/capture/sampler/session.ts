@@ -25,6 +25,7 @@ import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runti
 import { mainInterpreter, ThreadNames } from './threadnames.ts';
 import { leafMarkRanges, listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
+import { readAsyncTasks, type AsyncTasks } from './asyncio.ts';
 import { ERRNO, syscalls } from './syscalls.ts';
 import { GATE_DIR } from '../session/gate.ts';
 
@@ -759,6 +760,11 @@ export class ProcessSampler {
   }
 
   private names: ThreadNames;
+
+  /** The live asyncio tasks of the main interpreter (asyncio.ts); throws on unreadable memory. */
+  asyncTasks(opts: { max?: number } = {}): AsyncTasks {
+    return readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, opts);
+  }
 
   /** The main interpreter's GIL struct: where its waiters sleep (see gilStructAddress). */
   gilRange(): { address: Address; size: number } | null {

@@ -50,7 +50,7 @@ const MAX_TYPE_NAME = 64;
 const PAGE = 4096;
 
 /** Data that is not what it should be (torn read, freed object, wrong type): ends one lookup. */
-class Implausible extends Error {}
+export class Implausible extends Error {}
 
 function dv(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -156,6 +156,11 @@ export class ObjectReader {
     };
     (heap ? this.heapTypes : this.staticTypes).set(type, info);
     return info;
+  }
+
+  /** tp_name of any type, heap types (classes) included */
+  typeName(type: Address): string {
+    return this.cString(this.mem.readPtr(type + this.L.type.tp_name), MAX_TYPE_NAME);
   }
 
   typeOf(obj: Address): { addr: Address; info: TypeInfo } {

@@ -1,0 +1,176 @@
+/**
+ * The live asyncio tasks of a CPython process, read from outside (issue 14's first step:
+ * `pylens dump --async`). Facts and how they were verified: docs/asyncio/facts.md.
+ *
+ * - The registry: `sys.modules['asyncio.tasks']`'s `_all_tasks` WeakSet (3.8–3.11), or
+ *   `_scheduled_tasks` (a WeakSet) and `_eager_tasks` (a set of the tasks running their
+ *   eager first step) on 3.12+. The C accelerator rebinds those names to its own objects, so
+ *   the route holds with or without `_asyncio` and on stripped builds.
+ * - A WeakSet keeps its members in `self.data`, a set of weakrefs: set table entries
+ *   {key, hash} (a deleted slot's key is the dummy object, whose type is NULL), weakref
+ *   `wr_object` (+16; a dead one points at None).
+ * - A task of the C type `_asyncio.Task` (or a subclass of it: same C layout) gives its name
+ *   (a str; 3.12+ keeps an int counter until the name is asked for: shown as "Task-N"), its
+ *   state, its coroutine (qualname) and what it waits on (`task_fut_waiter`'s type).
+ *   Other task objects (pure-Python `_PyTask`, third-party classes) are counted, not read.
+ */
+import type { Layout } from './layouts/types.ts';
+import type { Address, ProcessMemory } from './memory.ts';
+import { hasObjectLayout, ObjectReader } from './threadnames.ts';
+import { PageCacheMemory } from './walker.ts';
+
+/** byte offsets in TaskObj (Modules/_asynciomodule.c as compiled; docs/asyncio/facts.md §1) and of cr_qualname (§4) */
+interface TaskOffsets {
+  state: number;
+  futWaiter: number;
+  coro: number;
+  name: number;
+  coroQualname: number;
+}
+
+const OFFSETS: Record<number, TaskOffsets> = {
+  8: { state: 72, futWaiter: 104, coro: 112, name: 120, coroQualname: 56 },
+  9: { state: 80, futWaiter: 144, coro: 152, name: 160, coroQualname: 56 },
+  10: { state: 88, futWaiter: 152, coro: 160, name: 168, coroQualname: 48 },
+  11: { state: 88, futWaiter: 128, coro: 136, name: 144, coroQualname: 40 },
+  12: { state: 88, futWaiter: 128, coro: 136, name: 144, coroQualname: 32 },
+  13: { state: 96, futWaiter: 112, coro: 120, name: 128, coroQualname: 32 },
+};
+
+const SET_MASK = 32;
+const SET_TABLE = 40;
+const WR_OBJECT = 16;
+const STATES = ['pending', 'cancelled', 'finished'] as const;
+
+export interface AsyncTask {
+  address: Address;
+  name: string;
+  state: (typeof STATES)[number];
+  /** the task's coroutine's qualname (or the type of what it runs) */
+  coroutine: string | null;
+  /** the type of the future the task waits on (`_asyncio.Future`, `_asyncio.Task`, …), null when it waits on nothing (ready or running) */
+  waitsOn: string | null;
+  /** when it waits on another task: that task's name */
+  awaitsTask?: string;
+  /** in `_eager_tasks`: running its eager first step (3.12+) */
+  eager: boolean;
+}
+
+export interface AsyncTasks {
+  /** `asyncio.tasks` is imported (else there are no tasks to find) */
+  asyncio: boolean;
+  tasks: AsyncTask[];
+  /** task objects of a type this reader does not know (pure-Python tasks, third-party classes) */
+  unsupported: number;
+  /** members past `max` */
+  skipped: number;
+}
+
+/** The members of a set object (dummy and empty slots skipped). */
+function setMembers(r: ObjectReader, mem: ProcessMemory, set: Address, max: number): Address[] {
+  const mask = Number(mem.readU64(set + SET_MASK));
+  if (mask < 7 || mask > 1 << 24 || ((mask + 1) & mask) !== 0) return [];
+  const table = mem.readPtr(set + SET_TABLE);
+  const bytes = mem.read(table, (mask + 1) * 16);
+  const d = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Address[] = [];
+  for (let i = 0; i <= mask && out.length < max; i++) {
+    const key = Number(d.getBigUint64(i * 16, true));
+    if (key === 0) continue;
+    // the dummy (a deleted slot) is an object without a type
+    if (mem.readPtr(key + r.L.object.ob_type) === 0) continue;
+    out.push(key);
+  }
+  return out;
+}
+
+/**
+ * Every task in the registry of the interpreter at `interpAddress`. Throws on unreadable
+ * memory (the caller decides); an interpreter without asyncio gives `asyncio: false`.
+ */
+export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress: Address, minor: number, opts: { max?: number } = {}): AsyncTasks {
+  const out: AsyncTasks = { asyncio: false, tasks: [], unsupported: 0, skipped: 0 };
+  const off = OFFSETS[minor];
+  if (!off || !hasObjectLayout(layout) || interpAddress === 0) return out;
+  const max = opts.max ?? 10_000;
+  mem = new PageCacheMemory(mem);
+  const r = new ObjectReader(mem, layout);
+  const modules = mem.readPtr(interpAddress + layout.interp.modules);
+  if (modules === 0) return out;
+  const mod = r.dictGetStr(modules, 'asyncio.tasks');
+  if (mod === 0 || !r.isBuiltin(mod, 'module')) return out;
+  out.asyncio = true;
+  const md = mem.readPtr(mod + layout.module.md_dict);
+  // (task address, eager?) from each registry
+  const found: { task: Address; eager: boolean }[] = [];
+  const weakSets = minor >= 12 ? ['_scheduled_tasks'] : ['_all_tasks'];
+  for (const name of weakSets) {
+    const ws = r.dictGetStr(md, name);
+    if (ws === 0) continue;
+    const data = r.instanceAttr(ws, 'data');
+    if (data === 0) continue;
+    for (const ref of setMembers(r, mem, data, max + 1)) {
+      const obj = mem.readPtr(ref + WR_OBJECT);
+      if (obj === 0 || r.typeOf(obj).info.name === 'NoneType') continue; // a dead weakref
+      found.push({ task: obj, eager: false });
+    }
+  }
+  if (minor >= 12) {
+    const eager = r.dictGetStr(md, '_eager_tasks');
+    if (eager !== 0) for (const t of setMembers(r, mem, eager, max + 1)) found.push({ task: t, eager: true });
+  }
+  if (found.length > max) {
+    out.skipped = found.length - max;
+    found.length = max;
+  }
+  for (const { task, eager } of found) {
+    const type = r.typeOf(task);
+    if (!isCTask(r, type.addr)) {
+      out.unsupported++;
+      continue;
+    }
+    const stateWord = mem.readU32(task + off.state);
+    const nameObj = mem.readPtr(task + off.name);
+    let name = nameObj ? r.readStr(nameObj, 200) : null;
+    if (name === null && nameObj) {
+      const n = r.readInt(nameObj);
+      name = n !== null ? `Task-${n}` : null;
+    }
+    const coro = mem.readPtr(task + off.coro);
+    let coroutine: string | null = null;
+    if (coro !== 0) {
+      const ct = r.typeOf(coro);
+      coroutine = ct.info.name === 'coroutine' ? r.readStr(mem.readPtr(coro + off.coroQualname), 300) : r.typeName(ct.addr);
+    }
+    const waiter = mem.readPtr(task + off.futWaiter);
+    out.tasks.push({
+      address: task,
+      name: name ?? '?',
+      state: STATES[stateWord] ?? 'pending',
+      coroutine,
+      waitsOn: waiter === 0 ? null : r.typeName(r.typeOf(waiter).addr),
+      ...(waiter !== 0 ? { waiter } : {}),
+      eager,
+    } as AsyncTask & { waiter?: Address });
+  }
+  // a task awaiting another task: name it ("awaited by", seen from the parent)
+  const byAddress = new Map(out.tasks.map((t) => [t.address, t.name]));
+  for (const t of out.tasks as (AsyncTask & { waiter?: Address })[]) {
+    const w = t.waiter;
+    delete t.waiter;
+    if (w !== undefined && byAddress.has(w)) t.awaitsTask = byAddress.get(w)!;
+  }
+  return out;
+}
+
+/** `_asyncio.Task` or a class deriving from it (tp_base chain, at most 16 deep) */
+function isCTask(r: ObjectReader, type: Address): boolean {
+  for (let t = type, i = 0; t !== 0 && i < 16; i++) {
+    if (r.typeName(t) === '_asyncio.Task') return true;
+    t = r.mem.readPtr(t + TP_BASE);
+  }
+  return false;
+}
+
+/** PyTypeObject.tp_base, the same in 3.8–3.13 */
+const TP_BASE = 256;

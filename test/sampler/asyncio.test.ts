@@ -1,0 +1,62 @@
+/**
+ * `pylens dump --async`: the live asyncio tasks of a real process, read from outside
+ * (src/capture/sampler/asyncio.ts), on every installed CPython 3.8–3.13, against what the
+ * program itself sees (asyncio.all_tasks()).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { ProcessSampler } from '../../src/capture/sampler/session.ts';
+import { firstLine, installedPythons } from './pythons.ts';
+
+const SCRIPT = join(import.meta.dirname, 'scripts/async_tasks.py');
+const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
+const pythons = installedPythons().filter((p) => p.minor >= 8 && p.minor <= 13);
+
+for (const py of pythons) {
+  test(`${py.label}: every live task with its name, coroutine, state and what it waits on; a parent awaits its child by name`, { timeout: 30_000 }, async () => {
+    const child = spawn(py.exe, [SCRIPT], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const truth = JSON.parse(await firstLine(child, 'async_tasks.py')) as Record<string, string>;
+      const s = ProcessSampler.attach(child.pid!);
+      try {
+        const a = s.asyncTasks();
+        assert.equal(a.asyncio, true);
+        assert.equal(a.unsupported, 0);
+        const got = Object.fromEntries(a.tasks.map((t) => [t.name, t.coroutine]));
+        assert.deepEqual(got, truth);
+        for (const t of a.tasks) assert.equal(t.state, 'pending', t.name);
+        const by = new Map(a.tasks.map((t) => [t.coroutine, t]));
+        assert.equal(by.get('parent')!.waitsOn, '_asyncio.Task');
+        assert.equal(by.get('parent')!.awaitsTask, by.get('child')!.name);
+        for (const c of ['sleeper', 'locker', 'child', 'main']) assert.equal(by.get(c)!.waitsOn, '_asyncio.Future', c);
+      } finally {
+        s.close();
+      }
+      // the CLI: text and JSON
+      const text = spawnSync(process.execPath, [MAIN, 'dump', '--async', '-p', String(child.pid)], { encoding: 'utf8' });
+      assert.equal(text.status, 0, text.stderr);
+      assert.match(text.stdout, /^asyncio tasks \(5\):$/m);
+      assert.match(text.stdout, /^Task "sleeper-task" \(pending\) sleeper — waits on a Future$/m);
+      assert.match(text.stdout, /^Task "Task-\d+" \(pending\) parent — awaits task "Task-\d+"$/m);
+      const json = JSON.parse(spawnSync(process.execPath, [MAIN, 'dump', '--async', '--json', '-p', String(child.pid)], { encoding: 'utf8' }).stdout);
+      assert.equal(json.asyncio.tasks.length, 5);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+}
+
+test('a process without asyncio: dump --async says so', { timeout: 30_000 }, async () => {
+  const py = pythons.at(-1)!;
+  const child = spawn(py.exe, ['-c', "import time\nprint('ready', flush=True)\ntime.sleep(60)"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await firstLine(child, 'sleeper');
+    const r = spawnSync(process.execPath, [MAIN, 'dump', '--async', '-p', String(child.pid)], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^asyncio tasks: none \(asyncio is not imported\)$/m);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
