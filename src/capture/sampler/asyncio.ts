@@ -16,7 +16,8 @@
  */
 import type { Layout } from './layouts/types.ts';
 import type { Address, ProcessMemory } from './memory.ts';
-import { hasObjectLayout, ObjectReader } from './threadnames.ts';
+import { BadReadError } from './memory.ts';
+import { hasObjectLayout, Implausible, ObjectReader } from './threadnames.ts';
 import { PageCacheMemory } from './walker.ts';
 
 /** byte offsets in TaskObj (Modules/_asynciomodule.c as compiled; docs/asyncio/facts.md §1) and of cr_qualname (§4) */
@@ -64,6 +65,8 @@ export interface AsyncTasks {
   unsupported: number;
   /** members past `max` */
   skipped: number;
+  /** members that changed while being read (a task finishing, a weakref dying): left out */
+  torn: number;
 }
 
 /** The members of a set object (dummy and empty slots skipped). */
@@ -77,8 +80,13 @@ function setMembers(r: ObjectReader, mem: ProcessMemory, set: Address, max: numb
   for (let i = 0; i <= mask && out.length < max; i++) {
     const key = Number(d.getBigUint64(i * 16, true));
     if (key === 0) continue;
-    // the dummy (a deleted slot) is an object without a type
-    if (mem.readPtr(key + r.L.object.ob_type) === 0) continue;
+    // the dummy (a deleted slot) is an object without a type; a key freed meanwhile is skipped
+    try {
+      if (mem.readPtr(key + r.L.object.ob_type) === 0) continue;
+    } catch (e) {
+      if (isTorn(e)) continue;
+      throw e;
+    }
     out.push(key);
   }
   return out;
@@ -89,7 +97,7 @@ function setMembers(r: ObjectReader, mem: ProcessMemory, set: Address, max: numb
  * memory (the caller decides); an interpreter without asyncio gives `asyncio: false`.
  */
 export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress: Address, minor: number, opts: { max?: number } = {}): AsyncTasks {
-  const out: AsyncTasks = { asyncio: false, tasks: [], unsupported: 0, skipped: 0 };
+  const out: AsyncTasks = { asyncio: false, tasks: [], unsupported: 0, skipped: 0, torn: 0 };
   const off = OFFSETS[minor];
   if (!off || !hasObjectLayout(layout) || interpAddress === 0) return out;
   const max = opts.max ?? 10_000;
@@ -110,9 +118,14 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     const data = r.instanceAttr(ws, 'data');
     if (data === 0) continue;
     for (const ref of setMembers(r, mem, data, max + 1)) {
-      const obj = mem.readPtr(ref + WR_OBJECT);
-      if (obj === 0 || r.typeOf(obj).info.name === 'NoneType') continue; // a dead weakref
-      found.push({ task: obj, eager: false });
+      try {
+        const obj = mem.readPtr(ref + WR_OBJECT);
+        if (obj === 0 || r.typeOf(obj).info.name === 'NoneType') continue; // a dead weakref
+        found.push({ task: obj, eager: false });
+      } catch (e) {
+        if (!isTorn(e)) throw e;
+        out.torn++;
+      }
     }
   }
   if (minor >= 12) {
@@ -124,10 +137,18 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     found.length = max;
   }
   for (const { task, eager } of found) {
+    try {
+      readTask(task, eager);
+    } catch (e) {
+      if (!isTorn(e)) throw e;
+      out.torn++;
+    }
+  }
+  function readTask(task: Address, eager: boolean): void {
     const type = r.typeOf(task);
     if (!isCTask(r, type.addr)) {
       out.unsupported++;
-      continue;
+      return;
     }
     const stateWord = mem.readU32(task + off.state);
     const nameObj = mem.readPtr(task + off.name);
@@ -161,6 +182,11 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     if (w !== undefined && byAddress.has(w)) t.awaitsTask = byAddress.get(w)!;
   }
   return out;
+}
+
+/** memory that changed under the read (freed, reused): the member is left out, counted */
+function isTorn(e: unknown): boolean {
+  return e instanceof BadReadError || e instanceof Implausible;
 }
 
 /** `_asyncio.Task` or a class deriving from it (tp_base chain, at most 16 deep) */

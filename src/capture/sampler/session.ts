@@ -763,7 +763,14 @@ export class ProcessSampler {
 
   /** The live asyncio tasks of the main interpreter (asyncio.ts); throws on unreadable memory. */
   asyncTasks(opts: { max?: number } = {}): AsyncTasks {
-    return readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, opts);
+    // the registry changes under the read while tasks come and go: a torn read is read again
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, opts);
+      } catch (e) {
+        if (attempt >= 5 || !(e instanceof BadReadError || (e instanceof Error && e.constructor.name === 'Implausible'))) throw e;
+      }
+    }
   }
 
   /** The main interpreter's GIL struct: where its waiters sleep (see gilStructAddress). */
