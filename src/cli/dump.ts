@@ -61,6 +61,7 @@ export function renderDump(d: DumpResult, opts: { cmdline?: string; cwd?: string
       for (const t of a.tasks) {
         const waits = t.awaitsTask !== undefined ? `awaits task ${JSON.stringify(t.awaitsTask)}` : t.waitsOn !== null ? `waits on a ${t.waitsOn.replace(/^_asyncio\./, '')}` : t.eager ? 'running its eager first step' : 'ready or running';
         lines.push(`Task ${JSON.stringify(t.name)} (${t.state}) ${t.coroutine ?? '?'} — ${waits}`);
+        for (const f of t.stack) lines.push(`    ${f.qualname} (${displayFile(f.file, opts.cwd)}${f.line !== null ? `:${f.line}` : ''})`);
       }
     }
   }

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProcessSampler } from '../../src/capture/sampler/session.ts';
 import { firstLine, installedPythons } from './pythons.ts';
@@ -15,7 +16,7 @@ const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 const pythons = installedPythons().filter((p) => p.minor >= 8 && p.minor <= 13);
 
 for (const py of pythons) {
-  test(`${py.label}: every live task with its name, coroutine, state and what it waits on; a parent awaits its child by name`, { timeout: 30_000 }, async () => {
+  test(`${py.label}: every live task with its name, coroutine, state, what it waits on and its await chain; a parent awaits its child by name`, { timeout: 30_000 }, async () => {
     const child = spawn(py.exe, [SCRIPT], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const truth = JSON.parse(await firstLine(child, 'async_tasks.py')) as Record<string, string>;
@@ -31,6 +32,17 @@ for (const py of pythons) {
         assert.equal(by.get('parent')!.waitsOn, '_asyncio.Task');
         assert.equal(by.get('parent')!.awaitsTask, by.get('child')!.name);
         for (const c of ['sleeper', 'locker', 'child', 'main']) assert.equal(by.get(c)!.waitsOn, '_asyncio.Future', c);
+        // the await chains, innermost first, each script frame on the line that awaits
+        const chains: Record<string, string[]> = { sleeper: ['sleep', 'sleeper'], child: ['sleep', 'child'], main: ['sleep', 'main'], locker: ['acquire', '__aenter__', 'locker'], parent: ['parent'] };
+        const source = readFileSync(SCRIPT, 'utf8').split('\n');
+        for (const [coro, names] of Object.entries(chains)) {
+          const st = by.get(coro)!.stack;
+          assert.deepEqual(st.map((f) => f.name), names, `${coro}: ${JSON.stringify(st)}`);
+          const own = st.at(-1)!;
+          assert.equal(own.file, SCRIPT);
+          assert.match(source[own.line! - 1]!, /\bawait\b|async with/, `${coro} at line ${own.line}`);
+          if (names[0] === 'sleep') assert.match(st[0]!.file, /asyncio\/tasks\.py$/);
+        }
       } finally {
         s.close();
       }
@@ -38,7 +50,7 @@ for (const py of pythons) {
       const text = spawnSync(process.execPath, [MAIN, 'dump', '--async', '-p', String(child.pid)], { encoding: 'utf8' });
       assert.equal(text.status, 0, text.stderr);
       assert.match(text.stdout, /^asyncio tasks \(5\):$/m);
-      assert.match(text.stdout, /^Task "sleeper-task" \(pending\) sleeper — waits on a Future$/m);
+      assert.match(text.stdout, /^Task "sleeper-task" \(pending\) sleeper — waits on a Future\n    sleep \(tasks\.py:\d+\)\n    sleeper \(.*async_tasks\.py:10\)$/m);
       assert.match(text.stdout, /^Task "Task-\d+" \(pending\) parent — awaits task "Task-\d+"$/m);
       const json = JSON.parse(spawnSync(process.execPath, [MAIN, 'dump', '--async', '--json', '-p', String(child.pid)], { encoding: 'utf8' }).stdout);
       assert.equal(json.asyncio.tasks.length, 5);

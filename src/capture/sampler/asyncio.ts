@@ -18,7 +18,7 @@ import type { Layout } from './layouts/types.ts';
 import type { Address, ProcessMemory } from './memory.ts';
 import { BadReadError } from './memory.ts';
 import { hasObjectLayout, Implausible, ObjectReader } from './threadnames.ts';
-import { PageCacheMemory } from './walker.ts';
+import { detachedFrame, PageCacheMemory, type CodeCache, type Frame } from './walker.ts';
 
 /** byte offsets in TaskObj (Modules/_asynciomodule.c as compiled; docs/asyncio/facts.md §1) and of cr_qualname (§4) */
 interface TaskOffsets {
@@ -53,6 +53,13 @@ export interface AsyncTask {
   waitsOn: string | null;
   /** when it waits on another task: that task's name */
   awaitsTask?: string;
+  /**
+   * its await chain, innermost first (as thread stacks are): the coroutine awaited last
+   * down to the task's own coroutine, each at the line it is suspended on. Only the task's
+   * own coroutine for a task running now (its live chain is on its thread's stack) or not
+   * yet started.
+   */
+  stack: Frame[];
   /** in `_eager_tasks`: running its eager first step (3.12+) */
   eager: boolean;
 }
@@ -103,6 +110,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   const max = opts.max ?? 10_000;
   mem = new PageCacheMemory(mem);
   const r = new ObjectReader(mem, layout);
+  const cache: CodeCache = new Map();
   const modules = mem.readPtr(interpAddress + layout.interp.modules);
   if (modules === 0) return out;
   const mod = r.dictGetStr(modules, 'asyncio.tasks');
@@ -164,6 +172,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       coroutine = ct.info.name === 'coroutine' ? r.readStr(mem.readPtr(coro + off.coroQualname), 300) : r.typeName(ct.addr);
     }
     const waiter = mem.readPtr(task + off.futWaiter);
+    const stack = coro !== 0 ? awaitChain(r, layout, minor, coro, cache) : [];
     out.tasks.push({
       address: task,
       name: name ?? '?',
@@ -172,6 +181,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       waitsOn: waiter === 0 ? null : r.typeName(r.typeOf(waiter).addr),
       ...(waiter !== 0 ? { waiter } : {}),
       eager,
+      stack,
     } as AsyncTask & { waiter?: Address });
   }
   // a task awaiting another task: name it ("awaited by", seen from the parent)
@@ -200,3 +210,80 @@ function isCTask(r: ObjectReader, type: Address): boolean {
 
 /** PyTypeObject.tp_base, the same in 3.8–3.13 */
 const TP_BASE = 256;
+
+/** where a coroutine's (or generator's) own frame is: cr_frame (3.8–3.10, a pointer), cr_iframe (3.11+, inside the object) */
+const CR_FRAME_PTR = 16;
+const CR_IFRAME: Record<number, number> = { 11: 80, 12: 72, 13: 72 };
+/** gi_frame_state (int8), 3.11+ */
+const CR_FRAME_STATE: Record<number, number> = { 11: 75, 12: 67, 13: 67 };
+const YIELD_FROM = 72;
+const RESUME_OPS: Record<number, ReadonlySet<number>> = { 11: new Set([150, 151]), 12: new Set([151, 240]) };
+const MAX_AWAIT_DEPTH = 64;
+
+/** The frame of a coroutine or generator object, or 0 when it has none (finished). */
+function coroFrame(mem: ProcessMemory, minor: number, coro: Address): Address {
+  return minor <= 10 ? mem.readPtr(coro + CR_FRAME_PTR) : coro + CR_IFRAME[minor]!;
+}
+
+/**
+ * What a suspended coroutine awaits (CPython's `_PyGen_yf`, per version: docs/asyncio/facts.md
+ * §5), or 0: running, not started, finished, or suspended on a plain yield.
+ */
+function awaited(mem: ProcessMemory, layout: Layout, minor: number, coro: Address): Address {
+  if (minor <= 10) {
+    const f = mem.readPtr(coro + CR_FRAME_PTR);
+    if (f === 0) return 0;
+    const lasti = mem.readI32(f + layout.frame.lasti!);
+    if (lasti < 0) return 0;
+    const bytes = mem.readPtr(mem.readPtr(f + layout.frame.code) + layout.code.code!);
+    const data = bytes + BYTES_DATA;
+    if (minor <= 9) {
+      const top = mem.readPtr(f + F_STACKTOP_39);
+      if (top === 0) return 0;
+      if (mem.read(data + lasti + 2, 1)[0] !== YIELD_FROM) return 0;
+      return mem.readPtr(top - 8);
+    }
+    if (mem.read(data + (lasti + 1) * 2, 1)[0] !== YIELD_FROM) return 0;
+    const depth = mem.readI32(f + F_STACKDEPTH_310);
+    if (depth < 1) return 0;
+    return mem.readPtr(mem.readPtr(f + F_VALUESTACK_310) + 8 * (depth - 1));
+  }
+  const frame = coro + CR_IFRAME[minor]!;
+  const state = (mem.read(coro + CR_FRAME_STATE[minor]!, 1)[0]! << 24) >> 24; // int8
+  if (minor >= 13) {
+    if (state !== -1) return 0; // FRAME_SUSPENDED_YIELD_FROM
+  } else {
+    if (state === -2 || state > 3) return 0; // created, cleared
+    const prev = mem.readPtr(frame + layout.frame.instr_ptr!);
+    const next = mem.read(prev + 2, 2);
+    if (!RESUME_OPS[minor]!.has(next[0]!) || next[1]! < 2) return 0;
+  }
+  const stacktop = mem.readI32(frame + IFRAME_STACKTOP);
+  if (stacktop < 1) return 0;
+  return mem.readPtr(frame + layout.frame.localsplus! + 8 * (stacktop - 1));
+}
+
+/** PyBytesObject.ob_sval */
+const BYTES_DATA = 32;
+/** PyFrameObject.f_stacktop, 3.8–3.9 */
+const F_STACKTOP_39 = 72;
+/** PyFrameObject.f_valuestack / f_stackdepth, 3.10 */
+const F_VALUESTACK_310 = 64;
+const F_STACKDEPTH_310 = 80;
+/** _PyInterpreterFrame.stacktop (int), 3.11–3.13 */
+const IFRAME_STACKTOP = 64;
+
+/** A task's await chain from its coroutine inwards, innermost first (AsyncTask.stack). */
+function awaitChain(r: ObjectReader, layout: Layout, minor: number, coro: Address, cache: CodeCache): Frame[] {
+  const mem = r.mem;
+  const outward: Frame[] = [];
+  for (let c = coro, depth = 0; c !== 0 && depth < MAX_AWAIT_DEPTH; depth++) {
+    const kind = r.typeOf(c).info.name;
+    if (kind !== 'coroutine' && kind !== 'generator') break; // a FutureIter (awaiting a future), or something else awaitable
+    const frame = coroFrame(mem, minor, c);
+    if (frame === 0) break;
+    outward.push(detachedFrame(mem, layout, minor, frame, cache));
+    c = awaited(mem, layout, minor, c);
+  }
+  return outward.reverse();
+}

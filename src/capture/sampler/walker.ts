@@ -449,6 +449,23 @@ function frameOf(info: CodeInfo, offset: number, notStarted: boolean): Frame {
 }
 
 
+/**
+ * One suspended (or created) frame outside any thread's chain — a coroutine's or generator's
+ * own frame, for the asyncio await chains (asyncio.ts): PyFrameObject at `frame` (3.8–3.10)
+ * or `_PyInterpreterFrame` (3.11–3.13). Its code object and line, as the walker names them.
+ */
+export function detachedFrame(mem: ProcessMemory, layout: Layout, minor: number, frame: Address, cache?: CodeCache): Frame {
+  const F = layout.frame;
+  const code = mem.readPtr(frame + F.code);
+  const info = readCode(mem, layout, minor, code, cache);
+  if (minor <= 10) {
+    const lasti = mem.readI32(frame + F.lasti!);
+    return frameOf(info, minor === 10 ? lasti * 2 : lasti, lasti < 0);
+  }
+  const offset = mem.readPtr(frame + F.instr_ptr!) - (code + layout.code.code_adaptive!);
+  return frameOf(info, offset, offset < 0);
+}
+
 /** 3.14+: the object pointer of a tagged `_PyStackRef` (`bits & ~tagBits`). */
 export function untagExecutable(bits: bigint, tagBits: number): Address {
   return Number(bits & ~BigInt(tagBits));
