@@ -53,6 +53,7 @@ export const recordSpec: CommandSpec = {
     { name: 'output', short: 'o', type: 'string', value: 'OUT', help: 'output file; format from its extension (default <program>-<time>.html)' },
     { name: 'format', short: 'f', type: 'string', value: 'FORMAT', help: 'output format (overrides the extension)' },
     { name: 'idle', short: 'i', type: 'boolean', help: 'include idle (not running) threads, marked as idle' },
+    { name: 'async', type: 'boolean', help: 'asyncio: also a sample per waiting task each tick, its await chain under a "task NAME" root (CPython 3.8–3.13; implies --idle)' },
     { name: 'gil', short: 'g', type: 'boolean', help: 'only samples of the thread holding the GIL' },
     { name: 'threads', short: 't', type: 'boolean', help: 'a root frame per thread (thread id and name)' },
     {
@@ -136,7 +137,8 @@ export async function runRecord(args: Parsed): Promise<number> {
   let lastDraw = 0;
   const opts: SampleOptions = {
     rateHz: rate,
-    idle: Boolean(o.idle),
+    idle: Boolean(o.idle) || Boolean(o.async),
+    ...(o.async ? { async: true } : {}),
     gilOnly: Boolean(o.gil),
     threadRoots: Boolean(o.threads),
     subprocesses,

@@ -6,9 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessSampler } from '../../src/capture/sampler/session.ts';
+import { decodePylens } from '../../src/formats/pylens.ts';
+import { frameInfo, SampleStateCode, stackFrames } from '../../src/model/profile.ts';
 import { firstLine, installedPythons } from './pythons.ts';
 
 const SCRIPT = join(import.meta.dirname, 'scripts/async_tasks.py');
@@ -70,5 +73,35 @@ test('a process without asyncio: dump --async says so', { timeout: 30_000 }, asy
     assert.match(r.stdout, /^asyncio tasks: none \(asyncio is not imported\)$/m);
   } finally {
     child.kill('SIGKILL');
+  }
+});
+
+test('record --async: a sample per waiting task each tick, its await chain under a "task NAME" root, idle', { timeout: 60_000 }, async () => {
+  const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
+  const child = spawn(py.exe, [SCRIPT], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-async-'));
+  try {
+    await firstLine(child, 'async_tasks.py');
+    const out = join(dir, 'a.pylens');
+    const r = spawnSync(process.execPath, [MAIN, 'record', '--async', '-p', String(child.pid), '-d', '1', '-o', out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const p = decodePylens(readFileSync(out), out);
+    const paths = new Map<string, number>();
+    for (let i = 0; i < p.samples.length; i++) {
+      const names = stackFrames(p, p.samples.stack[i]!).map((f) => frameInfo(p, f).name);
+      if (!names[0]!.startsWith('task ')) continue;
+      assert.equal(p.samples.state[i], SampleStateCode.idle);
+      const k = names.join(' > ');
+      paths.set(k, (paths.get(k) ?? 0) + 1);
+    }
+    const ticks = Number(p.meta.extra?.ticks);
+    // every waiting task in every tick: five tasks, named ones by name, the others by coroutine
+    for (const k of ['task sleeper-task > sleeper > sleep', 'task locker-task > locker > __aenter__ > acquire', 'task parent > parent', 'task child > child > sleep', 'task main > main > sleep']) {
+      assert.ok((paths.get(k) ?? 0) >= 0.9 * ticks, `${k}: ${paths.get(k)} of ${ticks} ticks; ${JSON.stringify([...paths])}`);
+    }
+    assert.equal(Number(p.meta.extra?.asyncTaskSamples), [...paths.values()].reduce((a, b) => a + b, 0));
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -17,7 +17,7 @@
 import type { Layout } from './layouts/types.ts';
 import type { Address, ProcessMemory } from './memory.ts';
 import { BadReadError } from './memory.ts';
-import { hasObjectLayout, Implausible, ObjectReader } from './threadnames.ts';
+import { hasObjectLayout, Implausible, ObjectReader, type HintCache, type TypeInfo } from './threadnames.ts';
 import { detachedFrame, PageCacheMemory, type CodeCache, type Frame } from './walker.ts';
 
 /** byte offsets in TaskObj (Modules/_asynciomodule.c as compiled; docs/asyncio/facts.md §1) and of cr_qualname (§4) */
@@ -103,14 +103,37 @@ function setMembers(r: ObjectReader, mem: ProcessMemory, set: Address, max: numb
  * Every task in the registry of the interpreter at `interpAddress`. Throws on unreadable
  * memory (the caller decides); an interpreter without asyncio gives `asyncio: false`.
  */
-export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress: Address, minor: number, opts: { max?: number } = {}): AsyncTasks {
+/**
+ * What a sampler keeps from one read of the tasks to the next (it drops it when it drops its
+ * code cache: objects may be freed and their addresses reused): builtin types, where dict keys
+ * were found (sys.modules is large), type names and which types are tasks.
+ */
+export interface AsyncReadState {
+  staticTypes: Map<Address, TypeInfo>;
+  hints: HintCache;
+  typeNames: Map<Address, string>;
+  taskTypes: Map<Address, boolean>;
+}
+
+export function newAsyncReadState(): AsyncReadState {
+  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map() };
+}
+
+export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress: Address, minor: number, opts: { max?: number; codeCache?: CodeCache; state?: AsyncReadState } = {}): AsyncTasks {
   const out: AsyncTasks = { asyncio: false, tasks: [], unsupported: 0, skipped: 0, torn: 0 };
   const off = OFFSETS[minor];
   if (!off || !hasObjectLayout(layout) || interpAddress === 0) return out;
   const max = opts.max ?? 10_000;
   mem = new PageCacheMemory(mem);
-  const r = new ObjectReader(mem, layout);
-  const cache: CodeCache = new Map();
+  const state = opts.state ?? newAsyncReadState();
+  const r = new ObjectReader(mem, layout, { staticTypes: state.staticTypes, hints: state.hints });
+  const typeName = (type: Address): string => {
+    let n = state.typeNames.get(type);
+    if (n === undefined) state.typeNames.set(type, (n = r.typeName(type)));
+    return n;
+  };
+  // code objects: the caller's cache when it keeps one (the sampler's, flushed as it flushes)
+  const cache: CodeCache = opts.codeCache ?? new Map();
   const modules = mem.readPtr(interpAddress + layout.interp.modules);
   if (modules === 0) return out;
   const mod = r.dictGetStr(modules, 'asyncio.tasks');
@@ -154,7 +177,9 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   }
   function readTask(task: Address, eager: boolean): void {
     const type = r.typeOf(task);
-    if (!isCTask(r, type.addr)) {
+    let isTask = state.taskTypes.get(type.addr);
+    if (isTask === undefined) state.taskTypes.set(type.addr, (isTask = isCTask(r, type.addr)));
+    if (!isTask) {
       out.unsupported++;
       return;
     }
@@ -169,7 +194,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     let coroutine: string | null = null;
     if (coro !== 0) {
       const ct = r.typeOf(coro);
-      coroutine = ct.info.name === 'coroutine' ? r.readStr(mem.readPtr(coro + off.coroQualname), 300) : r.typeName(ct.addr);
+      coroutine = ct.info.name === 'coroutine' ? r.readStr(mem.readPtr(coro + off.coroQualname), 300) : typeName(ct.addr);
     }
     const waiter = mem.readPtr(task + off.futWaiter);
     const stack = coro !== 0 ? awaitChain(r, layout, minor, coro, cache) : [];
@@ -178,7 +203,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       name: name ?? '?',
       state: STATES[stateWord] ?? 'pending',
       coroutine,
-      waitsOn: waiter === 0 ? null : r.typeName(r.typeOf(waiter).addr),
+      waitsOn: waiter === 0 ? null : typeName(r.typeOf(waiter).addr),
       ...(waiter !== 0 ? { waiter } : {}),
       eager,
       stack,

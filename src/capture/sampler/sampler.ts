@@ -199,6 +199,12 @@ export interface SampleOptions {
   idle?: boolean;
   /** keep only the sample of the thread holding the GIL */
   gilOnly?: boolean;
+  /**
+   * asyncio too: each tick, a sample per task waiting on something (asyncio.ts), its await
+   * chain under a `task NAME` marker root on the process's main thread, state idle (use with
+   * `idle`: wall-clock time)
+   */
+  async?: boolean;
   /** stop each running thread while its stack is read (exact stacks; the cost is measured) */
   blocking?: boolean;
   /** how a runnable thread is judged on a CPU (session.ts CPU_RULE); 'runnable' only for comparisons */
@@ -485,6 +491,43 @@ export class Recorder {
   }
 
   private truncatedFrame = -1;
+  /** `task NAME` marker frames by name */
+  private taskMarkers = new Map<string, number>();
+  /** task samples recorded, and ticks where the tasks could not be read */
+  taskSamples = 0;
+  taskReadErrors = 0;
+
+  /** One sample per waiting asyncio task of process `pid` (SampleOptions.async). */
+  private recordTasks(pid: number, a: Attached, sinceStartNs: number): void {
+    let tasks;
+    try {
+      tasks = a.s.asyncTasks({ max: MAX_TASKS_PER_TICK }).tasks;
+    } catch {
+      this.taskReadErrors++;
+      return;
+    }
+    if (tasks.length === 0) return;
+    let th = a.threadIdx.get(pid);
+    if (th === undefined) a.threadIdx.set(pid, (th = { idx: this.builder.thread(pid, pid), named: false, frames: [], truncated: false, stacks: [] }));
+    for (const t of tasks) {
+      // running or ready (waiting for nothing but the loop): the thread's own sample has it
+      if (t.state !== 'pending' || t.waitsOn === null) continue;
+      // the task's name, unless it is asyncio's default ("Task-12"): then its coroutine's
+      const label = `task ${/^Task-\d+$/.test(t.name) && t.coroutine ? t.coroutine : t.name}`;
+      let marker = this.taskMarkers.get(label);
+      if (marker === undefined) this.taskMarkers.set(label, (marker = this.builder.frame({ name: label, kind: 'marker' })));
+      let stack = this.builder.stack(-1, marker);
+      for (let j = t.stack.length - 1; j >= 0; j--) {
+        const f = t.stack[j]!;
+        let fi = a.frameIdx.get(f);
+        if (fi === undefined) a.frameIdx.set(f, (fi = this.frameOf(f, a.cwd)));
+        stack = this.builder.stack(stack, fi);
+      }
+      this.builder.sample(stack, 1, th.idx, 'idle', sinceStartNs);
+      this.rows++;
+      this.taskSamples++;
+    }
+  }
 
   private record(pid: number, a: Attached, t: ThreadSample, sinceStartNs: number): void {
     let th = a.threadIdx.get(t.tid);
@@ -558,6 +601,7 @@ export class Recorder {
         if (t.state === 'idle' && !this.opts.idle) continue;
         this.record(pid, a, t, sinceStartNs);
       }
+      if (this.opts.async) this.recordTasks(pid, a, sinceStartNs);
     }
     this.lastThreads = threads;
     if (!this.procs.has(this.rootPid)) {
@@ -590,6 +634,9 @@ export class Recorder {
 }
 
 /** Sample process `pid` into a Profile. Attach errors (gone, permission, unsupported) throw. */
+/** tasks read per process and tick at most (record --async) */
+const MAX_TASKS_PER_TICK = 2000;
+
 export async function sampleProcess(pid: number, opts: SampleOptions = {}): Promise<Profile> {
   return sampleAttached(ProcessSampler.attach(pid, { ...(opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}), ...(opts.blocking ? { blocking: true } : {}) }), opts);
 }
@@ -654,6 +701,7 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
       intervals: intervalDistribution(rateHz, opts.jitter ?? DEFAULT_JITTER),
       cpuRule: (opts.cpuRule ?? 'moving') === 'moving' ? CPU_RULE : 'on-CPU = runnable (state R)',
       gilSamples: rec.gilSamples,
+      ...(opts.async ? { asyncTaskSamples: rec.taskSamples, asyncTaskReadErrors: rec.taskReadErrors, asyncTasks: 'a sample per waiting asyncio task each tick: its await chain under a `task NAME` root on the main thread, state idle' } : {}),
       truncatedSamples: rec.truncatedSamples,
       ...counts,
       pausedNs: Math.round(counts.pausedNs),

@@ -25,7 +25,7 @@ import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runti
 import { mainInterpreter, ThreadNames } from './threadnames.ts';
 import { leafMarkRanges, listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
-import { readAsyncTasks, type AsyncTasks } from './asyncio.ts';
+import { newAsyncReadState, readAsyncTasks, type AsyncTasks } from './asyncio.ts';
 import { ERRNO, syscalls } from './syscalls.ts';
 import { GATE_DIR } from '../session/gate.ts';
 
@@ -556,6 +556,7 @@ export class ProcessSampler {
       this.plans.clear();
       this.tickPlan = [];
     }
+    if (flush) this.asyncState = newAsyncReadState();
     if (flush && this.codeCache.size > 0) {
       this.codeCache.clear();
       this.codeCacheFlushes++;
@@ -761,12 +762,15 @@ export class ProcessSampler {
 
   private names: ThreadNames;
 
+  /** kept between reads of the asyncio tasks; dropped with the code cache */
+  private asyncState = newAsyncReadState();
+
   /** The live asyncio tasks of the main interpreter (asyncio.ts); throws on unreadable memory. */
   asyncTasks(opts: { max?: number } = {}): AsyncTasks {
     // the registry changes under the read while tasks come and go: a torn read is read again
     for (let attempt = 1; ; attempt++) {
       try {
-        return readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, opts);
+        return readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, { ...opts, codeCache: this.codeCache, state: this.asyncState });
       } catch (e) {
         if (attempt >= 5 || !(e instanceof BadReadError || (e instanceof Error && e.constructor.name === 'Implausible'))) throw e;
       }
