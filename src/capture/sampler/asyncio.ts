@@ -7,7 +7,7 @@
  *   eager first step) on 3.12+. The C accelerator rebinds those names to its own objects, so
  *   the route holds with or without `_asyncio` and on stripped builds.
  * - A WeakSet keeps its members in `self.data`, a set of weakrefs: set table entries
- *   {key, hash} (a deleted slot's key is the dummy object, whose type is NULL), weakref
+ *   {key, hash} (a deleted slot's key is the dummy object, of type "<dummy key> type"), weakref
  *   `wr_object` (+16; a dead one points at None).
  * - A task of the C type `_asyncio.Task` (or a subclass of it: same C layout) gives its name
  *   (a str; 3.12+ keeps an int counter until the name is asked for: shown as "Task-N"), its
@@ -39,6 +39,8 @@ const OFFSETS: Record<number, TaskOffsets> = {
 };
 
 const SET_MASK = 32;
+/** tp_name of the set's deleted-slot marker (Objects/setobject.c `_PySetDummy_Type`) */
+const DUMMY_TYPE = '<dummy key> type';
 const SET_TABLE = 40;
 const WR_OBJECT = 16;
 const STATES = ['pending', 'cancelled', 'finished'] as const;
@@ -76,8 +78,12 @@ export interface AsyncTasks {
   torn: number;
 }
 
-/** The members of a set object (dummy and empty slots skipped). */
-function setMembers(r: ObjectReader, mem: ProcessMemory, set: Address, max: number): Address[] {
+/**
+ * The members of a set object, empty and deleted slots skipped: a deleted slot holds the
+ * dummy object, whose type is "<dummy key> type" (a NULL type is taken as a dummy too); a
+ * member freed meanwhile is skipped.
+ */
+function setMembers(r: ObjectReader, mem: ProcessMemory, set: Address, max: number, typeName: (t: Address) => string): Address[] {
   const mask = Number(mem.readU64(set + SET_MASK));
   if (mask < 7 || mask > 1 << 24 || ((mask + 1) & mask) !== 0) return [];
   const table = mem.readPtr(set + SET_TABLE);
@@ -87,9 +93,9 @@ function setMembers(r: ObjectReader, mem: ProcessMemory, set: Address, max: numb
   for (let i = 0; i <= mask && out.length < max; i++) {
     const key = Number(d.getBigUint64(i * 16, true));
     if (key === 0) continue;
-    // the dummy (a deleted slot) is an object without a type; a key freed meanwhile is skipped
     try {
-      if (mem.readPtr(key + r.L.object.ob_type) === 0) continue;
+      const type = mem.readPtr(key + r.L.object.ob_type);
+      if (type === 0 || typeName(type) === DUMMY_TYPE) continue;
     } catch (e) {
       if (isTorn(e)) continue;
       throw e;
@@ -113,10 +119,14 @@ export interface AsyncReadState {
   hints: HintCache;
   typeNames: Map<Address, string>;
   taskTypes: Map<Address, boolean>;
+  /** the pages the last read touched: fetched together (one system call per 64) at the start of the next */
+  plan: Address[];
+  /** page buffers reused from read to read */
+  pages: Uint8Array[];
 }
 
 export function newAsyncReadState(): AsyncReadState {
-  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map() };
+  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: [] };
 }
 
 export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress: Address, minor: number, opts: { max?: number; codeCache?: CodeCache; state?: AsyncReadState } = {}): AsyncTasks {
@@ -124,8 +134,10 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   const off = OFFSETS[minor];
   if (!off || !hasObjectLayout(layout) || interpAddress === 0) return out;
   const max = opts.max ?? 10_000;
-  mem = new PageCacheMemory(mem);
   const state = opts.state ?? newAsyncReadState();
+  const cached = new PageCacheMemory(mem, state.pages);
+  if (state.plan.length > 0) cached.prefetch(state.plan);
+  mem = cached;
   const r = new ObjectReader(mem, layout, { staticTypes: state.staticTypes, hints: state.hints });
   const typeName = (type: Address): string => {
     let n = state.typeNames.get(type);
@@ -148,7 +160,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     if (ws === 0) continue;
     const data = r.instanceAttr(ws, 'data');
     if (data === 0) continue;
-    for (const ref of setMembers(r, mem, data, max + 1)) {
+    for (const ref of setMembers(r, mem, data, max + 1, typeName)) {
       try {
         const obj = mem.readPtr(ref + WR_OBJECT);
         if (obj === 0 || r.typeOf(obj).info.name === 'NoneType') continue; // a dead weakref
@@ -161,7 +173,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   }
   if (minor >= 12) {
     const eager = r.dictGetStr(md, '_eager_tasks');
-    if (eager !== 0) for (const t of setMembers(r, mem, eager, max + 1)) found.push({ task: t, eager: true });
+    if (eager !== 0) for (const t of setMembers(r, mem, eager, max + 1, typeName)) found.push({ task: t, eager: true });
   }
   if (found.length > max) {
     out.skipped = found.length - max;
@@ -209,6 +221,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       stack,
     } as AsyncTask & { waiter?: Address });
   }
+  state.plan = cached.allTouched();
   // a task awaiting another task: name it ("awaited by", seen from the parent)
   const byAddress = new Map(out.tasks.map((t) => [t.address, t.name]));
   for (const t of out.tasks as (AsyncTask & { waiter?: Address })[]) {

@@ -23,7 +23,7 @@ import { hostEnvironment } from '../../model/environment.ts';
 import type { Profile } from '../../model/profile.ts';
 import type { RecordProgress } from '../../model/progress.ts';
 import { withThreadRoots } from '../../model/query.ts';
-import { ProcessGoneError, PermissionError } from './memory.ts';
+import { ProcessGoneError, PermissionError, type Address } from './memory.ts';
 import { statStateLetter } from './threads.ts';
 import { syscalls } from './syscalls.ts';
 import { addCounts, CPU_RULE, emptyCounts, ProcessSampler, readCmdline, readCwd, readExe, type SamplerCounts, type ThreadSample } from './session.ts';
@@ -493,6 +493,8 @@ export class Recorder {
   private truncatedFrame = -1;
   /** `task NAME` marker frames by name */
   private taskMarkers = new Map<string, number>();
+  /** per task (address): its last chain and the stack it was recorded under */
+  private taskStacks = new Map<Address, { label: string; frames: Frame[]; stack: number }>();
   /** task samples recorded, and ticks where the tasks could not be read */
   taskSamples = 0;
   taskReadErrors = 0;
@@ -514,14 +516,23 @@ export class Recorder {
       if (t.state !== 'pending' || t.waitsOn === null) continue;
       // the task's name, unless it is asyncio's default ("Task-12"): then its coroutine's
       const label = `task ${/^Task-\d+$/.test(t.name) && t.coroutine ? t.coroutine : t.name}`;
-      let marker = this.taskMarkers.get(label);
-      if (marker === undefined) this.taskMarkers.set(label, (marker = this.builder.frame({ name: label, kind: 'marker' })));
-      let stack = this.builder.stack(-1, marker);
-      for (let j = t.stack.length - 1; j >= 0; j--) {
-        const f = t.stack[j]!;
-        let fi = a.frameIdx.get(f);
-        if (fi === undefined) a.frameIdx.set(f, (fi = this.frameOf(f, a.cwd)));
-        stack = this.builder.stack(stack, fi);
+      // a waiting task's chain rarely changes from one tick to the next (the Frame objects
+      // are shared): the last tick's stack index, when label and frames are the same
+      const last = this.taskStacks.get(t.address);
+      let stack: number;
+      if (last !== undefined && last.label === label && last.frames.length === t.stack.length && last.frames.every((f, i) => f === t.stack[i])) stack = last.stack;
+      else {
+        let marker = this.taskMarkers.get(label);
+        if (marker === undefined) this.taskMarkers.set(label, (marker = this.builder.frame({ name: label, kind: 'marker' })));
+        stack = this.builder.stack(-1, marker);
+        for (let j = t.stack.length - 1; j >= 0; j--) {
+          const f = t.stack[j]!;
+          let fi = a.frameIdx.get(f);
+          if (fi === undefined) a.frameIdx.set(f, (fi = this.frameOf(f, a.cwd)));
+          stack = this.builder.stack(stack, fi);
+        }
+        if (this.taskStacks.size > 4 * MAX_TASKS_PER_TICK) this.taskStacks.clear();
+        this.taskStacks.set(t.address, { label, frames: t.stack, stack });
       }
       this.builder.sample(stack, 1, th.idx, 'idle', sinceStartNs);
       this.rows++;
