@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stateSplits, statesPresent, wideBottoms } from '../../src/analysis/report.ts';
@@ -105,3 +105,31 @@ test('by file and by module: site-packages and stdlib paths become dotted module
   const files = aggregate(p, { by: 'file' }).rows.map((r) => r.label);
   assert.deepEqual(files, ['decoder.py', 'main.py', 'app.py', '__init__.py']);
 });
+
+// ---- golden outputs: the whole text, byte for byte (PYLENS_UPDATE_GOLDEN=1 rewrites them)
+
+const GOLDEN = join(import.meta.dirname, 'golden');
+
+for (const [name, args] of [
+  ['report-service.txt', []],
+  ['report-service-by-line.txt', ['--by', 'line']],
+  ['report-service-limit2.txt', ['--limit', '2', '--state', 'on-cpu']],
+] as const) {
+  test(`report golden output: ${name}`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pylens-report-'));
+    try {
+      const f = join(dir, 's.pylens');
+      writeFileSync(f, encodePylens(service()));
+      const r = spawnSync(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'report', f, ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const path = join(GOLDEN, name);
+      if (process.env.PYLENS_UPDATE_GOLDEN) {
+        mkdirSync(GOLDEN, { recursive: true });
+        writeFileSync(path, r.stdout);
+      }
+      assert.equal(r.stdout, readFileSync(path, 'utf8'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
