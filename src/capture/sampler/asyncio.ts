@@ -123,10 +123,26 @@ export interface AsyncReadState {
   plan: Address[];
   /** page buffers reused from read to read */
   pages: Uint8Array[];
+  /** per task: its last await chain and what proves it unchanged (see `awaitChainMemo`) */
+  chains: Map<Address, ChainMemo>;
+}
+
+/**
+ * A task's await chain as last read. Outer coroutines of a chain only move when control comes
+ * back to them, which needs the innermost one to resume: while the task, its coroutine, its
+ * waiter and the innermost coroutine's position (frame state and instruction) are the same,
+ * so is the whole chain.
+ */
+interface ChainMemo {
+  coro: Address;
+  waiter: Address;
+  inner: Address;
+  mark: string;
+  stack: Frame[];
 }
 
 export function newAsyncReadState(): AsyncReadState {
-  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: [] };
+  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: [], chains: new Map() };
 }
 
 export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress: Address, minor: number, opts: { max?: number; codeCache?: CodeCache; state?: AsyncReadState } = {}): AsyncTasks {
@@ -209,7 +225,17 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       coroutine = ct.info.name === 'coroutine' ? r.readStr(mem.readPtr(coro + off.coroQualname), 300) : typeName(ct.addr);
     }
     const waiter = mem.readPtr(task + off.futWaiter);
-    const stack = coro !== 0 ? awaitChain(r, layout, minor, coro, cache) : [];
+    let stack: Frame[] = [];
+    if (coro !== 0) {
+      const memo = state.chains.get(task);
+      if (memo !== undefined && memo.coro === coro && memo.waiter === waiter && positionMark(mem, layout, minor, memo.inner) === memo.mark) stack = memo.stack;
+      else {
+        const chain = awaitChain(r, layout, minor, coro, cache);
+        stack = chain.frames;
+        if (state.chains.size > 4 * max) state.chains.clear();
+        state.chains.set(task, { coro, waiter, inner: chain.inner, mark: positionMark(mem, layout, minor, chain.inner), stack });
+      }
+    }
     out.tasks.push({
       address: task,
       name: name ?? '?',
@@ -311,17 +337,29 @@ const F_STACKDEPTH_310 = 80;
 /** _PyInterpreterFrame.stacktop (int), 3.11–3.13 */
 const IFRAME_STACKTOP = 64;
 
-/** A task's await chain from its coroutine inwards, innermost first (AsyncTask.stack). */
-function awaitChain(r: ObjectReader, layout: Layout, minor: number, coro: Address, cache: CodeCache): Frame[] {
+/** A task's await chain from its coroutine inwards, innermost first (AsyncTask.stack), and its innermost coroutine. */
+function awaitChain(r: ObjectReader, layout: Layout, minor: number, coro: Address, cache: CodeCache): { frames: Frame[]; inner: Address } {
   const mem = r.mem;
   const outward: Frame[] = [];
+  let inner = coro;
   for (let c = coro, depth = 0; c !== 0 && depth < MAX_AWAIT_DEPTH; depth++) {
     const kind = r.typeOf(c).info.name;
     if (kind !== 'coroutine' && kind !== 'generator') break; // a FutureIter (awaiting a future), or something else awaitable
     const frame = coroFrame(mem, minor, c);
     if (frame === 0) break;
     outward.push(detachedFrame(mem, layout, minor, frame, cache));
+    inner = c;
     c = awaited(mem, layout, minor, c);
   }
-  return outward.reverse();
+  return { frames: outward.reverse(), inner };
+}
+
+/** Where a coroutine stands: its frame and instruction (3.8–3.10), or frame state and instruction (3.11+). */
+function positionMark(mem: ProcessMemory, layout: Layout, minor: number, coro: Address): string {
+  if (minor <= 10) {
+    const f = mem.readPtr(coro + CR_FRAME_PTR);
+    return f === 0 ? 'done' : `${f}:${mem.readI32(f + layout.frame.lasti!)}`;
+  }
+  const st = mem.read(coro + CR_FRAME_STATE[minor]!, 1)[0]!;
+  return `${st}:${mem.readPtr(coro + CR_IFRAME[minor]! + layout.frame.instr_ptr!)}`;
 }
