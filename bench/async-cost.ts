@@ -8,10 +8,11 @@
  *   node_modules/.bin/node bench/async-cost.ts [--tasks N] [--rate HZ] [--window S] [--python 3.12]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodePylens } from '../src/formats/pylens.ts';
+import { processCpuNs } from './sampler-floor.ts';
 import { argValue, CLI, exited, killChild, LineReader, machineLine, python, sleep, WORKLOADS } from './sampler-common.ts';
 
 const TASKS = Number(argValue('--tasks') ?? 1000);
@@ -20,25 +21,13 @@ const WINDOW_S = Number(argValue('--window') ?? 6);
 const WARMUP_S = 4;
 const MINOR = Number((argValue('--python') ?? '3.12').split('.')[1]);
 
-function cpuNs(pid: number): number {
-  let sum = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
-    } catch {
-      /* gone */
-    }
-  }
-  return sum;
-}
-
 async function run(pid: number, extra: string[], out: string): Promise<{ cpu: number; perTick: number }> {
   const rec: ChildProcess = spawn(process.execPath, [CLI, 'record', '-p', String(pid), '-r', String(RATE), '-d', String(WARMUP_S + WINDOW_S), '-q', '-o', out, ...extra], { stdio: ['ignore', 'ignore', 'inherit'] });
   await sleep(WARMUP_S * 1000);
-  const c0 = cpuNs(rec.pid!);
+  const c0 = processCpuNs(rec.pid!);
   const t0 = performance.now();
   await sleep(WINDOW_S * 1000);
-  const cpu = (cpuNs(rec.pid!) - c0) / ((performance.now() - t0) * 1e6);
+  const cpu = (processCpuNs(rec.pid!) - c0) / ((performance.now() - t0) * 1e6);
   await exited(rec);
   const p = decodePylens(readFileSync(out), out);
   return { cpu, perTick: Number(p.meta.extra?.asyncTaskSamples ?? 0) / Math.max(1, Number(p.meta.extra?.ticks)) };
