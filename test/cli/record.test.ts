@@ -59,7 +59,8 @@ test('record -p PID -d 1 writes a profile where hot() dominates', { skip: !py &&
   const child = await startHot(dir);
   try {
     const out = join(dir, 'r.pylens');
-    const r = spawnSync(process.execPath, [MAIN, 'record', '-p', String(child.pid), '-d', '1', '-o', out], { encoding: 'utf8' });
+    // wall-clock mode (-i): a sample a tick, however much CPU a loaded machine leaves the target
+    const r = spawnSync(process.execPath, [MAIN, 'record', '-i', '-p', String(child.pid), '-d', '1', '-o', out], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), out);
     assert.match(r.stderr, /pylens record: \d+ samples, 0 errors/);
