@@ -16,8 +16,7 @@
  */
 import type { Layout } from './layouts/types.ts';
 import type { Address, ProcessMemory } from './memory.ts';
-import { BadReadError } from './memory.ts';
-import { hasObjectLayout, Implausible, ObjectReader, type HintCache, type TypeInfo } from './threadnames.ts';
+import { hasObjectLayout, isTorn, ObjectReader, type HintCache, type TypeInfo } from './threadnames.ts';
 import { detachedFrame, PageCacheMemory, type CodeCache, type Frame } from './walker.ts';
 
 /** byte offsets in TaskObj (Modules/_asynciomodule.c as compiled; docs/asyncio/facts.md §1) and of cr_qualname (§4) */
@@ -256,11 +255,6 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     if (w !== undefined && byAddress.has(w)) t.awaitsTask = byAddress.get(w)!;
   }
   return out;
-}
-
-/** memory that changed under the read (freed, reused): the member is left out, counted */
-function isTorn(e: unknown): boolean {
-  return e instanceof BadReadError || e instanceof Implausible;
 }
 
 /** `_asyncio.Task` or a class deriving from it (tp_base chain, at most 16 deep) */

@@ -482,6 +482,13 @@ export class Recorder {
     return fi;
   }
 
+  /** the profile's frame for a walker Frame of process `a` (the walker shares Frame objects: memoised per object) */
+  private frameIndex(a: Attached, f: Frame): number {
+    let fi = a.frameIdx.get(f);
+    if (fi === undefined) a.frameIdx.set(f, (fi = this.frameOf(f, a.cwd)));
+    return fi;
+  }
+
   /** `process PID (command line)`, for process root frames */
   processLabel(pid: number): string {
     const cmd = this.seen.get(pid);
@@ -525,12 +532,7 @@ export class Recorder {
         let marker = this.taskMarkers.get(label);
         if (marker === undefined) this.taskMarkers.set(label, (marker = this.builder.frame({ name: label, kind: 'marker' })));
         stack = this.builder.stack(-1, marker);
-        for (let j = t.stack.length - 1; j >= 0; j--) {
-          const f = t.stack[j]!;
-          let fi = a.frameIdx.get(f);
-          if (fi === undefined) a.frameIdx.set(f, (fi = this.frameOf(f, a.cwd)));
-          stack = this.builder.stack(stack, fi);
-        }
+        for (let j = t.stack.length - 1; j >= 0; j--) stack = this.builder.stack(stack, this.frameIndex(a, t.stack[j]!));
         if (this.taskStacks.size > 4 * MAX_TASKS_PER_TICK) this.taskStacks.clear();
         this.taskStacks.set(t.address, { label, frames: t.stack, stack });
       }
@@ -571,13 +573,8 @@ export class Recorder {
       if (this.truncatedFrame < 0) this.truncatedFrame = this.builder.frame({ name: '[truncated]', kind: 'marker' });
       stack = this.builder.stack(-1, this.truncatedFrame);
     }
-    const cwd = a.cwd;
-    const memo = a.frameIdx;
     for (let j = same; j < n; j++) {
-      const f = frames[n - 1 - j]!;
-      let fi = memo.get(f);
-      if (fi === undefined) memo.set(f, (fi = this.frameOf(f, cwd)));
-      stack = this.builder.stack(stack, fi);
+      stack = this.builder.stack(stack, this.frameIndex(a, frames[n - 1 - j]!));
       stacks[j] = stack;
     }
     stacks.length = n;
@@ -644,10 +641,10 @@ export class Recorder {
   }
 }
 
-/** Sample process `pid` into a Profile. Attach errors (gone, permission, unsupported) throw. */
 /** tasks read per process and tick at most (record --async) */
 const MAX_TASKS_PER_TICK = 2000;
 
+/** Sample process `pid` into a Profile. Attach errors (gone, permission, unsupported) throw. */
 export async function sampleProcess(pid: number, opts: SampleOptions = {}): Promise<Profile> {
   return sampleAttached(ProcessSampler.attach(pid, { ...(opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}), ...(opts.blocking ? { blocking: true } : {}) }), opts);
 }

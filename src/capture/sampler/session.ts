@@ -14,15 +14,13 @@
  *   torn state.
  */
 import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
-import { release } from 'node:os';
-import { gunzipSync } from 'node:zlib';
 import type { SampleState } from '../../model/profile.ts';
 import { findPthreadTidOffset, gilHolder, gilStructAddress, gilStructOf, statStateLetter, taskIds } from './threads.ts';
 import { layoutForRuntime, readCodeObjectGeneration } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
 import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runtime.ts';
-import { mainInterpreter, ThreadNames } from './threadnames.ts';
+import { isTorn, mainInterpreter, ThreadNames } from './threadnames.ts';
 import { leafMarkRanges, listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { newAsyncReadState, readAsyncTasks, type AsyncTasks } from './asyncio.ts';
@@ -297,30 +295,6 @@ export function parseSched(buf: Buffer, n = buf.length): SchedInfo | undefined {
   const sw = schedField(buf, n, NR_SWITCHES, sum.end);
   return { execStartNs: e.value, sumNs: sum.value, switches: sw.value / 1e6 };
 }
-
-/**
- * The kernel brings a running thread's CPU accounting up to date at every scheduler tick,
- * 1/HZ (CONFIG_HZ from /boot/config-RELEASE or /proc/config.gz; 250 when neither is
- * readable, the commonest default). Cached.
- */
-export function schedulerTickNs(): number {
-  if (tickNs === undefined) {
-    let hz: number | undefined;
-    const grab = (text: string) => Number(/^CONFIG_HZ=(\d+)$/m.exec(text)?.[1]) || undefined;
-    try {
-      hz = grab(readFileSync(`/boot/config-${release()}`, 'latin1'));
-    } catch {
-      try {
-        hz = grab(gunzipSync(readFileSync('/proc/config.gz')).toString('latin1'));
-      } catch {
-        /* neither */
-      }
-    }
-    tickNs = 1e9 / (hz !== undefined && hz >= 24 && hz <= 10000 ? hz : 250);
-  }
-  return tickNs;
-}
-let tickNs: number | undefined;
 
 /** what the sampler last read of a thread's scheduler accounting, and what it judged then */
 export interface SchedSeen extends SchedInfo {
@@ -772,7 +746,7 @@ export class ProcessSampler {
       try {
         return readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, { ...opts, codeCache: this.codeCache, state: this.asyncState });
       } catch (e) {
-        if (attempt >= 5 || !(e instanceof BadReadError || (e instanceof Error && e.constructor.name === 'Implausible'))) throw e;
+        if (attempt >= 5 || !isTorn(e)) throw e;
       }
     }
   }

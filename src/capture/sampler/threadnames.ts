@@ -57,7 +57,8 @@ function dv(b: Uint8Array): DataView {
 }
 
 /** Torn or implausible data: swallowed (the lookup gives up). Everything else propagates. */
-function isTorn(e: unknown): boolean {
+/** a read that met memory changing under it (BadReadError) or data that is not what it should be */
+export function isTorn(e: unknown): boolean {
   return e instanceof BadReadError || e instanceof Implausible;
 }
 

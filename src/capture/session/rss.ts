@@ -28,7 +28,9 @@ export function readRss(pid: number): number | undefined {
 }
 
 export class RssPoller {
-  private readonly series: RssSeries = { times: [], bytes: [], pids: [] };
+  private readonly times: number[] = [];
+  private readonly bytes: number[] = [];
+  /** the processes read at least once, in the order first read */
   private readonly seen = new Set<number>();
   private readonly t0 = performance.now();
   private timer: NodeJS.Timeout | undefined;
@@ -52,14 +54,11 @@ export class RssPoller {
       if (r === undefined) continue;
       any = true;
       sum += r;
-      if (!this.seen.has(p)) {
-        this.seen.add(p);
-        this.series.pids.push(p);
-      }
+      this.seen.add(p);
     }
     if (!any) return;
-    this.series.times.push((performance.now() - this.t0) / 1000);
-    this.series.bytes.push(sum);
+    this.times.push((performance.now() - this.t0) / 1000);
+    this.bytes.push(sum);
   }
 
   /** stop polling (one last reading first) and return the series */
@@ -69,7 +68,7 @@ export class RssPoller {
       clearInterval(this.timer);
       this.timer = undefined;
     }
-    return this.series;
+    return { times: this.times, bytes: this.bytes, pids: [...this.seen] };
   }
 }
 
