@@ -481,7 +481,13 @@ test('record --native --idle: idle threads get the stack where they last left th
   try {
     await firstLine(work, PY311);
     const out = join(dir, 'idle.pylens');
+    // the hot thread's time waiting for a CPU (schedstat run_delay) over the recording: a
+    // loaded machine preempts it, and those samples rightly get its switch-out, in the scheduler
+    const runDelayNs = () => Number(readFileSync(`/proc/${work.pid}/task/${work.pid}/schedstat`, 'latin1').split(' ')[1]);
+    const delay0 = runDelayNs();
+    const wall0 = performance.now();
     const r = spawnSync(process.execPath, [MAIN, 'record', '--native', '--idle', '-p', String(work.pid), '-d', '3', '-o', out], { encoding: 'utf8' });
+    const waitShare = Math.min(1, (runDelayNs() - delay0) / ((performance.now() - wall0) * 1e6));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /switch-outs for idle samples/);
     assert.match(r.stderr, /[\d,]+ of [\d,]+ idle samples got the stack of their thread’s last switch-out/);
@@ -499,7 +505,7 @@ test('record --native --idle: idle threads get the stack where they last left th
       if (tail.some((f) => f.name === (fn === 'sleeper' ? 'time_sleep' : fn === 'reader' ? 'os_read' : 'builtin_sum'))) e.named++;
       if (tail.some((f) => f.kind === 'kernel' && /schedule/.test(f.name))) e.kernel++;
     }
-    const summary = JSON.stringify(by);
+    const summary = `${JSON.stringify(by)}; hot thread waited for a CPU ${(100 * waitShare).toFixed(1)} % of the time`;
     console.log(`idle: ${summary}; ${r.stderr.split('\n').find((l) => /native frames/.test(l))}`);
     // three threads for 3 s at 100 Hz: ~300 samples each
     for (const fn of ['sleeper', 'reader', 'stuck', 'hot']) assert.ok((by[fn]?.n ?? 0) >= 150, `${fn}: ${summary}`);
@@ -510,9 +516,10 @@ test('record --native --idle: idle threads get the stack where they last left th
     }
     // blocked since before perf started: no switch-out to take, Python frames only
     assert.equal(by.stuck!.spliced, 0, summary);
-    // the hot thread runs sum() in C most of the time, and is rarely seen in the scheduler
-    assert.ok(by.hot!.named >= 0.5 * by.hot!.n, summary);
-    assert.ok(by.hot!.kernel <= 0.2 * by.hot!.n, summary);
+    // the hot thread runs sum() in C most of the time, and is seen in the scheduler only
+    // when it waits: for the GIL (the other threads wake), or for a CPU (preempted, measured)
+    assert.ok(by.hot!.named >= 0.5 * (1 - waitShare) * by.hot!.n, summary);
+    assert.ok(by.hot!.kernel <= (0.2 + waitShare) * by.hot!.n, summary);
   } finally {
     work.kill('SIGKILL');
   }

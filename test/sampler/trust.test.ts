@@ -51,9 +51,11 @@ for (const py of pythons) {
       const n = p.samples.length;
       t.diagnostic(`${n} samples: ${r.whole} whole, ${r.marked} marked, ${r.cut} cut; ${samplerQuality(p.meta)}`);
       assert.ok(n > 300, `${n} samples`);
-      // the bench (bench/sampler-cuts.ts) measures 0 % unmarked and ≤ 2.5 % marked; a loaded CI machine gets slack on the marked share only
+      // the bench (bench/sampler-cuts.ts) measures 0 % unmarked and ≤ 2.5 % marked; a loaded CI machine gets slack on the marked share only:
+      // 6 %, or 12 % when the load made the stops after torn reads slow enough to spend their 1 % budget (they are what keeps the share low)
       assert.ok(r.cut <= 0.005 * n, `${r.cut} of ${n} stacks cut without a mark, e.g. ${r.examples[0]}`);
-      assert.ok(r.marked <= 0.06 * n, `${r.marked} of ${n} stacks marked [truncated]`);
+      const budgetSpent = Number(p.meta.extra!.pauseBudgetSkips) > 0;
+      assert.ok(r.marked <= (budgetSpent ? 0.12 : 0.06) * n, `${r.marked} of ${n} stacks marked [truncated]${budgetSpent ? ' (stop budget spent)' : ''}`);
       assert.equal(r.marked, Number(p.meta.extra!.truncatedSamples), 'the mark and the count agree');
       assert.ok(Number(p.meta.extra!.retriedWalks) > 0, 'churn tears some reads, and they are read again');
     } finally {

@@ -46,6 +46,8 @@ export function samplerQuality(meta: QualityMeta): string | undefined {
   }
   const failures = num(x, 'pauseFailures');
   if (failures) parts.push(`${groupDigits(failures)} stops failed`);
+  const skips = num(x, 'pauseBudgetSkips');
+  if (skips) parts.push(`${groupDigits(skips)} stops after torn reads skipped (the 1 % stop budget was spent)`);
   const ticks = num(x, 'ticks');
   const missed = num(x, 'missedTicks');
   if (missed) parts.push(`${groupDigits(missed)} of ${groupDigits(ticks + missed)} ticks missed`);
