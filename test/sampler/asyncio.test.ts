@@ -92,7 +92,7 @@ test('record --async: a sample per waiting task each tick, its await chain under
       if (!names[0]!.startsWith('task ')) continue;
       assert.equal(p.samples.state[i], SampleStateCode.idle);
       const k = names.join(' > ');
-      paths.set(k, (paths.get(k) ?? 0) + 1);
+      paths.set(k, (paths.get(k) ?? 0) + p.samples.values[0]![i]!);
     }
     const ticks = Number(p.meta.extra?.ticks);
     // every waiting task in every tick: five tasks, named ones by name, the others by coroutine
@@ -100,6 +100,73 @@ test('record --async: a sample per waiting task each tick, its await chain under
       assert.ok((paths.get(k) ?? 0) >= 0.9 * ticks, `${k}: ${paths.get(k)} of ${ticks} ticks; ${JSON.stringify([...paths])}`);
     }
     assert.equal(Number(p.meta.extra?.asyncTaskSamples), [...paths.values()].reduce((a, b) => a + b, 0));
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tasks read in turn: with a stride of 4, each task is read once in every 4 reads, and the registry still counts them all', { timeout: 30_000 }, async () => {
+  const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
+  const child = spawn(py.exe, [SCRIPT], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await firstLine(child, 'async_tasks.py');
+    const s = ProcessSampler.attach(child.pid!);
+    try {
+      const all = s.asyncTasks().tasks.map((t) => t.address).sort();
+      assert.equal(all.length, 5);
+      for (let round = 0; round < 3; round++) {
+        const seen: number[] = [];
+        for (let i = 0; i < 4; i++) {
+          const a = s.asyncTasks({ stride: 4 });
+          assert.equal(a.stride, 4);
+          assert.equal(a.registered, 5);
+          seen.push(...a.tasks.map((t) => t.address));
+        }
+        // the read after the unstrided one starts a turn: four reads cover every task once
+        assert.deepEqual(seen.sort(), all, `round ${round}`);
+      }
+    } finally {
+      s.close();
+    }
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('record --async on 1,000 tasks: the cost stays bounded by reading tasks in turn, and the weights still add up to every waiting task each tick', { timeout: 60_000 }, async () => {
+  const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
+  const child = spawn(py.exe, [join(import.meta.dirname, '../../bench/workloads/tasks.py'), '1000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-async-'));
+  try {
+    await firstLine(child, 'tasks.py');
+    const out = join(dir, 'a.pylens');
+    const r = spawnSync(process.execPath, [MAIN, 'record', '--async', '-p', String(child.pid), '-d', '3', '-o', out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /[\d,]+ asyncio task samples/);
+    const p = decodePylens(readFileSync(out), out);
+    const x = p.meta.extra!;
+    let weight = 0;
+    let rows = 0;
+    let chains = 0;
+    for (let i = 0; i < p.samples.length; i++) {
+      const names = stackFrames(p, p.samples.stack[i]!).map((f) => frameInfo(p, f).name);
+      if (!names[0]!.startsWith('task ')) continue;
+      const w = p.samples.values[0]![i]!;
+      weight += w;
+      rows++;
+      if (names.join(' > ') === 'task worker > worker > middle > leaf > sleep') chains += w;
+    }
+    const ticks = Number(x.ticks);
+    {
+      // nearly all 1,000 tasks wait at any moment (each runs for microseconds between sleeps)
+      const perTick = weight / ticks;
+      assert.ok(perTick > 850 && perTick < 1100, `${perTick.toFixed(0)} task samples per tick (${weight} over ${ticks} ticks, stride ${x.asyncTaskStride})`);
+    }
+    assert.equal(Number(x.asyncTaskSamples), weight);
+    assert.ok(chains >= 0.95 * weight, `the whole chain in ${chains} of ${weight}`);
+    // one row per distinct stack and tick, not one per task
+    assert.ok(rows < weight / 10, `${rows} rows for ${weight} task samples`);
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

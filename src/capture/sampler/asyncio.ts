@@ -73,45 +73,22 @@ export interface AsyncTasks {
   unsupported: number;
   /** members past `max` */
   skipped: number;
+  /**
+   * tasks are read in turn (opts.stride): each task once every `stride` reads, so a task read
+   * now stands for `stride` reads (its sample weight); 1 when every task was read
+   */
+  stride: number;
+  /** tasks in the registry, read or not (weakrefs of tasks just gone included) */
+  registered: number;
   /** members that changed while being read (a task finishing, a weakref dying): left out */
   torn: number;
 }
 
 /**
- * The members of a set object, empty and deleted slots skipped: a deleted slot holds the
- * dummy object, whose type is "<dummy key> type" (a NULL type is taken as a dummy too); a
- * member freed meanwhile is skipped.
- */
-function setMembers(r: ObjectReader, mem: ProcessMemory, set: Address, max: number, typeName: (t: Address) => string): Address[] {
-  const mask = Number(mem.readU64(set + SET_MASK));
-  if (mask < 7 || mask > 1 << 24 || ((mask + 1) & mask) !== 0) return [];
-  const table = mem.readPtr(set + SET_TABLE);
-  const bytes = mem.read(table, (mask + 1) * 16);
-  const d = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: Address[] = [];
-  for (let i = 0; i <= mask && out.length < max; i++) {
-    const key = Number(d.getBigUint64(i * 16, true));
-    if (key === 0) continue;
-    try {
-      const type = mem.readPtr(key + r.L.object.ob_type);
-      if (type === 0 || typeName(type) === DUMMY_TYPE) continue;
-    } catch (e) {
-      if (isTorn(e)) continue;
-      throw e;
-    }
-    out.push(key);
-  }
-  return out;
-}
-
-/**
- * Every task in the registry of the interpreter at `interpAddress`. Throws on unreadable
- * memory (the caller decides); an interpreter without asyncio gives `asyncio: false`.
- */
-/**
  * What a sampler keeps from one read of the tasks to the next (it drops it when it drops its
  * code cache: objects may be freed and their addresses reused): builtin types, where dict keys
- * were found (sys.modules is large), type names and which types are tasks.
+ * were found (sys.modules is large), type names and which types are tasks, where the registry
+ * sets are, and each task as last read.
  */
 export interface AsyncReadState {
   staticTypes: Map<Address, TypeInfo>;
@@ -122,38 +99,86 @@ export interface AsyncReadState {
   plan: Address[];
   /** page buffers reused from read to read */
   pages: Uint8Array[];
-  /** per task: its last await chain and what proves it unchanged (see `awaitChainMemo`) */
-  chains: Map<Address, ChainMemo>;
+  /** with a stride: the pages of each turn (plan is then unused), by turn */
+  turnPlans: Map<number, Address[]>;
+  turnStride: number;
+  /** reads made: which turn is next */
+  reads: number;
+  /** per task: what it was last read as, and what proves it unchanged (see `TaskMemo`) */
+  chains: Map<Address, TaskMemo>;
+  /** the registry sets, found through sys.modules: looked up again every REGISTRY_REFRESH_MS or when one stops being a set */
+  registry: Registry | undefined;
+  /** the set's deleted-slot marker object and None, once seen (0 until then) */
+  dummy: Address;
+  none: Address;
+  /** coroutine / generator types by address: 'coroutine', 'generator' or '' (anything else) */
+  coroKinds: Map<Address, string>;
 }
 
+interface Registry {
+  at: number;
+  interp: Address;
+  asyncio: boolean;
+  /** the set objects: a WeakSet's `data` (members are weakrefs) or `_eager_tasks` (members are tasks) */
+  sets: { set: Address; weak: boolean }[];
+  setType: Address;
+}
+
+const REGISTRY_REFRESH_MS = 1000;
+
 /**
- * A task's await chain as last read. Outer coroutines of a chain only move when control comes
- * back to them, which needs the innermost one to resume: while the task, its coroutine, its
- * waiter and the innermost coroutine's position (frame state and instruction) are the same,
- * so is the whole chain.
+ * A task as last read. Outer coroutines of a chain only move when control comes back to them,
+ * which needs the innermost one to resume: while the task's type, state, name, coroutine and
+ * waiter and the innermost coroutine's position (frame and instruction) are the same, so is
+ * the whole task, and its last `AsyncTask` object is given again.
  */
-interface ChainMemo {
+interface TaskMemo {
+  type: Address;
+  stateWord: number;
+  nameObj: Address;
   coro: Address;
   waiter: Address;
+  /** the waiter is a task: its name is looked up among this read's tasks */
+  waiterIsTask: boolean;
+  /** the read that last gave it: memos of tasks not read for a while are dropped */
+  seen: number;
   inner: Address;
-  mark: string;
-  stack: Frame[];
+  markA: number;
+  markB: number;
+  task: AsyncTask;
 }
 
 export function newAsyncReadState(): AsyncReadState {
-  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: [], chains: new Map() };
+  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: [], chains: new Map(), registry: undefined, dummy: 0, none: 0, coroKinds: new Map(), turnPlans: new Map(), turnStride: 1, reads: 0 };
 }
 
-export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress: Address, minor: number, opts: { max?: number; codeCache?: CodeCache; state?: AsyncReadState } = {}): AsyncTasks {
-  const out: AsyncTasks = { asyncio: false, tasks: [], unsupported: 0, skipped: 0, torn: 0 };
+/**
+ * Every task in the registry of the interpreter at `interpAddress`. Throws on unreadable
+ * memory (the caller decides); an interpreter without asyncio gives `asyncio: false`.
+ *
+ * Made to be called every tick on thousands of tasks: the pages the last call read are
+ * fetched together first, and a task whose fields and innermost position did not change costs
+ * three small reads (its weakref, itself, its innermost coroutine) and gives the same object.
+ */
+export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress: Address, minor: number, opts: { max?: number; codeCache?: CodeCache; state?: AsyncReadState; stride?: number } = {}): AsyncTasks {
+  const stride = Math.max(1, Math.floor(opts.stride ?? 1));
+  const out: AsyncTasks = { asyncio: false, tasks: [], unsupported: 0, skipped: 0, torn: 0, stride, registered: 0 };
   const off = OFFSETS[minor];
   if (!off || !hasObjectLayout(layout) || interpAddress === 0) return out;
   const max = opts.max ?? 10_000;
   const state = opts.state ?? newAsyncReadState();
+  const now = ++state.reads;
+  // with a stride, this read takes the tasks whose turn it is: those whose address hashes to it
+  const turn = now % stride;
+  if (stride !== state.turnStride) {
+    state.turnPlans.clear();
+    state.turnStride = stride;
+  }
+  const plan = stride === 1 ? state.plan : (state.turnPlans.get(turn) ?? []);
   const cached = new PageCacheMemory(mem, state.pages);
-  if (state.plan.length > 0) cached.prefetch(state.plan);
-  mem = cached;
-  const r = new ObjectReader(mem, layout, { staticTypes: state.staticTypes, hints: state.hints });
+  if (plan.length > 0) cached.prefetch(plan);
+  const m = cached;
+  const r = new ObjectReader(m, layout, { staticTypes: state.staticTypes, hints: state.hints });
   const typeName = (type: Address): string => {
     let n = state.typeNames.get(type);
     if (n === undefined) state.typeNames.set(type, (n = r.typeName(type)));
@@ -161,100 +186,222 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   };
   // code objects: the caller's cache when it keeps one (the sampler's, flushed as it flushes)
   const cache: CodeCache = opts.codeCache ?? new Map();
-  const modules = mem.readPtr(interpAddress + layout.interp.modules);
-  if (modules === 0) return out;
-  const mod = r.dictGetStr(modules, 'asyncio.tasks');
-  if (mod === 0 || !r.isBuiltin(mod, 'module')) return out;
+  const reg = registry(r, m, layout, minor, interpAddress, state);
+  if (!reg.asyncio) return out;
   out.asyncio = true;
-  const md = mem.readPtr(mod + layout.module.md_dict);
-  // (task address, eager?) from each registry
-  const found: { task: Address; eager: boolean }[] = [];
-  const weakSets = minor >= 12 ? ['_scheduled_tasks'] : ['_all_tasks'];
-  for (const name of weakSets) {
-    const ws = r.dictGetStr(md, name);
-    if (ws === 0) continue;
-    const data = r.instanceAttr(ws, 'data');
-    if (data === 0) continue;
-    for (const ref of setMembers(r, mem, data, max + 1, typeName)) {
+  const OB_TYPE = layout.object.ob_type;
+  // the tasks of every registry set; those from `_eager_tasks` (last) from eagerFrom.index on
+  const found: Address[] = [];
+  const eagerFrom = { index: -1 };
+  for (const { set, weak } of reg.sets) {
+    if (!weak) eagerFrom.index = found.length;
+    const hv = m.viewFor(set + SET_MASK, 16);
+    const ho = m.at;
+    const mask = Number(hv.getBigUint64(ho, true));
+    if (mask < 7 || mask > 1 << 24 || ((mask + 1) & mask) !== 0) continue;
+    const table = Number(hv.getBigUint64(ho + 8, true));
+    const bytes = m.read(table, (mask + 1) * 16);
+    const d = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i <= mask && found.length <= max; i++) {
+      const key = d.getUint32(i * 16, true) + d.getUint32(i * 16 + 4, true) * 4294967296;
+      if (key === 0 || key === state.dummy) continue;
+      out.registered++;
+      if (stride > 1 && turnOf(key, stride) !== turn) continue;
       try {
-        const obj = mem.readPtr(ref + WR_OBJECT);
-        if (obj === 0 || r.typeOf(obj).info.name === 'NoneType') continue; // a dead weakref
-        found.push({ task: obj, eager: false });
+        if (!weak) {
+          if (isDummy(key)) {
+            out.registered--;
+            continue;
+          }
+          found.push(key);
+          continue;
+        }
+        // a weakref: its type and wr_object, one read
+        const v = m.viewFor(key, WR_OBJECT + 8);
+        const o = m.at;
+        const type = u64(v, o + OB_TYPE);
+        if (type === 0) continue;
+        if (state.dummy === 0 && typeName(type) === DUMMY_TYPE) {
+          state.dummy = key;
+          out.registered--;
+          continue;
+        }
+        const obj = u64(v, o + WR_OBJECT);
+        if (obj === 0 || obj === state.none) continue; // a dead weakref
+        if (state.none === 0 && typeName(m.readPtr(obj + OB_TYPE)) === 'NoneType') {
+          state.none = obj;
+          continue;
+        }
+        found.push(obj);
       } catch (e) {
         if (!isTorn(e)) throw e;
         out.torn++;
       }
     }
   }
-  if (minor >= 12) {
-    const eager = r.dictGetStr(md, '_eager_tasks');
-    if (eager !== 0) for (const t of setMembers(r, mem, eager, max + 1, typeName)) found.push({ task: t, eager: true });
+  function isDummy(key: Address): boolean {
+    const type = m.readPtr(key + OB_TYPE);
+    if (type === 0) return true;
+    if (typeName(type) !== DUMMY_TYPE) return false;
+    state.dummy = key;
+    return true;
   }
   if (found.length > max) {
     out.skipped = found.length - max;
     found.length = max;
   }
-  for (const { task, eager } of found) {
+  let waitingOnTasks = false;
+  for (let i = 0; i < found.length; i++) {
+    const task = found[i]!;
     try {
-      readTask(task, eager);
+      const t = readTask(task, eagerFrom.index >= 0 && i >= eagerFrom.index);
+      if (t === undefined) continue;
+      out.tasks.push(t);
     } catch (e) {
       if (!isTorn(e)) throw e;
       out.torn++;
     }
   }
-  function readTask(task: Address, eager: boolean): void {
-    const type = r.typeOf(task);
-    let isTask = state.taskTypes.get(type.addr);
-    if (isTask === undefined) state.taskTypes.set(type.addr, (isTask = isCTask(r, type.addr)));
+  // a task awaiting another task: name it ("awaited by", seen from the parent), as last read
+  if (waitingOnTasks) {
+    for (const t of out.tasks) {
+      const memo = state.chains.get(t.address)!;
+      const name = memo.waiterIsTask ? state.chains.get(memo.waiter)?.task.name : undefined;
+      if (name !== undefined) t.awaitsTask = name;
+      else delete t.awaitsTask;
+    }
+  }
+  // forget the tasks not read for two turns: gone (their addresses will be reused)
+  if (now % 64 === 0) for (const [a, memo] of state.chains) if (now - memo.seen > 2 * stride + 64) state.chains.delete(a);
+  if (stride === 1) state.plan = cached.allTouched();
+  else state.turnPlans.set(turn, cached.allTouched());
+  return out;
+
+  function readTask(task: Address, eager: boolean): AsyncTask | undefined {
+    // the fields, one read (TaskOffsets are in ascending order up to `name`)
+    const v = m.viewFor(task, off!.name + 8);
+    const o = m.at;
+    const type = u64(v, o + OB_TYPE);
+    let isTask = state.taskTypes.get(type);
+    if (isTask === undefined) state.taskTypes.set(type, (isTask = isCTask(r, type)));
     if (!isTask) {
       out.unsupported++;
-      return;
+      return undefined;
     }
-    const stateWord = mem.readU32(task + off.state);
-    const nameObj = mem.readPtr(task + off.name);
-    let name = nameObj ? r.readStr(nameObj, 200) : null;
-    if (name === null && nameObj) {
-      const n = r.readInt(nameObj);
-      name = n !== null ? `Task-${n}` : null;
-    }
-    const coro = mem.readPtr(task + off.coro);
-    let coroutine: string | null = null;
-    if (coro !== 0) {
-      const ct = r.typeOf(coro);
-      coroutine = ct.info.name === 'coroutine' ? r.readStr(mem.readPtr(coro + off.coroQualname), 300) : typeName(ct.addr);
-    }
-    const waiter = mem.readPtr(task + off.futWaiter);
-    let stack: Frame[] = [];
-    if (coro !== 0) {
-      const memo = state.chains.get(task);
-      if (memo !== undefined && memo.coro === coro && memo.waiter === waiter && positionMark(mem, layout, minor, memo.inner) === memo.mark) stack = memo.stack;
-      else {
-        const chain = awaitChain(r, layout, minor, coro, cache);
-        stack = chain.frames;
-        if (state.chains.size > 4 * max) state.chains.clear();
-        state.chains.set(task, { coro, waiter, inner: chain.inner, mark: positionMark(mem, layout, minor, chain.inner), stack });
+    const stateWord = v.getUint32(o + off!.state, true);
+    const nameObj = u64(v, o + off!.name);
+    const coro = u64(v, o + off!.coro);
+    const waiter = u64(v, o + off!.futWaiter);
+    const memo = state.chains.get(task);
+    if (memo !== undefined && memo.type === type && memo.coro === coro && memo.waiter === waiter && memo.nameObj === nameObj && memo.stateWord === stateWord && memo.task.eager === eager) {
+      positionMark(m, layout, minor, memo.inner);
+      if (markA === memo.markA && markB === memo.markB) {
+        if (memo.waiterIsTask) waitingOnTasks = true;
+        memo.seen = now;
+        return memo.task;
       }
     }
-    out.tasks.push({
+    let name: string | null;
+    if (memo !== undefined && memo.nameObj === nameObj) name = memo.task.name;
+    else {
+      name = nameObj ? r.readStr(nameObj, 200) : null;
+      if (name === null && nameObj) {
+        const n = r.readInt(nameObj);
+        name = n !== null ? `Task-${n}` : null;
+      }
+    }
+    let coroutine: string | null = null;
+    if (memo !== undefined && memo.coro === coro) coroutine = memo.task.coroutine;
+    else if (coro !== 0) {
+      const ct = m.readPtr(coro + OB_TYPE);
+      coroutine = coroKind(ct) === 'coroutine' ? r.readStr(m.readPtr(coro + off!.coroQualname), 300) : typeName(ct);
+    }
+    let waiterType = 0;
+    if (waiter !== 0) waiterType = m.readPtr(waiter + OB_TYPE);
+    const waiterIsTask = waiter !== 0 && (state.taskTypes.get(waiterType) ?? isCTaskCached(waiterType));
+    if (waiterIsTask) waitingOnTasks = true;
+    let stack: Frame[] = [];
+    let inner = 0;
+    if (coro !== 0) {
+      const chain = awaitChain(m, layout, minor, coro, cache, coroKind);
+      stack = chain.frames;
+      inner = chain.inner;
+    }
+    positionMark(m, layout, minor, inner);
+    const t: AsyncTask = {
       address: task,
       name: name ?? '?',
       state: STATES[stateWord] ?? 'pending',
       coroutine,
-      waitsOn: waiter === 0 ? null : typeName(r.typeOf(waiter).addr),
-      ...(waiter !== 0 ? { waiter } : {}),
+      waitsOn: waiter === 0 ? null : typeName(waiterType),
       eager,
       stack,
-    } as AsyncTask & { waiter?: Address });
+    };
+    state.chains.set(task, { type, stateWord, nameObj, coro, waiter, waiterIsTask, seen: now, inner, markA, markB, task: t });
+    return t;
   }
-  state.plan = cached.allTouched();
-  // a task awaiting another task: name it ("awaited by", seen from the parent)
-  const byAddress = new Map(out.tasks.map((t) => [t.address, t.name]));
-  for (const t of out.tasks as (AsyncTask & { waiter?: Address })[]) {
-    const w = t.waiter;
-    delete t.waiter;
-    if (w !== undefined && byAddress.has(w)) t.awaitsTask = byAddress.get(w)!;
+  function isCTaskCached(type: Address): boolean {
+    const is = isCTask(r, type);
+    state.taskTypes.set(type, is);
+    return is;
   }
-  return out;
+  function coroKind(type: Address): string {
+    let k = state.coroKinds.get(type);
+    if (k === undefined) {
+      const n = typeName(type);
+      state.coroKinds.set(type, (k = n === 'coroutine' || n === 'generator' ? n : ''));
+    }
+    return k;
+  }
+}
+
+/** a little-endian word below 2^53 (an address) */
+function u64(v: DataView, at: number): number {
+  return v.getUint32(at, true) + v.getUint32(at + 4, true) * 4294967296;
+}
+
+/**
+ * which turn of `stride` the weakref (or task) at `addr` is read on: its 1 KiB block hashed, so
+ * that a turn's objects share pages (fewer to fetch) while turns stay about the same size
+ */
+function turnOf(addr: Address, stride: number): number {
+  let h = Math.imul(Math.floor(addr / 1024) >>> 0, 0x9e3779b1);
+  h ^= h >>> 15;
+  return (Math.imul(h, 0x85ebca6b) >>> 0) % stride;
+}
+
+/**
+ * Where the registry sets are: `asyncio.tasks` in sys.modules, then its `_all_tasks` WeakSet's
+ * `data` (3.8–3.11), or `_scheduled_tasks`' `data` and `_eager_tasks` (3.12+). Kept for
+ * REGISTRY_REFRESH_MS while each set object still has the set type.
+ */
+function registry(r: ObjectReader, m: ProcessMemory, layout: Layout, minor: number, interp: Address, state: AsyncReadState): Registry {
+  const now = performance.now();
+  const last = state.registry;
+  if (last !== undefined && last.interp === interp && now - last.at < REGISTRY_REFRESH_MS) {
+    if (!last.asyncio) return last;
+    if (last.sets.every(({ set }) => m.readPtr(set + layout.object.ob_type) === last.setType)) return last;
+  }
+  const reg: Registry = { at: now, interp, asyncio: false, sets: [], setType: 0 };
+  state.registry = reg;
+  const modules = m.readPtr(interp + layout.interp.modules);
+  if (modules === 0) return reg;
+  const mod = r.dictGetStr(modules, 'asyncio.tasks');
+  if (mod === 0 || !r.isBuiltin(mod, 'module')) return reg;
+  reg.asyncio = true;
+  const md = m.readPtr(mod + layout.module!.md_dict);
+  for (const name of minor >= 12 ? ['_scheduled_tasks'] : ['_all_tasks']) {
+    const ws = r.dictGetStr(md, name);
+    if (ws === 0) continue;
+    const data = r.instanceAttr(ws, 'data');
+    if (data !== 0 && r.isBuiltin(data, 'set')) reg.sets.push({ set: data, weak: true });
+  }
+  if (minor >= 12) {
+    const eager = r.dictGetStr(md, '_eager_tasks');
+    if (eager !== 0 && r.isBuiltin(eager, 'set')) reg.sets.push({ set: eager, weak: false });
+  }
+  if (reg.sets.length > 0) reg.setType = m.readPtr(reg.sets[0]!.set + layout.object.ob_type);
+  return reg;
 }
 
 /** `_asyncio.Task` or a class deriving from it (tp_base chain, at most 16 deep) */
@@ -279,7 +426,7 @@ const RESUME_OPS: Record<number, ReadonlySet<number>> = { 11: new Set([150, 151]
 const MAX_AWAIT_DEPTH = 64;
 
 /** The frame of a coroutine or generator object, or 0 when it has none (finished). */
-function coroFrame(mem: ProcessMemory, minor: number, coro: Address): Address {
+function coroFrame(mem: PageCacheMemory, minor: number, coro: Address): Address {
   return minor <= 10 ? mem.readPtr(coro + CR_FRAME_PTR) : coro + CR_IFRAME[minor]!;
 }
 
@@ -287,7 +434,7 @@ function coroFrame(mem: ProcessMemory, minor: number, coro: Address): Address {
  * What a suspended coroutine awaits (CPython's `_PyGen_yf`, per version: docs/asyncio/facts.md
  * §5), or 0: running, not started, finished, or suspended on a plain yield.
  */
-function awaited(mem: ProcessMemory, layout: Layout, minor: number, coro: Address): Address {
+function awaited(mem: PageCacheMemory, layout: Layout, minor: number, coro: Address): Address {
   if (minor <= 10) {
     const f = mem.readPtr(coro + CR_FRAME_PTR);
     if (f === 0) return 0;
@@ -298,23 +445,22 @@ function awaited(mem: ProcessMemory, layout: Layout, minor: number, coro: Addres
     if (minor <= 9) {
       const top = mem.readPtr(f + F_STACKTOP_39);
       if (top === 0) return 0;
-      if (mem.read(data + lasti + 2, 1)[0] !== YIELD_FROM) return 0;
+      if (mem.readU8(data + lasti + 2) !== YIELD_FROM) return 0;
       return mem.readPtr(top - 8);
     }
-    if (mem.read(data + (lasti + 1) * 2, 1)[0] !== YIELD_FROM) return 0;
+    if (mem.readU8(data + (lasti + 1) * 2) !== YIELD_FROM) return 0;
     const depth = mem.readI32(f + F_STACKDEPTH_310);
     if (depth < 1) return 0;
     return mem.readPtr(mem.readPtr(f + F_VALUESTACK_310) + 8 * (depth - 1));
   }
   const frame = coro + CR_IFRAME[minor]!;
-  const state = (mem.read(coro + CR_FRAME_STATE[minor]!, 1)[0]! << 24) >> 24; // int8
+  const state = (mem.readU8(coro + CR_FRAME_STATE[minor]!) << 24) >> 24; // int8
   if (minor >= 13) {
     if (state !== -1) return 0; // FRAME_SUSPENDED_YIELD_FROM
   } else {
     if (state === -2 || state > 3) return 0; // created, cleared
     const prev = mem.readPtr(frame + layout.frame.instr_ptr!);
-    const next = mem.read(prev + 2, 2);
-    if (!RESUME_OPS[minor]!.has(next[0]!) || next[1]! < 2) return 0;
+    if (!RESUME_OPS[minor]!.has(mem.readU8(prev + 2)) || mem.readU8(prev + 3) < 2) return 0;
   }
   const stacktop = mem.readI32(frame + IFRAME_STACKTOP);
   if (stacktop < 1) return 0;
@@ -332,13 +478,11 @@ const F_STACKDEPTH_310 = 80;
 const IFRAME_STACKTOP = 64;
 
 /** A task's await chain from its coroutine inwards, innermost first (AsyncTask.stack), and its innermost coroutine. */
-function awaitChain(r: ObjectReader, layout: Layout, minor: number, coro: Address, cache: CodeCache): { frames: Frame[]; inner: Address } {
-  const mem = r.mem;
+function awaitChain(mem: PageCacheMemory, layout: Layout, minor: number, coro: Address, cache: CodeCache, kindOf: (type: Address) => string): { frames: Frame[]; inner: Address } {
   const outward: Frame[] = [];
   let inner = coro;
   for (let c = coro, depth = 0; c !== 0 && depth < MAX_AWAIT_DEPTH; depth++) {
-    const kind = r.typeOf(c).info.name;
-    if (kind !== 'coroutine' && kind !== 'generator') break; // a FutureIter (awaiting a future), or something else awaitable
+    if (kindOf(mem.readPtr(c + layout.object.ob_type)) === '') break; // a FutureIter (awaiting a future), or something else awaitable
     const frame = coroFrame(mem, minor, c);
     if (frame === 0) break;
     outward.push(detachedFrame(mem, layout, minor, frame, cache));
@@ -348,12 +492,23 @@ function awaitChain(r: ObjectReader, layout: Layout, minor: number, coro: Addres
   return { frames: outward.reverse(), inner };
 }
 
-/** Where a coroutine stands: its frame and instruction (3.8–3.10), or frame state and instruction (3.11+). */
-function positionMark(mem: ProcessMemory, layout: Layout, minor: number, coro: Address): string {
+/** `positionMark`'s answer (two numbers, no allocation on the hot path) */
+let markA = 0;
+let markB = 0;
+
+/**
+ * Where a coroutine stands, into markA/markB: its frame and instruction (3.8–3.10), or frame
+ * state and instruction (3.11+); 0/0 for none.
+ */
+function positionMark(mem: PageCacheMemory, layout: Layout, minor: number, coro: Address): void {
+  markA = markB = 0;
+  if (coro === 0) return;
   if (minor <= 10) {
     const f = mem.readPtr(coro + CR_FRAME_PTR);
-    return f === 0 ? 'done' : `${f}:${mem.readI32(f + layout.frame.lasti!)}`;
+    markA = f;
+    markB = f === 0 ? 0 : mem.readI32(f + layout.frame.lasti!);
+    return;
   }
-  const st = mem.read(coro + CR_FRAME_STATE[minor]!, 1)[0]!;
-  return `${st}:${mem.readPtr(coro + CR_IFRAME[minor]! + layout.frame.instr_ptr!)}`;
+  markA = mem.readU8(coro + CR_FRAME_STATE[minor]!);
+  markB = mem.readPtr(coro + CR_IFRAME[minor]! + layout.frame.instr_ptr!);
 }

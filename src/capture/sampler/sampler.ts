@@ -27,6 +27,7 @@ import { ProcessGoneError, PermissionError, type Address } from './memory.ts';
 import { statStateLetter } from './threads.ts';
 import { syscalls } from './syscalls.ts';
 import { addCounts, CPU_RULE, emptyCounts, ProcessSampler, readCmdline, readCwd, readExe, type SamplerCounts, type ThreadSample } from './session.ts';
+import type { AsyncTask } from './asyncio.ts';
 import type { Frame } from './walker.ts';
 
 export interface SamplerClock {
@@ -398,7 +399,7 @@ export class Recorder {
   constructor(root: ProcessSampler | number, opts: SampleOptions = {}) {
     this.rootPid = typeof root === 'number' ? root : root.pid;
     this.opts = opts;
-    this.builder = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'pylens-sampler', mode: opts.idle ? 'wall' : 'cpu' }, unitValues: true });
+    this.builder = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'pylens-sampler', mode: opts.idle ? 'wall' : 'cpu' }, unitValues: !opts.async });
     if (typeof root !== 'number') this.add(root);
   }
 
@@ -501,21 +502,34 @@ export class Recorder {
   /** `task NAME` marker frames by name */
   private taskMarkers = new Map<string, number>();
   /** per task (address): its last chain and the stack it was recorded under */
-  private taskStacks = new Map<Address, { label: string; frames: Frame[]; stack: number }>();
-  /** task samples recorded, and ticks where the tasks could not be read */
+  private taskStacks = new Map<Address, { task: AsyncTask; label: string; frames: Frame[]; stack: number }>();
+  /** task samples recorded (their weight: a task read every Nth tick counts N), and ticks where the tasks could not be read */
   taskSamples = 0;
   taskReadErrors = 0;
+  /** tasks read, reads made and their strides summed (tasks read in turn to stay within ASYNC_BUDGET) */
+  taskReads = 0;
+  taskTicks = 0;
+  strideSum = 0;
+  /** this tick's waiting tasks: stack → summed weight (one sample per stack and tick) */
+  private tickTasks = new Map<number, number>();
 
   /** One sample per waiting asyncio task of process `pid` (SampleOptions.async). */
   private recordTasks(pid: number, a: Attached, sinceStartNs: number): void {
-    let tasks;
+    let read;
     try {
-      tasks = a.s.asyncTasks({ max: MAX_TASKS_PER_TICK }).tasks;
+      read = a.s.asyncTasks({ max: MAX_TASKS_PER_TICK, budgetNs: (ASYNC_BUDGET * 1e9) / (this.opts.rateHz ?? 100) });
     } catch {
       this.taskReadErrors++;
       return;
     }
+    const tasks = read.tasks;
+    const weight = read.stride;
+    this.taskTicks++;
+    this.strideSum += weight;
+    this.taskReads += tasks.length;
     if (tasks.length === 0) return;
+    const byStack = this.tickTasks;
+    byStack.clear();
     let th = a.threadIdx.get(pid);
     if (th === undefined) a.threadIdx.set(pid, (th = { idx: this.builder.thread(pid, pid), named: false, frames: [], truncated: false, stacks: [] }));
     for (const t of tasks) {
@@ -527,18 +541,22 @@ export class Recorder {
       // are shared): the last tick's stack index, when label and frames are the same
       const last = this.taskStacks.get(t.address);
       let stack: number;
-      if (last !== undefined && last.label === label && last.frames.length === t.stack.length && last.frames.every((f, i) => f === t.stack[i])) stack = last.stack;
+      if (last !== undefined && last.task === t) stack = last.stack; // the reader gave the same object: nothing changed
+      else if (last !== undefined && last.label === label && last.frames.length === t.stack.length && last.frames.every((f, i) => f === t.stack[i])) (stack = last.stack), (last.task = t);
       else {
         let marker = this.taskMarkers.get(label);
         if (marker === undefined) this.taskMarkers.set(label, (marker = this.builder.frame({ name: label, kind: 'marker' })));
         stack = this.builder.stack(-1, marker);
         for (let j = t.stack.length - 1; j >= 0; j--) stack = this.builder.stack(stack, this.frameIndex(a, t.stack[j]!));
         if (this.taskStacks.size > 4 * MAX_TASKS_PER_TICK) this.taskStacks.clear();
-        this.taskStacks.set(t.address, { label, frames: t.stack, stack });
+        this.taskStacks.set(t.address, { task: t, label, frames: t.stack, stack });
       }
-      this.builder.sample(stack, 1, th.idx, 'idle', sinceStartNs);
+      byStack.set(stack, (byStack.get(stack) ?? 0) + weight);
+      this.taskSamples += weight;
+    }
+    for (const [stack, w] of byStack) {
+      this.builder.sample(stack, w, th.idx, 'idle', sinceStartNs);
       this.rows++;
-      this.taskSamples++;
     }
   }
 
@@ -643,6 +661,11 @@ export class Recorder {
 
 /** tasks read per process and tick at most (record --async) */
 const MAX_TASKS_PER_TICK = 2000;
+/**
+ * the share of each tick's interval that reading asyncio tasks may take (record --async):
+ * past it, tasks are read in turn, each every Nth tick with weight N
+ */
+const ASYNC_BUDGET = 0.02;
 
 /** Sample process `pid` into a Profile. Attach errors (gone, permission, unsupported) throw. */
 export async function sampleProcess(pid: number, opts: SampleOptions = {}): Promise<Profile> {
@@ -709,7 +732,15 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
       intervals: intervalDistribution(rateHz, opts.jitter ?? DEFAULT_JITTER),
       cpuRule: (opts.cpuRule ?? 'moving') === 'moving' ? CPU_RULE : 'on-CPU = runnable (state R)',
       gilSamples: rec.gilSamples,
-      ...(opts.async ? { asyncTaskSamples: rec.taskSamples, asyncTaskReadErrors: rec.taskReadErrors, asyncTasks: 'a sample per waiting asyncio task each tick: its await chain under a `task NAME` root on the main thread, state idle' } : {}),
+      ...(opts.async
+        ? {
+            asyncTaskSamples: rec.taskSamples,
+            asyncTaskReads: rec.taskReads,
+            asyncTaskReadErrors: rec.taskReadErrors,
+            asyncTaskStride: rec.taskTicks > 0 ? Math.round((10 * rec.strideSum) / rec.taskTicks) / 10 : 1,
+            asyncTasks: `a sample per waiting asyncio task each tick: its await chain under a \`task NAME\` root on the main thread, state idle; past ${100 * ASYNC_BUDGET} % of the interval, tasks are read in turn, each every Nth tick with weight N`,
+          }
+        : {}),
       truncatedSamples: rec.truncatedSamples,
       ...counts,
       pausedNs: Math.round(counts.pausedNs),

@@ -739,16 +739,47 @@ export class ProcessSampler {
   /** kept between reads of the asyncio tasks; dropped with the code cache */
   private asyncState = newAsyncReadState();
 
-  /** The live asyncio tasks of the main interpreter (asyncio.ts); throws on unreadable memory. */
-  asyncTasks(opts: { max?: number } = {}): AsyncTasks {
+  /** what a read of the tasks costs, ns (a moving average; `asyncTasks` with a budget) */
+  private taskReadNs = 0;
+  private taskStride = 1;
+
+  /**
+   * The live asyncio tasks of the main interpreter (asyncio.ts); throws on unreadable memory.
+   * With `budgetNs`, the tasks are read in turn (`AsyncTasks.stride`, a power of two) so
+   * that a read costs about that much: the stride follows the measured cost; `stride` fixes it.
+   */
+  asyncTasks(opts: { max?: number; budgetNs?: number; stride?: number } = {}): AsyncTasks {
+    const stride = opts.stride ?? (opts.budgetNs !== undefined ? this.taskStride : 1);
+    const t0 = performance.now();
     // the registry changes under the read while tasks come and go: a torn read is read again
     for (let attempt = 1; ; attempt++) {
       try {
-        return readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, { ...opts, codeCache: this.codeCache, state: this.asyncState });
+        const out = readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, { ...(opts.max !== undefined ? { max: opts.max } : {}), codeCache: this.codeCache, state: this.asyncState, stride });
+        if (opts.budgetNs !== undefined) this.adaptStride(out, (performance.now() - t0) * 1e6, opts.budgetNs);
+        return out;
       } catch (e) {
         if (attempt >= 5 || !isTorn(e)) throw e;
       }
     }
+  }
+
+  private taskReads = 0;
+  private strideChangedAt = 0;
+  /**
+   * Feedback on the measured cost: over budget, the stride doubles (while a read still reads
+   * 32 tasks or more: past that the registry's scan is what costs); well under it, it halves;
+   * ten reads between changes, for the average to follow.
+   */
+  private adaptStride(out: AsyncTasks, ns: number, budgetNs: number): void {
+    const n = ++this.taskReads;
+    if (n <= 3) return; // cold: code objects decoded, the JIT warming up
+    this.taskReadNs = this.taskReadNs === 0 ? ns : 0.8 * this.taskReadNs + 0.2 * ns;
+    if (n - this.strideChangedAt < 10) return;
+    // a read of fewer than ~32 tasks is mostly the registry's scan, which no stride makes cheaper
+    if (this.taskReadNs > budgetNs && out.registered / (2 * this.taskStride) >= 32) this.taskStride *= 2;
+    else if (this.taskReadNs < budgetNs / 2.5 && this.taskStride > 1) this.taskStride /= 2;
+    else return;
+    this.strideChangedAt = n;
   }
 
   /** The main interpreter's GIL struct: where its waiters sleep (see gilStructAddress). */

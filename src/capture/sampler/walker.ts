@@ -271,15 +271,23 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     }
     return b;
   }
+  /** where the bytes start in the view `viewFor` gave last */
+  at = 0;
   /**
-   * A DataView and the offset in it at which `len` bytes at `addr` start: the cached page's
-   * own view when the bytes lie inside one page (no copy, no allocation), else a view of a
-   * fresh read.
+   * A DataView holding the `len` bytes at `addr`, from offset `this.at`: the cached page's own
+   * view when the bytes lie inside one page (no copy, no allocation), else a view of a fresh
+   * read (offset 0). The hot path of every read: a run of reads on one page (an object's
+   * fields) needs no lookup.
    */
-  viewAt(addr: Address, len: number): [DataView, number] {
-    const first = addr - (addr % PAGE_SIZE);
-    const off = addr - first;
-    if (off + len <= PAGE_SIZE && off >= 0) {
+  viewFor(addr: Address, len: number): DataView {
+    // the offset in the page from the address's low 32 bits (ToUint32 is exact for integers)
+    const off = (addr >>> 0) & (PAGE_SIZE - 1);
+    const first = addr - off;
+    if (off + len <= PAGE_SIZE && addr >= 0) {
+      if (first === this.lastPage) {
+        this.at = off;
+        return this.lastView!;
+      }
       let v = this.views.get(first);
       if (v !== undefined) this.accessed.add(first);
       else {
@@ -289,28 +297,41 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
           this.views.set(first, v);
         }
       }
-      if (v !== undefined) return [v, off];
+      if (v !== undefined) {
+        this.lastPage = first;
+        this.lastView = v;
+        this.at = off;
+        return v;
+      }
     }
     const b = this.read(addr, len);
-    return [new DataView(b.buffer, b.byteOffset, b.byteLength), 0];
+    this.at = 0;
+    return new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+  /** `viewFor` as a pair: the view and the offset in it */
+  viewAt(addr: Address, len: number): [DataView, number] {
+    const v = this.viewFor(addr, len);
+    return [v, this.at];
   }
   override readU64(addr: Address): bigint {
-    const [v, o] = this.viewAt(addr, 8);
-    return v.getBigUint64(o, true);
+    const v = this.viewFor(addr, 8);
+    return v.getBigUint64(this.at, true);
   }
   override readPtr(addr: Address): Address {
-    const [v, o] = this.viewAt(addr, 8);
+    const v = this.viewFor(addr, 8);
+    const o = this.at;
     const hi = v.getUint32(o + 4, true);
     if (hi >= 0x8000) throw new BadReadError(addr, 8, `word 0x${v.getBigUint64(o, true).toString(16)} is not a user-space pointer`);
     return v.getUint32(o, true) + hi * 4294967296;
   }
   override readI32(addr: Address): number {
-    const [v, o] = this.viewAt(addr, 4);
-    return v.getInt32(o, true);
+    return this.viewFor(addr, 4).getInt32(this.at, true);
   }
   override readU32(addr: Address): number {
-    const [v, o] = this.viewAt(addr, 4);
-    return v.getUint32(o, true);
+    return this.viewFor(addr, 4).getUint32(this.at, true);
+  }
+  readU8(addr: Address): number {
+    return this.viewFor(addr, 1).getUint8(this.at);
   }
   read(addr: Address, len: number): Uint8Array {
     if (len > 2 * PAGE_SIZE || !Number.isSafeInteger(addr) || addr < 0) return this.inner.read(addr, len);
@@ -332,8 +353,14 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     }
     return out;
   }
+  /** the page `viewAt` gave last (-1: none), already in `accessed` */
+  private lastPage = -1;
+  private lastView: DataView | undefined;
+
   /** forget every page: the next reads go to the target again (page buffers are reused) */
   refresh(): void {
+    this.lastPage = -1;
+    this.lastView = undefined;
     this.pages.clear();
     this.views.clear();
     this.accessed.clear();
@@ -347,6 +374,7 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
 
   /** start a new `touched` list, keeping the pages */
   resetTouched(): void {
+    this.lastPage = -1;
     this.accessed.clear();
   }
 

@@ -54,6 +54,15 @@ export function samplerQuality(meta: QualityMeta): string | undefined {
   if (x.intervals !== undefined) parts.push(`intervals ${x.intervals}`);
   const waiting = num(x, 'runnableWaiting');
   if (waiting) parts.push(`${groupDigits(waiting)} runnable-but-waiting thread samples not counted as CPU`);
+  if (x.asyncTaskSamples !== undefined) {
+    const stride = num(x, 'asyncTaskStride');
+    const errors = num(x, 'asyncTaskReadErrors');
+    parts.push(
+      `${groupDigits(num(x, 'asyncTaskSamples'))} asyncio task samples` +
+        (stride > 1 ? ` (tasks read in turn to keep the cost bounded: each every ${stride} ticks on average, its samples weighted so)` : '') +
+        (errors ? `, ${groupDigits(errors)} ticks whose tasks could not be read` : ''),
+    );
+  }
   const schedJudged = num(x, 'schedJudged');
   if (schedJudged) parts.push(`${groupDigits(schedJudged)} runnable samples judged without perf events (less exact: needs CAP_PERFMON or kernel.perf_event_paranoid ≤ 1)`);
   return parts.join('; ');
