@@ -142,9 +142,8 @@ interface TaskMemo {
   waiterIsTask: boolean;
   /** the read that last gave it: memos of tasks not read for a while are dropped */
   seen: number;
-  inner: Address;
-  markA: number;
-  markB: number;
+  /** per coroutine of the chain, outermost first: its address and position (positionMark), flat */
+  marks: number[];
   task: AsyncTask;
 }
 
@@ -277,7 +276,20 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   else state.turnPlans.set(turn, cached.allTouched());
   return out;
 
+  /**
+   * A task as it is now: given again when nothing moved (TaskMemo), else read afresh and
+   * checked — a task finishing while read frees its coroutines and future, whose memory is
+   * reused at once, so a read that does not hold together is read again, then counted torn.
+   */
   function readTask(task: Address, eager: boolean): AsyncTask | undefined {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const t = readTaskOnce(task, eager, attempt === 0);
+      if (t !== null) return t;
+    }
+    out.torn++;
+    return undefined;
+  }
+  function readTaskOnce(task: Address, eager: boolean, useMemo: boolean): AsyncTask | undefined | null {
     // the fields, one read (TaskOffsets are in ascending order up to `name`)
     const v = m.viewFor(task, off!.name + 8);
     const o = m.at;
@@ -292,17 +304,17 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     const nameObj = u64(v, o + off!.name);
     const coro = u64(v, o + off!.coro);
     const waiter = u64(v, o + off!.futWaiter);
-    const memo = state.chains.get(task);
+    const memo = useMemo ? state.chains.get(task) : undefined;
     if (memo !== undefined && memo.type === type && memo.coro === coro && memo.waiter === waiter && memo.nameObj === nameObj && memo.stateWord === stateWord && memo.task.eager === eager) {
-      positionMark(m, layout, minor, memo.inner);
-      if (markA === memo.markA && markB === memo.markB) {
+      if (unmoved(m, layout, minor, memo.marks)) {
         if (memo.waiterIsTask) waitingOnTasks = true;
         memo.seen = now;
         return memo.task;
       }
     }
     let name: string | null;
-    if (memo !== undefined && memo.nameObj === nameObj) name = memo.task.name;
+    const last = state.chains.get(task);
+    if (last !== undefined && last.nameObj === nameObj && last.type === type) name = last.task.name;
     else {
       name = nameObj ? r.readStr(nameObj, 200) : null;
       if (name === null && nameObj) {
@@ -311,7 +323,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       }
     }
     let coroutine: string | null = null;
-    if (memo !== undefined && memo.coro === coro) coroutine = memo.task.coroutine;
+    if (last !== undefined && last.coro === coro && last.type === type) coroutine = last.task.coroutine;
     else if (coro !== 0) {
       const ct = m.readPtr(coro + OB_TYPE);
       coroutine = coroKind(ct) === 'coroutine' ? r.readStr(m.readPtr(coro + off!.coroQualname), 300) : typeName(ct);
@@ -321,13 +333,19 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     const waiterIsTask = waiter !== 0 && (state.taskTypes.get(waiterType) ?? isCTaskCached(waiterType));
     if (waiterIsTask) waitingOnTasks = true;
     let stack: Frame[] = [];
-    let inner = 0;
+    let marks: number[] = [];
     if (coro !== 0) {
       const chain = awaitChain(m, layout, minor, coro, cache, coroKind);
+      if (chain === null) return null;
       stack = chain.frames;
-      inner = chain.inner;
+      marks = chain.marks;
+      // the chain ends at what the task waits on: a FutureIter of its waiter
+      if (chain.end !== 0 && waiter !== 0 && typeName(m.readPtr(chain.end + OB_TYPE)) === '_asyncio.FutureIter' && m.readPtr(chain.end + FUTURE_ITER_FUTURE) !== waiter) return null;
+      // its outermost frame is the task's coroutine
+      if (coroutine !== null && stack.length > 0 && coroKind(m.readPtr(coro + OB_TYPE)) === 'coroutine' && !coroutine.endsWith(stack.at(-1)!.name)) return null;
     }
-    positionMark(m, layout, minor, inner);
+    // and the task did not change meanwhile
+    if (m.readPtr(task + off.coro) !== coro || m.readPtr(task + off.futWaiter) !== waiter) return null;
     const t: AsyncTask = {
       address: task,
       name: name ?? '?',
@@ -337,7 +355,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       eager,
       stack,
     };
-    state.chains.set(task, { type, stateWord, nameObj, coro, waiter, waiterIsTask, seen: now, inner, markA, markB, task: t });
+    state.chains.set(task, { type, stateWord, nameObj, coro, waiter, waiterIsTask, seen: now, marks, task: t });
     return t;
   }
   function isCTaskCached(type: Address): boolean {
@@ -467,6 +485,8 @@ function awaited(mem: PageCacheMemory, layout: Layout, minor: number, coro: Addr
   return mem.readPtr(frame + layout.frame.localsplus! + 8 * (stacktop - 1));
 }
 
+/** FutureIter.future (Modules/_asynciomodule.c: the head, then the future) */
+const FUTURE_ITER_FUTURE = 16;
 /** PyBytesObject.ob_sval */
 const BYTES_DATA = 32;
 /** PyFrameObject.f_stacktop, 3.8–3.9 */
@@ -477,19 +497,45 @@ const F_STACKDEPTH_310 = 80;
 /** _PyInterpreterFrame.stacktop (int), 3.11–3.13 */
 const IFRAME_STACKTOP = 64;
 
-/** A task's await chain from its coroutine inwards, innermost first (AsyncTask.stack), and its innermost coroutine. */
-function awaitChain(mem: PageCacheMemory, layout: Layout, minor: number, coro: Address, cache: CodeCache, kindOf: (type: Address) => string): { frames: Frame[]; inner: Address } {
+/**
+ * A task's await chain from its coroutine inwards, innermost first (AsyncTask.stack), each
+ * coroutine's position (`unmoved`), and what the innermost awaits (0: nothing); null when the
+ * chain does not hold together (a cycle, a finished coroutine inside it, too deep).
+ */
+function awaitChain(mem: PageCacheMemory, layout: Layout, minor: number, coro: Address, cache: CodeCache, kindOf: (type: Address) => string): { frames: Frame[]; marks: number[]; end: Address } | null {
   const outward: Frame[] = [];
-  let inner = coro;
-  for (let c = coro, depth = 0; c !== 0 && depth < MAX_AWAIT_DEPTH; depth++) {
+  const marks: number[] = [];
+  let c = coro;
+  for (let depth = 0; c !== 0; depth++) {
+    if (depth >= MAX_AWAIT_DEPTH) return null;
     if (kindOf(mem.readPtr(c + layout.object.ob_type)) === '') break; // a FutureIter (awaiting a future), or something else awaitable
     const frame = coroFrame(mem, minor, c);
-    if (frame === 0) break;
+    // a finished coroutine inside a chain, or one seen twice: memory reused under the read
+    if (frame === 0) {
+      if (depth === 0) break;
+      return null;
+    }
+    for (let i = 0; i < marks.length; i += 3) if (marks[i] === c) return null;
     outward.push(detachedFrame(mem, layout, minor, frame, cache));
-    inner = c;
+    positionMark(mem, layout, minor, c);
+    marks.push(c, markA, markB);
     c = awaited(mem, layout, minor, c);
   }
-  return { frames: outward.reverse(), inner };
+  return { frames: outward.reverse(), marks, end: c };
+}
+
+/**
+ * Whether every coroutine of a chain as last read (`marks`) still stands where it stood. The
+ * innermost alone does not prove it: a coroutine that finished and one created after it can
+ * share an address (pymalloc), and on 3.8–3.10 a frame (the code object's zombie frame) and
+ * instruction — an outer coroutine whose callee changed shows it by its own position.
+ */
+function unmoved(mem: PageCacheMemory, layout: Layout, minor: number, marks: number[]): boolean {
+  for (let i = 0; i < marks.length; i += 3) {
+    positionMark(mem, layout, minor, marks[i]!);
+    if (markA !== marks[i + 1] || markB !== marks[i + 2]) return false;
+  }
+  return true;
 }
 
 /** `positionMark`'s answer (two numbers, no allocation on the hot path) */

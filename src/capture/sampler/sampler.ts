@@ -508,6 +508,8 @@ export class Recorder {
   taskReadErrors = 0;
   /** tasks read, reads made and their strides summed (tasks read in turn to stay within ASYNC_BUDGET) */
   taskReads = 0;
+  /** task reads that did not hold together twice (a task finishing under the read): left out */
+  taskTorn = 0;
   taskTicks = 0;
   strideSum = 0;
   /** this tick's waiting tasks: stack → summed weight (one sample per stack and tick) */
@@ -527,6 +529,7 @@ export class Recorder {
     this.taskTicks++;
     this.strideSum += weight;
     this.taskReads += tasks.length;
+    this.taskTorn += read.torn;
     if (tasks.length === 0) return;
     const byStack = this.tickTasks;
     byStack.clear();
@@ -736,6 +739,7 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
         ? {
             asyncTaskSamples: rec.taskSamples,
             asyncTaskReads: rec.taskReads,
+            asyncTaskTorn: rec.taskTorn,
             asyncTaskReadErrors: rec.taskReadErrors,
             asyncTaskStride: rec.taskTicks > 0 ? Math.round((10 * rec.strideSum) / rec.taskTicks) / 10 : 1,
             asyncTasks: `a sample per waiting asyncio task each tick: its await chain under a \`task NAME\` root on the main thread, state idle; past ${100 * ASYNC_BUDGET} % of the interval, tasks are read in turn, each every Nth tick with weight N`,

@@ -485,7 +485,9 @@ function frameOf(info: CodeInfo, offset: number, notStarted: boolean): Frame {
 export function detachedFrame(mem: ProcessMemory, layout: Layout, minor: number, frame: Address, cache?: CodeCache): Frame {
   const F = layout.frame;
   const code = mem.readPtr(frame + F.code);
-  const info = readCode(mem, layout, minor, code, cache);
+  // its globals tell a cached code object from a new one at a freed one's address (readCode)
+  const globals = F.globals != null ? mem.readPtr(frame + F.globals) : undefined;
+  const info = readCode(mem, layout, minor, code, cache, globals);
   if (minor <= 10) {
     const lasti = mem.readI32(frame + F.lasti!);
     return frameOf(info, minor === 10 ? lasti * 2 : lasti, lasti < 0);

@@ -60,6 +60,7 @@ export function samplerQuality(meta: QualityMeta): string | undefined {
     parts.push(
       `${groupDigits(num(x, 'asyncTaskSamples'))} asyncio task samples` +
         (stride > 1 ? ` (tasks read in turn to keep the cost bounded: each every ${stride} ticks on average, its samples weighted so)` : '') +
+        (num(x, 'asyncTaskTorn') ? `, ${groupDigits(num(x, 'asyncTaskTorn'))} task reads torn (a task finishing while read) left out` : '') +
         (errors ? `, ${groupDigits(errors)} ticks whose tasks could not be read` : ''),
     );
   }

@@ -1,0 +1,34 @@
+/**
+ * record --async against the truth (issue 14's targets), on every installed CPython 3.8–3.13:
+ * bench/workloads/async_sites.py times its own awaits per call site; the share of task time
+ * each site gets in the profile must be within 5 points of it, and ≥ 95 % of task samples
+ * (the ~5,000-a-second churned tasks' too) must carry the whole await chain. Also with tasks
+ * read in turn (800 tasks: stride > 1). The figures: bench/async-accuracy.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { measureAsyncAccuracy, SITES, type AsyncAccuracy } from '../../bench/async-accuracy.ts';
+import { installedPythons } from './pythons.ts';
+
+const pythons = installedPythons().filter((p) => p.minor >= 8 && p.minor <= 13 && p.label.startsWith('pyenv'));
+
+function check(a: AsyncAccuracy): string {
+  const line = `${SITES.map((s) => `${s} ${(100 * a.truth[s]!).toFixed(1)}/${(100 * a.sampled[s]!).toFixed(1)} %`).join(', ')}; whole ${a.whole}/${a.taskSamples}, churned ${a.churnWhole}/${a.churnSamples}, stride ${a.stride}`;
+  assert.ok(a.maxErrorPts <= 5, `max error ${a.maxErrorPts.toFixed(1)} pts: ${line}`);
+  assert.ok(a.whole >= 0.95 * a.taskSamples, `whole chains: ${line}`);
+  assert.ok(a.churnSamples > 0 && a.churnWhole >= 0.95 * a.churnSamples, `churned tasks' whole chains: ${line}`);
+  return line;
+}
+
+for (const py of pythons) {
+  test(`${py.label}: record --async gives each awaited call site its share of task time within 5 points of the program's own timing, whole chains ≥ 95 %`, { timeout: 60_000 }, (t) => {
+    t.diagnostic(check(measureAsyncAccuracy(py.exe, { seconds: 3 })));
+  });
+}
+
+test('record --async with 800 tasks read in turn: the weighted samples keep the shares and the chains', { timeout: 60_000 }, (t) => {
+  const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
+  const a = measureAsyncAccuracy(py.exe, { seconds: 4, workers: 400 });
+  // (the stride depends on this machine's speed: 13 here, where 800 tasks cost more than 2 % of the interval)
+  t.diagnostic(check(a));
+});
