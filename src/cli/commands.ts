@@ -12,6 +12,8 @@ import { InputFile, type Exporter } from '../formats/types.ts';
 import { profileHeader } from '../render/header.ts';
 import { renderTopTable, renderWideBottoms } from '../render/top.ts';
 import { stateSplits, statesPresent, wideBottoms } from '../analysis/report.ts';
+import { asyncWaits } from '../analysis/tasks.ts';
+import { renderAsyncWaits } from '../render/tasks.ts';
 import { pstatsRows, renderPstatsTable, type PstatsSort } from '../render/pstats-table.ts';
 import { functionStats } from '../formats/pstats.ts';
 import { CliError } from './errors.ts';
@@ -27,6 +29,8 @@ export const filterOptions: OptionSpec[] = [
   { name: 'pid', type: 'list', value: 'PID[,PID…]', help: 'keep only these process ids' },
   { name: 'state', type: 'list', value: 'STATE[,…]', help: `keep only samples in these states (${SAMPLE_STATES.join(', ')})` },
   { name: 'focus', type: 'string', value: 'FUNC', help: 'keep samples through FUNC, re-rooted at it' },
+  { name: 'task', type: 'list', value: 'NAME[,…]', help: "keep only these asyncio tasks' samples (record --async: the `task NAME` roots); '*' for every task" },
+  { name: 'no-tasks', type: 'boolean', help: 'leave asyncio task samples out: the threads alone' },
   { name: 'merge-threads', type: 'boolean', help: 'put every thread of a process together' },
   { name: 'value', type: 'string', value: 'NAME', help: 'value column to use when the profile has several (e.g. cpu, samples, self)' },
 ];
@@ -108,7 +112,10 @@ export function loadProfile(cmd: string, args: Parsed, path: string = args.posit
   for (const s of states ?? []) if (!SAMPLE_STATES.includes(s as SampleState)) throw new UsageError(cmd, `--state must be among ${SAMPLE_STATES.join(', ')}; got '${s}'`);
   const tids = numberList(cmd, 'tid', args.options.tid);
   const pids = numberList(cmd, 'pid', args.options.pid);
-  if (tids || pids || states) p = filterSamples(p, { tids, pids, states: states as SampleState[] | undefined });
+  const tasks = args.options.task as string[] | undefined;
+  const noTasks = Boolean(args.options['no-tasks']);
+  if (tasks && noTasks) throw new UsageError(cmd, '--task and --no-tasks exclude each other');
+  if (tids || pids || states || tasks || noTasks) p = filterSamples(p, { tids, pids, states: states as SampleState[] | undefined, ...(tasks ? { tasks } : {}), ...(noTasks ? { noTasks } : {}) });
   if (args.options.focus) p = focus(p, args.options.focus as string);
   if (args.options['merge-threads']) p = mergeThreads(p);
   const value = args.options.value as string | undefined;
@@ -117,7 +124,7 @@ export function loadProfile(cmd: string, args: Parsed, path: string = args.posit
     if (vi < 0) throw new UsageError(cmd, `--value: this profile has ${p.valueTypes.map((v) => v.name).join(', ')}; got '${value}'`);
     p.defaultValue = vi;
   }
-  if (p.samples.length === 0 && (tids || pids || states || args.options.focus)) {
+  if (p.samples.length === 0 && (tids || pids || states || tasks || noTasks || args.options.focus)) {
     process.stderr.write(`pylens ${cmd}: warning: no samples left after filtering\n`);
   }
   return p;
@@ -183,6 +190,8 @@ export function runReport(args: Parsed): number {
   const states = statesPresent(p).filter((s) => s !== 'unknown');
   const splits = states.length >= 2 ? stateSplits(p, { by }) : undefined;
   const bottoms = stats || by === 'file' || by === 'module' ? [] : wideBottoms(p);
+  // a record --async profile: where the tasks wait
+  const waits = stats ? null : asyncWaits(p);
   if (args.options.json) {
     const agg = aggregate(p, { by, fullFilenames: Boolean(args.options['full-filenames']) });
     const vt = p.valueTypes[p.defaultValue]!;
@@ -197,13 +206,14 @@ export function runReport(args: Parsed): number {
       grandTotal: agg.grandTotal,
       rows,
       wideBottoms: bottoms,
+      ...(waits ? { asyncio: waits } : {}),
       ...(stats ? { pstats: pstatsRows(stats, sort, limit) } : {}),
     };
     process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
   } else if (stats) {
     process.stdout.write(profileHeader(p) + renderPstatsTable(stats, { sort, top: limit }));
   } else {
-    process.stdout.write(profileHeader(p) + renderWideBottoms(bottoms) + renderTopTable(p, { by, limit, fullFilenames: Boolean(args.options['full-filenames']), ...(splits ? { splits } : {}) }));
+    process.stdout.write(profileHeader(p) + (waits ? renderAsyncWaits(waits) : '') + renderWideBottoms(bottoms) + renderTopTable(p, { by, limit, fullFilenames: Boolean(args.options['full-filenames']), ...(splits ? { splits } : {}) }));
   }
   return 0;
 }

@@ -301,17 +301,43 @@ export interface SampleFilter {
   pids?: number[];
   /** Keep only samples in these states. */
   states?: SampleState[];
+  /** Keep only asyncio task samples (under a `task NAME` root, record --async) of these tasks; '*' for every task. */
+  tasks?: string[];
+  /** Leave asyncio task samples out (the threads alone). */
+  noTasks?: boolean;
+}
+
+/** The root marker a sampler puts over an asyncio task's await chain: `task NAME` (record --async). */
+export const TASK_ROOT_PREFIX = 'task ';
+
+/** Per frame: the task name when the frame is a `task NAME` root marker, else null. */
+export function taskRoots(p: Profile): (string | null)[] {
+  const out: (string | null)[] = new Array(p.frames.length).fill(null);
+  for (let f = 0; f < p.frames.length; f++) {
+    if (p.frames.kind[f] !== 'marker') continue;
+    const name = p.strings[p.frames.name[f]!]!;
+    if (name.startsWith(TASK_ROOT_PREFIX)) out[f] = name.slice(TASK_ROOT_PREFIX.length);
+  }
+  return out;
 }
 
 export function filterSamples(p: Profile, f: SampleFilter): Profile {
   const tids = f.tids ? new Set(f.tids) : null;
   const pids = f.pids ? new Set(f.pids) : null;
   const states = f.states ? new Set(f.states) : null;
+  const tasks = f.tasks ? new Set(f.tasks) : null;
+  const roots = tasks || f.noTasks ? taskRoots(p) : [];
   return mapSamples(p, (frames, i) => {
     const t = p.samples.thread[i]!;
     if (tids && !tids.has(p.threads.tid[t]!)) return null;
     if (pids && !pids.has(p.threads.pid[t]!)) return null;
     if (states && !states.has(SAMPLE_STATES[p.samples.state[i]!]!)) return null;
+    if (tasks || f.noTasks) {
+      let task: string | null = null;
+      for (const fr of frames) if ((task = roots[fr]!) !== null) break;
+      if (f.noTasks && task !== null) return null;
+      if (tasks && (task === null || !(tasks.has('*') || tasks.has(task)))) return null;
+    }
     return frames;
   });
 }

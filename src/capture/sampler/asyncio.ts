@@ -142,7 +142,7 @@ interface TaskMemo {
   waiterIsTask: boolean;
   /** the read that last gave it: memos of tasks not read for a while are dropped */
   seen: number;
-  /** per coroutine of the chain, outermost first: its address and position (positionMark), flat */
+  /** per coroutine of the chain, outermost first: its address and position (positionMark), four numbers each */
   marks: number[];
   task: AsyncTask;
 }
@@ -515,10 +515,10 @@ function awaitChain(mem: PageCacheMemory, layout: Layout, minor: number, coro: A
       if (depth === 0) break;
       return null;
     }
-    for (let i = 0; i < marks.length; i += 3) if (marks[i] === c) return null;
+    for (let i = 0; i < marks.length; i += 4) if (marks[i] === c) return null;
     outward.push(detachedFrame(mem, layout, minor, frame, cache));
     positionMark(mem, layout, minor, c);
-    marks.push(c, markA, markB);
+    marks.push(c, markA, markB, markC);
     c = awaited(mem, layout, minor, c);
   }
   return { frames: outward.reverse(), marks, end: c };
@@ -531,30 +531,37 @@ function awaitChain(mem: PageCacheMemory, layout: Layout, minor: number, coro: A
  * instruction — an outer coroutine whose callee changed shows it by its own position.
  */
 function unmoved(mem: PageCacheMemory, layout: Layout, minor: number, marks: number[]): boolean {
-  for (let i = 0; i < marks.length; i += 3) {
+  for (let i = 0; i < marks.length; i += 4) {
     positionMark(mem, layout, minor, marks[i]!);
-    if (markA !== marks[i + 1] || markB !== marks[i + 2]) return false;
+    if (markA !== marks[i + 1] || markB !== marks[i + 2] || markC !== marks[i + 3]) return false;
   }
   return true;
 }
 
-/** `positionMark`'s answer (two numbers, no allocation on the hot path) */
+/** `positionMark`'s answer (three numbers, no allocation on the hot path) */
 let markA = 0;
 let markB = 0;
+let markC = 0;
 
 /**
- * Where a coroutine stands, into markA/markB: its frame and instruction (3.8–3.10), or frame
- * state and instruction (3.11+); 0/0 for none.
+ * Where a coroutine stands, into markA/B/C: its frame, instruction and code object (3.8–3.10:
+ * frames are reused from a free list and per-code zombie slots, so the code tells one
+ * coroutine's frame from another's), or frame state, instruction and code (3.11+); 0s for none.
  */
 function positionMark(mem: PageCacheMemory, layout: Layout, minor: number, coro: Address): void {
-  markA = markB = 0;
+  markA = markB = markC = 0;
   if (coro === 0) return;
   if (minor <= 10) {
     const f = mem.readPtr(coro + CR_FRAME_PTR);
     markA = f;
-    markB = f === 0 ? 0 : mem.readI32(f + layout.frame.lasti!);
+    if (f !== 0) {
+      markB = mem.readI32(f + layout.frame.lasti!);
+      markC = mem.readPtr(f + layout.frame.code);
+    }
     return;
   }
+  const frame = coro + CR_IFRAME[minor]!;
   markA = mem.readU8(coro + CR_FRAME_STATE[minor]!);
-  markB = mem.readPtr(coro + CR_IFRAME[minor]! + layout.frame.instr_ptr!);
+  markB = mem.readPtr(frame + layout.frame.instr_ptr!);
+  markC = mem.readPtr(frame + layout.frame.code);
 }

@@ -22,7 +22,7 @@ import { ProfileBuilder } from '../../model/builder.ts';
 import { hostEnvironment } from '../../model/environment.ts';
 import type { Profile } from '../../model/profile.ts';
 import type { RecordProgress } from '../../model/progress.ts';
-import { withThreadRoots } from '../../model/query.ts';
+import { TASK_ROOT_PREFIX, withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError, type Address } from './memory.ts';
 import { statStateLetter } from './threads.ts';
 import { syscalls } from './syscalls.ts';
@@ -539,7 +539,7 @@ export class Recorder {
       // running or ready (waiting for nothing but the loop): the thread's own sample has it
       if (t.state !== 'pending' || t.waitsOn === null) continue;
       // the task's name, unless it is asyncio's default ("Task-12"): then its coroutine's
-      const label = `task ${/^Task-\d+$/.test(t.name) && t.coroutine ? t.coroutine : t.name}`;
+      const label = TASK_ROOT_PREFIX + (/^Task-\d+$/.test(t.name) && t.coroutine ? t.coroutine : t.name);
       // a waiting task's chain rarely changes from one tick to the next (the Frame objects
       // are shared): the last tick's stack index, when label and frames are the same
       const last = this.taskStacks.get(t.address);
