@@ -100,6 +100,27 @@ test('record --async: a sample per waiting task each tick, its await chain under
       assert.ok((paths.get(k) ?? 0) >= 0.9 * ticks, `${k}: ${paths.get(k)} of ${ticks} ticks; ${JSON.stringify([...paths])}`);
     }
     assert.equal(Number(p.meta.extra?.asyncTaskSamples), [...paths.values()].reduce((a, b) => a + b, 0));
+    // report: where the tasks wait, as data and text
+    const rep = JSON.parse(spawnSync(process.execPath, [MAIN, 'report', out, '--json'], { encoding: 'utf8' }).stdout);
+    const w = rep.asyncio;
+    assert.deepEqual(w.tasks.map((t: { task: string }) => t.task).sort(), ['child', 'locker-task', 'main', 'parent', 'sleeper-task']);
+    for (const t of w.tasks) assert.ok(Math.abs(t.share - 0.2) < 0.03, JSON.stringify(w.tasks));
+    const locker = w.coroutines.find((c: { name: string }) => c.name === 'locker');
+    assert.match(locker.sites[0].awaits, /__aenter__$/);
+    assert.match(readFileSync(SCRIPT, 'utf8').split('\n')[locker.sites[0].line - 1], /async with lock/);
+    const sleep = w.innermost.find((l: { name: string }) => l.name === 'sleep');
+    assert.ok(Math.abs(sleep.share - 0.6) < 0.05, 'sleeper, child and main sleep');
+    const text = spawnSync(process.execPath, [MAIN, 'report', out], { encoding: 'utf8' }).stdout;
+    assert.match(text, /^asyncio — where tasks wait/m);
+    assert.match(text, /^ +\d+\.\d+% +locker \(async_tasks\.py\)\n +\d+\.\d+% +line \d+ → \S*__aenter__$/m);
+    // --task keeps one task's samples; --no-tasks the threads alone
+    const one = JSON.parse(spawnSync(process.execPath, [MAIN, 'report', out, '--json', '--task', 'sleeper-task'], { encoding: 'utf8' }).stdout);
+    assert.deepEqual(one.asyncio.tasks.map((t: { task: string }) => t.task), ['sleeper-task']);
+    const none = spawnSync(process.execPath, [MAIN, 'report', out, '--json', '--no-tasks'], { encoding: 'utf8' });
+    assert.equal(none.status, 0, none.stderr);
+    const threads = JSON.parse(none.stdout);
+    assert.equal(threads.asyncio, undefined);
+    assert.ok(threads.rows.length > 0 && threads.rows.every((r: { label: string }) => !r.label.startsWith('task ')), 'thread samples only');
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
