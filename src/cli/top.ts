@@ -18,8 +18,9 @@
  */
 import { writeSync } from 'node:fs';
 import { realClock, runSchedule, shortenFilename } from '../capture/sampler/sampler.ts';
-import { readCwd } from '../capture/sampler/session.ts';
-import { frameToAnsi, frameToText, INITIAL_VIEW, parseKeys, TopController, TopStats, type TopInfo } from '../render/top-live.ts';
+import { readCwd, type ProcessSampler } from '../capture/sampler/session.ts';
+import { frameToAnsi, frameToText, INITIAL_VIEW, parseKeys, TopController, TopStats, type LiveFrame, type LiveTick, type TopInfo } from '../render/top-live.ts';
+import type { AsyncTask } from '../capture/sampler/asyncio.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { processCommandLine } from './dump.ts';
 import { captureTarget, durationArg, startSession, targetArgs } from './target.ts';
@@ -27,7 +28,7 @@ import { captureTarget, durationArg, startSession, targetArgs } from './target.t
 export const topSpec: CommandSpec = {
   name: 'top',
   summary: 'Live top-like view of the functions a Python process (running, or launched after --) spends its time in.',
-  usage: 'pylens top [-p PID | -- python app.py ...] [-r HZ] [--interval S] [-d S] [--once] [--idle]',
+  usage: 'pylens top [-p PID | -- python app.py ...] [-r HZ] [--interval S] [-d S] [--once] [--idle] [--async]',
   positionals: { min: 0, max: 0 },
   rest: true,
   options: [
@@ -37,10 +38,11 @@ export const topSpec: CommandSpec = {
     { name: 'duration', short: 'd', type: 'number', value: 'SECONDS', help: 'stop after this long and print the final table' },
     { name: 'once', type: 'boolean', help: 'sample for one interval, print one plain table and exit' },
     { name: 'idle', short: 'i', type: 'boolean', help: 'include idle (not running) threads in the table' },
+    { name: 'async', type: 'boolean', help: "count every waiting asyncio task's await chain too: where the tasks wait (main interpreter)" },
     { name: 'nolineno', type: 'boolean', help: 'start with line numbers off (aggregate by function; key l toggles)' },
     { name: 'full-filenames', type: 'boolean', help: 'keep full paths (default: shorten site-packages, stdlib and cwd paths)' },
   ],
-  examples: ['pylens top -p 4242', 'pylens top -- python app.py', 'pylens top -p 4242 --once > top.txt', 'pylens top -p 4242 -d 10 --idle | less'],
+  examples: ['pylens top -p 4242', 'pylens top -- python app.py', 'pylens top -p 4242 --once > top.txt', 'pylens top -p 4242 -d 10 --idle | less', 'pylens top -p 4242 --async      # where the asyncio tasks wait'],
 };
 
 /** how long a launched target gets to end after SIGINT before SIGKILL */
@@ -124,6 +126,7 @@ export async function runTop(args: Parsed): Promise<number> {
   if (once && duration !== undefined) throw new UsageError('top', '--once and --duration are alternatives; pick one');
   if (once) duration = interval;
   const idle = Boolean(o.idle);
+  const withTasks = Boolean(o.async);
   const plain = once || !process.stdout.isTTY;
 
   const session = await startSession('top', {
@@ -213,7 +216,7 @@ export async function runTop(args: Parsed): Promise<number> {
           gone = true;
           return 'stop';
         }
-        ctl.add(r, realClock.nowNs());
+        ctl.add(withTasks ? { ...r, ...waitingTasks(sampler, rate) } : r, realClock.nowNs());
       },
       { signal: session.signal },
     );
@@ -250,4 +253,27 @@ export async function runTop(args: Parsed): Promise<number> {
   }
   if (endedOnItsOwn) process.stderr.write(`pylens top: process ${pid} exited\n`);
   return 0;
+}
+
+/** the share of a tick's interval that reading asyncio tasks may take (as record --async) */
+const ASYNC_BUDGET = 0.02;
+
+/** This tick's waiting asyncio tasks for the live table (a torn or failed read gives none). */
+function waitingTasks(sampler: ProcessSampler, rateHz: number): Pick<LiveTick, 'tasks' | 'taskCount'> {
+  let read;
+  try {
+    read = sampler.asyncTasks({ max: 2000, budgetNs: (ASYNC_BUDGET * 1e9) / rateHz });
+  } catch {
+    return { tasks: [] };
+  }
+  const tasks = read.tasks.filter((t) => t.state === 'pending' && t.waitsOn !== null).map((t) => ({ frames: liveFrames(t), weight: read.stride }));
+  return { tasks, taskCount: read.registered };
+}
+
+/** a task's chain as live frames; the reader gives the same task object while nothing moved */
+const liveChains = new WeakMap<AsyncTask, LiveFrame[]>();
+function liveFrames(t: AsyncTask): LiveFrame[] {
+  let f = liveChains.get(t);
+  if (f === undefined) liveChains.set(t, (f = t.stack.map((x) => ({ name: x.name, qualname: x.qualname, file: x.file ?? '?', line: x.line ?? null, firstLine: x.firstLine ?? 0 }))));
+  return f;
 }

@@ -35,6 +35,10 @@ export interface LiveThread {
 export interface LiveTick {
   threads: readonly LiveThread[];
   errors: number;
+  /** top --async: the waiting asyncio tasks read this tick, each its await chain (innermost first) and weight (read every Nth tick: N) */
+  tasks?: readonly { frames: readonly LiveFrame[]; weight: number }[];
+  /** the tasks in the registry (read or not this tick) */
+  taskCount?: number;
 }
 
 export interface TopRow {
@@ -65,6 +69,8 @@ export interface TopSnapshot {
   errors: number;
   /** threads seen in the last tick */
   threads: number;
+  /** asyncio tasks in the last tick's read (top --async), else undefined */
+  tasks?: number;
   /** seconds since sampling started */
   elapsedS: number;
   /** seconds since the last reset (the window the counts cover) */
@@ -99,6 +105,7 @@ export class TopStats {
   gilTicks = 0;
   errors = 0;
   threads = 0;
+  tasks: number | undefined;
 
   constructor(opts: TopStatsOptions = {}) {
     this.idle = opts.idle ?? false;
@@ -112,13 +119,24 @@ export class TopStats {
     return s;
   }
 
-  private count(map: Map<string, Entry>, key: string, qualname: string, file: string, line: number | null, leaf: boolean): void {
+  private count(map: Map<string, Entry>, key: string, qualname: string, file: string, line: number | null, leaf: boolean, weight = 1): void {
     let e = map.get(key);
     if (e === undefined) map.set(key, (e = { qualname, file, line, own: 0, total: 0, seen: 0 }));
-    if (leaf) e.own++;
+    if (leaf) e.own += weight;
     if (e.seen !== this.sampleId) {
       e.seen = this.sampleId;
-      e.total++;
+      e.total += weight;
+    }
+  }
+
+  private countStack(frames: readonly LiveFrame[], weight: number): void {
+    this.samples += weight;
+    this.sampleId++;
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]!;
+      const file = this.shown(f.file);
+      this.count(this.byLine, `${f.qualname}\0${file}\0${f.line ?? ''}`, f.qualname, file, f.line, i === 0, weight);
+      this.count(this.byFunction, `${f.qualname}\0${file}`, f.qualname, file, null, i === 0, weight);
     }
   }
 
@@ -135,16 +153,12 @@ export class TopStats {
       if (t.holdsGil) gil = true;
       if (t.state === 'idle' && !this.idle) continue;
       if (t.frames.length === 0) continue;
-      this.samples++;
-      this.sampleId++;
-      for (let i = 0; i < t.frames.length; i++) {
-        const f = t.frames[i]!;
-        const file = this.shown(f.file);
-        this.count(this.byLine, `${f.qualname}\0${file}\0${f.line ?? ''}`, f.qualname, file, f.line, i === 0);
-        this.count(this.byFunction, `${f.qualname}\0${file}`, f.qualname, file, null, i === 0);
-      }
+      this.countStack(t.frames, 1);
     }
     if (gil) this.gilTicks++;
+    // waiting asyncio tasks: their await chains, as samples of their own
+    if (tick.taskCount !== undefined) this.tasks = tick.taskCount;
+    for (const t of tick.tasks ?? []) if (t.frames.length > 0) this.countStack(t.frames, t.weight);
   }
 
   /** forget every count (the elapsed time since start is kept) */
@@ -167,6 +181,7 @@ export class TopStats {
       gilTicks: this.gilTicks,
       errors: this.errors,
       threads: this.threads,
+      ...(this.tasks !== undefined ? { tasks: this.tasks } : {}),
       elapsedS: (now - this.startNs) / 1e9,
       windowS: (now - this.windowStartNs) / 1e9,
       byLine: rows(this.byLine),
@@ -409,7 +424,7 @@ export function headerLines(info: TopInfo, snap: TopSnapshot, view: ViewState): 
   const order = view.sort === 4 ? (view.reverse ? 'descending' : 'ascending') : view.reverse ? 'ascending' : 'descending';
   return [
     `pylens top - pid ${info.pid}${cmd}${ver}`,
-    `Elapsed ${snap.elapsedS.toFixed(1)}s  Samples/s ${rate.toFixed(1)}  GIL ${gil}  Active ${active}  Threads ${snap.threads}  Errors ${snap.errors}`,
+    `Elapsed ${snap.elapsedS.toFixed(1)}s  Samples/s ${rate.toFixed(1)}  GIL ${gil}  Active ${active}  Threads ${snap.threads}${snap.tasks !== undefined ? `  Tasks ${snap.tasks}` : ''}  Errors ${snap.errors}`,
     `Sort ${COLUMNS[view.sort]} ${order}  Lines ${view.lines ? 'on' : 'off'}  Idle ${info.idle ? 'shown' : 'hidden'}  Samples ${snap.samples}${view.paused ? '  [PAUSED]' : ''}`,
   ];
 }

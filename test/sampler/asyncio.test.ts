@@ -193,3 +193,24 @@ test('record --async on 1,000 tasks: the cost stays bounded by reading tasks in 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('top --async: the waiting tasks’ await chains are counted in the live table, and the header counts the tasks', { timeout: 30_000 }, async () => {
+  const py = pythons.find((p) => p.minor === 11) ?? pythons.at(-1)!;
+  const child = spawn(py.exe, [SCRIPT], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await firstLine(child, 'async_tasks.py');
+    const r = spawnSync(process.execPath, [MAIN, 'top', '--async', '--once', '-p', String(child.pid)], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Threads 1 {2}Tasks 5 /);
+    // sleeper, child and main wait in asyncio.sleep every tick: 300 % of one thread's time; locker in the lock
+    const row = (fn: RegExp) => r.stdout.split('\n').find((l) => fn.test(l));
+    const sleep = row(/ sleep \(asyncio\/tasks\.py:\d+\)$/);
+    assert.ok(sleep, r.stdout);
+    const own = Number(/^\s*([\d.]+)%/.exec(sleep)![1]);
+    assert.ok(own > 250 && own < 320, sleep);
+    assert.ok(row(/acquire \(asyncio\/locks\.py:\d+\)$/), r.stdout);
+    assert.ok(row(/ locker \(.*async_tasks\.py:\d+\)$/), r.stdout);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});

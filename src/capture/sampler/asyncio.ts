@@ -396,7 +396,8 @@ function turnOf(addr: Address, stride: number): number {
 function registry(r: ObjectReader, m: ProcessMemory, layout: Layout, minor: number, interp: Address, state: AsyncReadState): Registry {
   const now = performance.now();
   const last = state.registry;
-  if (last !== undefined && last.interp === interp && now - last.at < REGISTRY_REFRESH_MS) {
+  // (a process without asyncio yet is looked at again sooner: it may be starting up)
+  if (last !== undefined && last.interp === interp && now - last.at < (last.asyncio ? REGISTRY_REFRESH_MS : REGISTRY_REFRESH_MS / 10)) {
     if (!last.asyncio) return last;
     if (last.sets.every(({ set }) => m.readPtr(set + layout.object.ob_type) === last.setType)) return last;
   }
