@@ -1,5 +1,6 @@
 /**
- * Where asyncio tasks wait (record --async profiles): the typed answer every view reads.
+ * Where asyncio tasks spend their time (record --async profiles) — waiting mostly, running when
+ * the loop runs them: the typed answer every view reads.
  *
  * A task sample hangs under a `task NAME` root (model/query.ts `taskRoots`), its await chain
  * below it from the task's own coroutine to the innermost await; its value is task time (a
@@ -10,7 +11,7 @@
  *   line it waits on and what it awaits there), each with its share of the coroutine's time;
  * - what is awaited innermost (asyncio's sleep, a lock's or queue's wait, a future...).
  */
-import { frameInfo, type Profile } from '../model/profile.ts';
+import { frameInfo, SAMPLE_STATES, type Profile } from '../model/profile.ts';
 import { taskRoots } from '../model/query.ts';
 
 export interface AwaitSite {
@@ -19,6 +20,8 @@ export interface AwaitSite {
   /** what it awaits there: the next coroutine inward, or null when the chain ends there */
   awaits: string | null;
   value: number;
+  /** of which running (a running task's samples: not idle) */
+  running: number;
   /** of the coroutine's inclusive value */
   share: number;
 }
@@ -27,6 +30,8 @@ export interface CoroutineWaits {
   name: string;
   file: string | null;
   value: number;
+  /** of which running */
+  running: number;
   /** of all task time */
   share: number;
   /** tasks whose chains pass through it */
@@ -37,6 +42,8 @@ export interface CoroutineWaits {
 export interface TaskWaitsRow {
   task: string;
   value: number;
+  /** of which running */
+  running: number;
   share: number;
 }
 
@@ -45,6 +52,8 @@ export interface InnermostWait {
   file: string | null;
   line: number | null;
   value: number;
+  /** of which running */
+  running: number;
   share: number;
 }
 
@@ -80,9 +89,10 @@ export function asyncWaits(p: Profile, opts: { limit?: number; sitesPerCoroutine
   };
   let total = 0;
   let samples = 0;
-  const byTask = new Map<string, number>();
+  const byTask = new Map<string, { value: number; running: number }>();
   /** function key → inclusive value, tasks seen, site key → value */
-  const byCoro = new Map<string, { name: string; file: string | null; value: number; tasks: Set<string>; sites: Map<string, AwaitSite> }>();
+  const byCoro = new Map<string, { name: string; file: string | null; value: number; running: number; tasks: Set<string>; sites: Map<string, AwaitSite> }>();
+  const IDLE = SAMPLE_STATES.indexOf('idle');
   const byLeaf = new Map<string, InnermostWait>();
   const info = new Map<number, ReturnType<typeof frameInfo>>();
   const fi = (f: number) => {
@@ -97,41 +107,46 @@ export function asyncWaits(p: Profile, opts: { limit?: number; sitesPerCoroutine
     if (v === 0) continue;
     total += v;
     samples++;
-    byTask.set(c.task, (byTask.get(c.task) ?? 0) + v);
+    const run = p.samples.state[i] !== IDLE ? v : 0;
+    const te = byTask.get(c.task);
+    if (te) (te.value += v), (te.running += run);
+    else byTask.set(c.task, { value: v, running: run });
     const seen = new Set<string>();
     for (let j = 0; j < c.frames.length; j++) {
       const f = fi(c.frames[j]!);
       const key = `${f.qualname ?? f.name}\u0000${f.file ?? ''}`;
       let e = byCoro.get(key);
-      if (e === undefined) byCoro.set(key, (e = { name: f.qualname ?? f.name, file: f.file ?? null, value: 0, tasks: new Set(), sites: new Map() }));
+      if (e === undefined) byCoro.set(key, (e = { name: f.qualname ?? f.name, file: f.file ?? null, value: 0, running: 0, tasks: new Set(), sites: new Map() }));
       e.tasks.add(c.task);
       // a recursive coroutine counts once per sample, at its outermost call
       if (seen.has(key)) continue;
       seen.add(key);
       e.value += v;
+      e.running += run;
       const next = j + 1 < c.frames.length ? fi(c.frames[j + 1]!) : null;
       const awaits = next ? (next.qualname ?? next.name) : null;
       const sk = `${f.line ?? ''}\u0000${awaits ?? ''}`;
       const site = e.sites.get(sk);
-      if (site) site.value += v;
-      else e.sites.set(sk, { line: f.line ?? null, awaits, value: v, share: 0 });
+      if (site) (site.value += v), (site.running += run);
+      else e.sites.set(sk, { line: f.line ?? null, awaits, value: v, running: run, share: 0 });
     }
     if (c.frames.length > 0) {
       const f = fi(c.frames.at(-1)!);
       const key = `${f.qualname ?? f.name}\u0000${f.file ?? ''}\u0000${f.line ?? ''}`;
       const e = byLeaf.get(key);
-      if (e) e.value += v;
-      else byLeaf.set(key, { name: f.qualname ?? f.name, file: f.file ?? null, line: f.line ?? null, value: v, share: 0 });
+      if (e) (e.value += v), (e.running += run);
+      else byLeaf.set(key, { name: f.qualname ?? f.name, file: f.file ?? null, line: f.line ?? null, value: v, running: run, share: 0 });
     }
   }
   if (total === 0) return null;
   const share = (v: number) => v / total;
-  const tasks = [...byTask].map(([task, value]) => ({ task, value, share: share(value) })).sort((a, b) => b.value - a.value).slice(0, limit);
+  const tasks = [...byTask].map(([task, e]) => ({ task, value: e.value, running: e.running, share: share(e.value) })).sort((a, b) => b.value - a.value).slice(0, limit);
   const coroutines = [...byCoro.values()]
     .map((e) => ({
       name: e.name,
       file: e.file,
       value: e.value,
+      running: e.running,
       share: share(e.value),
       tasks: e.tasks.size,
       sites: [...e.sites.values()].sort((a, b) => b.value - a.value).slice(0, perCoro).map((s) => ({ ...s, share: s.value / e.value })),

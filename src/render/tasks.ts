@@ -9,19 +9,22 @@ import { formatPercent, groupDigits } from './page/units.ts';
 
 const pct = (f: number) => formatPercent(f).padStart(7);
 const where = (file: string | null, line?: number | null) => (file ? ` (${basename(file)}${line ? `:${line}` : ''})` : '');
+/** ", 40% running" when part of the time was a running task's */
+const runs = (running: number, value: number) => (running > 0 && value > 0 ? `, ${formatPercent(running / value)} running` : '');
 
 export function renderAsyncWaits(w: AsyncWaits, opts: { limit?: number } = {}): string {
   const limit = opts.limit ?? 10;
   const out: string[] = [];
   out.push(`asyncio — where tasks wait (${groupDigits(w.total)} task samples, shares of all task time):`);
   out.push('  tasks');
-  for (const t of w.tasks.slice(0, limit)) out.push(`  ${pct(t.share)}  task ${t.task}`);
-  out.push('  coroutines, inclusive (time their tasks waited somewhere under them), and the lines they wait on');
+  for (const t of w.tasks.slice(0, limit)) out.push(`  ${pct(t.share)}  task ${t.task}${t.running ? `  (${formatPercent(t.running / t.value)} running)` : ''}`);
+  out.push('  coroutines, inclusive (time their tasks spent under them), and the lines they wait or run on');
   for (const c of w.coroutines.slice(0, limit)) {
-    out.push(`  ${pct(c.share)}  ${c.name}${where(c.file)}${c.tasks > 1 ? `  in ${groupDigits(c.tasks)} tasks` : ''}`);
-    for (const s of c.sites) out.push(`  ${' '.repeat(7)}    ${pct(s.share)}  line ${s.line ?? '?'}${s.awaits ? ` → ${s.awaits}` : ' (waits here)'}`);
+    const extra = [c.tasks > 1 ? `in ${groupDigits(c.tasks)} tasks` : '', c.running ? `${formatPercent(c.running / c.value)} running` : ''].filter(Boolean).join(', ');
+    out.push(`  ${pct(c.share)}  ${c.name}${where(c.file)}${extra ? `  ${extra}` : ''}`);
+    for (const s of c.sites) out.push(`  ${' '.repeat(7)}    ${pct(s.share)}  line ${s.line ?? '?'}${s.awaits ? ` → ${s.awaits}` : s.running >= s.value / 2 ? ' (runs here)' : ' (waits here)'}${s.awaits ? runs(s.running, s.value) : ''}`);
   }
-  out.push('  innermost awaits');
-  for (const l of w.innermost.slice(0, limit)) out.push(`  ${pct(l.share)}  ${l.name}${where(l.file, l.line)}`);
+  out.push('  innermost frames (what is awaited, or what runs)');
+  for (const l of w.innermost.slice(0, limit)) out.push(`  ${pct(l.share)}  ${l.name}${where(l.file, l.line)}${runs(l.running, l.value)}`);
   return out.join('\n') + '\n\n';
 }

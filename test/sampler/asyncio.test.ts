@@ -214,3 +214,41 @@ test('top --async: the waiting tasks’ await chains are counted in the live tab
     child.kill('SIGKILL');
   }
 });
+
+for (const py of pythons.filter((p) => p.label.startsWith('pyenv') && [8, 10, 11, 13].includes(p.minor))) {
+  test(`${py.label}: record --async — a running task gets its thread's stack under its root, so a loop blocked in it shows as that task's CPU time`, { timeout: 60_000 }, async () => {
+    const child = spawn(py.exe, [join(import.meta.dirname, 'scripts/async_blocked.py')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const dir = mkdtempSync(join(tmpdir(), 'pylens-async-'));
+    try {
+      await firstLine(child, 'async_blocked.py');
+      const out = join(dir, 'b.pylens');
+      const r = spawnSync(process.execPath, [MAIN, 'record', '--async', '-p', String(child.pid), '-d', '2', '-o', out], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const p = decodePylens(readFileSync(out), out);
+      const col = p.samples.values[0]!;
+      let crunching = 0;
+      let cruncherAll = 0;
+      let napperRunning = 0;
+      for (let i = 0; i < p.samples.length; i++) {
+        const names = stackFrames(p, p.samples.stack[i]!).map((f) => frameInfo(p, f).name);
+        if (names[0] === 'task cruncher') {
+          cruncherAll += col[i]!;
+          // running: cruncher → crunch, in a running state, never under the event loop's frames
+          if (names[1] === 'cruncher' && names.includes('crunch')) {
+            crunching += col[i]!;
+            assert.notEqual(p.samples.state[i], SampleStateCode.idle, names.join(' > '));
+            assert.ok(!names.includes('run_forever') && !names.includes('_run_once'), names.join(' > '));
+          }
+        }
+        if (names[0] === 'task napper' && p.samples.state[i] !== SampleStateCode.idle) napperRunning += col[i]!;
+      }
+      // cruncher computes ~75 % of the time: most of its samples are its running stack
+      assert.ok(crunching >= 0.55 * cruncherAll, `crunch in ${crunching} of ${cruncherAll} cruncher samples`);
+      assert.ok(Number(p.meta.extra!.asyncRunningTaskSamples) >= crunching);
+      assert.ok(napperRunning <= 0.05 * cruncherAll, `napper running ${napperRunning}`);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}

@@ -63,6 +63,8 @@ export interface AsyncTask {
   stack: Frame[];
   /** in `_eager_tasks`: running its eager first step (3.12+) */
   eager: boolean;
+  /** its coroutine is executing now: the task runs, its chain is on its thread's stack */
+  running: boolean;
 }
 
 export interface AsyncTasks {
@@ -354,6 +356,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       waitsOn: waiter === 0 ? null : typeName(waiterType),
       eager,
       stack,
+      running: coro !== 0 && executing(m, layout, minor, coro),
     };
     state.chains.set(task, { type, stateWord, nameObj, coro, waiter, waiterIsTask, seen: now, marks, task: t });
     return t;
@@ -537,6 +540,21 @@ function unmoved(mem: PageCacheMemory, layout: Layout, minor: number, marks: num
     if (markA !== marks[i + 1] || markB !== marks[i + 2] || markC !== marks[i + 3]) return false;
   }
   return true;
+}
+
+/** Whether a coroutine's frame is executing (FRAME_EXECUTING, or 3.10's unwinding; 3.8–3.9 f_executing). */
+function executing(mem: PageCacheMemory, layout: Layout, minor: number, coro: Address): boolean {
+  if (minor >= 11) return mem.readU8(coro + CR_FRAME_STATE[minor]!) === 0;
+  const f = mem.readPtr(coro + CR_FRAME_PTR);
+  if (f === 0) return false;
+  if (minor === 10) {
+    const at = layout.frame.state;
+    if (at == null) return false;
+    const st = (mem.readU8(f + at) << 24) >> 24;
+    return st === 0 || st === 2;
+  }
+  const at = layout.frame.executing;
+  return at != null && mem.readU8(f + at) !== 0;
 }
 
 /** `positionMark`'s answer (three numbers, no allocation on the hot path) */

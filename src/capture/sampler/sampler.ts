@@ -508,6 +508,8 @@ export class Recorder {
   taskReadErrors = 0;
   /** tasks read, reads made and their strides summed (tasks read in turn to stay within ASYNC_BUDGET) */
   taskReads = 0;
+  /** samples of running tasks (their thread's stack joined under the task's root) */
+  runningTaskSamples = 0;
   /** task reads that did not hold together twice (a task finishing under the read): left out */
   taskTorn = 0;
   taskTicks = 0;
@@ -516,7 +518,7 @@ export class Recorder {
   private tickTasks = new Map<number, number>();
 
   /** One sample per waiting asyncio task of process `pid` (SampleOptions.async). */
-  private recordTasks(pid: number, a: Attached, sinceStartNs: number): void {
+  private recordTasks(pid: number, a: Attached, sinceStartNs: number, threads: readonly ThreadSample[]): void {
     let read;
     try {
       read = a.s.asyncTasks({ max: MAX_TASKS_PER_TICK, budgetNs: (ASYNC_BUDGET * 1e9) / (this.opts.rateHz ?? 100) });
@@ -536,10 +538,16 @@ export class Recorder {
     let th = a.threadIdx.get(pid);
     if (th === undefined) a.threadIdx.set(pid, (th = { idx: this.builder.thread(pid, pid), named: false, frames: [], truncated: false, stacks: [] }));
     for (const t of tasks) {
-      // running or ready (waiting for nothing but the loop): the thread's own sample has it
-      if (t.state !== 'pending' || t.waitsOn === null) continue;
+      if (t.state !== 'pending') continue;
       // the task's name, unless it is asyncio's default ("Task-12"): then its coroutine's
       const label = TASK_ROOT_PREFIX + (/^Task-\d+$/.test(t.name) && t.coroutine ? t.coroutine : t.name);
+      // running: its chain is its thread's stack from the task's coroutine inwards, in the thread's state
+      if (t.running) {
+        this.recordRunningTask(a, t, label, weight, threads, sinceStartNs);
+        continue;
+      }
+      // ready (waiting for nothing but the loop): left to the thread's own sample
+      if (t.waitsOn === null) continue;
       // a waiting task's chain rarely changes from one tick to the next (the Frame objects
       // are shared): the last tick's stack index, when label and frames are the same
       const last = this.taskStacks.get(t.address);
@@ -560,6 +568,38 @@ export class Recorder {
     for (const [stack, w] of byStack) {
       this.builder.sample(stack, w, th.idx, 'idle', sinceStartNs);
       this.rows++;
+    }
+  }
+
+  /**
+   * A running task's sample: the stack of the thread it runs on, from its coroutine's frame
+   * (the same function, outermost occurrence) inwards, under its `task NAME` root, in the
+   * thread's state — so a task's view holds its CPU time (or a loop blocked in it) with its
+   * waits. Not found on any thread (it finished or suspended between the reads): none.
+   */
+  private recordRunningTask(a: Attached, t: AsyncTask, label: string, weight: number, threads: readonly ThreadSample[], sinceStartNs: number): void {
+    const own = t.stack.at(-1);
+    if (own === undefined) return;
+    for (const th of threads) {
+      let at = -1;
+      for (let i = th.frames.length - 1; i >= 0; i--) {
+        const f = th.frames[i]!;
+        if (f === own || (f.name === own.name && f.file === own.file && f.firstLine === own.firstLine)) {
+          at = i;
+          break;
+        }
+      }
+      if (at < 0) continue;
+      let marker = this.taskMarkers.get(label);
+      if (marker === undefined) this.taskMarkers.set(label, (marker = this.builder.frame({ name: label, kind: 'marker' })));
+      let stack = this.builder.stack(-1, marker);
+      for (let j = at; j >= 0; j--) stack = this.builder.stack(stack, this.frameIndex(a, th.frames[j]!));
+      const idx = a.threadIdx.get(th.tid)?.idx ?? a.threadIdx.get(a.s.pid)!.idx;
+      this.builder.sample(stack, weight, idx, th.state, sinceStartNs);
+      this.rows++;
+      this.taskSamples += weight;
+      this.runningTaskSamples += weight;
+      return;
     }
   }
 
@@ -630,7 +670,7 @@ export class Recorder {
         if (t.state === 'idle' && !this.opts.idle) continue;
         this.record(pid, a, t, sinceStartNs);
       }
-      if (this.opts.async) this.recordTasks(pid, a, sinceStartNs);
+      if (this.opts.async) this.recordTasks(pid, a, sinceStartNs, r.threads);
     }
     this.lastThreads = threads;
     if (!this.procs.has(this.rootPid)) {
@@ -740,9 +780,10 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
             asyncTaskSamples: rec.taskSamples,
             asyncTaskReads: rec.taskReads,
             asyncTaskTorn: rec.taskTorn,
+            asyncRunningTaskSamples: rec.runningTaskSamples,
             asyncTaskReadErrors: rec.taskReadErrors,
             asyncTaskStride: rec.taskTicks > 0 ? Math.round((10 * rec.strideSum) / rec.taskTicks) / 10 : 1,
-            asyncTasks: `a sample per waiting asyncio task each tick: its await chain under a \`task NAME\` root on the main thread, state idle; past ${100 * ASYNC_BUDGET} % of the interval, tasks are read in turn, each every Nth tick with weight N`,
+            asyncTasks: `a sample per waiting asyncio task each tick: its await chain under a \`task NAME\` root on the main thread, state idle; a running task's: its thread's stack from its coroutine in, in the thread's state; past ${100 * ASYNC_BUDGET} % of the interval, tasks are read in turn, each every Nth tick with weight N`,
           }
         : {}),
       truncatedSamples: rec.truncatedSamples,
