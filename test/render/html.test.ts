@@ -187,6 +187,37 @@ describe('HTML flamegraph in Chromium', () => {
     await o.page.close();
   });
 
+  test('asyncio tasks (record --async roots) are selectable like threads: all tasks, threads only, one task', async () => {
+    const b = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'pylens-sampler', mode: 'wall' }, timed: true });
+    const loop = b.frame({ name: 'run_forever', file: '/usr/lib/python3.11/asyncio/base_events.py', line: 600 });
+    const select = b.frame({ name: 'select', file: '/usr/lib/python3.11/selectors.py', line: 469 });
+    const handler = b.frame({ name: 'handler', file: '/srv/app.py', line: 12 });
+    const acquire = b.frame({ name: 'acquire', file: '/usr/lib/python3.11/asyncio/locks.py', line: 387 });
+    const sleep = b.frame({ name: 'sleep', file: '/usr/lib/python3.11/asyncio/tasks.py', line: 639 });
+    const tHandler = b.frame({ name: 'task handler', kind: 'marker' });
+    const tTicker = b.frame({ name: 'task ticker', kind: 'marker' });
+    const t = b.thread(1, 1, 'MainThread');
+    const stack = (frames: number[]) => frames.reduce((s, f) => b.stack(s, f), -1);
+    b.sample(stack([loop, select]), 4, t, 'idle', 0);
+    b.sample(stack([tHandler, handler, acquire]), 9, t, 'idle', 1);
+    b.sample(stack([tTicker, sleep]), 3, t, 'idle', 2);
+    const path = writeTemp(tmp.dir, 'tasks.html', renderHtml(b.build()));
+    const o = await open(path);
+    const options = await o.page.locator('#thread option').allInnerTexts();
+    assert.deepEqual(options.slice(-4), ['asyncio tasks (2) — 75.00%', 'threads only, no task samples — 25.00%', 'task handler — 56.25%', 'task ticker — 18.75%']);
+    assert.equal((await state(o.page)).total, 16);
+    await o.page.locator('#thread').selectOption({ label: 'task handler — 56.25%' });
+    assert.equal((await state(o.page)).total, 9);
+    assert.ok(await findBox(o.page, 'acquire (locks.py:387)'));
+    assert.equal(await findBox(o.page, 'sleep (tasks.py:639)'), null);
+    await o.page.locator('#thread').selectOption({ label: 'asyncio tasks (2) — 75.00%' });
+    assert.equal((await state(o.page)).total, 12);
+    await o.page.locator('#thread').selectOption({ label: 'threads only, no task samples — 25.00%' });
+    assert.equal((await state(o.page)).total, 4);
+    assert.equal(await findBox(o.page, 'task handler'), null);
+    await o.page.close();
+  });
+
   test('flame / icicle and merged / time-order toggles', async () => {
     const o = await open();
     const flameRoot = await boxOf(o.page, 'all');

@@ -147,12 +147,22 @@ class App {
       threads = new Uint8Array(th.pid.length);
       for (let t = 0; t < th.pid.length; t++) if (th.pid[t] === pid) threads[t] = 1;
     }
+    // asyncio tasks (record --async): 'k:all' every task, 'k:none' the threads alone, 'k:N' task N
+    let tasks: Uint8Array | null = null;
+    if (this.threadSel.startsWith('k:')) {
+      const n = this.model.tasks().names.length;
+      tasks = new Uint8Array(n + 1);
+      const k = this.threadSel.slice(2);
+      if (k === 'all') tasks.fill(1, 1);
+      else if (k === 'none') tasks[0] = 1;
+      else tasks[1 + Number(k)] = 1;
+    }
     let states: Uint8Array | null = null;
     if (this.stateSel !== 'all') {
       states = new Uint8Array(STATE_NAMES.length);
       states[Number(this.stateSel)] = 1;
     }
-    return { threads, states, valueIndex: this.valueIndex, byThread: this.byThread };
+    return { threads, states, tasks, valueIndex: this.valueIndex, byThread: this.byThread };
   }
 
   /** Rebuild the layout after a filter / view / value change, keeping the zoomed frame when it still exists. */
@@ -633,6 +643,19 @@ class App {
     }
     const order = th.pid.map((_, i) => i).sort((a, b) => th.pid[a]! - th.pid[b]! || th.tid[a]! - th.tid[b]!);
     for (const t of order) opt(`t:${t}`, `${this.model.threadLabel(t)}${share(perThread[t]!)}`);
+    // asyncio tasks (record --async): selectable like threads, heaviest first
+    const tk = this.model.tasks();
+    if (tk.names.length > 0) {
+      const perTask = new Float64Array(tk.names.length + 1);
+      const rs = this.model.cols.rowStack;
+      for (let r = 0; r < rs.length; r++) perTask[rs[r]! < 0 ? 0 : tk.ofStack[rs[r]!]! + 1] += col[r]!;
+      let all = 0;
+      for (let i = 1; i < perTask.length; i++) all += perTask[i]!;
+      opt('k:all', `asyncio tasks (${tk.names.length})${share(all)}`);
+      opt('k:none', `threads only, no task samples${share(perTask[0]!)}`);
+      const byWeight = tk.names.map((_, i) => i).sort((a, b) => perTask[b + 1]! - perTask[a + 1]!);
+      for (const i of byWeight) opt(`k:${i}`, `task ${tk.names[i]}${share(perTask[i + 1]!)}`);
+    }
     sel.addEventListener('change', () => {
       this.threadSel = sel.value;
       this.rebuild();

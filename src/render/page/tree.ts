@@ -131,6 +131,11 @@ export interface RowFilter {
   threads: Uint8Array | null;
   /** states[code] = 1 keeps the state; null keeps all. */
   states: Uint8Array | null;
+  /**
+   * asyncio tasks (record --async): tasks[1 + i] = 1 keeps task i's rows (FlameModel.tasks),
+   * tasks[0] = 1 the rows of no task (the threads); null keeps all.
+   */
+  tasks?: Uint8Array | null;
   valueIndex: number;
   /** Merged view: a pseudo-root per thread. Time order groups by thread whenever more than one thread passes. */
   byThread: boolean;
@@ -161,6 +166,14 @@ export interface Layout {
   valueIndex: number;
   /** Whether thread pseudo-roots are in this layout. */
   byThread: boolean;
+}
+
+/** FRAME_KINDS' index of 'marker' (model/profile.ts) */
+const MARKER_KIND = 3;
+
+/** the RowFilter.tasks slot of a row's stack: 0 for no task, 1 + its task */
+function taskRow(ofStack: Int32Array, stack: number): number {
+  return stack < 0 ? 0 : ofStack[stack]! + 1;
 }
 
 function idleByte(idle: number, total: number): number {
@@ -198,6 +211,38 @@ export class FlameModel {
   }
 
   private readonly labelRank: Int32Array;
+
+  private taskInfo: { names: string[]; ofStack: Int32Array } | undefined;
+  /**
+   * asyncio tasks (record --async profiles): the names under the `task NAME` root markers, and
+   * per stack its task's index, -1 for none. Parents come before their children in the stack
+   * table, so one pass suffices.
+   */
+  tasks(): { names: string[]; ofStack: Int32Array } {
+    if (this.taskInfo) return this.taskInfo;
+    const { nStacks, stackParent, stackFrame, frameKind, frameName, strings } = this.cols;
+    const names: string[] = [];
+    const byFrame = new Map<number, number>();
+    const ofStack = new Int32Array(nStacks).fill(-1);
+    for (let s = 0; s < nStacks; s++) {
+      const p = stackParent[s]!;
+      if (p >= 0 && p < s && ofStack[p]! >= 0) {
+        ofStack[s] = ofStack[p]!;
+        continue;
+      }
+      const f = stackFrame[s]!;
+      if (frameKind[f] !== MARKER_KIND) continue;
+      let id = byFrame.get(f);
+      if (id === undefined) {
+        const name = strings[frameName[f]!] ?? '';
+        if (!name.startsWith('task ')) continue;
+        byFrame.set(f, (id = names.length));
+        names.push(name.slice(5));
+      }
+      ofStack[s] = id;
+    }
+    return (this.taskInfo = { names, ofStack });
+  }
   private readonly nLabels: number;
 
   /** Sort rank of a node's label: labels alphabetically, then thread roots by thread. */
@@ -265,10 +310,12 @@ export class FlameModel {
     const out = new Int32Array(nRows);
     const th = f.threads;
     const st = f.states;
+    const tk = f.tasks ?? null;
+    const ofStack = tk !== null ? this.tasks().ofStack : null;
     const sn = this.stackNode;
     for (let r = 0; r < nRows; r++) {
       const t = rowThread[r]!;
-      if ((th !== null && th[t] === 0) || (st !== null && st[rowState[r]!] === 0) || col[r] === 0) {
+      if ((th !== null && th[t] === 0) || (st !== null && st[rowState[r]!] === 0) || col[r] === 0 || (tk !== null && tk[taskRow(ofStack!, rowStack[r]!)] === 0)) {
         out[r] = -1;
         continue;
       }
@@ -281,11 +328,13 @@ export class FlameModel {
   /** How many threads with rows pass the filter. */
   threadsPassing(f: RowFilter): number {
     const seen = new Uint8Array(this.cols.nThreads);
-    const { rowThread, rowState, nRows } = this.cols;
+    const { rowThread, rowState, rowStack, nRows } = this.cols;
+    const tk = f.tasks ?? null;
+    const ofStack = tk !== null ? this.tasks().ofStack : null;
     let n = 0;
     for (let r = 0; r < nRows; r++) {
       const t = rowThread[r]!;
-      if (seen[t] || (f.threads !== null && f.threads[t] === 0) || (f.states !== null && f.states[rowState[r]!] === 0)) continue;
+      if (seen[t] || (f.threads !== null && f.threads[t] === 0) || (f.states !== null && f.states[rowState[r]!] === 0) || (tk !== null && tk[taskRow(ofStack!, rowStack[r]!)] === 0)) continue;
       seen[t] = 1;
       n++;
     }
