@@ -75,15 +75,23 @@ export function asyncWaits(p: Profile, opts: { limit?: number; sitesPerCoroutine
   const perCoro = opts.sitesPerCoroutine ?? 3;
   const col = p.samples.values[p.defaultValue]!;
   // per stack: its frames root first, cached (task chains repeat)
-  const chainOf = new Map<number, { task: string; frames: number[] } | null>();
-  const chain = (stack: number): { task: string; frames: number[] } | null => {
+  // a task's own chain: from its root to the innermost frame, or to an `awaits task NAME`
+  // marker (the awaited task's chain below it is that task's time, counted under its own root)
+  const chainOf = new Map<number, { task: string; frames: number[]; awaitsTask: string | null } | null>();
+  const chain = (stack: number): { task: string; frames: number[]; awaitsTask: string | null } | null => {
     let c = chainOf.get(stack);
     if (c !== undefined) return c;
     const frames: number[] = [];
     for (let s = stack; s >= 0; s = p.stacks.parent[s]!) frames.push(p.stacks.frame[s]!);
     frames.reverse();
     const at = frames.findIndex((f) => roots[f] !== null);
-    c = at < 0 ? null : { task: roots[frames[at]!]!, frames: frames.slice(at + 1) };
+    if (at < 0) c = null;
+    else {
+      const own = frames.slice(at + 1);
+      const cut = own.findIndex((f) => p.frames.kind[f] === 'marker');
+      const awaitsTask = cut >= 0 ? p.strings[p.frames.name[own[cut]!]!]! : null;
+      c = { task: roots[frames[at]!]!, frames: cut >= 0 ? own.slice(0, cut) : own, awaitsTask };
+    }
     chainOf.set(stack, c);
     return c;
   };
@@ -124,7 +132,7 @@ export function asyncWaits(p: Profile, opts: { limit?: number; sitesPerCoroutine
       e.value += v;
       e.running += run;
       const next = j + 1 < c.frames.length ? fi(c.frames[j + 1]!) : null;
-      const awaits = next ? (next.qualname ?? next.name) : null;
+      const awaits = next ? (next.qualname ?? next.name) : c.awaitsTask;
       const sk = `${f.line ?? ''}\u0000${awaits ?? ''}`;
       const site = e.sites.get(sk);
       if (site) (site.value += v), (site.running += run);

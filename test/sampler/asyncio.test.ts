@@ -96,7 +96,7 @@ test('record --async: a sample per waiting task each tick, its await chain under
     }
     const ticks = Number(p.meta.extra?.ticks);
     // every waiting task in every tick: five tasks, named ones by name, the others by coroutine
-    for (const k of ['task sleeper-task > sleeper > sleep', 'task locker-task > locker > __aenter__ > acquire', 'task parent > parent', 'task child > child > sleep', 'task main > main > sleep']) {
+    for (const k of ['task sleeper-task > sleeper > sleep', 'task locker-task > locker > __aenter__ > acquire', 'task parent > parent > awaits task child > child > sleep', 'task child > child > sleep', 'task main > main > sleep']) {
       assert.ok((paths.get(k) ?? 0) >= 0.9 * ticks, `${k}: ${paths.get(k)} of ${ticks} ticks; ${JSON.stringify([...paths])}`);
     }
     assert.equal(Number(p.meta.extra?.asyncTaskSamples), [...paths.values()].reduce((a, b) => a + b, 0));
@@ -105,11 +105,15 @@ test('record --async: a sample per waiting task each tick, its await chain under
     const w = rep.asyncio;
     assert.deepEqual(w.tasks.map((t: { task: string }) => t.task).sort(), ['child', 'locker-task', 'main', 'parent', 'sleeper-task']);
     for (const t of w.tasks) assert.ok(Math.abs(t.share - 0.2) < 0.03, JSON.stringify(w.tasks));
+    // the parent awaits its child task: its site names the task; the child's chain is counted under the child alone
+    const parent = w.coroutines.find((c: { name: string }) => c.name === 'parent');
+    assert.equal(parent.sites[0].awaits, 'awaits task child');
+    assert.ok(Math.abs(w.coroutines.find((c: { name: string }) => c.name === 'child').share - 0.2) < 0.03);
     const locker = w.coroutines.find((c: { name: string }) => c.name === 'locker');
     assert.match(locker.sites[0].awaits, /__aenter__$/);
     assert.match(readFileSync(SCRIPT, 'utf8').split('\n')[locker.sites[0].line - 1], /async with lock/);
     const sleep = w.innermost.find((l: { name: string }) => l.name === 'sleep');
-    assert.ok(Math.abs(sleep.share - 0.6) < 0.05, 'sleeper, child and main sleep');
+    assert.ok(Math.abs(sleep.share - 0.6) < 0.05, 'sleeper, child and main sleep (the parent at its await of the child)');
     const text = spawnSync(process.execPath, [MAIN, 'report', out], { encoding: 'utf8' }).stdout;
     assert.match(text, /^asyncio — where tasks wait/m);
     assert.match(text, /^ +\d+\.\d+% +locker \(async_tasks\.py\)\n +\d+\.\d+% +line \d+ → \S*__aenter__$/m);

@@ -54,6 +54,8 @@ export interface AsyncTask {
   waitsOn: string | null;
   /** when it waits on another task: that task's name */
   awaitsTask?: string;
+  /** that task as last read (its own chain, and what it awaits in turn): not in JSON output */
+  awaits?: AsyncTask;
   /**
    * its await chain, innermost first (as thread stacks are): the coroutine awaited last
    * down to the task's own coroutine, each at the line it is suspended on. Only the task's
@@ -267,9 +269,15 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   if (waitingOnTasks) {
     for (const t of out.tasks) {
       const memo = state.chains.get(t.address)!;
-      const name = memo.waiterIsTask ? state.chains.get(memo.waiter)?.task.name : undefined;
-      if (name !== undefined) t.awaitsTask = name;
-      else delete t.awaitsTask;
+      const child = memo.waiterIsTask ? state.chains.get(memo.waiter)?.task : undefined;
+      if (child !== undefined) {
+        t.awaitsTask = child.name;
+        // not enumerable: JSON output names the task (awaitsTask) without nesting it
+        Object.defineProperty(t, 'awaits', { value: child, enumerable: false, configurable: true, writable: true });
+      } else {
+        delete t.awaitsTask;
+        delete t.awaits;
+      }
     }
   }
   // forget the tasks not read for two turns: gone (their addresses will be reused)

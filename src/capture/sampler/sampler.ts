@@ -502,7 +502,14 @@ export class Recorder {
   /** `task NAME` marker frames by name */
   private taskMarkers = new Map<string, number>();
   /** per task (address): its last chain and the stack it was recorded under */
-  private taskStacks = new Map<Address, { task: AsyncTask; label: string; frames: Frame[]; stack: number }>();
+  private taskStacks = new Map<Address, { task: AsyncTask; awaited: AsyncTask[]; stack: number }>();
+
+  /** a marker frame by name (`task NAME`, `awaits task NAME`), made once */
+  private markerFrame(name: string): number {
+    let m = this.taskMarkers.get(name);
+    if (m === undefined) this.taskMarkers.set(name, (m = this.builder.frame({ name, kind: 'marker' })));
+    return m;
+  }
   /** task samples recorded (their weight: a task read every Nth tick counts N), and ticks where the tasks could not be read */
   taskSamples = 0;
   taskReadErrors = 0;
@@ -539,8 +546,7 @@ export class Recorder {
     if (th === undefined) a.threadIdx.set(pid, (th = { idx: this.builder.thread(pid, pid), named: false, frames: [], truncated: false, stacks: [] }));
     for (const t of tasks) {
       if (t.state !== 'pending') continue;
-      // the task's name, unless it is asyncio's default ("Task-12"): then its coroutine's
-      const label = TASK_ROOT_PREFIX + (/^Task-\d+$/.test(t.name) && t.coroutine ? t.coroutine : t.name);
+      const label = TASK_ROOT_PREFIX + taskLabel(t);
       // running: its chain is its thread's stack from the task's coroutine inwards, in the thread's state
       if (t.running) {
         this.recordRunningTask(a, t, label, weight, threads, sinceStartNs);
@@ -548,19 +554,24 @@ export class Recorder {
       }
       // ready (waiting for nothing but the loop): left to the thread's own sample
       if (t.waitsOn === null) continue;
+      // a task awaiting another task (`await task`, wait_for): the awaited task's chain goes
+      // on under the parent's, after an `awaits task NAME` marker, and so on down
+      const awaited: AsyncTask[] = [];
+      for (let c = t.awaits; c !== undefined && awaited.length < MAX_AWAITED && c !== t && !awaited.includes(c); c = c.awaits) awaited.push(c);
       // a waiting task's chain rarely changes from one tick to the next (the Frame objects
-      // are shared): the last tick's stack index, when label and frames are the same
+      // are shared): the last tick's stack index, when the reader gave the same objects
       const last = this.taskStacks.get(t.address);
       let stack: number;
-      if (last !== undefined && last.task === t) stack = last.stack; // the reader gave the same object: nothing changed
-      else if (last !== undefined && last.label === label && last.frames.length === t.stack.length && last.frames.every((f, i) => f === t.stack[i])) (stack = last.stack), (last.task = t);
+      if (last !== undefined && last.task === t && last.awaited.length === awaited.length && last.awaited.every((c, i) => c === awaited[i])) stack = last.stack;
       else {
-        let marker = this.taskMarkers.get(label);
-        if (marker === undefined) this.taskMarkers.set(label, (marker = this.builder.frame({ name: label, kind: 'marker' })));
-        stack = this.builder.stack(-1, marker);
+        stack = this.builder.stack(-1, this.markerFrame(label));
         for (let j = t.stack.length - 1; j >= 0; j--) stack = this.builder.stack(stack, this.frameIndex(a, t.stack[j]!));
+        for (const c of awaited) {
+          stack = this.builder.stack(stack, this.markerFrame(`awaits ${TASK_ROOT_PREFIX}${taskLabel(c)}`));
+          for (let j = c.stack.length - 1; j >= 0; j--) stack = this.builder.stack(stack, this.frameIndex(a, c.stack[j]!));
+        }
         if (this.taskStacks.size > 4 * MAX_TASKS_PER_TICK) this.taskStacks.clear();
-        this.taskStacks.set(t.address, { task: t, label, frames: t.stack, stack });
+        this.taskStacks.set(t.address, { task: t, awaited, stack });
       }
       byStack.set(stack, (byStack.get(stack) ?? 0) + weight);
       this.taskSamples += weight;
@@ -590,9 +601,7 @@ export class Recorder {
         }
       }
       if (at < 0) continue;
-      let marker = this.taskMarkers.get(label);
-      if (marker === undefined) this.taskMarkers.set(label, (marker = this.builder.frame({ name: label, kind: 'marker' })));
-      let stack = this.builder.stack(-1, marker);
+      let stack = this.builder.stack(-1, this.markerFrame(label));
       for (let j = at; j >= 0; j--) stack = this.builder.stack(stack, this.frameIndex(a, th.frames[j]!));
       const idx = a.threadIdx.get(th.tid)?.idx ?? a.threadIdx.get(a.s.pid)!.idx;
       this.builder.sample(stack, weight, idx, th.state, sinceStartNs);
@@ -701,6 +710,14 @@ export class Recorder {
     for (const [pid, a] of [...this.procs]) this.detach(pid, a);
   }
 }
+
+/** a task's name, unless it is asyncio's default ("Task-12"): then its coroutine's */
+function taskLabel(t: AsyncTask): string {
+  return /^Task-\d+$/.test(t.name) && t.coroutine ? t.coroutine : t.name;
+}
+
+/** tasks awaited in turn (a awaits b awaits c…) followed under a task's chain at most */
+const MAX_AWAITED = 8;
 
 /** tasks read per process and tick at most (record --async) */
 const MAX_TASKS_PER_TICK = 2000;
