@@ -256,3 +256,30 @@ for (const py of pythons.filter((p) => p.label.startsWith('pyenv') && [8, 10, 11
     }
   });
 }
+
+test('pure-Python tasks (no _asyncio module): read from their attributes on every version, chains down to Future.__await__', { timeout: 90_000 }, async () => {
+  for (const py of pythons.filter((p) => p.label.startsWith('pyenv'))) {
+    const child = spawn(py.exe, ['-c', `import sys; sys.modules['_asyncio'] = None; import runpy; runpy.run_path(${JSON.stringify(SCRIPT)}, run_name='__main__')`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const truth = JSON.parse(await firstLine(child, 'async_tasks.py')) as Record<string, string>;
+      const s = ProcessSampler.attach(child.pid!);
+      try {
+        const a = s.asyncTasks();
+        assert.equal(a.unsupported, 0, py.label);
+        assert.deepEqual(Object.fromEntries(a.tasks.map((t) => [t.name, t.coroutine])), truth, py.label);
+        const by = new Map(a.tasks.map((t) => [t.coroutine, t]));
+        assert.equal(by.get('parent')!.awaitsTask, by.get('child')!.name, py.label);
+        for (const [coro, inner] of [['sleeper', 'sleep'], ['locker', 'acquire'], ['main', 'sleep']] as const) {
+          const names = by.get(coro)!.stack.map((f) => f.name);
+          assert.equal(names[0], '__await__', `${py.label} ${coro}: ${names}`);
+          assert.equal(names[1], inner, `${py.label} ${coro}: ${names}`);
+          assert.equal(names.at(-1), coro);
+        }
+      } finally {
+        s.close();
+      }
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }
+});

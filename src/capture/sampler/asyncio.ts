@@ -117,6 +117,8 @@ export interface AsyncReadState {
   none: Address;
   /** coroutine / generator types by address: 'coroutine', 'generator' or '' (anything else) */
   coroKinds: Map<Address, string>;
+  /** types that are asyncio's pure-Python Task or derive from it (`isPyTask`) */
+  pyTaskTypes: Map<Address, boolean>;
 }
 
 interface Registry {
@@ -152,7 +154,7 @@ interface TaskMemo {
 }
 
 export function newAsyncReadState(): AsyncReadState {
-  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: [], chains: new Map(), registry: undefined, dummy: 0, none: 0, coroKinds: new Map(), turnPlans: new Map(), turnStride: 1, reads: 0 };
+  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: [], chains: new Map(), registry: undefined, dummy: 0, none: 0, coroKinds: new Map(), pyTaskTypes: new Map(), turnPlans: new Map(), turnStride: 1, reads: 0 };
 }
 
 /**
@@ -306,14 +308,26 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     const type = u64(v, o + OB_TYPE);
     let isTask = state.taskTypes.get(type);
     if (isTask === undefined) state.taskTypes.set(type, (isTask = isCTask(r, type)));
-    if (!isTask) {
-      out.unsupported++;
-      return undefined;
+    let stateWord: number;
+    let nameObj: Address;
+    let coro: Address;
+    let waiter: Address;
+    if (isTask) {
+      stateWord = v.getUint32(o + off!.state, true);
+      nameObj = u64(v, o + off!.name);
+      coro = u64(v, o + off!.coro);
+      waiter = u64(v, o + off!.futWaiter);
+    } else {
+      // asyncio's pure-Python Task (no _asyncio module), or a class deriving from it: its attributes
+      let py = state.pyTaskTypes.get(type);
+      if (py === undefined) state.pyTaskTypes.set(type, (py = isPyTask(r, type, task)));
+      if (!py) {
+        out.unsupported++;
+        return undefined;
+      }
+      const f = pyTaskFields(task);
+      ({ stateWord, nameObj, coro, waiter } = f);
     }
-    const stateWord = v.getUint32(o + off!.state, true);
-    const nameObj = u64(v, o + off!.name);
-    const coro = u64(v, o + off!.coro);
-    const waiter = u64(v, o + off!.futWaiter);
     const memo = useMemo ? state.chains.get(task) : undefined;
     if (memo !== undefined && memo.type === type && memo.coro === coro && memo.waiter === waiter && memo.nameObj === nameObj && memo.stateWord === stateWord && memo.task.eager === eager) {
       if (unmoved(m, layout, minor, memo.marks)) {
@@ -340,7 +354,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     }
     let waiterType = 0;
     if (waiter !== 0) waiterType = m.readPtr(waiter + OB_TYPE);
-    const waiterIsTask = waiter !== 0 && (state.taskTypes.get(waiterType) ?? isCTaskCached(waiterType));
+    const waiterIsTask = waiter !== 0 && ((state.taskTypes.get(waiterType) ?? isCTaskCached(waiterType)) || state.pyTaskTypes.get(waiterType) === true);
     if (waiterIsTask) waitingOnTasks = true;
     let stack: Frame[] = [];
     let marks: number[] = [];
@@ -355,7 +369,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       if (coroutine !== null && stack.length > 0 && coroKind(m.readPtr(coro + OB_TYPE)) === 'coroutine' && !coroutine.endsWith(stack.at(-1)!.name)) return null;
     }
     // and the task did not change meanwhile
-    if (m.readPtr(task + off.coro) !== coro || m.readPtr(task + off.futWaiter) !== waiter) return null;
+    if (isTask ? m.readPtr(task + off.coro) !== coro || m.readPtr(task + off.futWaiter) !== waiter : pyTaskFields(task).waiter !== waiter) return null;
     const t: AsyncTask = {
       address: task,
       name: name ?? '?',
@@ -368,6 +382,16 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     };
     state.chains.set(task, { type, stateWord, nameObj, coro, waiter, waiterIsTask, seen: now, marks, task: t });
     return t;
+  }
+  /** a pure-Python task's fields from its attributes (_state, _name, _coro, _fut_waiter; None as 0; no instance _state: pending) */
+  function pyTaskFields(task: Address): { stateWord: number; nameObj: Address; coro: Address; waiter: Address } {
+    const attr = (name: string) => {
+      const a = r.instanceAttr(task, name);
+      return a === 0 || a === state.none || r.typeOf(a).info.name === 'NoneType' ? 0 : a;
+    };
+    const st = attr('_state');
+    const word = st === 0 ? 0 : PY_STATES.indexOf(r.readStr(st, 16) ?? '');
+    return { stateWord: Math.max(0, word), nameObj: attr('_name'), coro: attr('_coro'), waiter: attr('_fut_waiter') };
   }
   function isCTaskCached(type: Address): boolean {
     const is = isCTask(r, type);
@@ -441,6 +465,23 @@ function isCTask(r: ObjectReader, type: Address): boolean {
     t = r.mem.readPtr(t + TP_BASE);
   }
   return false;
+}
+
+/** futures.py's state strings, in the order of STATES */
+const PY_STATES = ['PENDING', 'CANCELLED', 'FINISHED'];
+
+/**
+ * asyncio's pure-Python `Task` (a class named Task in its tp_base chain, at most 16 deep)
+ * whose instance has the attributes a task's __init__ sets (`_coro`, `_fut_waiter`; `_state`
+ * stays the class's 'PENDING' until the task is done).
+ */
+function isPyTask(r: ObjectReader, type: Address, obj: Address): boolean {
+  let named = false;
+  for (let t = type, i = 0; t !== 0 && i < 16 && !named; i++) {
+    named = r.typeName(t) === 'Task';
+    t = r.mem.readPtr(t + TP_BASE);
+  }
+  return named && r.instanceAttr(obj, '_coro') !== 0 && r.instanceAttr(obj, '_fut_waiter') !== 0;
 }
 
 /** PyTypeObject.tp_base, the same in 3.8–3.13 */
