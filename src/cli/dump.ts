@@ -58,9 +58,24 @@ export function renderDump(d: DumpResult, opts: { cmdline?: string; cwd?: string
     else {
       const extra = [a.unsupported ? `${a.unsupported} of a task class pylens cannot read` : '', a.skipped ? `${a.skipped} more not read` : ''].filter(Boolean).join('; ');
       lines.push(`asyncio tasks (${a.tasks.length}${extra ? `; ${extra}` : ''}):`);
+      const loopThreads = new Set(a.tasks.map((t) => t.loopThread).filter((x) => x !== undefined)).size;
       for (const t of a.tasks) {
-        const waits = t.awaitsTask !== undefined ? `awaits task ${JSON.stringify(t.awaitsTask)}` : t.waitsOn !== null ? `waits on a ${t.waitsOn.replace(/^_asyncio\./, '')}` : t.eager ? 'running its eager first step' : 'ready or running';
-        lines.push(`Task ${JSON.stringify(t.name)} (${t.state}) ${t.coroutine ?? '?'} — ${waits}`);
+        const waits =
+          t.awaitsTask !== undefined
+            ? `awaits task ${JSON.stringify(t.awaitsTask)}`
+            : t.children !== undefined
+              ? `awaits its ${t.children.kind === 'gather' ? 'gather' : 'TaskGroup'} of ${t.children.count}${t.children.tasks.length ? `: tasks ${t.children.tasks.map((n) => JSON.stringify(n)).join(', ')}` : ''}`
+              : t.waitsOn !== null
+                ? `waits on a ${t.waitsOn.replace(/^_asyncio\./, '')}`
+                : t.eager
+                  ? 'running its eager first step'
+                  : t.running
+                    ? 'running'
+                    : 'ready';
+        // tasks of loops in several threads: each says whose loop it is on
+        const th = loopThreads > 1 && t.loopThread !== undefined ? d.threads.find((x) => x.pthreadId === t.loopThread) : undefined;
+        const on = th ? ` [thread ${th.name !== undefined ? JSON.stringify(th.name) : th.tid}]` : '';
+        lines.push(`Task ${JSON.stringify(t.name)} (${t.state}) ${t.coroutine ?? '?'} — ${waits}${on}`);
         for (const f of t.stack) lines.push(`    ${f.qualname} (${displayFile(f.file, opts.cwd)}${f.line !== null ? `:${f.line}` : ''})`);
       }
     }

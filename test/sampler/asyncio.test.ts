@@ -283,3 +283,43 @@ test('pure-Python tasks (no _asyncio module): read from their attributes on ever
     }
   }
 });
+
+for (const py of pythons.filter((p) => p.label.startsWith('pyenv') && [8, 11, 13].includes(p.minor))) {
+  test(`${py.label}: gather and TaskGroup children, timeouts, cancellation and a loop in another thread — dump names them, record places and marks them`, { timeout: 60_000 }, async () => {
+    const script = join(import.meta.dirname, 'scripts/async_shapes.py');
+    const child = spawn(py.exe, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const dir = mkdtempSync(join(tmpdir(), 'pylens-async-'));
+    try {
+      await firstLine(child, 'async_shapes.py');
+      const text = spawnSync(process.execPath, [MAIN, 'dump', '--async', '-p', String(child.pid)], { encoding: 'utf8' });
+      assert.equal(text.status, 0, text.stderr);
+      assert.match(text.stdout, /^Task "Task-\d+" \(pending\) gatherer — awaits its gather of 2: tasks "Task-\d+", "Task-\d+" \[thread "MainThread"\]$/m);
+      assert.match(text.stdout, /^Task "Task-\d+" \(pending\) in_thread — waits on a Future \[thread "loop-thread"\]$/m);
+      if (py.minor >= 11) assert.match(text.stdout, /^Task "Task-\d+" \(pending\) grouped — awaits its TaskGroup of 2: tasks "in-group-\d", "in-group-\d"/m);
+      const out = join(dir, 's.pylens');
+      const r = spawnSync(process.execPath, [MAIN, 'record', '--async', '-p', String(child.pid), '-d', '2', '-o', out], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const p = decodePylens(readFileSync(out), out);
+      const seen = new Map<string, { threads: Set<string>; last: Set<string> }>();
+      for (let i = 0; i < p.samples.length; i++) {
+        const names = stackFrames(p, p.samples.stack[i]!).map((f) => frameInfo(p, f).name);
+        if (!names[0]!.startsWith('task ')) continue;
+        const t = p.samples.thread[i]!;
+        const e = seen.get(names[0]!) ?? { threads: new Set(), last: new Set() };
+        seen.set(names[0]!, e);
+        e.threads.add(p.strings[p.threads.name[t]!] ?? '?');
+        e.last.add(names.at(-1)!);
+      }
+      const show = JSON.stringify([...seen].map(([k, v]) => [k, [...v.threads], [...v.last]]));
+      assert.deepEqual([...seen.get('task in_thread')!.threads], ['loop-thread'], show);
+      assert.deepEqual([...seen.get('task gatherer')!.threads], ['MainThread'], show);
+      assert.deepEqual([...seen.get('task gatherer')!.last], ['awaits its gather of 2'], show);
+      if (py.minor >= 11) assert.deepEqual([...seen.get('task grouped')!.last], ['awaits its TaskGroup of 2'], show);
+      // the task cancelled over and over and the one timing out keep whole chains
+      for (const k of ['task timeouts', 'task cancelled']) assert.ok(seen.get(k) && [...seen.get(k)!.last].every((n) => ['sleep', 'wait_for', '_cancel_and_wait', 'timeouts', 'cancelled'].includes(n)), show);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}

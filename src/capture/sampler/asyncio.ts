@@ -67,6 +67,13 @@ export interface AsyncTask {
   eager: boolean;
   /** its coroutine is executing now: the task runs, its chain is on its thread's stack */
   running: boolean;
+  /** the threading ident (pthread_self, decimal) of the thread running its event loop (the loop's `_thread_id`), when known */
+  loopThread?: string;
+  /**
+   * waiting on its children: a gather (`_GatheringFuture._children`) or a TaskGroup (the
+   * group's `_tasks`, from `TaskGroup.__aexit__`'s self): how many, and the tasks among them by name
+   */
+  children?: { kind: 'gather' | 'TaskGroup'; count: number; tasks: string[] };
 }
 
 export interface AsyncTasks {
@@ -119,6 +126,8 @@ export interface AsyncReadState {
   coroKinds: Map<Address, string>;
   /** types that are asyncio's pure-Python Task or derive from it (`isPyTask`) */
   pyTaskTypes: Map<Address, boolean>;
+  /** event loop → the threading ident of the thread running it (its `_thread_id`), null when not running or unreadable; with when it was read */
+  loopThreads: Map<Address, { ident: string | null; at: number }>;
 }
 
 interface Registry {
@@ -154,7 +163,7 @@ interface TaskMemo {
 }
 
 export function newAsyncReadState(): AsyncReadState {
-  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: [], chains: new Map(), registry: undefined, dummy: 0, none: 0, coroKinds: new Map(), pyTaskTypes: new Map(), turnPlans: new Map(), turnStride: 1, reads: 0 };
+  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: [], chains: new Map(), registry: undefined, dummy: 0, none: 0, coroKinds: new Map(), pyTaskTypes: new Map(), loopThreads: new Map(), turnPlans: new Map(), turnStride: 1, reads: 0 };
 }
 
 /**
@@ -256,6 +265,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     found.length = max;
   }
   let waitingOnTasks = false;
+  let gathering = false;
   for (let i = 0; i < found.length; i++) {
     const task = found[i]!;
     try {
@@ -279,6 +289,20 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       } else {
         delete t.awaitsTask;
         delete t.awaits;
+      }
+    }
+  }
+  // a task waiting on a gather or a TaskGroup: its children, the tasks by name (as last read)
+  if (gathering) {
+    for (const t of out.tasks) {
+      const memo = state.chains.get(t.address)!;
+      try {
+        let c: AsyncTask['children'];
+        if (t.waitsOn === '_GatheringFuture') c = gathered(memo.waiter);
+        else if (t.stack[0]?.qualname === 'TaskGroup.__aexit__' && minor >= 11 && memo.marks.length >= 4) c = grouped(memo.marks[memo.marks.length - 4]!);
+        if (c !== undefined) t.children = c;
+      } catch (e) {
+        if (!isTorn(e)) throw e;
       }
     }
   }
@@ -312,7 +336,9 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     let nameObj: Address;
     let coro: Address;
     let waiter: Address;
+    let loop = 0;
     if (isTask) {
+      loop = u64(v, o + FUT_LOOP);
       stateWord = v.getUint32(o + off!.state, true);
       nameObj = u64(v, o + off!.name);
       coro = u64(v, o + off!.coro);
@@ -327,12 +353,15 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       }
       const f = pyTaskFields(task);
       ({ stateWord, nameObj, coro, waiter } = f);
+      loop = r.instanceAttr(task, '_loop');
     }
     const memo = useMemo ? state.chains.get(task) : undefined;
     if (memo !== undefined && memo.type === type && memo.coro === coro && memo.waiter === waiter && memo.nameObj === nameObj && memo.stateWord === stateWord && memo.task.eager === eager) {
       if (unmoved(m, layout, minor, memo.marks)) {
         if (memo.waiterIsTask) waitingOnTasks = true;
+        if (memo.task.children !== undefined) gathering = true;
         memo.seen = now;
+        setLoopThread(memo.task, loop);
         return memo.task;
       }
     }
@@ -380,6 +409,8 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       stack,
       running: coro !== 0 && executing(m, layout, minor, coro),
     };
+    setLoopThread(t, loop);
+    if (t.waitsOn === '_GatheringFuture' || t.stack[0]?.qualname === 'TaskGroup.__aexit__') gathering = true;
     state.chains.set(task, { type, stateWord, nameObj, coro, waiter, waiterIsTask, seen: now, marks, task: t });
     return t;
   }
@@ -392,6 +423,62 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     const st = attr('_state');
     const word = st === 0 ? 0 : PY_STATES.indexOf(r.readStr(st, 16) ?? '');
     return { stateWord: Math.max(0, word), nameObj: attr('_name'), coro: attr('_coro'), waiter: attr('_fut_waiter') };
+  }
+  /** the thread running the task's loop: the loop's `_thread_id`, re-read once a second per loop */
+  function setLoopThread(t: AsyncTask, loop: Address): void {
+    if (loop === 0) return;
+    const nowMs = performance.now();
+    let e = state.loopThreads.get(loop);
+    if (e === undefined || nowMs - e.at > 1000) {
+      let ident: string | null = null;
+      try {
+        const id = r.instanceAttr(loop, '_thread_id');
+        const n = id === 0 ? null : r.readInt(id);
+        ident = n === null ? null : String(n);
+      } catch (err) {
+        if (!isTorn(err)) throw err;
+      }
+      if (state.loopThreads.size > 256) state.loopThreads.clear();
+      state.loopThreads.set(loop, (e = { ident, at: nowMs }));
+    }
+    if (e.ident !== null) t.loopThread = e.ident;
+    else delete t.loopThread;
+  }
+  /** the tasks of a TaskGroup waiting in `__aexit__` (3.11+): its frame's first local is the group */
+  function grouped(aexit: Address): AsyncTask['children'] {
+    const self = m.readPtr(aexit + CR_IFRAME[minor]! + layout.frame.localsplus!);
+    if (self === 0) return undefined;
+    const set = r.instanceAttr(self, '_tasks');
+    if (set === 0 || !r.isBuiltin(set, 'set')) return undefined;
+    const mask = Number(m.readU64(set + SET_MASK));
+    if (mask < 7 || mask > 1 << 20 || ((mask + 1) & mask) !== 0) return undefined;
+    const table = m.readPtr(set + SET_TABLE);
+    const tasks: string[] = [];
+    let count = 0;
+    for (let i = 0; i <= mask; i++) {
+      const key = m.readPtr(table + 16 * i);
+      if (key === 0 || key === state.dummy) continue;
+      const memo = state.chains.get(key);
+      if (memo === undefined) continue; // the dummy, or a task not read yet
+      count++;
+      if (tasks.length < 64) tasks.push(memo.task.name);
+    }
+    return { kind: 'TaskGroup', count, tasks };
+  }
+  /** what a `_GatheringFuture` gathers (its `_children` list): how many, and which tasks by name */
+  function gathered(fut: Address): AsyncTask['children'] {
+    const list = r.instanceAttr(fut, '_children');
+    if (list === 0 || !r.isBuiltin(list, 'list')) return undefined;
+    const n = Number(m.readU64(list + 16)); // ob_size
+    if (n < 0 || n > 100_000) return undefined;
+    const items = m.readPtr(list + 24); // ob_item
+    const tasks: string[] = [];
+    for (let i = 0; i < Math.min(n, 64); i++) {
+      const child = m.readPtr(items + 8 * i);
+      const memo = state.chains.get(child);
+      if (memo !== undefined) tasks.push(memo.task.name);
+    }
+    return { kind: 'gather', count: n, tasks };
   }
   function isCTaskCached(type: Address): boolean {
     const is = isCTask(r, type);
@@ -538,6 +625,8 @@ function awaited(mem: PageCacheMemory, layout: Layout, minor: number, coro: Addr
   return mem.readPtr(frame + layout.frame.localsplus! + 8 * (stacktop - 1));
 }
 
+/** FutureObj's loop (Modules/_asynciomodule.c FutureObj_HEAD: the object head, then fut_loop), 3.8–3.13 */
+const FUT_LOOP = 16;
 /** FutureIter.future (Modules/_asynciomodule.c: the head, then the future) */
 const FUTURE_ITER_FUTURE = 16;
 /** PyBytesObject.ob_sval */

@@ -502,7 +502,7 @@ export class Recorder {
   /** `task NAME` marker frames by name */
   private taskMarkers = new Map<string, number>();
   /** per task (address): its last chain and the stack it was recorded under */
-  private taskStacks = new Map<Address, { task: AsyncTask; awaited: AsyncTask[]; stack: number }>();
+  private taskStacks = new Map<Address, { task: AsyncTask; awaited: AsyncTask[]; children: string; stack: number }>();
 
   /** a marker frame by name (`task NAME`, `awaits task NAME`), made once */
   private markerFrame(name: string): number {
@@ -521,7 +521,7 @@ export class Recorder {
   taskTorn = 0;
   taskTicks = 0;
   strideSum = 0;
-  /** this tick's waiting tasks: stack → summed weight (one sample per stack and tick) */
+  /** this tick's waiting tasks: stack × 2^20 + thread index → summed weight (one sample per stack, thread and tick) */
   private tickTasks = new Map<number, number>();
 
   /** One sample per waiting asyncio task of process `pid` (SampleOptions.async). */
@@ -542,6 +542,18 @@ export class Recorder {
     if (tasks.length === 0) return;
     const byStack = this.tickTasks;
     byStack.clear();
+    // threading ident → the profile's thread index, for tasks of loops in other threads
+    let idents: Map<string, number> | undefined;
+    const loopThreadIdx = (ident: string): number | undefined => {
+      if (idents === undefined) {
+        idents = new Map();
+        for (const x of threads) {
+          const i = a.threadIdx.get(x.tid)?.idx;
+          if (i !== undefined) idents.set(String(x.ident), i);
+        }
+      }
+      return idents.get(ident);
+    };
     let th = a.threadIdx.get(pid);
     if (th === undefined) a.threadIdx.set(pid, (th = { idx: this.builder.thread(pid, pid), named: false, frames: [], truncated: false, stacks: [] }));
     for (const t of tasks) {
@@ -560,9 +572,11 @@ export class Recorder {
       for (let c = t.awaits; c !== undefined && awaited.length < MAX_AWAITED && c !== t && !awaited.includes(c); c = c.awaits) awaited.push(c);
       // a waiting task's chain rarely changes from one tick to the next (the Frame objects
       // are shared): the last tick's stack index, when the reader gave the same objects
+      // a task waiting on its gather's or TaskGroup's children: a marker saying so
+      const children = t.children ? `awaits its ${t.children.kind} of ${t.children.count}` : '';
       const last = this.taskStacks.get(t.address);
       let stack: number;
-      if (last !== undefined && last.task === t && last.awaited.length === awaited.length && last.awaited.every((c, i) => c === awaited[i])) stack = last.stack;
+      if (last !== undefined && last.task === t && last.children === children && last.awaited.length === awaited.length && last.awaited.every((c, i) => c === awaited[i])) stack = last.stack;
       else {
         stack = this.builder.stack(-1, this.markerFrame(label));
         for (let j = t.stack.length - 1; j >= 0; j--) stack = this.builder.stack(stack, this.frameIndex(a, t.stack[j]!));
@@ -570,14 +584,18 @@ export class Recorder {
           stack = this.builder.stack(stack, this.markerFrame(`awaits ${TASK_ROOT_PREFIX}${taskLabel(c)}`));
           for (let j = c.stack.length - 1; j >= 0; j--) stack = this.builder.stack(stack, this.frameIndex(a, c.stack[j]!));
         }
+        if (children) stack = this.builder.stack(stack, this.markerFrame(children));
         if (this.taskStacks.size > 4 * MAX_TASKS_PER_TICK) this.taskStacks.clear();
-        this.taskStacks.set(t.address, { task: t, awaited, stack });
+        this.taskStacks.set(t.address, { task: t, awaited, children, stack });
       }
-      byStack.set(stack, (byStack.get(stack) ?? 0) + weight);
+      // on the thread whose loop runs it (the main thread when not known)
+      const on = t.loopThread !== undefined ? (loopThreadIdx(t.loopThread) ?? th.idx) : th.idx;
+      const key = stack * 1048576 + on;
+      byStack.set(key, (byStack.get(key) ?? 0) + weight);
       this.taskSamples += weight;
     }
-    for (const [stack, w] of byStack) {
-      this.builder.sample(stack, w, th.idx, 'idle', sinceStartNs);
+    for (const [key, w] of byStack) {
+      this.builder.sample(Math.floor(key / 1048576), w, key % 1048576, 'idle', sinceStartNs);
       this.rows++;
     }
   }
