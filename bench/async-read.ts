@@ -8,15 +8,14 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ProcessSampler } from '../src/capture/sampler/session.ts';
-import { argValue, killChild, LineReader, machineLine, WORKLOADS } from './sampler-common.ts';
-import { installedPythons } from '../test/sampler/pythons.ts';
+import { argValue, benchPythons, killChild, LineReader, machineLine, WORKLOADS } from './sampler-common.ts';
 
 const TASKS = Number(argValue('--tasks') ?? 1000);
 const READS = Number(argValue('--reads') ?? 300);
 
 async function main(): Promise<void> {
   console.log(`one read of all asyncio tasks — ${TASKS} tasks (tasks.py), ${READS} reads 10 ms apart; ${machineLine()}`);
-  for (const py of installedPythons().filter((p) => p.label.startsWith('pyenv') && p.minor >= 8 && p.minor <= 13)) {
+  for (const py of benchPythons().filter((p) => p.label.startsWith('pyenv'))) {
     const target = spawn(py.exe, [join(WORKLOADS, 'tasks.py'), String(TASKS)], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new LineReader(target).next('tasks.py');
