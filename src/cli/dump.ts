@@ -54,6 +54,7 @@ export function renderDump(d: DumpResult, opts: { cmdline?: string; cwd?: string
   if (a !== undefined) {
     lines.push('');
     if ('error' in a) lines.push(`asyncio tasks: unreadable (${a.error})`);
+    else if (a.unreadable !== undefined) lines.push(`asyncio tasks: not read (${a.unreadable})`);
     else if (!a.asyncio) lines.push('asyncio tasks: none (asyncio is not imported)');
     else {
       const extra = [a.unsupported ? `${a.unsupported} of a task class pylens cannot read` : '', a.skipped ? `${a.skipped} more not read` : ''].filter(Boolean).join('; ');

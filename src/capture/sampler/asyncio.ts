@@ -91,6 +91,8 @@ export interface AsyncTasks {
   stride: number;
   /** tasks in the registry, read or not (weakrefs of tasks just gone included) */
   registered: number;
+  /** why no task could be read at all on this Python (a version whose task layout pylens does not know) */
+  unreadable?: string;
   /** members that changed while being read (a task finishing, a weakref dying): left out */
   torn: number;
 }
@@ -178,7 +180,11 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   const stride = Math.max(1, Math.floor(opts.stride ?? 1));
   const out: AsyncTasks = { asyncio: false, tasks: [], unsupported: 0, skipped: 0, torn: 0, stride, registered: 0 };
   const off = OFFSETS[minor];
-  if (!off || !hasObjectLayout(layout) || interpAddress === 0) return out;
+  if (!off) {
+    out.unreadable = `pylens reads asyncio tasks on CPython 3.8–3.13; this is 3.${minor} (its _Py_AsyncioModuleDebugOffsets are not read yet)`;
+    return out;
+  }
+  if (!hasObjectLayout(layout) || interpAddress === 0) return out;
   const max = opts.max ?? 10_000;
   const state = opts.state ?? newAsyncReadState();
   const now = ++state.reads;

@@ -515,6 +515,8 @@ export class Recorder {
   taskReadErrors = 0;
   /** tasks read, reads made and their strides summed (tasks read in turn to stay within ASYNC_BUDGET) */
   taskReads = 0;
+  /** why the tasks could not be read at all (an unknown version), when so */
+  taskUnreadable: string | undefined;
   /** samples of running tasks (their thread's stack joined under the task's root) */
   runningTaskSamples = 0;
   /** task reads that did not hold together twice (a task finishing under the read): left out */
@@ -533,6 +535,7 @@ export class Recorder {
       this.taskReadErrors++;
       return;
     }
+    if (read.unreadable !== undefined) this.taskUnreadable = read.unreadable;
     const tasks = read.tasks;
     const weight = read.stride;
     this.taskTicks++;
@@ -816,6 +819,7 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
             asyncTaskReads: rec.taskReads,
             asyncTaskTorn: rec.taskTorn,
             asyncRunningTaskSamples: rec.runningTaskSamples,
+            ...(rec.taskUnreadable !== undefined ? { asyncTasksUnreadable: rec.taskUnreadable } : {}),
             asyncTaskReadErrors: rec.taskReadErrors,
             asyncTaskStride: rec.taskTicks > 0 ? Math.round((10 * rec.strideSum) / rec.taskTicks) / 10 : 1,
             asyncTasks: `a sample per waiting asyncio task each tick: its await chain under a \`task NAME\` root on the main thread, state idle; a running task's: its thread's stack from its coroutine in, in the thread's state; past ${100 * ASYNC_BUDGET} % of the interval, tasks are read in turn, each every Nth tick with weight N`,

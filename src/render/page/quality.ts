@@ -54,6 +54,7 @@ export function samplerQuality(meta: QualityMeta): string | undefined {
   if (x.intervals !== undefined) parts.push(`intervals ${x.intervals}`);
   const waiting = num(x, 'runnableWaiting');
   if (waiting) parts.push(`${groupDigits(waiting)} runnable-but-waiting thread samples not counted as CPU`);
+  if (typeof x.asyncTasksUnreadable === 'string') parts.push(`asyncio tasks not read: ${x.asyncTasksUnreadable}`);
   if (x.asyncTaskSamples !== undefined) {
     const stride = num(x, 'asyncTaskStride');
     const errors = num(x, 'asyncTaskReadErrors');
