@@ -765,18 +765,19 @@ export class ProcessSampler {
 
   private taskReads = 0;
   private strideChangedAt = 0;
+  /** the fewest tasks a strided read should still read (a read costs ~0.1 ms before its first task) */
+  static readonly MIN_TASKS_PER_READ = 16;
   /**
    * Feedback on the measured cost: over budget, the stride doubles (while a read still reads
-   * 32 tasks or more: past that the registry's scan is what costs); well under it, it halves;
-   * ten reads between changes, for the average to follow.
+   * MIN_TASKS_PER_READ tasks or more: past that the registry's scan is what costs); well under
+   * it, it halves; ten reads between changes, for the average to follow.
    */
   private adaptStride(out: AsyncTasks, ns: number, budgetNs: number): void {
     const n = ++this.taskReads;
     if (n <= 3) return; // cold: code objects decoded, the JIT warming up
     this.taskReadNs = this.taskReadNs === 0 ? ns : 0.8 * this.taskReadNs + 0.2 * ns;
     if (n - this.strideChangedAt < 10) return;
-    // a read of fewer than ~32 tasks is mostly the registry's scan, which no stride makes cheaper
-    if (this.taskReadNs > budgetNs && out.registered / (2 * this.taskStride) >= 32) this.taskStride *= 2;
+    if (this.taskReadNs > budgetNs && out.registered / (2 * this.taskStride) >= ProcessSampler.MIN_TASKS_PER_READ) this.taskStride *= 2;
     else if (this.taskReadNs < budgetNs / 2.5 && this.taskStride > 1) this.taskStride /= 2;
     else return;
     this.strideChangedAt = n;
