@@ -1,0 +1,182 @@
+/**
+ * `pylens check`'s configuration: `[[tool.pylens.check]]` tables in pyproject.toml, or
+ * `[[check]]` in pylens.toml, parsed with smol-toml. Every error names the file, the line and
+ * the key, and says how to fix it (exit 2).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse } from 'smol-toml';
+import { parseQuantity } from '../analysis/budgets.ts';
+import { checkFunctionSpec } from '../capture/python/count.ts';
+import { CliError, EXIT_USAGE } from './errors.ts';
+
+export interface CheckSpec {
+  name: string;
+  /** the command, as argv */
+  run: string[];
+  repeat: number;
+  file: string;
+  line: number;
+  calls: { fn: string; max: number; line: number }[];
+  wallTime?: { max: number; line: number };
+}
+
+/** keys a check may have, and which this version enforces */
+const KEYS = new Set(['name', 'run', 'repeat', 'calls', 'wall-time']);
+const LATER = new Set(['pytest', 'cpu-share', 'peak-memory', 'memory-growth', 'no-regression', 'max-overhead']);
+
+export class ConfigError extends CliError {
+  constructor(file: string, line: number, key: string | undefined, message: string, fix: string) {
+    super(`${file}:${line}: ${key !== undefined ? `${key}: ` : ''}${message}`, fix, EXIT_USAGE);
+  }
+}
+
+/** The config file: --config, else ./pylens.toml, else ./pyproject.toml with a [tool.pylens] table. */
+export function findConfig(explicit: string | undefined, cwd = process.cwd()): string {
+  if (explicit !== undefined) {
+    const p = resolve(cwd, explicit);
+    if (!existsSync(p)) throw new CliError(`check: no config file '${explicit}'`, 'pass the path of a pyproject.toml or pylens.toml', EXIT_USAGE);
+    return p;
+  }
+  for (const name of ['pylens.toml', 'pyproject.toml']) {
+    const p = resolve(cwd, name);
+    if (existsSync(p)) return p;
+  }
+  throw new CliError('check: no pyproject.toml or pylens.toml here', 'add [[tool.pylens.check]] tables to pyproject.toml (see pylens check --help), or pass --config FILE', EXIT_USAGE);
+}
+
+/** Split a command line like a POSIX shell would for plain words and quotes (no expansions). */
+export function splitCommand(s: string): string[] | null {
+  const out: string[] = [];
+  let cur = '';
+  let has = false;
+  let q: '"' | "'" | null = null;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (q) {
+      if (c === q) q = null;
+      else if (c === '\\' && q === '"' && i + 1 < s.length) cur += s[++i];
+      else cur += c;
+    } else if (c === '"' || c === "'") (q = c), (has = true);
+    else if (c === '\\' && i + 1 < s.length) (cur += s[++i]), (has = true);
+    else if (/\s/.test(c)) {
+      if (has) out.push(cur);
+      cur = '';
+      has = false;
+    } else (cur += c), (has = true);
+  }
+  if (q) return null;
+  if (has) out.push(cur);
+  return out;
+}
+
+export function readChecks(path: string): CheckSpec[] {
+  const text = readFileSync(path, 'utf8');
+  const file = path;
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(text) as Record<string, unknown>;
+  } catch (e) {
+    const err = e as Error & { line?: number; column?: number };
+    throw new ConfigError(file, err.line ?? 1, undefined, `not valid TOML: ${err.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '')}${err.column ? ` (column ${err.column})` : ''}`, 'fix the TOML syntax at that line');
+  }
+  const inPyproject = !/pylens\.toml$/.test(path);
+  const root = inPyproject ? ((doc.tool as Record<string, unknown> | undefined)?.pylens as Record<string, unknown> | undefined) : doc;
+  const header = inPyproject ? '[[tool.pylens.check]]' : '[[check]]';
+  const raw = root?.check;
+  if (raw === undefined) throw new ConfigError(file, 1, undefined, `no ${header} tables`, `add one, e.g.\n  ${header}\n  name = "orders"\n  run = "python -m app.bench orders"\n  calls = { "app.db:query" = { max = 3 } }`);
+  if (!Array.isArray(raw)) throw new ConfigError(file, lineOf(text, /check\s*=/, 0) ?? 1, 'check', 'must be an array of tables', `write each check as a ${header} table`);
+  // where each table starts, for line numbers
+  const lines = text.split('\n');
+  const starts: number[] = [];
+  const headerRe = inPyproject ? /^\s*\[\[\s*tool\.pylens\.check\s*\]\]/ : /^\s*\[\[\s*check\s*\]\]/;
+  lines.forEach((l, i) => headerRe.test(l) && starts.push(i + 1));
+  const names = new Set<string>();
+  return raw.map((t, i) => {
+    const line = starts[i] ?? 1;
+    const end = starts[i + 1] ?? lines.length + 1;
+    const keyLine = (key: string) => lineOf(text, new RegExp(`^\\s*"?${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?\\s*=`), line, end) ?? lineOf(text, new RegExp(`"${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`), line, end) ?? line;
+    if (typeof t !== 'object' || t === null || Array.isArray(t)) throw new ConfigError(file, line, undefined, 'a check must be a table', `write it as ${header}`);
+    const tab = t as Record<string, unknown>;
+    for (const k of Object.keys(tab)) {
+      if (KEYS.has(k)) continue;
+      if (LATER.has(k)) throw new ConfigError(file, keyLine(k), k, `this version of pylens check does not enforce '${k}' budgets yet`, `remove '${k}' for now; enforced today: ${[...KEYS].filter((x) => x !== 'name' && x !== 'run' && x !== 'repeat').join(', ')}`);
+      throw new ConfigError(file, keyLine(k), k, `unknown key '${k}'`, `a check takes ${[...KEYS, ...LATER].join(', ')}${nearest(k, [...KEYS, ...LATER])}`);
+    }
+    const name = tab.name;
+    if (typeof name !== 'string' || name.trim() === '') throw new ConfigError(file, name === undefined ? line : keyLine('name'), 'name', 'every check needs a name (a non-empty string)', 'add name = "…"');
+    if (names.has(name)) throw new ConfigError(file, keyLine('name'), 'name', `two checks are named "${name}"`, 'give each check its own name');
+    names.add(name);
+    let run: string[] | null = null;
+    if (typeof tab.run === 'string') run = splitCommand(tab.run);
+    else if (Array.isArray(tab.run) && tab.run.every((x) => typeof x === 'string')) run = tab.run as string[];
+    if (run === null || run.length === 0) throw new ConfigError(file, tab.run === undefined ? line : keyLine('run'), 'run', tab.run === undefined ? `check "${name}" has no run command` : 'must be a command line (a string) or an argv array of strings', 'e.g. run = "python -m app.bench orders"');
+    let repeat = 5;
+    if (tab.repeat !== undefined) {
+      if (typeof tab.repeat !== 'number' || !Number.isInteger(tab.repeat) || tab.repeat < 1 || tab.repeat > 1000) throw new ConfigError(file, keyLine('repeat'), 'repeat', `must be a whole number 1–1000, got ${JSON.stringify(tab.repeat)}`, 'e.g. repeat = 5');
+      repeat = tab.repeat;
+    }
+    const calls: CheckSpec['calls'] = [];
+    if (tab.calls !== undefined) {
+      if (typeof tab.calls !== 'object' || tab.calls === null || Array.isArray(tab.calls)) throw new ConfigError(file, keyLine('calls'), 'calls', 'must be a table of "module:qualname" = { max = N }', 'e.g. calls = { "app.db:query" = { max = 3 } }');
+      for (const [fn, b] of Object.entries(tab.calls as Record<string, unknown>)) {
+        const at = keyLine(fn);
+        const bad = checkFunctionSpec(fn);
+        if (bad) throw new ConfigError(file, at, `calls."${fn}"`, bad, 'name it module:qualname, e.g. "app.db:query" or "__main__:main"');
+        const max = typeof b === 'object' && b !== null && !Array.isArray(b) ? (b as Record<string, unknown>).max : b;
+        const extra = typeof b === 'object' && b !== null && !Array.isArray(b) ? Object.keys(b).filter((k) => k !== 'max') : [];
+        if (extra.length) throw new ConfigError(file, at, `calls."${fn}"`, `unknown key '${extra[0]}'`, 'a call budget takes max');
+        const q = parseQuantity(max, 'count');
+        if (typeof q === 'string') throw new ConfigError(file, at, `calls."${fn}".max`, q, 'e.g. { max = 3 }');
+        calls.push({ fn, max: q.value, line: at });
+      }
+    }
+    let wallTime: CheckSpec['wallTime'];
+    if (tab['wall-time'] !== undefined) {
+      const w = tab['wall-time'];
+      const at = keyLine('wall-time');
+      const obj = typeof w === 'object' && w !== null && !Array.isArray(w) ? (w as Record<string, unknown>) : { max: w };
+      for (const k of Object.keys(obj)) {
+        if (k === 'regression') throw new ConfigError(file, at, 'wall-time.regression', 'regression budgets need baselines, which this version of pylens check does not keep yet', 'keep max only for now');
+        if (k !== 'max') throw new ConfigError(file, at, `wall-time.${k}`, `unknown key '${k}'`, 'wall-time takes max (e.g. wall-time = { max = "1.5 s" })');
+      }
+      const q = parseQuantity(obj.max, 'seconds');
+      if (typeof q === 'string') throw new ConfigError(file, at, 'wall-time.max', q, 'e.g. wall-time = { max = "1.5 s" }');
+      wallTime = { max: q.value, line: at };
+    }
+    if (calls.length === 0 && !wallTime) throw new ConfigError(file, line, undefined, `check "${name}" has no budget`, 'add calls = { … } or wall-time = { max = "…" }');
+    return { name, run, repeat, file, line, calls, ...(wallTime ? { wallTime } : {}) };
+  });
+}
+
+/** the 1-based line of the first match of `re` in lines [from, to) (1-based), if any */
+function lineOf(text: string, re: RegExp, from: number, to = Infinity): number | undefined {
+  const lines = text.split('\n');
+  for (let i = Math.max(0, from - 1); i < Math.min(lines.length, to - 1); i++) if (re.test(lines[i]!)) return i + 1;
+  return undefined;
+}
+
+/** "; did you mean 'x'?" for a close key */
+function nearest(k: string, keys: string[]): string {
+  let best = '';
+  let bestD = 3;
+  for (const c of keys) {
+    const d = distance(k, c);
+    if (d < bestD) (bestD = d), (best = c);
+  }
+  return best ? `; did you mean '${best}'?` : '';
+}
+
+function distance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0]!;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const t = dp[j]!;
+      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = t;
+    }
+  }
+  return dp[b.length]!;
+}

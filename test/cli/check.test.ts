@@ -1,0 +1,168 @@
+/**
+ * `pylens check` on real CPython: budgets from pyproject.toml (call counts under the count
+ * lens, wall time of repeated plain runs), passing and failing, exit codes, the table, JUnit
+ * read back by a real XML parser (Python's xml.etree), GitHub annotations and step summary,
+ * and configuration errors that name file, line and key.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { judgeShare, judgeTimings, medianInterval, parseQuantity } from '../../src/analysis/budgets.ts';
+import { installedPythons } from '../sampler/pythons.ts';
+
+const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
+const py = installedPythons().find((p) => p.minor === 12) ?? installedPythons().find((p) => p.minor >= 8)!;
+
+const APP = `import sys, time
+def query(i):
+    return i * 2
+def handler(n):
+    return [query(i) for i in range(n)]
+if __name__ == "__main__":
+    handler(int(sys.argv[1]))
+    time.sleep(float(sys.argv[2]))
+`;
+
+function project(toml: string): { dir: string; run: (...a: string[]) => ReturnType<typeof spawnSync> & { stdout: string; stderr: string }; done: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-check-'));
+  writeFileSync(join(dir, 'app.py'), APP);
+  writeFileSync(join(dir, 'pyproject.toml'), toml.replaceAll('PY', py.exe));
+  return {
+    dir,
+    run: (...a: string[]) => spawnSync(process.execPath, [MAIN, 'check', ...a], { cwd: dir, encoding: 'utf8', env: { ...process.env, GITHUB_ACTIONS: '' } }) as never,
+    done: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+const BUDGETS = `[project]
+name = "demo"
+
+[[tool.pylens.check]]
+name = "kept"
+run = "PY app.py 3 0.01"
+repeat = 3
+calls = { "__main__:query" = { max = 3 } }
+wall-time = { max = "20 s" }
+
+[[tool.pylens.check]]
+name = "broken"
+run = ["PY", "app.py", "5", "0.3"]
+calls = { "__main__:query" = { max = 3 }, "__main__:handler" = { max = 1 } }
+wall-time = { max = "100 ms" }
+`;
+
+test('check: kept and broken budgets — the table, exit 1, JUnit a real XML parser reads, and GitHub annotations at the function and the budget', { timeout: 120_000 }, () => {
+  const p = project(BUDGETS);
+  try {
+    const kept = p.run('kept');
+    assert.equal(kept.status, 0, kept.stderr + kept.stdout);
+    assert.match(kept.stdout, /^check "kept" \(pyproject\.toml:4\)$/m);
+    assert.match(kept.stdout, /^ {2}calls __main__:query ≤ 3 +3 +pass$/m);
+    assert.match(kept.stdout, /^ {2}wall time ≤ 20 s \(median of 3\) +[\d.]+ m?s \([\d.]+ m?s–[\d.]+ m?s, 75 %\) +pass$/m);
+    assert.match(kept.stdout, /pylens check: 2 budgets kept/);
+
+    const summary = join(p.dir, 'summary.md');
+    const all = spawnSync(process.execPath, [MAIN, 'check', '--junit', 'out/junit.xml'], { cwd: p.dir, encoding: 'utf8', env: { ...process.env, GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: summary } });
+    assert.equal(all.status, 1, all.stderr);
+    assert.match(all.stdout, /^ {2}calls __main__:query ≤ 3 +5 +FAIL$/m);
+    assert.match(all.stdout, /^ {2}calls __main__:handler ≤ 1 +1 +pass$/m);
+    assert.match(all.stdout, /^ {2}wall time ≤ 100 ms \(median of 5\) +[\d.]+ ms .* FAIL$/m);
+    assert.match(all.stdout, /pylens check: 2 of 5 budgets broken/);
+    // annotations: the call budget at query's def (app.py:2), the wall-time one at its config line
+    assert.match(all.stdout, /^::error file=app\.py,line=2,title=pylens check%3A broken::broken: calls __main__:query ≤ 3 broken — measured 5$/m);
+    assert.match(all.stdout, /^::error file=pyproject\.toml,line=15,title=pylens check%3A broken::broken: wall time ≤ 100 ms/m);
+    assert.match(readFileSync(summary, 'utf8'), /^### pylens check: ❌ 2 broken\n\n\| check \| budget \| measured \| verdict \|/m);
+    // JUnit through Python's own XML parser
+    const read = spawnSync(py.exe, ['-c', 'import sys, json, xml.etree.ElementTree as ET; r = ET.parse(sys.argv[1]).getroot(); print(json.dumps({"tests": r.get("tests"), "failures": r.get("failures"), "cases": [[s.get("name"), c.get("name"), c.find("failure") is not None, c.get("line")] for s in r for c in s]}))', join(p.dir, 'out/junit.xml')], { encoding: 'utf8' });
+    assert.equal(read.status, 0, read.stderr);
+    const j = JSON.parse(read.stdout);
+    assert.equal(j.tests, '5');
+    assert.equal(j.failures, '2');
+    assert.deepEqual(
+      j.cases.map((c: unknown[]) => [c[0], c[2]]),
+      [['kept', false], ['kept', false], ['broken', true], ['broken', false], ['broken', true]],
+    );
+    // --json
+    const js = JSON.parse(p.run('broken', '--json').stdout);
+    assert.equal(js.outcome.failed, 2);
+    assert.equal(js.checks[0].budgets[0].judged.value, 5);
+  } finally {
+    p.done();
+  }
+});
+
+test('check: a name that never resolves and a command that fails are errors of the budget (exit 1), with why', { timeout: 60_000 }, () => {
+  const p = project(`[[tool.pylens.check]]
+name = "typo"
+run = "PY app.py 3 0"
+calls = { "__main__:qeury" = { max = 3 } }
+
+[[tool.pylens.check]]
+name = "crash"
+run = "PY app.py notanumber 0"
+wall-time = { max = "5 s" }
+`);
+  try {
+    const r = p.run();
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stdout, /calls __main__:qeury ≤ 3 +error +ERROR/);
+    assert.match(r.stdout, /qeury.*did you mean __main__:query\?/, 'the count lens says what there is');
+    assert.match(r.stdout, /wall time ≤ 5 s .*ERROR\n.*the command exited with 1: .*ValueError/);
+  } finally {
+    p.done();
+  }
+});
+
+test('check: configuration errors name the file, the line and the key, and exit 2', () => {
+  const cases: [string, RegExp][] = [
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncals = { "m:f" = { max = 1 } }\n', /pyproject\.toml:4: cals: unknown key 'cals'[\s\S]*did you mean 'calls'/],
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\nwall-time = { max = "1.5 parsecs" }\n', /pyproject\.toml:4: wall-time\.max: unknown time unit "parsecs"/],
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\nwall-time = { max = 3 }\n', /pyproject\.toml:4: wall-time\.max: give a unit/],
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncalls = { "nocolon" = { max = 1 } }\n', /pyproject\.toml:4: calls\."nocolon": /],
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncpu-share = { "m:f" = { max = "25%" } }\n', /pyproject\.toml:4: cpu-share: this version of pylens check does not enforce 'cpu-share' budgets yet/],
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py\n', /pyproject\.toml:3: not valid TOML/],
+    ['[[tool.pylens.check]]\nname = "a"\n\n[[tool.pylens.check]]\nname = "a"\nrun = "x"\ncalls = { "m:f" = 1 }\n', /pyproject\.toml:1: run: check "a" has no run command/],
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "x"\ncalls = { "m:f" = 1 }\n\n[[tool.pylens.check]]\nname = "a"\nrun = "y"\n', /pyproject\.toml:7: name: two checks are named "a"/],
+    ['[project]\nname = "x"\n', /pyproject\.toml:1: no \[\[tool\.pylens\.check\]\] tables/],
+  ];
+  for (const [toml, re] of cases) {
+    const p = project(toml);
+    try {
+      const r = p.run();
+      assert.equal(r.status, 2, `${toml}\n${r.stderr}`);
+      assert.match(r.stderr, re, toml);
+      assert.match(r.stderr, /fix: /);
+    } finally {
+      p.done();
+    }
+  }
+});
+
+test('budgets: units, the median interval of repeats, and the unsure zone that keeps a noisy budget from flapping', () => {
+  assert.deepEqual(parseQuantity('1.5 s', 'seconds'), { kind: 'seconds', value: 1.5 });
+  assert.deepEqual(parseQuantity('250ms', 'seconds'), { kind: 'seconds', value: 0.25 });
+  assert.deepEqual(parseQuantity('50 MB', 'bytes'), { kind: 'bytes', value: 50e6 });
+  assert.deepEqual(parseQuantity('2 MiB', 'bytes'), { kind: 'bytes', value: 2 * 1024 * 1024 });
+  assert.deepEqual(parseQuantity('25%', 'share'), { kind: 'share', value: 0.25 });
+  assert.equal(typeof parseQuantity('25', 'share'), 'string');
+  assert.equal(typeof parseQuantity(3.5, 'count'), 'string');
+  // 5 runs: the whole range covers the median with 1 − 2/32 = 93.75 %
+  const iv = medianInterval([1, 2, 3, 4, 5]);
+  assert.deepEqual([iv.low, iv.high, iv.median], [1, 5, 3]);
+  assert.equal(iv.confidence, 0.9375);
+  // 20 runs at 90 %: the 6th and 15th values (coverage 1 − 2·P(Bin(20,½) ≤ 5) = 95.9 %)
+  const twenty = Array.from({ length: 20 }, (_, i) => i + 1);
+  const iv20 = medianInterval(twenty);
+  assert.deepEqual([iv20.low, iv20.high], [6, 15]);
+  assert.ok(Math.abs(iv20.confidence - 0.9586) < 1e-3);
+  assert.equal(judgeTimings([0.9, 1.0, 1.1], 2).verdict, 'pass');
+  assert.equal(judgeTimings([2.1, 2.2, 2.5], 2).verdict, 'fail');
+  assert.equal(judgeTimings([1.8, 2.0, 2.3], 2).verdict, 'unsure');
+  // a share: 300 of 1,000 samples against 25 %: the interval (27–33 %) lies above
+  assert.equal(judgeShare(300, 1000, 0.25).verdict, 'fail');
+  assert.equal(judgeShare(26, 100, 0.25).verdict, 'unsure');
+  assert.equal(judgeShare(100, 1000, 0.25).verdict, 'pass');
+});
