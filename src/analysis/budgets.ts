@@ -118,8 +118,8 @@ export function judgeShare(hits: number, n: number, max: number, z = 1.96): Judg
 export interface BudgetResult {
   /** what is bounded, in words: "calls app.db:query ≤ 3", "wall time ≤ 1.5 s" */
   budget: string;
-  kind: 'calls' | 'wall-time';
-  /** the budget's limit, in the measurement's unit (count, seconds) */
+  kind: 'calls' | 'wall-time' | 'cpu-share' | 'peak-memory' | 'memory-growth';
+  /** the budget's limit, in the measurement's unit (count, seconds, share 0–1, bytes; 0 for memory-growth) */
   limit: number;
   judged: Judged | null;
   /** the measurement could not be made (the scenario failed, a name never resolved) */
@@ -154,4 +154,9 @@ export function checkOutcome(results: readonly CheckResult[]): { budgets: number
       else if (b.judged?.verdict === 'unsure') unsure++;
     }
   return { budgets, failed, unsure, errors };
+}
+
+/** memory-growth = false: the steady-growth rule's verdict (`analysis/mem.ts detectGrowth`); too few snapshots to tell is unsure */
+export function judgeGrowth(growing: boolean, decidable: boolean, growthBytes: number): Judged {
+  return { verdict: growing ? 'fail' : decidable ? 'pass' : 'unsure', value: growthBytes };
 }

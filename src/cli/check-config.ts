@@ -19,11 +19,17 @@ export interface CheckSpec {
   line: number;
   calls: { fn: string; max: number; line: number }[];
   wallTime?: { max: number; line: number };
+  /** sampled CPU shares (inclusive) of functions, 0–1 */
+  cpuShare: { fn: string; max: number; line: number }[];
+  /** tracemalloc's peak, bytes */
+  peakMemory?: { max: number; line: number; text: string };
+  /** memory-growth = false: the mem lens's steady-growth rule must not fire */
+  noMemoryGrowth?: { line: number };
 }
 
 /** keys a check may have, and which this version enforces */
-const KEYS = new Set(['name', 'run', 'repeat', 'calls', 'wall-time']);
-const LATER = new Set(['pytest', 'cpu-share', 'peak-memory', 'memory-growth', 'no-regression', 'max-overhead']);
+const KEYS = new Set(['name', 'run', 'repeat', 'calls', 'wall-time', 'cpu-share', 'peak-memory', 'memory-growth']);
+const LATER = new Set(['pytest', 'no-regression', 'max-overhead']);
 
 export class ConfigError extends CliError {
   constructor(file: string, line: number, key: string | undefined, message: string, fix: string) {
@@ -144,8 +150,35 @@ export function readChecks(path: string): CheckSpec[] {
       if (typeof q === 'string') throw new ConfigError(file, at, 'wall-time.max', q, 'e.g. wall-time = { max = "1.5 s" }');
       wallTime = { max: q.value, line: at };
     }
-    if (calls.length === 0 && !wallTime) throw new ConfigError(file, line, undefined, `check "${name}" has no budget`, 'add calls = { … } or wall-time = { max = "…" }');
-    return { name, run, repeat, file, line, calls, ...(wallTime ? { wallTime } : {}) };
+    const cpuShare: CheckSpec['cpuShare'] = [];
+    if (tab['cpu-share'] !== undefined) {
+      const t2 = tab['cpu-share'];
+      if (typeof t2 !== 'object' || t2 === null || Array.isArray(t2)) throw new ConfigError(file, keyLine('cpu-share'), 'cpu-share', 'must be a table of "module:qualname" = { max = "N%" }', 'e.g. cpu-share = { "app.serialize:encode" = { max = "25%" } }');
+      for (const [fn, b] of Object.entries(t2 as Record<string, unknown>)) {
+        const at = keyLine(fn);
+        const bad = checkFunctionSpec(fn);
+        if (bad) throw new ConfigError(file, at, `cpu-share."${fn}"`, bad, 'name it module:qualname, e.g. "app.serialize:encode"');
+        const max = typeof b === 'object' && b !== null && !Array.isArray(b) ? (b as Record<string, unknown>).max : b;
+        const q = parseQuantity(max, 'share');
+        if (typeof q === 'string') throw new ConfigError(file, at, `cpu-share."${fn}".max`, q, 'e.g. { max = "25%" }');
+        cpuShare.push({ fn, max: q.value, line: at });
+      }
+    }
+    let peakMemory: CheckSpec['peakMemory'];
+    if (tab['peak-memory'] !== undefined) {
+      const w = tab['peak-memory'];
+      const max = typeof w === 'object' && w !== null && !Array.isArray(w) ? (w as Record<string, unknown>).max : w;
+      const q = parseQuantity(max, 'bytes');
+      if (typeof q === 'string') throw new ConfigError(file, keyLine('peak-memory'), 'peak-memory', q, 'e.g. peak-memory = "50 MB"');
+      peakMemory = { max: q.value, line: keyLine('peak-memory'), text: String(max) };
+    }
+    let noMemoryGrowth: CheckSpec['noMemoryGrowth'];
+    if (tab['memory-growth'] !== undefined) {
+      if (typeof tab['memory-growth'] !== 'boolean') throw new ConfigError(file, keyLine('memory-growth'), 'memory-growth', `must be true or false, got ${JSON.stringify(tab['memory-growth'])}`, 'memory-growth = false fails the check when memory grows steadily');
+      if (tab['memory-growth'] === false) noMemoryGrowth = { line: keyLine('memory-growth') };
+    }
+    if (calls.length === 0 && !wallTime && cpuShare.length === 0 && !peakMemory && !noMemoryGrowth) throw new ConfigError(file, line, undefined, `check "${name}" has no budget`, 'add calls, wall-time, cpu-share, peak-memory or memory-growth');
+    return { name, run, repeat, file, line, calls, cpuShare, ...(wallTime ? { wallTime } : {}), ...(peakMemory ? { peakMemory } : {}), ...(noMemoryGrowth ? { noMemoryGrowth } : {}) };
   });
 }
 

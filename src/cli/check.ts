@@ -7,10 +7,15 @@
  * broken or could not be measured, 2 on a configuration error.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { checkOutcome, judgeCount, judgeTimings, type BudgetResult, type CheckResult } from '../analysis/budgets.ts';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { checkOutcome, judgeCount, judgeGrowth, judgeShare, judgeTimings, type BudgetResult, type CheckResult } from '../analysis/budgets.ts';
 import type { CountData } from '../analysis/count.ts';
+import { memReport, type MemData } from '../analysis/mem.ts';
+import { decodePylens } from '../formats/pylens.ts';
+import { frameInfo, stackFrames } from '../model/profile.ts';
+import { formatBytes } from '../render/page/units.ts';
 import { runLens } from '../capture/python/helper.ts';
 import { githubAnnotations, markdownSummary, renderCheckTable, renderJUnit } from '../render/check.ts';
 import type { CommandSpec, Parsed } from './args.ts';
@@ -109,7 +114,110 @@ async function runOne(c: CheckSpec, cwd: string): Promise<CheckResult> {
     const base = { budget: `wall time ≤ ${fmt(c.wallTime.max)} (median of ${c.repeat})`, kind: 'wall-time' as const, limit: c.wallTime.max, file: c.file, line: c.wallTime.line, seconds: (performance.now() - t0) / 1000 };
     budgets.push(error !== undefined ? { ...base, judged: null, error } : { ...base, judged: judgeTimings(times, c.wallTime.max) });
   }
+  if (c.cpuShare.length > 0) budgets.push(...(await cpuShares(c, cwd)));
+  if (c.peakMemory || c.noMemoryGrowth) budgets.push(...(await memory(c, cwd)));
   return { name: c.name, file: c.file, line: c.line, budgets };
+}
+
+/**
+ * Sampled CPU shares: the command run `repeat` times under `pylens record` (on-CPU samples,
+ * 200 Hz), samples pooled; a function's share is the samples with it on the stack over all
+ * samples, judged with its Wilson interval.
+ */
+async function cpuShares(c: CheckSpec, cwd: string): Promise<BudgetResult[]> {
+  const t0 = performance.now();
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-check-'));
+  let total = 0;
+  const hits = new Array<number>(c.cpuShare.length).fill(0);
+  const sources: ({ file: string; line: number } | undefined)[] = new Array(c.cpuShare.length).fill(undefined);
+  let error: string | undefined;
+  try {
+    for (let i = 0; i < c.repeat && error === undefined; i++) {
+      const out = join(dir, `run${i}.pylens`);
+      const r = await runNode([process.argv[1]!, 'record', '-q', '-r', '200', '-o', out, '--', ...c.run], cwd);
+      if (r.code !== 0) {
+        error = `the command under pylens record exited with ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}` : ''}`;
+        break;
+      }
+      const p = decodePylens(readFileSync(out), out);
+      const col = p.samples.values[p.defaultValue]!;
+      // which frames are each budget's function: its qualname, in its module's file
+      const match = c.cpuShare.map((b) => {
+        const [mod, qual] = [b.fn.slice(0, b.fn.indexOf(':')), b.fn.slice(b.fn.indexOf(':') + 1)];
+        const tail = mod.replace(/\./g, '/');
+        const m = new Uint8Array(p.frames.length);
+        for (let f = 0; f < p.frames.length; f++) {
+          const fi = frameInfo(p, f);
+          if (fi.qualname !== qual || fi.kind !== 'python' || fi.file === null) continue;
+          const path = fi.file.replace(/\.py$/, '').replace(/\/__init__$/, '');
+          if (mod === '__main__' || path === tail || path.endsWith(`/${tail}`)) m[f] = 1;
+        }
+        return m;
+      });
+      for (let s = 0; s < p.samples.length; s++) {
+        const w = col[s]!;
+        total += w;
+        const frames = stackFrames(p, p.samples.stack[s]!);
+        match.forEach((m, k) => {
+          const f = frames.find((x) => m[x] === 1);
+          if (f === undefined) return;
+          hits[k]! += w;
+          if (!sources[k]) {
+            const fi = frameInfo(p, f);
+            sources[k] = { file: resolve(cwd, fi.file!), line: fi.line };
+          }
+        });
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  if (error === undefined && total === 0) error = 'no CPU samples: the command ran too briefly for 200 Hz (raise repeat, or make the scenario longer)';
+  return c.cpuShare.map((b, k) => {
+    const base = { budget: `cpu share ${b.fn} ≤ ${+(100 * b.max).toFixed(2)}%`, kind: 'cpu-share' as const, limit: b.max, file: c.file, line: b.line, seconds };
+    return error !== undefined ? { ...base, judged: null, error } : { ...base, judged: judgeShare(hits[k]!, total, b.max), ...(sources[k] ? { source: sources[k] } : {}) };
+  });
+}
+
+/** Peak traced memory and steady growth: one run under the mem lens (tracemalloc, snapshots every 0.1 s). */
+async function memory(c: CheckSpec, cwd: string): Promise<BudgetResult[]> {
+  const t0 = performance.now();
+  let data: MemData | undefined;
+  let error: string | undefined;
+  try {
+    const run = await withCwd(cwd, () => runLens<MemData>('mem', { interval: 0.1, top: 5, frames: 1 }, c.run));
+    if (run.exitCode !== 0) error = `the command exited ${run.howEnded}`;
+    else if (!run.result) error = `the command ended without the mem lens's result: ${run.missing ?? 'no result'}`;
+    else data = run.result.data;
+  } catch (e) {
+    error = (e as Error).message;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const out: BudgetResult[] = [];
+  if (c.peakMemory) {
+    const base = { budget: `peak memory ≤ ${c.peakMemory.text}`, kind: 'peak-memory' as const, limit: c.peakMemory.max, file: c.file, line: c.peakMemory.line, seconds };
+    out.push(data ? { ...base, judged: judgeCount(data.peak, c.peakMemory.max) } : { ...base, judged: null, error: error ?? 'no measurement' });
+  }
+  if (c.noMemoryGrowth) {
+    const base = { budget: 'no steady memory growth', kind: 'memory-growth' as const, limit: 0, file: c.file, line: c.noMemoryGrowth.line, seconds };
+    if (!data) out.push({ ...base, judged: null, error: error ?? 'no measurement' });
+    else {
+      const g = memReport(data).growth.traced;
+      out.push({ ...base, judged: judgeGrowth(g.growing, !/too few snapshots/.test(g.reason), g.growth) });
+    }
+  }
+  return out;
+}
+
+/** Run this Node with `args` (pylens itself), collecting its exit code and the tail of its stderr. */
+function runNode(args: string[], cwd: string): Promise<{ code: number; stderr: string }> {
+  return new Promise((res) => {
+    let err = '';
+    const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString('utf8')).slice(-4000)));
+    child.on('close', (code) => res({ code: code ?? 1, stderr: err }));
+  });
 }
 
 function fmt(s: number): string {

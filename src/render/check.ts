@@ -5,6 +5,7 @@
 import { relative } from 'node:path';
 import type { BudgetResult, CheckResult } from '../analysis/budgets.ts';
 import { checkOutcome } from '../analysis/budgets.ts';
+import { formatBytes } from './page/units.ts';
 
 function fmtSeconds(s: number): string {
   return s >= 10 ? `${s.toFixed(1)} s` : s >= 1 ? `${s.toFixed(2)} s` : s >= 0.01 ? `${(s * 1000).toFixed(0)} ms` : `${(s * 1000).toFixed(2)} ms`;
@@ -14,7 +15,7 @@ function fmtSeconds(s: number): string {
 export function measuredText(b: BudgetResult): string {
   if (b.error !== undefined) return 'error';
   const j = b.judged!;
-  const f = b.kind === 'wall-time' ? fmtSeconds : (v: number) => String(v);
+  const f = b.kind === 'wall-time' ? fmtSeconds : b.kind === 'cpu-share' ? (v: number) => `${(100 * v).toFixed(1)}%` : b.kind === 'peak-memory' ? formatBytes : b.kind === 'memory-growth' ? (v: number) => `${v >= 0 ? '+' : ''}${formatBytes(v)}` : (v: number) => String(v);
   const iv = j.low !== undefined && j.high !== undefined ? ` (${f(j.low)}–${f(j.high)}, ${Math.round(100 * (j.confidence ?? 0))} %)` : '';
   return `${f(j.value)}${iv}`;
 }

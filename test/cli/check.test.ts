@@ -122,7 +122,9 @@ test('check: configuration errors name the file, the line and the key, and exit 
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\nwall-time = { max = "1.5 parsecs" }\n', /pyproject\.toml:4: wall-time\.max: unknown time unit "parsecs"/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\nwall-time = { max = 3 }\n', /pyproject\.toml:4: wall-time\.max: give a unit/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncalls = { "nocolon" = { max = 1 } }\n', /pyproject\.toml:4: calls\."nocolon": /],
-    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncpu-share = { "m:f" = { max = "25%" } }\n', /pyproject\.toml:4: cpu-share: this version of pylens check does not enforce 'cpu-share' budgets yet/],
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\nno-regression = { points = 3 }\n', /pyproject\.toml:4: no-regression: this version of pylens check does not enforce 'no-regression' budgets yet/],
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncpu-share = { "m:f" = { max = "25" } }\n', /pyproject\.toml:4: cpu-share\."m:f"\.max: a share is a percentage like "25%"/],
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\npeak-memory = "50 MQ"\n', /pyproject\.toml:4: peak-memory: unknown size unit "MQ"/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py\n', /pyproject\.toml:3: not valid TOML/],
     ['[[tool.pylens.check]]\nname = "a"\n\n[[tool.pylens.check]]\nname = "a"\nrun = "x"\ncalls = { "m:f" = 1 }\n', /pyproject\.toml:1: run: check "a" has no run command/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "x"\ncalls = { "m:f" = 1 }\n\n[[tool.pylens.check]]\nname = "a"\nrun = "y"\n', /pyproject\.toml:7: name: two checks are named "a"/],
@@ -165,4 +167,66 @@ test('budgets: units, the median interval of repeats, and the unsure zone that k
   assert.equal(judgeShare(300, 1000, 0.25).verdict, 'fail');
   assert.equal(judgeShare(26, 100, 0.25).verdict, 'unsure');
   assert.equal(judgeShare(100, 1000, 0.25).verdict, 'pass');
+});
+
+const HOT = `import sys, time
+def encode(n):
+    return sum(i * i for i in range(n))
+def other(n):
+    return sum(range(n))
+leak = []
+def main(mode):
+    end = time.perf_counter() + 0.6
+    big = bytearray(30_000_000) if mode == "big" else None
+    while time.perf_counter() < end:
+        encode(20000)
+        other(20000)
+        if mode == "leak":
+            leak.append(bytearray(200_000))
+            time.sleep(0.01)
+main(sys.argv[1])
+`;
+
+test('check: sampled CPU shares with their interval, tracemalloc peak and the steady-growth rule', { timeout: 180_000 }, () => {
+  const p = project(`[[tool.pylens.check]]
+name = "shares"
+run = "PY hot.py plain"
+repeat = 2
+cpu-share = { "__main__:encode" = { max = "95%" }, "__main__:other" = { max = "5%" } }
+
+[[tool.pylens.check]]
+name = "leak"
+run = "PY hot.py leak"
+peak-memory = "100 MB"
+memory-growth = false
+
+[[tool.pylens.check]]
+name = "big"
+run = "PY hot.py big"
+peak-memory = "10 MB"
+memory-growth = false
+`);
+  try {
+    writeFileSync(join(p.dir, 'hot.py'), HOT);
+    const r = p.run('--json');
+    assert.equal(r.status, 1, r.stderr);
+    const j = JSON.parse(r.stdout);
+    const b = (check: string, i: number) => j.checks.find((c: { name: string }) => c.name === check).budgets[i];
+    // encode holds most of the CPU, well under 95 %; other's ~25 % is far above 5 %
+    const enc = b('shares', 0);
+    assert.equal(enc.judged.verdict, 'pass', JSON.stringify(enc));
+    assert.ok(enc.judged.value > 0.5 && enc.judged.low < enc.judged.value && enc.judged.high > enc.judged.value, JSON.stringify(enc));
+    assert.equal(b('shares', 1).judged.verdict, 'fail', JSON.stringify(b('shares', 1)));
+    assert.match(b('shares', 1).source.file, /hot\.py$/);
+    // the leak grows steadily; the 30 MB buffer is a peak, not growth
+    assert.equal(b('leak', 0).judged.verdict, 'pass');
+    assert.equal(b('leak', 1).judged.verdict, 'fail', JSON.stringify(b('leak', 1)));
+    assert.equal(b('big', 0).judged.verdict, 'fail');
+    assert.ok(b('big', 0).judged.value >= 30e6, JSON.stringify(b('big', 0)));
+    assert.equal(b('big', 1).judged.verdict, 'pass', JSON.stringify(b('big', 1)));
+    const text = p.run();
+    assert.match(text.stdout, /^ {2}peak memory ≤ 10 MB +[\d.]+ MiB +FAIL$/m);
+  } finally {
+    p.done();
+  }
 });
