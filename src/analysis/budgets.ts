@@ -118,7 +118,7 @@ export function judgeShare(hits: number, n: number, max: number, z = 1.96): Judg
 export interface BudgetResult {
   /** what is bounded, in words: "calls app.db:query ≤ 3", "wall time ≤ 1.5 s" */
   budget: string;
-  kind: 'calls' | 'wall-time' | 'cpu-share' | 'peak-memory' | 'memory-growth';
+  kind: 'calls' | 'wall-time' | 'wall-regression' | 'cpu-share' | 'peak-memory' | 'memory-growth' | 'no-regression';
   /** the budget's limit, in the measurement's unit (count, seconds, share 0–1, bytes; 0 for memory-growth) */
   limit: number;
   judged: Judged | null;
@@ -131,6 +131,8 @@ export interface BudgetResult {
   source?: { file: string; line: number };
   /** what the measurement took, seconds */
   seconds: number;
+  /** a word on the result (the function that grew; "baseline written") */
+  note?: string;
 }
 
 export interface CheckResult {
@@ -159,4 +161,63 @@ export function checkOutcome(results: readonly CheckResult[]): { budgets: number
 /** memory-growth = false: the steady-growth rule's verdict (`analysis/mem.ts detectGrowth`); too few snapshots to tell is unsure */
 export function judgeGrowth(growing: boolean, decidable: boolean, growthBytes: number): Judged {
   return { verdict: growing ? 'fail' : decidable ? 'pass' : 'unsure', value: growthBytes };
+}
+
+/**
+ * One-sided Mann–Whitney test that `a` is stochastically larger than `b`: U counts pairs with
+ * a > b (ties ½); the p-value is exact (the distribution of U by counting, for n·m ≤ 400) or
+ * the normal approximation with continuity correction.
+ */
+export function mannWhitneyGreater(a: readonly number[], b: readonly number[]): { u: number; p: number } {
+  const n = a.length;
+  const m = b.length;
+  let u = 0;
+  for (const x of a) for (const y of b) u += x > y ? 1 : x === y ? 0.5 : 0;
+  if (n === 0 || m === 0) return { u, p: 1 };
+  if (n * m <= 400) {
+    // counts[k] = arrangements with U = k (no ties), by the recurrence over (n, m)
+    const memo = new Map<string, number[]>();
+    const dist = (i: number, j: number): number[] => {
+      if (i === 0 || j === 0) return [1];
+      const key = `${i},${j}`;
+      const hit = memo.get(key);
+      if (hit) return hit;
+      const x = dist(i - 1, j); // the largest value is in b... shifted by j when it is in a
+      const y = dist(i, j - 1);
+      const out = new Array<number>(i * j + 1).fill(0);
+      x.forEach((c, k) => (out[k + j] += c));
+      y.forEach((c, k) => (out[k] += c));
+      memo.set(key, out);
+      return out;
+    };
+    const d = dist(n, m);
+    const total = d.reduce((s, c) => s + c, 0);
+    let tail = 0;
+    for (let k = Math.ceil(u - 1e-9); k < d.length; k++) tail += d[k]!;
+    return { u, p: tail / total };
+  }
+  const mean = (n * m) / 2;
+  const sd = Math.sqrt((n * m * (n + m + 1)) / 12);
+  const z = (u - mean - 0.5) / sd;
+  return { u, p: 0.5 * erfc(z / Math.SQRT2) };
+}
+
+function erfc(x: number): number {
+  // Abramowitz–Stegun 7.1.26 on |x|, reflected
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const y = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) * Math.exp(-x * x);
+  return x >= 0 ? y : 2 - y;
+}
+
+/**
+ * Timings against a baseline's with an allowed slowdown `allowed` (0.1 = 10 %): fails when the
+ * runs are significantly slower than the baseline's scaled by 1 + allowed (one-sided
+ * Mann–Whitney p < `alpha`, default 0.01); unsure when the medians say slower but the runs do
+ * not show it; the value is the median's relative change.
+ */
+export function judgeRegression(current: readonly number[], baseline: readonly number[], allowed: number, alpha = 0.01): Judged {
+  const med = (xs: readonly number[]) => medianInterval([...xs].sort((p, q) => p - q)).median;
+  const change = med(current) / med(baseline) - 1;
+  const { p } = mannWhitneyGreater(current, baseline.map((x) => x * (1 + allowed)));
+  return { verdict: p < alpha ? 'fail' : change > allowed ? 'unsure' : 'pass', value: change, confidence: 1 - p };
 }

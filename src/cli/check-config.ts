@@ -18,7 +18,10 @@ export interface CheckSpec {
   file: string;
   line: number;
   calls: { fn: string; max: number; line: number }[];
-  wallTime?: { max: number; line: number };
+  /** an absolute maximum, and/or a slowdown allowed against the baseline's runs (0.1 = 10 %) */
+  wallTime?: { max?: number; regression?: number; line: number };
+  /** no function's sampled share may grow significantly by more than this many points against the baseline */
+  noRegression?: { points: number; line: number };
   /** sampled CPU shares (inclusive) of functions, 0–1 */
   cpuShare: { fn: string; max: number; line: number }[];
   /** tracemalloc's peak, bytes */
@@ -28,8 +31,8 @@ export interface CheckSpec {
 }
 
 /** keys a check may have, and which this version enforces */
-const KEYS = new Set(['name', 'run', 'repeat', 'calls', 'wall-time', 'cpu-share', 'peak-memory', 'memory-growth']);
-const LATER = new Set(['pytest', 'no-regression', 'max-overhead']);
+const KEYS = new Set(['name', 'run', 'repeat', 'calls', 'wall-time', 'cpu-share', 'peak-memory', 'memory-growth', 'no-regression']);
+const LATER = new Set(['pytest', 'max-overhead']);
 
 export class ConfigError extends CliError {
   constructor(file: string, line: number, key: string | undefined, message: string, fix: string) {
@@ -142,13 +145,19 @@ export function readChecks(path: string): CheckSpec[] {
       const w = tab['wall-time'];
       const at = keyLine('wall-time');
       const obj = typeof w === 'object' && w !== null && !Array.isArray(w) ? (w as Record<string, unknown>) : { max: w };
-      for (const k of Object.keys(obj)) {
-        if (k === 'regression') throw new ConfigError(file, at, 'wall-time.regression', 'regression budgets need baselines, which this version of pylens check does not keep yet', 'keep max only for now');
-        if (k !== 'max') throw new ConfigError(file, at, `wall-time.${k}`, `unknown key '${k}'`, 'wall-time takes max (e.g. wall-time = { max = "1.5 s" })');
+      for (const k of Object.keys(obj)) if (k !== 'max' && k !== 'regression') throw new ConfigError(file, at, `wall-time.${k}`, `unknown key '${k}'`, 'wall-time takes max and regression (e.g. wall-time = { max = "1.5 s", regression = "10%" })');
+      wallTime = { line: at };
+      if (obj.max !== undefined) {
+        const q = parseQuantity(obj.max, 'seconds');
+        if (typeof q === 'string') throw new ConfigError(file, at, 'wall-time.max', q, 'e.g. wall-time = { max = "1.5 s" }');
+        wallTime.max = q.value;
       }
-      const q = parseQuantity(obj.max, 'seconds');
-      if (typeof q === 'string') throw new ConfigError(file, at, 'wall-time.max', q, 'e.g. wall-time = { max = "1.5 s" }');
-      wallTime = { max: q.value, line: at };
+      if (obj.regression !== undefined) {
+        const q = parseQuantity(obj.regression, 'share');
+        if (typeof q === 'string') throw new ConfigError(file, at, 'wall-time.regression', q, 'the slowdown allowed against the baseline, e.g. regression = "10%"');
+        wallTime.regression = q.value;
+      }
+      if (wallTime.max === undefined && wallTime.regression === undefined) throw new ConfigError(file, at, 'wall-time', 'needs max or regression', 'e.g. wall-time = { max = "1.5 s", regression = "10%" }');
     }
     const cpuShare: CheckSpec['cpuShare'] = [];
     if (tab['cpu-share'] !== undefined) {
@@ -164,6 +173,14 @@ export function readChecks(path: string): CheckSpec[] {
         cpuShare.push({ fn, max: q.value, line: at });
       }
     }
+    let noRegression: CheckSpec['noRegression'];
+    if (tab['no-regression'] !== undefined) {
+      const w = tab['no-regression'];
+      const at = keyLine('no-regression');
+      const pts = typeof w === 'object' && w !== null && !Array.isArray(w) ? (w as Record<string, unknown>).points : undefined;
+      if (typeof pts !== 'number' || !(pts > 0 && pts < 100)) throw new ConfigError(file, at, 'no-regression', 'must be { points = N }: the share (in points) a function may grow by against the baseline', 'e.g. no-regression = { points = 3 }');
+      noRegression = { points: pts, line: at };
+    }
     let peakMemory: CheckSpec['peakMemory'];
     if (tab['peak-memory'] !== undefined) {
       const w = tab['peak-memory'];
@@ -177,8 +194,8 @@ export function readChecks(path: string): CheckSpec[] {
       if (typeof tab['memory-growth'] !== 'boolean') throw new ConfigError(file, keyLine('memory-growth'), 'memory-growth', `must be true or false, got ${JSON.stringify(tab['memory-growth'])}`, 'memory-growth = false fails the check when memory grows steadily');
       if (tab['memory-growth'] === false) noMemoryGrowth = { line: keyLine('memory-growth') };
     }
-    if (calls.length === 0 && !wallTime && cpuShare.length === 0 && !peakMemory && !noMemoryGrowth) throw new ConfigError(file, line, undefined, `check "${name}" has no budget`, 'add calls, wall-time, cpu-share, peak-memory or memory-growth');
-    return { name, run, repeat, file, line, calls, cpuShare, ...(wallTime ? { wallTime } : {}), ...(peakMemory ? { peakMemory } : {}), ...(noMemoryGrowth ? { noMemoryGrowth } : {}) };
+    if (calls.length === 0 && !wallTime && cpuShare.length === 0 && !peakMemory && !noMemoryGrowth && !noRegression) throw new ConfigError(file, line, undefined, `check "${name}" has no budget`, 'add calls, wall-time, cpu-share, peak-memory, memory-growth or no-regression');
+    return { name, run, repeat, file, line, calls, cpuShare, ...(wallTime ? { wallTime } : {}), ...(peakMemory ? { peakMemory } : {}), ...(noMemoryGrowth ? { noMemoryGrowth } : {}), ...(noRegression ? { noRegression } : {}) };
   });
 }
 

@@ -7,13 +7,15 @@
  * broken or could not be measured, 2 on a configuration error.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { checkOutcome, judgeCount, judgeGrowth, judgeShare, judgeTimings, type BudgetResult, type CheckResult } from '../analysis/budgets.ts';
+import { checkOutcome, judgeCount, judgeGrowth, judgeRegression, judgeShare, judgeTimings, type BudgetResult, type CheckResult } from '../analysis/budgets.ts';
 import type { CountData } from '../analysis/count.ts';
 import { memReport, type MemData } from '../analysis/mem.ts';
-import { decodePylens } from '../formats/pylens.ts';
+import { decodePylens, encodePylens } from '../formats/pylens.ts';
+import { diffProfiles } from '../analysis/diff.ts';
+import type { Profile } from '../model/profile.ts';
 import { frameInfo, stackFrames } from '../model/profile.ts';
 import { formatBytes } from '../render/page/units.ts';
 import { runLens } from '../capture/python/helper.ts';
@@ -25,12 +27,14 @@ import { CliError, EXIT_USAGE } from './errors.ts';
 export const checkSpec: CommandSpec = {
   name: 'check',
   summary: 'Enforce performance budgets from pyproject.toml ([[tool.pylens.check]]): call counts and wall time, noise-aware; JUnit, GitHub annotations; exit 1 when one breaks.',
-  usage: 'pylens check [NAME…] [--config FILE] [--junit FILE] [--json]',
+  usage: 'pylens check [NAME…] [--config FILE] [--baseline DIR] [--update-baseline] [--junit FILE] [--json]',
   positionals: { min: 0, max: 1000 },
   options: [
     { name: 'config', type: 'string', value: 'FILE', help: 'the pyproject.toml or pylens.toml to read (default: ./pylens.toml, else ./pyproject.toml)' },
     { name: 'junit', type: 'string', value: 'FILE', help: 'also write JUnit XML there (a testcase per budget)' },
     { name: 'json', type: 'boolean', help: 'the results as JSON on stdout instead of the table' },
+    { name: 'baseline', type: 'string', value: 'DIR', help: 'where baselines are kept (default .pylens/baselines next to the config; commit it)' },
+    { name: 'update-baseline', type: 'boolean', help: 'run the checks and write their baselines (timings and sampled profiles) instead of comparing' },
   ],
   examples: [
     'pylens check                                  # every check in ./pyproject.toml',
@@ -54,10 +58,17 @@ export async function runCheck(args: Parsed): Promise<number> {
     if (unknown.length) throw new CliError(`check: no check named ${unknown.map((u) => JSON.stringify(u)).join(', ')} in ${path}`, `the checks there: ${checks.map((c) => JSON.stringify(c.name)).join(', ')}`, EXIT_USAGE);
     checks = checks.filter((c) => wanted.includes(c.name));
   }
+  const update = Boolean(args.options['update-baseline']);
+  const baseDir = resolve(dirname(path), (args.options.baseline as string | undefined) ?? '.pylens/baselines');
   const results: CheckResult[] = [];
   for (const c of checks) {
     process.stderr.write(`pylens check: running "${c.name}"…\n`);
-    results.push(await runOne(c, dirname(path)));
+    const ctx: BaselineCtx = { dir: baseDir, update, baseline: update ? undefined : readBaseline(baseDir, c.name), fresh: {} };
+    results.push(await runOne(c, dirname(path), ctx));
+    if (update) {
+      const wrote = writeBaseline(baseDir, c, ctx.fresh);
+      process.stderr.write(`pylens check: baseline of "${c.name}" written: ${wrote}\n`);
+    }
   }
   if (args.options.json) process.stdout.write(JSON.stringify({ config: path, checks: results, outcome: checkOutcome(results) }, null, 2) + '\n');
   else process.stdout.write(renderCheckTable(results));
@@ -77,8 +88,28 @@ export async function runCheck(args: Parsed): Promise<number> {
   return o.failed + o.errors > 0 ? 1 : 0;
 }
 
-async function runOne(c: CheckSpec, cwd: string): Promise<CheckResult> {
+/** A check's baseline (timings, sampled profiles), the one being written, and whether this run writes it. */
+interface BaselineCtx {
+  dir: string;
+  update: boolean;
+  baseline: Baseline | undefined;
+  fresh: Baseline;
+}
+
+interface Baseline {
+  wallTimes?: number[];
+  profiles?: Profile[];
+}
+
+function noBaseline(ctx: BaselineCtx): string {
+  return `no baseline in ${ctx.dir}: run pylens check --update-baseline and commit that folder`;
+}
+
+async function runOne(spec: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<CheckResult> {
+  let c = spec;
   const budgets: BudgetResult[] = [];
+  // a baseline needs the runs the budgets against it compare: timings and sampled profiles
+  if (ctx.update && !c.wallTime) c = { ...c, wallTime: { line: c.line } };
   if (c.calls.length > 0) {
     // exact counts: one run under the count lens (no sampling, no timing)
     const t0 = performance.now();
@@ -111,10 +142,28 @@ async function runOne(c: CheckSpec, cwd: string): Promise<CheckResult> {
       if (r.error !== undefined) error = r.error;
       else times.push(r.seconds);
     }
-    const base = { budget: `wall time ≤ ${fmt(c.wallTime.max)} (median of ${c.repeat})`, kind: 'wall-time' as const, limit: c.wallTime.max, file: c.file, line: c.wallTime.line, seconds: (performance.now() - t0) / 1000 };
-    budgets.push(error !== undefined ? { ...base, judged: null, error } : { ...base, judged: judgeTimings(times, c.wallTime.max) });
+    const seconds = (performance.now() - t0) / 1000;
+    if (error === undefined) ctx.fresh.wallTimes = times;
+    if (c.wallTime.max !== undefined) {
+      const base = { budget: `wall time ≤ ${fmt(c.wallTime.max)} (median of ${c.repeat})`, kind: 'wall-time' as const, limit: c.wallTime.max, file: c.file, line: c.wallTime.line, seconds };
+      budgets.push(error !== undefined ? { ...base, judged: null, error } : { ...base, judged: judgeTimings(times, c.wallTime.max) });
+    }
+    if (c.wallTime.regression !== undefined) {
+      const allowed = c.wallTime.regression;
+      const base = { budget: `wall time ≤ baseline + ${+(100 * allowed).toFixed(2)}%`, kind: 'wall-regression' as const, limit: allowed, file: c.file, line: c.wallTime.line, seconds };
+      const was = ctx.baseline?.wallTimes;
+      if (error !== undefined) budgets.push({ ...base, judged: null, error });
+      else if (ctx.update) budgets.push({ ...base, judged: { verdict: 'pass', value: 0 }, note: 'baseline written' });
+      else if (!was || was.length === 0) budgets.push({ ...base, judged: null, error: noBaseline(ctx) });
+      else budgets.push({ ...base, judged: judgeRegression(times, was, allowed) });
+    }
   }
-  if (c.cpuShare.length > 0) budgets.push(...(await cpuShares(c, cwd)));
+  if (c.cpuShare.length > 0 || c.noRegression) {
+    const sampled = await sampledRuns(c, cwd);
+    if (c.cpuShare.length > 0) budgets.push(...cpuShares(c, cwd, sampled));
+    if (c.noRegression) budgets.push(noRegression(c, ctx, sampled));
+    if (!('error' in sampled)) ctx.fresh.profiles = sampled.profiles;
+  }
   if (c.peakMemory || c.noMemoryGrowth) budgets.push(...(await memory(c, cwd)));
   return { name: c.name, file: c.file, line: c.line, budgets };
 }
@@ -124,22 +173,31 @@ async function runOne(c: CheckSpec, cwd: string): Promise<CheckResult> {
  * 200 Hz), samples pooled; a function's share is the samples with it on the stack over all
  * samples, judged with its Wilson interval.
  */
-async function cpuShares(c: CheckSpec, cwd: string): Promise<BudgetResult[]> {
+async function sampledRuns(c: CheckSpec, cwd: string): Promise<{ profiles: Profile[]; seconds: number } | { error: string; seconds: number }> {
   const t0 = performance.now();
   const dir = mkdtempSync(join(tmpdir(), 'pylens-check-'));
+  const profiles: Profile[] = [];
+  try {
+    for (let i = 0; i < c.repeat; i++) {
+      const out = join(dir, `run${i}.pylens`);
+      const r = await runNode([process.argv[1]!, 'record', '-q', '-r', '200', '-o', out, '--', ...c.run], cwd);
+      if (r.code !== 0) return { error: `the command under pylens record exited with ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}` : ''}`, seconds: (performance.now() - t0) / 1000 };
+      profiles.push(decodePylens(readFileSync(out), out));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { profiles, seconds: (performance.now() - t0) / 1000 };
+}
+
+function cpuShares(c: CheckSpec, cwd: string, sampled: Awaited<ReturnType<typeof sampledRuns>>): BudgetResult[] {
   let total = 0;
   const hits = new Array<number>(c.cpuShare.length).fill(0);
   const sources: ({ file: string; line: number } | undefined)[] = new Array(c.cpuShare.length).fill(undefined);
-  let error: string | undefined;
-  try {
-    for (let i = 0; i < c.repeat && error === undefined; i++) {
-      const out = join(dir, `run${i}.pylens`);
-      const r = await runNode([process.argv[1]!, 'record', '-q', '-r', '200', '-o', out, '--', ...c.run], cwd);
-      if (r.code !== 0) {
-        error = `the command under pylens record exited with ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}` : ''}`;
-        break;
-      }
-      const p = decodePylens(readFileSync(out), out);
+  let error = 'error' in sampled ? sampled.error : undefined;
+  const seconds = sampled.seconds;
+  {
+    for (const p of 'error' in sampled ? [] : sampled.profiles) {
       const col = p.samples.values[p.defaultValue]!;
       // which frames are each budget's function: its qualname, in its module's file
       const match = c.cpuShare.map((b) => {
@@ -169,15 +227,29 @@ async function cpuShares(c: CheckSpec, cwd: string): Promise<BudgetResult[]> {
         });
       }
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
-  const seconds = (performance.now() - t0) / 1000;
   if (error === undefined && total === 0) error = 'no CPU samples: the command ran too briefly for 200 Hz (raise repeat, or make the scenario longer)';
   return c.cpuShare.map((b, k) => {
     const base = { budget: `cpu share ${b.fn} ≤ ${+(100 * b.max).toFixed(2)}%`, kind: 'cpu-share' as const, limit: b.max, file: c.file, line: b.line, seconds };
     return error !== undefined ? { ...base, judged: null, error } : { ...base, judged: judgeShare(hits[k]!, total, b.max), ...(sources[k] ? { source: sources[k] } : {}) };
   });
+}
+
+/** No function's share grows significantly by more than the allowed points against the baseline's runs (analysis/diff.ts). */
+function noRegression(c: CheckSpec, ctx: BaselineCtx, sampled: Awaited<ReturnType<typeof sampledRuns>>): BudgetResult {
+  const pts = c.noRegression!.points;
+  const base = { budget: `no function's CPU share up by > ${pts} points`, kind: 'no-regression' as const, limit: pts, file: c.file, line: c.noRegression!.line, seconds: sampled.seconds };
+  if ('error' in sampled) return { ...base, judged: null, error: sampled.error };
+  if (ctx.update) return { ...base, judged: { verdict: 'pass', value: 0 }, note: 'baseline written' };
+  const was = ctx.baseline?.profiles;
+  if (!was || was.length === 0) return { ...base, judged: null, error: noBaseline(ctx) };
+  const d = diffProfiles(was, sampled.profiles, { paths: false });
+  const grew = d.functions.filter((f) => f.kind === 'python' && f.delta > pts);
+  const sig = grew.filter((f) => f.significant).sort((a, b) => b.delta - a.delta);
+  const top = sig[0] ?? grew.sort((a, b) => b.delta - a.delta)[0];
+  const value = top?.delta ?? Math.max(0, ...d.functions.map((f) => f.delta));
+  const note = top ? `${top.name}: ${(100 * top.baseShare).toFixed(1)}% → ${(100 * top.newShare).toFixed(1)}% (q ${top.qValue.toFixed(3)})` : undefined;
+  return { ...base, judged: { verdict: sig.length > 0 ? 'fail' : grew.length > 0 ? 'unsure' : 'pass', value }, ...(note ? { note } : {}) };
 }
 
 /** Peak traced memory and steady growth: one run under the mem lens (tracemalloc, snapshots every 0.1 s). */
@@ -218,6 +290,46 @@ function runNode(args: string[], cwd: string): Promise<{ code: number; stderr: s
     child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString('utf8')).slice(-4000)));
     child.on('close', (code) => res({ code: code ?? 1, stderr: err }));
   });
+}
+
+/** a check's files in the baseline folder: its name made safe */
+function slug(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'check';
+}
+
+function readBaseline(dir: string, name: string): Baseline | undefined {
+  const file = join(dir, `${slug(name)}.json`);
+  if (!existsSync(file)) return undefined;
+  let doc: { version?: number; wallTimes?: number[]; profiles?: string[] };
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new CliError(`check: the baseline ${file} is not valid JSON (${(e as Error).message})`, 'write it again with pylens check --update-baseline', EXIT_USAGE);
+  }
+  const out: Baseline = {};
+  if (Array.isArray(doc.wallTimes) && doc.wallTimes.every((x) => typeof x === 'number' && x > 0)) out.wallTimes = doc.wallTimes;
+  if (Array.isArray(doc.profiles)) out.profiles = doc.profiles.map((f) => {
+    const p = join(dir, f);
+    try {
+      return decodePylens(readFileSync(p), p);
+    } catch (e) {
+      throw new CliError(`check: the baseline profile ${p} cannot be read: ${(e as Error).message}`, 'write it again with pylens check --update-baseline', EXIT_USAGE);
+    }
+  });
+  return out;
+}
+
+function writeBaseline(dir: string, c: CheckSpec, b: Baseline): string {
+  mkdirSync(dir, { recursive: true });
+  const s = slug(c.name);
+  const profiles = (b.profiles ?? []).map((p, i) => {
+    const f = `${s}.run${i + 1}.pylens`;
+    writeFileSync(join(dir, f), encodePylens(p));
+    return f;
+  });
+  const file = join(dir, `${s}.json`);
+  writeFileSync(file, JSON.stringify({ version: 1, name: c.name, command: c.run, writtenAt: new Date().toISOString(), ...(b.wallTimes ? { wallTimes: b.wallTimes } : {}), ...(profiles.length ? { profiles } : {}) }, null, 2) + '\n');
+  return file;
 }
 
 function fmt(s: number): string {

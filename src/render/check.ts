@@ -15,6 +15,8 @@ function fmtSeconds(s: number): string {
 export function measuredText(b: BudgetResult): string {
   if (b.error !== undefined) return 'error';
   const j = b.judged!;
+  if (b.kind === 'wall-regression') return `${j.value >= 0 ? '+' : ''}${(100 * j.value).toFixed(1)}% vs baseline${j.confidence !== undefined && j.verdict !== 'pass' ? ` (p ${(1 - j.confidence).toFixed(3)})` : ''}`;
+  if (b.kind === 'no-regression') return `${j.value >= 0 ? '+' : ''}${j.value.toFixed(1)} pts${b.note ? ` (${b.note})` : ''}`;
   const f = b.kind === 'wall-time' ? fmtSeconds : b.kind === 'cpu-share' ? (v: number) => `${(100 * v).toFixed(1)}%` : b.kind === 'peak-memory' ? formatBytes : b.kind === 'memory-growth' ? (v: number) => `${v >= 0 ? '+' : ''}${formatBytes(v)}` : (v: number) => String(v);
   const iv = j.low !== undefined && j.high !== undefined ? ` (${f(j.low)}–${f(j.high)}, ${Math.round(100 * (j.confidence ?? 0))} %)` : '';
   return `${f(j.value)}${iv}`;
@@ -36,6 +38,7 @@ export function renderCheckTable(results: readonly CheckResult[], cwd = process.
     out.push(`  ${'budget'.padEnd(w0)}  ${'measured'.padEnd(w1)}  verdict`);
     for (const r of rows) out.push(`  ${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(w1)}  ${r[2]}`);
     for (const b of c.budgets) if (b.error !== undefined) out.push(`    ${b.budget}: ${b.error}`);
+    for (const b of c.budgets) if (b.note === 'baseline written') out.push(`    ${b.budget}: baseline written`);
     out.push('');
   }
   const o = checkOutcome(results);

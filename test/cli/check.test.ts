@@ -230,3 +230,44 @@ memory-growth = false
     p.done();
   }
 });
+
+test('check against a baseline: --update-baseline writes it; an unchanged program passes 20 times in a row; a 20 % slowdown and a function that grew are caught', { timeout: 240_000 }, () => {
+  const p = project(`[[tool.pylens.check]]
+name = "regress"
+run = "PY reg.py"
+repeat = 5
+wall-time = { regression = "10%" }
+
+[[tool.pylens.check]]
+name = "shares"
+run = "PY busy.py"
+repeat = 3
+no-regression = { points = 3 }
+`);
+  try {
+    // wall time mostly asleep (a loaded machine does not move it); SLOW adds 30 ms (≈ +20 %)
+    writeFileSync(join(p.dir, 'reg.py'), 'import os, time\ntime.sleep(0.13 if os.environ.get("SLOW") else 0.10)\n');
+    writeFileSync(join(p.dir, 'busy.py'), 'import os, time\ndef encode(n):\n    return sum(i * i for i in range(n))\ndef extra(n):\n    return sum(range(n))\nend = time.perf_counter() + 0.4\nwhile time.perf_counter() < end:\n    encode(20000)\n    if os.environ.get("SLOW"):\n        extra(60000)\n');
+    const none = p.run('regress');
+    assert.equal(none.status, 1);
+    assert.match(none.stdout, /no baseline in .*\.pylens\/baselines: run pylens check --update-baseline/);
+    const up = p.run('--update-baseline');
+    assert.equal(up.status, 0, up.stderr + up.stdout);
+    const doc = JSON.parse(readFileSync(join(p.dir, '.pylens/baselines/regress.json'), 'utf8'));
+    assert.equal(doc.wallTimes.length, 5);
+    assert.equal(JSON.parse(readFileSync(join(p.dir, '.pylens/baselines/shares.json'), 'utf8')).profiles.length, 3);
+    let failures = 0;
+    for (let i = 0; i < 20; i++) {
+      const r = p.run('regress', '--json');
+      const b = JSON.parse(r.stdout).checks[0].budgets[0];
+      if (b.judged.verdict === 'fail') failures++;
+    }
+    assert.equal(failures, 0, 'an unchanged program never fails its regression budget');
+    const slow = spawnSync(process.execPath, [MAIN, 'check'], { cwd: p.dir, encoding: 'utf8', env: { ...process.env, SLOW: '1', GITHUB_ACTIONS: '' } });
+    assert.equal(slow.status, 1, slow.stderr);
+    assert.match(slow.stdout, /wall time ≤ baseline \+ 10% +\+[\d.]+% vs baseline \(p 0\.00\d\) +FAIL/);
+    assert.match(slow.stdout, /no function's CPU share up by > 3 points +\+[\d.]+ pts \(extra: 0\.0% → [\d.]+% \(q [\d.]+\)\) +FAIL/);
+  } finally {
+    p.done();
+  }
+});
