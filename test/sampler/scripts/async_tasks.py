@@ -31,7 +31,8 @@ async def main():
     tasks[1].set_name("locker-task")
     await asyncio.sleep(0.2)
     seen = {t.get_name(): t.get_coro().__qualname__ for t in asyncio.all_tasks()}
-    print(json.dumps(seen), flush=True)
+    # printed by the loop once main is suspended in its last await (a reader then sees it there)
+    asyncio.get_event_loop().call_soon(lambda: print(json.dumps(seen), flush=True))
     await asyncio.sleep(3600)
 
 
