@@ -28,11 +28,13 @@ export interface CheckSpec {
   peakMemory?: { max: number; line: number; text: string };
   /** memory-growth = false: the mem lens's steady-growth rule must not fire */
   noMemoryGrowth?: { line: number };
+  /** the largest overhead a lens of this check may report about itself (0–1) */
+  maxOverhead?: { max: number; line: number };
 }
 
 /** keys a check may have, and which this version enforces */
-const KEYS = new Set(['name', 'run', 'repeat', 'calls', 'wall-time', 'cpu-share', 'peak-memory', 'memory-growth', 'no-regression']);
-const LATER = new Set(['pytest', 'max-overhead']);
+const KEYS = new Set(['name', 'run', 'repeat', 'calls', 'wall-time', 'cpu-share', 'peak-memory', 'memory-growth', 'no-regression', 'max-overhead']);
+const LATER = new Set(['pytest']);
 
 export class ConfigError extends CliError {
   constructor(file: string, line: number, key: string | undefined, message: string, fix: string) {
@@ -181,6 +183,12 @@ export function readChecks(path: string): CheckSpec[] {
       if (typeof pts !== 'number' || !(pts > 0 && pts < 100)) throw new ConfigError(file, at, 'no-regression', 'must be { points = N }: the share (in points) a function may grow by against the baseline', 'e.g. no-regression = { points = 3 }');
       noRegression = { points: pts, line: at };
     }
+    let maxOverhead: CheckSpec['maxOverhead'];
+    if (tab['max-overhead'] !== undefined) {
+      const q = parseQuantity(tab['max-overhead'], 'share');
+      if (typeof q === 'string') throw new ConfigError(file, keyLine('max-overhead'), 'max-overhead', q, 'e.g. max-overhead = "10%"');
+      maxOverhead = { max: q.value, line: keyLine('max-overhead') };
+    }
     let peakMemory: CheckSpec['peakMemory'];
     if (tab['peak-memory'] !== undefined) {
       const w = tab['peak-memory'];
@@ -195,7 +203,7 @@ export function readChecks(path: string): CheckSpec[] {
       if (tab['memory-growth'] === false) noMemoryGrowth = { line: keyLine('memory-growth') };
     }
     if (calls.length === 0 && !wallTime && cpuShare.length === 0 && !peakMemory && !noMemoryGrowth && !noRegression) throw new ConfigError(file, line, undefined, `check "${name}" has no budget`, 'add calls, wall-time, cpu-share, peak-memory, memory-growth or no-regression');
-    return { name, run, repeat, file, line, calls, cpuShare, ...(wallTime ? { wallTime } : {}), ...(peakMemory ? { peakMemory } : {}), ...(noMemoryGrowth ? { noMemoryGrowth } : {}), ...(noRegression ? { noRegression } : {}) };
+    return { name, run, repeat, file, line, calls, cpuShare, ...(wallTime ? { wallTime } : {}), ...(peakMemory ? { peakMemory } : {}), ...(noMemoryGrowth ? { noMemoryGrowth } : {}), ...(noRegression ? { noRegression } : {}), ...(maxOverhead ? { maxOverhead } : {}) };
   });
 }
 

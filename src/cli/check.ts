@@ -20,6 +20,7 @@ import { frameInfo, stackFrames } from '../model/profile.ts';
 import { formatBytes } from '../render/page/units.ts';
 import { runLens } from '../capture/python/helper.ts';
 import { githubAnnotations, markdownSummary, renderCheckTable, renderJUnit } from '../render/check.ts';
+import { renderDiffHtml } from '../render/diff.ts';
 import type { CommandSpec, Parsed } from './args.ts';
 import { findConfig, readChecks, type CheckSpec } from './check-config.ts';
 import { CliError, EXIT_USAGE } from './errors.ts';
@@ -34,6 +35,7 @@ export const checkSpec: CommandSpec = {
     { name: 'junit', type: 'string', value: 'FILE', help: 'also write JUnit XML there (a testcase per budget)' },
     { name: 'json', type: 'boolean', help: 'the results as JSON on stdout instead of the table' },
     { name: 'baseline', type: 'string', value: 'DIR', help: 'where baselines are kept (default .pylens/baselines next to the config; commit it)' },
+    { name: 'artifacts', type: 'string', value: 'DIR', help: 'where a broken sampled budget leaves its profile and differential flamegraph (default ./pylens-check)' },
     { name: 'update-baseline', type: 'boolean', help: 'run the checks and write their baselines (timings and sampled profiles) instead of comparing' },
   ],
   examples: [
@@ -63,8 +65,24 @@ export async function runCheck(args: Parsed): Promise<number> {
   const results: CheckResult[] = [];
   for (const c of checks) {
     process.stderr.write(`pylens check: running "${c.name}"…\n`);
-    const ctx: BaselineCtx = { dir: baseDir, update, baseline: update ? undefined : readBaseline(baseDir, c.name), fresh: {} };
-    results.push(await runOne(c, dirname(path), ctx));
+    const ctx: BaselineCtx = { overheads: [], dir: baseDir, update, baseline: update ? undefined : readBaseline(baseDir, c.name), fresh: {} };
+    const result = await runOne(c, dirname(path), ctx);
+    results.push(result);
+    // a broken sampled budget: the profile, and against the baseline a differential flamegraph, as CI artifacts
+    const broken = result.budgets.filter((b) => b.judged?.verdict === 'fail' && (b.kind === 'cpu-share' || b.kind === 'no-regression'));
+    if (broken.length > 0 && ctx.fresh.profiles?.length) {
+      const dir = resolve((args.options.artifacts as string | undefined) ?? 'pylens-check');
+      mkdirSync(dir, { recursive: true });
+      const prof = join(dir, `${slug(c.name)}.pylens`);
+      writeFileSync(prof, encodePylens(ctx.fresh.profiles[0]!));
+      const wrote = [prof];
+      if (broken.some((b) => b.kind === 'no-regression') && ctx.baseline?.profiles?.length) {
+        const html = join(dir, `${slug(c.name)}.diff.html`);
+        writeFileSync(html, renderDiffHtml(diffProfiles(ctx.baseline.profiles, ctx.fresh.profiles), { title: `pylens check: ${c.name} — baseline → now` }));
+        wrote.push(html);
+      }
+      process.stderr.write(`pylens check: "${c.name}" broke a budget; wrote ${wrote.join(', ')}\n`);
+    }
     if (update) {
       const wrote = writeBaseline(baseDir, c, ctx.fresh);
       process.stderr.write(`pylens check: baseline of "${c.name}" written: ${wrote}\n`);
@@ -90,6 +108,8 @@ export async function runCheck(args: Parsed): Promise<number> {
 
 /** A check's baseline (timings, sampled profiles), the one being written, and whether this run writes it. */
 interface BaselineCtx {
+  /** the overheads the lenses of this check reported about themselves (max-overhead) */
+  overheads: { lens: string; fraction: number }[];
   dir: string;
   update: boolean;
   baseline: Baseline | undefined;
@@ -120,6 +140,7 @@ async function runOne(spec: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<C
       if (run.exitCode !== 0) error = `the command exited ${run.howEnded}${run.result?.exit.exception ? ` (${run.result.exit.exception.type}${run.result.exit.exception.message ? `: ${run.result.exit.exception.message}` : ''})` : ''}`;
       else if (!run.result) error = `the command ended without the count lens's result: ${run.missing ?? 'no result'}`;
       else data = run.result.data;
+      if (run.result?.overhead?.fraction != null) ctx.overheads.push({ lens: 'count', fraction: run.result.overhead.fraction });
     } catch (e) {
       error = (e as Error).message;
     }
@@ -162,9 +183,17 @@ async function runOne(spec: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<C
     const sampled = await sampledRuns(c, cwd);
     if (c.cpuShare.length > 0) budgets.push(...cpuShares(c, cwd, sampled));
     if (c.noRegression) budgets.push(noRegression(c, ctx, sampled));
-    if (!('error' in sampled)) ctx.fresh.profiles = sampled.profiles;
+    if (!('error' in sampled)) {
+      ctx.fresh.profiles = sampled.profiles;
+      for (const p of sampled.profiles) if (p.meta.overhead?.fraction != null) ctx.overheads.push({ lens: 'sampler', fraction: p.meta.overhead.fraction });
+    }
   }
-  if (c.peakMemory || c.noMemoryGrowth) budgets.push(...(await memory(c, cwd)));
+  if (c.peakMemory || c.noMemoryGrowth) budgets.push(...(await memory(c, cwd, ctx)));
+  if (c.maxOverhead) {
+    const worst = ctx.overheads.reduce<{ lens: string; fraction: number } | undefined>((a, o) => (a === undefined || o.fraction > a.fraction ? o : a), undefined);
+    const base = { budget: `lens overhead ≤ ${+(100 * c.maxOverhead.max).toFixed(2)}%`, kind: 'max-overhead' as const, limit: c.maxOverhead.max, file: c.file, line: c.maxOverhead.line, seconds: 0 };
+    budgets.push(worst === undefined ? { ...base, judged: { verdict: 'unsure', value: 0 }, note: 'no lens of this check reported its overhead as a share' } : { ...base, judged: { verdict: worst.fraction <= c.maxOverhead.max ? 'pass' : 'fail', value: worst.fraction }, note: worst.lens });
+  }
   return { name: c.name, file: c.file, line: c.line, budgets };
 }
 
@@ -253,7 +282,7 @@ function noRegression(c: CheckSpec, ctx: BaselineCtx, sampled: Awaited<ReturnTyp
 }
 
 /** Peak traced memory and steady growth: one run under the mem lens (tracemalloc, snapshots every 0.1 s). */
-async function memory(c: CheckSpec, cwd: string): Promise<BudgetResult[]> {
+async function memory(c: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<BudgetResult[]> {
   const t0 = performance.now();
   let data: MemData | undefined;
   let error: string | undefined;
@@ -262,6 +291,7 @@ async function memory(c: CheckSpec, cwd: string): Promise<BudgetResult[]> {
     if (run.exitCode !== 0) error = `the command exited ${run.howEnded}`;
     else if (!run.result) error = `the command ended without the mem lens's result: ${run.missing ?? 'no result'}`;
     else data = run.result.data;
+    if (run.result?.overhead?.fraction != null) ctx.overheads.push({ lens: 'mem', fraction: run.result.overhead.fraction });
   } catch (e) {
     error = (e as Error).message;
   }

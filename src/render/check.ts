@@ -16,6 +16,7 @@ export function measuredText(b: BudgetResult): string {
   if (b.error !== undefined) return 'error';
   const j = b.judged!;
   if (b.kind === 'wall-regression') return `${j.value >= 0 ? '+' : ''}${(100 * j.value).toFixed(1)}% vs baseline${j.confidence !== undefined && j.verdict !== 'pass' ? ` (p ${(1 - j.confidence).toFixed(3)})` : ''}`;
+  if (b.kind === 'max-overhead') return j.verdict === 'unsure' && j.value === 0 ? `not reported${b.note ? ` (${b.note})` : ''}` : `${(100 * j.value).toFixed(1)}%${b.note ? ` (${b.note})` : ''}`;
   if (b.kind === 'no-regression') return `${j.value >= 0 ? '+' : ''}${j.value.toFixed(1)} pts${b.note ? ` (${b.note})` : ''}`;
   const f = b.kind === 'wall-time' ? fmtSeconds : b.kind === 'cpu-share' ? (v: number) => `${(100 * v).toFixed(1)}%` : b.kind === 'peak-memory' ? formatBytes : b.kind === 'memory-growth' ? (v: number) => `${v >= 0 ? '+' : ''}${formatBytes(v)}` : (v: number) => String(v);
   const iv = j.low !== undefined && j.high !== undefined ? ` (${f(j.low)}–${f(j.high)}, ${Math.round(100 * (j.confidence ?? 0))} %)` : '';

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { judgeShare, judgeTimings, medianInterval, parseQuantity } from '../../src/analysis/budgets.ts';
@@ -124,6 +124,7 @@ test('check: configuration errors name the file, the line and the key, and exit 
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\nwall-time = { max = 3 }\n', /pyproject\.toml:4: wall-time\.max: give a unit/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncalls = { "nocolon" = { max = 1 } }\n', /pyproject\.toml:4: calls\."nocolon": /],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\npytest = "tests/perf"\n', /pyproject\.toml:4: pytest: this version of pylens check does not enforce 'pytest' budgets yet/],
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncalls = { "m:f" = 1 }\nmax-overhead = "ten"\n', /pyproject\.toml:5: max-overhead: cannot read "ten"/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\nno-regression = { points = 300 }\n', /pyproject\.toml:4: no-regression: must be \{ points = N \}/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncpu-share = { "m:f" = { max = "25" } }\n', /pyproject\.toml:4: cpu-share\."m:f"\.max: a share is a percentage like "25%"/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\npeak-memory = "50 MQ"\n', /pyproject\.toml:4: peak-memory: unknown size unit "MQ"/],
@@ -195,6 +196,7 @@ name = "shares"
 run = "PY hot.py plain"
 repeat = 2
 cpu-share = { "__main__:encode" = { max = "95%" }, "__main__:other" = { max = "5%" } }
+max-overhead = "0.5%"
 
 [[tool.pylens.check]]
 name = "leak"
@@ -220,6 +222,12 @@ memory-growth = false
     assert.ok(enc.judged.value > 0.5 && enc.judged.low < enc.judged.value && enc.judged.high > enc.judged.value, JSON.stringify(enc));
     assert.equal(b('shares', 1).judged.verdict, 'fail', JSON.stringify(b('shares', 1)));
     assert.match(b('shares', 1).source.file, /hot\.py$/);
+    // the sampler reports its own CPU as a share of wall time: far above 0.5 %
+    assert.equal(b('shares', 2).kind, 'max-overhead');
+    assert.equal(b('shares', 2).judged.verdict, 'fail', JSON.stringify(b('shares', 2)));
+    assert.equal(b('shares', 2).note, 'sampler');
+    // a broken sampled budget leaves its profile as an artifact
+    assert.ok(existsSync(join(p.dir, 'pylens-check/shares.pylens')));
     // the leak grows steadily; the 30 MB buffer is a peak, not growth
     assert.equal(b('leak', 0).judged.verdict, 'pass');
     assert.equal(b('leak', 1).judged.verdict, 'fail', JSON.stringify(b('leak', 1)));
@@ -273,6 +281,9 @@ no-regression = { points = 3 }
     assert.equal(slow.status, 1, slow.stderr);
     assert.match(slow.stdout, /wall time ≤ baseline \+ 10% +\+[\d.]+% vs baseline \(p 0\.00\d\) +FAIL/);
     assert.match(slow.stdout, /no function's CPU share up by > 3 points +\+[\d.]+ pts \(extra: 0\.0% → [\d.]+% \(q [\d.]+\)\) +FAIL/);
+    // the artifacts: the profile and the differential flamegraph against the baseline
+    assert.match(slow.stderr, /"shares" broke a budget; wrote .*pylens-check\/shares\.pylens, .*pylens-check\/shares\.diff\.html/);
+    assert.match(readFileSync(join(p.dir, 'pylens-check/shares.diff.html'), 'utf8'), /extra/);
   } finally {
     p.done();
   }
