@@ -133,17 +133,7 @@ async function runOne(spec: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<C
   if (c.calls.length > 0) {
     // exact counts: one run under the count lens (no sampling, no timing)
     const t0 = performance.now();
-    let data: CountData | undefined;
-    let error: string | undefined;
-    try {
-      const run = await withCwd(cwd, () => runLens<CountData>('count', { functions: c.calls.map((b) => b.fn), time: false }, c.run));
-      if (run.exitCode !== 0) error = `the command exited ${run.howEnded}${run.result?.exit.exception ? ` (${run.result.exit.exception.type}${run.result.exit.exception.message ? `: ${run.result.exit.exception.message}` : ''})` : ''}`;
-      else if (!run.result) error = `the command ended without the count lens's result: ${run.missing ?? 'no result'}`;
-      else data = run.result.data;
-      if (run.result?.overhead?.fraction != null) ctx.overheads.push({ lens: 'count', fraction: run.result.overhead.fraction });
-    } catch (e) {
-      error = (e as Error).message;
-    }
+    const { data, error } = await underLens<CountData>('count', { functions: c.calls.map((b) => b.fn), time: false }, c, cwd, ctx);
     const seconds = (performance.now() - t0) / 1000;
     for (const b of c.calls) {
       const f = data?.functions.find((x) => x.spec === b.fn);
@@ -284,17 +274,7 @@ function noRegression(c: CheckSpec, ctx: BaselineCtx, sampled: Awaited<ReturnTyp
 /** Peak traced memory and steady growth: one run under the mem lens (tracemalloc, snapshots every 0.1 s). */
 async function memory(c: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<BudgetResult[]> {
   const t0 = performance.now();
-  let data: MemData | undefined;
-  let error: string | undefined;
-  try {
-    const run = await withCwd(cwd, () => runLens<MemData>('mem', { interval: 0.1, top: 5, frames: 1 }, c.run));
-    if (run.exitCode !== 0) error = `the command exited ${run.howEnded}`;
-    else if (!run.result) error = `the command ended without the mem lens's result: ${run.missing ?? 'no result'}`;
-    else data = run.result.data;
-    if (run.result?.overhead?.fraction != null) ctx.overheads.push({ lens: 'mem', fraction: run.result.overhead.fraction });
-  } catch (e) {
-    error = (e as Error).message;
-  }
+  const { data, error } = await underLens<MemData>('mem', { interval: 0.1, top: 5, frames: 1 }, c, cwd, ctx);
   const seconds = (performance.now() - t0) / 1000;
   const out: BudgetResult[] = [];
   if (c.peakMemory) {
@@ -364,6 +344,20 @@ function writeBaseline(dir: string, c: CheckSpec, b: Baseline): string {
 
 function fmt(s: number): string {
   return s >= 1 ? `${+s.toFixed(3)} s` : `${+(s * 1000).toFixed(3)} ms`;
+}
+
+/** One run of the check's command under an interpreter lens: its data, or why there is none; the lens's overhead noted. */
+async function underLens<D>(lens: string, options: Record<string, unknown>, c: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<{ data?: D; error?: string }> {
+  try {
+    const run = await withCwd(cwd, () => runLens<D>(lens, options, c.run));
+    if (run.result?.overhead?.fraction != null) ctx.overheads.push({ lens, fraction: run.result.overhead.fraction });
+    const ex = run.result?.exit.exception;
+    if (run.exitCode !== 0) return { error: `the command exited ${run.howEnded}${ex ? ` (${ex.type}${ex.message ? `: ${ex.message}` : ''})` : ''}` };
+    if (!run.result) return { error: `the command ended without the ${lens} lens's result: ${run.missing ?? 'no result'}` };
+    return { data: run.result.data };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
 }
 
 /** run `fn` with the process's working directory set to `cwd` (the config's folder) */
