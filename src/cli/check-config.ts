@@ -5,7 +5,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parse } from 'smol-toml';
 import { parseQuantity } from '../analysis/budgets.ts';
 import { checkFunctionSpec } from '../capture/python/count.ts';
 import { CliError, EXIT_USAGE } from './errors.ts';
@@ -81,9 +80,11 @@ export function splitCommand(s: string): string[] | null {
   return out;
 }
 
-export function readChecks(path: string): CheckSpec[] {
+export async function readChecks(path: string): Promise<CheckSpec[]> {
   const text = readFileSync(path, 'utf8');
   const file = path;
+  // loaded here, not at startup: only check reads TOML
+  const { parse } = await import('smol-toml');
   let doc: Record<string, unknown>;
   try {
     doc = parse(text) as Record<string, unknown>;

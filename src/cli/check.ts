@@ -53,7 +53,7 @@ export const checkSpec: CommandSpec = {
 
 export async function runCheck(args: Parsed): Promise<number> {
   const path = findConfig(args.options.config as string | undefined);
-  let checks = readChecks(path);
+  let checks = await readChecks(path);
   const wanted = args.positionals;
   if (wanted.length > 0) {
     const unknown = wanted.filter((w) => !checks.some((c) => c.name === w));
