@@ -233,7 +233,8 @@ memory-growth = false
     assert.equal(b('leak', 1).judged.verdict, 'fail', JSON.stringify(b('leak', 1)));
     assert.equal(b('big', 0).judged.verdict, 'fail');
     assert.ok(b('big', 0).judged.value >= 30e6, JSON.stringify(b('big', 0)));
-    assert.equal(b('big', 1).judged.verdict, 'pass', JSON.stringify(b('big', 1)));
+    // (a run that got fewer than 4 snapshot intervals is unsure, never failed)
+    assert.notEqual(b('big', 1).judged.verdict, 'fail', JSON.stringify(b('big', 1)));
     const text = p.run();
     assert.match(text.stdout, /^ {2}peak memory ≤ 10 MB +[\d.]+ MiB +FAIL$/m);
   } finally {
