@@ -97,9 +97,9 @@ export async function readChecks(path: string): Promise<CheckSpec[]> {
   const header = inPyproject ? '[[tool.pylens.check]]' : '[[check]]';
   const raw = root?.check;
   if (raw === undefined) throw new ConfigError(file, 1, undefined, `no ${header} tables`, `add one, e.g.\n  ${header}\n  name = "orders"\n  run = "python -m app.bench orders"\n  calls = { "app.db:query" = { max = 3 } }`);
-  if (!Array.isArray(raw)) throw new ConfigError(file, lineOf(text, /check\s*=/, 0) ?? 1, 'check', 'must be an array of tables', `write each check as a ${header} table`);
-  // where each table starts, for line numbers
   const lines = text.split('\n');
+  if (!Array.isArray(raw)) throw new ConfigError(file, lineOf(lines, /check\s*=/, 0) ?? 1, 'check', 'must be an array of tables', `write each check as a ${header} table`);
+  // where each table starts, for line numbers
   const starts: number[] = [];
   const headerRe = inPyproject ? /^\s*\[\[\s*tool\.pylens\.check\s*\]\]/ : /^\s*\[\[\s*check\s*\]\]/;
   lines.forEach((l, i) => headerRe.test(l) && starts.push(i + 1));
@@ -107,7 +107,10 @@ export async function readChecks(path: string): Promise<CheckSpec[]> {
   return raw.map((t, i) => {
     const line = starts[i] ?? 1;
     const end = starts[i + 1] ?? lines.length + 1;
-    const keyLine = (key: string) => lineOf(text, new RegExp(`^\\s*"?${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?\\s*=`), line, end) ?? lineOf(text, new RegExp(`"${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`), line, end) ?? line;
+    const keyLine = (key: string) => {
+      const k = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      return lineOf(lines, new RegExp(`^\\s*"?${k}"?\\s*=`), line, end) ?? lineOf(lines, new RegExp(`"${k}"`), line, end) ?? line;
+    };
     if (typeof t !== 'object' || t === null || Array.isArray(t)) throw new ConfigError(file, line, undefined, 'a check must be a table', `write it as ${header}`);
     const tab = t as Record<string, unknown>;
     for (const k of Object.keys(tab)) {
@@ -209,8 +212,7 @@ export async function readChecks(path: string): Promise<CheckSpec[]> {
 }
 
 /** the 1-based line of the first match of `re` in lines [from, to) (1-based), if any */
-function lineOf(text: string, re: RegExp, from: number, to = Infinity): number | undefined {
-  const lines = text.split('\n');
+function lineOf(lines: readonly string[], re: RegExp, from: number, to = Infinity): number | undefined {
   for (let i = Math.max(0, from - 1); i < Math.min(lines.length, to - 1); i++) if (re.test(lines[i]!)) return i + 1;
   return undefined;
 }

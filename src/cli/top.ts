@@ -17,7 +17,7 @@
  *   Attach mode leaves the target running.
  */
 import { writeSync } from 'node:fs';
-import { realClock, runSchedule, shortenFilename } from '../capture/sampler/sampler.ts';
+import { realClock, runSchedule, shortenFilename, tickTasks } from '../capture/sampler/sampler.ts';
 import { readCwd, type ProcessSampler } from '../capture/sampler/session.ts';
 import { frameToAnsi, frameToText, INITIAL_VIEW, parseKeys, TopController, TopStats, type LiveFrame, type LiveTick, type TopInfo } from '../render/top-live.ts';
 import type { AsyncTask } from '../capture/sampler/asyncio.ts';
@@ -255,14 +255,11 @@ export async function runTop(args: Parsed): Promise<number> {
   return 0;
 }
 
-/** the share of a tick's interval that reading asyncio tasks may take (as record --async) */
-const ASYNC_BUDGET = 0.02;
-
 /** This tick's waiting asyncio tasks for the live table (a torn or failed read gives none). */
 function waitingTasks(sampler: ProcessSampler, rateHz: number): Pick<LiveTick, 'tasks' | 'taskCount'> {
   let read;
   try {
-    read = sampler.asyncTasks({ max: 2000, budgetNs: (ASYNC_BUDGET * 1e9) / rateHz });
+    read = tickTasks(sampler, rateHz);
   } catch {
     return { tasks: [] };
   }

@@ -195,9 +195,8 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     state.turnStride = stride;
   }
   const plan = stride === 1 ? state.plan : (state.turnPlans.get(turn) ?? []);
-  const cached = new PageCacheMemory(mem, state.pages);
-  if (plan.length > 0) cached.prefetch(plan);
-  const m = cached;
+  const m = new PageCacheMemory(mem, state.pages);
+  if (plan.length > 0) m.prefetch(plan);
   const r = new ObjectReader(m, layout, { staticTypes: state.staticTypes, hints: state.hints });
   const typeName = (type: Address): string => {
     let n = state.typeNames.get(type);
@@ -210,20 +209,16 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   if (!reg.asyncio) return out;
   out.asyncio = true;
   const OB_TYPE = layout.object.ob_type;
-  // the tasks of every registry set; those from `_eager_tasks` (last) from eagerFrom.index on
+  // the tasks of every registry set; those from `_eager_tasks` (last) from eagerFrom on
   const found: Address[] = [];
-  const eagerFrom = { index: -1 };
+  let eagerFrom = -1;
   for (const { set, weak } of reg.sets) {
-    if (!weak) eagerFrom.index = found.length;
-    const hv = m.viewFor(set + SET_MASK, 16);
-    const ho = m.at;
-    const mask = Number(hv.getBigUint64(ho, true));
-    if (mask < 7 || mask > 1 << 24 || ((mask + 1) & mask) !== 0) continue;
-    const table = Number(hv.getBigUint64(ho + 8, true));
-    const bytes = m.read(table, (mask + 1) * 16);
-    const d = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (!weak) eagerFrom = found.length;
+    const st = setTable(m, set, 1 << 24);
+    if (st === null) continue;
+    const { d, mask } = st;
     for (let i = 0; i <= mask && found.length <= max; i++) {
-      const key = d.getUint32(i * 16, true) + d.getUint32(i * 16 + 4, true) * 4294967296;
+      const key = u64(d, i * 16);
       if (key === 0 || key === state.dummy) continue;
       out.registered++;
       if (stride > 1 && turnOf(key, stride) !== turn) continue;
@@ -275,7 +270,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   for (let i = 0; i < found.length; i++) {
     const task = found[i]!;
     try {
-      const t = readTask(task, eagerFrom.index >= 0 && i >= eagerFrom.index);
+      const t = readTask(task, eagerFrom >= 0 && i >= eagerFrom);
       if (t === undefined) continue;
       out.tasks.push(t);
     } catch (e) {
@@ -314,8 +309,8 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   }
   // forget the tasks not read for two turns: gone (their addresses will be reused)
   if (now % 64 === 0) for (const [a, memo] of state.chains) if (now - memo.seen > 2 * stride + 64) state.chains.delete(a);
-  if (stride === 1) state.plan = cached.allTouched();
-  else state.turnPlans.set(turn, cached.allTouched());
+  if (stride === 1) state.plan = m.allTouched();
+  else state.turnPlans.set(turn, m.allTouched());
   return out;
 
   /**
@@ -456,13 +451,12 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     if (self === 0) return undefined;
     const set = r.instanceAttr(self, '_tasks');
     if (set === 0 || !r.isBuiltin(set, 'set')) return undefined;
-    const mask = Number(m.readU64(set + SET_MASK));
-    if (mask < 7 || mask > 1 << 20 || ((mask + 1) & mask) !== 0) return undefined;
-    const table = m.readPtr(set + SET_TABLE);
+    const st = setTable(m, set, 1 << 20);
+    if (st === null) return undefined;
     const tasks: string[] = [];
     let count = 0;
-    for (let i = 0; i <= mask; i++) {
-      const key = m.readPtr(table + 16 * i);
+    for (let i = 0; i <= st.mask; i++) {
+      const key = u64(st.d, i * 16);
       if (key === 0 || key === state.dummy) continue;
       const memo = state.chains.get(key);
       if (memo === undefined) continue; // the dummy, or a task not read yet
@@ -499,6 +493,20 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     }
     return k;
   }
+}
+
+/**
+ * A set object's hash table in one read (Objects/setobject.c: `mask` at +32, `table` at +40,
+ * entries {key, hash} of 16 bytes), or null when the mask is not a plausible one (2^k − 1,
+ * at least 7, at most `maxMask`).
+ */
+function setTable(m: PageCacheMemory, set: Address, maxMask: number): { d: DataView; mask: number } | null {
+  const hv = m.viewFor(set + SET_MASK, 16);
+  const ho = m.at;
+  const mask = Number(hv.getBigUint64(ho, true));
+  if (mask < 7 || mask > maxMask || ((mask + 1) & mask) !== 0) return null;
+  const bytes = m.read(Number(hv.getBigUint64(ho + SET_TABLE - SET_MASK, true)), (mask + 1) * 16);
+  return { d: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), mask };
 }
 
 /** a little-endian word below 2^53 (an address) */

@@ -27,7 +27,7 @@ import { ProcessGoneError, PermissionError, type Address } from './memory.ts';
 import { statStateLetter } from './threads.ts';
 import { syscalls } from './syscalls.ts';
 import { addCounts, CPU_RULE, emptyCounts, ProcessSampler, readCmdline, readCwd, readExe, type SamplerCounts, type ThreadSample } from './session.ts';
-import type { AsyncTask } from './asyncio.ts';
+import type { AsyncTask, AsyncTasks } from './asyncio.ts';
 import type { Frame } from './walker.ts';
 
 export interface SamplerClock {
@@ -530,7 +530,7 @@ export class Recorder {
   private recordTasks(pid: number, a: Attached, sinceStartNs: number, threads: readonly ThreadSample[]): void {
     let read;
     try {
-      read = a.s.asyncTasks({ max: MAX_TASKS_PER_TICK, budgetNs: (ASYNC_BUDGET * 1e9) / (this.opts.rateHz ?? 100) });
+      read = tickTasks(a.s, this.opts.rateHz ?? 100);
     } catch {
       this.taskReadErrors++;
       return;
@@ -573,10 +573,10 @@ export class Recorder {
       // on under the parent's, after an `awaits task NAME` marker, and so on down
       const awaited: AsyncTask[] = [];
       for (let c = t.awaits; c !== undefined && awaited.length < MAX_AWAITED && c !== t && !awaited.includes(c); c = c.awaits) awaited.push(c);
-      // a waiting task's chain rarely changes from one tick to the next (the Frame objects
-      // are shared): the last tick's stack index, when the reader gave the same objects
       // a task waiting on its gather's or TaskGroup's children: a marker saying so
       const children = t.children ? `awaits its ${t.children.kind} of ${t.children.count}` : '';
+      // a waiting task's chain rarely changes from one tick to the next (the Frame objects
+      // are shared): the last tick's stack index, when the reader gave the same objects
       const last = this.taskStacks.get(t.address);
       let stack: number;
       if (last !== undefined && last.task === t && last.children === children && last.awaited.length === awaited.length && last.awaited.every((c, i) => c === awaited[i])) stack = last.stack;
@@ -740,13 +740,18 @@ function taskLabel(t: AsyncTask): string {
 /** tasks awaited in turn (a awaits b awaits c…) followed under a task's chain at most */
 const MAX_AWAITED = 8;
 
-/** tasks read per process and tick at most (record --async) */
+/** tasks read per process and tick at most (record and top --async) */
 const MAX_TASKS_PER_TICK = 2000;
 /**
- * the share of each tick's interval that reading asyncio tasks may take (record --async):
- * past it, tasks are read in turn, each every Nth tick with weight N
+ * the share of each tick's interval that reading asyncio tasks may take (record and top
+ * --async): past it, tasks are read in turn, each every Nth tick with weight N
  */
 const ASYNC_BUDGET = 0.02;
+
+/** One tick's read of a process's asyncio tasks at `rateHz`, within ASYNC_BUDGET (record and top --async). Throws as asyncTasks does. */
+export function tickTasks(s: ProcessSampler, rateHz: number): AsyncTasks {
+  return s.asyncTasks({ max: MAX_TASKS_PER_TICK, budgetNs: (ASYNC_BUDGET * 1e9) / rateHz });
+}
 
 /** Sample process `pid` into a Profile. Attach errors (gone, permission, unsupported) throw. */
 export async function sampleProcess(pid: number, opts: SampleOptions = {}): Promise<Profile> {
