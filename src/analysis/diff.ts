@@ -21,8 +21,14 @@
  * - three or more recordings per side: each run's share is one observation (run-to-run
  *   variation is the noise a CI comparison meets) and the variance is the variance of the
  *   mean of those, again never below the binomial one.
- * The test is Welch's t on the difference with Welch–Satterthwaite degrees of freedom (the
- * blocks or runs minus one per side; a normal test when the binomial floor decides).
+ * A feature's own few blocks or runs estimate its variance poorly (with 3 runs a side one
+ * odd run either hides a plain change or, when the estimate falls under the binomial floor,
+ * invents one), so the test is a moderated t (Smyth 2004): the dispersion — how much noisier
+ * than binomial the shares are — is pooled over every function, and each feature's variance
+ * is its own estimate (Welch–Satterthwaite degrees of freedom: blocks or runs minus one per
+ * side) averaged with the pooled dispersion times its binomial variance, weighed as 4
+ * degrees of freedom; never below the binomial variance. Profiles without blocks have the
+ * binomial test.
  * p-values of every function (and, separately, of every call path) are adjusted for
  * multiple comparisons by Benjamini–Hochberg; a change is significant when its q-value is
  * at most `alpha` (default 0.05). Under no change at all this keeps the chance that a diff
@@ -32,6 +38,9 @@
  */
 import { frameInfo, type IndexIntoFrames, type Profile } from '../model/profile.ts';
 import { benjaminiHochberg, studentTwoSided } from './stats.ts';
+
+/** degrees of freedom the pooled dispersion counts for beside a feature's own estimate */
+const PRIOR_DF = 4;
 
 export interface DiffOptions {
   by?: 'function' | 'line';
@@ -357,34 +366,68 @@ export function diffProfiles(base: readonly Profile[], neu: readonly Profile[], 
     return { p, v: (B / (B - 1)) * ss, df: B - 1 };
   };
 
-  const test = (m1: Matrix, m2: Matrix, r: number): { p1: number; p2: number; pValue: number } => {
+  interface RowStat {
+    p1: number;
+    p2: number;
+    /** the binomial variance of the difference, for the pooled share and these sample counts */
+    binom: number;
+    /** the blocks' or runs' own estimate of it, and its Welch–Satterthwaite degrees of freedom */
+    est: number;
+    df: number;
+  }
+  const rowStat = (m1: Matrix, m2: Matrix, r: number): RowStat => {
     const a = stat(m1, r, sb);
     const b = stat(m2, r, sn);
-    const diff = b.p - a.p;
-    if (method === 'exact') return { p1: a.p, p2: b.p, pValue: diff === 0 ? 1 : 0 };
     const n1 = sb.acc.samples;
     const n2 = sn.acc.samples;
     const pooled = (a.p * n1 + b.p * n2) / (n1 + n2);
     const binom = pooled * (1 - pooled) * (1 / n1 + 1 / n2);
     const est = a.v + b.v;
+    const df = est > 0 ? Math.max(1, (est * est) / ((a.v * a.v) / a.df + (b.v * b.v) / b.df || Infinity)) : Infinity;
+    return { p1: a.p, p2: b.p, binom, est, df };
+  };
+  /**
+   * How much noisier than binomial the shares are, pooled over every feature (degrees of
+   * freedom as weights): one feature's own few blocks or runs say little about its variance,
+   * all of them together say a lot. Never below 1.
+   */
+  const dispersion = (rows: readonly RowStat[]): number => {
+    let num = 0;
+    let den = 0;
+    for (const r of rows) {
+      if (!(r.binom > 0) || !Number.isFinite(r.df)) continue;
+      num += r.df * (r.est / r.binom);
+      den += r.df;
+    }
+    return den > 0 ? Math.max(1, num / den) : 1;
+  };
+  const test = (r: RowStat, phi: number): { p1: number; p2: number; pValue: number } => {
+    const diff = r.p2 - r.p1;
+    if (method === 'exact') return { p1: r.p1, p2: r.p2, pValue: diff === 0 ? 1 : 0 };
     let pValue: number;
     if (diff === 0) pValue = 1;
-    else if (est > binom) {
-      const df = (est * est) / ((a.v * a.v) / a.df + (b.v * b.v) / b.df || Infinity);
-      pValue = studentTwoSided(diff / Math.sqrt(est), Math.max(1, df));
-    } else pValue = binom > 0 ? studentTwoSided(diff / Math.sqrt(binom), Infinity) : 0;
-    return { p1: a.p, p2: b.p, pValue };
+    else if (method === 'binomial' || !Number.isFinite(r.df)) pValue = r.binom > 0 ? studentTwoSided(diff / Math.sqrt(r.binom), Infinity) : 0;
+    else {
+      // moderated t (Smyth 2004): the feature's own estimate, weighed by its degrees of
+      // freedom, beside the pooled dispersion times its binomial variance, weighed as PRIOR_DF
+      const v = Math.max(r.binom, (r.df * r.est + PRIOR_DF * phi * r.binom) / (r.df + PRIOR_DF));
+      pValue = v > 0 ? studentTwoSided(diff / Math.sqrt(v), r.df + PRIOR_DF) : 0;
+    }
+    return { p1: r.p1, p2: r.p2, pValue };
   };
 
   const status = (p1: number, p2: number, significant: boolean): DiffStatus => (p1 === 0 && p2 > 0 ? 'appeared' : p2 === 0 && p1 > 0 ? 'vanished' : !significant ? 'same' : p2 > p1 ? 'grew' : 'shrank');
 
   // functions
   const fnRaw: { k: number; p1: number; p2: number; pValue: number }[] = [];
+  const fnStats: { k: number; r: RowStat }[] = [];
   for (let k = 0; k < K; k++) {
-    const t = test(sb.fnTotal, sn.fnTotal, k);
-    if (t.p1 === 0 && t.p2 === 0) continue;
-    fnRaw.push({ k, ...t });
+    const r = rowStat(sb.fnTotal, sn.fnTotal, k);
+    if (r.p1 === 0 && r.p2 === 0) continue;
+    fnStats.push({ k, r });
   }
+  const phi = dispersion(fnStats.map((f) => f.r));
+  for (const { k, r } of fnStats) fnRaw.push({ k, ...test(r, phi) });
   const fq = benjaminiHochberg(fnRaw.map((f) => f.pValue));
   const functions: DiffFunction[] = fnRaw.map((f, i) => {
     const key = keys.keys[f.k]!;
@@ -413,7 +456,7 @@ export function diffProfiles(base: readonly Profile[], neu: readonly Profile[], 
   // call paths
   const paths: DiffPath[] = [];
   if (wantPaths) {
-    const raw = pathKey.map((_, n) => test(sb.path, sn.path, n));
+    const raw = pathKey.map((_, n) => test(rowStat(sb.path, sn.path, n), phi));
     const pq = benjaminiHochberg(raw.map((r) => (r.p1 === 0 && r.p2 === 0 ? NaN : r.pValue)));
     const pathOf = (n: number): number[] => {
       const out: number[] = [];
@@ -438,9 +481,9 @@ export function diffProfiles(base: readonly Profile[], neu: readonly Profile[], 
     method === 'exact'
       ? `exact: ${vt.name} is counted, not sampled; every change is real`
       : method === 'runs'
-        ? `per-run shares (${base.length} vs ${neu.length} runs), Welch t-test, Benjamini–Hochberg q ≤ ${alpha}`
+        ? `per-run shares (${base.length} vs ${neu.length} runs), moderated t-test, Benjamini–Hochberg q ≤ ${alpha}`
         : method === 'blocks'
-          ? `variance from ${sb.acc.B} + ${sn.acc.B} time blocks (batch means, never below binomial), Welch t-test, Benjamini–Hochberg q ≤ ${alpha}`
+          ? `variance from ${sb.acc.B} + ${sn.acc.B} time blocks (batch means, never below binomial), moderated t-test, Benjamini–Hochberg q ≤ ${alpha}`
           : `binomial two-proportion test (no sample times: correlation between samples not accounted for), Benjamini–Hochberg q ≤ ${alpha}`;
   return { by, value: { name: vt.name, unit: vt.unit }, method, methodText, alpha, base: sideOf(sb, base.length), new: sideOf(sn, neu.length), functions, keys: keys.keys, paths };
 }
