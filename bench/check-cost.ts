@@ -7,7 +7,7 @@
  *   node_modules/.bin/node bench/check-cost.ts [--python 3.12] [--repeat N]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { argValue, CLI, machineLine, python, WORKLOADS } from './sampler-common.ts';
@@ -43,9 +43,33 @@ function main(): void {
       const check = wall([process.execPath, CLI, 'check'], dir);
       console.log(`${kind.padEnd(12)} ${`${own.toFixed(2)} s`.padStart(14)} ${`${check.toFixed(2)} s`.padStart(8)} ${`${(check - own).toFixed(2)} s`.padStart(8)}`);
     }
+    pytestRow(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A pytest check: 40 tests, each ~20 ms of calls, every one marked with a calls and a
+ * peak_memory budget; plain pytest against `pylens check` (one pytest run with the plugin
+ * measuring each test). Debian's python3 with python3-pytest.
+ */
+function pytestRow(dir: string): void {
+  const exe = '/usr/bin/python3';
+  if (spawnSync(exe, ['-c', 'import pytest'], { stdio: 'ignore' }).status !== 0) {
+    console.log('pytest       (skipped: no pytest for /usr/bin/python3; apt-get install python3-pytest)');
+    return;
+  }
+  mkdirSync(join(dir, 'tests'), { recursive: true });
+  writeFileSync(join(dir, 'tests/work.py'), 'def step(i):\n    return i * i\n\ndef run(n):\n    return sum(step(i) for i in range(n))\n');
+  const tests = ['import os, sys', 'sys.path.insert(0, os.path.dirname(__file__))', 'import pytest, work', ''];
+  for (let i = 0; i < 40; i++) tests.push(`@pytest.mark.pylens(calls={"work:step": 10**9}, peak_memory="1 GB")`, `def test_${i}():`, '    work.run(20000)', '');
+  writeFileSync(join(dir, 'tests/test_many.py'), tests.join('\n'));
+  writeFileSync(join(dir, 'pylens.toml'), `[[check]]\nname = "pytest"\npytest = "tests -q -p no:cacheprovider"\npython = "${exe}"\n`);
+  const plain = wall([exe, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'tests'], dir);
+  const check = wall([process.execPath, CLI, 'check'], dir);
+  const version = spawnSync(exe, ['-c', 'import pytest; print(pytest.__version__)'], { encoding: 'utf8' }).stdout.trim();
+  console.log(`${'pytest (40)'.padEnd(12)} ${`${plain.toFixed(2)} s`.padStart(14)} ${`${check.toFixed(2)} s`.padStart(8)} ${`${(check - plain).toFixed(2)} s`.padStart(8)}   (Debian python3, pytest ${version}: every test's calls counted with sys.setprofile and tracemalloc on)`);
 }
 
 if (import.meta.main) main();

@@ -1,7 +1,7 @@
 """The `count` lens: exact call counts (and optionally time) of named functions.
 
 Stdlib only, CPython 3.8+. Options (JSON): {"functions": ["module:qualname", ...],
-"time": bool}. Callers are not changed: the lens watches the target functions' code objects.
+"time": bool, "calibrate": bool (default true; the pytest plugin counts without it)}. Callers are not changed: the lens watches the target functions' code objects.
 
 Mechanism
 - 3.12+: sys.monitoring LOCAL events on the target code objects only (PY_START; with time
@@ -72,6 +72,20 @@ def _walk(code, qual, is_function, out):
         fn = _is_function_code(c)
         out.append((q, c, fn))
         _walk(c, q, fn, out)
+    return out
+
+
+def _module_functions(module):
+    """qualnames of a loaded module's own functions and its classes' methods (for "did you mean")."""
+    out = []
+    name = getattr(module, "__name__", None)
+    for k, v in list(vars(module).items()):
+        if getattr(v, "__module__", None) != name:
+            continue
+        if isinstance(v, type):
+            out.extend("%s.%s" % (k, m) for m, f in vars(v).items() if callable(getattr(f, "__func__", f)))
+        elif callable(v):
+            out.append(k)
     return out
 
 
@@ -228,7 +242,7 @@ class _Count:
             try:
                 obj = getattr(obj, parts[i])
             except AttributeError:
-                return "module %s (%s) has no function %s" % (t.module, getattr(module, "__file__", None) or "built-in", t.qualname)
+                return self._no_such(t, _module_functions(module), getattr(module, "__file__", None) or "built-in")
             i += 1
         if isinstance(obj, type):
             if i == len(parts):
@@ -333,6 +347,21 @@ class _Count:
         gens = self.gen_counter
         gens_get = gens.get
         ev = self.events.__next__
+        if not self.timed and not self.options.get("calibrate", True):
+            # no overhead estimate wanted (the pytest plugin): no event count either, which
+            # also keeps the hook from allocating (an int per event) under tracemalloc
+
+            def profile(frame, event, arg):
+                if event == "call":
+                    c = counter_get(frame.f_code)
+                    if c is not None:
+                        c()
+                    elif gens:
+                        g = gens_get(frame.f_code)
+                        if g is not None and frame.f_lasti == g[0]:
+                            g[1]()
+
+            return profile
         if not self.timed:
 
             def profile(frame, event, arg):
@@ -549,10 +578,11 @@ class _Count:
             mod = sys.modules.get(modname)
             if mod is not None and modname != "__main__":
                 self._resolve_from_module(modname, mod, "loaded")
-        try:
-            self._calibrate()
-        except Exception as e:
-            self._warnings.append("overhead calibration failed: %s: %s" % (type(e).__name__, e))
+        if self.options.get("calibrate", True):
+            try:
+                self._calibrate()
+            except Exception as e:
+                self._warnings.append("overhead calibration failed: %s: %s" % (type(e).__name__, e))
         if any(self.pending.values()):
             self._install_finder()
         self.started = True

@@ -118,7 +118,8 @@ export function judgeShare(hits: number, n: number, max: number, z = 1.96): Judg
 export interface BudgetResult {
   /** what is bounded, in words: "calls app.db:query ≤ 3", "wall time ≤ 1.5 s" */
   budget: string;
-  kind: 'calls' | 'wall-time' | 'wall-regression' | 'cpu-share' | 'peak-memory' | 'memory-growth' | 'no-regression' | 'max-overhead';
+  /** 'test': a pytest check's test that failed for a reason other than its budgets */
+  kind: 'calls' | 'wall-time' | 'wall-regression' | 'cpu-share' | 'peak-memory' | 'memory-growth' | 'no-regression' | 'max-overhead' | 'test';
   /** the budget's limit, in the measurement's unit (count, seconds, share 0–1, bytes; 0 for memory-growth) */
   limit: number;
   judged: Judged | null;

@@ -4,9 +4,10 @@
  * the key, and says how to fix it (exit 2).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { parseQuantity } from '../analysis/budgets.ts';
 import { checkFunctionSpec } from '../capture/python/count.ts';
+import { HELPER_BOOT } from '../capture/python/helper.ts';
 import { CliError, EXIT_USAGE } from './errors.ts';
 
 export interface CheckSpec {
@@ -29,11 +30,17 @@ export interface CheckSpec {
   noMemoryGrowth?: { line: number };
   /** the largest overhead a lens of this check may report about itself (0–1) */
   maxOverhead?: { max: number; line: number };
+  /** pytest = "ARGS": `run` is `PYTHON -m pytest -p pylens.pytest ARGS`; the tests' @pytest.mark.pylens budgets are measured too */
+  pytest?: { args: string[]; line: number };
+  /** the environment every run of the command gets on top of pylens's (pytest checks: the plugin's folder on PYTHONPATH) */
+  env?: Record<string, string>;
 }
 
 /** keys a check may have, and which this version enforces */
-const KEYS = new Set(['name', 'run', 'repeat', 'calls', 'wall-time', 'cpu-share', 'peak-memory', 'memory-growth', 'no-regression', 'max-overhead']);
-const LATER = new Set(['pytest']);
+const KEYS = new Set(['name', 'run', 'pytest', 'python', 'repeat', 'calls', 'wall-time', 'cpu-share', 'peak-memory', 'memory-growth', 'no-regression', 'max-overhead']);
+
+/** the folder holding the `pylens` Python package (the pytest plugin is pylens.pytest) */
+export const PYTHON_PACKAGE_DIR = dirname(HELPER_BOOT);
 
 export class ConfigError extends CliError {
   constructor(file: string, line: number, key: string | undefined, message: string, fix: string) {
@@ -115,17 +122,28 @@ export async function readChecks(path: string): Promise<CheckSpec[]> {
     const tab = t as Record<string, unknown>;
     for (const k of Object.keys(tab)) {
       if (KEYS.has(k)) continue;
-      if (LATER.has(k)) throw new ConfigError(file, keyLine(k), k, `this version of pylens check does not enforce '${k}' budgets yet`, `remove '${k}' for now; enforced today: ${[...KEYS].filter((x) => x !== 'name' && x !== 'run' && x !== 'repeat').join(', ')}`);
-      throw new ConfigError(file, keyLine(k), k, `unknown key '${k}'`, `a check takes ${[...KEYS, ...LATER].join(', ')}${nearest(k, [...KEYS, ...LATER])}`);
+      throw new ConfigError(file, keyLine(k), k, `unknown key '${k}'`, `a check takes ${[...KEYS].join(', ')}${nearest(k, [...KEYS])}`);
     }
     const name = tab.name;
     if (typeof name !== 'string' || name.trim() === '') throw new ConfigError(file, name === undefined ? line : keyLine('name'), 'name', 'every check needs a name (a non-empty string)', 'add name = "…"');
     if (names.has(name)) throw new ConfigError(file, keyLine('name'), 'name', `two checks are named "${name}"`, 'give each check its own name');
     names.add(name);
+    const argvOf = (v: unknown): string[] | null => (typeof v === 'string' ? splitCommand(v) : Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : null);
+    if (tab.run !== undefined && tab.pytest !== undefined) throw new ConfigError(file, keyLine('pytest'), 'pytest', `check "${name}" has both run and pytest`, 'a check runs one command: keep run = "…" or pytest = "ARGS" (which runs python -m pytest ARGS)');
+    if (tab.python !== undefined && tab.pytest === undefined) throw new ConfigError(file, keyLine('python'), 'python', 'python names the interpreter of a pytest check', 'add pytest = "ARGS", or put the interpreter in run');
     let run: string[] | null = null;
-    if (typeof tab.run === 'string') run = splitCommand(tab.run);
-    else if (Array.isArray(tab.run) && tab.run.every((x) => typeof x === 'string')) run = tab.run as string[];
-    if (run === null || run.length === 0) throw new ConfigError(file, tab.run === undefined ? line : keyLine('run'), 'run', tab.run === undefined ? `check "${name}" has no run command` : 'must be a command line (a string) or an argv array of strings', 'e.g. run = "python -m app.bench orders"');
+    let pytest: CheckSpec['pytest'];
+    let env: CheckSpec['env'];
+    if (tab.pytest !== undefined) {
+      const args = argvOf(tab.pytest);
+      if (args === null) throw new ConfigError(file, keyLine('pytest'), 'pytest', "must be pytest's arguments (a string) or an argv array of strings", 'e.g. pytest = "tests/perf -k orders" (or "" for every test)');
+      const python = tab.python === undefined ? ['python3'] : argvOf(tab.python);
+      if (python === null || python.length === 0) throw new ConfigError(file, keyLine('python'), 'python', 'must be an interpreter command (a string) or an argv array', 'e.g. python = ".venv/bin/python"');
+      pytest = { args, line: keyLine('pytest') };
+      run = [...python, '-m', 'pytest', '-p', 'pylens.pytest', ...args];
+      env = { PYTHONPATH: [PYTHON_PACKAGE_DIR, process.env.PYTHONPATH].filter(Boolean).join(':') };
+    } else run = argvOf(tab.run);
+    if (run === null || run.length === 0) throw new ConfigError(file, tab.run === undefined ? line : keyLine('run'), 'run', tab.run === undefined ? `check "${name}" has no run command` : 'must be a command line (a string) or an argv array of strings', 'e.g. run = "python -m app.bench orders", or pytest = "tests/perf"');
     let repeat = 5;
     if (tab.repeat !== undefined) {
       if (typeof tab.repeat !== 'number' || !Number.isInteger(tab.repeat) || tab.repeat < 1 || tab.repeat > 1000) throw new ConfigError(file, keyLine('repeat'), 'repeat', `must be a whole number 1–1000, got ${JSON.stringify(tab.repeat)}`, 'e.g. repeat = 5');
@@ -206,8 +224,9 @@ export async function readChecks(path: string): Promise<CheckSpec[]> {
       if (typeof tab['memory-growth'] !== 'boolean') throw new ConfigError(file, keyLine('memory-growth'), 'memory-growth', `must be true or false, got ${JSON.stringify(tab['memory-growth'])}`, 'memory-growth = false fails the check when memory grows steadily');
       if (tab['memory-growth'] === false) noMemoryGrowth = { line: keyLine('memory-growth') };
     }
-    if (calls.length === 0 && !wallTime && cpuShare.length === 0 && !peakMemory && !noMemoryGrowth && !noRegression) throw new ConfigError(file, line, undefined, `check "${name}" has no budget`, 'add calls, wall-time, cpu-share, peak-memory, memory-growth or no-regression');
-    return { name, run, repeat, file, line, calls, cpuShare, ...(wallTime ? { wallTime } : {}), ...(peakMemory ? { peakMemory } : {}), ...(noMemoryGrowth ? { noMemoryGrowth } : {}), ...(noRegression ? { noRegression } : {}), ...(maxOverhead ? { maxOverhead } : {}) };
+    // a pytest check's tests carry their own budgets (@pytest.mark.pylens)
+    if (!pytest && calls.length === 0 && !wallTime && cpuShare.length === 0 && !peakMemory && !noMemoryGrowth && !noRegression) throw new ConfigError(file, line, undefined, `check "${name}" has no budget`, 'add calls, wall-time, cpu-share, peak-memory, memory-growth or no-regression');
+    return { name, run, repeat, file, line, calls, cpuShare, ...(wallTime ? { wallTime } : {}), ...(peakMemory ? { peakMemory } : {}), ...(noMemoryGrowth ? { noMemoryGrowth } : {}), ...(noRegression ? { noRegression } : {}), ...(maxOverhead ? { maxOverhead } : {}), ...(pytest ? { pytest } : {}), ...(env ? { env } : {}) };
   });
 }
 

@@ -1,7 +1,8 @@
 /**
  * `pylens check [NAME…]`: performance budgets from pyproject.toml (`[[tool.pylens.check]]`) or
  * pylens.toml, enforced in CI. Each check runs its command with the fewest lenses its budgets
- * need — call counts under the count lens once, wall time `repeat` times with no lens at all —
+ * need — call counts under the count lens once, wall time `repeat` times with no lens at all,
+ * a pytest check's @pytest.mark.pylens budgets in one pytest run with the plugin measuring —
  * then the table (budget, measured with its interval, verdict) goes to stdout; `--junit FILE`,
  * `--json`, and under GitHub Actions annotations and a step summary. Exit 1 when a budget is
  * broken or could not be measured, 2 on a configuration error.
@@ -22,12 +23,12 @@ import { runLens } from '../capture/python/helper.ts';
 import { githubAnnotations, markdownSummary, renderCheckTable, renderJUnit } from '../render/check.ts';
 import { renderDiffHtml } from '../render/diff.ts';
 import type { CommandSpec, Parsed } from './args.ts';
-import { findConfig, readChecks, type CheckSpec } from './check-config.ts';
+import { findConfig, PYTHON_PACKAGE_DIR, readChecks, type CheckSpec } from './check-config.ts';
 import { CliError, EXIT_USAGE } from './errors.ts';
 
 export const checkSpec: CommandSpec = {
   name: 'check',
-  summary: 'Enforce performance budgets from pyproject.toml ([[tool.pylens.check]]): call counts and wall time, noise-aware; JUnit, GitHub annotations; exit 1 when one breaks.',
+  summary: 'Enforce performance budgets from pyproject.toml ([[tool.pylens.check]]) and pytest markers: calls, wall time, CPU shares, memory, noise-aware; JUnit, GitHub annotations; exit 1 when one breaks.',
   usage: 'pylens check [NAME…] [--config FILE] [--baseline DIR] [--update-baseline] [--junit FILE] [--json]',
   positionals: { min: 0, max: 1000 },
   options: [
@@ -48,8 +49,25 @@ export const checkSpec: CommandSpec = {
     '#   repeat = 5',
     '#   calls = { "app.db:query" = { max = 3 } }',
     '#   wall-time = { max = "1.5 s" }',
+    '#   [[tool.pylens.check]]',
+    '#   name = "perf tests"',
+    '#   pytest = "tests/perf"                      # budgets from @pytest.mark.pylens(calls=…, peak_memory=…)',
   ],
 };
+
+export const pythonpathSpec: CommandSpec = {
+  name: 'pythonpath',
+  summary: "Print the folder of pylens's Python package, for PYTHONPATH: the pytest plugin (pytest -p pylens.pytest) and pylens.region.",
+  usage: 'pylens pythonpath',
+  positionals: { min: 0, max: 0 },
+  options: [],
+  examples: ['PYTHONPATH="$(pylens pythonpath)" pytest -p pylens.pytest tests/perf'],
+};
+
+export async function runPythonpath(): Promise<number> {
+  process.stdout.write(PYTHON_PACKAGE_DIR + '\n');
+  return 0;
+}
 
 export async function runCheck(args: Parsed): Promise<number> {
   const path = findConfig(args.options.config as string | undefined);
@@ -130,6 +148,8 @@ async function runOne(spec: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<C
   const budgets: BudgetResult[] = [];
   // a baseline needs the runs the budgets against it compare: timings and sampled profiles
   if (ctx.update && !c.wallTime) c = { ...c, wallTime: { line: c.line } };
+  // a pytest check: one run with the plugin measuring each test's @pytest.mark.pylens budgets
+  if (c.pytest) budgets.push(...(await pytestBudgets(c, cwd, !hasOwnBudgets(c))));
   if (c.calls.length > 0) {
     // exact counts: one run under the count lens (no sampling, no timing)
     const t0 = performance.now();
@@ -149,7 +169,7 @@ async function runOne(spec: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<C
     const times: number[] = [];
     let error: string | undefined;
     for (let i = 0; i < c.repeat && error === undefined; i++) {
-      const r = await timed(c.run, cwd);
+      const r = await timed(c.run, cwd, envOf(c));
       if (r.error !== undefined) error = r.error;
       else times.push(r.seconds);
     }
@@ -187,6 +207,82 @@ async function runOne(spec: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<C
   return { name: c.name, file: c.file, line: c.line, budgets };
 }
 
+function hasOwnBudgets(c: CheckSpec): boolean {
+  return c.calls.length > 0 || c.wallTime !== undefined || c.cpuShare.length > 0 || c.peakMemory !== undefined || c.noMemoryGrowth !== undefined || c.noRegression !== undefined;
+}
+
+/** what python/pylens/pytest.py writes to PYLENS_PYTEST_REPORT */
+interface PytestReport {
+  format: 'pylens-pytest';
+  version: number;
+  exitstatus: number;
+  tests: {
+    nodeid: string;
+    file: string;
+    line: number;
+    outcome: 'passed' | 'failed' | 'skipped' | 'error' | null;
+    message: string | null;
+    budgets: { kind: 'calls' | 'peak-memory'; spec?: string; max: number; text?: string; value: number | null; verdict: 'pass' | 'fail' | null; error: string | null; source: { file: string; line: number } | null }[];
+  }[];
+}
+
+/** pytest's exit statuses that mean it did not run the tests through (3 internal error, 4 usage, 5 none collected) */
+const PYTEST_EXIT: Record<number, string> = { 2: 'was interrupted', 3: 'hit an internal error', 4: 'was used wrongly', 5: 'collected no tests' };
+
+/**
+ * A pytest check's marker budgets: pytest run once with the plugin measuring (python/pylens/pytest.py),
+ * a row per test and budget, and a row for each test that failed for another reason.
+ */
+async function pytestBudgets(c: CheckSpec, cwd: string, onlyMarkers: boolean): Promise<BudgetResult[]> {
+  const t0 = performance.now();
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-pytest-'));
+  const file = join(dir, 'report.json');
+  const line = c.pytest!.line;
+  try {
+    const r = await new Promise<{ code: number; stderr: string; error?: string }>((res) => {
+      let err = '';
+      const child = spawn(c.run[0]!, c.run.slice(1), { cwd, env: envOf(c, { PYLENS_PYTEST_REPORT: file }), stdio: ['ignore', 2, 'pipe'] });
+      child.stderr!.on('data', (d: Buffer) => {
+        process.stderr.write(d);
+        err = (err + d.toString('utf8')).slice(-2000);
+      });
+      child.on('error', (e) => res({ code: 127, stderr: '', error: `cannot run ${c.run[0]}: ${e.message}` }));
+      child.on('close', (code, signal) => res({ code: code ?? 128, stderr: err, ...(signal ? { error: `pytest ended on ${signal}` } : {}) }));
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const row = (budget: string, error: string): BudgetResult => ({ budget, kind: 'test', limit: 0, file: c.file, line, seconds, judged: null, error });
+    const tail = r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}` : '';
+    if (r.error) return [row('pytest runs', r.error)];
+    let rep: PytestReport;
+    try {
+      rep = JSON.parse(readFileSync(file, 'utf8')) as PytestReport;
+    } catch {
+      return [row('pytest runs', `${c.run.join(' ')} exited with ${r.code} and wrote no pylens report${tail} (is pytest installed for ${c.run[0]}? set python = "…" in the check)`)];
+    }
+    if (PYTEST_EXIT[rep.exitstatus]) return [row('pytest runs', `pytest ${PYTEST_EXIT[rep.exitstatus]} (exit ${rep.exitstatus})${tail}`)];
+    const out: BudgetResult[] = [];
+    for (const t of rep.tests) {
+      let broke = false;
+      for (const b of t.budgets) {
+        const budget = b.kind === 'calls' ? `${t.nodeid}: calls ${b.spec} ≤ ${b.max}` : `${t.nodeid}: peak memory ≤ ${b.text}`;
+        const base = { budget, kind: b.kind, limit: b.max, file: t.file, line: t.line, seconds };
+        if (b.error !== null || b.value === null || b.verdict === null) {
+          broke = true;
+          out.push({ ...base, judged: null, error: b.error ?? 'not measured' });
+        } else {
+          broke ||= b.verdict === 'fail';
+          out.push({ ...base, judged: { verdict: b.verdict, value: b.value }, ...(b.source ? { source: b.source } : {}) });
+        }
+      }
+      if ((t.outcome === 'failed' || t.outcome === 'error') && !broke) out.push({ ...row(`${t.nodeid} passes`, `the test ${t.outcome === 'error' ? 'errored' : 'failed'}${t.message ? `: ${t.message}` : ''}`), file: t.file, line: t.line });
+    }
+    if (out.length === 0 && onlyMarkers) out.push(row('pytest runs', `no test under pytest ${c.pytest!.args.join(' ')} carries @pytest.mark.pylens budgets, and the check has none of its own`));
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Sampled CPU shares: the command run `repeat` times under `pylens record` (on-CPU samples,
  * 200 Hz), samples pooled; a function's share is the samples with it on the stack over all
@@ -199,7 +295,7 @@ async function sampledRuns(c: CheckSpec, cwd: string): Promise<{ profiles: Profi
   try {
     for (let i = 0; i < c.repeat; i++) {
       const out = join(dir, `run${i}.pylens`);
-      const r = await runNode([process.argv[1]!, 'record', '-q', '-r', '200', '-o', out, '--', ...c.run], cwd);
+      const r = await runNode([process.argv[1]!, 'record', '-q', '-r', '200', '-o', out, '--', ...c.run], cwd, envOf(c));
       if (r.code !== 0) return { error: `the command under pylens record exited with ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}` : ''}`, seconds: (performance.now() - t0) / 1000 };
       profiles.push(decodePylens(readFileSync(out), out));
     }
@@ -293,10 +389,10 @@ async function memory(c: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<Budg
 }
 
 /** Run this Node with `args` (pylens itself), collecting its exit code and the tail of its stderr. */
-function runNode(args: string[], cwd: string): Promise<{ code: number; stderr: string }> {
+function runNode(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stderr: string }> {
   return new Promise((res) => {
     let err = '';
-    const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString('utf8')).slice(-4000)));
     child.on('close', (code) => res({ code: code ?? 1, stderr: err }));
   });
@@ -349,7 +445,7 @@ function fmt(s: number): string {
 /** One run of the check's command under an interpreter lens: its data, or why there is none; the lens's overhead noted. */
 async function underLens<D>(lens: string, options: Record<string, unknown>, c: CheckSpec, cwd: string, ctx: BaselineCtx): Promise<{ data?: D; error?: string }> {
   try {
-    const run = await withCwd(cwd, () => runLens<D>(lens, options, c.run));
+    const run = await runLens<D>(lens, options, c.run, { cwd, env: envOf(c), stdoutToStderr: true });
     if (run.result?.overhead?.fraction != null) ctx.overheads.push({ lens, fraction: run.result.overhead.fraction });
     const ex = run.result?.exit.exception;
     if (run.exitCode !== 0) return { error: `the command exited ${run.howEnded}${ex ? ` (${ex.type}${ex.message ? `: ${ex.message}` : ''})` : ''}` };
@@ -360,23 +456,17 @@ async function underLens<D>(lens: string, options: Record<string, unknown>, c: C
   }
 }
 
-/** run `fn` with the process's working directory set to `cwd` (the config's folder) */
-async function withCwd<T>(cwd: string, fn: () => Promise<T>): Promise<T> {
-  const before = process.cwd();
-  process.chdir(cwd);
-  try {
-    return await fn();
-  } finally {
-    process.chdir(before);
-  }
+/** the environment of a check's runs: pylens's, the check's own (a pytest check's plugin folder), its plugin passive */
+function envOf(c: CheckSpec, extra: Record<string, string> = { PYLENS_PYTEST: 'off' }): NodeJS.ProcessEnv {
+  return c.env ? { ...process.env, ...c.env, ...extra } : process.env;
 }
 
 /** One run of the command with nothing attached: its wall time, or why it failed. */
-function timed(argv: string[], cwd: string): Promise<{ seconds: number; error?: string }> {
+function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<{ seconds: number; error?: string }> {
   return new Promise((res) => {
     const t0 = performance.now();
     let err = '';
-    const child = spawn(argv[0]!, argv.slice(1), { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString('utf8')).slice(-2000)));
     child.on('error', (e) => res({ seconds: 0, error: `cannot run ${argv[0]}: ${e.message}` }));
     child.on('close', (code, signal) => {

@@ -19,7 +19,7 @@ import { recordSpec, runRecord } from './record.ts';
 import { runSched, schedSpec } from './sched.ts';
 import { runTop, topSpec } from './top.ts';
 import { countSpec, runCount } from './count.ts';
-import { checkSpec, runCheck } from './check.ts';
+import { checkSpec, pythonpathSpec, runCheck, runPythonpath } from './check.ts';
 import { memSpec, runMem } from './mem.ts';
 import { runTrace, traceSpec } from './trace.ts';
 import { runYappi, yappiSpec } from './yappi.ts';
@@ -47,6 +47,7 @@ const COMMANDS: Command[] = [
   { spec: traceSpec, run: runTrace },
   { spec: countSpec, run: runCount },
   { spec: checkSpec, run: runCheck },
+  { spec: pythonpathSpec, run: runPythonpath },
   { spec: yappiSpec, run: runYappi },
   { spec: memSpec, run: runMem },
   { spec: demoSpec, run: runDemo },

@@ -123,7 +123,7 @@ test('check: configuration errors name the file, the line and the key, and exit 
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\nwall-time = { max = "1.5 parsecs" }\n', /pyproject\.toml:4: wall-time\.max: unknown time unit "parsecs"/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\nwall-time = { max = 3 }\n', /pyproject\.toml:4: wall-time\.max: give a unit/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncalls = { "nocolon" = { max = 1 } }\n', /pyproject\.toml:4: calls\."nocolon": /],
-    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\npytest = "tests/perf"\n', /pyproject\.toml:4: pytest: this version of pylens check does not enforce 'pytest' budgets yet/],
+    ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\npytest = "tests/perf"\n', /pyproject\.toml:4: pytest: check "a" has both run and pytest/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncalls = { "m:f" = 1 }\nmax-overhead = "ten"\n', /pyproject\.toml:5: max-overhead: cannot read "ten"/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\nno-regression = { points = 300 }\n', /pyproject\.toml:4: no-regression: must be \{ points = N \}/],
     ['[[tool.pylens.check]]\nname = "a"\nrun = "python3 x.py"\ncpu-share = { "m:f" = { max = "25" } }\n', /pyproject\.toml:4: cpu-share\."m:f"\.max: a share is a percentage like "25%"/],

@@ -165,14 +165,24 @@ export interface LensRun<D> {
  * Run `argv` (a Python command) under lens `lens` with `options` (JSON-able): stdio is the
  * terminal's, signals are forwarded like `record -- cmd`. Resolves when the program ended.
  */
-export async function runLens<D>(lens: string, options: Record<string, unknown>, argv: string[], opts: { env?: NodeJS.ProcessEnv; onSignal?: (sig: NodeJS.Signals) => void } = {}): Promise<LensRun<D>> {
+export async function runLens<D>(
+  lens: string,
+  options: Record<string, unknown>,
+  argv: string[],
+  opts: { env?: NodeJS.ProcessEnv; onSignal?: (sig: NodeJS.Signals) => void; cwd?: string; stdoutToStderr?: boolean } = {},
+): Promise<LensRun<D>> {
   const command = parsePythonCommand(argv, opts.env);
   const build = checkPython(command.python);
   const dir = mkdtempSync(join(tmpdir(), `pylens-${lens}-`));
   const resultFile = join(dir, 'result.json');
   let target: Launched;
   try {
-    target = await launch([command.python, ...command.interpreterArgs, HELPER_BOOT, lens, resultFile, JSON.stringify(options), '--', ...command.target], opts.onSignal ? { onSignal: opts.onSignal } : {});
+    target = await launch([command.python, ...command.interpreterArgs, HELPER_BOOT, lens, resultFile, JSON.stringify(options), '--', ...command.target], {
+      ...(opts.onSignal ? { onSignal: opts.onSignal } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+      ...(opts.stdoutToStderr ? { stdoutToStderr: true } : {}),
+    });
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;

@@ -47,6 +47,10 @@ export interface LaunchOptions {
   env?: NodeJS.ProcessEnv;
   /** hold it at a gate (gate.ts): 'python' (inside site, interpreter up), 'exec' (before exec) or 'none' (default) */
   gate?: GateKind;
+  /** its working directory (default pylens's) */
+  cwd?: string;
+  /** send its stdout to pylens's stderr (when pylens's own stdout carries a report, e.g. JSON) */
+  stdoutToStderr?: boolean;
 }
 
 /**
@@ -60,8 +64,9 @@ export async function launch(argv: string[], opts: LaunchOptions = {}): Promise<
   // behind the exec gate the shell starts whatever argv[0] is: check it first
   if (gate === 'exec' && !commandPath(argv[0]!, env)) throw missing();
   const cmd = gate === 'exec' ? execGateArgv(argv) : argv;
-  const stdio: StdioOptions = gate === 'none' ? 'inherit' : ['inherit', 'inherit', 'inherit', 'pipe'];
-  const child = spawn(cmd[0]!, cmd.slice(1), { stdio, env: gate === 'python' ? pythonGateEnv(env) : env });
+  const out = opts.stdoutToStderr ? 2 : 'inherit';
+  const stdio: StdioOptions = gate === 'none' ? ['inherit', out, 'inherit'] : ['inherit', out, 'inherit', 'pipe'];
+  const child = spawn(cmd[0]!, cmd.slice(1), { stdio, env: gate === 'python' ? pythonGateEnv(env) : env, ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}) });
   let ended: string | undefined;
   let done = false;
   const exited = new Promise<number>((resolve) => {
