@@ -80,7 +80,7 @@ export const reportSpec: CommandSpec = {
   examples: ['pylens report profile.pstats                 # ncalls tottime percall cumtime percall, like pstats', 'pylens report profile.pstats --sort self -n 10', 'pylens report perf-script.txt --by line --limit 10', 'pylens report app.pylens --json | jq .rows[0]', 'pylens report flame.html                     # pylens HTML and SVG carry their profile'],
 };
 
-function readInput(path: string): InputFile {
+export function readInput(path: string): InputFile {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);

@@ -14,6 +14,7 @@ import { UsageError } from './args.ts';
 import { countRows, type CountData } from '../analysis/count.ts';
 import { buildCountProfile, checkFunctionSpec } from '../capture/python/count.ts';
 import { formatCountTable } from '../render/count.ts';
+import { saveIfAsked } from './store.ts';
 import { checkOutputArgs, commandArgv, finishLens, lensMeta, outputOptions, overheadText, runUnderLens, writeLensProfile } from './interp.ts';
 import { CliError, EXIT_USAGE } from './errors.ts';
 
@@ -47,7 +48,7 @@ export async function runCount(args: Parsed): Promise<number> {
   }
   const unique = [...new Set(functions)];
   const argv = commandArgv('count', args);
-  if (o.output !== undefined || o.format !== undefined) checkOutputArgs('count', args);
+  if (o.output !== undefined || o.format !== undefined || o.save || o.label || o.store !== undefined) checkOutputArgs('count', args);
   const timed = Boolean(o.time);
 
   const run = await runUnderLens<CountData>('count', 'count', { functions: unique, time: timed }, argv);
@@ -80,7 +81,7 @@ export async function runCount(args: Parsed): Promise<number> {
     const profile = buildCountProfile(data, meta);
     const abs = writeLensProfile('count', args, profile, `${meta.name ?? 'python'}: call counts`);
     process.stderr.write(`pylens count: wrote ${abs}\n`);
-  }
+  } else saveIfAsked('count', args, buildCountProfile(data, meta));
   if (overhead && !o.json) {
     process.stderr.write(`pylens count: ${data.mechanism}, overhead ${overheadText(overhead)}\n`);
   }

@@ -10,12 +10,14 @@ import type { Profile, ProfileMeta } from '../model/profile.ts';
 import type { OptionSpec, Parsed } from './args.ts';
 import { UsageError } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
+import { checkSaveArgs, saveIfAsked, saveOptions } from './store.ts';
 import { CliError } from './errors.ts';
 import { defaultOutput } from './record.ts';
 
 export const outputOptions: OptionSpec[] = [
   { name: 'output', short: 'o', type: 'string', value: 'OUT', help: 'output file; format from its extension (default <program>-<command>-<time>.html)' },
   { name: 'format', short: 'f', type: 'string', value: 'FORMAT', help: 'output format (overrides the extension)' },
+  ...saveOptions,
 ];
 
 /** The Python command after `--`, required. */
@@ -88,11 +90,14 @@ export function writeLensProfile(command: string, args: Parsed, profile: Profile
   const fmt = args.options.format as string | undefined;
   const out = outOpt ?? defaultOutput(`${profile.meta.name ?? 'python'}-${command}`, fmt);
   const exporter = pickExporter(command, out, fmt);
-  return writeOutput(out, exporter.write(profile, { title }));
+  const abs = writeOutput(out, exporter.write(profile, { title }));
+  saveIfAsked(command, args, profile);
+  return abs;
 }
 
 /** Fail fast on a bad -o/-f before running anything. */
 export function checkOutputArgs(command: string, args: Parsed): void {
+  checkSaveArgs(command, args);
   const outOpt = args.options.output as string | undefined;
   const fmt = args.options.format as string | undefined;
   if (outOpt !== undefined || fmt !== undefined) pickExporter(command, outOpt ?? defaultOutput('x', fmt), fmt);

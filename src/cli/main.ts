@@ -20,6 +20,7 @@ import { runSched, schedSpec } from './sched.ts';
 import { runTop, topSpec } from './top.ts';
 import { countSpec, runCount } from './count.ts';
 import { checkSpec, pythonpathSpec, runCheck, runPythonpath } from './check.ts';
+import { runStore, storeSpec } from './store.ts';
 import { memSpec, runMem } from './mem.ts';
 import { runTrace, traceSpec } from './trace.ts';
 import { runYappi, yappiSpec } from './yappi.ts';
@@ -48,6 +49,7 @@ const COMMANDS: Command[] = [
   { spec: countSpec, run: runCount },
   { spec: checkSpec, run: runCheck },
   { spec: pythonpathSpec, run: runPythonpath },
+  { spec: storeSpec, run: runStore },
   { spec: yappiSpec, run: runYappi },
   { spec: memSpec, run: runMem },
   { spec: demoSpec, run: runDemo },

@@ -27,6 +27,7 @@ import { startOffCpu, type OffCpuRecording, type OffCpuResult } from '../capture
 import { buildOffCpu, formatOffCpuReport, WAIT_CLASSES } from '../analysis/offcpu.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
+import { checkSaveArgs, saveIfAsked, saveOptions } from './store.ts';
 import { defaultOutput, programName } from './record.ts';
 import { captureTarget, durationArg, startSession, targetArgs } from './target.ts';
 
@@ -44,6 +45,7 @@ export const offcpuSpec: CommandSpec = {
     { name: 'min-block-us', type: 'number', value: 'N', help: 'ignore waits shorter than N microseconds (default: the capture’s, 1)' },
     { name: 'output', short: 'o', type: 'string', value: 'OUT', help: 'output file; format from its extension (default <program>-offcpu-<time>.html)' },
     { name: 'format', short: 'f', type: 'string', value: 'FORMAT', help: 'output format (overrides the extension)' },
+    ...saveOptions,
     { name: 'with-cpu', type: 'boolean', help: 'one graph of on-CPU samples and off-CPU waits of the same run (states on-cpu / off-cpu)' },
     { name: 'json', type: 'boolean', help: 'the report as JSON on stdout' },
     { name: 'backend', type: 'string', value: 'NAME', choices: BACKENDS, help: 'capture: bpftrace, bcc offcputime or perf sched (default auto: the first that works)' },
@@ -182,6 +184,7 @@ export async function runOffcpu(args: Parsed): Promise<number> {
   const fmt = o.format as string | undefined;
   const outOpt = o.output as string | undefined;
   if (outOpt !== undefined || fmt !== undefined) pickExporter('offcpu', outOpt ?? defaultOutput('x', fmt), fmt);
+  checkSaveArgs('offcpu', args);
   const withCpu = Boolean(o['with-cpu']);
   const backend = (o.backend as (typeof BACKENDS)[number] | undefined) ?? 'auto';
 
@@ -191,6 +194,7 @@ export async function runOffcpu(args: Parsed): Promise<number> {
   const out = outOpt ?? defaultOutput(`${name}-offcpu`, fmt);
   const exporter = pickExporter('offcpu', out, fmt);
   const abs = writeOutput(out, exporter.write(profile, { title: `${name} (pid ${pid}): ${withCpu ? 'on-CPU and off-CPU time' : 'off-CPU time'}` }));
+  saveIfAsked('offcpu', args, profile);
   if (o.json) {
     process.stdout.write(JSON.stringify({ output: abs, pid, backend: result.backend, lostEvents: result.lostEvents, gilProbe: result.gilProbe, gilMethod: result.gilMethod ?? null, warnings: result.warnings, ...report }, null, 2) + '\n');
   } else if (!o.quiet) {

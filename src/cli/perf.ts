@@ -23,6 +23,7 @@ import { hostEnvironment } from '../model/environment.ts';
 import type { Profile } from '../model/profile.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
+import { checkSaveArgs, saveIfAsked, saveOptions } from './store.ts';
 import { CliError } from './errors.ts';
 import { defaultOutput, programName } from './record.ts';
 import { durationArg, startSession, targetArgs } from './target.ts';
@@ -39,6 +40,7 @@ export const perfSpec: CommandSpec = {
     { name: 'duration', short: 'd', type: 'number', value: 'SECONDS', help: 'stop after this long (default: until the command exits or Ctrl-C)' },
     { name: 'output', short: 'o', type: 'string', value: 'OUT', help: 'output file; format from its extension (default perf-<program>-<time>.html)' },
     { name: 'format', short: 'f', type: 'string', value: 'FORMAT', help: 'output format (overrides the extension)' },
+    ...saveOptions,
     { name: 'call-graph', type: 'string', value: 'MODE', choices: ['auto', 'fp', 'dwarf'], help: 'stack unwinding: auto (fp for frame-pointer builds, else dwarf), fp, dwarf' },
     { name: 'kernel', type: 'boolean', help: 'kernel frames (default on; --no-kernel for user space only)' },
     { name: 'event', short: 'e', type: 'string', value: 'EVENT', help: 'perf event (default cycles, or cpu-clock where there is no cycle counter, as in most VMs)' },
@@ -69,6 +71,7 @@ export async function runPerf(args: Parsed): Promise<number> {
   const fmt = o.format as string | undefined;
   const outOpt = o.output as string | undefined;
   if (outOpt !== undefined || fmt !== undefined) pickExporter('perf', outOpt ?? defaultOutput('x', fmt), fmt);
+  checkSaveArgs('perf', args);
   const quiet = Boolean(o.quiet);
   const want = ((o['call-graph'] as string | undefined) ?? 'auto') as 'auto' | 'fp' | 'dwarf';
 
@@ -172,6 +175,7 @@ export async function runPerf(args: Parsed): Promise<number> {
     const out = outOpt ?? defaultOutput(`perf-${name}`, fmt);
     const exporter = pickExporter('perf', out, fmt);
     const abs = writeOutput(out, exporter.write(profile, { title: `perf ${name}${targetPid !== undefined ? ` (pid ${targetPid})` : ''}` }));
+    saveIfAsked('perf', args, profile);
     const m = profile.meta;
     say(
       quiet,

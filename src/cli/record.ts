@@ -37,6 +37,7 @@ import { outputById } from '../render/outputs.ts';
 import { CliError } from './errors.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
+import { checkSaveArgs, saveIfAsked, saveOptions } from './store.ts';
 import { captureTarget, durationArg, startSession, targetArgs } from './target.ts';
 
 export const recordSpec: CommandSpec = {
@@ -52,6 +53,7 @@ export const recordSpec: CommandSpec = {
     { name: 'duration', short: 'd', type: 'number', value: 'SECONDS', help: 'stop after this long (default: until the target exits or Ctrl-C)' },
     { name: 'output', short: 'o', type: 'string', value: 'OUT', help: 'output file; format from its extension (default <program>-<time>.html)' },
     { name: 'format', short: 'f', type: 'string', value: 'FORMAT', help: 'output format (overrides the extension)' },
+    ...saveOptions,
     { name: 'idle', short: 'i', type: 'boolean', help: 'include idle (not running) threads, marked as idle' },
     { name: 'async', type: 'boolean', help: 'asyncio: also a sample per waiting task each tick, its await chain under a "task NAME" root (CPython 3.8–3.13; implies --idle)' },
     { name: 'gil', short: 'g', type: 'boolean', help: 'only samples of the thread holding the GIL' },
@@ -121,6 +123,7 @@ export async function runRecord(args: Parsed): Promise<number> {
   const fmt = o.format as string | undefined;
   const outOpt = o.output as string | undefined;
   if (outOpt !== undefined || fmt !== undefined) pickExporter('record', outOpt ?? defaultOutput('x', fmt), fmt); // fail fast on a bad format
+  checkSaveArgs('record', args);
 
   if (o.blocking && ebpf) throw new UsageError('record', '--blocking stops threads for the sampler; with --backend ebpf the kernel samples: pick one');
   if (o.blocking) {
@@ -203,6 +206,7 @@ export async function runRecord(args: Parsed): Promise<number> {
   const out = outOpt ?? defaultOutput(name, fmt);
   const exporter = pickExporter('record', out, fmt);
   const abs = writeOutput(out, exporter.write(profile, { title: `${name} (pid ${rootPid})` }));
+  saveIfAsked('record', args, profile);
   const m = profile.meta;
   const achieved = m.extra?.achievedRateHz;
   const procs = m.extra?.processes;
@@ -284,6 +288,7 @@ async function recordMachine(args: Parsed, rate: number): Promise<number> {
   const outOpt = o.output as string | undefined;
   const out = outOpt ?? defaultOutput('machine', fmt);
   const exporter = pickExporter('record', out, fmt);
+  checkSaveArgs('record', args);
   const t0 = Date.now();
   const cpuC = new Companion('bpftrace', () => startCpuSampling({ all: true, hz: rate }));
   const session = await startSession('record', { companions: [cpuC], ...(duration !== undefined ? { durationS: duration } : {}) });
@@ -296,6 +301,7 @@ async function recordMachine(args: Parsed, rate: number): Promise<number> {
   const { profile } = joinEbpfSamples(samples, undefined, { samplerOriginNs: Number.NaN, windowNs: 0 });
   profile.meta = { ...profile.meta, name: 'machine', lens: 'ebpf', backend: 'bpftrace', mode: 'cpu', rateHz: rate, durationNs: (Date.now() - t0) * 1e6, startTime: new Date(t0).toISOString(), environment: hostEnvironment() };
   const abs = writeOutput(out, exporter.write(profile, { title: 'every process (eBPF)' }));
+  saveIfAsked('record', args, profile);
   process.stderr.write(`pylens record: ${profile.meta.sampleCount} kernel samples of ${new Set(profile.threads.pid).size} processes\n`);
   process.stdout.write(`${abs}\n`);
   return 0;
