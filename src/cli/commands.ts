@@ -5,16 +5,17 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { Profile, SampleState } from '../model/profile.ts';
 import { SAMPLE_STATES } from '../model/profile.ts';
-import { aggregate, filterSamples, focus, mergeThreads, type AggregateBy } from '../model/query.ts';
+import { filterSamples, focus, mergeThreads, type AggregateBy } from '../model/query.ts';
 import { IMPORTERS, importProfile } from '../formats/index.ts';
 import { OUTPUTS, outputById, outputForPath } from '../render/outputs.ts';
 import { InputFile, type Exporter } from '../formats/types.ts';
 import { profileHeader } from '../render/header.ts';
+import { countsCalls, reportDoc } from '../render/report-json.ts';
 import { renderTopTable, renderWideBottoms } from '../render/top.ts';
 import { stateSplits, statesPresent, wideBottoms } from '../analysis/report.ts';
 import { asyncWaits } from '../analysis/tasks.ts';
 import { renderAsyncWaits } from '../render/tasks.ts';
-import { pstatsRows, renderPstatsTable, type PstatsSort } from '../render/pstats-table.ts';
+import { renderPstatsTable, type PstatsSort } from '../render/pstats-table.ts';
 import { functionStats } from '../formats/pstats.ts';
 import { CliError } from './errors.ts';
 import { UsageError, type CommandSpec, type OptionSpec, type Parsed } from './args.ts';
@@ -173,47 +174,29 @@ export function runView(args: Parsed): number {
   return 0;
 }
 
-/** A profile that counts calls (pstats, trace, yappi): it has a `calls` column and whole-call times. */
-function countsCalls(p: Profile): boolean {
-  return p.meta.mode === 'calls' && p.valueTypes.some((v) => v.name === 'calls' && v.unit === 'calls') && p.valueTypes.some((v) => v.unit === 'nanoseconds');
-}
-
 export function runReport(args: Parsed): number {
   const p = loadProfile('report', args);
   const by = (args.options.by as AggregateBy | undefined) ?? 'function';
   const limit = (args.options.limit as number | undefined) ?? 20;
   if (!Number.isInteger(limit) || limit < 0) throw new UsageError('report', `--limit expects a whole number ≥ 0, got ${limit}`);
   const sort = (args.options.sort as PstatsSort | undefined) ?? 'cumulative';
+  const full = Boolean(args.options['full-filenames']);
   // call-counting profiles get pstats's columns unless a top table is asked for (--by)
-  const stats = countsCalls(p) && args.options.by === undefined ? functionStats(p) : undefined;
+  const pstats = countsCalls(p) && args.options.by === undefined;
+  if (args.options.json) {
+    process.stdout.write(JSON.stringify(reportDoc(p, { by, limit, sort, fullFilenames: full, pstats }), null, 2) + '\n');
+    return 0;
+  }
+  if (pstats) {
+    process.stdout.write(profileHeader(p) + renderPstatsTable(functionStats(p), { sort, top: limit }));
+    return 0;
+  }
   // where the profile has several states: each function's split; where the time fans out
   const states = statesPresent(p).filter((s) => s !== 'unknown');
   const splits = states.length >= 2 ? stateSplits(p, { by }) : undefined;
-  const bottoms = stats || by === 'file' || by === 'module' ? [] : wideBottoms(p);
+  const bottoms = by === 'file' || by === 'module' ? [] : wideBottoms(p);
   // a record --async profile: where the tasks wait
-  const waits = stats ? null : asyncWaits(p);
-  if (args.options.json) {
-    const agg = aggregate(p, { by, fullFilenames: Boolean(args.options['full-filenames']) });
-    const vt = p.valueTypes[p.defaultValue]!;
-    const rows = (limit ? agg.rows.slice(0, limit) : agg.rows).map((r, i) => {
-      const sp = splits?.get(agg.keys[i]!);
-      return sp ? { ...r, states: sp.states, ...(Object.keys(sp.waits).length ? { waits: sp.waits } : {}) } : r;
-    });
-    const doc = {
-      meta: p.meta,
-      value: vt,
-      by,
-      grandTotal: agg.grandTotal,
-      rows,
-      wideBottoms: bottoms,
-      ...(waits ? { asyncio: waits } : {}),
-      ...(stats ? { pstats: pstatsRows(stats, sort, limit) } : {}),
-    };
-    process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
-  } else if (stats) {
-    process.stdout.write(profileHeader(p) + renderPstatsTable(stats, { sort, top: limit }));
-  } else {
-    process.stdout.write(profileHeader(p) + (waits ? renderAsyncWaits(waits) : '') + renderWideBottoms(bottoms) + renderTopTable(p, { by, limit, fullFilenames: Boolean(args.options['full-filenames']), ...(splits ? { splits } : {}) }));
-  }
+  const waits = asyncWaits(p);
+  process.stdout.write(profileHeader(p) + (waits ? renderAsyncWaits(waits) : '') + renderWideBottoms(bottoms) + renderTopTable(p, { by, limit, fullFilenames: full, ...(splits ? { splits } : {}) }));
   return 0;
 }

@@ -21,6 +21,7 @@ import { runTop, topSpec } from './top.ts';
 import { countSpec, runCount } from './count.ts';
 import { checkSpec, pythonpathSpec, runCheck, runPythonpath } from './check.ts';
 import { runStore, storeSpec } from './store.ts';
+import { runServe, serveSpec } from './serve.ts';
 import { memSpec, runMem } from './mem.ts';
 import { runTrace, traceSpec } from './trace.ts';
 import { runYappi, yappiSpec } from './yappi.ts';
@@ -50,6 +51,7 @@ const COMMANDS: Command[] = [
   { spec: checkSpec, run: runCheck },
   { spec: pythonpathSpec, run: runPythonpath },
   { spec: storeSpec, run: runStore },
+  { spec: serveSpec, run: runServe },
   { spec: yappiSpec, run: runYappi },
   { spec: memSpec, run: runMem },
   { spec: demoSpec, run: runDemo },

@@ -1,0 +1,329 @@
+// The workbench app (`pylens serve`): the profile list with filters and search, a profile
+// (its metadata and the profile page in a sandboxed frame), compare (the differential page
+// and the significant changes), merge, drag-and-drop upload. The view lives in the URL's
+// fragment (#/?search=…, #/p/12, #/compare/3/5, #/merge/1,2,3) so a link shares it; the
+// token (#token=…, printed by pylens serve) is kept for the tab and sent as a header.
+import { formatDuration, formatPercent } from './units.ts';
+
+interface WbRow {
+  id: number;
+  name: string;
+  service: string;
+  lens: string;
+  mode: string;
+  backend: string;
+  command: string | null;
+  pid: number | null;
+  host: string | null;
+  python: string | null;
+  startMs: number | null;
+  durationNs: number | null;
+  samples: number;
+  errors: number;
+  overhead: number | null;
+  addedMs: number;
+  bytes: number;
+  labels: Record<string, string>;
+}
+
+const wbState = { ready: false, view: '', rows: [] as WbRow[], total: 0, errors: [] as string[], token: '' };
+(window as unknown as { __workbench: typeof wbState }).__workbench = wbState;
+
+function wbEl<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...kids: (Node | string)[]): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  for (const k of kids) e.append(k);
+  return e;
+}
+
+async function wbFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (wbState.token) headers.set('X-Pylens-Token', wbState.token);
+  const r = await fetch(path, { ...init, headers });
+  if (!r.ok) {
+    let msg = `${r.status} ${r.statusText}`;
+    try {
+      const j = (await r.json()) as { error?: string; fix?: string };
+      if (j.error) msg = `${j.error}${j.fix ? ` — ${j.fix}` : ''}`;
+    } catch {
+      /* not JSON */
+    }
+    throw new Error(msg);
+  }
+  return r;
+}
+
+function wbWhen(ms: number | null): string {
+  if (ms === null) return '–';
+  const d = new Date(ms);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function wbShowError(msg: string): void {
+  wbState.errors.push(msg);
+  const bar = document.getElementById('wb-error')!;
+  bar.textContent = msg;
+  bar.hidden = false;
+}
+
+/** the fragment's route and query: "#/compare/3/5?x=1" → ['compare','3','5'], {x:'1'} */
+function wbRoute(): { parts: string[]; q: URLSearchParams } {
+  const h = location.hash.replace(/^#/, '');
+  const [path, query] = h.split('?', 2) as [string, string | undefined];
+  return { parts: path.split('/').filter(Boolean), q: new URLSearchParams(query ?? '') };
+}
+
+function wbGo(hash: string): void {
+  if (location.hash !== hash) location.hash = hash;
+  else void wbRender();
+}
+
+function wbFrame(html: string, title: string): HTMLIFrameElement {
+  // the page runs sandboxed: its own scripts, no access to this app or its token
+  const f = wbEl('iframe', { class: 'wb-frame', sandbox: 'allow-scripts allow-downloads', title });
+  f.srcdoc = html;
+  return f;
+}
+
+const WB_SINCE: [string, number][] = [
+  ['any time', 0],
+  ['last hour', 3600e3],
+  ['last 24 h', 86400e3],
+  ['last 7 days', 7 * 86400e3],
+  ['last 30 days', 30 * 86400e3],
+];
+
+async function wbList(main: HTMLElement, q: URLSearchParams): Promise<void> {
+  const labels = ((await (await wbFetch('/api/labels')).json()) as { labels: { key: string; value: string; count: number }[] }).labels;
+  const values = (key: string) => labels.filter((l) => l.key === key).map((l) => l.value);
+  const form = wbEl('form', { id: 'wb-filters', class: 'wb-filters' });
+  const search = wbEl('input', { type: 'search', name: 'search', placeholder: 'search name, command, labels', value: q.get('search') ?? '' });
+  const select = (name: string, opts: string[], label: string) => {
+    const s = wbEl('select', { name, 'aria-label': label }, wbEl('option', { value: '', text: `any ${label}` }));
+    for (const o of opts) s.append(wbEl('option', { value: o, text: o }));
+    s.value = q.get(name) ?? '';
+    return s;
+  };
+  const service = select('service', values('service'), 'service');
+  const lens = select('lens', values('lens'), 'lens');
+  const where = wbEl('input', { type: 'text', name: 'where', placeholder: 'label=value', value: q.get('where') ?? '' });
+  const since = wbEl('select', { name: 'since', 'aria-label': 'time range' });
+  for (const [t, v] of WB_SINCE) since.append(wbEl('option', { value: String(v), text: t }));
+  since.value = q.get('since') ?? '0';
+  const fn = wbEl('input', { type: 'text', name: 'fn', placeholder: 'has function…', value: q.get('fn') ?? '' });
+  form.append(search, service, lens, where, fn, since, wbEl('button', { type: 'submit', text: 'Filter' }));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    new FormData(form).forEach((v, k) => {
+      if (typeof v === 'string' && v && v !== '0') p.set(k, v);
+    });
+    wbGo(`#/?${p}`);
+  });
+  for (const s of [service, lens, since]) s.addEventListener('change', () => form.requestSubmit());
+
+  const api = new URLSearchParams();
+  for (const k of ['search', 'service', 'lens', 'where', 'fn']) if (q.get(k)) api.set(k, q.get(k)!);
+  const age = Number(q.get('since') ?? 0);
+  if (age > 0) api.set('since', String(Date.now() - age));
+  api.set('limit', '500');
+  const { total, profiles } = (await (await wbFetch(`/api/profiles?${api}`)).json()) as { total: number; profiles: WbRow[] };
+  wbState.rows = profiles;
+  wbState.total = total;
+
+  const actions = wbEl('div', { class: 'wb-actions' });
+  const compare = wbEl('button', { id: 'wb-compare', type: 'button', text: 'Compare', disabled: '' });
+  const merge = wbEl('button', { id: 'wb-merge', type: 'button', text: 'Merge', disabled: '' });
+  const del = wbEl('button', { id: 'wb-delete', type: 'button', text: 'Delete', disabled: '' });
+  const count = wbEl('span', { class: 'wb-count', text: `${profiles.length} of ${total} profile${total === 1 ? '' : 's'}` });
+  actions.append(compare, merge, del, count);
+  const checked = () => Array.from(main.querySelectorAll<HTMLInputElement>('input.wb-pick:checked')).map((c) => Number(c.value));
+  const update = () => {
+    const n = checked().length;
+    compare.disabled = n !== 2;
+    merge.disabled = n < 2;
+    del.disabled = n < 1;
+  };
+  compare.addEventListener('click', () => {
+    // older is the baseline
+    const [a, b] = checked()
+      .map((id) => profiles.find((r) => r.id === id)!)
+      .sort((x, y) => (x.startMs ?? x.addedMs) - (y.startMs ?? y.addedMs));
+    wbGo(`#/compare/${a!.id}/${b!.id}`);
+  });
+  merge.addEventListener('click', () => wbGo(`#/merge/${checked().join(',')}`));
+  del.addEventListener('click', async () => {
+    const ids = checked();
+    if (!confirm(`Delete ${ids.length} profile${ids.length === 1 ? '' : 's'}?`)) return;
+    for (const id of ids) await wbFetch(`/api/profiles/${id}`, { method: 'DELETE' });
+    void wbRender();
+  });
+
+  const table = wbEl('table', { id: 'wb-table', class: 'wb-table' });
+  const head = wbEl('tr');
+  for (const h of ['', 'id', 'started', 'service', 'name', 'lens', 'mode', 'samples', 'duration', 'overhead', 'labels']) head.append(wbEl('th', { text: h }));
+  table.append(wbEl('thead', {}, head));
+  const body = wbEl('tbody');
+  for (const r of profiles) {
+    const tr = wbEl('tr', { 'data-id': String(r.id) });
+    const pick = wbEl('input', { type: 'checkbox', class: 'wb-pick', value: String(r.id), 'aria-label': `select #${r.id}` });
+    pick.addEventListener('click', (ev) => ev.stopPropagation());
+    pick.addEventListener('change', update);
+    const labelText = Object.entries(r.labels)
+      .filter(([k]) => !['lens', 'mode', 'service', 'host', 'python'].includes(k))
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    tr.append(
+      wbEl('td', {}, pick),
+      wbEl('td', { text: `#${r.id}` }),
+      wbEl('td', { text: wbWhen(r.startMs ?? r.addedMs) }),
+      wbEl('td', { text: r.service }),
+      wbEl('td', { class: 'wb-name', text: r.name, title: r.command ?? r.name }),
+      wbEl('td', { text: r.lens }),
+      wbEl('td', { text: r.mode }),
+      wbEl('td', { class: 'wb-num', text: String(r.samples) }),
+      wbEl('td', { class: 'wb-num', text: r.durationNs !== null ? formatDuration(r.durationNs) : '–' }),
+      wbEl('td', { class: 'wb-num', text: r.overhead !== null ? formatPercent(r.overhead) : '–' }),
+      wbEl('td', { class: 'wb-labels', text: labelText }),
+    );
+    tr.addEventListener('click', () => wbGo(`#/p/${r.id}`));
+    body.append(tr);
+  }
+  table.append(body);
+  main.append(form, actions, profiles.length ? table : wbEl('p', { class: 'wb-empty', text: total === 0 && !api.has('search') ? 'The store is empty: pylens record … --save, pylens store add FILE, or drop a profile file here.' : 'No profile matches these filters.' }));
+}
+
+function wbMetaPanel(p: WbRow & { meta: Record<string, unknown> }): HTMLElement {
+  const meta = p.meta as { environment?: Record<string, unknown>; overhead?: { fraction?: number; method?: string }; extra?: Record<string, unknown>; rateHz?: number; errorCount?: number };
+  const dl = wbEl('dl', { class: 'wb-meta', id: 'wb-meta' });
+  const add = (k: string, v: string | null | undefined) => {
+    if (v === null || v === undefined || v === '') return;
+    dl.append(wbEl('dt', { text: k }), wbEl('dd', { text: v }));
+  };
+  add('service', p.service);
+  add('lens', `${p.lens} (${p.backend}), ${p.mode}`);
+  add('command', p.command);
+  add('pid', p.pid !== null ? String(p.pid) : null);
+  add('started', wbWhen(p.startMs));
+  add('duration', p.durationNs !== null ? formatDuration(p.durationNs) : null);
+  add('samples', `${p.samples}${p.errors ? ` (${p.errors} errors)` : ''}${meta.rateHz ? ` at ${meta.rateHz} Hz` : ''}`);
+  add('overhead', meta.overhead ? `${meta.overhead.fraction !== undefined ? formatPercent(meta.overhead.fraction) : 'not measured'} — ${meta.overhead.method ?? ''}` : null);
+  const env = meta.environment ?? {};
+  const py = env.python as { version?: string; implementation?: string } | undefined;
+  add('python', py ? `${py.implementation ?? ''} ${py.version ?? ''}`.trim() : null);
+  add('host', [env.hostname, env.os, env.kernel, env.cpuModel, env.cpuCores ? `${env.cpuCores} cores` : ''].filter(Boolean).join(' · '));
+  const extra = meta.extra ?? {};
+  for (const k of ['quality', 'cutStacks', 'achievedRateHz', 'missedTicks']) if (extra[k] !== undefined) add(k, String(extra[k]));
+  add('labels', Object.entries(p.labels).map(([k, v]) => `${k}=${v}`).join(' '));
+  return dl;
+}
+
+async function wbProfile(main: HTMLElement, id: number): Promise<void> {
+  const [info, page] = await Promise.all([wbFetch(`/api/profiles/${id}`).then((r) => r.json() as Promise<WbRow & { meta: Record<string, unknown> }>), wbFetch(`/api/profiles/${id}/page`).then((r) => r.text())]);
+  document.title = `#${id} ${info.name} — pylens`;
+  const bar = wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: '#/', text: '← profiles' }), wbEl('h2', { text: `#${id} ${info.name}` }));
+  const dl = wbEl('button', { type: 'button', text: 'Download .pylens' });
+  dl.addEventListener('click', async () => {
+    const blob = await (await wbFetch(`/api/profiles/${id}/export`)).blob();
+    const a = wbEl('a', { href: URL.createObjectURL(blob), download: `profile-${id}.pylens` });
+    a.click();
+  });
+  bar.append(dl);
+  const details = wbEl('details', { class: 'wb-details' }, wbEl('summary', { text: 'environment, overhead, quality' }), wbMetaPanel(info));
+  main.append(bar, details, wbFrame(page, `profile #${id}`));
+}
+
+async function wbCompare(main: HTMLElement, base: string, neu: string): Promise<void> {
+  const q = `base=${encodeURIComponent(base)}&new=${encodeURIComponent(neu)}`;
+  const [d, page] = await Promise.all([wbFetch(`/api/diff?${q}`).then((r) => r.json() as Promise<{ functions: { name: string; file: string | null; baseShare: number; newShare: number; delta: number; significant: boolean; qValue: number }[]; method?: string }>), wbFetch(`/api/diff?${q}&view=page`).then((r) => r.text())]);
+  document.title = `#${base} → #${neu} — pylens`;
+  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: '#/', text: '← profiles' }), wbEl('h2', { text: `compare #${base} (base) → #${neu}` })));
+  const sig = d.functions.filter((f) => f.significant);
+  const table = wbEl('table', { id: 'wb-changes', class: 'wb-table' });
+  const head = wbEl('tr');
+  for (const h of ['function', 'file', 'base', 'new', 'change', 'q']) head.append(wbEl('th', { text: h }));
+  table.append(wbEl('thead', {}, head));
+  const body = wbEl('tbody');
+  for (const f of sig.slice(0, 50)) {
+    body.append(
+      wbEl(
+        'tr',
+        { class: f.delta > 0 ? 'wb-grew' : 'wb-shrank' },
+        wbEl('td', { text: f.name }),
+        wbEl('td', { text: f.file ?? '' }),
+        wbEl('td', { class: 'wb-num', text: formatPercent(f.baseShare) }),
+        wbEl('td', { class: 'wb-num', text: formatPercent(f.newShare) }),
+        wbEl('td', { class: 'wb-num', text: `${f.delta > 0 ? '+' : ''}${f.delta.toFixed(1)} pts` }),
+        wbEl('td', { class: 'wb-num', text: f.qValue.toPrecision(2) }),
+      ),
+    );
+  }
+  table.append(body);
+  main.append(sig.length ? table : wbEl('p', { class: 'wb-empty', id: 'wb-changes', text: 'No significant change: every difference is within sampling noise.' }), wbFrame(page, 'differential flamegraph'));
+}
+
+async function wbMerge(main: HTMLElement, ids: string): Promise<void> {
+  const page = await (await wbFetch(`/api/merge?ids=${encodeURIComponent(ids)}&view=page`)).text();
+  document.title = `merge ${ids} — pylens`;
+  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: '#/', text: '← profiles' }), wbEl('h2', { text: `${ids.split(',').length} profiles merged: #${ids.split(',').join(', #')}` })), wbFrame(page, 'merged profiles'));
+}
+
+async function wbRender(): Promise<void> {
+  const main = document.getElementById('wb-main')!;
+  wbState.ready = false;
+  main.replaceChildren();
+  document.getElementById('wb-error')!.hidden = true;
+  const { parts, q } = wbRoute();
+  wbState.view = parts[0] ?? 'list';
+  document.title = 'pylens workbench';
+  try {
+    if (parts[0] === 'p' && parts[1]) await wbProfile(main, Number(parts[1]));
+    else if (parts[0] === 'compare' && parts[1] && parts[2]) await wbCompare(main, parts[1], parts[2]);
+    else if (parts[0] === 'merge' && parts[1]) await wbMerge(main, parts[1]);
+    else await wbList(main, q);
+  } catch (e) {
+    wbShowError((e as Error).message);
+  }
+  wbState.ready = true;
+}
+
+async function wbUpload(files: FileList): Promise<void> {
+  for (const f of Array.from(files)) {
+    try {
+      await wbFetch(`/api/profiles?name=${encodeURIComponent(f.name)}`, { method: 'POST', body: f });
+    } catch (e) {
+      wbShowError(`${f.name}: ${(e as Error).message}`);
+      return;
+    }
+  }
+  wbGo('#/');
+}
+
+function wbStart(): void {
+  const m = /(?:^#|[&?])token=([^&]+)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem('pylens-token', decodeURIComponent(m[1]!));
+    history.replaceState(null, '', '#/');
+  }
+  wbState.token = sessionStorage.getItem('pylens-token') ?? '';
+  window.addEventListener('hashchange', () => void wbRender());
+  document.addEventListener('dragover', (ev) => {
+    ev.preventDefault();
+    document.body.classList.add('wb-dropping');
+  });
+  document.addEventListener('dragleave', () => document.body.classList.remove('wb-dropping'));
+  document.addEventListener('drop', (ev) => {
+    ev.preventDefault();
+    document.body.classList.remove('wb-dropping');
+    if (ev.dataTransfer?.files.length) void wbUpload(ev.dataTransfer.files);
+  });
+  const input = document.getElementById('wb-file') as HTMLInputElement;
+  input.addEventListener('change', () => input.files && void wbUpload(input.files));
+  void wbRender();
+}
+
+wbStart();

@@ -1,0 +1,63 @@
+/**
+ * The workbench's app shell for `pylens serve`: one HTML document with inline style and the
+ * bundled page module `page/workbench.ts` (see README: page code without a bundler). It holds
+ * no data; everything comes from the server's /api with the token header.
+ */
+import { pageScript } from './bundle.ts';
+
+const CSS = `
+:root { color-scheme: light; --fg: #1d2330; --muted: #667085; --line: #e4e7ec; --accent: #c2410c; --bg: #fff; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 13px/1.4 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
+header { display: flex; align-items: center; gap: 12px; padding: 8px 16px; border-bottom: 1px solid var(--line); }
+header h1 { font-size: 15px; margin: 0; }
+header h1 a { color: inherit; text-decoration: none; }
+header .wb-upload { margin-left: auto; color: var(--muted); }
+main { padding: 12px 16px; }
+#wb-error { background: #fef3f2; color: #b42318; border: 1px solid #fecdca; padding: 6px 10px; margin: 8px 16px 0; border-radius: 4px; }
+.wb-filters { display: flex; flex-wrap: wrap; gap: 6px; margin-bottom: 8px; }
+.wb-filters input[type=search] { min-width: 240px; }
+.wb-filters input, .wb-filters select, button { font: inherit; padding: 3px 6px; }
+.wb-actions { display: flex; gap: 6px; align-items: center; margin-bottom: 8px; }
+.wb-count { color: var(--muted); margin-left: 8px; }
+.wb-table { border-collapse: collapse; width: 100%; }
+.wb-table th, .wb-table td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
+.wb-table th { font-weight: 600; color: var(--muted); position: sticky; top: 0; background: var(--bg); }
+#wb-table tbody tr { cursor: pointer; }
+#wb-table tbody tr:hover { background: #f9fafb; }
+.wb-num { text-align: right !important; font-variant-numeric: tabular-nums; }
+.wb-name { max-width: 320px; overflow: hidden; text-overflow: ellipsis; }
+.wb-labels { color: var(--muted); }
+.wb-empty { color: var(--muted); padding: 24px 0; }
+.wb-bar { display: flex; align-items: center; gap: 12px; margin-bottom: 8px; }
+.wb-bar h2 { font-size: 14px; margin: 0; }
+.wb-details { margin-bottom: 8px; }
+.wb-meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 6px 0; }
+.wb-meta dt { color: var(--muted); }
+.wb-meta dd { margin: 0; }
+.wb-frame { width: 100%; height: calc(100vh - 150px); min-height: 480px; border: 1px solid var(--line); border-radius: 4px; }
+.wb-grew td:nth-child(5) { color: #b42318; }
+.wb-shrank td:nth-child(5) { color: #175cd3; }
+body.wb-dropping main { outline: 3px dashed var(--accent); outline-offset: -6px; }
+`;
+
+export function workbenchHtml(): string {
+  return [
+    '<!DOCTYPE html>',
+    '<html lang="en">',
+    '<head>',
+    '<meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    '<title>pylens workbench</title>',
+    `<style>${CSS}</style>`,
+    '</head>',
+    '<body>',
+    '<header><h1><a href="#/">pylens workbench</a></h1><label class="wb-upload">add a profile (any format pylens reads): <input type="file" id="wb-file" multiple></label></header>',
+    '<div id="wb-error" role="alert" hidden></div>',
+    '<main id="wb-main"></main>',
+    `<script>${pageScript(['units', 'workbench'])}</script>`,
+    '</body>',
+    '</html>',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,247 @@
+/**
+ * `pylens serve` over a real store: real recordings saved by `pylens record --save`, the JSON
+ * API, security (path traversal in encoded variants, tokens, Host checks, oversized and
+ * malformed uploads), and the workbench in real Chromium: list, filter, open a profile,
+ * compare two, merge, upload by the file input — with no console errors.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { request } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { ProfileStore } from '../../src/store/store.ts';
+import { serve, type Serving } from '../../src/server/server.ts';
+import { launch } from '../render/browser.ts';
+import { installedPythons } from '../sampler/pythons.ts';
+
+const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
+const py = installedPythons().find((p) => p.minor === 12) ?? installedPythons()[0]!;
+const dir = mkdtempSync(join(tmpdir(), 'pylens-serve-'));
+const DB = join(dir, 'profiles.db');
+
+const APP = `import os, time
+def encode(n):
+    return sum(i * i for i in range(n))
+def extra(n):
+    return sum(range(n))
+end = time.perf_counter() + 0.6
+while time.perf_counter() < end:
+    encode(20000)
+    if os.environ.get("SLOW"):
+        extra(60000)
+`;
+
+let store: ProfileStore;
+let s: Serving;
+
+/** a raw HTTP request: the path goes out exactly as given (fetch would normalise it) */
+function raw(url: string, path: string, o: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path, method: o.method ?? 'GET', headers: o.headers ?? {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+    });
+    req.on('error', reject);
+    if (o.body) req.end(o.body);
+    else req.end();
+  });
+}
+
+before(() => {
+  writeFileSync(join(dir, 'app.py'), APP);
+  for (const [label, env] of [
+    ['version=1', {}],
+    ['version=2', { SLOW: '1' }],
+  ] as const) {
+    const r = spawnSync(process.execPath, [MAIN, 'record', '-q', '-r', '250', '-o', join(dir, `${label}.pylens`), '--save', '--store', DB, '--label', `${label},env=test`, '--', py.exe, 'app.py'], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...env } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /pylens record: saved as #\d+ in .*profiles\.db/);
+  }
+  store = ProfileStore.open(DB);
+});
+
+after(async () => {
+  await s?.close();
+  store?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('API: list and filter, a profile with its function summary, report, diff, merge, export, upload, delete', async () => {
+  s = await serve({ store, port: 0 });
+  const get = async (p: string) => {
+    const r = await fetch(new URL(p, s.url));
+    return { status: r.status, json: (await r.json()) as Record<string, unknown> & { profiles: { id: number; labels: Record<string, string>; service: string }[] } };
+  };
+  const all = await get('/api/profiles');
+  assert.equal(all.status, 200);
+  assert.equal(all.json.total, 2);
+  const [v2, v1] = all.json.profiles; // newest first
+  assert.equal(v1!.labels.version, '1');
+  assert.equal(v2!.labels.env, 'test');
+  assert.equal(v1!.service, 'app');
+  assert.equal((await get('/api/profiles?where=version%3D2')).json.total, 1);
+  assert.equal((await get('/api/profiles?fn=extra')).json.profiles[0]!.id, v2!.id, 'the function summary finds the profile that ran extra()');
+  assert.equal((await get('/api/profiles?search=nothing-like-it')).json.total, 0);
+  const one = await get(`/api/profiles/${v2!.id}`);
+  const fns = one.json.functions as unknown as { name: string; total: number }[];
+  assert.ok(fns.some((f) => f.name === 'extra' && f.total > 0.2), JSON.stringify(fns.slice(0, 5)));
+  const rep = (await get(`/api/profiles/${v2!.id}/report`)).json as unknown as { rows: { name: string }[] };
+  assert.ok(rep.rows.some((r) => r.name === 'extra'));
+  const diff = (await get(`/api/diff?base=${v1!.id}&new=${v2!.id}`)).json as unknown as { functions: { name: string; significant: boolean; delta: number }[] };
+  const ex = diff.functions.find((f) => f.name === 'extra')!;
+  assert.ok(ex.significant && ex.delta > 20, JSON.stringify(ex));
+  const merged = (await get(`/api/merge?ids=${v1!.id},${v2!.id}`)).json as unknown as { meta: { sampleCount: number; extra: { mergedProfiles: number } } };
+  assert.equal(merged.meta.extra.mergedProfiles, 2);
+  assert.equal(merged.meta.sampleCount, store.get(v1!.id)!.samples + store.get(v2!.id)!.samples);
+  const page = await fetch(new URL(`/api/profiles/${v1!.id}/page`, s.url));
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-security-policy')!, /default-src 'none'/);
+  assert.match(await page.text(), /id="pylens-data"/);
+  const exp = await fetch(new URL(`/api/profiles/${v1!.id}/export?format=speedscope`, s.url));
+  assert.equal(exp.status, 200);
+  assert.match(await exp.text(), /speedscope/);
+  // upload: a collapsed-stacks file
+  const up = await fetch(new URL('/api/profiles?name=up.folded&label=env%3Dupload', s.url), { method: 'POST', body: 'main;work 7\nmain;idle 3\n' });
+  assert.equal(up.status, 201, await up.clone().text());
+  const row = (await up.json()) as { id: number; samples: number; labels: Record<string, string> };
+  assert.equal(row.labels.env, 'upload');
+  assert.equal((await get('/api/profiles')).json.total, 3);
+  const del = await fetch(new URL(`/api/profiles/${row.id}`, s.url), { method: 'DELETE' });
+  assert.equal(del.status, 200);
+  assert.equal((await get(`/api/profiles/${row.id}`)).status, 404);
+  await s.close();
+});
+
+test('security: traversal in every encoding is a 404, errors are JSON; uploads too large or malformed are refused; Host is checked; a non-loopback bind needs its token', async () => {
+  s = await serve({ store, port: 0, maxUploadBytes: 1000 });
+  for (const p of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/%2E%2E%2Fetc%2Fpasswd', '/api/profiles/..%2f..%2fetc%2fpasswd', '/api/profiles/1/..', '/api/../../etc/passwd', '/%252e%252e/etc/passwd', '/..%5c..%5cetc%5cpasswd', '/\\..\\etc\\passwd', '//etc/passwd', '/etc/passwd', '/api/profiles/1/page/../../../etc/passwd']) {
+    const r = await raw(s.url, p);
+    assert.equal(r.status, 404, `${p}: ${r.status} ${r.body}`);
+    assert.doesNotMatch(r.body, /root:/);
+    assert.equal(JSON.parse(r.body).status, 404);
+  }
+  const big = await raw(s.url, '/api/profiles?name=x.folded', { method: 'POST', body: Buffer.alloc(5000, 'a') });
+  assert.equal(big.status, 413);
+  assert.match(JSON.parse(big.body).error, /at most 1000/);
+  const bad = await raw(s.url, '/api/profiles?name=broken.pylens', { method: 'POST', body: Buffer.from('PYLENS\r\n\x01\x00\x00\x00garbage') });
+  assert.equal(bad.status, 400);
+  assert.match(JSON.parse(bad.body).error, /broken\.pylens/);
+  const empty = await raw(s.url, '/api/profiles', { method: 'POST' });
+  assert.equal(empty.status, 400);
+  assert.equal((await raw(s.url, '/api/profiles/999999')).status, 404);
+  assert.equal((await raw(s.url, '/api/profiles/abc')).status, 404);
+  const m = await raw(s.url, '/api/profiles', { method: 'PUT' });
+  assert.equal(m.status, 405);
+  // DNS rebinding: a loopback server without a token answers only loopback Host names
+  const rebound = await raw(s.url, '/api/profiles', { headers: { host: 'evil.example:80' } });
+  assert.equal(rebound.status, 403);
+  await s.close();
+  // any other address: a token is generated, required in a header, never a cookie
+  s = await serve({ store, port: 0, host: '0.0.0.0' });
+  assert.ok(s.token && s.token.length >= 16);
+  assert.match(s.openUrl, /#token=/);
+  const url = s.url.replace('0.0.0.0', '127.0.0.1');
+  assert.equal((await raw(url, '/api/profiles')).status, 401);
+  assert.equal((await raw(url, '/api/profiles', { headers: { 'x-pylens-token': 'wrong-token-wrong' } })).status, 401);
+  const ok = await raw(url, '/api/profiles', { headers: { 'x-pylens-token': s.token! } });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers['set-cookie'], undefined);
+  assert.equal((await raw(url, '/api/profiles', { headers: { authorization: `Bearer ${s.token}` } })).status, 200);
+  // the shell holds no data and loads without it
+  assert.equal((await raw(url, '/')).status, 200);
+  await s.close();
+});
+
+test('pylens serve: a non-loopback --host prints a URL with a generated token; a port in use is a clear error', async () => {
+  const child = spawn(process.execPath, [MAIN, 'serve', '--store', DB, '--host', '0.0.0.0', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    child.on('exit', (c) => reject(new Error(`exited ${c}`)));
+  });
+  assert.match(line, /^http:\/\/0\.0\.0\.0:\d+\/#token=[\w-]{16,}$/);
+  const port = Number(/:(\d+)\//.exec(line)![1]);
+  child.kill('SIGTERM');
+  await new Promise((r) => child.on('exit', r));
+  const busy = await serve({ store, port: 0 });
+  const taken = new URL(busy.url).port;
+  const r = spawnSync(process.execPath, [MAIN, 'serve', '--store', DB, '--port', taken], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`port ${taken} on 127\\.0\\.0\\.1 is in use`));
+  await busy.close();
+  assert.ok(port > 0);
+});
+
+let browser: Browser;
+test('the workbench in Chromium: list, filter, open a profile, compare, merge, upload; no console errors', { timeout: 120_000 }, async () => {
+  s = await serve({ store, port: 0, token: 'a-test-token-123' });
+  browser = await launch();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    page.on('pageerror', (e) => errors.push(e.message));
+    const ready = () => page.waitForFunction(() => (window as unknown as { __workbench?: { ready: boolean } }).__workbench?.ready === true);
+    await page.goto(s.openUrl);
+    await ready();
+    assert.equal(await page.evaluate(() => location.hash), '#/', 'the token left the URL');
+    assert.equal(await page.locator('#wb-table tbody tr').count(), 2);
+    // filter by label
+    await page.fill('input[name=where]', 'version=2');
+    await page.click('#wb-filters button[type=submit]');
+    await ready();
+    assert.equal(await page.locator('#wb-table tbody tr').count(), 1);
+    assert.match(await page.evaluate(() => location.hash), /where=version%3D2/);
+    await page.goto(`${s.url}#/`);
+    await ready();
+    // open a profile: metadata and the profile page, drawn inside its frame
+    await page.locator('#wb-table tbody tr').first().click();
+    await ready();
+    assert.match(await page.evaluate(() => location.hash), /^#\/p\/\d+$/);
+    assert.match((await page.locator('#wb-meta').textContent()) ?? '', /pylens-sampler/);
+    const frame = page.frameLocator('iframe.wb-frame');
+    await frame.locator('canvas').first().waitFor();
+    // compare: the two profiles, older as base
+    await page.goto(`${s.url}#/`);
+    await ready();
+    for (const c of await page.locator('input.wb-pick').all()) await c.check();
+    await page.click('#wb-compare');
+    await ready();
+    assert.match(await page.evaluate(() => location.hash), /^#\/compare\/\d+\/\d+$/);
+    assert.match(await page.locator('#wb-changes').innerText(), /extra/);
+    // merge
+    await page.goto(`${s.url}#/`);
+    await ready();
+    for (const c of await page.locator('input.wb-pick').all()) await c.check();
+    await page.click('#wb-merge');
+    await ready();
+    assert.match(await page.locator('h2').innerText(), /2 profiles merged/);
+    await page.frameLocator('iframe.wb-frame').locator('canvas').first().waitFor();
+    // upload through the file input
+    const folded = join(dir, 'dropped.folded');
+    writeFileSync(folded, 'main;handler;query 5\nmain;handler 2\n');
+    await page.goto(`${s.url}#/`);
+    await ready();
+    await page.setInputFiles('#wb-file', folded);
+    await page.waitForFunction(() => document.querySelectorAll('#wb-table tbody tr').length === 3);
+    // a bad upload says why
+    const junk = join(dir, 'junk.pylens');
+    writeFileSync(junk, 'PYLENS\r\n\x01\x00\x00\x00garbage');
+    await page.setInputFiles('#wb-file', junk);
+    await page.waitForFunction(() => !document.getElementById('wb-error')!.hidden);
+    assert.match(await page.locator('#wb-error').innerText(), /junk\.pylens/);
+    const unexpected = errors.filter((e) => !/400 \(Bad Request\)/.test(e));
+    assert.deepEqual(unexpected, []);
+  } finally {
+    await browser.close();
+    await s.close();
+  }
+});
