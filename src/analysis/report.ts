@@ -58,29 +58,55 @@ export function stateSplits(p: Profile, o: { by?: AggregateBy; valueIndex?: numb
     const parent = p.stacks.parent[s]!;
     waitOfStack[s] = waitOf[p.stacks.frame[s]!] ?? (parent >= 0 ? waitOfStack[parent]! : null);
   }
-  const out = new Map<string, StateSplit>();
-  const seen = new Map<string, number>();
+  // keys as small integers, sums in one array (key × state); wait classes only where there are some
+  const kid = new Map<string, number>();
+  const keyName: string[] = [];
+  const keyIdOf = new Int32Array(p.frames.length);
+  for (let f = 0; f < p.frames.length; f++) {
+    let id = kid.get(keyOf[f]!);
+    if (id === undefined) kid.set(keyOf[f]!, (id = keyName.push(keyOf[f]!) - 1));
+    keyIdOf[f] = id;
+  }
+  const K = keyName.length;
+  const acc = new Float64Array(K * NS);
+  const present = new Uint8Array(K);
+  const waitAcc = new Map<number, Record<string, number>>();
+  const seen = new Int32Array(K).fill(-1);
   for (let s = 0; s < p.stacks.length; s++) {
     let any = false;
     for (let c = 0; c < NS; c++) if (per[s * NS + c] !== 0) any = true;
     if (!any) continue;
     const wait = waitOfStack[s];
     for (let a = s; a >= 0; a = p.stacks.parent[a]!) {
-      const k = keyOf[p.stacks.frame[a]!]!;
-      if (seen.get(k) === s) continue;
-      seen.set(k, s);
-      let e = out.get(k);
-      if (!e) out.set(k, (e = { total: 0, states: {}, waits: {} }));
+      const k = keyIdOf[p.stacks.frame[a]!]!;
+      if (seen[k] === s) continue;
+      seen[k] = s;
+      present[k] = 1;
       for (let c = 0; c < NS; c++) {
         const v = per[s * NS + c]!;
         if (v === 0) continue;
+        acc[k * NS + c] += v;
+        if (!wait) continue;
         const st = SAMPLE_STATES[c]!;
-        e.states[st] = (e.states[st] ?? 0) + v;
-        e.total += v;
-        if (wait && st === 'off-cpu') e.waits[wait] = (e.waits[wait] ?? 0) + v;
-        else if (wait === 'GIL' && st === 'gil') e.waits.GIL = (e.waits.GIL ?? 0) + v;
+        const cls = st === 'off-cpu' ? wait : wait === 'GIL' && st === 'gil' ? 'GIL' : null;
+        if (cls === null) continue;
+        let w = waitAcc.get(k);
+        if (!w) waitAcc.set(k, (w = {}));
+        w[cls] = (w[cls] ?? 0) + v;
       }
     }
+  }
+  const out = new Map<string, StateSplit>();
+  for (let k = 0; k < K; k++) {
+    if (!present[k]) continue;
+    const e: StateSplit = { total: 0, states: {}, waits: waitAcc.get(k) ?? {} };
+    for (let c = 0; c < NS; c++) {
+      const v = acc[k * NS + c]!;
+      if (v === 0) continue;
+      e.states[SAMPLE_STATES[c]!] = v;
+      e.total += v;
+    }
+    out.set(keyName[k]!, e);
   }
   return out;
 }
@@ -232,39 +258,56 @@ export function functionTable(p: Profile, o: { valueIndex?: number; limit?: numb
     const s = p.samples.stack[i]!;
     if (s >= 0) perStack[s] += col[i]!;
   }
-  const keyOf = new Array<string>(p.frames.length);
-  for (let f = 0; f < p.frames.length; f++) keyOf[f] = aggregateKey(frameInfo(p, f), 'function');
-  const callers = new Map<string, Map<string, number>>();
-  const callees = new Map<string, Map<string, number>>();
-  const add = (m: Map<string, Map<string, number>>, a: string, b: string, v: number) => {
+  // keys as small integers: a caller → callee edge is one number (ka · K + kb), not a string
+  const kid = new Map<string, number>();
+  const keyName: string[] = [];
+  const keyOf = new Int32Array(p.frames.length);
+  for (let f = 0; f < p.frames.length; f++) {
+    const k = aggregateKey(frameInfo(p, f), 'function');
+    let id = kid.get(k);
+    if (id === undefined) kid.set(k, (id = keyName.push(k) - 1));
+    keyOf[f] = id;
+  }
+  const K = keyName.length;
+  const rowOf = new Int32Array(K).fill(-1);
+  for (const [k, row] of rowOfKey) {
+    const id = kid.get(k);
+    if (id !== undefined) rowOf[id] = row;
+  }
+  const callers = new Map<number, Map<number, number>>();
+  const callees = new Map<number, Map<number, number>>();
+  const add = (m: Map<number, Map<number, number>>, a: number, b: number, v: number) => {
     let inner = m.get(a);
     if (!inner) m.set(a, (inner = new Map()));
     inner.set(b, (inner.get(b) ?? 0) + v);
   };
+  const seen = new Set<number>();
   for (let s = 0; s < p.stacks.length; s++) {
     const v = perStack[s]!;
     if (v === 0) continue;
-    const seen = new Set<string>();
+    seen.clear();
     for (let b = s; b >= 0; b = p.stacks.parent[b]!) {
       const a = p.stacks.parent[b]!;
       if (a < 0) break;
       const ka = keyOf[p.stacks.frame[a]!]!;
       const kb = keyOf[p.stacks.frame[b]!]!;
-      const edge = `${ka}\u0001${kb}`;
+      if (rowOf[kb] < 0 && rowOf[ka] < 0) continue;
+      const edge = ka * K + kb;
       if (seen.has(edge)) continue;
       seen.add(edge);
-      if (rowOfKey.has(kb)) add(callers, kb, ka, v);
-      if (rowOfKey.has(ka)) add(callees, ka, kb, v);
+      if (rowOf[kb]! >= 0) add(callers, kb, ka, v);
+      if (rowOf[ka]! >= 0) add(callees, ka, kb, v);
     }
   }
-  const entries = (m: Map<string, number> | undefined): SandwichEntry[] =>
-    [...(m ?? new Map<string, number>()).entries()]
+  const entries = (m: Map<number, number> | undefined): SandwichEntry[] =>
+    [...(m ?? new Map<number, number>()).entries()]
       .sort((a, b) => b[1] - a[1])
       .slice(0, per)
-      .map(([k, value]) => ({ row: rowOfKey.get(k) ?? -1, label: labelOfKey.get(k) ?? k, value }));
+      .map(([k, value]) => ({ row: rowOf[k]!, label: labelOfKey.get(keyName[k]!) ?? keyName[k]!, value }));
   const rows = top.map(({ r, key }) => {
     const sp = splits?.get(key);
-    return { label: r.label, name: r.name, file: r.file, self: r.self, total: r.total, ...(sp ? { states: sp.states } : {}), callers: entries(callers.get(key)), callees: entries(callees.get(key)) };
+    const id = kid.get(key) ?? -1;
+    return { label: r.label, name: r.name, file: r.file, self: r.self, total: r.total, ...(sp ? { states: sp.states } : {}), callers: entries(callers.get(id)), callees: entries(callees.get(id)) };
   });
   return { rows, grandTotal: agg.grandTotal };
 }

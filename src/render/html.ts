@@ -29,6 +29,19 @@ export interface HtmlOptions extends ExportOptions {
   level?: number;
 }
 
+/**
+ * The page without its data blob, for `pylens serve`: the blob (uncompressed, no base64) is
+ * fetched by the workbench and handed to the page in its sandboxed frame by postMessage
+ * (`data-external="post"`: the page asks its parent with {type: 'pylens-want-blob'} and
+ * waits for {type: 'pylens-blob', buf}). Nothing large is parsed as HTML, nothing inflated,
+ * and the .pylens copy of the profile is not embedded (the store has it).
+ */
+export function renderHtmlExternal(p: Profile, o: HtmlOptions = {}): { html: string; blob: Uint8Array } {
+  const { data, blob } = encodePageData(p, o);
+  const page: PageData = { ...data, compressed: null };
+  return { html: pageHtml(p, page, '<script type="text/plain" id="pylens-blob" data-external="post"></script>', ''), blob };
+}
+
 /** Page modules in dependency order (see bundle.ts). */
 export const PAGE_MODULES = ['units', 'quality', 'palette', 'decode', 'tree', 'flame', 'table'] as const;
 
@@ -259,6 +272,10 @@ export function renderHtml(p: Profile, o: HtmlOptions = {}): string {
   const body = compress ? deflateRawSync(blob, { level: o.level ?? 6 }) : blob;
   const page: PageData = { ...data, compressed: compress ? 'deflate-raw' : null };
   const b64 = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64');
+  return pageHtml(p, page, `<script type="text/plain" id="pylens-blob">${b64}</script>`, embedInHtml(p));
+}
+
+function pageHtml(p: Profile, page: PageData, blobScript: string, embedded: string): string {
   return [
     '<!DOCTYPE html>',
     `<html lang="en" ${EMBEDDED_MARK}>`,
@@ -273,9 +290,9 @@ export function renderHtml(p: Profile, o: HtmlOptions = {}): string {
     '<body>',
     PAGE_BODY,
     `<script type="application/json" id="pylens-data">${scriptJson(page)}</script>`,
-    `<script type="text/plain" id="pylens-blob">${b64}</script>`,
+    blobScript,
     `<script type="application/json" id="pylens-table">${scriptJson(tableData(p))}</script>`,
-    embedInHtml(p),
+    embedded,
     `<script>${pageScript(PAGE_MODULES)}</script>`,
     '</body>',
     '</html>',

@@ -26,7 +26,7 @@ import { InputFile } from '../formats/types.ts';
 import { mergeProfiles } from '../model/merge.ts';
 import type { Profile } from '../model/profile.ts';
 import { diffJson, renderDiffHtml } from '../render/diff.ts';
-import { renderHtml } from '../render/html.ts';
+import { renderHtml, renderHtmlExternal } from '../render/html.ts';
 import { reportDoc } from '../render/report-json.ts';
 import { workbenchHtml } from '../render/workbench.ts';
 import { parseLabels, type ListQuery, type ProfileStore } from '../store/store.ts';
@@ -106,6 +106,24 @@ export async function serve(o: ServeOptions): Promise<Serving> {
     return p;
   };
   const loadMany = (ids: number[]): Profile => (ids.length === 1 ? load(ids[0]!) : mergeProfiles(ids.map(load), { name: `${ids.length} profiles merged (#${ids.join(', #')})` }));
+  // pages handed out in two parts (the HTML, then its data blob): both requests share one encode
+  const pages = new Map<string, { html: string; blob: Uint8Array }>();
+  const external = (key: string, make: () => Profile) => {
+    let hit = pages.get(key);
+    if (hit) {
+      pages.delete(key);
+      pages.set(key, hit);
+      return hit;
+    }
+    hit = renderHtmlExternal(make());
+    pages.set(key, hit);
+    while (pages.size > 4) pages.delete(pages.keys().next().value!);
+    return hit;
+  };
+  const sendBlob = (res: ServerResponse, blob: Uint8Array) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-length': blob.byteLength });
+    res.end(blob);
+  };
   const listQuery = (u: URL): ListQuery => {
     const q = u.searchParams;
     const num = (k: string) => {
@@ -200,8 +218,7 @@ export async function serve(o: ServeOptions): Promise<Serving> {
         const id = idOf(m[1]!);
         const row = store.get(id);
         if (!row) throw new HttpError(404, `no profile #${id} in the store`);
-        const meta = load(id).meta;
-        json(res, 200, { ...row, meta, functions: store.functions(id) });
+        json(res, 200, { ...row, meta: store.meta(id), functions: store.functions(id) });
       },
     ],
     [
@@ -210,6 +227,7 @@ export async function serve(o: ServeOptions): Promise<Serving> {
       (_req, res, m) => {
         const id = idOf(m[1]!);
         if (store.remove([id]) === 0) throw new HttpError(404, `no profile #${id} in the store`);
+        pages.clear();
         json(res, 200, { removed: id });
       },
     ],
@@ -223,7 +241,22 @@ export async function serve(o: ServeOptions): Promise<Serving> {
         json(res, 200, reportDoc(load(idOf(m[1]!)), { by: by as 'function', limit: Number.isInteger(limit) && limit >= 0 ? limit : 50 }));
       },
     ],
-    ['GET', /^\/api\/profiles\/(\d+)\/page$/, (_req, res, m) => html(res, renderHtml(load(idOf(m[1]!))), PAGE_CSP)],
+    [
+      'GET',
+      /^\/api\/profiles\/(\d+)\/page$/,
+      (_req, res, m, u) => {
+        const id = idOf(m[1]!);
+        html(res, u.searchParams.get('external') === '1' ? external(`p${id}`, () => load(id)).html : renderHtml(load(id)), PAGE_CSP);
+      },
+    ],
+    [
+      'GET',
+      /^\/api\/profiles\/(\d+)\/blob$/,
+      (_req, res, m) => {
+        const id = idOf(m[1]!);
+        sendBlob(res, external(`p${id}`, () => load(id)).blob);
+      },
+    ],
     [
       'GET',
       /^\/api\/profiles\/(\d+)\/export$/,
@@ -250,9 +283,11 @@ export async function serve(o: ServeOptions): Promise<Serving> {
       /^\/api\/merge$/,
       (_req, res, _m, u) => {
         const ids = idsOf(u.searchParams.get('ids'), 'ids');
-        const p = loadMany(ids);
-        if (u.searchParams.get('view') === 'page') html(res, renderHtml(p), PAGE_CSP);
-        else json(res, 200, reportDoc(p, { limit: 50 }));
+        const view = u.searchParams.get('view');
+        if (view === 'page' && u.searchParams.get('external') === '1') html(res, external(`m${ids.join(',')}`, () => loadMany(ids)).html, PAGE_CSP);
+        else if (view === 'blob') sendBlob(res, external(`m${ids.join(',')}`, () => loadMany(ids)).blob);
+        else if (view === 'page') html(res, renderHtml(loadMany(ids)), PAGE_CSP);
+        else json(res, 200, reportDoc(loadMany(ids), { limit: 50 }));
       },
     ],
     [

@@ -18,7 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { createRequire } from 'node:module';
 import { decodePylens, encodePylens } from '../formats/pylens.ts';
-import type { Profile } from '../model/profile.ts';
+import type { Profile, ProfileMeta } from '../model/profile.ts';
 import { aggregate } from '../model/query.ts';
 
 // node:sqlite through require: it is loaded only by commands that use the store, and Node
@@ -413,6 +413,12 @@ export class ProfileStore {
   bytes(id: number): Uint8Array | undefined {
     const r = this.stmt('SELECT data FROM blobs WHERE id = ?').get(id) as { data: Uint8Array } | undefined;
     return r?.data;
+  }
+
+  /** A stored profile's meta (kept beside its bytes: no decoding). */
+  meta(id: number): ProfileMeta | undefined {
+    const r = this.stmt('SELECT meta FROM profiles WHERE id = ?').get(id) as { meta: string } | undefined;
+    return r ? (JSON.parse(r.meta) as ProfileMeta) : undefined;
   }
 
   /** A stored profile, decoded. */

@@ -88,9 +88,9 @@ export interface DecodeTimings {
   columnsMs: number;
 }
 
-export async function decodeColumns(data: PageData, b64: string, timings?: DecodeTimings): Promise<Columns> {
+export async function decodeColumns(data: PageData, b64: string | ArrayBuffer, timings?: DecodeTimings): Promise<Columns> {
   let t = performance.now();
-  const bytes = base64ToBytes(b64.trim());
+  const bytes = typeof b64 === 'string' ? base64ToBytes(b64.trim()) : new Uint8Array(b64);
   if (timings) timings.base64Ms = performance.now() - t;
   t = performance.now();
   const buf = data.compressed === 'deflate-raw' ? await inflateRaw(bytes) : bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);

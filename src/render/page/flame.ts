@@ -980,11 +980,25 @@ const hook: PylensHook = {
 };
 window.__pylens = hook;
 
+/** The data blob from the page's parent (the workbench, which fetched it): ask, then wait. */
+function blobFromParent(): Promise<ArrayBuffer> {
+  return new Promise((resolve) => {
+    addEventListener('message', function onBlob(ev: MessageEvent) {
+      const d = ev.data as { type?: string; buf?: ArrayBuffer } | null;
+      if (ev.source !== parent || d?.type !== 'pylens-blob' || !(d.buf instanceof ArrayBuffer)) return;
+      removeEventListener('message', onBlob);
+      resolve(d.buf);
+    });
+    parent.postMessage({ type: 'pylens-want-blob' }, '*');
+  });
+}
+
 async function main(): Promise<void> {
   const t0 = performance.now();
   const data = JSON.parse($('pylens-data').textContent ?? 'null') as PageData;
   stats.jsonMs = performance.now() - t0;
-  const cols = await decodeColumns(data, $('pylens-blob').textContent ?? '', stats.decode);
+  const blobEl = $('pylens-blob');
+  const cols = await decodeColumns(data, blobEl.dataset.external === 'post' ? await blobFromParent() : (blobEl.textContent ?? ''), stats.decode);
   stats.decodeMs = performance.now() - t0;
   const t1 = performance.now();
   const model = new FlameModel(cols);

@@ -82,9 +82,21 @@ function wbGo(hash: string): void {
   else void wbRender();
 }
 
-function wbFrame(html: string, title: string): HTMLIFrameElement {
-  // the page runs sandboxed: its own scripts, no access to this app or its token
+/**
+ * A profile page in a sandboxed frame: its own scripts, no access to this app, its token or
+ * the network. With `blob` (the page's data, fetched here), the page asks for it once it
+ * runs and gets the buffer transferred.
+ */
+function wbFrame(html: string, title: string, blob?: Promise<ArrayBuffer>): HTMLIFrameElement {
   const f = wbEl('iframe', { class: 'wb-frame', sandbox: 'allow-scripts allow-downloads', title });
+  if (blob) {
+    const onAsk = (ev: MessageEvent) => {
+      if (ev.source !== f.contentWindow || (ev.data as { type?: string } | null)?.type !== 'pylens-want-blob') return;
+      removeEventListener('message', onAsk);
+      void blob.then((buf) => f.contentWindow?.postMessage({ type: 'pylens-blob', buf }, '*', [buf]));
+    };
+    addEventListener('message', onAsk);
+  }
   f.srcdoc = html;
   return f;
 }
@@ -223,7 +235,8 @@ function wbMetaPanel(p: WbRow & { meta: Record<string, unknown> }): HTMLElement 
 }
 
 async function wbProfile(main: HTMLElement, id: number): Promise<void> {
-  const [info, page] = await Promise.all([wbFetch(`/api/profiles/${id}`).then((r) => r.json() as Promise<WbRow & { meta: Record<string, unknown> }>), wbFetch(`/api/profiles/${id}/page`).then((r) => r.text())]);
+  const blob = wbFetch(`/api/profiles/${id}/blob`).then((r) => r.arrayBuffer());
+  const [info, page] = await Promise.all([wbFetch(`/api/profiles/${id}`).then((r) => r.json() as Promise<WbRow & { meta: Record<string, unknown> }>), wbFetch(`/api/profiles/${id}/page?external=1`).then((r) => r.text())]);
   document.title = `#${id} ${info.name} — pylens`;
   const bar = wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: '#/', text: '← profiles' }), wbEl('h2', { text: `#${id} ${info.name}` }));
   const dl = wbEl('button', { type: 'button', text: 'Download .pylens' });
@@ -234,7 +247,7 @@ async function wbProfile(main: HTMLElement, id: number): Promise<void> {
   });
   bar.append(dl);
   const details = wbEl('details', { class: 'wb-details' }, wbEl('summary', { text: 'environment, overhead, quality' }), wbMetaPanel(info));
-  main.append(bar, details, wbFrame(page, `profile #${id}`));
+  main.append(bar, details, wbFrame(page, `profile #${id}`, blob));
 }
 
 async function wbCompare(main: HTMLElement, base: string, neu: string): Promise<void> {
@@ -267,9 +280,11 @@ async function wbCompare(main: HTMLElement, base: string, neu: string): Promise<
 }
 
 async function wbMerge(main: HTMLElement, ids: string): Promise<void> {
-  const page = await (await wbFetch(`/api/merge?ids=${encodeURIComponent(ids)}&view=page`)).text();
+  const q = `ids=${encodeURIComponent(ids)}`;
+  const blob = wbFetch(`/api/merge?${q}&view=blob`).then((r) => r.arrayBuffer());
+  const page = await (await wbFetch(`/api/merge?${q}&view=page&external=1`)).text();
   document.title = `merge ${ids} — pylens`;
-  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: '#/', text: '← profiles' }), wbEl('h2', { text: `${ids.split(',').length} profiles merged: #${ids.split(',').join(', #')}` })), wbFrame(page, 'merged profiles'));
+  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: '#/', text: '← profiles' }), wbEl('h2', { text: `${ids.split(',').length} profiles merged: #${ids.split(',').join(', #')}` })), wbFrame(page, 'merged profiles', blob));
 }
 
 async function wbRender(): Promise<void> {
