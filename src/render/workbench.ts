@@ -38,6 +38,20 @@ main { padding: 12px 16px; }
 .wb-frame { width: 100%; height: calc(100vh - 150px); min-height: 480px; border: 1px solid var(--line); border-radius: 4px; }
 .wb-grew td:nth-child(5) { color: #b42318; }
 .wb-shrank td:nth-child(5) { color: #175cd3; }
+.wb-tabs { display: flex; gap: 4px; margin-bottom: 8px; border-bottom: 1px solid var(--line); }
+.wb-tabs a { padding: 4px 10px; color: var(--muted); text-decoration: none; border-bottom: 2px solid transparent; }
+.wb-tabs a.wb-on { color: var(--fg); border-bottom-color: var(--accent); }
+.wb-source { display: grid; grid-template-columns: minmax(220px, 28%) 1fr; gap: 12px; height: calc(100vh - 170px); }
+.wb-files { list-style: none; margin: 0; padding: 0; overflow: auto; border-right: 1px solid var(--line); }
+.wb-files li { padding: 2px 6px; cursor: pointer; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.wb-files li.wb-on { background: #fff7ed; }
+.wb-files li.wb-unreadable { color: var(--muted); cursor: default; }
+.wb-code { overflow: auto; }
+.wb-path { color: var(--muted); margin-bottom: 4px; }
+.wb-lines { border-collapse: collapse; font: 12px/1.35 ui-monospace, monospace; }
+.wb-lines td { padding: 0 8px; white-space: pre; }
+.wb-lines th { color: var(--muted); font-weight: 600; text-align: right; padding: 0 8px; }
+.wb-ln { color: var(--muted); }
 body.wb-dropping main { outline: 3px dashed var(--accent); outline-offset: -6px; }
 `;
 

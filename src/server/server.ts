@@ -20,6 +20,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { diffProfiles } from '../analysis/diff.ts';
+import { lineHeat, sourceFiles } from '../analysis/source.ts';
+import { readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join, normalize } from 'node:path';
 import { importProfile } from '../formats/index.ts';
 import { exporterById } from '../formats/index.ts';
 import { InputFile } from '../formats/types.ts';
@@ -123,6 +126,33 @@ export async function serve(o: ServeOptions): Promise<Serving> {
   const sendBlob = (res: ServerResponse, blob: Uint8Array) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-length': blob.byteLength });
     res.end(blob);
+  };
+  /**
+   * Where a profile's file is on this machine: an absolute name as is, a short one under the
+   * folders the sampler cut (meta.extra.pathRoots). Python files only, regular, ≤ 2 MiB.
+   */
+  const locate = (p: Profile, file: string): { path: string } | { why: string } => {
+    let roots: string[] = [];
+    try {
+      const r = p.meta.extra?.pathRoots;
+      if (typeof r === 'string') roots = (JSON.parse(r) as unknown[]).filter((x): x is string => typeof x === 'string' && isAbsolute(x));
+    } catch {
+      /* no roots */
+    }
+    const tried = isAbsolute(file) ? [normalize(file)] : roots.map((r) => normalize(join(r, file)));
+    if (tried.length === 0) return { why: `${file} is a relative name and the profile does not say where it was (record with --full-filenames, or a newer pylens)` };
+    for (const path of tried) {
+      if (!/\.pyw?$/.test(path)) return { why: `${file} is not a Python file` };
+      try {
+        const st = statSync(path);
+        if (!st.isFile()) continue;
+        if (st.size > 2 * 1024 * 1024) return { why: `${path} is over 2 MiB` };
+        return { path };
+      } catch {
+        /* next */
+      }
+    }
+    return { why: `${file} is not on this machine (looked for ${tried.join(', ')})` };
   };
   const listQuery = (u: URL): ListQuery => {
     const q = u.searchParams;
@@ -251,6 +281,33 @@ export async function serve(o: ServeOptions): Promise<Serving> {
     ],
     [
       'GET',
+      /^\/api\/profiles\/(\d+)\/sources$/,
+      (_req, res, m) => {
+        const p = load(idOf(m[1]!));
+        json(res, 200, { files: sourceFiles(p).slice(0, 200).map((f) => {
+          const at = locate(p, f.file);
+          return { ...f, path: 'path' in at ? at.path : null, ...('why' in at ? { why: at.why } : {}) };
+        }) });
+      },
+    ],
+    [
+      'GET',
+      /^\/api\/profiles\/(\d+)\/source$/,
+      (_req, res, m, u) => {
+        const p = load(idOf(m[1]!));
+        const file = u.searchParams.get('file') ?? '';
+        // only files the profile names: never an arbitrary path
+        let named = false;
+        for (let f = 0; f < p.frames.length && !named; f++) named = p.frames.file[f]! >= 0 && p.strings[p.frames.file[f]!] === file;
+        if (!named) throw new HttpError(404, `profile #${m[1]} has no frame in '${file}'`);
+        const at = locate(p, file);
+        if ('why' in at) throw new HttpError(404, at.why);
+        const heat = lineHeat(p, file);
+        json(res, 200, { file, path: at.path, text: readFileSync(at.path, 'utf8'), ...heat });
+      },
+    ],
+    [
+      'GET',
       /^\/api\/profiles\/(\d+)\/blob$/,
       (_req, res, m) => {
         const id = idOf(m[1]!);
@@ -316,7 +373,8 @@ export async function serve(o: ServeOptions): Promise<Serving> {
     try {
       const raw = req.url ?? '/';
       // one canonical form: no dot segments, no encoded slashes or dots, no backslashes
-      if (!raw.startsWith('/') || /%2e|%2f|%5c|\\|\/\.\.?(\/|$|\?)/i.test(raw)) throw new HttpError(404, 'no such page');
+      const rawPath = raw.split('?', 1)[0]!;
+      if (!rawPath.startsWith('/') || /%2e|%2f|%5c|\\|\/\.\.?(\/|$)/i.test(rawPath)) throw new HttpError(404, 'no such page');
       if (token === undefined) {
         const hostHeader = (req.headers.host ?? '').replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
         if (!isLoopback(hostHeader)) throw new HttpError(403, `Host '${req.headers.host}' is not this loopback server`, 'open the URL pylens serve printed');

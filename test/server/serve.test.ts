@@ -105,6 +105,17 @@ test('API: list and filter, a profile with its function summary, report, diff, m
   const exp = await fetch(new URL(`/api/profiles/${v1!.id}/export?format=speedscope`, s.url));
   assert.equal(exp.status, 200);
   assert.match(await exp.text(), /speedscope/);
+  // source heat: the script, found under the folder its short name was cut from
+  const srcs = (await get(`/api/profiles/${v2!.id}/sources`)).json as unknown as { files: { file: string; path: string | null; total: number }[] };
+  const app = srcs.files.find((f) => f.file === 'app.py')!;
+  assert.equal(app.path, join(dir, 'app.py'));
+  assert.ok(app.total > 0.9, JSON.stringify(app));
+  const src = (await get(`/api/profiles/${v2!.id}/source?file=app.py`)).json as unknown as { text: string; lines: { line: number; self: number; total: number; functions: string[] }[] };
+  assert.equal(src.text, APP);
+  const l5 = src.lines.find((l) => l.line === 5)!; // return sum(range(n)) in extra()
+  assert.ok(l5 && l5.self > 0.2 && l5.functions.includes('extra'), JSON.stringify(src.lines));
+  // only files the profile names, never another path
+  for (const f of ['/etc/passwd', '../../etc/passwd', join(dir, 'v1.pylens')]) assert.equal((await get(`/api/profiles/${v2!.id}/source?file=${encodeURIComponent(f)}`)).status, 404, f);
   // upload: a collapsed-stacks file
   const up = await fetch(new URL('/api/profiles?name=up.folded&label=env%3Dupload', s.url), { method: 'POST', body: 'main;work 7\nmain;idle 3\n' });
   assert.equal(up.status, 201, await up.clone().text());
@@ -209,6 +220,11 @@ test('the workbench in Chromium: list, filter, open a profile, compare, merge, u
     assert.match((await page.locator('#wb-meta').textContent()) ?? '', /pylens-sampler/);
     const frame = page.frameLocator('iframe.wb-frame');
     await frame.locator('canvas').first().waitFor();
+    // its source, hottest line in view
+    await page.click('#wb-tab-source');
+    await ready();
+    assert.match(await page.locator('#wb-files').innerText(), /app\.py/);
+    assert.ok((await page.locator('#wb-code tr.wb-hot').count()) >= 3);
     // compare: the two profiles, older as base
     await page.goto(`${s.url}#/`);
     await ready();

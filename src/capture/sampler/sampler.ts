@@ -370,6 +370,8 @@ export class Recorder {
   private opts: SampleOptions;
   private frameCache = new Map<string, number>();
   private shortCache = new Map<string, string>();
+  /** the folders short file names were cut from (site-packages, the stdlib, the target's cwd), for finding sources later */
+  readonly pathRoots = new Set<string>();
   /** pid → exe path of a descendant that is not (yet) CPython; not retried while its exe stays the same */
   private notPython = new Map<number, string>();
   private lastScanNs = -Infinity;
@@ -471,7 +473,10 @@ export class Recorder {
     if (this.opts.filenames === 'short') {
       const k = `${cwd ?? ''}\0${file}`;
       let sh = this.shortCache.get(k);
-      if (sh === undefined) this.shortCache.set(k, (sh = shortenFilename(file, cwd)));
+      if (sh === undefined) {
+        this.shortCache.set(k, (sh = shortenFilename(file, cwd)));
+        if (sh !== file && file.endsWith(sh)) this.pathRoots.add(file.slice(0, file.length - sh.length));
+      }
       file = sh;
     }
     const key = `${f.qualname}\0${file}\0${line}`;
@@ -831,6 +836,7 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
           }
         : {}),
       truncatedSamples: rec.truncatedSamples,
+      ...(rec.pathRoots.size ? { pathRoots: JSON.stringify([...rec.pathRoots]) } : {}),
       ...counts,
       pausedNs: Math.round(counts.pausedNs),
       stackReads: opts.blocking ? 'blocking: each running thread stopped (ptrace) while read' : 'lock-free, validated; torn reads read again, then with the thread stopped (within 1 % of wall time)',

@@ -234,9 +234,55 @@ function wbMetaPanel(p: WbRow & { meta: Record<string, unknown> }): HTMLElement 
   return dl;
 }
 
-async function wbProfile(main: HTMLElement, id: number): Promise<void> {
-  const blob = wbFetch(`/api/profiles/${id}/blob`).then((r) => r.arrayBuffer());
-  const [info, page] = await Promise.all([wbFetch(`/api/profiles/${id}`).then((r) => r.json() as Promise<WbRow & { meta: Record<string, unknown> }>), wbFetch(`/api/profiles/${id}/page?external=1`).then((r) => r.text())]);
+interface WbSourceFile {
+  file: string;
+  total: number;
+  self: number;
+  path: string | null;
+  why?: string;
+}
+
+/** The source view: the profile's files (hottest first), and one file's lines with their heat. */
+async function wbSource(main: HTMLElement, id: number, file: string | null): Promise<void> {
+  const { files } = (await (await wbFetch(`/api/profiles/${id}/sources`)).json()) as { files: WbSourceFile[] };
+  const pick = file ?? files.find((f) => f.path)?.file ?? null;
+  const list = wbEl('ul', { class: 'wb-files', id: 'wb-files' });
+  for (const f of files) {
+    const li = wbEl('li', { class: `${f.path ? '' : 'wb-unreadable'}${f.file === pick ? ' wb-on' : ''}`, title: f.path ?? f.why ?? '' });
+    li.append(wbEl('span', { class: 'wb-num', text: formatPercent(f.total) }), wbEl('span', { text: ` ${f.file}` }));
+    if (f.path) li.addEventListener('click', () => wbGo(`#/p/${id}/source?file=${encodeURIComponent(f.file)}`));
+    list.append(li);
+  }
+  const code = wbEl('div', { class: 'wb-code', id: 'wb-code' });
+  main.append(wbEl('div', { class: 'wb-source' }, list, code));
+  if (!pick) {
+    code.append(wbEl('p', { class: 'wb-empty', text: 'None of this profile’s Python files is readable on this machine.' }));
+    return;
+  }
+  const src = (await (await wbFetch(`/api/profiles/${id}/source?file=${encodeURIComponent(pick)}`)).json()) as { path: string; text: string; lines: { line: number; self: number; total: number; functions: string[] }[] };
+  const heat = new Map(src.lines.map((l) => [l.line, l]));
+  const max = Math.max(1e-9, ...src.lines.map((l) => l.total));
+  code.append(wbEl('div', { class: 'wb-path', text: src.path }));
+  const table = wbEl('table', { class: 'wb-lines' });
+  table.append(wbEl('thead', {}, wbEl('tr', {}, wbEl('th', { text: 'total' }), wbEl('th', { text: 'self' }), wbEl('th', { text: 'line' }), wbEl('th', { text: '' }))));
+  const body = wbEl('tbody');
+  src.text.split('\n').forEach((text, i) => {
+    const h = heat.get(i + 1);
+    const tr = wbEl('tr', h ? { 'data-line': String(i + 1), class: 'wb-hot', title: h.functions.join(', ') } : {});
+    if (h) tr.style.background = `rgba(234, 88, 12, ${(0.08 + 0.5 * (h.total / max)).toFixed(3)})`;
+    tr.append(wbEl('td', { class: 'wb-num', text: h ? formatPercent(h.total) : '' }), wbEl('td', { class: 'wb-num', text: h && h.self ? formatPercent(h.self) : '' }), wbEl('td', { class: 'wb-num wb-ln', text: String(i + 1) }), wbEl('td', { class: 'wb-src', text }));
+    body.append(tr);
+  });
+  table.append(body);
+  code.append(table);
+  const hottest = src.lines.reduce<{ line: number; total: number } | null>((a, l) => (a === null || l.self > a.total ? { line: l.line, total: l.self } : a), null);
+  if (hottest) table.querySelector(`tr[data-line="${hottest.line}"]`)?.scrollIntoView({ block: 'center' });
+}
+
+async function wbProfile(main: HTMLElement, id: number, tab: string | undefined, q: URLSearchParams): Promise<void> {
+  const source = tab === 'source';
+  const blob = source ? undefined : wbFetch(`/api/profiles/${id}/blob`).then((r) => r.arrayBuffer());
+  const [info, page] = await Promise.all([wbFetch(`/api/profiles/${id}`).then((r) => r.json() as Promise<WbRow & { meta: Record<string, unknown> }>), source ? Promise.resolve('') : wbFetch(`/api/profiles/${id}/page?external=1`).then((r) => r.text())]);
   document.title = `#${id} ${info.name} — pylens`;
   const bar = wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: '#/', text: '← profiles' }), wbEl('h2', { text: `#${id} ${info.name}` }));
   const dl = wbEl('button', { type: 'button', text: 'Download .pylens' });
@@ -246,8 +292,11 @@ async function wbProfile(main: HTMLElement, id: number): Promise<void> {
     a.click();
   });
   bar.append(dl);
+  const tabs = wbEl('nav', { class: 'wb-tabs' }, wbEl('a', { href: `#/p/${id}`, class: source ? '' : 'wb-on', text: 'Flamegraph & table' }), wbEl('a', { href: `#/p/${id}/source`, class: source ? 'wb-on' : '', id: 'wb-tab-source', text: 'Source' }));
   const details = wbEl('details', { class: 'wb-details' }, wbEl('summary', { text: 'environment, overhead, quality' }), wbMetaPanel(info));
-  main.append(bar, details, wbFrame(page, `profile #${id}`, blob));
+  main.append(bar, tabs, details);
+  if (source) await wbSource(main, id, q.get('file'));
+  else main.append(wbFrame(page, `profile #${id}`, blob));
 }
 
 async function wbCompare(main: HTMLElement, base: string, neu: string): Promise<void> {
@@ -296,7 +345,7 @@ async function wbRender(): Promise<void> {
   wbState.view = parts[0] ?? 'list';
   document.title = 'pylens workbench';
   try {
-    if (parts[0] === 'p' && parts[1]) await wbProfile(main, Number(parts[1]));
+    if (parts[0] === 'p' && parts[1]) await wbProfile(main, Number(parts[1]), parts[2], q);
     else if (parts[0] === 'compare' && parts[1] && parts[2]) await wbCompare(main, parts[1], parts[2]);
     else if (parts[0] === 'merge' && parts[1]) await wbMerge(main, parts[1]);
     else await wbList(main, q);
