@@ -52,6 +52,11 @@ main { padding: 12px 16px; }
 .wb-lines td { padding: 0 8px; white-space: pre; }
 .wb-lines th { color: var(--muted); font-weight: 600; text-align: right; padding: 0 8px; }
 .wb-ln { color: var(--muted); }
+.wb-button { border: 1px solid #d0d5dd; border-radius: 3px; padding: 2px 8px; color: inherit; text-decoration: none; background: #f9fafb; }
+.wb-chart { width: 100%; max-width: 1100px; height: auto; font-size: 11px; fill: var(--muted); }
+.wb-chart circle { cursor: pointer; }
+.wb-legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 18px; }
+.wb-swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
 body.wb-dropping main { outline: 3px dashed var(--accent); outline-offset: -6px; }
 `;
 

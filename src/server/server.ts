@@ -219,6 +219,15 @@ export async function serve(o: ServeOptions): Promise<Serving> {
     ],
     ['GET', /^\/api\/labels$/, (_req, res) => json(res, 200, { labels: store.labelValues() })],
     [
+      'GET',
+      /^\/api\/trend$/,
+      (_req, res, _m, u) => {
+        const names = (u.searchParams.get('names') ?? '').split(',').filter(Boolean);
+        const top = Number(u.searchParams.get('top') ?? 8);
+        json(res, 200, store.trend({ ...listQuery(u), ...(names.length ? { names } : {}), top: Number.isInteger(top) && top > 0 && top <= 50 ? top : 8 }));
+      },
+    ],
+    [
       'POST',
       /^\/api\/profiles$/,
       async (req, res, _m, u) => {

@@ -415,6 +415,36 @@ export class ProfileStore {
     return r?.data;
   }
 
+  /**
+   * Functions over time: for the profiles matching `q` (oldest first), each function's
+   * inclusive share in each profile, from the function summaries (no profile is decoded).
+   * The functions are `names` when given, else the `top` (default 8) with the largest mean
+   * share over those profiles. A profile where a function is not among its 200 heaviest has
+   * null for it.
+   */
+  trend(q: ListQuery & { names?: string[]; top?: number } = {}): { profiles: { id: number; startMs: number; name: string }[]; series: { name: string; file: string | null; mean: number; points: (number | null)[] }[] } {
+    const rows = this.list({ ...q, order: 'oldest', limit: Math.min(q.limit ?? 500, 5000) }).rows;
+    if (rows.length === 0) return { profiles: [], series: [] };
+    const ids = rows.map((r) => r.id);
+    const marks = ids.map(() => '?').join(',');
+    let chosen: { name: string; file: string | null; mean: number }[];
+    if (q.names?.length) {
+      chosen = this.db
+        .prepare(`SELECT name, file, sum(total) / ? AS mean FROM functions WHERE profile IN (${marks}) AND name IN (${q.names.map(() => '?').join(',')}) GROUP BY name, file ORDER BY mean DESC`)
+        .all(ids.length, ...ids, ...q.names) as unknown as { name: string; file: string | null; mean: number }[];
+    } else {
+      // the roots every stack shares (<module>, thread bootstraps) say nothing: leave out functions at 100 % everywhere
+      chosen = this.db
+        .prepare(`SELECT name, file, sum(total) / ? AS mean FROM functions WHERE profile IN (${marks}) GROUP BY name, file HAVING min(total) < 0.999 OR count(*) < ? ORDER BY mean DESC LIMIT ?`)
+        .all(ids.length, ...ids, ids.length, q.top ?? 8) as unknown as { name: string; file: string | null; mean: number }[];
+    }
+    const index = new Map(ids.map((id, i) => [id, i]));
+    const series = chosen.map((c) => ({ name: c.name, file: c.file, mean: c.mean, points: new Array<number | null>(ids.length).fill(null) }));
+    const get = this.db.prepare(`SELECT profile, total FROM functions WHERE profile IN (${marks}) AND name = ? AND file IS ?`);
+    for (const s of series) for (const r of get.all(...ids, s.name, s.file) as { profile: number; total: number }[]) s.points[index.get(r.profile)!] = r.total;
+    return { profiles: rows.map((r) => ({ id: r.id, startMs: r.startMs ?? r.addedMs, name: r.name })), series };
+  }
+
   /** A stored profile's meta (kept beside its bytes: no decoding). */
   meta(id: number): ProfileMeta | undefined {
     const r = this.stmt('SELECT meta FROM profiles WHERE id = ?').get(id) as { meta: string } | undefined;

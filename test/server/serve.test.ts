@@ -105,6 +105,14 @@ test('API: list and filter, a profile with its function summary, report, diff, m
   const exp = await fetch(new URL(`/api/profiles/${v1!.id}/export?format=speedscope`, s.url));
   assert.equal(exp.status, 200);
   assert.match(await exp.text(), /speedscope/);
+  // functions over time, from the summaries: oldest first; extra() only in the second
+  const tr = (await get('/api/trend?service=app')).json as unknown as { profiles: { id: number }[]; series: { name: string; points: (number | null)[] }[] };
+  assert.deepEqual(tr.profiles.map((p) => p.id), [v1!.id, v2!.id]);
+  const extraSeries = tr.series.find((x) => x.name === 'extra')!;
+  assert.equal(extraSeries.points[0], null);
+  assert.ok(extraSeries.points[1]! > 0.2);
+  assert.ok(tr.series.find((x) => x.name === 'encode')!.points.every((v) => v !== null && v > 0.3));
+  assert.ok(!tr.series.some((x) => x.name === '<module>'), 'the shared root says nothing over time');
   // source heat: the script, found under the folder its short name was cut from
   const srcs = (await get(`/api/profiles/${v2!.id}/sources`)).json as unknown as { files: { file: string; path: string | null; total: number }[] };
   const app = srcs.files.find((f) => f.file === 'app.py')!;
@@ -225,6 +233,13 @@ test('the workbench in Chromium: list, filter, open a profile, compare, merge, u
     await ready();
     assert.match(await page.locator('#wb-files').innerText(), /app\.py/);
     assert.ok((await page.locator('#wb-code tr.wb-hot').count()) >= 3);
+    // functions over time
+    await page.goto(`${s.url}#/`);
+    await ready();
+    await page.click('#wb-trend');
+    await ready();
+    assert.ok((await page.locator('#wb-trend-chart circle').count()) >= 3);
+    assert.match(await page.locator('.wb-legend').innerText(), /extra/);
     // compare: the two profiles, older as base
     await page.goto(`${s.url}#/`);
     await ready();

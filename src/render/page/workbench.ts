@@ -151,8 +151,9 @@ async function wbList(main: HTMLElement, q: URLSearchParams): Promise<void> {
   const compare = wbEl('button', { id: 'wb-compare', type: 'button', text: 'Compare', disabled: '' });
   const merge = wbEl('button', { id: 'wb-merge', type: 'button', text: 'Merge', disabled: '' });
   const del = wbEl('button', { id: 'wb-delete', type: 'button', text: 'Delete', disabled: '' });
+  const trend = wbEl('a', { id: 'wb-trend', class: 'wb-button', href: `#/trend?${q}`, text: 'Functions over time' });
   const count = wbEl('span', { class: 'wb-count', text: `${profiles.length} of ${total} profile${total === 1 ? '' : 's'}` });
-  actions.append(compare, merge, del, count);
+  actions.append(compare, merge, del, trend, count);
   const checked = () => Array.from(main.querySelectorAll<HTMLInputElement>('input.wb-pick:checked')).map((c) => Number(c.value));
   const update = () => {
     const n = checked().length;
@@ -328,6 +329,86 @@ async function wbCompare(main: HTMLElement, base: string, neu: string): Promise<
   main.append(sig.length ? table : wbEl('p', { class: 'wb-empty', id: 'wb-changes', text: 'No significant change: every difference is within sampling noise.' }), wbFrame(page, 'differential flamegraph'));
 }
 
+const WB_COLORS = ['#c2410c', '#1d4ed8', '#15803d', '#7e22ce', '#b45309', '#0e7490', '#be123c', '#4d7c0f', '#6d28d9', '#0369a1'];
+
+/** Functions over time for the list's filters: each function's share per profile, a line per function. */
+async function wbTrend(main: HTMLElement, q: URLSearchParams): Promise<void> {
+  const api = new URLSearchParams();
+  for (const k of ['search', 'service', 'lens', 'where', 'fn', 'names']) if (q.get(k)) api.set(k, q.get(k)!);
+  const age = Number(q.get('since') ?? 0);
+  if (age > 0) api.set('since', String(Date.now() - age));
+  const t = (await (await wbFetch(`/api/trend?${api}`)).json()) as { profiles: { id: number; startMs: number; name: string }[]; series: { name: string; file: string | null; mean: number; points: (number | null)[] }[] };
+  const filters = q.toString();
+  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: `#/?${filters}`, text: '← profiles' }), wbEl('h2', { text: `functions over time${q.get('service') ? ` — ${q.get('service')}` : ''} (${t.profiles.length} profiles)` })));
+  if (t.profiles.length < 2 || t.series.length === 0) {
+    main.append(wbEl('p', { class: 'wb-empty', id: 'wb-trend-chart', text: 'Fewer than two profiles match: nothing to draw over time.' }));
+    return;
+  }
+  const W = 1000;
+  const H = 340;
+  const L = 50;
+  const B = 30;
+  const t0 = t.profiles[0]!.startMs;
+  const t1 = Math.max(t0 + 1, t.profiles[t.profiles.length - 1]!.startMs);
+  const ymax = Math.max(0.01, ...t.series.flatMap((s) => s.points.filter((p): p is number => p !== null)));
+  const x = (ms: number) => L + ((W - L - 10) * (ms - t0)) / (t1 - t0);
+  const y = (v: number) => 10 + (H - B - 10) * (1 - v / ymax);
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('id', 'wb-trend-chart');
+  svg.setAttribute('class', 'wb-chart');
+  const line = (x1: number, y1: number, x2: number, y2: number, stroke: string) => {
+    const l = document.createElementNS(NS, 'line');
+    for (const [k, v] of Object.entries({ x1, y1, x2, y2 })) l.setAttribute(k, String(v));
+    l.setAttribute('stroke', stroke);
+    svg.append(l);
+  };
+  const text = (px: number, py: number, s: string, anchor = 'end') => {
+    const e = document.createElementNS(NS, 'text');
+    e.setAttribute('x', String(px));
+    e.setAttribute('y', String(py));
+    e.setAttribute('text-anchor', anchor);
+    e.textContent = s;
+    svg.append(e);
+  };
+  for (let k = 0; k <= 4; k++) {
+    const v = (ymax * k) / 4;
+    line(L, y(v), W - 10, y(v), '#eef0f3');
+    text(L - 6, y(v) + 4, formatPercent(v));
+  }
+  text(L, H - 8, wbWhen(t0), 'start');
+  text(W - 10, H - 8, wbWhen(t1), 'end');
+  const legend = wbEl('ul', { class: 'wb-legend' });
+  t.series.forEach((s, i) => {
+    const color = WB_COLORS[i % WB_COLORS.length]!;
+    const pts = s.points.map((v, j) => (v === null ? null : [x(t.profiles[j]!.startMs), y(v), j] as const)).filter((p): p is readonly [number, number, number] => p !== null);
+    const path = document.createElementNS(NS, 'polyline');
+    path.setAttribute('points', pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' '));
+    path.setAttribute('fill', 'none');
+    path.setAttribute('stroke', color);
+    path.setAttribute('stroke-width', '2');
+    svg.append(path);
+    for (const [a, b, j] of pts) {
+      const c = document.createElementNS(NS, 'circle');
+      c.setAttribute('cx', a.toFixed(1));
+      c.setAttribute('cy', b.toFixed(1));
+      c.setAttribute('r', '3.5');
+      c.setAttribute('fill', color);
+      c.setAttribute('data-profile', String(t.profiles[j]!.id));
+      const title = document.createElementNS(NS, 'title');
+      title.textContent = `${s.name}: ${formatPercent(s.points[j]!)} in #${t.profiles[j]!.id} (${wbWhen(t.profiles[j]!.startMs)})`;
+      c.append(title);
+      c.addEventListener('click', () => wbGo(`#/p/${t.profiles[j]!.id}`));
+      svg.append(c);
+    }
+    const li = wbEl('li', {}, wbEl('span', { class: 'wb-swatch' }), `${s.name}${s.file ? ` (${s.file.replace(/^.*\//, '')})` : ''} — mean ${formatPercent(s.mean)}`);
+    (li.firstChild as HTMLElement).style.background = color;
+    legend.append(li);
+  });
+  main.append(svg, legend);
+}
+
 async function wbMerge(main: HTMLElement, ids: string): Promise<void> {
   const q = `ids=${encodeURIComponent(ids)}`;
   const blob = wbFetch(`/api/merge?${q}&view=blob`).then((r) => r.arrayBuffer());
@@ -348,6 +429,7 @@ async function wbRender(): Promise<void> {
     if (parts[0] === 'p' && parts[1]) await wbProfile(main, Number(parts[1]), parts[2], q);
     else if (parts[0] === 'compare' && parts[1] && parts[2]) await wbCompare(main, parts[1], parts[2]);
     else if (parts[0] === 'merge' && parts[1]) await wbMerge(main, parts[1]);
+    else if (parts[0] === 'trend') await wbTrend(main, q);
     else await wbList(main, q);
   } catch (e) {
     wbShowError((e as Error).message);
