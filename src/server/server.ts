@@ -348,7 +348,10 @@ export async function serve(o: ServeOptions): Promise<Serving> {
       'GET',
       /^\/api\/merge$/,
       (_req, res, _m, u) => {
-        const ids = idsOf(u.searchParams.get('ids'), 'ids');
+        // the profiles named, or every profile the list's filters match (a service over an hour)
+        const ids = u.searchParams.has('ids') ? idsOf(u.searchParams.get('ids'), 'ids') : store.list({ ...listQuery(u), limit: maxIds + 1 }).rows.map((r) => r.id);
+        if (ids.length === 0) throw new HttpError(404, 'no profile matches these filters');
+        if (ids.length > maxIds) throw new HttpError(400, `more than ${maxIds} profiles match; narrow the filters (since, service, labels)`);
         const view = u.searchParams.get('view');
         if (view === 'page' && u.searchParams.get('external') === '1') html(res, external(`m${ids.join(',')}`, () => loadMany(ids)).html, PAGE_CSP);
         else if (view === 'blob') sendBlob(res, external(`m${ids.join(',')}`, () => loadMany(ids)).blob);

@@ -98,6 +98,10 @@ test('API: list and filter, a profile with its function summary, report, diff, m
   const merged = (await get(`/api/merge?ids=${v1!.id},${v2!.id}`)).json as unknown as { meta: { sampleCount: number; extra: { mergedProfiles: number } } };
   assert.equal(merged.meta.extra.mergedProfiles, 2);
   assert.equal(merged.meta.sampleCount, store.get(v1!.id)!.samples + store.get(v2!.id)!.samples);
+  // every profile the filters match, merged
+  const byService = (await get('/api/merge?service=app')).json as unknown as { meta: { extra: { mergedProfiles: number } } };
+  assert.equal(byService.meta.extra.mergedProfiles, 2);
+  assert.equal((await get('/api/merge?service=nothing-here')).status, 404);
   const page = await fetch(new URL(`/api/profiles/${v1!.id}/page`, s.url));
   assert.equal(page.status, 200);
   assert.match(page.headers.get('content-security-policy')!, /default-src 'none'/);

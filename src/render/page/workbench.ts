@@ -152,8 +152,9 @@ async function wbList(main: HTMLElement, q: URLSearchParams): Promise<void> {
   const merge = wbEl('button', { id: 'wb-merge', type: 'button', text: 'Merge', disabled: '' });
   const del = wbEl('button', { id: 'wb-delete', type: 'button', text: 'Delete', disabled: '' });
   const trend = wbEl('a', { id: 'wb-trend', class: 'wb-button', href: `#/trend?${q}`, text: 'Functions over time' });
+  const mergeAll = wbEl('a', { id: 'wb-merge-all', class: 'wb-button', href: `#/merge?${q}`, text: `Merge all ${total}`, title: 'every profile these filters match, as one' });
   const count = wbEl('span', { class: 'wb-count', text: `${profiles.length} of ${total} profile${total === 1 ? '' : 's'}` });
-  actions.append(compare, merge, del, trend, count);
+  actions.append(compare, merge, del, trend, ...(total > 1 && total <= 1000 ? [mergeAll] : []), count);
   const checked = () => Array.from(main.querySelectorAll<HTMLInputElement>('input.wb-pick:checked')).map((c) => Number(c.value));
   const update = () => {
     const n = checked().length;
@@ -409,12 +410,20 @@ async function wbTrend(main: HTMLElement, q: URLSearchParams): Promise<void> {
   main.append(svg, legend);
 }
 
-async function wbMerge(main: HTMLElement, ids: string): Promise<void> {
-  const q = `ids=${encodeURIComponent(ids)}`;
-  const blob = wbFetch(`/api/merge?${q}&view=blob`).then((r) => r.arrayBuffer());
-  const page = await (await wbFetch(`/api/merge?${q}&view=page&external=1`)).text();
-  document.title = `merge ${ids} — pylens`;
-  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: '#/', text: '← profiles' }), wbEl('h2', { text: `${ids.split(',').length} profiles merged: #${ids.split(',').join(', #')}` })), wbFrame(page, 'merged profiles', blob));
+/** Many profiles as one: the ids picked (#/merge/1,2,3), or every one the filters match (#/merge?service=…). */
+async function wbMerge(main: HTMLElement, ids: string | undefined, filters: URLSearchParams): Promise<void> {
+  const api = new URLSearchParams();
+  if (ids) api.set('ids', ids);
+  else {
+    for (const k of ['search', 'service', 'lens', 'where', 'fn']) if (filters.get(k)) api.set(k, filters.get(k)!);
+    const age = Number(filters.get('since') ?? 0);
+    if (age > 0) api.set('since', String(Date.now() - age));
+  }
+  const blob = wbFetch(`/api/merge?${api}&view=blob`).then((r) => r.arrayBuffer());
+  const page = await (await wbFetch(`/api/merge?${api}&view=page&external=1`)).text();
+  const what = ids ? `${ids.split(',').length} profiles merged: #${ids.split(',').join(', #')}` : `every profile matching ${filters.toString().replace(/&/g, ', ') || 'no filter'}, merged`;
+  document.title = `merge — pylens`;
+  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: ids ? '#/' : `#/?${filters}`, text: '← profiles' }), wbEl('h2', { text: what })), wbFrame(page, 'merged profiles', blob));
 }
 
 async function wbRender(): Promise<void> {
@@ -428,7 +437,7 @@ async function wbRender(): Promise<void> {
   try {
     if (parts[0] === 'p' && parts[1]) await wbProfile(main, Number(parts[1]), parts[2], q);
     else if (parts[0] === 'compare' && parts[1] && parts[2]) await wbCompare(main, parts[1], parts[2]);
-    else if (parts[0] === 'merge' && parts[1]) await wbMerge(main, parts[1]);
+    else if (parts[0] === 'merge') await wbMerge(main, parts[1], q);
     else if (parts[0] === 'trend') await wbTrend(main, q);
     else await wbList(main, q);
   } catch (e) {
