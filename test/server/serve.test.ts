@@ -267,6 +267,15 @@ test('the workbench in Chromium: list, filter, open a profile, compare, merge, u
     await ready();
     await page.setInputFiles('#wb-file', folded);
     await page.waitForFunction(() => document.querySelectorAll('#wb-table tbody tr').length === 3);
+    // and by dropping a file on the page (a real drop event carrying a File)
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['main;dropped_fn 4\n'], 'dropped2.folded', { type: 'text/plain' }));
+      document.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      document.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await page.waitForFunction(() => document.querySelectorAll('#wb-table tbody tr').length === 4);
+    assert.match(await page.locator('#wb-table').innerText(), /dropped2/);
     // a bad upload says why
     const junk = join(dir, 'junk.pylens');
     writeFileSync(junk, 'PYLENS\r\n\x01\x00\x00\x00garbage');

@@ -147,3 +147,50 @@ test('durability: 10 writers × 10 saves, killed with SIGKILL at random moments 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('durability: pylens serve killed with SIGKILL during 40 concurrent uploads leaves a sound store; every upload it answered is there', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-serve-kill-'));
+  const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
+  try {
+    const path = join(dir, 'profiles.db');
+    const child = spawn(process.execPath, [MAIN, 'serve', '--store', path, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(out.trim());
+      });
+      child.on('exit', (c) => reject(new Error(`serve exited ${c}`)));
+    });
+    // a folded file of ~200 k samples each: each save takes a while
+    const lines: string[] = [];
+    for (let i = 0; i < 4000; i++) lines.push(`main;handler_${i % 40};leaf_${i} ${50 + (i % 7)}`);
+    const body = lines.join('\n') + '\n';
+    const answered: number[] = [];
+    const uploads = Array.from({ length: 40 }, (_, k) =>
+      fetch(new URL(`/api/profiles?name=u${k}.folded`, url), { method: 'POST', body })
+        .then(async (r) => {
+          if (r.status === 201) answered.push(((await r.json()) as { id: number }).id);
+        })
+        .catch(() => undefined),
+    );
+    const exited = new Promise((r) => child.once('exit', r));
+    await new Promise((r) => setTimeout(r, 700));
+    child.kill('SIGKILL');
+    await exited;
+    await Promise.all(uploads);
+    const s = ProfileStore.open(path);
+    try {
+      assert.deepEqual(s.check(), []);
+      const { total, rows } = s.list({ limit: 100 });
+      for (const id of answered) assert.ok(s.get(id), `answered upload #${id}`);
+      for (const r of rows) assert.equal(s.profile(r.id)!.samples.length, 4000);
+      assert.ok(total < 40, `the kill came after every upload (${total}); make the uploads larger`);
+      console.log(`${total} uploads committed, ${answered.length} answered, before SIGKILL`);
+    } finally {
+      s.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
