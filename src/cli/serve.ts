@@ -1,8 +1,6 @@
 /**
  * `pylens serve`: the workbench over the profile store (`../server/server.ts`) until Ctrl-C.
  */
-import { serve } from '../server/server.ts';
-import { isLoopback } from '../server/server.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { openStore } from './store.ts';
 
@@ -30,6 +28,8 @@ export async function runServe(args: Parsed): Promise<number> {
   if (token !== undefined && token.length < 8) throw new UsageError('serve', '--token must be at least 8 characters');
   const mb = (o['max-upload'] as number | undefined) ?? 512;
   if (!(mb > 0)) throw new UsageError('serve', `--max-upload must be a size in MB > 0, got ${mb}`);
+  // the server's modules load only for this command
+  const { serve, isLoopback } = await import('../server/server.ts');
   const store = openStore(args);
   let s;
   try {
