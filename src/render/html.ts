@@ -3,7 +3,8 @@
  * network requests, enforced by a Content-Security-Policy), drawn on a canvas.
  *
  * The page gets the profile's columns (data.ts), not a tree, and builds its merged and
- * time-order views and thread / state filters itself (page/tree.ts). The page code is
+ * time-order views, thread / state filters and the timeline whose time range filters every
+ * view itself (page/tree.ts, page/timeline.ts). The page code is
  * TypeScript in page/, type-checked with the project and inlined by bundle.ts.
  *
  * Size. Numeric columns are written at the narrowest width that holds them (u8 / u16 /
@@ -13,14 +14,15 @@
  */
 import { deflateRawSync } from 'node:zlib';
 import { EMBEDDED_MARK, embedInHtml } from '../formats/embedded.ts';
-import { functionTable, type FunctionTableRow } from '../analysis/report.ts';
+import { functionTable } from '../analysis/report.ts';
 import type { Profile } from '../model/profile.ts';
-import { FrameKindCode } from '../model/profile.ts';
-import { frameLabel } from '../model/query.ts';
+import { FrameKindCode, frameInfo } from '../model/profile.ts';
+import { aggregateKey, frameLabel } from '../model/query.ts';
+import { shortestUniquePaths } from '../model/labels.ts';
 import type { ExportOptions, Exporter } from '../formats/types.ts';
 import { pageScript } from './bundle.ts';
 import { escapeMarkup } from './markup.ts';
-import { PAGE_DATA_VERSION, type ColumnSpec, type PageData } from './page/data.ts';
+import { PAGE_DATA_VERSION, type ColumnSpec, type PageData, type PageTable } from './page/data.ts';
 
 export interface HtmlOptions extends ExportOptions {
   /** Deflate the data blob (default true). */
@@ -43,7 +45,7 @@ export function renderHtmlExternal(p: Profile, o: HtmlOptions = {}): { html: str
 }
 
 /** Page modules in dependency order (see bundle.ts). */
-export const PAGE_MODULES = ['units', 'quality', 'palette', 'decode', 'tree', 'flame', 'table'] as const;
+export const PAGE_MODULES = ['units', 'quality', 'palette', 'decode', 'tree', 'functions', 'timeline', 'table', 'flame'] as const;
 
 /** Collects typed arrays into one blob, each at a multiple of 8 bytes. */
 class BlobWriter {
@@ -167,6 +169,58 @@ function rowOrder(p: Profile): Int32Array {
   return order;
 }
 
+/**
+ * The time between two samples of a thread (ns): from the sampling rate when the profile
+ * has one, else the median positive gap between consecutive samples of a thread (over at
+ * most ~64 k gaps); 0 when there is none.
+ */
+function sampleInterval(p: Profile, order: Int32Array): number {
+  const rate = p.meta.rateHz;
+  if (rate !== undefined && rate > 0) return 1e9 / rate;
+  const sm = p.samples;
+  const time = sm.time;
+  const n = order.length;
+  if (!time || n < 2) return 0;
+  const stride = Math.max(1, Math.floor(n / 65536));
+  const gaps: number[] = [];
+  for (let k = 1; k < n; k += stride) {
+    const i = order[k]!;
+    const j = order[k - 1]!;
+    if (sm.thread[i] !== sm.thread[j]) continue;
+    const g = time[i]! - time[j]!;
+    if (g > 0) gaps.push(g);
+  }
+  if (gaps.length === 0) return 0;
+  gaps.sort((a, b) => a - b);
+  return gaps[gaps.length >> 1]!;
+}
+
+/** The rows that are merged runs spanning time, sparse: their indexes (delta-coded) and spans. */
+function runColumns(w: BlobWriter, span: Float64Array, count: number): NonNullable<PageData['columns']['rowRuns']> {
+  const rows = new Int32Array(count);
+  const ns = new Float64Array(count);
+  let j = 0;
+  let prev = 0;
+  for (let r = 0; r < span.length; r++) {
+    if (span[r] === 0) continue;
+    rows[j] = r - prev;
+    ns[j++] = span[r]!;
+    prev = r;
+  }
+  return { count, rows: intColumn(w, rows, true), ns: floatColumn(w, ns, false) };
+}
+
+function timeExtent(time: Float64Array, span: Float64Array): { first: number; last: number } {
+  let first = Infinity;
+  let last = -Infinity;
+  for (let r = 0; r < time.length; r++) {
+    const t = time[r]!;
+    if (t < first) first = t;
+    if (t + span[r]! > last) last = t + span[r]!;
+  }
+  return { first, last };
+}
+
 /** Build the page's data: JSON part and the raw (uncompressed) blob. */
 export function encodePageData(p: Profile, o: HtmlOptions = {}): { data: Omit<PageData, 'compressed'>; blob: Uint8Array } {
   if (!LITTLE_ENDIAN) throw new Error('the HTML exporter needs a little-endian host');
@@ -190,24 +244,34 @@ export function encodePageData(p: Profile, o: HtmlOptions = {}): { data: Omit<Pa
     kind[f] = FrameKindCode[fr.kind[f]!];
   }
 
-  // Rows: (thread, time) order, consecutive identical (stack, thread, state) merged.
+  // Rows: (thread, time) order, consecutive identical (stack, thread, state) merged, in
+  // timed profiles only while the gap to the run's last sample is at most two sample
+  // intervals (a run's samples are then evenly spread over its span: data.ts).
   const sm = p.samples;
   const order = rowOrder(p);
   const n = sm.length;
   const nv = p.valueTypes.length;
+  const interval = sm.time ? sampleInterval(p, order) : 0;
+  const maxGap = interval > 0 ? 2 * interval : Infinity;
   const rStack = new Int32Array(n);
   const rThread = new Int32Array(n);
   const rState = new Uint8Array(n);
   const rTime = sm.time ? new Float64Array(n) : null;
+  const rSpan = sm.time ? new Float64Array(n) : null;
   const rValues = p.valueTypes.map(() => new Float64Array(n));
   let m = 0;
+  let runs = 0;
   for (let k = 0; k < n; k++) {
     const i = order[k]!;
     const s = sm.stack[i]!;
     const t = sm.thread[i]!;
     const st = sm.state[i]!;
-    if (m > 0 && rStack[m - 1] === s && rThread[m - 1] === t && rState[m - 1] === st) {
+    if (m > 0 && rStack[m - 1] === s && rThread[m - 1] === t && rState[m - 1] === st && (rTime === null || sm.time![i]! - rTime[m - 1]! - rSpan![m - 1]! <= maxGap)) {
       for (let v = 0; v < nv; v++) rValues[v]![m - 1] += sm.values[v]![i]!;
+      if (rTime) {
+        if (rSpan![m - 1] === 0 && sm.time![i]! > rTime[m - 1]!) runs++;
+        rSpan![m - 1] = sm.time![i]! - rTime[m - 1]!;
+      }
       continue;
     }
     rStack[m] = s;
@@ -232,6 +296,7 @@ export function encodePageData(p: Profile, o: HtmlOptions = {}): { data: Omit<Pa
     rowThread: intColumn(w, rThread.subarray(0, m)),
     rowState: intColumn(w, rState.subarray(0, m)),
     rowTime: rTime ? floatColumn(w, rTime.subarray(0, m), true) : null,
+    rowRuns: rSpan && runs > 0 ? runColumns(w, rSpan.subarray(0, m), runs) : null,
     rowValues: rValues.map((a) => floatColumn(w, a.subarray(0, m), false)),
   };
   const blob = w.bytes();
@@ -247,6 +312,8 @@ export function encodePageData(p: Profile, o: HtmlOptions = {}): { data: Omit<Pa
     rowCount: m,
     sampleRows: n,
     timed: sm.time !== null,
+    sampleIntervalNs: interval,
+    ...(rTime && rSpan && m > 0 ? { sampleTimes: timeExtent(rTime.subarray(0, m), rSpan.subarray(0, m)) } : {}),
     threads: { pid: p.threads.pid.slice(), tid: p.threads.tid.slice(), name: p.threads.name.slice() },
     columns,
     blobBytes: blob.length,
@@ -259,10 +326,31 @@ const escapeHtml = escapeMarkup;
 /** JSON that is safe inside a <script> element. */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 
-/** The function table and sandwich of the page (page/table.ts): the heaviest functions by total. */
-function tableData(p: Profile): { unit: string; grandTotal: number; rows: FunctionTableRow[] } {
-  const { rows, grandTotal } = functionTable(p, { limit: 300 });
-  return { unit: p.valueTypes[p.defaultValue]?.unit ?? 'samples', grandTotal, rows };
+/** Rows of the page's function table. */
+const TABLE_LIMIT = 300;
+
+/**
+ * The function table and sandwich of the page (page/table.ts): the heaviest functions by
+ * total, and the function of every frame with its label (keys and labels as
+ * `aggregate`'s), from which the page recomputes the table for its filters.
+ */
+export function tableData(p: Profile, valueIndex = p.defaultValue): PageTable {
+  const { rows, grandTotal } = functionTable(p, { limit: TABLE_LIMIT, valueIndex });
+  const files = shortestUniquePaths(p.frames.file.filter((f) => f >= 0).map((f) => p.strings[f]!));
+  const fileLabel = (f: string) => files.get(f) ?? f;
+  const ids = new Map<string, number>();
+  const fns: PageTable['fns'] = { label: [], frame: [] };
+  for (let f = 0; f < p.frames.length; f++) {
+    const fi = frameInfo(p, f);
+    const key = aggregateKey(fi, 'function');
+    let id = ids.get(key);
+    if (id === undefined) {
+      ids.set(key, (id = fns.label.length));
+      fns.label.push(frameLabel(p, f, { lineno: false, lib: true, fileLabel }));
+    }
+    fns.frame.push(id);
+  }
+  return { unit: p.valueTypes[valueIndex]?.unit ?? 'samples', grandTotal, rows, limit: TABLE_LIMIT, fns };
 }
 
 /** Render the profile as one self-contained HTML page. */
@@ -291,7 +379,7 @@ function pageHtml(p: Profile, page: PageData, blobScript: string, embedded: stri
     PAGE_BODY,
     `<script type="application/json" id="pylens-data">${scriptJson(page)}</script>`,
     blobScript,
-    `<script type="application/json" id="pylens-table">${scriptJson(tableData(p))}</script>`,
+    `<script type="application/json" id="pylens-table">${scriptJson(tableData(p, page.defaultValue))}</script>`,
     embedded,
     `<script>${pageScript(PAGE_MODULES)}</script>`,
     '</body>',
@@ -331,6 +419,10 @@ const PAGE_BODY = `<header id="hdr">
   <button type="button" id="reset" disabled>Reset zoom</button>
   <button type="button" id="helpbtn" title="Keyboard shortcuts">?</button>
 </div>
+<section id="timeline" aria-label="Timeline" hidden>
+  <div id="tlbar"><span class="tltitle">Timeline</span><span id="rangetext"></span><button type="button" id="clearrange" hidden>Clear range</button><span class="grow"></span><span id="tllegend"></span></div>
+  <div id="tlscroll"><canvas id="tl"></canvas><div id="tlspacer"></div></div>
+</section>
 <nav id="crumbs" aria-label="Zoom path"></nav>
 <div id="note" hidden></div>
 <div id="scroller"><canvas id="fg"></canvas><div id="spacer"></div></div>
@@ -340,7 +432,8 @@ const PAGE_BODY = `<header id="hdr">
   <b>Keys</b>
   <table>
     <tr><td>click</td><td>zoom into a frame</td></tr>
-    <tr><td>Esc / 0</td><td>reset zoom</td></tr>
+    <tr><td>Esc / 0</td><td>reset zoom (Esc again: clear the time range)</td></tr>
+    <tr><td>timeline drag</td><td>select a time range: every view follows; a click clears it</td></tr>
     <tr><td>+ / - &nbsp; w / s</td><td>zoom in / out</td></tr>
     <tr><td>a / d</td><td>pan left / right</td></tr>
     <tr><td>Ctrl+wheel</td><td>zoom at the pointer</td></tr>
@@ -389,6 +482,18 @@ select { max-width: 15em; }
 #crumbs button.cur { color: var(--fg); font-weight: 600; cursor: default; background: none; }
 #crumbs .sep { color: #9aa1ac; }
 #crumbs .hint { color: var(--muted); }
+#timeline { border-bottom: 1px solid var(--line); }
+#tlbar { display: flex; align-items: center; gap: 4px 10px; padding: 3px 12px 2px; font-size: 12px; color: var(--muted); flex-wrap: wrap; }
+#tlbar .tltitle { font-weight: 600; color: var(--fg); }
+#rangetext { font-variant-numeric: tabular-nums; }
+#rangetext.on { color: var(--accent); font-weight: 600; }
+#clearrange { font: inherit; color: var(--fg); border: 1px solid #b9c0cb; border-radius: 6px; background: #fff; padding: 0 8px; cursor: pointer; }
+#tllegend { display: inline-flex; gap: 10px; }
+#tllegend i, #tip i.sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; vertical-align: -1px; }
+#tlscroll { position: relative; overflow-x: hidden; overflow-y: auto; }
+#tl { position: sticky; top: 0; left: 0; display: block; cursor: crosshair; }
+.fntable caption { caption-side: top; text-align: left; padding: 3px 8px; color: var(--accent); font-weight: 600; white-space: nowrap; }
+.fntable tr.empty td { color: var(--muted); cursor: default; }
 #note { padding: 4px 12px; background: #fff7e0; border-bottom: 1px solid #f0dfae; color: #6b5412; }
 #scroller { flex: 1; position: relative; overflow: auto; min-height: 120px; }
 #fg { position: sticky; top: 0; left: 0; display: block; cursor: pointer; }

@@ -5,16 +5,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateRawSync } from 'node:zlib';
-import { encodePageData, renderHtml, PAGE_MODULES } from '../../src/render/html.ts';
+import { encodePageData, renderHtml, tableData, PAGE_MODULES } from '../../src/render/html.ts';
 import { pageScript } from '../../src/render/bundle.ts';
 import { decodeColumns } from '../../src/render/page/decode.ts';
 import type { PageData } from '../../src/render/page/data.ts';
-import { FlameModel, boxSelf, searchPattern, type Layout, type RowFilter } from '../../src/render/page/tree.ts';
+import { FlameModel, boxSelf, rangeShare, searchPattern, type Layout, type RowFilter } from '../../src/render/page/tree.ts';
+import { fnNames, fnSandwich, functionRows } from '../../src/render/page/functions.ts';
+import { functionTable } from '../../src/analysis/report.ts';
 import { callTree, type CallTreeNode } from '../../src/model/query.ts';
 import { ProfileBuilder } from '../../src/model/builder.ts';
 import type { Profile } from '../../src/model/profile.ts';
 import { outputById as exporterById } from '../../src/render/outputs.ts';
-import { bigProfile, smallProfile } from './profiles.ts';
+import { bigProfile, smallProfile, twoThreadProfile } from './profiles.ts';
 
 async function model(p: Profile, compress = true): Promise<FlameModel> {
   const { data, blob } = encodePageData(p);
@@ -129,6 +131,68 @@ test('search: regex or substring, smart case, matched share counts each sample o
   assert.equal(m.search(l, searchPattern('Compute')!).matched, 0); // upper case: case-sensitive
   assert.equal(m.search(m.buildTimeOrder(ALL), searchPattern('compute')!).matched, 6);
   assert.equal(searchPattern(''), null);
+});
+
+test('time range: a row counts by its samples inside (a merged run by those of its samples); layouts, search and threads follow', async () => {
+  const { p, samples } = twoThreadProfile();
+  const { data } = encodePageData(p);
+  assert.equal(data.sampleIntervalNs, 1e6);
+  assert.deepEqual(data.sampleTimes, { first: 1e6, last: 140e6 });
+  assert.equal(data.columns.rowRuns?.count, 2, 'the idle run of A and the run of B');
+  const m = await model(p);
+  assert.equal(m.cols.nRows, 50 + 1 + 1);
+  const inRange = (a: number, b: number, fn?: string) => samples.filter((x) => x.t >= a && x.t < b && (fn === undefined || x.fns.includes(fn))).length;
+  for (const [a, b] of [[0, 200e6], [0, 80e6], [20.5e6, 45.5e6], [45.5e6, 55.5e6], [55e6, 56e6], [54.99e6, 120.2e6], [60.5e6, 100.5e6], [130e6, 141e6]] as const) {
+    const f = { ...ALL, range: { start: a, end: b } };
+    const merged = m.buildMerged(f);
+    assert.equal(merged.total, inRange(a, b), `merged total in [${a}, ${b})`);
+    assert.equal(m.buildTimeOrder(f).total, inRange(a, b), `time-order total in [${a}, ${b})`);
+    assert.equal(m.search(merged, searchPattern('wait_a')!).matched, inRange(a, b, 'wait_a'));
+    assert.equal(m.threadsPassing(f), (inRange(a, b, 'main_a') > 0 ? 1 : 0) + (inRange(a, b, 'main_b') > 0 ? 1 : 0));
+  }
+  // the first half of the span holds only thread A's frames
+  const half = m.buildMerged({ ...ALL, range: { start: 1e6, end: 70.5e6 } });
+  const labels = boxes(m, half).map((x) => x.split(' ')[1]);
+  assert.ok(labels.includes('main_a') && !labels.includes('main_b') && !labels.includes('work_b'));
+  // no range, or none on an untimed profile: the value column itself
+  assert.equal(m.values(ALL), m.cols.rowValues[0]);
+  assert.equal(rangeShare(10, 0, 1, 10, 11), 1);
+  assert.equal(rangeShare(11, 0, 1, 10, 11), 0);
+  assert.equal(rangeShare(0, 9, 1, 2.5, 6.5), 0.4); // points 3, 4, 5, 6 of 0..9
+  assert.equal(rangeShare(0, 9, 0, 0, 4.5), 0.5); // no interval: the part of the span
+});
+
+test('function table for a filter: equals functionTable unfiltered, in-range counts with a range, sandwich by edge', async () => {
+  const big = bigProfile({ samples: 20_000, stacks: 3_000, seed: 5 });
+  const m = await model(big);
+  const td = tableData(big);
+  const frameFn = Int32Array.from(td.fns.frame);
+  const names = fnNames(m, frameFn, td.fns.label.length);
+  const mine = functionRows(m, td.fns, frameFn, names, ALL, { states: true, limit: td.limit });
+  const theirs = functionTable(big, { limit: td.limit });
+  assert.equal(mine.grandTotal, theirs.grandTotal);
+  assert.deepEqual(
+    mine.rows.map((r) => [r.label, r.name, r.self, r.total, r.states]),
+    theirs.rows.map((r) => [r.label, r.name, r.self, r.total, r.states]),
+  );
+  for (const i of [0, 3, 10, 40]) {
+    const sw = fnSandwich(m, frameFn, td.fns.label.length, mine.perStack, mine.rows[i]!.fn, 8);
+    const named = (xs: Array<[number, number]>) => xs.map(([k, v]) => `${td.fns.label[k]} ${v}`).sort();
+    assert.deepEqual(named(sw.callers), theirs.rows[i]!.callers.map((e) => `${e.label} ${e.value}`).sort(), `callers of ${mine.rows[i]!.label}`);
+    assert.deepEqual(named(sw.callees), theirs.rows[i]!.callees.map((e) => `${e.label} ${e.value}`).sort(), `callees of ${mine.rows[i]!.label}`);
+  }
+  // with a range: totals are the in-range sample counts, per function
+  const { p, samples } = twoThreadProfile();
+  const m2 = await model(p);
+  const td2 = tableData(p);
+  const ff2 = Int32Array.from(td2.fns.frame);
+  const t = functionRows(m2, td2.fns, ff2, fnNames(m2, ff2, td2.fns.label.length), { ...ALL, range: { start: 30.5e6, end: 55.5e6 } }, { states: true, limit: 300 });
+  const want = new Map<string, number>();
+  for (const x of samples) if (x.t >= 30.5e6 && x.t < 55.5e6) for (const f of x.fns) want.set(f, (want.get(f) ?? 0) + 1);
+  assert.deepEqual(new Map(t.rows.map((r) => [r.name, r.total])), want);
+  assert.equal(t.grandTotal, 25);
+  assert.deepEqual(t.rows.find((r) => r.name === 'wait_a')!.states, { idle: 5 });
+  assert.equal(t.rows.find((r) => r.name === 'main_a')!.label, 'main_a (a.py)');
 });
 
 test('page script bundles into one valid classic script', () => {

@@ -9,7 +9,7 @@ import type { Browser, Page } from 'playwright-core';
 import { renderHtml } from '../../src/render/html.ts';
 import { ProfileBuilder } from '../../src/model/builder.ts';
 import { frameRgb } from '../../src/render/page/palette.ts';
-import { bigProfile, smallProfile } from './profiles.ts';
+import { bigProfile, smallProfile, twoThreadProfile } from './profiles.ts';
 import { countPixels, launch, openFile, tempDir, writeTemp, type Opened } from './browser.ts';
 
 let browser: Browser;
@@ -244,6 +244,8 @@ describe('HTML flamegraph in Chromium', () => {
     const o = await open(writeTemp(tmp.dir, 'untimed.html', renderHtml(b.build())));
     assert.equal(await o.page.locator('#viewsel button[data-v=time]').isDisabled(), true);
     assert.match(await o.page.locator('#note').innerText(), /Time order is unavailable: this profile \(pstats\) has no sample times/);
+    assert.equal(await o.page.locator('#timeline').isVisible(), false, 'no timeline without times');
+    assert.equal(await o.page.evaluate(() => window.__pylens.timeline()), null);
     await o.page.keyboard.press('2');
     assert.equal((await state(o.page)).view, 'merged');
     assert.deepEqual(o.errors, []);
@@ -263,6 +265,111 @@ describe('HTML flamegraph in Chromium', () => {
       assert.match(env, want);
     }
     await o.page.close();
+  });
+
+  test('timeline: a lane per thread; a dragged time range filters the flamegraph (merged, time order) and the table; Clear, click and Esc restore', async () => {
+    const { p, samples } = twoThreadProfile(); // A at 1..60 ms, B at 101..140 ms
+    const o = await open(writeTemp(tmp.dir, 'timeline.html', renderHtml(p)));
+    const page = o.page;
+    assert.equal(await page.locator('#timeline').isVisible(), true);
+    let info = (await page.evaluate(() => window.__pylens.timeline()))!;
+    assert.deepEqual(info.lanes, ['A 11', 'B 12']);
+    assert.deepEqual([info.startNs, info.endNs], [1e6, 141e6]); // the last sample stands for one interval
+    const xOf = (ns: number) => info.left + ((ns - info.startNs) / (info.endNs - info.startNs)) * (info.right - info.left);
+    const laneY = (lane: number) => info.top + lane * info.laneHeight + info.laneHeight / 2;
+    // each lane is drawn where its thread has samples, in the state colours
+    const pixel = (x: number, y: number) =>
+      page.evaluate(({ x, y }) => {
+        const c = document.getElementById('tl') as HTMLCanvasElement;
+        const r = c.getBoundingClientRect();
+        const d = window.devicePixelRatio;
+        return Array.from(c.getContext('2d')!.getImageData(Math.round((x - r.left) * d), Math.round((y - r.top) * d), 1, 1).data.slice(0, 3));
+      }, { x, y });
+    assert.deepEqual(await pixel(xOf(20e6), laneY(0)), [46, 157, 79], 'A on-CPU at 20 ms');
+    assert.deepEqual(await pixel(xOf(55e6), laneY(0)), [160, 190, 224], 'A idle at 55 ms');
+    assert.deepEqual(await pixel(xOf(120e6), laneY(1)), [46, 157, 79], 'B on-CPU at 120 ms');
+    assert.notDeepEqual(await pixel(xOf(20e6), laneY(1)), [46, 157, 79], 'B has nothing at 20 ms');
+    // hover: time and the lane's state mix
+    await page.mouse.move(xOf(55e6), laneY(0));
+    await page.locator('#tip').waitFor({ state: 'visible' });
+    assert.match(await page.locator('#tip').innerText(), /A \(1\/11\)[\s\S]*at 5[45]\.\d\d ms[\s\S]*idle\s+100\.00%/);
+
+    const expected = (a: number, b: number) => {
+      const perFn = new Map<string, number>();
+      let n = 0;
+      for (const x of samples) {
+        if (x.t < a || x.t >= b) continue;
+        n++;
+        for (const f of x.fns) {
+          const label = `${f} (${f.endsWith('_a') ? 'a' : 'b'}.py)`;
+          perFn.set(label, (perFn.get(label) ?? 0) + 1);
+        }
+      }
+      return { n, perFn };
+    };
+    const tableTotals = async () => new Map((await page.$$eval('#fnpanel tbody tr', (trs) => trs.map((tr) => [tr.querySelector('td.fn')?.textContent ?? '', Number((tr.children[4]?.textContent ?? '').replace(/,/g, ''))] as [string, number]))));
+    const range = async () => (await page.evaluate(() => window.__pylens.state())).range as { start: number; end: number } | null;
+    const drag = async (a: number, b: number) => {
+      await page.mouse.move(a, laneY(0));
+      await page.mouse.down();
+      await page.mouse.move((a + b) / 2, laneY(0), { steps: 3 });
+      await page.mouse.move(b, laneY(1), { steps: 3 });
+      await page.mouse.up();
+    };
+
+    // the first half of the time range: thread A alone
+    await drag(info.left + 0.5, (info.left + info.right) / 2);
+    const r = (await range())!;
+    const nsPerPx = (info.endNs - info.startNs) / (info.right - info.left);
+    assert.ok(Math.abs(r.start - 1e6) < nsPerPx && Math.abs(r.end - 71e6) < nsPerPx, `range ${r.start}–${r.end}`);
+    const want = expected(r.start, r.end);
+    assert.equal(want.n, 60);
+    assert.equal((await state(page)).total, want.n);
+    assert.ok(await findBox(page, 'main_a (a.py:1)'));
+    assert.ok(await findBox(page, 'wait_a (a.py:1)'));
+    assert.equal(await findBox(page, 'main_b (b.py:1)'), null);
+    assert.equal(await findBox(page, 'work_b (b.py:1)'), null);
+    assert.deepEqual(await tableTotals(), want.perFn);
+    assert.match(await page.locator('#rangetext').innerText(), /^\d+\.\d\d ms – \d+\.\d\d ms \(\d+\.\d\d ms\)$/);
+    assert.match(await page.locator('#fnpanel caption').innerText(), /^Functions in \d+\.\d\d ms – .* — 60 samples$/);
+    assert.equal(await page.locator('#clearrange').isVisible(), true);
+    assert.match(await crumbs(page), /^60 samples in view in /);
+    await page.keyboard.press('2');
+    assert.equal((await state(page)).total, want.n, 'time order too');
+    assert.equal(await findBox(page, 'main_b (b.py:1)'), null);
+    await page.keyboard.press('1');
+
+    // a range through the middle of A's idle run counts the run's samples inside it
+    await page.evaluate(() => window.__pylens.setRange(45.5e6, 55.5e6));
+    const cut = expected(45.5e6, 55.5e6);
+    assert.equal((await state(page)).total, cut.n);
+    assert.deepEqual(await tableTotals(), cut.perFn);
+    // the sandwich is recomputed for the range
+    await page.click('#fnpanel td.fn >> text=main_a (a.py)');
+    assert.deepEqual(await page.$$eval('#sandwich .swe', (es) => es.map((e) => e.textContent)), ['50.00%  wait_a (a.py)', '30.00%  render_a (a.py)', '20.00%  parse_a (a.py)']);
+
+    // Clear range restores the full view and the embedded table
+    await page.locator('#clearrange').click();
+    assert.equal(await range(), null);
+    assert.equal((await state(page)).total, samples.length);
+    assert.ok(await findBox(page, 'main_b (b.py:1)'));
+    assert.equal(await page.locator('#fnpanel caption').isVisible(), false);
+    assert.deepEqual(await tableTotals(), expected(0, Infinity).perFn);
+    assert.equal(await page.locator('#clearrange').isVisible(), false);
+    // a click without a drag clears it; so does Esc
+    info = (await page.evaluate(() => window.__pylens.timeline()))!; // the toolbar may have grown a line ("Matched: …")
+    await drag(xOf(10e6), xOf(30e6));
+    assert.equal((await state(page)).total, expected((await range())!.start, (await range())!.end).n);
+    await page.mouse.click(xOf(80e6), laneY(0));
+    assert.equal(await range(), null);
+    await drag(xOf(110e6), xOf(130e6));
+    assert.ok(await range());
+    assert.equal(await findBox(page, 'main_a (a.py:1)'), null);
+    await page.keyboard.press('Escape');
+    assert.equal(await range(), null);
+    assert.equal((await state(page)).total, samples.length);
+    assert.deepEqual(o.errors, []);
+    await page.close();
   });
 
   test('a 1M-sample profile over 100k stacks renders (timings: bench/html.ts)', async () => {

@@ -3,6 +3,7 @@
  *   smallProfile — 14 samples with known numbers (three threads in two processes, all frame kinds, states)
  *   demoProfile  — a plausible web service, for screenshots
  *   bigProfile   — N samples over S distinct stacks, seeded, for size and speed checks
+ *   twoThreadProfile — two threads active at different times, for the time range
  */
 import { ProfileBuilder } from '../../src/model/builder.ts';
 import type { FrameSpec, Profile, SampleState } from '../../src/model/profile.ts';
@@ -211,4 +212,33 @@ export function bigProfile(o: { samples?: number; stacks?: number; run?: number;
     }
   }
   return b.build();
+}
+
+/**
+ * Two threads at different times (1 kHz): A at 1..60 ms — main_a;parse_a and main_a;render_a
+ * interleaved (no runs), then main_a;wait_a ×10 (idle) at 51..60 ms, one merged row — and B
+ * at 101..140 ms: main_b;work_b (one run). `samples` lists every sample with the functions
+ * on its stack, for counting what a time range holds independently of the page.
+ */
+export function twoThreadProfile(): { p: Profile; samples: Array<{ t: number; thread: string; fns: string[] }> } {
+  const b = new ProfileBuilder({ meta: { name: 'two threads', lens: 'sampling', backend: 'test', mode: 'wall', rateHz: 1000 }, unitValues: true });
+  const fr = (n: string, file: string) => b.frame({ name: n, file, line: 1 });
+  const mainA = b.stack(-1, fr('main_a', '/srv/a.py'));
+  const parse = b.stack(mainA, fr('parse_a', '/srv/a.py'));
+  const render = b.stack(mainA, fr('render_a', '/srv/a.py'));
+  const wait = b.stack(mainA, fr('wait_a', '/srv/a.py'));
+  const work = b.stack(b.stack(-1, fr('main_b', '/srv/b.py')), fr('work_b', '/srv/b.py'));
+  const ta = b.thread(1, 11, 'A');
+  const tb = b.thread(1, 12, 'B');
+  const samples: Array<{ t: number; thread: string; fns: string[] }> = [];
+  for (let i = 1; i <= 60; i++) {
+    const leaf = i > 50 ? 'wait_a' : i % 2 === 0 ? 'render_a' : 'parse_a';
+    b.sample(i > 50 ? wait : i % 2 === 0 ? render : parse, 1, ta, i > 50 ? 'idle' : 'on-cpu', i * 1e6);
+    samples.push({ t: i * 1e6, thread: 'A', fns: ['main_a', leaf] });
+  }
+  for (let i = 101; i <= 140; i++) {
+    b.sample(work, 1, tb, 'on-cpu', i * 1e6);
+    samples.push({ t: i * 1e6, thread: 'B', fns: ['main_b', 'work_b'] });
+  }
+  return { p: b.build(), samples };
 }

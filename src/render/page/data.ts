@@ -38,13 +38,23 @@ export interface PageData {
   /**
    * Rows after export-time aggregation: sample rows sorted by (thread, time), with runs
    * of consecutive rows of the same (stack, thread, state) merged (values summed, first
-   * time kept). Merging consecutive identical rows changes neither view.
+   * time kept, the last one's in `rowRuns`). Merging consecutive identical rows changes
+   * neither view. In timed profiles a run does not merge across a gap of more than twice
+   * `sampleIntervalNs`, so its samples are evenly spread over its span (the timeline and
+   * the time-range filter rely on that).
    */
   rowCount: number;
   /** Sample rows in the profile before aggregation. */
   sampleRows: number;
   /** Whether rows carry times (false for aggregated formats such as pstats or folded). */
   timed: boolean;
+  /**
+   * The time between two samples of a thread, in ns: 1e9 / meta.rateHz, else the median
+   * gap between consecutive samples of a thread; 0 when untimed or unknown.
+   */
+  sampleIntervalNs?: number;
+  /** The earliest and the latest sample time (ns since the profile start), when timed. */
+  sampleTimes?: { first: number; last: number };
   threads: { pid: number[]; tid: number[]; name: number[] };
   columns: {
     /** Per frame: string index of the frame's label (frameLabel: `qualname (file:line)`). */
@@ -68,6 +78,12 @@ export interface PageData {
     rowState: ColumnSpec;
     /** Per row: nanoseconds since the profile start; null when untimed. */
     rowTime: ColumnSpec | null;
+    /**
+     * The rows that are merged runs of samples (timed profiles): `rows` their indexes
+     * (ascending, delta-coded), `ns` the time from each one's first sample to its last.
+     * Null (or absent) when untimed or when no run was merged.
+     */
+    rowRuns?: { count: number; rows: ColumnSpec; ns: ColumnSpec } | null;
     /** Per value type, per row. */
     rowValues: ColumnSpec[];
   };
@@ -75,4 +91,42 @@ export interface PageData {
   compressed: 'deflate-raw' | null;
   /** Blob length in bytes before compression. */
   blobBytes: number;
+}
+
+/**
+ * The function table embedded as <script type="application/json" id="pylens-table">
+ * (html.ts `tableData`, rows from analysis/report.ts `functionTable`), read by page/table.ts.
+ */
+export interface PageTable {
+  unit: string;
+  grandTotal: number;
+  /** The heaviest functions by total over the whole profile (at most `limit`), with their sandwich. */
+  rows: PageTableRow[];
+  /** How many rows a table holds (the page's recomputed tables too). */
+  limit: number;
+  /**
+   * Every function of the profile (keys and labels as in `rows`; its name is the qualified
+   * name of its frames), and per frame its function: what the page needs to recompute the
+   * table for its filters (page/functions.ts).
+   */
+  fns: { label: string[]; frame: number[] };
+}
+
+export interface PageTableEntry {
+  /** index into `rows`, -1 when the function is not listed */
+  row: number;
+  label: string;
+  value: number;
+}
+
+export interface PageTableRow {
+  label: string;
+  name: string;
+  file: string | null;
+  self: number;
+  total: number;
+  /** value by state name, when the profile has several states */
+  states?: Partial<Record<string, number>>;
+  callers: PageTableEntry[];
+  callees: PageTableEntry[];
 }

@@ -21,6 +21,8 @@ export interface Columns {
   rowThread: Int32Array;
   rowState: Int32Array;
   rowTime: Float64Array | null;
+  /** Per row: ns from its first to its last sample (data.ts `rowSpan`); null when no row spans time. */
+  rowSpan: Float64Array | null;
   rowValues: Float64Array[];
   nFrames: number;
   nStacks: number;
@@ -81,6 +83,15 @@ export function floatColumn(buf: ArrayBuffer, spec: ColumnSpec, n: number): Floa
   return expandColumn(new Float64Array(n), buf, spec, n);
 }
 
+/** Per row, the time its merged run spans (0 for single samples), from the sparse list of runs. */
+function runSpans(buf: ArrayBuffer, runs: { count: number; rows: ColumnSpec; ns: ColumnSpec }, n: number): Float64Array {
+  const rows = intColumn(buf, runs.rows, runs.count);
+  const ns = floatColumn(buf, runs.ns, runs.count);
+  const out = new Float64Array(n);
+  for (let i = 0; i < runs.count; i++) out[rows[i]!] = ns[i]!;
+  return out;
+}
+
 /** Startup timings in ms, filled by decodeColumns when given. */
 export interface DecodeTimings {
   base64Ms: number;
@@ -116,6 +127,7 @@ export async function decodeColumns(data: PageData, b64: string | ArrayBuffer, t
     rowThread: intColumn(buf, c.rowThread, nr),
     rowState: intColumn(buf, c.rowState, nr),
     rowTime: c.rowTime ? floatColumn(buf, c.rowTime, nr) : null,
+    rowSpan: c.rowTime && c.rowRuns ? runSpans(buf, c.rowRuns, nr) : null,
     rowValues: c.rowValues.map((s) => floatColumn(buf, s, nr)),
     nFrames: nf,
     nStacks: ns,

@@ -4,14 +4,17 @@
  *
  * Drawing walks each visible depth of the layout with binary search and skips boxes
  * narrower than half a pixel, so a redraw costs O(visible pixels), not O(samples).
- * Views are rebuilt only when a filter, the value type or the view changes.
+ * Views are rebuilt only when a filter, the value type, the time range or the view changes.
+ * The timeline (timeline.ts) and the function table (table.ts) follow the same filters.
  */
 import type { PageData } from './data.ts';
 import { decodeColumns, type DecodeTimings } from './decode.ts';
 import { KIND_NAMES, KIND_SWATCHES, SEARCH_COLOR, frameColor, paleColor } from './palette.ts';
-import { FlameModel, STATE_NAMES, advance, boxAt, boxDepth, boxSelf, nodeBox, searchPattern, type Layout, type RowFilter } from './tree.ts';
+import { FlameModel, STATE_NAMES, advance, boxAt, boxDepth, boxSelf, nodeBox, searchPattern, type Layout, type RowFilter, type TimeRange } from './tree.ts';
 import { samplerQuality } from './quality.ts';
 import { formatDuration, formatPercent, formatValue, groupDigits } from './units.ts';
+import { Timeline, type TimelineInfo } from './timeline.ts';
+import { tableShowFilter } from './table.ts';
 
 const ROW = 18;
 const PADX = 8;
@@ -34,6 +37,8 @@ interface Stats {
   decodeMs: number;
   lastBuildMs: number;
   boxes: number;
+  /** The timeline's first binning and drawing (part of the first frame); -1 without one. */
+  timelineMs: number;
 }
 
 interface BoxRect {
@@ -57,6 +62,11 @@ interface PylensHook {
   findBox(label: string): BoxRect | null;
   redraw(): number;
   state(): Record<string, unknown>;
+  /** Filter every view by the time range [startNs, endNs) (ns since the profile start, as row times). */
+  setRange(startNs: number, endNs: number): void;
+  clearRange(): void;
+  /** The timeline's lanes and geometry; null when the profile has no sample times. */
+  timeline(): TimelineInfo | null;
 }
 
 declare global {
@@ -78,7 +88,7 @@ function h(tag: string, cls?: string, text?: string): HTMLElement {
   return e;
 }
 
-const stats: Stats = { scriptStartMs: SCRIPT_START, jsonMs: -1, decode: { base64Ms: -1, inflateMs: -1, columnsMs: -1 }, modelMs: -1, firstFrameMs: -1, lastRedrawMs: -1, nodesDrawn: 0, decodeMs: -1, lastBuildMs: -1, boxes: 0 };
+const stats: Stats = { scriptStartMs: SCRIPT_START, jsonMs: -1, decode: { base64Ms: -1, inflateMs: -1, columnsMs: -1 }, modelMs: -1, firstFrameMs: -1, lastRedrawMs: -1, nodesDrawn: 0, decodeMs: -1, lastBuildMs: -1, boxes: 0, timelineMs: -1 };
 
 class App {
   readonly model: FlameModel;
@@ -93,6 +103,11 @@ class App {
   query = '';
   nodeMatch: Uint8Array | null = null;
   matched = 0;
+  /** The selected time range (timeline), null for all of the profile. */
+  range: TimeRange | null = null;
+  readonly timeline: Timeline | null = null;
+  /** What the function table was last shown for ('' = the embedded rows). */
+  private tableKey = '';
   /** Visible range in value units, and the depth of the zoomed frame (ancestors are faded). */
   x0 = 0;
   x1 = 1;
@@ -130,6 +145,13 @@ class App {
     this.header();
     this.controls();
     this.legend();
+    if (this.data.timed && model.cols.rowTime !== null && model.cols.nRows > 0) {
+      // laid out before the flamegraph measures its room
+      const t = performance.now();
+      this.timeline = new Timeline(model, (r) => this.setRange(r));
+      this.timeline.update(this.filter());
+      stats.timelineMs = performance.now() - t;
+    }
     this.resize();
     this.rebuild();
   }
@@ -162,7 +184,41 @@ class App {
       states = new Uint8Array(STATE_NAMES.length);
       states[Number(this.stateSel)] = 1;
     }
-    return { threads, states, tasks, valueIndex: this.valueIndex, byThread: this.byThread };
+    return { threads, states, tasks, valueIndex: this.valueIndex, byThread: this.byThread, range: this.range };
+  }
+
+  /** Select a time range (null: all of the profile); every view follows. */
+  setRange(r: TimeRange | null): void {
+    const tl = this.timeline;
+    if (r !== null && tl !== null) {
+      const start = Math.max(tl.t0, Math.min(r.start, r.end));
+      const end = Math.min(tl.t1, Math.max(r.start, r.end));
+      r = end > start ? { start, end } : null;
+    } else if (r !== null && !(r.end > r.start)) r = null;
+    if (tl === null) r = null;
+    const same = r === null ? this.range === null : this.range !== null && this.range.start === r.start && this.range.end === r.end;
+    tl?.setRange(r);
+    if (same) return;
+    this.range = r;
+    this.hideTip();
+    this.rebuild();
+  }
+
+  /** The function table follows the filters: the embedded rows when there is none, else rows recomputed in the page. */
+  private updateTable(f: RowFilter): void {
+    const unfiltered = this.threadSel === 'all' && this.stateSel === 'all' && this.valueIndex === this.data.defaultValue && this.range === null;
+    const key = unfiltered ? '' : `${this.threadSel}|${this.stateSel}|${this.valueIndex}|${this.range?.start}|${this.range?.end}`;
+    if (key === this.tableKey) return;
+    this.tableKey = key;
+    if (unfiltered) return tableShowFilter(null);
+    const parts: string[] = [];
+    if (this.range && this.timeline) parts.push(this.timeline.formatRange(this.range));
+    const sel = $<HTMLSelectElement>('thread');
+    if (this.threadSel !== 'all') parts.push((sel.selectedOptions[0]?.textContent ?? this.threadSel).replace(/ — [^—]*$/, ''));
+    if (this.stateSel !== 'all') parts.push(`state ${STATE_NAMES[Number(this.stateSel)]}`);
+    const vt = this.data.valueTypes[this.valueIndex]!;
+    if (this.valueIndex !== this.data.defaultValue) parts.push(vt.name);
+    tableShowFilter({ model: this.model, filter: f, unit: vt.unit, caption: parts.join(' · ') });
   }
 
   /** Rebuild the layout after a filter / view / value change, keeping the zoomed frame when it still exists. */
@@ -183,6 +239,8 @@ class App {
     if (this.orientation === 'flame') this.scroller.scrollTop = this.scroller.scrollHeight;
     this.crumbs();
     this.draw();
+    this.timeline?.update(f);
+    this.updateTable(f);
   }
 
   zoomNode(): number {
@@ -781,7 +839,9 @@ class App {
     if (ev.key === 'Escape') {
       if (typing) target.blur();
       $('help').hidden = true;
-      this.resetZoom();
+      // one layer at a time: the zoom first, then the time range
+      if (this.range !== null && !this.zoomed) this.setRange(null);
+      else this.resetZoom();
       return;
     }
     if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
@@ -858,7 +918,8 @@ class App {
     const total = l.total || 1;
     if (!this.zoomed) {
       const vt = this.data.valueTypes[this.valueIndex]!;
-      nav.append(h('span', 'hint', `${formatValue(l.total, vt.unit)} in view · click a frame to zoom, Esc to reset`));
+      const range = this.range && this.timeline ? ` in ${this.timeline.formatRange(this.range)}` : '';
+      nav.append(h('span', 'hint', `${formatValue(l.total, vt.unit)} in view${range} · click a frame to zoom, Esc to reset`));
       return;
     }
     for (let d = 0; d <= this.zoomDepth; d++) {
@@ -962,6 +1023,9 @@ const hook: PylensHook = {
   setOrientation: (o) => app?.setOrientation(o),
   findBox: (label) => app?.findBox(label) ?? null,
   redraw: () => app?.draw() ?? -1,
+  setRange: (a, b) => app?.setRange({ start: a, end: b }),
+  clearRange: () => app?.setRange(null),
+  timeline: () => app?.timeline?.info() ?? null,
   state: () =>
     app
       ? {
@@ -975,6 +1039,7 @@ const hook: PylensHook = {
           matched: app.matched,
           maxDepth: app.layout.maxDepth,
           boxes: app.layout.node.length,
+          range: app.range ? { start: app.range.start, end: app.range.end } : null,
         }
       : {},
 };

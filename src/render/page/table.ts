@@ -1,65 +1,93 @@
 /**
- * The page's function table and sandwich (runs in the browser; data from
- * analysis/report.ts `functionTable`, in <script type="application/json" id="pylens-table">).
+ * The page's function table and sandwich (runs in the browser; data from analysis/report.ts
+ * `functionTable`, in <script type="application/json" id="pylens-table">: data.ts PageTable).
  * A panel under the flamegraph: one row per function (the heaviest by total), columns
  * Function, Self %, Total %, Self, Total and, where the profile has several states, the
  * state split; a click on a header sorts by it (again: the other way). A click on a row
  * selects the function: the flamegraph's search highlights it, and the sandwich beside the
  * table lists its callers and its callees with the value through each (a listed one is a
  * link to its own row).
+ *
+ * Filters. With no filter the table shows the embedded rows. When the page filters the rows
+ * (time range, thread, process, task, state, value type: flame.ts calls tableShowFilter),
+ * the table is recomputed from the rows that pass (functions.ts), with a caption saying what
+ * it covers, and a selected function's sandwich is computed from the same rows: numbers are
+ * never those of another selection.
  */
+import type { PageTable, PageTableEntry } from './data.ts';
+import { fnNames, fnSandwich, functionRows } from './functions.ts';
+import type { FlameModel, RowFilter } from './tree.ts';
 import { formatPercent, formatValueShort } from './units.ts';
 
-interface TableEntry {
-  row: number;
-  label: string;
-  value: number;
-}
+/** A shown row: embedded (with its sandwich) or recomputed (`fn`; the sandwich computed on selection). */
 interface TableRow {
   label: string;
   name: string;
-  file: string | null;
   self: number;
   total: number;
-  states?: Record<string, number>;
-  callers: TableEntry[];
-  callees: TableEntry[];
+  states?: Partial<Record<string, number>>;
+  callers?: PageTableEntry[];
+  callees?: PageTableEntry[];
+  fn?: number;
 }
-interface TableData {
+
+/** A filter the table recomputes for (null: the embedded, unfiltered rows). */
+export interface TableFilter {
+  model: FlameModel;
+  filter: RowFilter;
   unit: string;
-  grandTotal: number;
-  rows: TableRow[];
+  /** what the rows cover, for the caption: "1.20 s – 2.45 s · worker (100/101)" */
+  caption: string;
 }
 
 type SortKey = 'label' | 'self' | 'total' | 'selfv' | 'totalv' | 'split';
+
+let tableFilterNow: TableFilter | null = null;
+let tableApplyFilter: (() => void) | null = null;
+
+/** Show the table for a filter (null: the embedded rows). Before the table is set up, remembered. */
+export function tableShowFilter(f: TableFilter | null): void {
+  tableFilterNow = f;
+  tableApplyFilter?.();
+}
 
 function tableMain(): void {
   const src = document.getElementById('pylens-table');
   const panel = document.getElementById('fnpanel');
   if (!src || !panel) return;
-  const data = JSON.parse(src.textContent ?? 'null') as TableData | null;
+  const data = JSON.parse(src.textContent ?? 'null') as PageTable | null;
   if (!data || data.rows.length === 0) {
     panel.hidden = true;
     return;
   }
+  const embedded = data;
   const hasStates = data.rows.some((r) => r.states !== undefined);
+  const frameFn = Int32Array.from(data.fns.frame);
+  let names: string[] | null = null;
+  // what is shown: the embedded rows, or rows recomputed for the page's filters
+  let rows: TableRow[] = data.rows;
+  let unit = data.unit;
+  let grandTotal = data.grandTotal;
+  let perStack: Float64Array | null = null;
+  let shownFilter: TableFilter | null = null;
   const el = (tag: string, text?: string, cls?: string): HTMLElement => {
     const e = document.createElement(tag);
     if (text !== undefined) e.textContent = text;
     if (cls) e.className = cls;
     return e;
   };
-  const share = (v: number) => formatPercent(data.grandTotal > 0 ? v / data.grandTotal : 0);
+  const share = (v: number) => formatPercent(grandTotal > 0 ? v / grandTotal : 0);
   const splitText = (r: TableRow) => {
     if (!r.states) return '';
-    const t = Object.values(r.states).reduce((a, x) => a + x, 0) || 1;
+    const t = Object.values(r.states).reduce((a: number, x) => a + (x ?? 0), 0) || 1;
     return Object.entries(r.states)
+      .map(([s, v]) => [s, v ?? 0] as const)
       .sort((a, b) => b[1] - a[1])
       .filter(([, v]) => v / t >= 0.005)
       .map(([s, v]) => `${s} ${Math.round((100 * v) / t)}%`)
       .join(' · ');
   };
-  const cpuShare = (r: TableRow) => (r.states ? (r.states['on-cpu'] ?? 0) / (Object.values(r.states).reduce((a, x) => a + x, 0) || 1) : 0);
+  const cpuShare = (r: TableRow) => (r.states ? (r.states['on-cpu'] ?? 0) / (Object.values(r.states).reduce((a: number, x) => a + (x ?? 0), 0) || 1) : 0);
   const cols: Array<{ key: SortKey; title: string; num: boolean }> = [
     { key: 'label', title: 'Function', num: false },
     { key: 'self', title: 'Self %', num: true },
@@ -72,21 +100,22 @@ function tableMain(): void {
   let desc = true;
   let selected = -1;
   const table = el('table', undefined, 'fntable');
+  const caption = el('caption');
   const thead = el('thead');
   const tbody = el('tbody');
   const side = el('div', undefined, 'sandwich');
   side.id = 'sandwich';
-  table.append(thead, tbody);
+  table.append(caption, thead, tbody);
   const wrap = el('div', undefined, 'fnwrap');
   wrap.append(table);
   panel.append(wrap, side);
 
   const value = (r: TableRow, k: SortKey): number | string => (k === 'label' ? r.label : k === 'self' || k === 'selfv' ? r.self : k === 'total' || k === 'totalv' ? r.total : cpuShare(r));
   const order = () => {
-    const idx = data.rows.map((_, i) => i);
+    const idx = rows.map((_, i) => i);
     idx.sort((a, b) => {
-      const x = value(data.rows[a]!, sortKey);
-      const y = value(data.rows[b]!, sortKey);
+      const x = value(rows[a]!, sortKey);
+      const y = value(rows[b]!, sortKey);
       const c = typeof x === 'string' ? x.localeCompare(y as string) : x - (y as number);
       return (desc ? -c : c) || a - b;
     });
@@ -110,17 +139,25 @@ function tableMain(): void {
   };
   const renderBody = () => {
     tbody.textContent = '';
+    if (rows.length === 0) {
+      const tr = el('tr', undefined, 'empty');
+      const td = el('td', 'No samples pass the current filters.');
+      (td as HTMLTableCellElement).colSpan = cols.length;
+      tr.append(td);
+      tbody.append(tr);
+      return;
+    }
     for (const i of order()) {
-      const r = data.rows[i]!;
+      const r = rows[i]!;
       const tr = el('tr', undefined, i === selected ? 'sel' : '');
       tr.dataset['row'] = String(i);
-      tr.append(el('td', r.label, 'fn'), el('td', share(r.self), 'num'), el('td', share(r.total), 'num'), el('td', formatValueShort(r.self, data.unit), 'num'), el('td', formatValueShort(r.total, data.unit), 'num'));
+      tr.append(el('td', r.label, 'fn'), el('td', share(r.self), 'num'), el('td', share(r.total), 'num'), el('td', formatValueShort(r.self, unit), 'num'), el('td', formatValueShort(r.total, unit), 'num'));
       if (hasStates) tr.append(el('td', splitText(r), 'split'));
       tr.addEventListener('click', () => select(i));
       tbody.append(tr);
     }
   };
-  const list = (title: string, entries: TableEntry[]) => {
+  const list = (title: string, entries: PageTableEntry[]) => {
     const box = el('div', undefined, 'sw');
     box.append(el('b', title));
     if (entries.length === 0) box.append(el('div', '—', 'none'));
@@ -137,17 +174,61 @@ function tableMain(): void {
     }
     return box;
   };
-  function select(i: number): void {
+  /** A recomputed row's callers and callees, from the rows that pass the filter. */
+  const sandwichOf = (r: TableRow): { callers: PageTableEntry[]; callees: PageTableEntry[] } => {
+    if (r.callers && r.callees) return { callers: r.callers, callees: r.callees };
+    if (r.fn === undefined || !shownFilter || !perStack) return { callers: [], callees: [] };
+    const rowOfFn = new Map<number, number>();
+    rows.forEach((x, i) => rowOfFn.set(x.fn!, i));
+    const sw = fnSandwich(shownFilter.model, frameFn, embedded.fns.label.length, perStack, r.fn, 8);
+    const entries = (xs: Array<[number, number]>) => xs.map(([k, v]) => ({ row: rowOfFn.get(k) ?? -1, label: embedded.fns.label[k]!, value: v }));
+    r.callers = entries(sw.callers);
+    r.callees = entries(sw.callees);
+    return { callers: r.callers, callees: r.callees };
+  };
+  function select(i: number, highlight = true): void {
     selected = i;
-    const r = data!.rows[i]!;
+    const r = rows[i]!;
+    const sw = sandwichOf(r);
     side.textContent = '';
-    side.append(el('div', r.label, 'swtitle'), el('div', `${share(r.total)} total · ${share(r.self)} self${r.states ? ` · ${splitText(r)}` : ''}`, 'swsub'), list('Callers', r.callers), list('Callees', r.callees));
+    side.append(el('div', r.label, 'swtitle'), el('div', `${share(r.total)} total · ${share(r.self)} self${r.states ? ` · ${splitText(r)}` : ''}`, 'swsub'), list('Callers', sw.callers), list('Callees', sw.callees));
     renderBody();
     // the flamegraph highlights the function (its search is a regular expression)
-    window.__pylens?.search(`^${r.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}( |$)`);
+    if (highlight) window.__pylens?.search(`^${r.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}( |$)`);
   }
+  /** Switch to the embedded rows or to rows recomputed for the current filter, keeping the selected function. */
+  const apply = () => {
+    const keep = selected >= 0 ? rows[selected]?.label : undefined;
+    const f = tableFilterNow;
+    shownFilter = f;
+    if (f === null) {
+      rows = embedded.rows;
+      unit = embedded.unit;
+      grandTotal = embedded.grandTotal;
+      perStack = null;
+      caption.textContent = '';
+      caption.hidden = true;
+    } else {
+      names ??= fnNames(f.model, frameFn, embedded.fns.label.length);
+      const t = functionRows(f.model, embedded.fns, frameFn, names, f.filter, { states: hasStates, limit: embedded.limit });
+      rows = t.rows;
+      unit = f.unit;
+      grandTotal = t.grandTotal;
+      perStack = t.perStack;
+      caption.textContent = `Functions in ${f.caption} — ${formatValueShort(t.grandTotal, f.unit)}${f.unit === 'samples' ? ' samples' : ''}`;
+      caption.hidden = false;
+    }
+    selected = keep === undefined ? -1 : rows.findIndex((r) => r.label === keep);
+    if (selected >= 0) select(selected, false);
+    else {
+      side.textContent = '';
+      renderBody();
+    }
+  };
+  tableApplyFilter = apply;
   renderHead();
-  renderBody();
+  if (tableFilterNow !== null) apply();
+  else renderBody();
 }
 
 if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', tableMain);

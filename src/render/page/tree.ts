@@ -8,6 +8,11 @@
  * grouping, a thread's pseudo-root sits under it. A parent's index is always smaller than
  * its children's, so totals accumulate in one backward pass.
  *
+ * Filters. A RowFilter keeps rows by thread, process, asyncio task and state, picks the
+ * value type and may hold a time range; `values(f)` is the value column with the range
+ * applied, and everything (layouts, search, stackSums) counts it, so a row outside the
+ * range weighs 0 and a merged run cut by it weighs the share of its samples inside.
+ *
  * Layouts. Both views are boxes (start, end in value units; node; idle and off-CPU shares) grouped by
  * depth and sorted by start, so the renderer walks each visible depth with binary search
  * and skips sub-pixel boxes in O(pixels), not O(boxes).
@@ -139,6 +144,40 @@ export interface RowFilter {
   valueIndex: number;
   /** Merged view: a pseudo-root per thread. Time order groups by thread whenever more than one thread passes. */
   byThread: boolean;
+  /**
+   * Time range [start, end) in ns since the profile start (the rowTime column); null or
+   * absent: all of it. Ignored when the rows have no times. A row counts by its share inside
+   * (rangeShare): a single sample by its time, a merged run by the share of its samples inside.
+   */
+  range?: TimeRange | null;
+}
+
+export interface TimeRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * The share of a row inside [a, b). A single sample (span 0) is in or out by its time. A run
+ * of samples merged over [t, t + span] has its samples about `interval` apart (the exporter
+ * never merges across a larger gap: data.ts), so it is taken as evenly spaced points and the
+ * share is the part of them inside; without an interval, the part of the span inside.
+ */
+export function rangeShare(t: number, span: number, interval: number, a: number, b: number): number {
+  if (span <= 0) return t >= a && t < b ? 1 : 0;
+  if (t >= a && t + span < b) return 1;
+  if (t + span < a || t >= b) return 0;
+  if (interval > 0) {
+    const k = Math.max(2, Math.round(span / interval) + 1);
+    const d = span / (k - 1);
+    // point i (at t + i·d) is inside when ceil((a - t) / d) <= i < ceil((b - t) / d)
+    const lo = Math.min(k, Math.max(0, Math.ceil((a - t) / d - 1e-6)));
+    const hi = Math.min(k, Math.max(0, Math.ceil((b - t) / d - 1e-6)));
+    return hi > lo ? (hi - lo) / k : 0;
+  }
+  const lo = Math.max(t, a);
+  const hi = Math.min(t + span, b);
+  return hi > lo ? (hi - lo) / span : 0;
 }
 
 export interface Layout {
@@ -163,6 +202,8 @@ export interface Layout {
   nodeTotal: Float64Array | null;
   /** Per row: leaf node, or -1 when the row does not pass the filter. */
   rowLeaf: Int32Array;
+  /** Per row: the value the layout counts (FlameModel.values: the time range applied). */
+  values: Float64Array;
   valueIndex: number;
   /** Whether thread pseudo-roots are in this layout. */
   byThread: boolean;
@@ -306,7 +347,7 @@ export class FlameModel {
   /** Leaf node of each row that passes the filter, -1 for the others. */
   private leaves(f: RowFilter, byThread: boolean): Int32Array {
     const { rowStack, rowThread, rowState, nRows } = this.cols;
-    const col = this.cols.rowValues[f.valueIndex]!;
+    const col = this.values(f);
     const out = new Int32Array(nRows);
     const th = f.threads;
     const st = f.states;
@@ -331,14 +372,73 @@ export class FlameModel {
     const { rowThread, rowState, rowStack, nRows } = this.cols;
     const tk = f.tasks ?? null;
     const ofStack = tk !== null ? this.tasks().ofStack : null;
+    // with a time range, rows outside it (value 0 there) do not count
+    const ranged = this.isRanged(f) ? this.values(f) : null;
     let n = 0;
     for (let r = 0; r < nRows; r++) {
       const t = rowThread[r]!;
-      if (seen[t] || (f.threads !== null && f.threads[t] === 0) || (f.states !== null && f.states[rowState[r]!] === 0) || (tk !== null && tk[taskRow(ofStack!, rowStack[r]!)] === 0)) continue;
+      if (seen[t] || (f.threads !== null && f.threads[t] === 0) || (f.states !== null && f.states[rowState[r]!] === 0) || (tk !== null && tk[taskRow(ofStack!, rowStack[r]!)] === 0) || (ranged !== null && ranged[r] === 0)) continue;
       seen[t] = 1;
       n++;
     }
     return n;
+  }
+
+  private isRanged(f: RowFilter): boolean {
+    return f.range !== undefined && f.range !== null && this.cols.rowTime !== null;
+  }
+
+  private rangeCache: { valueIndex: number; start: number; end: number; out: Float64Array } | null = null;
+
+  /**
+   * Per row, the value the views count: the value column itself, or with a time range the
+   * part of each row's value inside it (rangeShare; 0 outside). Cached for the last range.
+   */
+  values(f: RowFilter): Float64Array {
+    const col = this.cols.rowValues[f.valueIndex]!;
+    const time = this.cols.rowTime;
+    const rg = f.range ?? null;
+    if (rg === null || time === null) return col;
+    const c = this.rangeCache;
+    if (c !== null && c.valueIndex === f.valueIndex && c.start === rg.start && c.end === rg.end) return c.out;
+    const { nRows, rowSpan } = this.cols;
+    const interval = this.cols.data.sampleIntervalNs ?? 0;
+    const a = rg.start;
+    const b = rg.end;
+    const out = new Float64Array(nRows);
+    for (let r = 0; r < nRows; r++) {
+      const t = time[r]!;
+      const sp = rowSpan === null ? 0 : rowSpan[r]!;
+      if (sp === 0) {
+        if (t >= a && t < b) out[r] = col[r]!;
+      } else out[r] = col[r]! * rangeShare(t, sp, interval, a, b);
+    }
+    this.rangeCache = { valueIndex: f.valueIndex, start: a, end: b, out };
+    return out;
+  }
+
+  /**
+   * Value per stack of the rows that pass the filter (per stack × state code with `byState`:
+   * index s * STATE_NAMES.length + state), and the total of those rows, empty stacks included.
+   */
+  stackSums(f: RowFilter, byState: boolean): { sums: Float64Array; total: number } {
+    const { rowStack, rowThread, rowState, nRows, nStacks } = this.cols;
+    const col = this.values(f);
+    const NS = byState ? STATE_NAMES.length : 1;
+    const sums = new Float64Array(nStacks * NS);
+    const th = f.threads;
+    const st = f.states;
+    const tk = f.tasks ?? null;
+    const ofStack = tk !== null ? this.tasks().ofStack : null;
+    let total = 0;
+    for (let r = 0; r < nRows; r++) {
+      const v = col[r]!;
+      if (v === 0 || (th !== null && th[rowThread[r]!] === 0) || (st !== null && st[rowState[r]!] === 0) || (tk !== null && tk[taskRow(ofStack!, rowStack[r]!)] === 0)) continue;
+      total += v;
+      const s = rowStack[r]!;
+      if (s >= 0) sums[byState ? s * NS + rowState[r]! : s] += v;
+    }
+    return { sums, total };
   }
 
   /** Merged, left-heavy layout: children sorted by total value, heaviest first. */
@@ -347,7 +447,7 @@ export class FlameModel {
     const leaf = this.leaves(f, byThread);
     const N = this.nodes.count;
     const parent = this.nodes.parent;
-    const col = this.cols.rowValues[f.valueIndex]!;
+    const col = this.values(f);
     const state = this.cols.rowState;
     const self = new Float64Array(N);
     const idle = new Float64Array(N);
@@ -442,7 +542,7 @@ export class FlameModel {
       bo[j] = idleByte(off[n]!, total[n]!);
       bg[j] = idleByte(gil[n]!, total[n]!);
     }
-    return { view: 'merged', total: total[0]!, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, offCpu: bo, gil: bg, nodeSelf: self, nodeTotal: total, rowLeaf: leaf, valueIndex: f.valueIndex, byThread };
+    return { view: 'merged', total: total[0]!, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, offCpu: bo, gil: bg, nodeSelf: self, nodeTotal: total, rowLeaf: leaf, values: col, valueIndex: f.valueIndex, byThread };
   }
 
   /**
@@ -456,7 +556,7 @@ export class FlameModel {
   buildTimeOrder(f: RowFilter): Layout {
     const byThread = this.threadsPassing(f) > 1;
     const leaf = this.leaves(f, byThread);
-    const col = this.cols.rowValues[f.valueIndex]!;
+    const col = this.values(f);
     const state = this.cols.rowState;
     const parent = this.nodes.parent;
     const depth = this.nodes.depth;
@@ -559,7 +659,7 @@ export class FlameModel {
     for (let d = 0; d <= maxD; d++) if (count[d]! > 0) maxDepth = d;
     const depthStart = new Int32Array(maxDepth + 2);
     for (let d = 0; d <= maxDepth; d++) depthStart[d + 1] = depthStart[d]! + count[d]!;
-    return { view: 'time', total: cum, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, offCpu: bo, gil: bg, nodeSelf: null, nodeTotal: null, rowLeaf: leaf, valueIndex: f.valueIndex, byThread };
+    return { view: 'time', total: cum, maxDepth, depthStart, start: bs, end: be, node: bn, idle: bi, offCpu: bo, gil: bg, nodeSelf: null, nodeTotal: null, rowLeaf: leaf, values: col, valueIndex: f.valueIndex, byThread };
   }
 
   /**
@@ -583,7 +683,7 @@ export class FlameModel {
       direct[n] = m ? 1 : 0;
       onPath[n] = m || (n > 0 && onPath[parent[n]!] === 1) ? 1 : 0;
     }
-    const col = this.cols.rowValues[layout.valueIndex]!;
+    const col = layout.values;
     let matched = 0;
     for (let r = 0; r < layout.rowLeaf.length; r++) {
       const n = layout.rowLeaf[r]!;
