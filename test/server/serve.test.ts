@@ -232,6 +232,26 @@ test('the workbench in Chromium: list, filter, open a profile, compare, merge, u
     assert.match((await page.locator('#wb-meta').textContent()) ?? '', /pylens-sampler/);
     const frame = page.frameLocator('iframe.wb-frame');
     await frame.locator('canvas').first().waitFor();
+    // the page's view rides in the workbench's URL: search and a time range, then a reload
+    const fr = page.frames().find((f) => f !== page.mainFrame())!;
+    await fr.evaluate(() => {
+      window.__pylens.search('encode');
+      window.__pylens.setRange(0, 3e8);
+    });
+    await page.waitForFunction(() => /view=/.test(location.hash) && /range/.test(decodeURIComponent(location.hash)));
+    const before = (await fr.evaluate(() => window.__pylens.view())) as { range?: number[] };
+    const withView = await page.evaluate(() => location.href);
+    assert.match(decodeURIComponent(withView), /"search":"encode"/);
+    await page.goto('about:blank');
+    await page.goto(withView);
+    await ready();
+    const fr2 = await (await page.waitForSelector('iframe.wb-frame')).contentFrame();
+    await fr2!.waitForFunction(() => window.__pylens?.isReady === true);
+    const v = (await fr2!.evaluate(() => window.__pylens.view())) as { search?: string; range?: number[] };
+    assert.equal(v.search, 'encode');
+    assert.deepEqual(v.range, before.range);
+    assert.equal(v.range![1], 3e8);
+    assert.equal(await fr2!.evaluate(() => (document.getElementById('search') as HTMLInputElement).value), 'encode');
     // its source, hottest line in view
     await page.click('#wb-tab-source');
     await ready();

@@ -67,6 +67,9 @@ interface PylensHook {
   clearRange(): void;
   /** The timeline's lanes and geometry; null when the profile has no sample times. */
   timeline(): TimelineInfo | null;
+  /** The view as data (a URL keeps it), and putting the page in one. */
+  view(): PageView;
+  applyView(v: PageView): void;
 }
 
 declare global {
@@ -455,8 +458,50 @@ class App {
   }
 
   /** Draw synchronously; returns the time it took. */
+  /** The view as data (what a URL keeps): view, orientation, filters, search, range. */
+  viewState(): PageView {
+    return {
+      ...(this.view !== 'merged' ? { view: this.view } : {}),
+      ...(this.orientation !== 'flame' ? { orientation: this.orientation } : {}),
+      ...(this.threadSel !== 'all' ? { thread: this.threadSel } : {}),
+      ...(this.stateSel !== 'all' ? { state: this.stateSel } : {}),
+      ...(this.valueIndex !== this.data.defaultValue ? { value: this.valueIndex } : {}),
+      ...(this.byThread ? { byThread: true } : {}),
+      ...(this.query ? { search: this.query } : {}),
+      ...(this.range ? { range: [this.range.start, this.range.end] as [number, number] } : {}),
+    };
+  }
+
+  /** Put the page in a view another page wrote (unknown or stale parts are ignored). */
+  applyView(v: PageView): void {
+    const pick = (id: string, value: string | undefined) => {
+      const sel = $<HTMLSelectElement>(id);
+      if (value === undefined || !Array.from(sel.options).some((o) => o.value === value)) return;
+      sel.value = value;
+      sel.dispatchEvent(new Event('change'));
+    };
+    pick('thread', v.thread);
+    pick('state', v.state);
+    if (v.value !== undefined) pick('value', String(v.value));
+    if (v.byThread) {
+      const g = $<HTMLInputElement>('group');
+      g.checked = true;
+      g.dispatchEvent(new Event('change'));
+    }
+    if (v.view === 'time') this.setView('time');
+    if (v.orientation === 'icicle') this.setOrientation('icicle');
+    if (v.range && Number.isFinite(v.range[0]) && Number.isFinite(v.range[1]) && v.range[1] > v.range[0]) this.setRange({ start: v.range[0], end: v.range[1] });
+    if (v.search) {
+      const input = $<HTMLInputElement>('search');
+      input.value = v.search;
+      this.query = v.search;
+      this.applySearch();
+    }
+  }
+
   draw(): number {
     const t = performance.now();
+    reportView(this);
     const { ctx, layout: l } = this;
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     ctx.fillStyle = '#ffffff';
@@ -992,8 +1037,29 @@ function showError(e: unknown): void {
   console.error(e);
 }
 
+interface PageView {
+  view?: 'merged' | 'time';
+  orientation?: 'flame' | 'icicle';
+  thread?: string;
+  state?: string;
+  value?: number;
+  byThread?: boolean;
+  search?: string;
+  range?: [number, number];
+}
+
 let app: App | null = null;
 let markReady: () => void = () => {};
+/** inside the workbench: tell it the view when it changes, so its URL keeps it */
+let embedded = false;
+let lastView = '';
+function reportView(a: App): void {
+  if (!embedded) return;
+  const v = JSON.stringify(a.viewState());
+  if (v === lastView) return;
+  lastView = v;
+  parent.postMessage({ type: 'pylens-view', view: JSON.parse(v) as PageView }, '*');
+}
 const hook: PylensHook = {
   ready: new Promise<void>((res) => (markReady = res)),
   isReady: false,
@@ -1026,6 +1092,8 @@ const hook: PylensHook = {
   setRange: (a, b) => app?.setRange({ start: a, end: b }),
   clearRange: () => app?.setRange(null),
   timeline: () => app?.timeline?.info() ?? null,
+  view: () => app?.viewState() ?? {},
+  applyView: (v) => app?.applyView(v),
   state: () =>
     app
       ? {
@@ -1045,13 +1113,16 @@ const hook: PylensHook = {
 };
 window.__pylens = hook;
 
-/** The data blob from the page's parent (the workbench, which fetched it): ask, then wait. */
+/** The data blob (and the view to open in) from the page's parent, the workbench, which fetched it: ask, then wait. */
+let initialView: PageView | null = null;
 function blobFromParent(): Promise<ArrayBuffer> {
   return new Promise((resolve) => {
     addEventListener('message', function onBlob(ev: MessageEvent) {
-      const d = ev.data as { type?: string; buf?: ArrayBuffer } | null;
+      const d = ev.data as { type?: string; buf?: ArrayBuffer; view?: PageView } | null;
       if (ev.source !== parent || d?.type !== 'pylens-blob' || !(d.buf instanceof ArrayBuffer)) return;
       removeEventListener('message', onBlob);
+      if (d.view && typeof d.view === 'object') initialView = d.view;
+      embedded = true;
       resolve(d.buf);
     });
     parent.postMessage({ type: 'pylens-want-blob' }, '*');
@@ -1069,6 +1140,7 @@ async function main(): Promise<void> {
   const model = new FlameModel(cols);
   stats.modelMs = performance.now() - t1;
   app = new App(model);
+  if (initialView) app.applyView(initialView);
   stats.firstFrameMs = performance.now();
   hook.isReady = true;
   markReady();

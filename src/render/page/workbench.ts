@@ -87,15 +87,32 @@ function wbGo(hash: string): void {
  * the network. With `blob` (the page's data, fetched here), the page asks for it once it
  * runs and gets the buffer transferred.
  */
-function wbFrame(html: string, title: string, blob?: Promise<ArrayBuffer>): HTMLIFrameElement {
+function wbFrame(html: string, title: string, blob?: Promise<ArrayBuffer>, q?: URLSearchParams): HTMLIFrameElement {
   const f = wbEl('iframe', { class: 'wb-frame', sandbox: 'allow-scripts allow-downloads', title });
   if (blob) {
-    const onAsk = (ev: MessageEvent) => {
-      if (ev.source !== f.contentWindow || (ev.data as { type?: string } | null)?.type !== 'pylens-want-blob') return;
-      removeEventListener('message', onAsk);
-      void blob.then((buf) => f.contentWindow?.postMessage({ type: 'pylens-blob', buf }, '*', [buf]));
+    // the page's view (filters, search, time range …) rides in this app's URL as view=JSON
+    let view: unknown = null;
+    try {
+      view = JSON.parse(q?.get('view') ?? 'null');
+    } catch {
+      /* a hand-edited URL: open the default view */
+    }
+    const route = location.hash.split('?', 1)[0]!;
+    const onMessage = (ev: MessageEvent) => {
+      if (ev.source !== f.contentWindow) return;
+      const d = ev.data as { type?: string; view?: Record<string, unknown> } | null;
+      if (d?.type === 'pylens-want-blob') void blob.then((buf) => f.contentWindow?.postMessage({ type: 'pylens-blob', buf, view }, '*', [buf]));
+      else if (d?.type === 'pylens-view' && d.view && location.hash.split('?', 1)[0] === route) {
+        const p = new URLSearchParams(location.hash.split('?')[1] ?? '');
+        if (Object.keys(d.view).length) p.set('view', JSON.stringify(d.view));
+        else p.delete('view');
+        const qs = p.toString();
+        history.replaceState(null, '', `${route}${qs ? `?${qs}` : ''}`);
+      }
     };
-    addEventListener('message', onAsk);
+    addEventListener('message', onMessage);
+    // the listener goes with the view
+    addEventListener('hashchange', () => removeEventListener('message', onMessage), { once: true });
   }
   f.srcdoc = html;
   return f;
@@ -298,7 +315,7 @@ async function wbProfile(main: HTMLElement, id: number, tab: string | undefined,
   const details = wbEl('details', { class: 'wb-details' }, wbEl('summary', { text: 'environment, overhead, quality' }), wbMetaPanel(info));
   main.append(bar, tabs, details);
   if (source) await wbSource(main, id, q.get('file'));
-  else main.append(wbFrame(page, `profile #${id}`, blob));
+  else main.append(wbFrame(page, `profile #${id}`, blob, q));
 }
 
 async function wbCompare(main: HTMLElement, base: string, neu: string): Promise<void> {
@@ -423,7 +440,7 @@ async function wbMerge(main: HTMLElement, ids: string | undefined, filters: URLS
   const page = await (await wbFetch(`/api/merge?${api}&view=page&external=1`)).text();
   const what = ids ? `${ids.split(',').length} profiles merged: #${ids.split(',').join(', #')}` : `every profile matching ${filters.toString().replace(/&/g, ', ') || 'no filter'}, merged`;
   document.title = `merge — pylens`;
-  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: ids ? '#/' : `#/?${filters}`, text: '← profiles' }), wbEl('h2', { text: what })), wbFrame(page, 'merged profiles', blob));
+  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: ids ? '#/' : `#/?${filters}`, text: '← profiles' }), wbEl('h2', { text: what })), wbFrame(page, 'merged profiles', blob, filters));
 }
 
 async function wbRender(): Promise<void> {
