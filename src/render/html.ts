@@ -21,6 +21,8 @@ import { aggregateKey, frameLabel } from '../model/query.ts';
 import { shortestUniquePaths } from '../model/labels.ts';
 import type { ExportOptions, Exporter } from '../formats/types.ts';
 import { pageScript } from './bundle.ts';
+import { countsCalls } from './report-json.ts';
+import { functionStats, type FunctionStat } from '../formats/pstats.ts';
 import { escapeMarkup } from './markup.ts';
 import { PAGE_DATA_VERSION, type ColumnSpec, type PageData, type PageTable } from './page/data.ts';
 
@@ -349,6 +351,15 @@ export function tableData(p: Profile, valueIndex = p.defaultValue): PageTable {
       fns.label.push(frameLabel(p, f, { lineno: false, lib: true, fileLabel }));
     }
     fns.frame.push(id);
+  }
+  // profiles that count calls: pstats's columns beside each row (functions by file and qualified name)
+  if (countsCalls(p)) {
+    const byFn = new Map<string, FunctionStat>();
+    for (const st of functionStats(p)) byFn.set(`${st.frame.file ?? ''}\0${st.frame.qualname}`, st);
+    for (const r of rows) {
+      const st = byFn.get(`${r.file ?? ''}\0${r.name}`);
+      if (st) (r as PageTable['rows'][number]).pstats = { ncalls: st.nc, primitive: st.cc, tottime: st.tt, cumtime: st.ct };
+    }
   }
   return { unit: p.valueTypes[valueIndex]?.unit ?? 'samples', grandTotal, rows, limit: TABLE_LIMIT, fns };
 }

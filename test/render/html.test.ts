@@ -7,6 +7,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { renderHtml } from '../../src/render/html.ts';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { importProfile, InputFile } from '../../src/formats/index.ts';
+import { installedPythons } from '../sampler/pythons.ts';
 import { ProfileBuilder } from '../../src/model/builder.ts';
 import { frameRgb } from '../../src/render/page/palette.ts';
 import { bigProfile, smallProfile, twoThreadProfile } from './profiles.ts';
@@ -379,6 +383,26 @@ describe('HTML flamegraph in Chromium', () => {
     assert.ok(stats.nodesDrawn > 500, `${stats.nodesDrawn} boxes drawn`);
     assert.ok(stats.boxes > 90_000);
     assert.ok(await o.page.evaluate(() => window.__pylens.zoomTo('<module> (main.py:1)')));
+    assert.deepEqual(o.errors, []);
+    await o.page.close();
+  });
+
+  test('a profile that counts calls (a real cProfile dump): the table has pstats columns, sortable, with the dump\'s numbers', async () => {
+    const py = installedPythons().find((x) => x.minor === 11) ?? installedPythons()[0]!;
+    const script = writeTemp(tmp.dir, 'calls.py', 'def leaf(i):\n    return i * 2\ndef mid(n):\n    return [leaf(i) for i in range(n)]\nfor _ in range(30):\n    mid(500)\n');
+    const dump = `${tmp.dir}/calls.pstats`;
+    assert.equal(spawnSync(py.exe, ['-m', 'cProfile', '-o', dump, script]).status, 0);
+    const prof = importProfile(new InputFile(readFileSync(dump), 'calls.pstats')).profile;
+    const path = writeTemp(tmp.dir, 'calls.html', renderHtml(prof));
+    const o = await open(path);
+    const heads = await o.page.locator('#fnpanel thead th').allInnerTexts();
+    for (const h of ['ncalls', 'tottime', 'cumtime']) assert.ok(heads.some((x) => x.startsWith(h)), heads.join(' | '));
+    const leafRow = o.page.locator('#fnpanel tbody tr', { hasText: 'leaf' }).first();
+    const cells = await leafRow.locator('td').allInnerTexts();
+    assert.ok(cells.includes('15000'), cells.join(' | '));
+    // sort by ncalls: leaf (15,000 calls) first
+    await o.page.locator('#fnpanel thead th', { hasText: 'ncalls' }).click();
+    assert.match(await o.page.locator('#fnpanel tbody tr').first().innerText(), /leaf/);
     assert.deepEqual(o.errors, []);
     await o.page.close();
   });

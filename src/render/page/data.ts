@@ -127,6 +127,8 @@ export interface PageTableRow {
   total: number;
   /** value by state name, when the profile has several states */
   states?: Partial<Record<string, number>>;
+  /** pstats's columns, for profiles that count calls (trace, yappi, cProfile dumps); times in seconds */
+  pstats?: { ncalls: number; primitive: number; tottime: number; cumtime: number };
   callers: PageTableEntry[];
   callees: PageTableEntry[];
 }

@@ -17,7 +17,7 @@
 import type { PageTable, PageTableEntry } from './data.ts';
 import { fnNames, fnSandwich, functionRows } from './functions.ts';
 import type { FlameModel, RowFilter } from './tree.ts';
-import { formatPercent, formatValueShort } from './units.ts';
+import { formatDuration, formatPercent, formatValueShort } from './units.ts';
 
 /** A shown row: embedded (with its sandwich) or recomputed (`fn`; the sandwich computed on selection). */
 interface TableRow {
@@ -26,6 +26,7 @@ interface TableRow {
   self: number;
   total: number;
   states?: Partial<Record<string, number>>;
+  pstats?: { ncalls: number; primitive: number; tottime: number; cumtime: number };
   callers?: PageTableEntry[];
   callees?: PageTableEntry[];
   fn?: number;
@@ -40,7 +41,7 @@ export interface TableFilter {
   caption: string;
 }
 
-type SortKey = 'label' | 'self' | 'total' | 'selfv' | 'totalv' | 'split';
+type SortKey = 'label' | 'self' | 'total' | 'selfv' | 'totalv' | 'split' | 'ncalls' | 'tottime' | 'tpercall' | 'cumtime' | 'cpercall';
 
 let tableFilterNow: TableFilter | null = null;
 let tableApplyFilter: (() => void) | null = null;
@@ -62,6 +63,14 @@ function tableMain(): void {
   }
   const embedded = data;
   const hasStates = data.rows.some((r) => r.states !== undefined);
+  // a profile that counts calls: pstats's columns (for the whole profile; a filtered table has none)
+  const hasPstats = data.rows.some((r) => r.pstats !== undefined);
+  const pst = (r: TableRow, k: SortKey): number => {
+    const s = r.pstats;
+    if (!s) return -1;
+    return k === 'ncalls' ? s.ncalls : k === 'tottime' ? s.tottime : k === 'cumtime' ? s.cumtime : k === 'tpercall' ? (s.ncalls ? s.tottime / s.ncalls : 0) : s.primitive ? s.cumtime / s.primitive : 0;
+  };
+  const secs = (v: number) => (v < 0 ? '' : formatDuration(v * 1e9));
   const frameFn = Int32Array.from(data.fns.frame);
   let names: string[] | null = null;
   // what is shown: the embedded rows, or rows recomputed for the page's filters
@@ -95,6 +104,15 @@ function tableMain(): void {
     { key: 'selfv', title: 'Self', num: true },
     { key: 'totalv', title: 'Total', num: true },
     ...(hasStates ? [{ key: 'split' as SortKey, title: 'State split', num: false }] : []),
+    ...(hasPstats
+      ? ([
+          { key: 'ncalls', title: 'ncalls', num: true },
+          { key: 'tottime', title: 'tottime', num: true },
+          { key: 'tpercall', title: 'percall', num: true },
+          { key: 'cumtime', title: 'cumtime', num: true },
+          { key: 'cpercall', title: 'percall', num: true },
+        ] as Array<{ key: SortKey; title: string; num: boolean }>)
+      : []),
   ];
   let sortKey: SortKey = 'total';
   let desc = true;
@@ -110,7 +128,7 @@ function tableMain(): void {
   wrap.append(table);
   panel.append(wrap, side);
 
-  const value = (r: TableRow, k: SortKey): number | string => (k === 'label' ? r.label : k === 'self' || k === 'selfv' ? r.self : k === 'total' || k === 'totalv' ? r.total : cpuShare(r));
+  const value = (r: TableRow, k: SortKey): number | string => (k === 'label' ? r.label : k === 'self' || k === 'selfv' ? r.self : k === 'total' || k === 'totalv' ? r.total : k === 'split' ? cpuShare(r) : pst(r, k));
   const order = () => {
     const idx = rows.map((_, i) => i);
     idx.sort((a, b) => {
@@ -153,6 +171,10 @@ function tableMain(): void {
       tr.dataset['row'] = String(i);
       tr.append(el('td', r.label, 'fn'), el('td', share(r.self), 'num'), el('td', share(r.total), 'num'), el('td', formatValueShort(r.self, unit), 'num'), el('td', formatValueShort(r.total, unit), 'num'));
       if (hasStates) tr.append(el('td', splitText(r), 'split'));
+      if (hasPstats) {
+        const s = r.pstats;
+        tr.append(el('td', s ? (s.ncalls === s.primitive ? String(s.ncalls) : `${s.ncalls}/${s.primitive}`) : '', 'num'), el('td', secs(pst(r, 'tottime')), 'num'), el('td', secs(pst(r, 'tpercall')), 'num'), el('td', secs(pst(r, 'cumtime')), 'num'), el('td', secs(pst(r, 'cpercall')), 'num'));
+      }
       tr.addEventListener('click', () => select(i));
       tbody.append(tr);
     }
