@@ -166,30 +166,10 @@ export function serviceOf(p: Profile, labels: Record<string, string>): string {
   return name.replace(/(\.[A-Za-z0-9]+)+$/, '') || name;
 }
 
-interface Row {
-  id: number;
-  name: string;
-  service: string;
-  lens: string;
-  mode: string;
-  backend: string;
-  command: string | null;
-  pid: number | null;
-  host: string | null;
-  python: string | null;
-  start_ms: number | null;
-  end_ms: number | null;
-  duration_ns: number | null;
-  samples: number;
-  errors: number;
-  overhead: number | null;
-  source: string | null;
-  added_ms: number;
-  bytes: number;
-  labels: string | null;
-}
-
-const COLUMNS = 'p.id, p.name, p.service, p.lens, p.mode, p.backend, p.command, p.pid, p.host, p.python, p.start_ms, p.end_ms, p.duration_ns, p.samples, p.errors, p.overhead, p.source, p.added_ms, p.bytes';
+/** a row as StoredProfile's fields (labels apart: a JSON array of [key, value]) */
+const COLUMNS =
+  'p.id, p.name, p.service, p.lens, p.mode, p.backend, p.command, p.pid, p.host, p.python, p.start_ms AS startMs, p.end_ms AS endMs, p.duration_ns AS durationNs, p.samples, p.errors, p.overhead, p.source, p.added_ms AS addedMs, p.bytes';
+type Row = Omit<StoredProfile, 'labels'> & { labels: string | null };
 
 export class ProfileStore {
   readonly path: string;
@@ -343,28 +323,8 @@ export class ProfileStore {
   private rowOf(r: Row): StoredProfile {
     const labels: Record<string, string> = {};
     if (r.labels) for (const [k, v] of JSON.parse(r.labels) as [string, string][]) labels[k] = v;
-    return {
-      id: r.id,
-      name: r.name,
-      service: r.service,
-      lens: r.lens,
-      mode: r.mode,
-      backend: r.backend,
-      command: r.command,
-      pid: r.pid,
-      host: r.host,
-      python: r.python,
-      startMs: r.start_ms,
-      endMs: r.end_ms,
-      durationNs: r.duration_ns,
-      samples: r.samples,
-      errors: r.errors,
-      overhead: r.overhead,
-      source: r.source,
-      addedMs: r.added_ms,
-      bytes: r.bytes,
-      labels,
-    };
+    // node:sqlite rows have a null prototype: a plain object for JSON and deepEqual
+    return { ...r, labels };
   }
 
   get(id: number): StoredProfile | undefined {

@@ -457,7 +457,6 @@ class App {
     });
   }
 
-  /** Draw synchronously; returns the time it took. */
   /** The view as data (what a URL keeps): view, orientation, filters, search, range. */
   viewState(): PageView {
     return {
@@ -499,6 +498,7 @@ class App {
     }
   }
 
+  /** Draw synchronously; returns the time it took. */
   draw(): number {
     const t = performance.now();
     reportView(this);
