@@ -225,9 +225,17 @@ test('the workbench in Chromium: list, filter, open a profile, compare, merge, u
     assert.match(await page.evaluate(() => location.hash), /where=version%3D2/);
     await page.goto(`${s.url}#/`);
     await ready();
-    // open a profile: metadata and the profile page, drawn inside its frame
+    // open a profile: metadata and the profile page, drawn inside its frame. The pointer rests
+    // on the row first: its data is fetched then, once, and the open uses it
+    const blobs: string[] = [];
+    page.on('request', (r) => /\/blob$/.test(r.url()) && blobs.push(r.url()));
+    await page.locator('#wb-table tbody tr').first().hover();
+    await page.waitForTimeout(400);
+    assert.equal(blobs.length, 1, 'fetched ahead while the pointer rested on the row');
     await page.locator('#wb-table tbody tr').first().click();
     await ready();
+    await page.frameLocator('iframe.wb-frame').locator('canvas').first().waitFor();
+    assert.equal(blobs.length, 1, 'the open used the data fetched ahead');
     assert.match(await page.evaluate(() => location.hash), /^#\/p\/\d+$/);
     assert.match((await page.locator('#wb-meta').textContent()) ?? '', /pylens-sampler/);
     const frame = page.frameLocator('iframe.wb-frame');

@@ -222,6 +222,10 @@ async function wbList(main: HTMLElement, q: URLSearchParams): Promise<void> {
       wbEl('td', { class: 'wb-labels', text: labelText }),
     );
     tr.addEventListener('click', () => wbGo(`#/p/${r.id}`));
+    // a pointer resting on a row starts its data's transfer (and the server's encoding of it)
+    let dwell = 0;
+    tr.addEventListener('mouseenter', () => (dwell = window.setTimeout(() => wbPrefetch(r.id), 150)));
+    tr.addEventListener('mouseleave', () => clearTimeout(dwell));
     body.append(tr);
   }
   table.append(body);
@@ -298,9 +302,20 @@ async function wbSource(main: HTMLElement, id: number, file: string | null): Pro
   if (hottest) table.querySelector(`tr[data-line="${hottest.line}"]`)?.scrollIntoView({ block: 'center' });
 }
 
+/** One profile's data fetched ahead (the row under the pointer); taken by the next open of that profile. */
+let wbAhead: { id: number; blob: Promise<ArrayBuffer> } | null = null;
+function wbPrefetch(id: number): void {
+  if (wbAhead?.id === id) return;
+  const blob = wbFetch(`/api/profiles/${id}/blob`).then((r) => r.arrayBuffer());
+  blob.catch(() => undefined);
+  wbAhead = { id, blob };
+}
+
 async function wbProfile(main: HTMLElement, id: number, tab: string | undefined, q: URLSearchParams): Promise<void> {
   const source = tab === 'source';
-  const blob = source ? undefined : wbFetch(`/api/profiles/${id}/blob`).then((r) => r.arrayBuffer());
+  const ahead = wbAhead?.id === id ? wbAhead.blob : undefined;
+  wbAhead = null;
+  const blob = source ? undefined : (ahead ?? wbFetch(`/api/profiles/${id}/blob`).then((r) => r.arrayBuffer()));
   const [info, page] = await Promise.all([wbFetch(`/api/profiles/${id}`).then((r) => r.json() as Promise<WbRow & { meta: Record<string, unknown> }>), source ? Promise.resolve('') : wbFetch(`/api/profiles/${id}/page?external=1`).then((r) => r.text())]);
   document.title = `#${id} ${info.name} — pylens`;
   const bar = wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: '#/', text: '← profiles' }), wbEl('h2', { text: `#${id} ${info.name}` }));
