@@ -80,6 +80,10 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX functions_profile ON functions(profile);
    CREATE INDEX functions_name ON functions(name);`,
+  // 1 → 2: each profile's labels also as one JSON object in its row (a list reads one column,
+  // not a subquery per row); the labels table stays the index for filters
+  `ALTER TABLE profiles ADD COLUMN labels_json TEXT NOT NULL DEFAULT '{}';
+   UPDATE profiles SET labels_json = COALESCE((SELECT json_group_object(key, value) FROM labels WHERE profile = profiles.id), '{}');`,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -166,7 +170,7 @@ export function serviceOf(p: Profile, labels: Record<string, string>): string {
   return name.replace(/(\.[A-Za-z0-9]+)+$/, '') || name;
 }
 
-/** a row as StoredProfile's fields (labels apart: a JSON array of [key, value]) */
+/** a row as StoredProfile's fields (labels apart: their JSON object) */
 const COLUMNS =
   'p.id, p.name, p.service, p.lens, p.mode, p.backend, p.command, p.pid, p.host, p.python, p.start_ms AS startMs, p.end_ms AS endMs, p.duration_ns AS durationNs, p.samples, p.errors, p.overhead, p.source, p.added_ms AS addedMs, p.bytes';
 type Row = Omit<StoredProfile, 'labels'> & { labels: string | null };
@@ -282,8 +286,8 @@ export class ProfileStore {
     this.db.exec('BEGIN IMMEDIATE');
     try {
       const r = this.stmt(
-        `INSERT INTO profiles (name, service, lens, mode, backend, command, pid, host, python, start_ms, end_ms, duration_ns, samples, errors, overhead, source, added_ms, bytes, meta)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO profiles (name, service, lens, mode, backend, command, pid, host, python, start_ms, end_ms, duration_ns, samples, errors, overhead, source, added_ms, bytes, meta, labels_json)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         name,
         service,
@@ -304,6 +308,7 @@ export class ProfileStore {
         now,
         bytes.byteLength,
         JSON.stringify(p.meta),
+        JSON.stringify(labels),
       );
       const id = Number(r.lastInsertRowid);
       this.stmt('INSERT INTO blobs (id, data) VALUES (?, ?)').run(id, bytes);
@@ -321,14 +326,12 @@ export class ProfileStore {
   }
 
   private rowOf(r: Row): StoredProfile {
-    const labels: Record<string, string> = {};
-    if (r.labels) for (const [k, v] of JSON.parse(r.labels) as [string, string][]) labels[k] = v;
     // node:sqlite rows have a null prototype: a plain object for JSON and deepEqual
-    return { ...r, labels };
+    return { ...r, labels: JSON.parse(r.labels ?? '{}') as Record<string, string> };
   }
 
   get(id: number): StoredProfile | undefined {
-    const r = this.stmt(`SELECT ${COLUMNS}, (SELECT json_group_array(json_array(key, value)) FROM labels WHERE profile = p.id) AS labels FROM profiles p WHERE p.id = ?`).get(id) as Row | undefined;
+    const r = this.stmt(`SELECT ${COLUMNS}, p.labels_json AS labels FROM profiles p WHERE p.id = ?`).get(id) as Row | undefined;
     return r ? this.rowOf(r) : undefined;
   }
 
@@ -364,7 +367,7 @@ export class ProfileStore {
     const order = q.order === 'oldest' ? 'ASC' : 'DESC';
     const limit = Math.max(0, Math.min(q.limit ?? 100, 100_000));
     const rows = this.db
-      .prepare(`SELECT ${COLUMNS}, (SELECT json_group_array(json_array(key, value)) FROM labels WHERE profile = p.id) AS labels FROM profiles p ${cond} ORDER BY COALESCE(p.start_ms, p.added_ms) ${order}, p.id ${order} LIMIT ? OFFSET ?`)
+      .prepare(`SELECT ${COLUMNS}, p.labels_json AS labels FROM profiles p ${cond} ORDER BY COALESCE(p.start_ms, p.added_ms) ${order}, p.id ${order} LIMIT ? OFFSET ?`)
       .all(...args, limit, Math.max(0, q.offset ?? 0)) as unknown as Row[];
     return { total, rows: rows.map((r) => this.rowOf(r)) };
   }

@@ -80,6 +80,32 @@ test('store: add, list with label and time filters, function summary, remove, gc
   }
 });
 
+test('migration: a store written by the first schema (labels only in their table) opens upgraded, its labels in every row', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-store-mig-'));
+  try {
+    const path = join(dir, 'profiles.db');
+    const s = ProfileStore.open(path);
+    const a = s.add(profile('orders', [['encode', 3]]), { labels: { env: 'prod' } });
+    s.close();
+    // back to version 1 as it was: no labels_json column
+    const { DatabaseSync } = createRequire(import.meta.url)('node:sqlite') as typeof import('node:sqlite');
+    const raw = new DatabaseSync(path);
+    raw.exec('ALTER TABLE profiles DROP COLUMN labels_json; PRAGMA user_version = 1');
+    raw.close();
+    const again = ProfileStore.open(path);
+    try {
+      assert.equal((again.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, SCHEMA_VERSION);
+      assert.deepEqual(again.get(a.id)!.labels, { env: 'prod', lens: 'sampling', mode: 'cpu', service: 'orders' });
+      assert.deepEqual(again.list({ where: ['env=prod'] }).rows.map((r) => r.id), [a.id]);
+      assert.deepEqual(again.check(), []);
+    } finally {
+      again.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('merge: profiles on one clock, value summed, threads joined; the merged aggregate equals the sum', () => {
   const p1 = profile('orders', [['encode', 30], ['query', 70]], '2026-12-01T10:00:00Z');
   const p2 = profile('orders', [['encode', 60], ['query', 40]], '2026-12-01T10:00:05Z');
