@@ -396,9 +396,10 @@ export class ProfileStore {
         .prepare(`SELECT name, file, sum(total) / ? AS mean FROM functions WHERE profile IN (${marks}) AND name IN (${q.names.map(() => '?').join(',')}) GROUP BY name, file ORDER BY mean DESC`)
         .all(ids.length, ...ids, ...q.names) as unknown as { name: string; file: string | null; mean: number }[];
     } else {
-      // the roots every stack shares (<module>, thread bootstraps) say nothing: leave out functions at 100 % everywhere
+      // the roots (nearly) every stack shares (<module>, thread bootstraps) say nothing: leave
+      // out functions at 95 % or more in every profile
       chosen = this.db
-        .prepare(`SELECT name, file, sum(total) / ? AS mean FROM functions WHERE profile IN (${marks}) GROUP BY name, file HAVING min(total) < 0.999 OR count(*) < ? ORDER BY mean DESC LIMIT ?`)
+        .prepare(`SELECT name, file, sum(total) / ? AS mean FROM functions WHERE profile IN (${marks}) GROUP BY name, file HAVING min(total) < 0.95 OR count(*) < ? ORDER BY mean DESC LIMIT ?`)
         .all(ids.length, ...ids, ids.length, q.top ?? 8) as unknown as { name: string; file: string | null; mean: number }[];
     }
     const index = new Map(ids.map((id, i) => [id, i]));

@@ -73,6 +73,7 @@ after(async () => {
 
 test('API: list and filter, a profile with its function summary, report, diff, merge, export, upload, delete', async () => {
   s = await serve({ store, port: 0 });
+  try {
   const get = async (p: string) => {
     const r = await fetch(new URL(p, s.url));
     return { status: r.status, json: (await r.json()) as Record<string, unknown> & { profiles: { id: number; labels: Record<string, string>; service: string }[] } };
@@ -137,11 +138,15 @@ test('API: list and filter, a profile with its function summary, report, diff, m
   const del = await fetch(new URL(`/api/profiles/${row.id}`, s.url), { method: 'DELETE' });
   assert.equal(del.status, 200);
   assert.equal((await get(`/api/profiles/${row.id}`)).status, 404);
-  await s.close();
+  } finally {
+    // a failed assertion must not leave the server keeping the test file alive
+    await s.close();
+  }
 });
 
 test('security: traversal in every encoding is a 404, errors are JSON; uploads too large or malformed are refused; Host is checked; a non-loopback bind needs its token', async () => {
   s = await serve({ store, port: 0, maxUploadBytes: 1000 });
+  try {
   for (const p of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/%2E%2E%2Fetc%2Fpasswd', '/api/profiles/..%2f..%2fetc%2fpasswd', '/api/profiles/1/..', '/api/../../etc/passwd', '/%252e%252e/etc/passwd', '/..%5c..%5cetc%5cpasswd', '/\\..\\etc\\passwd', '//etc/passwd', '/etc/passwd', '/api/profiles/1/page/../../../etc/passwd']) {
     const r = await raw(s.url, p);
     assert.equal(r.status, 404, `${p}: ${r.status} ${r.body}`);
@@ -177,7 +182,9 @@ test('security: traversal in every encoding is a 404, errors are JSON; uploads t
   assert.equal((await raw(url, '/api/profiles', { headers: { authorization: `Bearer ${s.token}` } })).status, 200);
   // the shell holds no data and loads without it
   assert.equal((await raw(url, '/')).status, 200);
-  await s.close();
+  } finally {
+    await s.close();
+  }
 });
 
 test('pylens serve: a non-loopback --host prints a URL with a generated token; a port in use is a clear error', async () => {
@@ -190,16 +197,23 @@ test('pylens serve: a non-loopback --host prints a URL with a generated token; a
     });
     child.on('exit', (c) => reject(new Error(`exited ${c}`)));
   });
-  assert.match(line, /^http:\/\/0\.0\.0\.0:\d+\/#token=[\w-]{16,}$/);
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    assert.match(line, /^http:\/\/0\.0\.0\.0:\d+\/#token=[\w-]{16,}$/);
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
   const port = Number(/:(\d+)\//.exec(line)![1]);
-  child.kill('SIGTERM');
-  await new Promise((r) => child.on('exit', r));
   const busy = await serve({ store, port: 0 });
-  const taken = new URL(busy.url).port;
-  const r = spawnSync(process.execPath, [MAIN, 'serve', '--store', DB, '--port', taken], { encoding: 'utf8', timeout: 20_000 });
-  assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, new RegExp(`port ${taken} on 127\\.0\\.0\\.1 is in use`));
-  await busy.close();
+  try {
+    const taken = new URL(busy.url).port;
+    const r = spawnSync(process.execPath, [MAIN, 'serve', '--store', DB, '--port', taken], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`port ${taken} on 127\\.0\\.0\\.1 is in use`));
+  } finally {
+    await busy.close();
+  }
   assert.ok(port > 0);
 });
 
