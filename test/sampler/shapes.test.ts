@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { exclusive } from '../helpers/exclusive.ts';
 import { dumpProcess, type DumpResult, type DumpThread } from '../../src/capture/sampler/dump.ts';
 import { layoutFor } from '../../src/capture/sampler/layouts/index.ts';
 import { ProcMemory } from '../../src/capture/sampler/memory.ts';
@@ -462,7 +463,10 @@ for (const py of pythons) {
       }
     });
 
-    it('idle vs busy: sampleProcess idle:false keeps only the busy thread, idle:true marks the others idle', { timeout: 20_000 }, async (t) => {
+    // under the 'timing' lock: other files' busy loops next to it moved the spinner's sampled
+    // CPU share 23 points below its schedstat share in two suite runs on 3.13 (alone, or under
+    // two busy loops of its own, it agrees within the bound); see issue 12
+    it('idle vs busy: sampleProcess idle:false keeps only the busy thread, idle:true marks the others idle', { timeout: 120_000 }, (t) => exclusive('timing', async () => {
       const path = script('idle_busy.py');
       const { child, pid, doc } = await startReady<IdleBusyDoc>(py.exe, path, [], children);
       try {
@@ -512,7 +516,7 @@ for (const py of pythons) {
       } finally {
         kill(child);
       }
-    });
+    }));
 
     it('GIL: the one busy thread holds it in > 80 % of 50 dumps; sleeping threads never do', { timeout: 20_000 }, async (t) => {
       const path = script('idle_busy.py');
