@@ -15,6 +15,7 @@ import { ProfileBuilder } from '../../src/model/builder.ts';
 import { mergeProfiles } from '../../src/model/merge.ts';
 import { aggregate } from '../../src/model/query.ts';
 import { parseLabels, ProfileStore, SCHEMA_VERSION, StoreError } from '../../src/store/store.ts';
+import { exclusive } from '../helpers/exclusive.ts';
 
 const SAVER = join(import.meta.dirname, 'scripts/saver.ts');
 
@@ -121,7 +122,9 @@ test('merge: profiles on one clock, value summed, threads joined; the merged agg
   assert.ok(m.samples.time![199]! >= 5e9, String(m.samples.time![199]));
 });
 
-test('durability: 10 writers × 10 saves, killed with SIGKILL at random moments — integrity holds, every acknowledged save is whole, nothing half-written', { timeout: 180_000 }, async () => {
+// the two durability tests load both CPUs for seconds: under the 'timing' lock, so that the
+// tests comparing sampled CPU with the scheduler's own figures do not run beside them
+test('durability: 10 writers × 10 saves, killed with SIGKILL at random moments — integrity holds, every acknowledged save is whole, nothing half-written', { timeout: 600_000 }, () => exclusive('timing', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pylens-store-kill-'));
   try {
     const path = join(dir, 'profiles.db');
@@ -172,9 +175,9 @@ test('durability: 10 writers × 10 saves, killed with SIGKILL at random moments 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}));
 
-test('durability: pylens serve killed with SIGKILL during 40 concurrent uploads leaves a sound store; every upload it answered is there', { timeout: 120_000 }, async () => {
+test('durability: pylens serve killed with SIGKILL during 40 concurrent uploads leaves a sound store; every upload it answered is there', { timeout: 600_000 }, () => exclusive('timing', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pylens-serve-kill-'));
   const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
   try {
@@ -219,4 +222,4 @@ test('durability: pylens serve killed with SIGKILL during 40 concurrent uploads 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}));
