@@ -118,6 +118,15 @@ function wbFrame(html: string, title: string, blob?: Promise<ArrayBuffer>, q?: U
   return f;
 }
 
+/** The list's filters in this app's URL as the API's query: the time range (an age here) as a start time. */
+function wbApiFilters(q: URLSearchParams): URLSearchParams {
+  const api = new URLSearchParams();
+  for (const k of ['search', 'service', 'lens', 'where', 'fn']) if (q.get(k)) api.set(k, q.get(k)!);
+  const age = Number(q.get('since') ?? 0);
+  if (age > 0) api.set('since', String(Date.now() - age));
+  return api;
+}
+
 const WB_SINCE: [string, number][] = [
   ['any time', 0],
   ['last hour', 3600e3],
@@ -155,10 +164,7 @@ async function wbList(main: HTMLElement, q: URLSearchParams): Promise<void> {
   });
   for (const s of [service, lens, since]) s.addEventListener('change', () => form.requestSubmit());
 
-  const api = new URLSearchParams();
-  for (const k of ['search', 'service', 'lens', 'where', 'fn']) if (q.get(k)) api.set(k, q.get(k)!);
-  const age = Number(q.get('since') ?? 0);
-  if (age > 0) api.set('since', String(Date.now() - age));
+  const api = wbApiFilters(q);
   api.set('limit', '500');
   const { total, profiles } = (await (await wbFetch(`/api/profiles?${api}`)).json()) as { total: number; profiles: WbRow[] };
   wbState.rows = profiles;
@@ -366,10 +372,8 @@ const WB_COLORS = ['#c2410c', '#1d4ed8', '#15803d', '#7e22ce', '#b45309', '#0e74
 
 /** Functions over time for the list's filters: each function's share per profile, a line per function. */
 async function wbTrend(main: HTMLElement, q: URLSearchParams): Promise<void> {
-  const api = new URLSearchParams();
-  for (const k of ['search', 'service', 'lens', 'where', 'fn', 'names']) if (q.get(k)) api.set(k, q.get(k)!);
-  const age = Number(q.get('since') ?? 0);
-  if (age > 0) api.set('since', String(Date.now() - age));
+  const api = wbApiFilters(q);
+  if (q.get('names')) api.set('names', q.get('names')!);
   const t = (await (await wbFetch(`/api/trend?${api}`)).json()) as { profiles: { id: number; startMs: number; name: string }[]; series: { name: string; file: string | null; mean: number; points: (number | null)[] }[] };
   const filters = q.toString();
   main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: `#/?${filters}`, text: '← profiles' }), wbEl('h2', { text: `functions over time${q.get('service') ? ` — ${q.get('service')}` : ''} (${t.profiles.length} profiles)` })));
@@ -444,13 +448,7 @@ async function wbTrend(main: HTMLElement, q: URLSearchParams): Promise<void> {
 
 /** Many profiles as one: the ids picked (#/merge/1,2,3), or every one the filters match (#/merge?service=…). */
 async function wbMerge(main: HTMLElement, ids: string | undefined, filters: URLSearchParams): Promise<void> {
-  const api = new URLSearchParams();
-  if (ids) api.set('ids', ids);
-  else {
-    for (const k of ['search', 'service', 'lens', 'where', 'fn']) if (filters.get(k)) api.set(k, filters.get(k)!);
-    const age = Number(filters.get('since') ?? 0);
-    if (age > 0) api.set('since', String(Date.now() - age));
-  }
+  const api = ids ? new URLSearchParams({ ids }) : wbApiFilters(filters);
   const blob = wbFetch(`/api/merge?${api}&view=blob`).then((r) => r.arrayBuffer());
   const page = await (await wbFetch(`/api/merge?${api}&view=page&external=1`)).text();
   const what = ids ? `${ids.split(',').length} profiles merged: #${ids.split(',').join(', #')}` : `every profile matching ${filters.toString().replace(/&/g, ', ') || 'no filter'}, merged`;
