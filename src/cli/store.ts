@@ -10,6 +10,7 @@ import { defaultStorePath, parseLabels, ProfileStore, StoreError, type StoredPro
 import { UsageError, type CommandSpec, type OptionSpec, type Parsed } from './args.ts';
 import { pickExporter, readInput, writeOutput } from './commands.ts';
 import { CliError, EXIT_USAGE } from './errors.ts';
+import { renderStoreList } from '../render/store-list.ts';
 
 /** Options of every command that captures a profile. */
 export const saveOptions: OptionSpec[] = [
@@ -101,12 +102,6 @@ function idsOf(args: string[]): number[] {
   });
 }
 
-function when(ms: number | null): string {
-  if (ms === null) return '-';
-  const d = new Date(ms);
-  return `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 19)}`;
-}
-
 export function runStore(args: Parsed): number {
   const [sub, ...rest] = args.positionals;
   const o = args.options;
@@ -155,11 +150,7 @@ export function runStore(args: Parsed): number {
           process.stdout.write(JSON.stringify({ store: store.path, total, profiles: rows }, null, 2) + '\n');
           return 0;
         }
-        const table = rows.map((r) => [`#${r.id}`, when(r.startMs ?? r.addedMs), r.service, r.lens, r.mode, String(r.samples), r.durationNs !== null ? `${(r.durationNs / 1e9).toFixed(1)} s` : '-', Object.entries(r.labels).filter(([k]) => !['lens', 'mode', 'service', 'host', 'python'].includes(k)).map(([k, v]) => `${k}=${v}`).join(',')]);
-        const head = ['id', 'started', 'service', 'lens', 'mode', 'samples', 'duration', 'labels'];
-        const w = head.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)));
-        process.stdout.write([head, ...table].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ').trimEnd()).join('\n') + '\n');
-        process.stdout.write(`${rows.length} of ${total} profile${total === 1 ? '' : 's'} in ${store.path}\n`);
+        process.stdout.write(renderStoreList(rows, total, store.path));
       } finally {
         store.close();
       }

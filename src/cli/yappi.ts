@@ -11,10 +11,11 @@
  * is the program's.
  */
 import { checkPython, HelperError, parsePythonCommand } from '../capture/python/helper.ts';
-import { checkYappi, YAPPI_CLOCKS, yappiThreadRows, yappiToProfile, type YappiClock, type YappiData, type YappiThreadRow } from '../capture/python/yappi.ts';
+import { checkYappi, YAPPI_CLOCKS, yappiThreadRows, yappiToProfile, type YappiClock, type YappiData } from '../capture/python/yappi.ts';
 import { aggregate } from '../model/query.ts';
-import { formatPercent, formatValueShort } from '../render/page/units.ts';
 import { renderTopTable } from '../render/top.ts';
+import { formatPercent } from '../render/page/units.ts';
+import { formatThreadTable } from '../render/yappi.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { CliError } from './errors.ts';
 import { checkOutputArgs, commandArgv, finishLens, lensMeta, outputOptions, runUnderLens, writeLensProfile } from './interp.ts';
@@ -38,25 +39,6 @@ export const yappiSpec: CommandSpec = {
     'pylens yappi --json -- python3 worker.py > threads.json',
   ],
 };
-
-const ms = (v: number | null): string => (v === null ? '-' : formatValueShort(v, 'nanoseconds'));
-
-/** The per-thread table as text. */
-export function formatThreadTable(rows: YappiThreadRow[], clock: YappiClock): string {
-  const header = ['Thread', 'TID', 'CPU', 'Wall', 'CPU/Wall', `yappi ${clock}`, 'Calls'];
-  const cells = rows.map((r) => [
-    `${r.name}${r.daemon ? ' (daemon)' : ''}${r.aliveAtExit ? ' (running at exit)' : ''}`,
-    String(r.tid),
-    ms(r.cpuNs),
-    ms(r.wallNs),
-    r.cpuShare === null ? '-' : formatPercent(r.cpuShare),
-    ms(r.yappiNs),
-    r.calls.toLocaleString('en-US'),
-  ]);
-  const widths = header.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c]!.length)));
-  const line = (row: string[]) => row.map((s, c) => (c === 0 ? s.padEnd(widths[c]!) : s.padStart(widths[c]!))).join('  ').trimEnd();
-  return [`Threads (CPU: time.thread_time; Wall: lifetime while profiled; yappi ${clock}: yappi's per-thread total)`, line(header), ...cells.map(line)].join('\n') + '\n';
-}
 
 export async function runYappi(args: Parsed): Promise<number> {
   const o = args.options;
