@@ -46,6 +46,7 @@ import { SAMPLE_STATES, SampleStateCode, frameInfo, type IndexIntoFrames, type P
 import { parseSampleHeader, perfScriptImporter } from '../../formats/perf-script.ts';
 import { InputFile, NOT_MINE } from '../../formats/types.ts';
 import { checkPerfAccess, cpuEvent, explainPerfStderr, findPerf, PerfError, processCpuNs, readPerfAccess, spawnPerf, startPerfRecord, type PerfRun } from './tool.ts';
+import type { InterpreterSymbols } from './symbols.ts';
 
 /** (moved to the capture session; kept here for existing imports) */
 export { monotonicOffsetNs } from '../session/clock.ts';
@@ -121,6 +122,8 @@ export class NativeRecording {
   private readonly run: PerfRun;
   private exit: { code: number } | undefined;
   readonly exited: Promise<{ code: number }>;
+  /** the target's interpreter image and its symbols, as found before perf started (symbols.ts) */
+  interpreter: InterpreterSymbols | undefined;
   private perfCpu0: number | undefined;
   private perfCpuLast: number | undefined;
   private targetCpu0: number | undefined;

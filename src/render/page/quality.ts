@@ -2,7 +2,9 @@
  * How trustworthy a sampler profile is, in one line, from the quality counts the sampler
  * records in its metadata (capture/sampler/sampler.ts): stacks that did not reach their
  * thread's base (marked `[truncated]`), torn reads read again, thread stops and their
- * cost, missed ticks, the interval distribution and the CPU rule. Shared by `record`'s
+ * cost, missed ticks, the interval distribution and the CPU rule; with native frames
+ * (`record --native`), whether the interpreter had symbols and how many samples end at an
+ * unknown address inside it (capture/perf/symbols.ts). Shared by `record`'s
  * summary line, `report`'s header and the HTML header. Runs in Node and in the page: no
  * imports but page modules.
  */
@@ -65,7 +67,28 @@ export function samplerQuality(meta: QualityMeta): string | undefined {
         (errors ? `, ${groupDigits(errors)} ticks whose tasks could not be read` : ''),
     );
   }
+  const native = nativeSymbolsQuality(x);
+  if (native) parts.push(native);
   const schedJudged = num(x, 'schedJudged');
   if (schedJudged) parts.push(`${groupDigits(schedJudged)} runnable samples judged without perf events (less exact: needs CAP_PERFMON or kernel.perf_event_paranoid ≤ 1)`);
   return parts.join('; ');
+}
+
+/**
+ * `record --native`'s interpreter symbols in words: a stripped interpreter always (with the
+ * share of samples whose leaf is an unknown address inside it, and the first fix), a debug
+ * file where perf found one, and an unknown share of 5 % or more even with symbols.
+ */
+export function nativeSymbolsQuality(x: Record<string, string | number>): string | undefined {
+  const verdict = x.interpreterSymbols;
+  if (typeof verdict !== 'string') return undefined;
+  const image = String(x.interpreterImage ?? 'the interpreter').split('/').pop()!;
+  const share = num(x, 'nativeUnknownInterpreter');
+  const unknown = `${share === 0 ? '0' : share < 0.001 ? '<0.1' : (100 * share).toFixed(share < 0.1 ? 1 : 0)} % of samples end at an unknown address in ${image}`;
+  if (verdict === 'stripped') {
+    const fix = typeof x.interpreterSymbolsFix === 'string' ? x.interpreterSymbolsFix.split('; ')[0] : undefined;
+    return `interpreter stripped: ${unknown}${fix ? `, to name them: ${fix}` : ''}`;
+  }
+  if (verdict === 'debug-file') return `interpreter symbols from ${x.interpreterDebugFile ?? 'a debug file'}${share >= 0.01 ? `; ${unknown}` : ''}`;
+  return share >= 0.05 ? unknown : undefined;
 }
