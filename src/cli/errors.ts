@@ -24,7 +24,17 @@ export class CliError extends Error {
   }
 }
 
+/** what a fix about permissions, capabilities or kernel settings says: doctor checks them all */
+const ACCESS_FIX = /CAP_|--cap-add|sysctl|ptrace_scope|perf_event_paranoid|tracefs|seccomp|privileged|run (pylens )?(as root|with sudo)/;
+export const DOCTOR_HINT = '`pylens doctor` checks every lens on this machine';
+
 export function explain(e: unknown): { message: string; fix?: string; code: number } {
+  const r = explainError(e);
+  if (r.fix && ACCESS_FIX.test(r.fix) && !r.fix.includes('pylens doctor')) r.fix = `${r.fix.replace(/\.\s*$/, '')}; ${DOCTOR_HINT}`;
+  return r;
+}
+
+function explainError(e: unknown): { message: string; fix?: string; code: number } {
   if (e instanceof UsageError) return { message: `${e.command === 'pylens' ? '' : `${e.command}: `}${e.message}`, fix: `run 'pylens ${e.command === 'pylens' ? '' : `${e.command} `}--help' for usage`, code: EXIT_USAGE };
   if (e instanceof CliError) return { message: e.message, fix: e.fix, code: e.exitCode };
   if (e instanceof PerfError) return { message: e.message, fix: e.fix, code: EXIT_FAILURE };

@@ -11,6 +11,7 @@ import { EXIT_OK, explain } from './errors.ts';
 import { demoSpec, runDemo } from './demo.ts';
 import { diffSpec, runDiff, spreadSides } from './diff.ts';
 import { diagnoseSpec, runDiagnose } from './diagnose.ts';
+import { doctorSpec, runDoctorCommand } from './doctor.ts';
 import { dumpSpec, runDump } from './dump.ts';
 import { ioSpec, runIo } from './io.ts';
 import { offcpuSpec, runOffcpu } from './offcpu.ts';
@@ -54,6 +55,7 @@ const COMMANDS: Command[] = [
   { spec: serveSpec, run: runServe },
   { spec: yappiSpec, run: runYappi },
   { spec: memSpec, run: runMem },
+  { spec: doctorSpec, run: runDoctorCommand },
   { spec: demoSpec, run: runDemo },
 ];
 
