@@ -11,11 +11,13 @@ import {
   decodeVersionHex,
   encodeVersionHex,
   findRuntimeInElf,
+  isMappedFile,
   isSupported,
   loadBase,
   locateRuntime,
   parseVersionString,
   readDebugOffsetsHeader,
+  sameMountNamespace,
   scanForRuntime,
   type PythonVersion,
 } from '../../src/capture/sampler/runtime.ts';
@@ -95,6 +97,18 @@ test('findRuntimeInElf falls back to the .PyRuntime section when the symbol is g
 });
 
 // ---- real processes -----------------------------------------------------------------
+
+test('isMappedFile: a path is the mapped file by device and inode (a container\'s python3 is not the host\'s)', () => {
+  const maps = readMaps(process.pid);
+  const exe = maps.find((m) => m.path === process.execPath)!;
+  assert.ok(exe, 'node is mapped');
+  assert.equal(isMappedFile(process.execPath, exe), true);
+  assert.equal(isMappedFile(`/proc/${process.pid}/root${process.execPath}`, exe), true, 'through /proc/PID/root');
+  const libc = maps.find((m) => /\/libc\.so/.test(m.path));
+  if (libc) assert.equal(isMappedFile(libc.path, exe), false, 'another file');
+  assert.equal(isMappedFile('/nonexistent/python3', exe), false);
+  assert.equal(sameMountNamespace(process.pid), true);
+});
 
 test('locateRuntime on a dead PID is a ProcessGoneError naming the PID', () => {
   const pid = spawnSync('true').pid!;

@@ -139,7 +139,6 @@ export function readDebugOffsetsHeader(mem: ProcessMemory, runtimeAddress: Addre
   return { cookie, version, versionHex: Number(hex64), freeThreaded: ft === 1n };
 }
 
-/** Read the ELF file of a mapped binary: its path, else through /proc/PID/root, else /proc/PID/map_files. */
 /**
  * Parsed ELF files by path and identity (device, inode, size, mtime): a parent and the
  * Python children it starts run the same binary, and parsing libpython takes tens of ms.
@@ -161,12 +160,52 @@ function cachedElf(file: string, displayPath: string): ElfFile {
   return elf;
 }
 
+/**
+ * Is `pid` in our mount namespace? undefined when its namespace link cannot be read. A
+ * target in a container (another mount namespace) sees other files under the same paths.
+ */
+export function sameMountNamespace(pid: number): boolean | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/mnt`) === readlinkSync('/proc/self/ns/mnt');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Is `file` (followed) the file of mapping `m` (its device and inode as written in maps)? */
+export function isMappedFile(file: string, m: MapRecord): boolean {
+  try {
+    const st = statSync(file);
+    const [major, minor] = m.dev.split(':').map((x) => parseInt(x, 16)) as [number, number];
+    // glibc's dev_t: minor's low 8 bits, major's low 12 bits above them, then the rest
+    const dev = (minor & 0xff) + (major & 0xfff) * 0x100 + (minor >>> 8) * 0x100000 + (major >>> 12) * 0x100000000;
+    return st.ino === m.inode && st.dev === dev;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Read the ELF file of a mapped binary. In our mount namespace: its path, else through
+ * /proc/PID/root, else /proc/PID/map_files. A target in another mount namespace (a
+ * container seen from the host) has its own files: the path as written in maps may be
+ * missing here or, worse, another file (the host's python3.11 is not the container's), so
+ * /proc/PID/root (the path resolved in the target's mounts) comes first, then map_files,
+ * and the bare path last and only when it is the mapped file (device and inode).
+ */
 export function readBinaryElf(pid: number, bin: PythonBinary): ElfFile {
   const path = bin.path.replace(/ \(deleted\)$/, '');
   const first = bin.mappings[0]!;
-  const candidates = [path, `/proc/${pid}/root${path}`, `/proc/${pid}/map_files/${first.start.toString(16)}-${first.end.toString(16)}`];
+  const viaRoot = `/proc/${pid}/root${path}`;
+  const viaMapFiles = `/proc/${pid}/map_files/${first.start.toString(16)}-${first.end.toString(16)}`;
+  const ours = sameMountNamespace(pid) !== false;
+  const candidates = ours ? [path, viaRoot, viaMapFiles] : [viaRoot, viaMapFiles, path];
   let lastErr: unknown;
   for (const c of candidates) {
+    if (!ours && c === path && !isMappedFile(path, first)) {
+      lastErr ??= new Error(`${path} here is not the file the process mapped (it runs in another mount namespace)`);
+      continue;
+    }
     try {
       return cachedElf(c, path);
     } catch (e) {
