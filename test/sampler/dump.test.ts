@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dumpProcess, type DumpResult, type DumpThread } from '../../src/capture/sampler/dump.ts';
-import { findPthreadTidOffset, statStateLetter } from '../../src/capture/sampler/threads.ts';
+import { findPthreadTidOffset, parseNsPid, statStateLetter, TaskIds } from '../../src/capture/sampler/threads.ts';
 import { ImageMemory } from '../../src/capture/sampler/memory.ts';
 import { parseArgs, UsageError } from '../../src/cli/args.ts';
 import { displayFile, dumpSpec, renderDump, runDump } from '../../src/cli/dump.ts';
@@ -39,6 +39,42 @@ test('findPthreadTidOffset: the one offset holding distinct task TIDs, including
   assert.equal(findPthreadTidOffset(mem, [0x10000n, 0x20000n], [500, 501], 500), 720);
   assert.equal(findPthreadTidOffset(mem, [0x10000n, 0x20000n], [600, 601], 600), undefined);
   assert.equal(findPthreadTidOffset(mem, [0x30000n], [500], 500), undefined, 'unreadable struct');
+});
+
+test('parseNsPid: a task\'s ID in each PID namespace, /proc\'s first', () => {
+  assert.deepEqual(parseNsPid('Name:\tpython3\nTgid:\t700\nPid:\t702\nNSpid:\t702\t7\nNSpgid:\t1\n'), [702, 7]);
+  assert.deepEqual(parseNsPid('Pid:\t5\nNSpid:\t5\n'), [5]);
+  assert.equal(parseNsPid('Pid:\t5\n'), undefined, 'kernel before 4.1: no NSpid line');
+});
+
+test('TaskIds: the target\'s own TIDs (a container\'s) to /proc\'s, identity in the same namespace', () => {
+  const root = mkdtempSync(join(tmpdir(), 'pylens-nspid-'));
+  try {
+    const proc = (pid: number, tasks: [number, number[]][]) => {
+      mkdirSync(join(root, String(pid), 'task'), { recursive: true });
+      writeFileSync(join(root, String(pid), 'status'), `Pid:\t${pid}\nNSpid:\t${tasks[0]![1].join('\t')}\n`);
+      for (const [tid, ns] of tasks) {
+        mkdirSync(join(root, String(pid), 'task', String(tid)));
+        writeFileSync(join(root, String(pid), 'task', String(tid), 'status'), `Pid:\t${tid}\nNSpid:\t${ns.join('\t')}\n`);
+      }
+    };
+    proc(700, [[700, [700, 1]], [702, [702, 7]]]);
+    const nested = new TaskIds(700, root);
+    assert.equal(nested.nested, true);
+    assert.equal(nested.ownPid, 1);
+    assert.equal(nested.ours(1), 700);
+    assert.equal(nested.ours(7), 702);
+    assert.equal(nested.ours(8), undefined, 'no such thread');
+    assert.deepEqual(nested.own().sort((a, b) => a - b), [1, 7]);
+    proc(800, [[800, [800]], [801, [801]]]);
+    const flat = new TaskIds(800, root);
+    assert.equal(flat.nested, false);
+    assert.equal(flat.ownPid, 800);
+    assert.equal(flat.ours(801), 801);
+    assert.deepEqual(flat.own().sort((a, b) => a - b), [800, 801]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test('renderDump: py-spy-like text, pthread ids in hex when no OS TID, files relative to cwd', () => {

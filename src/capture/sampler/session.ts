@@ -15,7 +15,7 @@
  */
 import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import type { SampleState } from '../../model/profile.ts';
-import { findPthreadTidOffset, gilHolder, gilStructAddress, gilStructOf, statStateLetter, taskIds } from './threads.ts';
+import { findPthreadTidOffset, gilHolder, gilStructAddress, gilStructOf, statStateLetter, TaskIds } from './threads.ts';
 import { layoutForRuntime, readCodeObjectGeneration } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
@@ -403,6 +403,8 @@ export class ProcessSampler {
   private tickPlan: Address[] = [];
   private attachedAt = performance.now();
   private states: TaskStates;
+  /** the target's TIDs ↔ /proc's (a target in another PID namespace) */
+  private tids: TaskIds;
   /** page buffers reused by every tick's page cache */
   private pagesA: Uint8Array[] = [];
 
@@ -414,6 +416,7 @@ export class ProcessSampler {
     this.mem = mem;
     this.nativeTid = layout.tstate.native_thread_id !== null;
     this.states = new TaskStates(pid);
+    this.tids = new TaskIds(pid);
     this.names = new ThreadNames(mem, layout, () => mainInterpreter(mem, layout, runtime.runtimeAddress), runtime.version.minor);
     this.command = readCmdline(pid);
     this.executable = readExe(pid);
@@ -538,7 +541,14 @@ export class ProcessSampler {
     if (flush) this.codeCacheBorn = Date.now();
   }
 
+  /** the thread's TID as /proc here names it (the target's own, translated when it is in another PID namespace) */
   private osTid(t: ThreadStack): number | undefined {
+    const own = this.ownTid(t);
+    return own === undefined ? undefined : this.tids.ours(own);
+  }
+
+  /** the thread's TID in the target's own PID namespace */
+  private ownTid(t: ThreadStack): number | undefined {
     if (this.nativeTid) return t.tid > 0 ? t.tid : undefined;
     const hit = this.tidOfPthread.get(t.pthreadId);
     if (hit !== undefined) return hit;
@@ -580,7 +590,7 @@ export class ProcessSampler {
       else if (t.truncated) this.tally.depthCutStacks++;
     }
     if (!this.nativeTid && this.pthreadTidOffset === undefined && walked.length > 0) {
-      this.pthreadTidOffset = findPthreadTidOffset(this.mem, walked.map((t) => t.pthreadId), taskIds(this.pid), this.pid);
+      this.pthreadTidOffset = findPthreadTidOffset(this.mem, walked.map((t) => t.pthreadId), this.tids.own(), this.tids.ownPid);
     }
     const gilStruct = this.version.minor >= 12 ? (this.interps?.gil ?? undefined) : undefined;
     const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, gilStruct);

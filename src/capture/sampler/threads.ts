@@ -3,7 +3,7 @@
  * /proc, the OS TIDs of a process, glibc's `struct pthread` TID offset (3.8–3.10 map a
  * pthread_t to its TID through it), and the GIL and its holder (see dump.ts for the rules).
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, type Address, type ProcessMemory } from './memory.ts';
 
@@ -23,6 +23,79 @@ export function taskIds(pid: number, procRoot = '/proc'): number[] {
     return readdirSync(`${procRoot}/${pid}/task`).map(Number).filter(Number.isInteger);
   } catch {
     return [];
+  }
+}
+
+/** The NSpid line of a /proc status file: a task's ID in each PID namespace it is in, /proc's first, its own last. */
+export function parseNsPid(status: string): number[] | undefined {
+  const m = /^NSpid:\s*([\d\s]+)$/m.exec(status);
+  if (!m) return undefined;
+  const ids = m[1]!.trim().split(/\s+/).map(Number);
+  return ids.length > 0 && ids.every((n) => Number.isInteger(n) && n > 0) ? ids : undefined;
+}
+
+/**
+ * A process's thread IDs as it knows them and as /proc here names them. A target in another
+ * PID namespace (a container seen from the host) writes its own namespace's TIDs into
+ * `native_thread_id` and glibc's struct pthread (1 for the main thread of a container's
+ * first process), while /proc/PID/task names them by /proc's namespace: `ours` turns one into
+ * the other through each task's NSpid (re-read for a TID it does not know, at most every
+ * 100 ms). In the same namespace both are the same number and nothing is read.
+ */
+export class TaskIds {
+  readonly pid: number;
+  /** the process's PID in its own namespace (= pid when not nested) */
+  readonly ownPid: number;
+  /** the target is in a PID namespace below /proc's */
+  readonly nested: boolean;
+  private readonly procRoot: string;
+  private map = new Map<number, number>();
+  private readAt = -Infinity;
+
+  constructor(pid: number, procRoot = '/proc') {
+    this.pid = pid;
+    this.procRoot = procRoot;
+    let ids: number[] | undefined;
+    try {
+      ids = parseNsPid(readFileSync(`${procRoot}/${pid}/status`, 'utf8'));
+    } catch {
+      ids = undefined;
+    }
+    this.nested = ids !== undefined && ids.length > 1;
+    this.ownPid = this.nested ? ids![ids!.length - 1]! : pid;
+    if (this.nested) this.refresh();
+  }
+
+  private refresh(): void {
+    this.readAt = performance.now();
+    const next = new Map<number, number>();
+    for (const tid of taskIds(this.pid, this.procRoot)) {
+      try {
+        const ids = parseNsPid(readFileSync(`${this.procRoot}/${this.pid}/task/${tid}/status`, 'utf8'));
+        if (ids && ids[0] === tid) next.set(ids[ids.length - 1]!, tid);
+      } catch {
+        // the thread ended
+      }
+    }
+    this.map = next;
+  }
+
+  /** /proc's TID for the target's own TID `own`; undefined when no such thread is seen */
+  ours(own: number): number | undefined {
+    if (!this.nested) return own;
+    let t = this.map.get(own);
+    if (t === undefined && performance.now() - this.readAt >= 100) {
+      this.refresh();
+      t = this.map.get(own);
+    }
+    return t;
+  }
+
+  /** the process's TIDs as it knows them (its own namespace's) */
+  own(): number[] {
+    if (!this.nested) return taskIds(this.pid, this.procRoot);
+    this.refresh();
+    return [...this.map.keys()];
   }
 }
 
