@@ -5,7 +5,8 @@
 import { readCmdline } from '../capture/sampler/session.ts';
 import { basename, relative } from 'node:path';
 import { dumpProcess, type DumpResult } from '../capture/sampler/dump.ts';
-import { PermissionError, ProcessGoneError } from '../capture/sampler/memory.ts';
+import { existsSync } from 'node:fs';
+import { inChildPidNamespace, OTHER_PID_NAMESPACE_FIX, PermissionError, ProcessGoneError } from '../capture/sampler/memory.ts';
 import { RuntimeNotFoundError, UnsupportedVersionError } from '../capture/sampler/runtime.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { CliError } from './errors.ts';
@@ -86,6 +87,12 @@ export function renderDump(d: DumpResult, opts: { cmdline?: string; cwd?: string
 
 /** The sampler's attach errors as CliErrors (what went wrong with PID, and the fix); other errors unchanged. */
 export function attachError(e: unknown, pid: number, command: string): unknown {
+  if (e instanceof ProcessGoneError && !existsSync(`/proc/${pid}`) && inChildPidNamespace() === true) {
+    return new CliError(
+      `process ${pid} is not visible from this PID namespace: pylens runs in a container's own PID namespace, where a host PID (or another container's process) does not exist — or it has exited`,
+      OTHER_PID_NAMESPACE_FIX,
+    );
+  }
   if (e instanceof ProcessGoneError) return new CliError(`process ${pid} does not exist (it has exited, or never existed)`, 'check the PID with ps; the process may have exited');
   if (e instanceof PermissionError) {
     const i = e.message.indexOf('Reading /proc/PID/mem');
@@ -95,7 +102,7 @@ export function attachError(e: unknown, pid: number, command: string): unknown {
     return new CliError(`PID ${pid} runs Python ${e.version.text}, which pylens ${command} does not support`, 'pylens samples CPython 3.8 to 3.14; run the program with one of those');
   }
   if (e instanceof RuntimeNotFoundError) {
-    return new CliError(`PID ${pid} does not look like a CPython process (no _PyRuntime found in its maps): ${e.message}`, 'pass the PID of a python process (not a shell or launcher wrapping it); check with ps -o pid,cmd');
+    return new CliError(`PID ${pid} does not look like a CPython process (no _PyRuntime found in its maps): ${e.message}`, 'pass the PID of a python process (not a shell or launcher wrapping it); check with ps -o pid,cmd. From the host, a container\'s process has another PID than inside it: `docker inspect -f {{.State.Pid}} APP` (its first process), or the first number of NSpid in /proc/HOST_PID/status');
   }
   return e;
 }

@@ -3,7 +3,7 @@
  * `ProcessMemory` interface, so unit tests run against a synthetic `ImageMemory`.
  * Addresses are JS numbers: user-space addresses on x86-64 are below 2^47, so exact.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { ERRNO, SyscallError, syscalls, type Syscalls } from './syscalls.ts';
 
 /** An address in the target's address space (below 2^47, exact as a number). */
@@ -29,6 +29,27 @@ export class ProcessGoneError extends Error {
     this.pid = pid;
   }
 }
+
+/** The initial PID namespace's link (its inode is PROC_PID_INIT_INO on every kernel): the host's. */
+export const HOST_PID_NAMESPACE = 'pid:[4026531836]';
+
+/**
+ * Do we run in a PID namespace below the host's (a container's own)? There a host PID, or
+ * another container's process, does not exist. undefined when /proc/self/ns/pid is unreadable.
+ */
+export function inChildPidNamespace(procRoot = '/proc'): boolean | undefined {
+  try {
+    return readlinkSync(`${procRoot}/self/ns/pid`) !== HOST_PID_NAMESPACE;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How to reach a process of another PID namespace (a container's): the fix for a PID not visible here. */
+export const OTHER_PID_NAMESPACE_FIX =
+  'run pylens in the target\'s PID and mount namespaces, from the host: `nsenter -t HOST_PID -p -m pylens record -p PID_INSIDE` ' +
+  '(or pylens on the host with the host PID), or share the target\'s PIDs with pylens\'s container: ' +
+  '`docker run --pid=container:APP` (or `--pid=host`), Kubernetes `shareProcessNamespace: true` or `kubectl debug --target=CONTAINER`';
 
 /** The kernel refused ptrace-level access to the target's memory. */
 export class PermissionError extends Error {
