@@ -19,7 +19,9 @@ import { perfDataToProfile, removeDir, removePerfFiles, startPerfRecording, type
 import { Companion } from '../capture/session/session.ts';
 import { commandPath, planAttach, planLaunch, probePython, pythonOfCommand, runningPython, type PerfPlan, type PythonBuild } from '../capture/perf/python.ts';
 import { checkPerfAccess, cpuEvent, findPerf, readPerfAccess } from '../capture/perf/tool.ts';
+import { interpreterSymbolsExtra, interpreterSymbolsOf, strippedWarning, type InterpreterSymbols } from '../capture/perf/symbols.ts';
 import { hostEnvironment } from '../model/environment.ts';
+import { samplerQuality } from '../render/page/quality.ts';
 import type { Profile } from '../model/profile.ts';
 import { UsageError, type CommandSpec, type Parsed } from './args.ts';
 import { pickExporter, writeOutput } from './commands.ts';
@@ -104,9 +106,13 @@ export async function runPerf(args: Parsed): Promise<number> {
 
   const workdir = mkdtempSync(join(tmpdir(), 'pylens-perf-'));
   let rec: PerfRecordResult | undefined;
-  const perfC = new Companion('perf record', ({ pid: p }) =>
-    startPerfRecording({ perf, pid: p!, event, freqHz: freq, callGraph: plan.callGraph, kernel: access.kernel, dataFile: (o['perf-data'] as string | undefined) ?? join(workdir, 'perf.data') }),
-  );
+  let interpreter: InterpreterSymbols | undefined;
+  const perfC = new Companion('perf record', ({ pid: p }) => {
+    // perf script below reads its own build-id dir, not ~/.debug: only debug files elsewhere count
+    interpreter = interpreterSymbolsOf(p!, { buildIdDir: join(workdir, 'buildid') });
+    if (interpreter?.verdict === 'stripped') say(false, `warning: ${strippedWarning(interpreter)}`);
+    return startPerfRecording({ perf, pid: p!, event, freqHz: freq, callGraph: plan.callGraph, kernel: access.kernel, dataFile: (o['perf-data'] as string | undefined) ?? join(workdir, 'perf.data') });
+  });
   let targetPid: number | undefined = pid;
   try {
     // launched: held at the start gate until perf records it. A Python waits inside `site`
@@ -169,6 +175,7 @@ export async function runPerf(args: Parsed): Promise<number> {
         injectMs: Math.round(sr.injectMs),
         scriptMs: Math.round(sr.scriptMs),
         parseMs: Math.round(sr.parseMs),
+        ...(interpreter ? interpreterSymbolsExtra(interpreter, profile) : {}),
       },
     };
     if (o['hide-interpreter'] !== false) profile = hideInterpreter(profile);
@@ -184,6 +191,8 @@ export async function runPerf(args: Parsed): Promise<number> {
         (overhead !== undefined ? `; perf record used ${(100 * overhead).toFixed(1)} % of the target's CPU time` : '') +
         `; ${(sr.scriptBytes / 1e6).toFixed(1)} MB of perf script read in ${Math.round(performance.now() - t0)} ms`,
     );
+    const quality = samplerQuality(m);
+    if (quality) say(quiet, `quality: ${quality}`);
     if (plan.callGraph === 'dwarf' && freq > 2000) say(quiet, `note: dwarf unwinding copies the stack on every sample; at ${freq} Hz that slows the target noticeably (bench/perf-overhead.ts has figures)`);
     process.stdout.write(`${abs}\n`);
     return pid === undefined ? exitCode : 0;

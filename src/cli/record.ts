@@ -28,7 +28,7 @@ import { syscallsError, syscalls } from '../capture/sampler/syscalls.ts';
 import { samplerQuality } from '../render/page/quality.ts';
 import { nativeWindowNs, NativeRecording, perfRecordArgs, planNative, spliceNative, type NativePlan } from '../capture/perf/native.ts';
 import { PerfError } from '../capture/perf/tool.ts';
-import { interpreterSymbolsOf, symbolsFix, unknownInterpreterLeaves } from '../capture/perf/symbols.ts';
+import { interpreterSymbolsExtra, interpreterSymbolsOf, strippedWarning } from '../capture/perf/symbols.ts';
 import type { ProcessSampler } from '../capture/sampler/session.ts';
 import { Companion } from '../capture/session/session.ts';
 import { CPU_BUCKET_NS, startCpuSampling } from '../capture/ebpf/cpu.ts';
@@ -313,12 +313,7 @@ async function startNative(plan: NativePlan, pid: number): Promise<NativeRecordi
   for (const w of plan.warnings) process.stderr.write(`pylens record: warning: ${w}\n`);
   // a stripped interpreter: its own C functions will be [unknown]; say so once, with the fix
   const interpreter = interpreterSymbolsOf(pid);
-  if (interpreter?.verdict === 'stripped') {
-    process.stderr.write(
-      `pylens record: warning: ${interpreter.path} is stripped (no .symtab, and no debug file for build id ${interpreter.buildId ?? '(none)'} where perf looks): ` +
-        `its C functions will show as [unknown]; to name them: ${symbolsFix(interpreter)}\n`,
-    );
-  }
+  if (interpreter?.verdict === 'stripped') process.stderr.write(`pylens record: warning: ${strippedWarning(interpreter)}\n`);
   let nat: NativeRecording;
   try {
     nat = await NativeRecording.start(plan, pid);
@@ -399,19 +394,7 @@ async function finishNative(nat: NativeRecording, plan: NativePlan, profile: Pro
       ...(cpu ? { perfCpuNs: Math.round(cpu.perfNs), targetCpuNs: Math.round(cpu.targetNs) } : {}),
       ...(perfOverhead !== undefined ? { perfOverhead: Math.round(perfOverhead * 1e4) / 1e4 } : {}),
     };
-    const sym = nat.interpreter;
-    if (sym) {
-      const unknown = unknownInterpreterLeaves(out, sym.path);
-      Object.assign(m.extra, {
-        interpreterImage: sym.path,
-        interpreterSymbols: sym.verdict,
-        ...(sym.buildId ? { interpreterBuildId: sym.buildId } : {}),
-        ...(sym.debugFile ? { interpreterDebugFile: sym.debugFile } : {}),
-        ...(sym.verdict === 'stripped' ? { interpreterSymbolsFix: symbolsFix(sym) } : {}),
-        nativeUnknownInterpreter: Math.round(unknown.share * 1e4) / 1e4,
-        nativeUnknownInterpreterSamples: unknown.samples,
-      });
-    }
+    if (nat.interpreter) Object.assign(m.extra, interpreterSymbolsExtra(nat.interpreter, out));
     const running = stats.matched + stats.unmatched;
     process.stderr.write(
       `pylens record: native frames: ${stats.matched.toLocaleString('en-US')} of ${running.toLocaleString('en-US')} running samples matched a perf sample` +

@@ -31,7 +31,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readlinkSync,
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { ElfFile } from '../sampler/elf.ts';
-import { findExecutable, findLibpython, readMaps } from '../sampler/maps.ts';
+import { findExecutable, findLibpython, PYTHON_EXE, readMaps } from '../sampler/maps.ts';
 import { frameInfo, type Profile } from '../../model/profile.ts';
 
 export type SymbolsVerdict = 'symbols' | 'debug-file' | 'stripped';
@@ -228,7 +228,8 @@ export function interpreterSymbols(path: string, o: SymbolsOptions = {}): Interp
  * The file that holds a running CPython's interpreter code: its libpython*.so when it maps
  * one (pyenv's shared builds), else its executable (Debian's python3.X links it in).
  * Paths are as the process sees them; when that path is not visible here (another mount
- * namespace) its /proc/PID/root view is returned. Undefined when the maps cannot be read.
+ * namespace) its /proc/PID/root view is returned. Undefined when the maps cannot be read,
+ * or when no libpython is mapped and the executable is not named like a python.
  */
 export function interpreterImage(pid: number): { path: string; kind: 'library' | 'executable' } | undefined {
   let maps;
@@ -243,8 +244,9 @@ export function interpreterImage(pid: number): { path: string; kind: 'library' |
   } catch {
     exe = undefined;
   }
+  // no libpython: the executable, when it is a python (not a shell before exec, not uwsgi)
   const bin = findLibpython(maps) ?? findExecutable(maps, exe);
-  if (!bin) return undefined;
+  if (!bin || (bin.kind === 'executable' && !PYTHON_EXE.test(bin.path))) return undefined;
   const path = bin.path.replace(/ \(deleted\)$/, '');
   const seen = existsSync(path) ? path : `/proc/${pid}/root${path}`;
   return { path: seen, kind: bin.kind };
@@ -315,4 +317,27 @@ export function unknownInterpreterLeaves(p: Profile, image: string): { samples: 
     if (s >= 0 && unknown[p.stacks.frame[s]!]) n++;
   }
   return { samples: n, of: st.length, share: st.length ? n / st.length : 0 };
+}
+
+/** The one warning `record --native` and `perf` print before recording a stripped interpreter. */
+export function strippedWarning(s: InterpreterSymbols): string {
+  return `${s.path} is stripped (no .symtab, and no debug file for build id ${s.buildId ?? '(none)'} where perf looks): its C functions will show as [unknown]; to name them: ${symbolsFix(s)}`;
+}
+
+/**
+ * What a profile with native frames keeps in meta.extra about its interpreter's symbols
+ * (render/page/quality.ts puts it in words): the image, the verdict, build id, debug file,
+ * the fix when stripped, and the samples whose leaf is an unknown address inside it.
+ */
+export function interpreterSymbolsExtra(s: InterpreterSymbols, p: Profile): Record<string, string | number> {
+  const unknown = unknownInterpreterLeaves(p, s.path);
+  return {
+    interpreterImage: s.path,
+    interpreterSymbols: s.verdict,
+    ...(s.buildId ? { interpreterBuildId: s.buildId } : {}),
+    ...(s.debugFile ? { interpreterDebugFile: s.debugFile } : {}),
+    ...(s.verdict === 'stripped' ? { interpreterSymbolsFix: symbolsFix(s) } : {}),
+    nativeUnknownInterpreter: Math.round(unknown.share * 1e4) / 1e4,
+    nativeUnknownInterpreterSamples: unknown.samples,
+  };
 }

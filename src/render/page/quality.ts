@@ -27,10 +27,12 @@ const pct = (n: number, d: number): string => {
   return `${p === 0 ? '0' : p < 0.1 ? '<0.1' : p < 10 ? p.toFixed(1) : p.toFixed(0)} %`;
 };
 
-/** The sampler's quality in words, or undefined when the profile has none (another lens, an import). */
+/** The sampler's quality in words (or, for `pylens perf`, the interpreter's symbols), or undefined when the profile has none (another lens, an import). */
 export function samplerQuality(meta: QualityMeta): string | undefined {
   const x = meta.extra;
-  if (!x || x.truncatedSamples === undefined) return undefined;
+  if (!x) return undefined;
+  // perf's own profiles (`pylens perf`) have no sampler counts, only the interpreter's symbols
+  if (x.truncatedSamples === undefined) return nativeSymbolsQuality(x);
   const n = meta.sampleCount;
   const truncated = num(x, 'truncatedSamples');
   const parts: string[] = [];
