@@ -213,6 +213,10 @@ test('quality words: stripped with its share and fix, debug file, silent with sy
   assert.equal(nativeSymbolsQuality({ ...base, interpreterSymbols: 'symbols', nativeUnknownInterpreter: 0.08 }), '8.0 % of samples end at an unknown address in python3.11');
   assert.equal(nativeSymbolsQuality({ truncatedSamples: 0 }), undefined);
   assert.match(samplerQuality({ sampleCount: 10, extra: { ...base, interpreterSymbols: 'stripped' } })!, /^every stack whole \(10 samples\); interpreter stripped: 42 %/);
+  // pylens perf's profiles: no sampler counts, the interpreter's words alone
+  const { truncatedSamples: _, ...perfOnly } = base;
+  assert.equal(samplerQuality({ sampleCount: 10, extra: { ...perfOnly, interpreterSymbols: 'stripped' } }), 'interpreter stripped: 42 % of samples end at an unknown address in python3.11');
+  assert.equal(samplerQuality({ sampleCount: 10, extra: { event: 'cycles' } }), undefined);
 });
 
 // ---------------------------------------------------------------------------------------
@@ -334,4 +338,19 @@ test('a stripped libpython: warned with the build-id fix; its debug file in a pe
   assert.ok(named.n >= 0.15 * after.profile.samples.length, `named libpython leaves: ${named.n}`);
   assert.ok(staticNames.length >= 3, `static names: ${staticNames.join(', ')}`);
   assert.match(after.stderr, /pylens record: quality: .*interpreter symbols from /);
+});
+
+test('pylens perf on Debian\u2019s stripped python3.11: the same warning and quality words', { skip: !perfOk ? 'perf is not installed' : !debianStripped ? `${DEBIAN_PY} is not a stripped build here` : false, timeout: 240_000 }, (t) => {
+  const dir = tempDir(t);
+  const out = join(dir, 'perf.pylens');
+  const r = spawnSync(process.execPath, [MAIN, 'perf', '-F', '499', '-o', out, '--', DEBIAN_PY, WORK, '1'], { encoding: 'utf8', timeout: 200_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const warned = r.stderr.split('\n').filter((l) => / is stripped \(no \.symtab/.test(l));
+  assert.equal(warned.length, 1, r.stderr);
+  assert.match(warned[0]!, /^pylens perf: warning: \/usr\/bin\/python3\.11 is stripped .*python3\.11-dbg/);
+  const extra = decodePylens(readFileSync(out), out).meta.extra!;
+  assert.equal(extra.interpreterSymbols, 'stripped');
+  console.log(`pylens perf, Debian python3.11: ${(100 * Number(extra.nativeUnknownInterpreter)).toFixed(1)} % of samples end at an unknown address in python3.11`);
+  assert.ok(Number(extra.nativeUnknownInterpreter) >= 0.15, `unknown share ${extra.nativeUnknownInterpreter}`);
+  assert.match(r.stderr, /pylens perf: quality: interpreter stripped: \d+ % of samples/);
 });
