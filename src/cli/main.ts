@@ -87,8 +87,23 @@ function overview(): string {
   ].join('\n') + '\n';
 }
 
+/** package.json's engines: Node 22.18 runs TypeScript and has node:sqlite (the store, serve) */
+const NODE_MIN: readonly [number, number] = [22, 18];
+
+export function nodeTooOld(version: string = process.versions.node): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major < NODE_MIN[0] || (major === NODE_MIN[0] && minor < NODE_MIN[1]);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
+  if (nodeTooOld() && process.env.PYLENS_ANY_NODE !== '1') {
+    process.stderr.write(
+      `pylens: error: pylens needs Node.js ${NODE_MIN.join('.')} or newer; this is ${process.version} (${process.execPath})\n` +
+        '  fix: install a current Node (https://nodejs.org, or `nvm install 24`) and reinstall pylens with it; PYLENS_ANY_NODE=1 tries anyway\n',
+    );
+    return 1;
+  }
   if (first === undefined) {
     process.stderr.write(overview());
     return 2;
