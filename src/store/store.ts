@@ -84,8 +84,17 @@ const MIGRATIONS: string[] = [
   // not a subquery per row); the labels table stays the index for filters
   `ALTER TABLE profiles ADD COLUMN labels_json TEXT NOT NULL DEFAULT '{}';
    UPDATE profiles SET labels_json = COALESCE((SELECT json_group_object(key, value) FROM labels WHERE profile = profiles.id), '{}');`,
+  // 2 → 3: the workbench's page data of a profile, made when it is saved (opaque bytes and the
+  // version of the code that made them), so its first open need not decode and encode it
+  `CREATE TABLE pages (id INTEGER PRIMARY KEY REFERENCES profiles(id) ON DELETE CASCADE, version TEXT NOT NULL, data BLOB NOT NULL);`,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Data derived from a profile by a caller (the workbench's page), with the version of the code that made it. */
+export interface StoredPage {
+  version: string;
+  bytes: Uint8Array;
+}
 
 /** A stored profile's row: everything a list shows, without the profile itself. */
 export interface StoredProfile {
@@ -258,8 +267,11 @@ export class ProfileStore {
     this.db.close();
   }
 
-  /** Store a profile with its labels (automatic ones: lens, mode, host, python); returns its row. */
-  add(p: Profile, o: { labels?: Record<string, string>; source?: string; name?: string } = {}): StoredProfile {
+  /**
+   * Store a profile with its labels (automatic ones: lens, mode, host, python); returns its row.
+   * `page`: the workbench's page data for it (`render/html.ts storedPage`), kept beside it.
+   */
+  add(p: Profile, o: { labels?: Record<string, string>; source?: string; name?: string; page?: StoredPage } = {}): StoredProfile {
     const bytes = encodePylens(p);
     const labels: Record<string, string> = {};
     const env = p.meta.environment ?? {};
@@ -312,6 +324,7 @@ export class ProfileStore {
       );
       const id = Number(r.lastInsertRowid);
       this.stmt('INSERT INTO blobs (id, data) VALUES (?, ?)').run(id, bytes);
+      if (o.page) this.stmt('INSERT INTO pages (id, version, data) VALUES (?, ?, ?)').run(id, o.page.version, o.page.bytes);
       const lab = this.stmt('INSERT INTO labels (profile, key, value) VALUES (?, ?, ?)');
       for (const [k, v] of Object.entries(labels)) lab.run(id, k, v);
       const fn = this.stmt('INSERT INTO functions (profile, name, file, kind, self, total) VALUES (?, ?, ?, ?, ?, ?)');
@@ -376,6 +389,28 @@ export class ProfileStore {
   bytes(id: number): Uint8Array | undefined {
     const r = this.stmt('SELECT data FROM blobs WHERE id = ?').get(id) as { data: Uint8Array } | undefined;
     return r?.data;
+  }
+
+  /**
+   * A profile's page data when it was made by the code of `version` (bytes are opaque here:
+   * `render/html.ts storedPage` makes them); undefined when there is none or another version's.
+   */
+  page(id: number, version: string): Uint8Array | undefined {
+    const r = this.stmt('SELECT data FROM pages WHERE id = ? AND version = ?').get(id, version) as { data: Uint8Array } | undefined;
+    return r?.data;
+  }
+
+  /** Keep (or replace) a profile's page data; false when the profile is gone. */
+  setPage(id: number, page: StoredPage): boolean {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const n = Number(this.stmt('INSERT OR REPLACE INTO pages (id, version, data) SELECT id, ?, ? FROM profiles WHERE id = ?').run(page.version, page.bytes, id).changes);
+      this.db.exec('COMMIT');
+      return n > 0;
+    } catch (e) {
+      this.db.exec('ROLLBACK');
+      throw e;
+    }
   }
 
   /**

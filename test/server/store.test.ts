@@ -88,16 +88,53 @@ test('migration: a store written by the first schema (labels only in their table
     const s = ProfileStore.open(path);
     const a = s.add(profile('orders', [['encode', 3]]), { labels: { env: 'prod' } });
     s.close();
-    // back to version 1 as it was: no labels_json column
+    // back to version 1 as it was: no labels_json column, no pages table
     const { DatabaseSync } = createRequire(import.meta.url)('node:sqlite') as typeof import('node:sqlite');
     const raw = new DatabaseSync(path);
-    raw.exec('ALTER TABLE profiles DROP COLUMN labels_json; PRAGMA user_version = 1');
+    raw.exec('ALTER TABLE profiles DROP COLUMN labels_json; DROP TABLE pages; PRAGMA user_version = 1');
     raw.close();
     const again = ProfileStore.open(path);
     try {
       assert.equal((again.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, SCHEMA_VERSION);
       assert.deepEqual(again.get(a.id)!.labels, { env: 'prod', lens: 'sampling', mode: 'cpu', service: 'orders' });
       assert.deepEqual(again.list({ where: ['env=prod'] }).rows.map((r) => r.id), [a.id]);
+      assert.deepEqual(again.check(), []);
+    } finally {
+      again.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('page data: kept with a profile by version (opaque bytes), replaced, gone with the profile; a store of schema 2 gains the table', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-store-page-'));
+  try {
+    const path = join(dir, 'profiles.db');
+    const s = ProfileStore.open(path);
+    const a = s.add(profile('orders', [['encode', 3]]), { page: { version: 'v1', bytes: new Uint8Array([1, 2, 3]) } });
+    const b = s.add(profile('orders', [['query', 2]]));
+    assert.deepEqual(Array.from(s.page(a.id, 'v1')!), [1, 2, 3]);
+    assert.equal(s.page(a.id, 'v2'), undefined, "another version's data is not this version's");
+    assert.equal(s.page(b.id, 'v1'), undefined);
+    assert.equal(s.setPage(b.id, { version: 'v2', bytes: new Uint8Array([9]) }), true);
+    assert.equal(s.setPage(a.id, { version: 'v2', bytes: new Uint8Array([4]) }), true);
+    assert.deepEqual(Array.from(s.page(a.id, 'v2')!), [4]);
+    assert.equal(s.page(a.id, 'v1'), undefined, 'replaced');
+    assert.equal(s.setPage(9999, { version: 'v2', bytes: new Uint8Array([4]) }), false, 'no profile, no page data');
+    s.remove([a.id]);
+    assert.equal(s.db.prepare('SELECT count(*) AS n FROM pages').get()!.n, 1, 'its page data went with it');
+    s.close();
+    // a store of schema 2 (before page data): upgraded, its profiles without page data
+    const { DatabaseSync } = createRequire(import.meta.url)('node:sqlite') as typeof import('node:sqlite');
+    const raw = new DatabaseSync(path);
+    raw.exec('DROP TABLE pages; PRAGMA user_version = 2');
+    raw.close();
+    const again = ProfileStore.open(path);
+    try {
+      assert.equal((again.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, SCHEMA_VERSION);
+      assert.equal(again.page(b.id, 'v2'), undefined);
+      assert.equal(again.profile(b.id)!.samples.length, 2);
       assert.deepEqual(again.check(), []);
     } finally {
       again.close();
