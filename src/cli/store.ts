@@ -11,6 +11,7 @@ import { UsageError, type CommandSpec, type OptionSpec, type Parsed } from './ar
 import { pickExporter, readInput, writeOutput } from './commands.ts';
 import { CliError, EXIT_USAGE } from './errors.ts';
 import { renderStoreList } from '../render/store-list.ts';
+import { storedPage } from '../render/html.ts';
 
 /** Options of every command that captures a profile. */
 export const saveOptions: OptionSpec[] = [
@@ -49,7 +50,8 @@ export function saveIfAsked(command: string, args: Parsed, profile: Profile): St
   const labels = parseLabels((args.options.label as string[] | undefined) ?? []);
   const store = openStore(args);
   try {
-    const row = store.add(profile, { labels, source: command });
+    // with the workbench's page data, so pylens serve opens it without decoding it first
+    const row = store.add(profile, { labels, source: command, page: storedPage(profile) });
     process.stderr.write(`pylens ${command}: saved as #${row.id} in ${store.path}\n`);
     return row;
   } finally {
@@ -119,7 +121,7 @@ export function runStore(args: Parsed): number {
       const store = openStore(args);
       try {
         for (const { file, profile } of profiles) {
-          const row = store.add(profile, { labels, source: basename(file) });
+          const row = store.add(profile, { labels, source: basename(file), page: storedPage(profile) });
           process.stdout.write(`#${row.id}\t${file}\t${row.service}\t${row.samples} samples\n`);
         }
       } finally {

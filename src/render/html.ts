@@ -12,7 +12,8 @@
  * rows merged, and the whole blob deflate-compressed (the page inflates it with
  * DecompressionStream) and base64-encoded.
  */
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, gzipSync } from 'node:zlib';
+import { PYLENS_VERSION } from '../version.ts';
 import { EMBEDDED_MARK, embedInHtml } from '../formats/embedded.ts';
 import { functionTable } from '../analysis/report.ts';
 import type { Profile } from '../model/profile.ts';
@@ -24,7 +25,7 @@ import { pageScript } from './bundle.ts';
 import { countsCalls } from './report-json.ts';
 import { functionStats, type FunctionStat } from '../formats/pstats.ts';
 import { escapeMarkup } from './markup.ts';
-import { PAGE_DATA_VERSION, type ColumnSpec, type PageData, type PageTable } from './page/data.ts';
+import { PAGE_DATA_VERSION, type ColumnSpec, type PageBundle, type PageData, type PageTable } from './page/data.ts';
 
 export interface HtmlOptions extends ExportOptions {
   /** Deflate the data blob (default true). */
@@ -34,16 +35,49 @@ export interface HtmlOptions extends ExportOptions {
 }
 
 /**
- * The page without its data blob, for `pylens serve`: the blob (uncompressed, no base64) is
- * fetched by the workbench and handed to the page in its sandboxed frame by postMessage
- * (`data-external="post"`: the page asks its parent with {type: 'pylens-want-blob'} and
- * waits for {type: 'pylens-blob', buf}). Nothing large is parsed as HTML, nothing inflated,
- * and the .pylens copy of the profile is not embedded (the store has it).
+ * The page's data in one buffer, for `pylens serve` (page/data.ts, the page bundle): the
+ * PageData and the function table as JSON, then the blob, uncompressed (no base64). The
+ * workbench fetches it and hands it to `pageShell()` in its sandboxed frame by postMessage.
  */
-export function renderHtmlExternal(p: Profile, o: HtmlOptions = {}): { html: string; blob: Uint8Array } {
+export function encodePageBundle(p: Profile, o: HtmlOptions = {}): Uint8Array {
   const { data, blob } = encodePageData(p, o);
-  const page: PageData = { ...data, compressed: null };
-  return { html: pageHtml(p, page, '<script type="text/plain" id="pylens-blob" data-external="post"></script>', ''), blob };
+  const bundle: PageBundle = { data: { ...data, compressed: null }, table: tableData(p, data.defaultValue) };
+  const json = Buffer.from(JSON.stringify(bundle), 'utf8');
+  const base = (4 + json.length + 7) & ~7;
+  const out = new Uint8Array(base + blob.length);
+  new DataView(out.buffer).setUint32(0, json.length, true);
+  out.set(json, 4);
+  out.set(blob, base);
+  return out;
+}
+
+/**
+ * What the store keeps of a page bundle, and under which version: the bundle's layout and the
+ * page code that reads it change together with the pylens version (or PAGE_DATA_VERSION), and
+ * a store's page data of another version is made again.
+ */
+export const STORED_PAGE_VERSION = `page-bundle ${PAGE_DATA_VERSION} pylens ${PYLENS_VERSION}`;
+
+/** The page bundle as the store keeps it (`ProfileStore.add`'s `page`): gzip, sent as is with `content-encoding: gzip`. */
+export function storedPage(p: Profile): { version: string; bytes: Uint8Array } {
+  return storedPageOf(encodePageBundle(p));
+}
+
+export function storedPageOf(bundle: Uint8Array): { version: string; bytes: Uint8Array } {
+  return { version: STORED_PAGE_VERSION, bytes: gzipSync(bundle, { level: 1 }) };
+}
+
+let shell: string | undefined;
+
+/**
+ * The profile page without any data, the same for every profile (`pylens serve`): it asks its
+ * parent with {type: 'pylens-want-blob'} and waits for {type: 'pylens-blob', buf, view?},
+ * `buf` a page bundle (`encodePageBundle`). Nothing large is parsed as HTML, nothing
+ * inflated, and the .pylens copy of the profile is not embedded (the store has it).
+ */
+export function pageShell(): string {
+  shell ??= pageHtml('pylens profile', null, '<script type="text/plain" id="pylens-blob" data-external="post"></script>', null, '');
+  return shell;
 }
 
 /** Page modules in dependency order (see bundle.ts). */
@@ -80,18 +114,40 @@ class BlobWriter {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** An integer column at its narrowest width. */
-function intColumn(w: BlobWriter, a: ArrayLike<number>, delta = false): ColumnSpec {
+/** Bytes per element of an integer column holding [min, max]. */
+const widthOf = (min: number, max: number) => (min >= 0 && max < 256 ? 1 : min >= 0 && max < 65536 ? 2 : 4);
+
+/**
+ * An integer column at its narrowest width. `runs`: as runs of equal values when that takes
+ * under half the bytes (rows sorted by thread: the thread column is a few runs).
+ */
+function intColumn(w: BlobWriter, a: ArrayLike<number>, delta = false, runs = false): ColumnSpec {
   const n = a.length;
   if (n === 0) return { enc: 'const', value: 0 };
   let min = a[0]!;
   let max = a[0]!;
+  let count = 1;
   for (let i = 1; i < n; i++) {
     const v = a[i]!;
+    if (v !== a[i - 1]) count++;
     if (v < min) min = v;
     else if (v > max) max = v;
   }
   if (min === max && !delta) return { enc: 'const', value: min };
+  if (runs && !delta && n >= 256 && count * (widthOf(min, max) + 2) < (n * widthOf(min, max)) / 2) {
+    const values = new Float64Array(count);
+    const lengths = new Int32Array(count);
+    let k = 0;
+    let start = 0;
+    for (let i = 1; i <= n; i++) {
+      if (i === n || a[i] !== a[i - 1]) {
+        values[k] = a[i - 1]!;
+        lengths[k++] = i - start;
+        start = i;
+      }
+    }
+    return { enc: 'runs', count, values: intColumn(w, values), lengths: intColumn(w, lengths) };
+  }
   const d = delta ? { delta: true } : {};
   if (min >= 0 && max < 256) return { enc: 'u8', offset: w.add(Uint8Array.from(a)), ...d };
   if (min >= 0 && max < 65536) return { enc: 'u16', offset: w.add(Uint16Array.from(a)), ...d };
@@ -100,8 +156,51 @@ function intColumn(w: BlobWriter, a: ArrayLike<number>, delta = false): ColumnSp
 
 const isInt32 = (v: number) => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
 
+const gcd = (a: number, b: number): number => {
+  while (b) [a, b] = [b, a % b];
+  return a;
+};
+
+/**
+ * Row times, exactly: rows are sorted by (thread, time), so each thread's rows are stored as
+ * deltas from the row before in the thread, in units of the deltas' greatest common divisor
+ * (a sampling clock's tick), restarting at each thread's first row from its time. Times that
+ * are not whole numbers, or deltas past 32 bits, fall back to `floatColumn`.
+ */
+function timeColumn(w: BlobWriter, a: Float64Array, thread: Int32Array): ColumnSpec {
+  const n = a.length;
+  const at: number[] = [];
+  const base: number[] = [];
+  let g = 0;
+  for (let i = 0; i < n; i++) {
+    const v = a[i]!;
+    if (!Number.isSafeInteger(v)) return floatColumn(w, a, true);
+    if (i === 0 || thread[i] !== thread[i - 1]) {
+      at.push(i);
+      base.push(v);
+      continue;
+    }
+    const d = v - a[i - 1]!;
+    if (!Number.isSafeInteger(d)) return floatColumn(w, a, true);
+    g = gcd(g, Math.abs(d));
+  }
+  if (g === 0) g = 1;
+  const deltas = new Int32Array(n);
+  for (let i = 0, k = 0; i < n; i++) {
+    if (k < at.length && at[k] === i) {
+      k++;
+      continue;
+    }
+    const d = (a[i]! - a[i - 1]!) / g;
+    if (d < -2147483648 || d > 2147483647) return floatColumn(w, a, true);
+    deltas[i] = d;
+  }
+  const spec = intColumn(w, deltas, true);
+  return spec.enc === 'const' || spec.enc === 'runs' ? spec : { ...spec, scale: g, restarts: { at, base } };
+}
+
 /** A float column: constant, integers, integer deltas, or raw f64, whichever applies first. */
-function floatColumn(w: BlobWriter, a: Float64Array, tryDelta: boolean): ColumnSpec {
+function floatColumn(w: BlobWriter, a: Float64Array, tryDelta: boolean, runs = false): ColumnSpec {
   const n = a.length;
   if (n === 0) return { enc: 'const', value: 0 };
   let same = true;
@@ -112,7 +211,7 @@ function floatColumn(w: BlobWriter, a: Float64Array, tryDelta: boolean): ColumnS
     if (!isInt32(v)) ints = false;
   }
   if (same) return { enc: 'const', value: a[0]! };
-  if (ints && !tryDelta) return intColumn(w, a);
+  if (ints && !tryDelta) return intColumn(w, a, false, runs);
   if (tryDelta) {
     const deltas = new Int32Array(n);
     let ok = true;
@@ -295,11 +394,11 @@ export function encodePageData(p: Profile, o: HtmlOptions = {}): { data: Omit<Pa
     stackFrame: intColumn(w, p.stacks.frame),
     stackParent: intColumn(w, p.stacks.parent),
     rowStack: intColumn(w, rStack.subarray(0, m)),
-    rowThread: intColumn(w, rThread.subarray(0, m)),
-    rowState: intColumn(w, rState.subarray(0, m)),
-    rowTime: rTime ? floatColumn(w, rTime.subarray(0, m), true) : null,
+    rowThread: intColumn(w, rThread.subarray(0, m), false, true),
+    rowState: intColumn(w, rState.subarray(0, m), false, true),
+    rowTime: rTime ? timeColumn(w, rTime.subarray(0, m), rThread.subarray(0, m)) : null,
     rowRuns: rSpan && runs > 0 ? runColumns(w, rSpan.subarray(0, m), runs) : null,
-    rowValues: rValues.map((a) => floatColumn(w, a.subarray(0, m), false)),
+    rowValues: rValues.map((a) => floatColumn(w, a.subarray(0, m), false, true)),
   };
   const blob = w.bytes();
   const data: Omit<PageData, 'compressed'> = {
@@ -371,10 +470,10 @@ export function renderHtml(p: Profile, o: HtmlOptions = {}): string {
   const body = compress ? deflateRawSync(blob, { level: o.level ?? 6 }) : blob;
   const page: PageData = { ...data, compressed: compress ? 'deflate-raw' : null };
   const b64 = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64');
-  return pageHtml(p, page, `<script type="text/plain" id="pylens-blob">${b64}</script>`, embedInHtml(p));
+  return pageHtml(page.title, page, `<script type="text/plain" id="pylens-blob">${b64}</script>`, tableData(p, page.defaultValue), embedInHtml(p));
 }
 
-function pageHtml(p: Profile, page: PageData, blobScript: string, embedded: string): string {
+function pageHtml(title: string, page: PageData | null, blobScript: string, table: PageTable | null, embedded: string): string {
   return [
     '<!DOCTYPE html>',
     `<html lang="en" ${EMBEDDED_MARK}>`,
@@ -383,14 +482,14 @@ function pageHtml(p: Profile, page: PageData, blobScript: string, embedded: stri
     `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">`,
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     '<meta name="generator" content="pylens">',
-    `<title>${escapeHtml(page.title)} — pylens</title>`,
+    `<title>${escapeHtml(title)} — pylens</title>`,
     `<style>${PAGE_CSS}</style>`,
     '</head>',
     '<body>',
     PAGE_BODY,
-    `<script type="application/json" id="pylens-data">${scriptJson(page)}</script>`,
+    page ? `<script type="application/json" id="pylens-data">${scriptJson(page)}</script>` : '',
     blobScript,
-    `<script type="application/json" id="pylens-table">${scriptJson(tableData(p, page.defaultValue))}</script>`,
+    table ? `<script type="application/json" id="pylens-table">${scriptJson(table)}</script>` : '',
     embedded,
     `<script>${pageScript(PAGE_MODULES)}</script>`,
     '</body>',

@@ -18,6 +18,7 @@
  *   whose errors are 400s naming the problem.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { diffProfiles } from '../analysis/diff.ts';
 import { lineHeat, sourceFiles } from '../analysis/source.ts';
@@ -29,7 +30,7 @@ import { InputFile } from '../formats/types.ts';
 import { mergeProfiles } from '../model/merge.ts';
 import type { Profile } from '../model/profile.ts';
 import { diffJson, renderDiffHtml } from '../render/diff.ts';
-import { renderHtml, renderHtmlExternal } from '../render/html.ts';
+import { encodePageBundle, pageShell, renderHtml, STORED_PAGE_VERSION, storedPage, storedPageOf } from '../render/html.ts';
 import { reportDoc } from '../render/report-json.ts';
 import { workbenchHtml } from '../render/workbench.ts';
 import { parseLabels, type ListQuery, type ProfileStore } from '../store/store.ts';
@@ -109,23 +110,40 @@ export async function serve(o: ServeOptions): Promise<Serving> {
     return p;
   };
   const loadMany = (ids: number[]): Profile => (ids.length === 1 ? load(ids[0]!) : mergeProfiles(ids.map(load), { name: `${ids.length} profiles merged (#${ids.join(', #')})` }));
-  // pages handed out in two parts (the HTML, then its data blob): both requests share one encode
-  const pages = new Map<string, { html: string; blob: Uint8Array }>();
-  const external = (key: string, make: () => Profile) => {
+  // page bundles (the data of a profile page in the workbench) made here: merges, and stored
+  // profiles saved without theirs (or with another version's), a few kept
+  const pages = new Map<string, Uint8Array>();
+  const cached = (key: string, make: () => Profile): Uint8Array => {
     let hit = pages.get(key);
     if (hit) {
       pages.delete(key);
       pages.set(key, hit);
       return hit;
     }
-    hit = renderHtmlExternal(make());
+    hit = encodePageBundle(make());
     pages.set(key, hit);
     while (pages.size > 4) pages.delete(pages.keys().next().value!);
     return hit;
   };
-  const sendBlob = (res: ServerResponse, blob: Uint8Array) => {
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-length': blob.byteLength });
-    res.end(blob);
+  /** A stored profile's page bundle: the one saved with it (gzip), else made now and kept in the store after answering. */
+  const profileBundle = (id: number): { bytes: Uint8Array; gzip: boolean } => {
+    const saved = store.page(id, STORED_PAGE_VERSION);
+    if (saved) return { bytes: saved, gzip: true };
+    const bundle = cached(`p${id}`, () => load(id));
+    setImmediate(() => {
+      try {
+        if (!store.page(id, STORED_PAGE_VERSION)) store.setPage(id, storedPageOf(bundle));
+      } catch {
+        /* a read-only or busy store: made again next time */
+      }
+    });
+    return { bytes: bundle, gzip: false };
+  };
+  const sendBlob = (req: IncomingMessage, res: ServerResponse, blob: { bytes: Uint8Array; gzip: boolean }) => {
+    let { bytes, gzip } = blob;
+    if (gzip && !/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) (bytes = gunzipSync(bytes)), (gzip = false);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-length': bytes.byteLength, ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
+    res.end(bytes);
   };
   /**
    * Where a profile's file is on this machine: an absolute name as is, a short one under the
@@ -209,6 +227,7 @@ export async function serve(o: ServeOptions): Promise<Serving> {
 
   const routes: [string, RegExp, Handler][] = [
     ['GET', /^\/$/, (_req, res) => html(res, shell, SHELL_CSP)],
+    ['GET', /^\/api\/page$/, (_req, res) => html(res, pageShell(), PAGE_CSP)],
     [
       'GET',
       /^\/api\/profiles$/,
@@ -246,7 +265,7 @@ export async function serve(o: ServeOptions): Promise<Serving> {
         } catch (e) {
           throw new HttpError(400, `${name ?? 'the upload'}: ${(e as Error).message}`, 'upload a profile in a format pylens reads (pylens help formats)');
         }
-        const row = store.add(profile, { labels, ...(name ? { source: name } : {}) });
+        const row = store.add(profile, { labels, ...(name ? { source: name } : {}), page: storedPage(profile) });
         json(res, 201, row);
       },
     ],
@@ -285,7 +304,9 @@ export async function serve(o: ServeOptions): Promise<Serving> {
       /^\/api\/profiles\/(\d+)\/page$/,
       (_req, res, m, u) => {
         const id = idOf(m[1]!);
-        html(res, u.searchParams.get('external') === '1' ? external(`p${id}`, () => load(id)).html : renderHtml(load(id)), PAGE_CSP);
+        if (u.searchParams.get('external') !== '1') html(res, renderHtml(load(id)), PAGE_CSP);
+        else if (!store.get(id)) throw new HttpError(404, `no profile #${id} in the store`);
+        else html(res, pageShell(), PAGE_CSP);
       },
     ],
     [
@@ -318,9 +339,10 @@ export async function serve(o: ServeOptions): Promise<Serving> {
     [
       'GET',
       /^\/api\/profiles\/(\d+)\/blob$/,
-      (_req, res, m) => {
+      (req, res, m) => {
         const id = idOf(m[1]!);
-        sendBlob(res, external(`p${id}`, () => load(id)).blob);
+        if (!store.get(id)) throw new HttpError(404, `no profile #${id} in the store`);
+        sendBlob(req, res, profileBundle(id));
       },
     ],
     [
@@ -347,14 +369,14 @@ export async function serve(o: ServeOptions): Promise<Serving> {
     [
       'GET',
       /^\/api\/merge$/,
-      (_req, res, _m, u) => {
+      (req, res, _m, u) => {
         // the profiles named, or every profile the list's filters match (a service over an hour)
         const ids = u.searchParams.has('ids') ? idsOf(u.searchParams.get('ids'), 'ids') : store.list({ ...listQuery(u), limit: maxIds + 1 }).rows.map((r) => r.id);
         if (ids.length === 0) throw new HttpError(404, 'no profile matches these filters');
         if (ids.length > maxIds) throw new HttpError(400, `more than ${maxIds} profiles match; narrow the filters (since, service, labels)`);
         const view = u.searchParams.get('view');
-        if (view === 'page' && u.searchParams.get('external') === '1') html(res, external(`m${ids.join(',')}`, () => loadMany(ids)).html, PAGE_CSP);
-        else if (view === 'blob') sendBlob(res, external(`m${ids.join(',')}`, () => loadMany(ids)).blob);
+        if (view === 'page' && u.searchParams.get('external') === '1') html(res, pageShell(), PAGE_CSP);
+        else if (view === 'blob') sendBlob(req, res, { bytes: cached(`m${ids.join(',')}`, () => loadMany(ids)), gzip: false });
         else if (view === 'page') html(res, renderHtml(loadMany(ids)), PAGE_CSP);
         else json(res, 200, reportDoc(loadMany(ids), { limit: 50 }));
       },

@@ -44,7 +44,7 @@ test('page data: rows sorted by (thread, time), identical runs merged, narrow co
   assert.equal(data.rowCount, 6);
   assert.equal(data.columns.rowState.enc, 'u8');
   assert.equal(data.columns.frameKind.enc, 'u8');
-  assert.deepEqual(data.columns.rowTime && data.columns.rowTime.enc !== 'const' && data.columns.rowTime.delta, true);
+  assert.deepEqual(data.columns.rowTime && 'delta' in data.columns.rowTime && data.columns.rowTime.delta, true);
   const m = await model(p);
   const c = m.cols;
   assert.deepEqual(Array.from(c.rowThread), [0, 0, 0, 1, 1, 2]);

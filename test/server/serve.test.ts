@@ -11,9 +11,11 @@ import { request } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import type { Browser } from 'playwright-core';
 import { ProfileStore } from '../../src/store/store.ts';
 import { serve, type Serving } from '../../src/server/server.ts';
+import { STORED_PAGE_VERSION } from '../../src/render/html.ts';
 import { launch } from '../render/browser.ts';
 import { installedPythons } from '../sampler/pythons.ts';
 
@@ -38,13 +40,16 @@ let store: ProfileStore;
 let s: Serving;
 
 /** a raw HTTP request: the path goes out exactly as given (fetch would normalise it) */
-function raw(url: string, path: string, o: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+function raw(url: string, path: string, o: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<{ status: number; body: string; bytes: Buffer; headers: Record<string, unknown> }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = request({ host: u.hostname, port: u.port, path, method: o.method ?? 'GET', headers: o.headers ?? {} }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+      res.on('end', () => {
+        const bytes = Buffer.concat(chunks);
+        resolve({ status: res.statusCode!, body: bytes.toString('utf8'), bytes, headers: res.headers });
+      });
     });
     req.on('error', reject);
     if (o.body) req.end(o.body);
@@ -107,6 +112,35 @@ test('API: list and filter, a profile with its function summary, report, diff, m
   assert.equal(page.status, 200);
   assert.match(page.headers.get('content-security-policy')!, /default-src 'none'/);
   assert.match(await page.text(), /id="pylens-data"/);
+  // the workbench's way: the page without data (one for every profile), and the profile's
+  // page bundle, saved with it by record --save and sent compressed as saved
+  const shell = await raw(s.url, '/api/page');
+  assert.equal(shell.status, 200);
+  assert.match(String(shell.headers['content-security-policy']), /default-src 'none'/);
+  assert.match(shell.body, /data-external="post"/);
+  assert.doesNotMatch(shell.body, /id="pylens-data"/);
+  assert.equal((await raw(s.url, `/api/profiles/${v1!.id}/page?external=1`)).body, shell.body);
+  const bundleOf = (b: Buffer) => JSON.parse(b.subarray(4, 4 + b.readUInt32LE(0)).toString('utf8')) as { data: { sampleRows: number; blobBytes: number }; table: { rows: unknown[] } };
+  assert.ok(store.page(v1!.id, STORED_PAGE_VERSION), 'record --save kept the page data');
+  const gz = await raw(s.url, `/api/profiles/${v1!.id}/blob`, { headers: { 'accept-encoding': 'gzip, deflate' } });
+  assert.equal(gz.headers['content-encoding'], 'gzip');
+  const plain = await raw(s.url, `/api/profiles/${v1!.id}/blob`);
+  assert.equal(plain.headers['content-encoding'], undefined);
+  assert.deepEqual(gunzipSync(gz.bytes), plain.bytes);
+  const bundle = bundleOf(plain.bytes);
+  assert.equal(bundle.data.sampleRows, store.get(v1!.id)!.samples);
+  assert.equal(plain.bytes.length - ((4 + plain.bytes.readUInt32LE(0) + 7) & ~7), bundle.data.blobBytes);
+  assert.ok(bundle.table!.rows.length > 0);
+  // a profile saved without page data: made on request, then kept for the next time
+  const bare = store.add(store.profile(v1!.id)!);
+  assert.equal(store.page(bare.id, STORED_PAGE_VERSION), undefined);
+  const made = await raw(s.url, `/api/profiles/${bare.id}/blob`, { headers: { 'accept-encoding': 'gzip' } });
+  assert.equal(made.headers['content-encoding'], undefined);
+  assert.deepEqual(made.bytes, plain.bytes);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(gunzipSync(store.page(bare.id, STORED_PAGE_VERSION)!), plain.bytes);
+  assert.equal((await raw(s.url, `/api/profiles/999999/blob`)).status, 404);
+  store.remove([bare.id]);
   const exp = await fetch(new URL(`/api/profiles/${v1!.id}/export?format=speedscope`, s.url));
   assert.equal(exp.status, 200);
   assert.match(await exp.text(), /speedscope/);
@@ -134,6 +168,7 @@ test('API: list and filter, a profile with its function summary, report, diff, m
   assert.equal(up.status, 201, await up.clone().text());
   const row = (await up.json()) as { id: number; samples: number; labels: Record<string, string> };
   assert.equal(row.labels.env, 'upload');
+  assert.ok(store.page(row.id, STORED_PAGE_VERSION), 'an upload is saved with its page data');
   assert.equal((await get('/api/profiles')).json.total, 3);
   const del = await fetch(new URL(`/api/profiles/${row.id}`, s.url), { method: 'DELETE' });
   assert.equal(del.status, 200);

@@ -11,6 +11,11 @@
  *   <script type="text/plain" id="pylens-blob">        base64 of the binary blob (deflate-raw
  *                                                       compressed when PageData.compressed)
  * Every numeric column lives in the blob, little-endian, each starting at a multiple of 8.
+ *
+ * Inside `pylens serve` the page is the same for every profile (no data in it) and its data
+ * comes from the workbench by postMessage as one buffer, the page bundle (html.ts
+ * `encodePageBundle`, decode.ts `readBundle`):
+ *   u32 LE n | n bytes of UTF-8 JSON `PageBundle` | zero padding to a multiple of 8 | the blob (uncompressed)
  */
 import type { ProfileMeta, ValueType } from '../../model/profile.ts';
 
@@ -20,10 +25,17 @@ export type ColumnType = 'u8' | 'u16' | 'i32' | 'f64';
 export type ColumnSpec =
   /** Every row has the same value (nothing in the blob). */
   | { enc: 'const'; value: number }
-  /** `length` elements at byte `offset`; `delta` = each element is the difference to the previous one. */
-  | { enc: ColumnType; offset: number; delta?: boolean };
+  /**
+   * `length` elements at byte `offset`; `delta` = each element is the difference to the
+   * previous one, times `scale` (default 1). `restarts`: at row `at[k]` the sum starts again
+   * from `base[k]` (the row's own element is then 0): times restart at each thread's first row.
+   */
+  | { enc: ColumnType; offset: number; delta?: boolean; scale?: number; restarts?: { at: number[]; base: number[] } }
+  /** Runs of equal values: `count` runs, the run values and their lengths, each a column of `count`. */
+  | { enc: 'runs'; count: number; values: ColumnSpec; lengths: ColumnSpec };
 
-export const PAGE_DATA_VERSION = 1;
+/** 2: per-thread time deltas in a common unit (`scale`, `restarts`) and run-length columns (`runs`). */
+export const PAGE_DATA_VERSION = 2;
 
 export interface PageData {
   version: typeof PAGE_DATA_VERSION;
@@ -91,6 +103,12 @@ export interface PageData {
   compressed: 'deflate-raw' | null;
   /** Blob length in bytes before compression. */
   blobBytes: number;
+}
+
+/** The JSON part of a page bundle (see the top of this file). */
+export interface PageBundle {
+  data: PageData;
+  table: PageTable | null;
 }
 
 /**

@@ -3,7 +3,7 @@
  * Uses only web platform APIs (atob or Uint8Array.fromBase64, DecompressionStream),
  * which Node also has, so tests run it in Node too.
  */
-import type { ColumnSpec, PageData } from './data.ts';
+import type { ColumnSpec, PageBundle, PageData } from './data.ts';
 
 /** The decoded profile the views are built from. Integer columns widened to Int32Array. */
 export interface Columns {
@@ -48,43 +48,73 @@ async function inflateRaw(bytes: Uint8Array): Promise<ArrayBuffer> {
   return new Response(stream).arrayBuffer();
 }
 
-function raw(buf: ArrayBuffer, spec: Exclude<ColumnSpec, { enc: 'const' }>, n: number): Uint8Array | Uint16Array | Int32Array | Float64Array {
+/** The blob: a buffer and where in it the blob starts (a multiple of 8). */
+export interface BlobRef {
+  buf: ArrayBuffer;
+  base: number;
+}
+
+function raw(b: BlobRef, spec: Extract<ColumnSpec, { offset: number }>, n: number): Uint8Array | Uint16Array | Int32Array | Float64Array {
+  const at = b.base + spec.offset;
   switch (spec.enc) {
     case 'u8':
-      return new Uint8Array(buf, spec.offset, n);
+      return new Uint8Array(b.buf, at, n);
     case 'u16':
-      return new Uint16Array(buf, spec.offset, n);
+      return new Uint16Array(b.buf, at, n);
     case 'i32':
-      return new Int32Array(buf, spec.offset, n);
+      return new Int32Array(b.buf, at, n);
     case 'f64':
-      return new Float64Array(buf, spec.offset, n);
+      return new Float64Array(b.buf, at, n);
   }
 }
 
 /** Expand a stored column (constant, plain or delta-coded) into `out`. */
-function expandColumn<T extends Int32Array | Float64Array>(out: T, buf: ArrayBuffer, spec: ColumnSpec, n: number): T {
+function expandColumn<T extends Int32Array | Float64Array>(out: T, buf: BlobRef, spec: ColumnSpec, n: number): T {
   if (spec.enc === 'const') {
     out.fill(spec.value);
     return out;
   }
-  const src = raw(buf, spec, n);
+  if (spec.enc === 'runs') {
+    const values = expandColumn(new Float64Array(spec.count), buf, spec.values, spec.count);
+    const lengths = expandColumn(new Int32Array(spec.count), buf, spec.lengths, spec.count);
+    let i = 0;
+    for (let k = 0; k < spec.count; k++) {
+      const end = i + lengths[k]!;
+      if (end > n) throw new Error(`a run-length column holds more than its ${n} elements`);
+      out.fill(values[k]!, i, end);
+      i = end;
+    }
+    if (i !== n) throw new Error(`a run-length column holds ${i} of its ${n} elements`);
+    return out;
+  }
+  // widened natively, then summed in place (one loop per output type, not per stored width)
+  out.set(raw(buf, spec, n));
   if (spec.delta) {
+    const scale = spec.scale ?? 1;
+    const at = spec.restarts?.at ?? [];
+    const base = spec.restarts?.base ?? [];
     let acc = 0;
-    for (let i = 0; i < n; i++) out[i] = acc += src[i]!;
-  } else out.set(src);
+    for (let k = -1, i = 0; k < at.length; k++) {
+      // segment k: from its restart row (or 0) to the next restart
+      const end = k + 1 < at.length ? at[k + 1]! : n;
+      if (k >= 0) acc = base[k]!;
+      if (scale === 1) for (; i < end; i++) out[i] = acc += out[i]!;
+      else for (; i < end; i++) out[i] = acc += out[i]! * scale;
+    }
+  }
   return out;
 }
 
-export function intColumn(buf: ArrayBuffer, spec: ColumnSpec, n: number): Int32Array {
+export function intColumn(buf: BlobRef, spec: ColumnSpec, n: number): Int32Array {
   return expandColumn(new Int32Array(n), buf, spec, n);
 }
 
-export function floatColumn(buf: ArrayBuffer, spec: ColumnSpec, n: number): Float64Array {
+export function floatColumn(buf: BlobRef, spec: ColumnSpec, n: number): Float64Array {
   return expandColumn(new Float64Array(n), buf, spec, n);
 }
 
 /** Per row, the time its merged run spans (0 for single samples), from the sparse list of runs. */
-function runSpans(buf: ArrayBuffer, runs: { count: number; rows: ColumnSpec; ns: ColumnSpec }, n: number): Float64Array {
+function runSpans(buf: BlobRef, runs: { count: number; rows: ColumnSpec; ns: ColumnSpec }, n: number): Float64Array {
   const rows = intColumn(buf, runs.rows, runs.count);
   const ns = floatColumn(buf, runs.ns, runs.count);
   const out = new Float64Array(n);
@@ -99,15 +129,34 @@ export interface DecodeTimings {
   columnsMs: number;
 }
 
-export async function decodeColumns(data: PageData, b64: string | ArrayBuffer, timings?: DecodeTimings): Promise<Columns> {
+/**
+ * A page bundle (data.ts; what the workbench hands over): its JSON part and where its blob
+ * starts. The blob is not copied.
+ */
+export function readBundle(buf: ArrayBuffer): { bundle: PageBundle; blob: BlobRef } {
+  if (buf.byteLength < 4) throw new Error(`profile data is ${buf.byteLength} bytes: not a page bundle`);
+  const n = new DataView(buf).getUint32(0, true);
+  if (4 + n > buf.byteLength) throw new Error(`profile data is ${buf.byteLength} bytes: its header claims ${n}`);
+  const bundle = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, n))) as PageBundle;
+  return { bundle, blob: { buf, base: (4 + n + 7) & ~7 } };
+}
+
+/** The columns of `data` from its blob: base64 text (deflated when `data.compressed`), a buffer, or a bundle's blob. */
+export async function decodeColumns(data: PageData, b64: string | ArrayBuffer | BlobRef, timings?: DecodeTimings): Promise<Columns> {
   let t = performance.now();
-  const bytes = typeof b64 === 'string' ? base64ToBytes(b64.trim()) : new Uint8Array(b64);
-  if (timings) timings.base64Ms = performance.now() - t;
-  t = performance.now();
-  const buf = data.compressed === 'deflate-raw' ? await inflateRaw(bytes) : bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
+  let ref: BlobRef;
+  if (typeof b64 === 'string' || b64 instanceof ArrayBuffer) {
+    const bytes = typeof b64 === 'string' ? base64ToBytes(b64.trim()) : new Uint8Array(b64);
+    if (timings) timings.base64Ms = performance.now() - t;
+    t = performance.now();
+    const buf = data.compressed === 'deflate-raw' ? await inflateRaw(bytes) : bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
+    ref = { buf, base: 0 };
+  } else ref = b64;
   if (timings) timings.inflateMs = performance.now() - t;
   t = performance.now();
-  if (buf.byteLength !== data.blobBytes) throw new Error(`profile data is ${buf.byteLength} bytes, expected ${data.blobBytes}`);
+  const size = ref.buf.byteLength - ref.base;
+  if (size !== data.blobBytes) throw new Error(`profile data is ${size} bytes, expected ${data.blobBytes}`);
+  const buf = ref;
   const c = data.columns;
   const nf = data.frameCount;
   const ns = data.stackCount;

@@ -7,14 +7,14 @@
  * Views are rebuilt only when a filter, the value type, the time range or the view changes.
  * The timeline (timeline.ts) and the function table (table.ts) follow the same filters.
  */
-import type { PageData } from './data.ts';
-import { decodeColumns, type DecodeTimings } from './decode.ts';
+import type { PageData, PageTable } from './data.ts';
+import { decodeColumns, readBundle, type BlobRef, type DecodeTimings } from './decode.ts';
 import { KIND_NAMES, KIND_SWATCHES, SEARCH_COLOR, frameColor, paleColor } from './palette.ts';
 import { FlameModel, STATE_NAMES, advance, boxAt, boxDepth, boxSelf, nodeBox, searchPattern, type Layout, type RowFilter, type TimeRange } from './tree.ts';
 import { samplerQuality } from './quality.ts';
 import { formatDuration, formatPercent, formatValue, groupDigits } from './units.ts';
 import { Timeline, type TimelineInfo } from './timeline.ts';
-import { tableShowFilter } from './table.ts';
+import { tableInit, tableReserve, tableShowFilter } from './table.ts';
 
 const ROW = 18;
 const PADX = 8;
@@ -32,12 +32,14 @@ interface Stats {
   modelMs: number;
   /** performance.now() when the first frame was drawn (ms since navigation start). */
   firstFrameMs: number;
+  /** The function table, built after the first frame (ms); -1 before. */
+  tableMs: number;
   lastRedrawMs: number;
   nodesDrawn: number;
   decodeMs: number;
   lastBuildMs: number;
   boxes: number;
-  /** The timeline's first binning and drawing (part of the first frame); -1 without one. */
+  /** The timeline's first binning and drawing (right after the first frame); -1 without one. */
   timelineMs: number;
 }
 
@@ -50,8 +52,11 @@ interface BoxRect {
 }
 
 interface PylensHook {
+  /** Resolved once the page is complete: the flamegraph drawn, the function table built. */
   ready: Promise<void>;
   isReady: boolean;
+  /** The flamegraph's first frame is drawn (the table follows; `isReady` then). */
+  drawn: boolean;
   error: string | null;
   stats: Stats;
   zoomTo(label: string): boolean;
@@ -91,7 +96,7 @@ function h(tag: string, cls?: string, text?: string): HTMLElement {
   return e;
 }
 
-const stats: Stats = { scriptStartMs: SCRIPT_START, jsonMs: -1, decode: { base64Ms: -1, inflateMs: -1, columnsMs: -1 }, modelMs: -1, firstFrameMs: -1, lastRedrawMs: -1, nodesDrawn: 0, decodeMs: -1, lastBuildMs: -1, boxes: 0, timelineMs: -1 };
+const stats: Stats = { scriptStartMs: SCRIPT_START, jsonMs: -1, decode: { base64Ms: -1, inflateMs: -1, columnsMs: -1 }, modelMs: -1, firstFrameMs: -1, tableMs: -1, lastRedrawMs: -1, nodesDrawn: 0, decodeMs: -1, lastBuildMs: -1, boxes: 0, timelineMs: -1 };
 
 class App {
   readonly model: FlameModel;
@@ -149,14 +154,23 @@ class App {
     this.controls();
     this.legend();
     if (this.data.timed && model.cols.rowTime !== null && model.cols.nRows > 0) {
-      // laid out before the flamegraph measures its room
-      const t = performance.now();
+      // its room kept before the flamegraph measures its own; binned and drawn after the first frame (startTimeline)
       this.timeline = new Timeline(model, (r) => this.setRange(r));
-      this.timeline.update(this.filter());
-      stats.timelineMs = performance.now() - t;
+      const seen = new Uint8Array(model.cols.nThreads);
+      const rowThread = model.cols.rowThread;
+      for (let r = 0; r < rowThread.length; r++) seen[rowThread[r]!] = 1;
+      this.timeline.reserve(seen.reduce((a, b) => a + b, 0));
     }
     this.resize();
     this.rebuild();
+  }
+
+  /** After the first frame: the timeline's binning and drawing. */
+  startTimeline(): void {
+    if (!this.timeline) return;
+    const t = performance.now();
+    this.timeline.start(this.filter());
+    stats.timelineMs = performance.now() - t;
   }
 
   // ---------------------------------------------------------------- data and views
@@ -1063,6 +1077,7 @@ function reportView(a: App): void {
 const hook: PylensHook = {
   ready: new Promise<void>((res) => (markReady = res)),
   isReady: false,
+  drawn: false,
   error: null,
   stats,
   zoomTo(label) {
@@ -1131,17 +1146,48 @@ function blobFromParent(): Promise<ArrayBuffer> {
 
 async function main(): Promise<void> {
   const t0 = performance.now();
-  const data = JSON.parse($('pylens-data').textContent ?? 'null') as PageData;
-  stats.jsonMs = performance.now() - t0;
   const blobEl = $('pylens-blob');
-  const cols = await decodeColumns(data, blobEl.dataset.external === 'post' ? await blobFromParent() : (blobEl.textContent ?? ''), stats.decode);
+  let data: PageData;
+  let table: PageTable | null;
+  let blob: string | BlobRef;
+  if (blobEl.dataset.external === 'post') {
+    // inside the workbench: everything comes in one buffer (data.ts, the page bundle)
+    const buf = await blobFromParent();
+    const t = performance.now();
+    const b = readBundle(buf);
+    stats.jsonMs = performance.now() - t;
+    ({ data, table } = b.bundle);
+    blob = b.blob;
+  } else {
+    data = JSON.parse($('pylens-data').textContent ?? 'null') as PageData;
+    table = JSON.parse(document.getElementById('pylens-table')?.textContent ?? 'null') as PageTable | null;
+    stats.jsonMs = performance.now() - t0;
+    blob = blobEl.textContent ?? '';
+  }
+  const cols = await decodeColumns(data, blob, stats.decode);
   stats.decodeMs = performance.now() - t0;
   const t1 = performance.now();
   const model = new FlameModel(cols);
   stats.modelMs = performance.now() - t1;
+  // the flamegraph first, in the room the table will take; the table once that frame is out
+  tableReserve(table);
   app = new App(model);
   if (initialView) app.applyView(initialView);
   stats.firstFrameMs = performance.now();
+  hook.drawn = true;
+  // let the frame be painted (rAF, then a task), with a timer for a page that is not shown
+  await new Promise<void>((res) => {
+    let done = false;
+    const go = () => {
+      if (!done) (done = true), setTimeout(res, 0);
+    };
+    requestAnimationFrame(go);
+    setTimeout(go, 100);
+  });
+  app.startTimeline();
+  const t2 = performance.now();
+  tableInit(table);
+  stats.tableMs = performance.now() - t2;
   hook.isReady = true;
   markReady();
 }

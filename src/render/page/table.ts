@@ -1,6 +1,8 @@
 /**
  * The page's function table and sandwich (runs in the browser; data from analysis/report.ts
- * `functionTable`, in <script type="application/json" id="pylens-table">: data.ts PageTable).
+ * `functionTable`: data.ts PageTable, in <script type="application/json" id="pylens-table"> or
+ * in the data the workbench hands over). flame.ts builds it after the flamegraph's first frame
+ * (`tableInit`), in the room `tableReserve` kept for it.
  * A panel under the flamegraph: one row per function (the heaviest by total), columns
  * Function, Self %, Total %, Self, Total and, where the profile has several states, the
  * state split; a click on a header sorts by it (again: the other way). A click on a row
@@ -52,11 +54,28 @@ export function tableShowFilter(f: TableFilter | null): void {
   tableApplyFilter?.();
 }
 
-function tableMain(): void {
-  const src = document.getElementById('pylens-table');
+/** Height of a table row and of its header (CSS px), for the room kept before the table exists. */
+const TABLE_ROW_PX = 20;
+
+/**
+ * Before the first frame: keep the panel's room for the table that `tableInit` builds later
+ * (up to its 34vh), so the flamegraph is measured once; hide it when there is no table.
+ */
+export function tableReserve(data: PageTable | null): void {
   const panel = document.getElementById('fnpanel');
-  if (!src || !panel) return;
-  const data = JSON.parse(src.textContent ?? 'null') as PageTable | null;
+  if (!panel) return;
+  if (!data || data.rows.length === 0) {
+    panel.hidden = true;
+    return;
+  }
+  panel.style.height = `min(34vh, ${(data.rows.length + 1) * TABLE_ROW_PX + 2}px)`;
+}
+
+/** Build the table (after the flamegraph's first frame). */
+export function tableInit(data: PageTable | null): void {
+  const panel = document.getElementById('fnpanel');
+  if (!panel) return;
+  panel.style.height = '';
   if (!data || data.rows.length === 0) {
     panel.hidden = true;
     return;
@@ -252,6 +271,3 @@ function tableMain(): void {
   if (tableFilterNow !== null) apply();
   else renderBody();
 }
-
-if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', tableMain);
-else tableMain();

@@ -216,8 +216,24 @@ export class Timeline {
     return c + (p - i) * (this.cum[o + i + 1]! - c);
   }
 
+  /** Binning and drawing wait for `start` (the page's first frame comes first). */
+  private deferred = false;
+
+  /** Before the page's first frame: keep the room of `lanes` lanes; nothing is binned or drawn until `start`. */
+  reserve(lanes: number): void {
+    this.deferred = true;
+    this.scroll.style.height = `${TL_AXIS + Math.max(1, Math.min(TL_MAX_LANES, lanes)) * TL_LANE + 2}px`;
+  }
+
+  /** After the page's first frame: bin, lay out and draw for the page's filters. */
+  start(f: RowFilter): void {
+    this.deferred = false;
+    this.update(f);
+  }
+
   /** Follow the page's filters: re-bin when the value type or the tasks changed, then lay out and draw. */
   update(f: RowFilter): void {
+    if (this.deferred) return;
     const key = `${f.valueIndex}|${f.tasks ? f.tasks.join('') : ''}`;
     const laneKey = `${key}|${f.threads ? f.threads.join('') : ''}|${f.states ? f.states.join('') : ''}`;
     if (laneKey === this.laneKey) return;
@@ -333,6 +349,7 @@ export class Timeline {
    * size or the scroll changed; hover and selection redraw only copy it and draw on top.
    */
   draw(): number {
+    if (this.deferred) return 0;
     const t = performance.now();
     const { ctx, dpr } = this;
     const W = this.canvas.width;

@@ -236,6 +236,8 @@ async function wbList(main: HTMLElement, q: URLSearchParams): Promise<void> {
   }
   table.append(body);
   main.append(form, actions, profiles.length ? table : wbEl('p', { class: 'wb-empty', text: total === 0 && !api.has('search') ? 'The store is empty: pylens record … --save, pylens store add FILE, or drop a profile file here.' : 'No profile matches these filters.' }));
+  // the profile page's code, ready for the first open
+  if (profiles.length) void wbPageShell();
 }
 
 function wbMetaPanel(p: WbRow & { meta: Record<string, unknown> }): HTMLElement {
@@ -308,6 +310,19 @@ async function wbSource(main: HTMLElement, id: number, file: string | null): Pro
   if (hottest) table.querySelector(`tr[data-line="${hottest.line}"]`)?.scrollIntoView({ block: 'center' });
 }
 
+/**
+ * The profile page without data (GET /api/page: the same for every profile, fetched once):
+ * each profile or merge opens it in a frame and hands it its data.
+ */
+let wbShell: Promise<string> | null = null;
+function wbPageShell(): Promise<string> {
+  if (!wbShell) {
+    wbShell = wbFetch('/api/page').then((r) => r.text());
+    wbShell.catch(() => (wbShell = null));
+  }
+  return wbShell;
+}
+
 /** One profile's data fetched ahead (the row under the pointer); taken by the next open of that profile. */
 let wbAhead: { id: number; blob: Promise<ArrayBuffer> } | null = null;
 function wbPrefetch(id: number): void {
@@ -321,8 +336,12 @@ async function wbProfile(main: HTMLElement, id: number, tab: string | undefined,
   const source = tab === 'source';
   const ahead = wbAhead?.id === id ? wbAhead.blob : undefined;
   wbAhead = null;
+  // the row and the page first (small), then the data: the frame starts while the data comes
+  const infoP = wbFetch(`/api/profiles/${id}`).then((r) => r.json() as Promise<WbRow & { meta: Record<string, unknown> }>);
+  const pageP = source ? Promise.resolve('') : wbPageShell();
   const blob = source ? undefined : (ahead ?? wbFetch(`/api/profiles/${id}/blob`).then((r) => r.arrayBuffer()));
-  const [info, page] = await Promise.all([wbFetch(`/api/profiles/${id}`).then((r) => r.json() as Promise<WbRow & { meta: Record<string, unknown> }>), source ? Promise.resolve('') : wbFetch(`/api/profiles/${id}/page?external=1`).then((r) => r.text())]);
+  blob?.catch(() => undefined);
+  const [info, page] = await Promise.all([infoP, pageP]);
   document.title = `#${id} ${info.name} — pylens`;
   const bar = wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: '#/', text: '← profiles' }), wbEl('h2', { text: `#${id} ${info.name}` }));
   const dl = wbEl('button', { type: 'button', text: 'Download .pylens' });
@@ -449,11 +468,13 @@ async function wbTrend(main: HTMLElement, q: URLSearchParams): Promise<void> {
 /** Many profiles as one: the ids picked (#/merge/1,2,3), or every one the filters match (#/merge?service=…). */
 async function wbMerge(main: HTMLElement, ids: string | undefined, filters: URLSearchParams): Promise<void> {
   const api = ids ? new URLSearchParams({ ids }) : wbApiFilters(filters);
+  const page = wbPageShell();
   const blob = wbFetch(`/api/merge?${api}&view=blob`).then((r) => r.arrayBuffer());
-  const page = await (await wbFetch(`/api/merge?${api}&view=page&external=1`)).text();
+  blob.catch(() => undefined);
+  await page;
   const what = ids ? `${ids.split(',').length} profiles merged: #${ids.split(',').join(', #')}` : `every profile matching ${filters.toString().replace(/&/g, ', ') || 'no filter'}, merged`;
   document.title = `merge — pylens`;
-  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: ids ? '#/' : `#/?${filters}`, text: '← profiles' }), wbEl('h2', { text: what })), wbFrame(page, 'merged profiles', blob, filters));
+  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: ids ? '#/' : `#/?${filters}`, text: '← profiles' }), wbEl('h2', { text: what })), wbFrame(await page, 'merged profiles', blob, filters));
 }
 
 async function wbRender(): Promise<void> {
