@@ -27,6 +27,7 @@ import {
   hasSymtab,
   interpreterSymbols,
   interpreterSymbolsOf,
+  interpreterSymbolsOfPython,
   perfBuildIdDir,
   readElfHeaders,
   symbolsFix,
@@ -143,6 +144,18 @@ test('a stripped copy: stripped; its debug file found in a debug root and in per
     copyFileSync(debug, join(other, `${lib}.debug`));
     assert.equal(interpreterSymbols(lib, { ...none, debugRoot: other }).debugFile, join(other, `${lib}.debug`), 'the right one at the same place is taken');
   }
+});
+
+test('interpreterSymbolsOfPython: the image a python executable runs with, before any process is recorded', { skip: !existsSync(PY311) ? `${PY311} is not installed` : false }, async () => {
+  const s = await interpreterSymbolsOfPython(PY311, { env: {} });
+  assert.equal(s?.path, LIBPY311);
+  assert.equal(s?.verdict, 'symbols');
+  if (debianStripped) {
+    const d = await interpreterSymbolsOfPython(DEBIAN_PY, { env: {}, buildIdDir: '/nonexistent' });
+    assert.deepEqual([d?.path, d?.verdict], [DEBIAN_PY, 'stripped']);
+  }
+  assert.equal(await interpreterSymbolsOfPython('/bin/true', { env: {} }), undefined, 'not a python: it never says ready');
+  assert.equal(await interpreterSymbolsOfPython('/nonexistent/python3', { env: {} }), undefined);
 });
 
 test('perf\u2019s build-id dir: buildid.dir of its config ($PERF_CONFIG alone, else /etc then ~), else ~/.debug', () => {

@@ -27,6 +27,7 @@
  * support fetches by itself (Debian 12's perf is not), else `debuginfod-find` fetches the
  * file and `perf buildid-cache -a` hands it to perf (the fix says so).
  */
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -260,6 +261,31 @@ export function interpreterSymbolsOf(pid: number, o: SymbolsOptions = {}): Inter
     return interpreterSymbols(img.path, o);
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * `interpreterSymbols` of the interpreter image a python executable runs with — its
+ * libpython as the loader finds it (RUNPATH, LD_LIBRARY_PATH in `env`) or the executable
+ * itself — by starting it for a moment (`-c`, waiting on stdin) and reading its maps: for
+ * checks made before there is a process (pylens doctor). Undefined when it does not start
+ * within `timeoutMs` or is not a CPython.
+ */
+export async function interpreterSymbolsOfPython(exe: string, o: SymbolsOptions & { timeoutMs?: number } = {}): Promise<InterpreterSymbols | undefined> {
+  const child = spawn(exe, ['-S', '-c', 'import sys; sys.stdout.write("ready\\n"); sys.stdout.flush(); sys.stdin.read()'], {
+    stdio: ['pipe', 'pipe', 'ignore'],
+    env: o.env ?? process.env,
+  });
+  try {
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), o.timeoutMs ?? 10_000);
+      child.stdout!.once('data', () => (clearTimeout(timer), resolve(true)));
+      child.once('error', () => (clearTimeout(timer), resolve(false)));
+      child.once('exit', () => (clearTimeout(timer), resolve(false)));
+    });
+    return ready && child.pid !== undefined ? interpreterSymbolsOf(child.pid, o) : undefined;
+  } finally {
+    child.kill('SIGKILL');
   }
 }
 
