@@ -13,7 +13,7 @@ import { closeSync, existsSync, readFileSync, readlinkSync, realpathSync } from 
 import { release } from 'node:os';
 import { checkEbpfAccess, EbpfError, findBpftrace, findOffcputime, bpftraceVersion, readEbpfFacts, type EbpfFacts } from './ebpf/tool.ts';
 import { checkPerfAccess, eventSupported, findPerf, PerfError, readPerfAccess, type PerfAccess } from './perf/tool.ts';
-import { ElfFile } from './sampler/elf.ts';
+import { interpreterSymbolsOf, interpreterSymbolsOfPython, symbolsFix, type InterpreterSymbols, type SymbolsVerdict } from './perf/symbols.ts';
 import { findLibpython, PYTHON_EXE, readMaps } from './sampler/maps.ts';
 import { PermissionError, ProcessGoneError, ProcMemory } from './sampler/memory.ts';
 import { locateRuntime, MAX_SUPPORTED, MIN_SUPPORTED } from './sampler/runtime.ts';
@@ -61,7 +61,7 @@ export interface TargetReport {
   command: string;
   uid: number | undefined;
   checks: DoctorCheck[];
-  python?: { version: string; binary: string; kind: string; symbols: 'symtab' | 'dynsym only (stripped)' | 'unknown' };
+  python?: { version: string; binary: string; kind: string; symbols: SymbolsVerdict | 'unknown'; symbolsFile?: string; symbolsFix?: string };
   /** what each lens would see of this process */
   lenses: Array<{ id: LensId; status: DoctorStatus; sees: string }>;
   /** the worst of its checks: can it be sampled at all */
@@ -241,7 +241,7 @@ function samplerLens(env: EnvironmentReport, readProbe: Awaited<ReturnType<typeo
   return { id: 'sampler', title: 'sampling', commands: ['record', 'top', 'dump', 'diagnose'], status: worst(checks.map((c) => c.status)), checks };
 }
 
-function perfLens(access: PerfAccess): LensReport {
+function perfLens(access: PerfAccess, symbols: Array<{ python: PythonFound; sym: InterpreterSymbols | undefined }>): LensReport {
   const checks: DoctorCheck[] = [];
   let perf: string | undefined;
   try {
@@ -272,6 +272,12 @@ function perfLens(access: PerfAccess): LensReport {
   } catch (e) {
     const err = e as PerfError;
     checks.push({ name: 'tracepoints, every CPU (sched, io)', status: 'degraded', detail: `${err.message}: pylens sched -a and pylens io cannot run`, fix: err.fix });
+  }
+  for (const { python, sym } of symbols) {
+    if (!sym) continue;
+    const name = `symbols of ${python.command}'s interpreter (native frames)`;
+    if (sym.verdict === 'stripped') checks.push({ name, status: 'degraded', detail: `${sym.path} (CPython ${python.version}) is stripped and no debug file was found${sym.buildId ? ` for build id ${sym.buildId}` : ''}: record --native and perf show its own C frames as unknown addresses`, fix: symbolsFix(sym) });
+    else checks.push({ name, status: 'ready', detail: sym.verdict === 'symbols' ? `${sym.path} has its symbol table` : `${sym.path} is stripped; perf reads its symbols from ${sym.debugFile}` });
   }
   const cycles = eventSupported(perf, 'cycles');
   checks.push(cycles
@@ -342,7 +348,7 @@ function containerRecipes(env: EnvironmentReport): string[] {
 }
 
 /** What this process can learn about `pid` and what each lens would see of it. */
-export async function diagnoseTarget(pid: number, lenses: LensReport[]): Promise<TargetReport> {
+export async function diagnoseTarget(pid: number, lenses: LensReport[], env: NodeJS.ProcessEnv = process.env): Promise<TargetReport> {
   if (!existsSync(`/proc/${pid}`)) {
     throw new ProcessGoneError(pid, read('/proc/2/comm')?.trim() === 'kthreadd' ? 'check the PID with `ps -p PID`' : 'not visible from this PID namespace (a container?): run pylens in the target\'s PID namespace (`nsenter -t HOSTPID -p -m`, `--pid=host`, `shareProcessNamespace: true`)');
   }
@@ -372,16 +378,9 @@ export async function diagnoseTarget(pid: number, lenses: LensReport[]): Promise
   if (readable) {
     try {
       const rt = locateRuntime(pid);
-      let symbols: NonNullable<TargetReport['python']>['symbols'] = 'unknown';
-      try {
-        const file = rt.libraryPath.replace(/ \(deleted\)$/, '');
-        const path = existsSync(`/proc/${pid}/root${file}`) ? `/proc/${pid}/root${file}` : file;
-        const elf = new ElfFile(readFileSync(path), path);
-        symbols = elf.section('.symtab') ? 'symtab' : 'dynsym only (stripped)';
-      } catch {
-        /* unreadable binary: unknown */
-      }
-      python = { version: rt.version.text, binary: rt.libraryPath, kind: rt.kind, symbols };
+      const sym = interpreterSymbolsOf(pid, { env });
+      const symbols = sym?.verdict ?? 'unknown';
+      python = { version: rt.version.text, binary: rt.libraryPath, kind: rt.kind, symbols, ...(sym?.debugFile ? { symbolsFile: sym.debugFile } : {}), ...(sym && sym.verdict === 'stripped' ? { symbolsFix: symbolsFix(sym) } : {}) };
       checks.push({ name: 'CPython', status: 'ready', detail: `CPython ${rt.version.text} in ${rt.libraryPath} (${rt.kind === 'library' ? 'shared libpython' : 'the executable holds the interpreter'}; runtime found by ${rt.source})` });
     } catch (e) {
       const maps = (() => {
@@ -417,9 +416,9 @@ export async function diagnoseTarget(pid: number, lenses: LensReport[]): Promise
   const perfOk = perf.status !== 'unavailable' && canSample;
   sees.push({
     id: 'perf',
-    status: perfOk ? (python?.symbols === 'dynsym only (stripped)' || perf.checks.some((c) => c.status !== 'ready' && c.name.startsWith('perf events')) ? 'degraded' : 'ready') : 'unavailable',
+    status: perfOk ? (python?.symbols === 'stripped' || perf.checks.some((c) => c.status !== 'ready' && c.name.startsWith('perf events')) ? 'degraded' : 'ready') : 'unavailable',
     sees: perfOk
-      ? `native and kernel frames under the Python ones: \`pylens record --native -p ${pid}\`${python?.symbols === 'dynsym only (stripped)' ? `; its interpreter ${python.binary} is stripped: its own C frames show as unknown addresses (Debian/Ubuntu: \`apt-get install python${python.version.split('.').slice(0, 2).join('.')}-dbg\` or the -dbgsym package; Fedora: \`dnf debuginfo-install python3\`; or set DEBUGINFOD_URLS)` : ''}`
+      ? `native and kernel frames under the Python ones: \`pylens record --native -p ${pid}\`${python?.symbols === 'stripped' ? `; its interpreter ${python.binary} is stripped: its own C frames show as unknown addresses — ${python.symbolsFix ?? 'install its debug symbols'}` : python?.symbols === 'debug-file' ? ` (the interpreter's symbols from ${python.symbolsFile})` : ''}`
       : perf.status === 'unavailable' ? 'nothing: perf cannot run here (see perf above)' : 'nothing: the sampler cannot read it',
   });
   const ebpf = lens('ebpf');
@@ -434,8 +433,9 @@ export async function runDoctor(o: { pid?: number; env?: NodeJS.ProcessEnv } = {
   const facts = readEbpfFacts();
   const environment = readEnvironment(facts);
   const [readProbe, pythons] = await Promise.all([probeRead(), findPythons(env)]);
-  const lenses = [samplerLens(environment, readProbe, pythons), perfLens(readPerfAccess()), ebpfLens(facts), hooksLens(pythons)];
+  const symbols = await Promise.all(pythons.map(async (python) => ({ python, sym: await interpreterSymbolsOfPython(python.executable, { env }) })));
+  const lenses = [samplerLens(environment, readProbe, pythons), perfLens(readPerfAccess(), symbols), ebpfLens(facts), hooksLens(pythons)];
   const report: DoctorReport = { lenses, environment, container: containerRecipes(environment) };
-  if (o.pid !== undefined) report.target = await diagnoseTarget(o.pid, lenses);
+  if (o.pid !== undefined) report.target = await diagnoseTarget(o.pid, lenses, env);
   return report;
 }
