@@ -304,7 +304,8 @@ export function findings(input: DiagnoseInput): Finding[] {
           share: unknownInterp / all,
           shareOf: 'CPU',
           evidence: `${pct(unknownInterp / all)} of CPU samples end in unnamed interpreter code`,
-          next: `install its symbols (Debian/Ubuntu: apt-get install python3-dbg or the -dbgsym package; pyenv: build with CONFIGURE_OPTS=--enable-shared and without stripping)`,
+          // record --native keeps the fix for this very file (capture/perf/symbols.ts); a profile without it gets the general one
+          next: typeof n.meta.extra?.interpreterSymbolsFix === 'string' ? n.meta.extra.interpreterSymbolsFix : `install its symbols (Debian/Ubuntu: apt-get install python3.X-dbg or the -dbgsym package; Fedora: dnf debuginfo-install python3; pyenv builds keep them)`,
       });
     }
   }
