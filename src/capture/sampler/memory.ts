@@ -136,12 +136,18 @@ export class ProcMemory extends BaseMemory {
 
   static open(pid: number, procRoot = '/proc'): ProcMemory {
     let fd: number;
+    const sys = procRoot === '/proc' ? syscalls() : undefined;
     try {
       fd = openSync(`${procRoot}/${pid}/mem`, 'r');
     } catch (e) {
+      // /proc/PID/mem is mode 0600, its owner the target's user: root with CAP_SYS_PTRACE
+      // alone (a container with capabilities drop ALL, add SYS_PTRACE) may not open another
+      // user's, yet process_vm_readv (a ptrace check only) reads it
+      const code = (e as NodeJS.ErrnoException).code;
+      if (sys !== undefined && (code === 'EACCES' || code === 'EPERM') && canReadVm(sys, pid)) return new ProcMemory(pid, -1, sys);
       throw mapOsError(pid, e, procRoot);
     }
-    return new ProcMemory(pid, fd, procRoot === '/proc' ? syscalls() : undefined);
+    return new ProcMemory(pid, fd, sys);
   }
 
   read(addr: Address, len: number): Uint8Array {
@@ -262,6 +268,20 @@ function isGone(pid: number): boolean {
     return /^State:\s+[ZX]/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
   } catch {
     return true;
+  }
+}
+
+/** Can process_vm_readv read `pid`'s memory: one byte of its first readable mapping. */
+function canReadVm(sys: Syscalls, pid: number): boolean {
+  try {
+    const line = readFileSync(`/proc/${pid}/maps`, 'utf8')
+      .split('\n')
+      .find((l) => /^[0-9a-f]+-[0-9a-f]+ r/.test(l));
+    if (!line) return false;
+    sys.read(pid, parseInt(line.slice(0, line.indexOf('-')), 16), 1);
+    return true;
+  } catch {
+    return false;
   }
 }
 
