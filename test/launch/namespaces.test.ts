@@ -13,13 +13,17 @@
  * (b) The debug-pod / sidecar way: `nsenter -t HOST_PID -p -m pylens …` and the PID inside
  *     (1): `dump -p 1`, `record -p 1`, `record -- python …` launched inside; and a host PID
  *     asked for from inside is "not visible from this PID namespace", with the fix.
+ * (c) What `docker run --pid=container:APP --cap-add SYS_PTRACE`, `kubectl debug --target` and
+ *     a shareProcessNamespace sidecar give: the target's PID namespace but pylens's own
+ *     mounts (/proc/1/root is the way to its files), as root with CAP_SYS_PTRACE alone
+ *     (capabilities drop ALL, add SYS_PTRACE), the app running as another user (nobody).
  * Checked each time: whole stacks (root `<module>` / `Thread._bootstrap` to the leaf), the
  * container's file paths, thread names, OS TIDs of pylens's own namespace, known states.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ROOT } from '../helpers/format-checks.ts';
@@ -62,10 +66,11 @@ const libName = (py: InstalledPython) => py.lib!.slice(py.lib!.lastIndexOf('/') 
 /**
  * Start container_app.py as PID 1 of a new PID and mount namespace, from files only its
  * mounts have. `decoy`: the host gets another CPython's libpython (and executable) under the
- * paths the container's maps will show.
+ * paths the container's maps will show. `uid`: the program runs as that user.
  */
-async function startContainer(py: InstalledPython, opts: { decoy?: InstalledPython; seconds?: number } = {}): Promise<Container> {
+async function startContainer(py: InstalledPython, opts: { decoy?: InstalledPython; seconds?: number; uid?: number } = {}): Promise<Container> {
   const dir = mkdtempSync(join(tmpdir(), 'pylens-ns-test-'));
+  if (opts.uid !== undefined) chmodSync(dir, 0o755); // the program's user passes through it
   const ctr = join(dir, 'ctr');
   const prefix = join(ctr, 'py');
   const exe = join(prefix, 'bin', `python3.${py.minor}`);
@@ -89,7 +94,7 @@ async function startContainer(py: InstalledPython, opts: { decoy?: InstalledPyth
       // the host's copy of this CPython is not there in the container
       `mount -t tmpfs hidden ${versionDir(py)}`,
       `export LD_LIBRARY_PATH=${join(prefix, 'lib')} PYTHONHOME=${prefix}`,
-      `exec ${exe} ${app}${opts.seconds !== undefined ? ` ${opts.seconds}` : ''}`,
+      `exec ${opts.uid !== undefined ? `setpriv --reuid=${opts.uid} --regid=${opts.uid} --clear-groups ` : ''}${exe} ${app}${opts.seconds !== undefined ? ` ${opts.seconds}` : ''}`,
     ].join('\n') + '\n',
   );
   const unshare = spawn('unshare', ['--pid', '--mount', '--fork', '--mount-proc', 'sh', inside], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -134,6 +139,20 @@ function pylensInside(c: Container, args: string[], env: NodeJS.ProcessEnv = {})
     encoding: 'utf8',
     timeout: 120_000,
   });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/**
+ * pylens in the target's PID namespace but a mount namespace of its own, as root with no
+ * capability but CAP_SYS_PTRACE: `docker run --pid=container:APP --cap-add SYS_PTRACE` with
+ * the rest dropped, or a Kubernetes container beside the app under shareProcessNamespace
+ */
+function pylensSharedPids(c: Container, args: string[]) {
+  const r = spawnSync(
+    'nsenter',
+    ['-t', String(c.hostPid), '-p', '--', 'unshare', '--mount', '--mount-proc', 'setpriv', '--bounding-set=-all,+sys_ptrace', '--inh-caps=-all', process.execPath, MAIN, ...args],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -288,6 +307,26 @@ test('debug pod / sidecar: nsenter -t PID -p -m, then dump -p 1, record -p 1, re
       assert.match(e.err, new RegExp(`process ${c.hostPid} is not visible from this PID namespace`), e.err);
       for (const fix of ['nsenter -t', '-p -m', '--pid=host', 'shareProcessNamespace: true']) assert.ok(e.err.includes(fix), `${cmd[0]}: the fix names ${fix}: ${e.err}`);
     }
+  } finally {
+    stopContainer(c);
+  }
+});
+
+// ---- (c) a shared PID namespace only (docker --pid=container:APP, shareProcessNamespace) ---
+
+const noSetpriv = spawnSync('setpriv', ['--version']).status !== 0 && 'setpriv is not installed';
+test('shared PID namespace, own mounts, CAP_SYS_PTRACE alone, the app another user: dump -p 1 and record -p 1', { skip: noNs || noSetpriv || (!inPy && 'no pyenv shared CPython'), timeout: 120_000 }, async () => {
+  const c = await startContainer(inPy!, { uid: 65534 });
+  try {
+    assert.match(readFileSync(`/proc/${c.hostPid}/status`, 'utf8'), /^Uid:\s+65534\s/m);
+    const inside = [1, ...readdirSync(`/proc/${c.hostPid}/task`).map((t) => Number(/^NSpid:.*\s(\d+)$/m.exec(readFileSync(`/proc/${c.hostPid}/task/${t}/status`, 'utf8'))![1]))];
+    const d = pylensSharedPids(c, ['dump', '-p', '1', '--json']);
+    assert.equal(d.code, 0, d.err);
+    checkDump(JSON.parse(d.out) as DumpResult, c.app, 1, inside, 'dump -p 1, shared PIDs');
+    const out = join(c.dir, 'shared.pylens');
+    const r = pylensSharedPids(c, ['record', '-p', '1', '-d', '2', '--idle', '-o', out]);
+    assert.equal(r.code, 0, r.err);
+    checkProfile(decodePylens(readFileSync(out)), c.app, inside, 'record -p 1, shared PIDs');
   } finally {
     stopContainer(c);
   }
