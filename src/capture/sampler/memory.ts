@@ -47,9 +47,10 @@ export function inChildPidNamespace(procRoot = '/proc'): boolean | undefined {
 
 /** How to reach a process of another PID namespace (a container's): the fix for a PID not visible here. */
 export const OTHER_PID_NAMESPACE_FIX =
-  'run pylens in the target\'s PID and mount namespaces, from the host: `nsenter -t HOST_PID -p -m pylens record -p PID_INSIDE` ' +
-  '(or pylens on the host with the host PID), or share the target\'s PIDs with pylens\'s container: ' +
-  '`docker run --pid=container:APP` (or `--pid=host`), Kubernetes `shareProcessNamespace: true` or `kubectl debug --target=CONTAINER`';
+  'from a container, share the target\'s PID namespace: `docker run --pid=container:APP` (or `--pid=host`), ' +
+  'Kubernetes `shareProcessNamespace: true` or `kubectl debug --target=CONTAINER`; from the host, pass the host PID ' +
+  '(`pylens record -p HOST_PID`) or enter the target\'s namespaces: `nsenter -t HOST_PID -p -m pylens record -p PID_INSIDE` ' +
+  '(pylens installed in its image)';
 
 /** The kernel refused ptrace-level access to the target's memory. */
 export class PermissionError extends Error {
