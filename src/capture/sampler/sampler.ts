@@ -364,7 +364,8 @@ interface ThreadMemo {
  * and tests drive it directly.
  */
 export class Recorder {
-  readonly builder: ProfileBuilder;
+  /** where this recording's samples go (a new one after each `takeWindow`) */
+  builder: ProfileBuilder;
   private procs = new Map<number, Attached>();
   private rootPid: number;
   private opts: SampleOptions;
@@ -734,6 +735,33 @@ export class Recorder {
 
   close(): void {
     for (const [pid, a] of [...this.procs]) this.detach(pid, a);
+  }
+
+  /**
+   * Hand over what was recorded since the last call and go on into a fresh builder (the
+   * agent's windows): every index into the old builder — frames, threads, stacks, markers —
+   * is forgotten. Returns the old builder (its meta is the caller's to fill) and its row count.
+   */
+  takeWindow(): { builder: ProfileBuilder; rows: number; truncated: number } {
+    const b = this.builder;
+    const out = { builder: b, rows: this.rows, truncated: this.truncatedSamples };
+    this.builder = new ProfileBuilder({ meta: { lens: b.meta.lens, backend: b.meta.backend, mode: b.meta.mode }, unitValues: !this.opts.async });
+    this.frameCache.clear();
+    this.truncatedFrame = -1;
+    this.taskMarkers.clear();
+    this.taskStacks.clear();
+    for (const a of this.procs.values()) {
+      a.frameIdx = new WeakMap();
+      a.threadIdx = new Map();
+    }
+    this.rows = 0;
+    this.truncatedSamples = 0;
+    return out;
+  }
+
+  /** the processes attached now */
+  get pids(): number[] {
+    return [...this.procs.keys()];
   }
 }
 

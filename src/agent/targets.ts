@@ -1,0 +1,183 @@
+/**
+ * Which processes the agent samples, found again on every scan: given PIDs and their Python
+ * descendants (a gunicorn or uvicorn master's workers, celery's pool), and every Python
+ * process matching the filters — a command-line regex, a systemd unit, a cgroup path, or
+ * every CPython on the host. A process is known by (pid, start time), so a reused PID is a
+ * new process. Also: the labels a process carries from where it runs (systemd unit,
+ * container id, Kubernetes pod uid, cgroup).
+ */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
+
+export interface TargetSpec {
+  /** these processes, and (with `children`) their Python descendants */
+  pids?: number[];
+  /** Python processes whose command line matches */
+  match?: RegExp;
+  /** Python processes in this systemd unit (`app` or `app.service`) */
+  unit?: string;
+  /** Python processes whose cgroup path starts with this */
+  cgroup?: string;
+  /** every CPython on the host */
+  allPython?: boolean;
+  /** follow the Python descendants of `pids` (default true) */
+  children?: boolean;
+}
+
+/** a process found by a scan */
+export interface Found {
+  pid: number;
+  /** /proc/PID/stat's starttime (clock ticks since boot): with the pid, the process's identity */
+  start: string;
+  cmdline: string[];
+  exe: string;
+  /** why it is a target: `pid`, `child of PID`, `match`, `unit`, `cgroup`, `all-python` */
+  why: string;
+}
+
+const PY_EXE = /^python(\d+(\.\d+)?)?[dmu]*$/;
+
+/** /proc/PID/stat fields after the command: [state, ppid, …]; undefined when gone */
+function statFields(procRoot: string, pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`${procRoot}/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where a process runs, as labels: systemd_unit, container_id, pod_uid, cgroup (cgroup v2 path, or v1's pids/cpu one). */
+export function cgroupLabels(cgroupText: string | undefined): Record<string, string> {
+  if (!cgroupText) return {};
+  const lines = cgroupText.split('\n').filter(Boolean);
+  const v2 = lines.find((l) => l.startsWith('0::'));
+  const pick = v2 ?? lines.find((l) => /:(pids|cpu,cpuacct|cpu|memory):/.test(l)) ?? lines[0];
+  const path = pick ? pick.slice(pick.indexOf(':', pick.indexOf(':') + 1) + 1) : '';
+  const out: Record<string, string> = {};
+  if (path && path !== '/') out.cgroup = path;
+  const unit = /([^/]+)\.service(?:\/|$)/.exec(path)?.[1];
+  if (unit) out.systemd_unit = `${unit}.service`;
+  const container = /(?:docker|cri-containerd|crio|libpod)[-/]([0-9a-f]{64})/.exec(path)?.[1] ?? /\/([0-9a-f]{64})(?:\.scope)?$/.exec(path)?.[1];
+  if (container) out.container_id = container;
+  const pod = /pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})/.exec(path)?.[1];
+  if (pod) out.pod_uid = pod.replace(/_/g, '-');
+  return out;
+}
+
+export class TargetFinder {
+  readonly spec: TargetSpec;
+  private procRoot: string;
+  /** pid → start and whether it runs CPython (exe name, else a mapped libpython), so each process is looked at once */
+  private pythonness = new Map<number, { start: string; exe: string; python: boolean }>();
+  private self = new Set<number>([process.pid]);
+
+  constructor(spec: TargetSpec, procRoot = '/proc') {
+    this.spec = spec;
+    this.procRoot = procRoot;
+  }
+
+  /** does this process run CPython (its executable is pythonX.Y, or it maps libpython) */
+  private isPython(pid: number, start: string): boolean {
+    let exe = '';
+    try {
+      exe = readlinkSync(`${this.procRoot}/${pid}/exe`).replace(/ \(deleted\)$/, '');
+    } catch {
+      return false;
+    }
+    const known = this.pythonness.get(pid);
+    if (known && known.start === start && known.exe === exe) return known.python;
+    let python = PY_EXE.test(basename(exe));
+    if (!python) {
+      const maps = readText(`${this.procRoot}/${pid}/maps`);
+      python = maps !== undefined && /\/libpython\d+\.\d+[dmu]*\.so/.test(maps);
+    }
+    this.pythonness.set(pid, { start, exe, python });
+    return python;
+  }
+
+  /** The targets now, by pid. Processes of this agent itself are never targets. */
+  scan(): Map<number, Found> {
+    const out = new Map<number, Found>();
+    let entries: string[];
+    try {
+      entries = readdirSync(this.procRoot);
+    } catch {
+      return out;
+    }
+    const spec = this.spec;
+    const filtered = spec.match !== undefined || spec.unit !== undefined || spec.cgroup !== undefined || spec.allPython === true;
+    const given = new Set(spec.pids ?? []);
+    const ppid = new Map<number, number>();
+    const starts = new Map<number, string>();
+    const live = new Set<number>();
+    for (const e of entries) {
+      const c = e.charCodeAt(0);
+      if (c < 48 || c > 57) continue;
+      const pid = Number(e);
+      const f = statFields(this.procRoot, pid);
+      if (!f || f[0] === 'Z' || f[0] === 'X') continue;
+      live.add(pid);
+      ppid.set(pid, Number(f[1]));
+      starts.set(pid, f[19] ?? '');
+    }
+    for (const pid of this.pythonness.keys()) if (!live.has(pid)) this.pythonness.delete(pid);
+    // our own children (perf, a probe) are not targets
+    for (const [pid, pp] of ppid) if (pp === process.pid) this.self.add(pid);
+    for (const pid of this.self) if (!live.has(pid) && pid !== process.pid) this.self.delete(pid);
+    const cmdline = (pid: number): string[] => (readText(`${this.procRoot}/${pid}/cmdline`) ?? '').split('\0').filter((x, i, a) => x !== '' || i < a.length - 1);
+    const add = (pid: number, why: string) => {
+      if (out.has(pid) || this.self.has(pid)) return;
+      const start = starts.get(pid)!;
+      if (!this.isPython(pid, start)) return;
+      out.set(pid, { pid, start, cmdline: cmdline(pid), exe: this.pythonness.get(pid)!.exe, why });
+    };
+    // given pids and their descendants
+    if (given.size) {
+      const children = new Map<number, number[]>();
+      for (const [pid, pp] of ppid) {
+        let l = children.get(pp);
+        if (!l) children.set(pp, (l = []));
+        l.push(pid);
+      }
+      for (const root of given) {
+        if (!live.has(root)) continue;
+        add(root, 'pid');
+        if (spec.children === false) continue;
+        const queue = [root];
+        const seen = new Set([root]);
+        while (queue.length) {
+          for (const ch of children.get(queue.shift()!) ?? []) {
+            if (seen.has(ch)) continue;
+            seen.add(ch);
+            queue.push(ch);
+            add(ch, `child of ${root}`);
+          }
+        }
+      }
+    }
+    if (filtered) {
+      const unit = spec.unit === undefined ? undefined : spec.unit.endsWith('.service') || spec.unit.includes('.') ? spec.unit : `${spec.unit}.service`;
+      for (const pid of live) {
+        if (out.has(pid) || this.self.has(pid)) continue;
+        if (!this.isPython(pid, starts.get(pid)!)) continue;
+        if (spec.match !== undefined && !spec.match.test(cmdline(pid).join(' '))) continue;
+        if (unit !== undefined || spec.cgroup !== undefined) {
+          const labels = cgroupLabels(readText(`${this.procRoot}/${pid}/cgroup`));
+          if (unit !== undefined && labels.systemd_unit !== unit) continue;
+          if (spec.cgroup !== undefined && !(labels.cgroup ?? '/').startsWith(spec.cgroup)) continue;
+        }
+        add(pid, spec.match !== undefined ? 'match' : unit !== undefined ? 'unit' : spec.cgroup !== undefined ? 'cgroup' : 'all-python');
+      }
+    }
+    return out;
+  }
+}
