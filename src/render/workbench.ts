@@ -74,6 +74,8 @@ export function workbenchHtml(): string {
     '<header><h1><a href="#/">pylens workbench</a></h1><label class="wb-upload">add a profile (any format pylens reads): <input type="file" id="wb-file" multiple></label></header>',
     '<div id="wb-error" role="alert" hidden></div>',
     '<main id="wb-main"></main>',
+    // a profile page started ahead of the next open (page/workbench.ts wbWarmFrame)
+    '<div id="wb-spare" hidden></div>',
     `<script>${pageScript(['units', 'workbench'])}</script>`,
     '</body>',
     '</html>',

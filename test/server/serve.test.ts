@@ -281,10 +281,15 @@ test('the workbench in Chromium: list, filter, open a profile, compare, merge, u
     await page.locator('#wb-table tbody tr').first().hover();
     await page.waitForTimeout(400);
     assert.equal(blobs.length, 1, 'fetched ahead while the pointer rested on the row');
+    const clickAt = Date.now();
     await page.locator('#wb-table tbody tr').first().click();
     await ready();
     await page.frameLocator('iframe.wb-frame').locator('canvas').first().waitFor();
     assert.equal(blobs.length, 1, 'the open used the data fetched ahead');
+    // and the page started while the list showed (a spare frame, moved in place without a reload)
+    const opened = page.frames().find((f) => f !== page.mainFrame())!;
+    assert.ok((await opened.evaluate(() => performance.timeOrigin)) < clickAt, 'the profile page was loaded before the click');
+    assert.equal(page.frames().length, 2, 'one profile page, no spare left over');
     assert.match(await page.evaluate(() => location.hash), /^#\/p\/\d+$/);
     assert.match((await page.locator('#wb-meta').textContent()) ?? '', /pylens-sampler/);
     const frame = page.frameLocator('iframe.wb-frame');

@@ -34,6 +34,9 @@ interface Stats {
   firstFrameMs: number;
   /** The function table, built after the first frame (ms); -1 before. */
   tableMs: number;
+  /** Inside the workbench: from asking for the data to its message, and reading its bytes (ms); -1 otherwise. */
+  dataWaitMs: number;
+  dataReadMs: number;
   lastRedrawMs: number;
   nodesDrawn: number;
   decodeMs: number;
@@ -96,7 +99,7 @@ function h(tag: string, cls?: string, text?: string): HTMLElement {
   return e;
 }
 
-const stats: Stats = { scriptStartMs: SCRIPT_START, jsonMs: -1, decode: { base64Ms: -1, inflateMs: -1, columnsMs: -1 }, modelMs: -1, firstFrameMs: -1, tableMs: -1, lastRedrawMs: -1, nodesDrawn: 0, decodeMs: -1, lastBuildMs: -1, boxes: 0, timelineMs: -1 };
+const stats: Stats = { scriptStartMs: SCRIPT_START, jsonMs: -1, decode: { base64Ms: -1, inflateMs: -1, columnsMs: -1 }, modelMs: -1, firstFrameMs: -1, tableMs: -1, dataWaitMs: -1, dataReadMs: -1, lastRedrawMs: -1, nodesDrawn: 0, decodeMs: -1, lastBuildMs: -1, boxes: 0, timelineMs: -1 };
 
 class App {
   readonly model: FlameModel;
@@ -1131,15 +1134,23 @@ window.__pylens = hook;
 /** The data blob (and the view to open in) from the page's parent, the workbench, which fetched it: ask, then wait. */
 let initialView: PageView | null = null;
 function blobFromParent(): Promise<ArrayBuffer> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     addEventListener('message', function onBlob(ev: MessageEvent) {
-      const d = ev.data as { type?: string; buf?: ArrayBuffer; view?: PageView } | null;
-      if (ev.source !== parent || d?.type !== 'pylens-blob' || !(d.buf instanceof ArrayBuffer)) return;
+      const d = ev.data as { type?: string; buf?: ArrayBuffer | Blob; view?: PageView } | null;
+      if (ev.source !== parent || d?.type !== 'pylens-blob' || !(d.buf instanceof ArrayBuffer || d.buf instanceof Blob)) return;
       removeEventListener('message', onBlob);
       if (d.view && typeof d.view === 'object') initialView = d.view;
       embedded = true;
-      resolve(d.buf);
+      const t = performance.now();
+      stats.dataWaitMs = t - asked;
+      const got = (buf: ArrayBuffer) => {
+        stats.dataReadMs = performance.now() - t;
+        resolve(buf);
+      };
+      if (d.buf instanceof Blob) d.buf.arrayBuffer().then(got, reject);
+      else got(d.buf);
     });
+    const asked = performance.now();
     parent.postMessage({ type: 'pylens-want-blob' }, '*');
   });
 }

@@ -83,12 +83,43 @@ function wbGo(hash: string): void {
 }
 
 /**
- * A profile page in a sandboxed frame: its own scripts, no access to this app, its token or
- * the network. With `blob` (the page's data, fetched here), the page asks for it once it
- * runs and gets the buffer transferred.
+ * A frame holding the page without data (GET /api/page), started while the list shows, so its
+ * process and script are up before the next open, which moves it in place (moveBefore: no
+ * reload) and hands it its data. Where moveBefore is missing, every open starts its own frame.
  */
-function wbFrame(html: string, title: string, blob?: Promise<ArrayBuffer>, q?: URLSearchParams): HTMLIFrameElement {
-  const f = wbEl('iframe', { class: 'wb-frame', sandbox: 'allow-scripts allow-downloads', title });
+let wbSpare: { frame: HTMLIFrameElement; html: string; asked: boolean } | null = null;
+function wbWarmFrame(html: string): void {
+  if (wbSpare || !('moveBefore' in Element.prototype)) return;
+  const frame = wbEl('iframe', { sandbox: 'allow-scripts allow-downloads', title: 'profile page (ready for the next open)', tabindex: '-1' });
+  frame.srcdoc = html;
+  wbSpare = { frame, html, asked: false };
+  document.getElementById('wb-spare')!.append(frame);
+}
+// the spare page asks for its data as soon as it runs: remembered until an open takes it
+addEventListener('message', (ev) => {
+  if (wbSpare && ev.source === wbSpare.frame.contentWindow && (ev.data as { type?: string } | null)?.type === 'pylens-want-blob') wbSpare.asked = true;
+});
+
+/**
+ * A profile page in a sandboxed frame, placed at the end of `into`: its own scripts, no access
+ * to this app, its token or the network. With `blob` (the page's data, fetched here), the page
+ * asks for it once it runs and gets it as a Blob.
+ */
+function wbFrame(into: HTMLElement, html: string, title: string, blob?: Promise<Blob>, q?: URLSearchParams): HTMLIFrameElement {
+  const spare = blob && wbSpare?.html === html ? wbSpare : null;
+  let f: HTMLIFrameElement;
+  if (spare) {
+    wbSpare = null;
+    f = spare.frame;
+    f.title = title;
+    f.className = 'wb-frame';
+    f.removeAttribute('tabindex');
+    (into as HTMLElement & { moveBefore(node: Node, child: Node | null): void }).moveBefore(f, null);
+  } else {
+    f = wbEl('iframe', { class: 'wb-frame', sandbox: 'allow-scripts allow-downloads', title });
+    f.srcdoc = html;
+    into.append(f);
+  }
   if (blob) {
     // the page's view (filters, search, time range …) rides in this app's URL as view=JSON
     let view: unknown = null;
@@ -98,10 +129,13 @@ function wbFrame(html: string, title: string, blob?: Promise<ArrayBuffer>, q?: U
       /* a hand-edited URL: open the default view */
     }
     const route = location.hash.split('?', 1)[0]!;
+    // a Blob, not its bytes: the message carries a handle, and the frame reads the bytes
+    // straight from the browser (an ArrayBuffer went through this page, then was copied across)
+    const send = () => void blob.then((buf) => f.contentWindow?.postMessage({ type: 'pylens-blob', buf, view }, '*'));
     const onMessage = (ev: MessageEvent) => {
       if (ev.source !== f.contentWindow) return;
       const d = ev.data as { type?: string; view?: Record<string, unknown> } | null;
-      if (d?.type === 'pylens-want-blob') void blob.then((buf) => f.contentWindow?.postMessage({ type: 'pylens-blob', buf, view }, '*', [buf]));
+      if (d?.type === 'pylens-want-blob') send();
       else if (d?.type === 'pylens-view' && d.view && location.hash.split('?', 1)[0] === route) {
         const p = new URLSearchParams(location.hash.split('?')[1] ?? '');
         if (Object.keys(d.view).length) p.set('view', JSON.stringify(d.view));
@@ -113,8 +147,8 @@ function wbFrame(html: string, title: string, blob?: Promise<ArrayBuffer>, q?: U
     addEventListener('message', onMessage);
     // the listener goes with the view
     addEventListener('hashchange', () => removeEventListener('message', onMessage), { once: true });
+    if (spare?.asked) send();
   }
-  f.srcdoc = html;
   return f;
 }
 
@@ -236,8 +270,8 @@ async function wbList(main: HTMLElement, q: URLSearchParams): Promise<void> {
   }
   table.append(body);
   main.append(form, actions, profiles.length ? table : wbEl('p', { class: 'wb-empty', text: total === 0 && !api.has('search') ? 'The store is empty: pylens record … --save, pylens store add FILE, or drop a profile file here.' : 'No profile matches these filters.' }));
-  // the profile page's code, ready for the first open
-  if (profiles.length) void wbPageShell();
+  // the profile page, loaded and running in a spare frame before the next open
+  if (profiles.length) wbPageShell().then(wbWarmFrame, () => undefined);
 }
 
 function wbMetaPanel(p: WbRow & { meta: Record<string, unknown> }): HTMLElement {
@@ -324,10 +358,10 @@ function wbPageShell(): Promise<string> {
 }
 
 /** One profile's data fetched ahead (the row under the pointer); taken by the next open of that profile. */
-let wbAhead: { id: number; blob: Promise<ArrayBuffer> } | null = null;
+let wbAhead: { id: number; blob: Promise<Blob> } | null = null;
 function wbPrefetch(id: number): void {
   if (wbAhead?.id === id) return;
-  const blob = wbFetch(`/api/profiles/${id}/blob`).then((r) => r.arrayBuffer());
+  const blob = wbFetch(`/api/profiles/${id}/blob`).then((r) => r.blob());
   blob.catch(() => undefined);
   wbAhead = { id, blob };
 }
@@ -339,7 +373,7 @@ async function wbProfile(main: HTMLElement, id: number, tab: string | undefined,
   // the row and the page first (small), then the data: the frame starts while the data comes
   const infoP = wbFetch(`/api/profiles/${id}`).then((r) => r.json() as Promise<WbRow & { meta: Record<string, unknown> }>);
   const pageP = source ? Promise.resolve('') : wbPageShell();
-  const blob = source ? undefined : (ahead ?? wbFetch(`/api/profiles/${id}/blob`).then((r) => r.arrayBuffer()));
+  const blob = source ? undefined : (ahead ?? wbFetch(`/api/profiles/${id}/blob`).then((r) => r.blob()));
   blob?.catch(() => undefined);
   const [info, page] = await Promise.all([infoP, pageP]);
   document.title = `#${id} ${info.name} — pylens`;
@@ -355,7 +389,7 @@ async function wbProfile(main: HTMLElement, id: number, tab: string | undefined,
   const details = wbEl('details', { class: 'wb-details' }, wbEl('summary', { text: 'environment, overhead, quality' }), wbMetaPanel(info));
   main.append(bar, tabs, details);
   if (source) await wbSource(main, id, q.get('file'));
-  else main.append(wbFrame(page, `profile #${id}`, blob, q));
+  else wbFrame(main, page, `profile #${id}`, blob, q);
 }
 
 async function wbCompare(main: HTMLElement, base: string, neu: string): Promise<void> {
@@ -384,7 +418,8 @@ async function wbCompare(main: HTMLElement, base: string, neu: string): Promise<
     );
   }
   table.append(body);
-  main.append(sig.length ? table : wbEl('p', { class: 'wb-empty', id: 'wb-changes', text: 'No significant change: every difference is within sampling noise.' }), wbFrame(page, 'differential flamegraph'));
+  main.append(sig.length ? table : wbEl('p', { class: 'wb-empty', id: 'wb-changes', text: 'No significant change: every difference is within sampling noise.' }));
+  wbFrame(main, page, 'differential flamegraph');
 }
 
 const WB_COLORS = ['#c2410c', '#1d4ed8', '#15803d', '#7e22ce', '#b45309', '#0e7490', '#be123c', '#4d7c0f', '#6d28d9', '#0369a1'];
@@ -469,12 +504,13 @@ async function wbTrend(main: HTMLElement, q: URLSearchParams): Promise<void> {
 async function wbMerge(main: HTMLElement, ids: string | undefined, filters: URLSearchParams): Promise<void> {
   const api = ids ? new URLSearchParams({ ids }) : wbApiFilters(filters);
   const page = wbPageShell();
-  const blob = wbFetch(`/api/merge?${api}&view=blob`).then((r) => r.arrayBuffer());
+  const blob = wbFetch(`/api/merge?${api}&view=blob`).then((r) => r.blob());
   blob.catch(() => undefined);
   await page;
   const what = ids ? `${ids.split(',').length} profiles merged: #${ids.split(',').join(', #')}` : `every profile matching ${filters.toString().replace(/&/g, ', ') || 'no filter'}, merged`;
   document.title = `merge — pylens`;
-  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: ids ? '#/' : `#/?${filters}`, text: '← profiles' }), wbEl('h2', { text: what })), wbFrame(await page, 'merged profiles', blob, filters));
+  main.append(wbEl('div', { class: 'wb-bar' }, wbEl('a', { href: ids ? '#/' : `#/?${filters}`, text: '← profiles' }), wbEl('h2', { text: what })));
+  wbFrame(main, await page, 'merged profiles', blob, filters);
 }
 
 async function wbRender(): Promise<void> {
