@@ -19,6 +19,8 @@
  *     (capabilities drop ALL, add SYS_PTRACE), the app running as another user (nobody).
  * Checked each time: whole stacks (root `<module>` / `Thread._bootstrap` to the leaf), the
  * container's file paths, thread names, OS TIDs of pylens's own namespace, known states.
+ * Each test keeps a CPU busy for seconds: under the 'timing' lock, away from the tests that
+ * compare sampled CPU time with the workload's own.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,6 +29,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ROOT } from '../helpers/format-checks.ts';
+import { exclusive } from '../helpers/exclusive.ts';
 import { firstLine, installedPythons, type InstalledPython } from '../sampler/pythons.ts';
 import { decodePylens } from '../../src/formats/pylens.ts';
 import { frameInfo, sampleState, stackFrames, type Profile } from '../../src/model/profile.ts';
@@ -243,91 +246,94 @@ for (const minor of [9, 12, 13]) {
   const name =
     `from the host: dump -p and record -p HOST_PID of CPython 3.${minor} in its own PID and mount namespace, ` +
     (decoy ? `libpython only there and the host's file under its path another CPython (${decoy.label})` : 'interpreter and program only there');
-  test(name, { skip: noNs || (!py && `no pyenv shared CPython 3.${minor}`), timeout: 120_000 }, async () => {
-    const c = await startContainer(py!, decoy ? { decoy } : {});
-    try {
-      const d = pylens(['dump', '-p', String(c.hostPid), '--json']);
-      assert.equal(d.code, 0, d.err);
-      const dump = JSON.parse(d.out) as DumpResult;
-      assert.equal(dump.python.library, join(c.prefix, 'lib', libName(py!)), 'the library as the container names it');
-      assert.match(dump.python.version, new RegExp(`^3\\.${minor}\\.`));
-      checkDump(dump, c.app, c.hostPid, hostTids(c.hostPid), 'dump');
+  test(name, { skip: noNs || (!py && `no pyenv shared CPython 3.${minor}`), timeout: 120_000 }, () =>
+    exclusive('timing', async () => {
+      const c = await startContainer(py!, decoy ? { decoy } : {});
+      try {
+        const d = pylens(['dump', '-p', String(c.hostPid), '--json']);
+        assert.equal(d.code, 0, d.err);
+        const dump = JSON.parse(d.out) as DumpResult;
+        assert.equal(dump.python.library, join(c.prefix, 'lib', libName(py!)), 'the library as the container names it');
+        assert.match(dump.python.version, new RegExp(`^3\\.${minor}\\.`));
+        checkDump(dump, c.app, c.hostPid, hostTids(c.hostPid), 'dump');
 
-      const out = join(c.dir, 'host.pylens');
-      const r = pylens(['record', '-p', String(c.hostPid), '-d', '2', '--idle', '-o', out]);
-      assert.equal(r.code, 0, r.err);
-      const p = decodePylens(readFileSync(out));
-      assert.equal(p.meta.pid, c.hostPid);
-      checkProfile(p, c.app, hostTids(c.hostPid), `record -p ${c.hostPid} (3.${minor})`);
-    } finally {
-      stopContainer(c);
-    }
-  });
+        const out = join(c.dir, 'host.pylens');
+        const r = pylens(['record', '-p', String(c.hostPid), '-d', '2', '--idle', '-o', out]);
+        assert.equal(r.code, 0, r.err);
+        const p = decodePylens(readFileSync(out));
+        assert.equal(p.meta.pid, c.hostPid);
+        checkProfile(p, c.app, hostTids(c.hostPid), `record -p ${c.hostPid} (3.${minor})`);
+      } finally {
+        stopContainer(c);
+      }
+    }));
 }
 
 // ---- (b) inside the target's namespaces ---------------------------------------------------
 
 const inPy = shared.find((p) => p.minor === 12) ?? shared.at(-1);
-test('debug pod / sidecar: nsenter -t PID -p -m, then dump -p 1, record -p 1, record -- python; a host PID is not visible', { skip: noNs || (!inPy && 'no pyenv shared CPython'), timeout: 180_000 }, async () => {
-  const c = await startContainer(inPy!);
-  try {
-    // the TIDs inside: as the target's namespace numbers them
-    const tids = /^NSpid:.*\s(\d+)$/gm;
-    const inside = readdirSync(`/proc/${c.hostPid}/task`).map((t) => Number([...readFileSync(`/proc/${c.hostPid}/task/${t}/status`, 'utf8').matchAll(tids)][0]![1]));
-    assert.ok(inside.includes(1));
+test('debug pod / sidecar: nsenter -t PID -p -m, then dump -p 1, record -p 1, record -- python; a host PID is not visible', { skip: noNs || (!inPy && 'no pyenv shared CPython'), timeout: 180_000 }, () =>
+  exclusive('timing', async () => {
+    const c = await startContainer(inPy!);
+    try {
+      // the TIDs inside: as the target's namespace numbers them
+      const tids = /^NSpid:.*\s(\d+)$/gm;
+      const inside = readdirSync(`/proc/${c.hostPid}/task`).map((t) => Number([...readFileSync(`/proc/${c.hostPid}/task/${t}/status`, 'utf8').matchAll(tids)][0]![1]));
+      assert.ok(inside.includes(1));
 
-    const d = pylensInside(c, ['dump', '-p', '1', '--json']);
-    assert.equal(d.code, 0, d.err);
-    checkDump(JSON.parse(d.out) as DumpResult, c.app, 1, inside, 'dump -p 1 inside');
+      const d = pylensInside(c, ['dump', '-p', '1', '--json']);
+      assert.equal(d.code, 0, d.err);
+      checkDump(JSON.parse(d.out) as DumpResult, c.app, 1, inside, 'dump -p 1 inside');
 
-    const out = join(c.dir, 'inside.pylens'); // c.dir is the same directory on both sides (only ctr/ is the container's)
-    const r = pylensInside(c, ['record', '-p', '1', '-d', '2', '--idle', '-o', out]);
-    assert.equal(r.code, 0, r.err);
-    const p = decodePylens(readFileSync(out));
-    assert.equal(p.meta.pid, 1);
-    checkProfile(p, c.app, inside, 'record -p 1 inside');
+      const out = join(c.dir, 'inside.pylens'); // c.dir is the same directory on both sides (only ctr/ is the container's)
+      const r = pylensInside(c, ['record', '-p', '1', '-d', '2', '--idle', '-o', out]);
+      assert.equal(r.code, 0, r.err);
+      const p = decodePylens(readFileSync(out));
+      assert.equal(p.meta.pid, 1);
+      checkProfile(p, c.app, inside, 'record -p 1 inside');
 
-    // pylens launching the program inside the container
-    const launched = join(c.dir, 'launched.pylens');
-    const l = pylensInside(c, ['record', '--idle', '-o', launched, '--', c.exe, c.app, '1.5'], { LD_LIBRARY_PATH: join(c.prefix, 'lib'), PYTHONHOME: c.prefix });
-    assert.equal(l.code, 0, l.err);
-    const lp = decodePylens(readFileSync(launched));
-    const pid = lp.meta.pid!;
-    // the program has exited; its PID and TIDs were the container's (small numbers next to the host's)
-    assert.ok(pid > 1 && pid < c.hostPid, `the launched program's PID is the container's: ${pid}`);
-    checkProfile(lp, c.app, undefined, 'record -- python inside', true);
-    const mainTid = lp.threads.tid[lp.threads.name.findIndex((n) => n >= 0 && lp.strings[n] === 'MainThread')];
-    assert.equal(mainTid, pid, 'the main thread is the OS thread of the PID');
-    assert.ok(lp.threads.tid.every((t) => t >= pid && t < c.hostPid), `container TIDs: ${lp.threads.tid}`);
+      // pylens launching the program inside the container
+      const launched = join(c.dir, 'launched.pylens');
+      const l = pylensInside(c, ['record', '--idle', '-o', launched, '--', c.exe, c.app, '1.5'], { LD_LIBRARY_PATH: join(c.prefix, 'lib'), PYTHONHOME: c.prefix });
+      assert.equal(l.code, 0, l.err);
+      const lp = decodePylens(readFileSync(launched));
+      const pid = lp.meta.pid!;
+      // the program has exited; its PID and TIDs were the container's (small numbers next to the host's)
+      assert.ok(pid > 1 && pid < c.hostPid, `the launched program's PID is the container's: ${pid}`);
+      checkProfile(lp, c.app, undefined, 'record -- python inside', true);
+      const mainTid = lp.threads.tid[lp.threads.name.findIndex((n) => n >= 0 && lp.strings[n] === 'MainThread')];
+      assert.equal(mainTid, pid, 'the main thread is the OS thread of the PID');
+      assert.ok(lp.threads.tid.every((t) => t >= pid && t < c.hostPid), `container TIDs: ${lp.threads.tid}`);
 
-    // a host PID asked for from inside the container's PID namespace
-    for (const cmd of [['dump', '-p', String(c.hostPid)], ['record', '-p', String(c.hostPid), '-d', '1', '-o', join(c.dir, 'x.pylens')]]) {
-      const e = pylensInside(c, cmd);
-      assert.equal(e.code, 1, `${cmd[0]}: ${e.err}`);
-      assert.match(e.err, new RegExp(`process ${c.hostPid} is not visible from this PID namespace`), e.err);
-      for (const fix of ['nsenter -t', '-p -m', '--pid=host', 'shareProcessNamespace: true']) assert.ok(e.err.includes(fix), `${cmd[0]}: the fix names ${fix}: ${e.err}`);
+      // a host PID asked for from inside the container's PID namespace
+      for (const cmd of [['dump', '-p', String(c.hostPid)], ['record', '-p', String(c.hostPid), '-d', '1', '-o', join(c.dir, 'x.pylens')]]) {
+        const e = pylensInside(c, cmd);
+        assert.equal(e.code, 1, `${cmd[0]}: ${e.err}`);
+        assert.match(e.err, new RegExp(`process ${c.hostPid} is not visible from this PID namespace`), e.err);
+        for (const fix of ['nsenter -t', '-p -m', '--pid=host', 'shareProcessNamespace: true']) assert.ok(e.err.includes(fix), `${cmd[0]}: the fix names ${fix}: ${e.err}`);
+      }
+    } finally {
+      stopContainer(c);
     }
-  } finally {
-    stopContainer(c);
-  }
-});
+  }));
 
 // ---- (c) a shared PID namespace only (docker --pid=container:APP, shareProcessNamespace) ---
 
 const noSetpriv = spawnSync('setpriv', ['--version']).status !== 0 && 'setpriv is not installed';
-test('shared PID namespace, own mounts, CAP_SYS_PTRACE alone, the app another user: dump -p 1 and record -p 1', { skip: noNs || noSetpriv || (!inPy && 'no pyenv shared CPython'), timeout: 120_000 }, async () => {
-  const c = await startContainer(inPy!, { uid: 65534 });
-  try {
-    assert.match(readFileSync(`/proc/${c.hostPid}/status`, 'utf8'), /^Uid:\s+65534\s/m);
-    const inside = [1, ...readdirSync(`/proc/${c.hostPid}/task`).map((t) => Number(/^NSpid:.*\s(\d+)$/m.exec(readFileSync(`/proc/${c.hostPid}/task/${t}/status`, 'utf8'))![1]))];
-    const d = pylensSharedPids(c, ['dump', '-p', '1', '--json']);
-    assert.equal(d.code, 0, d.err);
-    checkDump(JSON.parse(d.out) as DumpResult, c.app, 1, inside, 'dump -p 1, shared PIDs');
-    const out = join(c.dir, 'shared.pylens');
-    const r = pylensSharedPids(c, ['record', '-p', '1', '-d', '2', '--idle', '-o', out]);
-    assert.equal(r.code, 0, r.err);
-    checkProfile(decodePylens(readFileSync(out)), c.app, inside, 'record -p 1, shared PIDs');
-  } finally {
-    stopContainer(c);
-  }
-});
+test('shared PID namespace, own mounts, CAP_SYS_PTRACE alone, the app another user: dump -p 1 and record -p 1', { skip: noNs || noSetpriv || (!inPy && 'no pyenv shared CPython'), timeout: 120_000 }, () =>
+  exclusive('timing', async () => {
+    const c = await startContainer(inPy!, { uid: 65534 });
+    try {
+      assert.match(readFileSync(`/proc/${c.hostPid}/status`, 'utf8'), /^Uid:\s+65534\s/m);
+      const inside = [1, ...readdirSync(`/proc/${c.hostPid}/task`).map((t) => Number(/^NSpid:.*\s(\d+)$/m.exec(readFileSync(`/proc/${c.hostPid}/task/${t}/status`, 'utf8'))![1]))];
+      const d = pylensSharedPids(c, ['dump', '-p', '1', '--json']);
+      assert.equal(d.code, 0, d.err);
+      checkDump(JSON.parse(d.out) as DumpResult, c.app, 1, inside, 'dump -p 1, shared PIDs');
+      const out = join(c.dir, 'shared.pylens');
+      const r = pylensSharedPids(c, ['record', '-p', '1', '-d', '2', '--idle', '-o', out]);
+      assert.equal(r.code, 0, r.err);
+      checkProfile(decodePylens(readFileSync(out)), c.app, inside, 'record -p 1, shared PIDs');
+    } finally {
+      stopContainer(c);
+    }
+  }));
