@@ -137,15 +137,16 @@ export class Sender {
     } catch (e) {
       const err = e instanceof SendError ? e : new SendError(`${name}: ${(e as Error)?.message ?? String(e)}`, true);
       l.stats.lastError = err.message;
+      const why = err.message.startsWith(name) ? err.message.slice(name.length).replace(/^:?\s*/, '') : err.message;
       if (!err.retry) {
-        this.log(`${name}: window ${w.id} refused, not sent again: ${err.message}`);
+        this.log(`${name}: window ${w.id} refused, not sent again: ${why}`);
         await this.queue.settle(w.id, name, 'failed');
         return 'failed';
       }
       l.stats.retries++;
       l.stats.consecutiveFailures++;
       const n = l.stats.consecutiveFailures;
-      if (n === 1 || n % 10 === 0) this.log(`${name}: ${err.message}; ${n === 1 ? 'retrying with backoff' : `${n} failures in a row`}, ${this.queue.pending(name).length} window(s) waiting`);
+      if (n === 1 || n % 10 === 0) this.log(`${name}: ${why}; ${n === 1 ? 'retrying with backoff' : `${n} failures in a row`}, ${this.queue.pending(name).length} window(s) waiting`);
       return 'retry';
     }
     if (l.stats.consecutiveFailures > 0) this.log(`${name}: back after ${l.stats.consecutiveFailures} failed attempt(s)`);
