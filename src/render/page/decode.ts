@@ -68,7 +68,10 @@ function raw(b: BlobRef, spec: Extract<ColumnSpec, { offset: number }>, n: numbe
   }
 }
 
-/** Expand a stored column (constant, plain or delta-coded) into `out`. */
+/**
+ * Expand a stored column (constant, runs, plain or delta-coded) into `out`; a plain column
+ * stored at `out`'s own type is returned as a view of the buffer instead (no copy).
+ */
 function expandColumn<T extends Int32Array | Float64Array>(out: T, buf: BlobRef, spec: ColumnSpec, n: number): T {
   if (spec.enc === 'const') {
     out.fill(spec.value);
@@ -88,7 +91,9 @@ function expandColumn<T extends Int32Array | Float64Array>(out: T, buf: BlobRef,
     return out;
   }
   // widened natively, then summed in place (one loop per output type, not per stored width)
-  out.set(raw(buf, spec, n));
+  const src = raw(buf, spec, n);
+  if (!spec.delta && src.constructor === out.constructor) return src as T;
+  out.set(src);
   if (spec.delta) {
     const scale = spec.scale ?? 1;
     const at = spec.restarts?.at ?? [];

@@ -566,6 +566,8 @@ function wbStart(): void {
   const input = document.getElementById('wb-file') as HTMLInputElement;
   input.addEventListener('change', () => input.files && void wbUpload(input.files));
   void wbRender();
+  // the profile page, started now for the first open (the list starts one again for later opens)
+  wbPageShell().then(wbWarmFrame, () => undefined);
 }
 
 wbStart();
