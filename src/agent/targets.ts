@@ -78,6 +78,7 @@ export class TargetFinder {
   private procRoot: string;
   /** pid → start and whether it runs CPython (exe name, else a mapped libpython), so each process is looked at once */
   private pythonness = new Map<number, { start: string; exe: string; python: boolean }>();
+  /** the agent itself is never a target */
   private self = new Set<number>([process.pid]);
 
   constructor(spec: TargetSpec, procRoot = '/proc') {
@@ -104,7 +105,7 @@ export class TargetFinder {
     return python;
   }
 
-  /** The targets now, by pid. Processes of this agent itself are never targets. */
+  /** The targets now, by pid. The agent's own process is never one. */
   scan(): Map<number, Found> {
     const out = new Map<number, Found>();
     let entries: string[];
@@ -130,9 +131,6 @@ export class TargetFinder {
       starts.set(pid, f[19] ?? '');
     }
     for (const pid of this.pythonness.keys()) if (!live.has(pid)) this.pythonness.delete(pid);
-    // our own children (perf, a probe) are not targets
-    for (const [pid, pp] of ppid) if (pp === process.pid) this.self.add(pid);
-    for (const pid of this.self) if (!live.has(pid) && pid !== process.pid) this.self.delete(pid);
     const cmdline = (pid: number): string[] => (readText(`${this.procRoot}/${pid}/cmdline`) ?? '').split('\0').filter((x, i, a) => x !== '' || i < a.length - 1);
     const add = (pid: number, why: string) => {
       if (out.has(pid) || this.self.has(pid)) return;

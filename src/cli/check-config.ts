@@ -231,13 +231,13 @@ export async function readChecks(path: string): Promise<CheckSpec[]> {
 }
 
 /** the 1-based line of the first match of `re` in lines [from, to) (1-based), if any */
-function lineOf(lines: readonly string[], re: RegExp, from: number, to = Infinity): number | undefined {
+export function lineOf(lines: readonly string[], re: RegExp, from: number, to = Infinity): number | undefined {
   for (let i = Math.max(0, from - 1); i < Math.min(lines.length, to - 1); i++) if (re.test(lines[i]!)) return i + 1;
   return undefined;
 }
 
 /** "; did you mean 'x'?" for a close key */
-function nearest(k: string, keys: string[]): string {
+export function nearest(k: string, keys: string[]): string {
   let best = '';
   let bestD = 3;
   for (const c of keys) {

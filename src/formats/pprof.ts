@@ -629,7 +629,12 @@ export function encodePprof(p: Profile): Uint8Array {
     frameFn[f] = id;
   }
 
-  // Samples (location id = frame index + 1).
+  // Location ids: the used frames numbered 1..n without gaps (Parca's validator refuses gaps).
+  const locId = new Int32Array(p.frames.length);
+  let nextLoc = 0;
+  for (let f = 0; f < p.frames.length; f++) if (used[f]) locId[f] = ++nextLoc;
+
+  // Samples.
   const threadLabels = (t: number): ProtoWriter[] => {
     if (t >= p.threads.length) return [];
     const pid = p.threads.pid[t]!;
@@ -657,7 +662,7 @@ export function encodePprof(p: Profile): Uint8Array {
   for (let a = 0; a < aggStack.length; a++) {
     const w = new ProtoWriter();
     const locs: number[] = [];
-    for (let x = aggStack[a]!; x >= 0; x = p.stacks.parent[x]!) locs.push(p.stacks.frame[x]! + 1);
+    for (let x = aggStack[a]!; x >= 0; x = p.stacks.parent[x]!) locs.push(locId[p.stacks.frame[x]!]!);
     w.packed(1, locs);
     const vals = aggValues[a]!.map((v) => (Number.isFinite(v) ? Math.round(v) : 0));
     // Packed value field: written even when all zero, so readers see one value per type.
@@ -682,7 +687,7 @@ export function encodePprof(p: Profile): Uint8Array {
   for (let f = 0; f < p.frames.length; f++) {
     if (!used[f]) continue;
     const w = new ProtoWriter();
-    w.uint(1, f + 1);
+    w.uint(1, locId[f]!);
     w.uint(2, frameMapping[f]!);
     const line = new ProtoWriter();
     line.uint(1, frameFn[f]!);
