@@ -1201,6 +1201,8 @@ async function main(): Promise<void> {
   stats.tableMs = performance.now() - t2;
   hook.isReady = true;
   markReady();
+  // the workbench starts the page for its next open once this one is complete
+  if (embedded) parent.postMessage({ type: 'pylens-ready' }, '*');
 }
 
 main().catch((e: unknown) => {

@@ -136,6 +136,8 @@ function wbFrame(into: HTMLElement, html: string, title: string, blob?: Promise<
       if (ev.source !== f.contentWindow) return;
       const d = ev.data as { type?: string; view?: Record<string, unknown> } | null;
       if (d?.type === 'pylens-want-blob') send();
+      // this page is complete: start the next open's page while this one is viewed
+      else if (d?.type === 'pylens-ready') wbPageShell().then(wbWarmFrame, () => undefined);
       else if (d?.type === 'pylens-view' && d.view && location.hash.split('?', 1)[0] === route) {
         const p = new URLSearchParams(location.hash.split('?')[1] ?? '');
         if (Object.keys(d.view).length) p.set('view', JSON.stringify(d.view));
