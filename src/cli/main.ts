@@ -12,6 +12,7 @@ import { demoSpec, runDemo } from './demo.ts';
 import { diffSpec, runDiff, spreadSides } from './diff.ts';
 import { diagnoseSpec, runDiagnose } from './diagnose.ts';
 import { doctorSpec, runDoctorCommand } from './doctor.ts';
+import { agentSpec } from './agent-spec.ts';
 import { dumpSpec, runDump } from './dump.ts';
 import { ioSpec, runIo } from './io.ts';
 import { offcpuSpec, runOffcpu } from './offcpu.ts';
@@ -55,6 +56,7 @@ const COMMANDS: Command[] = [
   { spec: serveSpec, run: runServe },
   { spec: yappiSpec, run: runYappi },
   { spec: memSpec, run: runMem },
+  { spec: agentSpec, run: async (a) => (await import('./agent.ts')).runAgent(a) },
   { spec: doctorSpec, run: runDoctorCommand },
   { spec: demoSpec, run: runDemo },
 ];
