@@ -89,14 +89,25 @@ export class TargetFinder {
   /** does this process run CPython (its executable is pythonX.Y, or it maps libpython) */
   private isPython(pid: number, start: string): boolean {
     let exe = '';
+    let hidden = false;
     try {
       exe = readlinkSync(`${this.procRoot}/${pid}/exe`).replace(/ \(deleted\)$/, '');
-    } catch {
-      return false;
+    } catch (e) {
+      // another user's process, or one with capabilities the agent lacks: its exe and maps
+      // need ptrace access, its command line does not. Judged by argv[0], so that the agent
+      // says it cannot sample it (once) instead of passing over it in silence.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EACCES' && code !== 'EPERM') return false;
+      hidden = true;
+      exe = (readText(`${this.procRoot}/${pid}/cmdline`) ?? '').split('\0')[0] ?? '';
     }
     const known = this.pythonness.get(pid);
     if (known && known.start === start && known.exe === exe) return known.python;
     let python = PY_EXE.test(basename(exe));
+    if (hidden) {
+      this.pythonness.set(pid, { start, exe, python });
+      return python;
+    }
     if (!python) {
       const maps = readText(`${this.procRoot}/${pid}/maps`);
       python = maps !== undefined && /\/libpython\d+\.\d+[dmu]*\.so/.test(maps);
