@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -295,4 +295,125 @@ export async function until(what: string, cond: () => boolean, ms = 20_000): Pro
     if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// `pylens agent` as users run it, and Python processes for it to find
+
+export const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+
+/** gzipped pprof's time_nanos (field 9), ms */
+export function pprofTimeMs(gz: Uint8Array): number {
+  const t = fields(gunzipSync(gz)).find((f) => f.n === 9);
+  return t ? Math.round((t.v as number) / 1e6) : 0;
+}
+
+/**
+ * A CPython spinning in `work_<tag>` `duty` of the time (0..1; 0 sleeps), `<tag>` last on its
+ * command line; resolves once it runs. `wrap` runs it through another program first (setpriv
+ * to another user). Its own process group: kill it with `killGroup`.
+ */
+export async function spinningPython(exe: string, tag: string, o: { duty?: number; wrap?: string[] } = {}): Promise<ChildProcess> {
+  const duty = o.duty ?? 0.3;
+  const code = [
+    'import time, sys',
+    `def work_${tag.replace(/\W/g, '_')}():`,
+    '    while True:',
+    '        t = time.monotonic()',
+    `        while time.monotonic() - t < ${(0.05 * duty).toFixed(4)}: sum(range(300))`,
+    `        time.sleep(${(0.05 * (1 - duty)).toFixed(4)})`,
+    'print("ready", flush=True)',
+    `work_${tag.replace(/\W/g, '_')}()`,
+  ].join('\n');
+  const argv = [...(o.wrap ?? []), exe, '-c', code, tag];
+  const c = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  await new Promise<void>((resolve, reject) => {
+    c.stdout!.once('data', () => resolve());
+    c.once('exit', (code) => reject(new Error(`${exe} (${tag}) exited with ${code} before it ran`)));
+    setTimeout(() => reject(new Error(`${exe} (${tag}) silent for 20 s`)), 20_000).unref();
+  });
+  return c;
+}
+
+/** SIGKILL each child's process group (or the child) */
+export function killGroup(...cs: Array<ChildProcess | undefined>): void {
+  for (const c of cs) {
+    if (!c || c.pid === undefined || c.exitCode !== null || c.signalCode !== null) continue;
+    try {
+      process.kill(-c.pid, 'SIGKILL');
+    } catch {
+      c.kill('SIGKILL');
+    }
+  }
+}
+
+export interface AgentRun {
+  child: ChildProcess;
+  pid: number;
+  /** stderr lines so far */
+  lines: string[];
+  /** the first log line matching, waiting for it */
+  waitLog(re: RegExp, ms?: number): Promise<string>;
+  /** exit code (or the signal's name) */
+  exit: Promise<number | string>;
+  /** /metrics URL from the "metrics on …" log line */
+  metricsUrl(): Promise<string>;
+}
+
+/** `node src/cli/main.ts agent ARGS` (through `wrap`, e.g. setpriv), stderr read line by line */
+export function runAgent(args: string[], o: { wrap?: string[]; env?: NodeJS.ProcessEnv } = {}): AgentRun {
+  const argv = [...(o.wrap ?? []), process.execPath, MAIN, 'agent', ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
+  const lines: string[] = [];
+  let buf = '';
+  const waiters: Array<() => void> = [];
+  child.stderr!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  const exit = new Promise<number | string>((r) => child.once('exit', (code, sig) => r(code ?? sig ?? -1)));
+  let exited = false;
+  void exit.then(() => {
+    exited = true;
+    for (const w of waiters.splice(0)) w();
+  });
+  const waitLog = async (re: RegExp, ms = 30_000): Promise<string> => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const l = lines.find((x) => re.test(x));
+      if (l !== undefined) return l;
+      if (exited) assert.fail(`the agent exited before logging ${re}:\n${lines.join('\n')}`);
+      if (Date.now() > end) assert.fail(`no log line ${re} within ${ms} ms:\n${lines.join('\n')}`);
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+  };
+  return {
+    child,
+    pid: child.pid!,
+    lines,
+    waitLog,
+    exit,
+    metricsUrl: async () => /metrics on (http:\/\/\S+\/metrics)/.exec(await waitLog(/metrics on http:\/\//))![1]!,
+  };
+}
+
+/** Prometheus text → value by `name` or `name{labels}` as written */
+export async function fetchMetrics(url: string): Promise<Map<string, number>> {
+  const r = await fetch(url);
+  assert.equal(r.status, 200);
+  const out = new Map<string, number>();
+  for (const l of (await r.text()).split('\n')) {
+    if (!l || l.startsWith('#')) continue;
+    const sp = l.lastIndexOf(' ');
+    out.set(l.slice(0, sp), Number(l.slice(sp + 1)));
+  }
+  return out;
 }
