@@ -6,7 +6,7 @@
  *   merged page;
  * - open a 1 M-sample profile to its first drawn frame (< 1.5 s): in Chromium, from the
  *   workbench's navigation to #/p/ID until the profile page in its frame has drawn;
- * - saves: what one save costs as `record --save` makes it (`store.add` with the page data,
+ * - saves: what one save costs as `record --save` makes it (`store.add` with the page data of a large one,
  *   `storedPage`): 10,000 small profiles, then the large ones.
  *
  *   node_modules/.bin/node bench/serve.ts [--profiles 10000] [--verbose]   (--verbose: each open's steps)

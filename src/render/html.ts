@@ -58,9 +58,19 @@ export function encodePageBundle(p: Profile, o: HtmlOptions = {}): Uint8Array {
  */
 export const STORED_PAGE_VERSION = `page-bundle ${PAGE_DATA_VERSION} pylens ${PYLENS_VERSION}`;
 
-/** The page bundle as the store keeps it (`ProfileStore.add`'s `page`): gzip, sent as is with `content-encoding: gzip`. */
-export function storedPage(p: Profile): { version: string; bytes: Uint8Array } {
-  return storedPageOf(encodePageBundle(p));
+/**
+ * Profiles with fewer sample rows than this get their page bundle made when opened (tens of
+ * ms at most), not stored: a small profile's bundle (its function table with callers and
+ * callees) is several times its .pylens bytes.
+ */
+export const STORED_PAGE_MIN_SAMPLES = 50_000;
+
+/**
+ * The page bundle as the store keeps it (`ProfileStore.add`'s `page`): gzip, sent as is with
+ * `content-encoding: gzip`; undefined below STORED_PAGE_MIN_SAMPLES.
+ */
+export function storedPage(p: Profile): { version: string; bytes: Uint8Array } | undefined {
+  return p.samples.length >= STORED_PAGE_MIN_SAMPLES ? storedPageOf(encodePageBundle(p)) : undefined;
 }
 
 export function storedPageOf(bundle: Uint8Array): { version: string; bytes: Uint8Array } {

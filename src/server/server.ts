@@ -30,7 +30,7 @@ import { InputFile } from '../formats/types.ts';
 import { mergeProfiles } from '../model/merge.ts';
 import type { Profile } from '../model/profile.ts';
 import { diffJson, renderDiffHtml } from '../render/diff.ts';
-import { encodePageBundle, pageShell, renderHtml, STORED_PAGE_VERSION, storedPage, storedPageOf } from '../render/html.ts';
+import { encodePageBundle, pageShell, renderHtml, STORED_PAGE_MIN_SAMPLES, STORED_PAGE_VERSION, storedPage, storedPageOf } from '../render/html.ts';
 import { reportDoc } from '../render/report-json.ts';
 import { workbenchHtml } from '../render/workbench.ts';
 import { parseLabels, type ListQuery, type ProfileStore } from '../store/store.ts';
@@ -125,12 +125,20 @@ export async function serve(o: ServeOptions): Promise<Serving> {
     while (pages.size > 4) pages.delete(pages.keys().next().value!);
     return hit;
   };
-  /** A stored profile's page bundle: the one saved with it (gzip), else made now and kept in the store after answering. */
+  /**
+   * A stored profile's page bundle: the one saved with it (gzip), else made now, and for a
+   * large profile kept in the store after answering.
+   */
   const profileBundle = (id: number): { bytes: Uint8Array; gzip: boolean } => {
     const saved = store.page(id, STORED_PAGE_VERSION);
     if (saved) return { bytes: saved, gzip: true };
-    const bundle = cached(`p${id}`, () => load(id));
-    setImmediate(() => {
+    let keep = false;
+    const bundle = cached(`p${id}`, () => {
+      const p = load(id);
+      keep = p.samples.length >= STORED_PAGE_MIN_SAMPLES;
+      return p;
+    });
+    if (keep) setImmediate(() => {
       try {
         if (!store.page(id, STORED_PAGE_VERSION)) store.setPage(id, storedPageOf(bundle));
       } catch {

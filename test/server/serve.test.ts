@@ -15,7 +15,8 @@ import { gunzipSync } from 'node:zlib';
 import type { Browser } from 'playwright-core';
 import { ProfileStore } from '../../src/store/store.ts';
 import { serve, type Serving } from '../../src/server/server.ts';
-import { STORED_PAGE_VERSION } from '../../src/render/html.ts';
+import { STORED_PAGE_VERSION, storedPage } from '../../src/render/html.ts';
+import { bigProfile } from '../render/profiles.ts';
 import { launch } from '../render/browser.ts';
 import { installedPythons } from '../sampler/pythons.ts';
 
@@ -113,7 +114,7 @@ test('API: list and filter, a profile with its function summary, report, diff, m
   assert.match(page.headers.get('content-security-policy')!, /default-src 'none'/);
   assert.match(await page.text(), /id="pylens-data"/);
   // the workbench's way: the page without data (one for every profile), and the profile's
-  // page bundle, saved with it by record --save and sent compressed as saved
+  // page bundle (page/data.ts)
   const shell = await raw(s.url, '/api/page');
   assert.equal(shell.status, 200);
   assert.match(String(shell.headers['content-security-policy']), /default-src 'none'/);
@@ -121,18 +122,29 @@ test('API: list and filter, a profile with its function summary, report, diff, m
   assert.doesNotMatch(shell.body, /id="pylens-data"/);
   assert.equal((await raw(s.url, `/api/profiles/${v1!.id}/page?external=1`)).body, shell.body);
   const bundleOf = (b: Buffer) => JSON.parse(b.subarray(4, 4 + b.readUInt32LE(0)).toString('utf8')) as { data: { sampleRows: number; blobBytes: number }; table: { rows: unknown[] } };
-  assert.ok(store.page(v1!.id, STORED_PAGE_VERSION), 'record --save kept the page data');
-  const gz = await raw(s.url, `/api/profiles/${v1!.id}/blob`, { headers: { 'accept-encoding': 'gzip, deflate' } });
+  const blobBytes = (b: Buffer) => b.length - ((4 + b.readUInt32LE(0) + 7) & ~7);
+  // a small profile (this recording): its bundle made on request, not kept
+  assert.equal(store.page(v1!.id, STORED_PAGE_VERSION), undefined);
+  const small = await raw(s.url, `/api/profiles/${v1!.id}/blob`, { headers: { 'accept-encoding': 'gzip, deflate' } });
+  assert.equal(small.headers['content-encoding'], undefined);
+  const sb = bundleOf(small.bytes);
+  assert.equal(sb.data.sampleRows, store.get(v1!.id)!.samples);
+  assert.equal(blobBytes(small.bytes), sb.data.blobBytes);
+  assert.ok(sb.table.rows.length > 0);
+  // a large one saved as record --save saves it: its bundle kept, sent gzip'd as kept
+  const bp = bigProfile({ samples: 60_000, stacks: 2_000 });
+  const big = store.add(bp, { page: storedPage(bp)! });
+  const gz = await raw(s.url, `/api/profiles/${big.id}/blob`, { headers: { 'accept-encoding': 'gzip, deflate' } });
   assert.equal(gz.headers['content-encoding'], 'gzip');
-  const plain = await raw(s.url, `/api/profiles/${v1!.id}/blob`);
-  assert.equal(plain.headers['content-encoding'], undefined);
+  const plain = await raw(s.url, `/api/profiles/${big.id}/blob`);
+  assert.equal(plain.headers['content-encoding'], undefined, 'inflated for a client that does not take gzip');
   assert.deepEqual(gunzipSync(gz.bytes), plain.bytes);
-  const bundle = bundleOf(plain.bytes);
-  assert.equal(bundle.data.sampleRows, store.get(v1!.id)!.samples);
-  assert.equal(plain.bytes.length - ((4 + plain.bytes.readUInt32LE(0) + 7) & ~7), bundle.data.blobBytes);
-  assert.ok(bundle.table!.rows.length > 0);
-  // a profile saved without page data: made on request, then kept for the next time
-  const bare = store.add(store.profile(v1!.id)!);
+  assert.equal(bundleOf(plain.bytes).data.sampleRows, 60_000);
+  assert.equal(blobBytes(plain.bytes), bundleOf(plain.bytes).data.blobBytes);
+  // and saved without it (an older pylens): made on request, then kept for the next time
+  const bare = store.add(bp);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(store.page(v1!.id, STORED_PAGE_VERSION), undefined, 'the small one still made on request');
   assert.equal(store.page(bare.id, STORED_PAGE_VERSION), undefined);
   const made = await raw(s.url, `/api/profiles/${bare.id}/blob`, { headers: { 'accept-encoding': 'gzip' } });
   assert.equal(made.headers['content-encoding'], undefined);
@@ -140,7 +152,7 @@ test('API: list and filter, a profile with its function summary, report, diff, m
   await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(gunzipSync(store.page(bare.id, STORED_PAGE_VERSION)!), plain.bytes);
   assert.equal((await raw(s.url, `/api/profiles/999999/blob`)).status, 404);
-  store.remove([bare.id]);
+  store.remove([big.id, bare.id]);
   const exp = await fetch(new URL(`/api/profiles/${v1!.id}/export?format=speedscope`, s.url));
   assert.equal(exp.status, 200);
   assert.match(await exp.text(), /speedscope/);
@@ -168,7 +180,6 @@ test('API: list and filter, a profile with its function summary, report, diff, m
   assert.equal(up.status, 201, await up.clone().text());
   const row = (await up.json()) as { id: number; samples: number; labels: Record<string, string> };
   assert.equal(row.labels.env, 'upload');
-  assert.ok(store.page(row.id, STORED_PAGE_VERSION), 'an upload is saved with its page data');
   assert.equal((await get('/api/profiles')).json.total, 3);
   const del = await fetch(new URL(`/api/profiles/${row.id}`, s.url), { method: 'DELETE' });
   assert.equal(del.status, 200);
