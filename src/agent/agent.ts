@@ -151,7 +151,7 @@ export class Agent {
       if (refused && (refused.final || nowMs - refused.first > 10_000)) continue;
       try {
         const s = ProcessSampler.attach(pid);
-        const rec = new Recorder(s, { rateHz: this.rate, idle: this.mode === 'wall', ...(this.opts.gilOnly ? { gilOnly: true } : {}), filenames: 'short' });
+        const rec = new Recorder(s, { rateHz: this.rate, idle: this.mode === 'wall', ...(this.opts.gilOnly ? { gilOnly: true } : {}), filenames: 'short', skipStill: true });
         const service = this.opts.service ?? serviceName(f.cmdline, f.exe);
         const labels: Record<string, string> = {
           ...cgroupLabels(readText(`/proc/${pid}/cgroup`)),
@@ -165,7 +165,7 @@ export class Agent {
         this.targets.set(pid, { found: f, rec, labels, service, python: s.version.text, windowStartNs: sinceStartNs, windowFromMs: nowMs, errorsAtWindow: 0, samplerNs: 0, ended: false });
         this.refused.delete(key);
         this.stats.attached++;
-        this.log(`attached PID ${pid} (${f.why}; CPython ${s.version.text}; service ${service}): ${f.cmdline.join(' ').slice(0, 120)}`);
+        this.log(`attached PID ${pid} (${f.why}; CPython ${s.version.text}; service ${service}): ${f.cmdline.join(' ').replace(/\s+/g, ' ').slice(0, 120)}`);
       } catch (e) {
         if (e instanceof ProcessGoneError) continue;
         // permissions or an unsupported CPython do not change for the same process: said once;
@@ -273,10 +273,14 @@ export class Agent {
           nextScan = nowMs + scanMs;
           this.scan(nowMs, sinceStartNs);
         }
+        // the sampler's own tick start, read once for every target (the CPU rule compares with it)
+        let shared: { tickStartNs: number | undefined } | undefined;
         for (const t of this.targets.values()) {
           if (t.ended) continue;
           const a = performance.now();
-          if (t.rec.tick(sinceStartNs - t.windowStartNs) === 'stop') {
+          shared ??= { tickStartNs: t.rec.samplerExecStartNs() };
+          const rel = sinceStartNs - t.windowStartNs;
+          if (t.rec.tick(rel, rel, shared) === 'stop') {
             t.ended = true;
             this.log(`PID ${t.found.pid} exited`);
           }

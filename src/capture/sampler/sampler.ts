@@ -178,9 +178,12 @@ export async function runSchedule(
     if (end !== undefined && due >= end) break;
     if (due > now) {
       if (sync === undefined) await clock.sleepUntilNs(due, opts.signal);
-      // a deadline past the next turn of the event loop waits in steps: signals stay served
+      // a deadline past the next turn of the event loop: the turn is taken now, between
+      // ticks, when it is due within this interval (no wake-up of its own); a deadline
+      // further off than a turn waits in steps, so signals stay served
       else if (due > yieldAt) {
-        sync(yieldAt);
+        if (yieldAt - now < periodNs) yieldAt = now;
+        else sync(yieldAt);
         continue;
       } else sync(due);
     }
@@ -233,6 +236,12 @@ export interface SampleOptions {
   onProgress?: (p: RecordProgress) => void;
   /** intervals drawn uniformly within ± this share of the period (default DEFAULT_JITTER; 0: fixed) */
   jitter?: number;
+  /**
+   * CPU mode: skip a process's tick when none of its threads has run since the last one (its
+   * task clocks unchanged: one 8-byte read per thread instead of a stack walk); the agent's
+   * mostly idle services. Needs perf events (task clocks); without them every tick is full.
+   */
+  skipStill?: boolean;
 }
 
 export type { RecordProgress } from '../../model/progress.ts';
@@ -411,6 +420,8 @@ export class Recorder {
     if (this.opts.maxDepth !== undefined) s.maxDepth = this.opts.maxDepth;
     if (this.opts.blocking) s.blocking = true;
     if (this.opts.cpuRule) s.cpuRule = this.opts.cpuRule;
+    // CPU mode without tasks: a process none of whose threads ran since the last tick gives no sample
+    if (this.opts.skipStill && !this.opts.idle && !this.opts.async) s.skipStill = true;
     this.procs.set(s.pid, { s, cwd: readCwd(s.pid), frameIdx: new WeakMap(), threadIdx: new Map() });
     this.seen.set(s.pid, s.command);
   }
@@ -686,15 +697,17 @@ export class Recorder {
    * One tick of every attached process. Returns 'stop' once the root process is gone and no
    * followed subprocess is left.
    */
-  tick(sinceStartNs: number, nowNs = sinceStartNs): 'stop' | void {
+  tick(sinceStartNs: number, nowNs = sinceStartNs, shared?: { tickStartNs: number | undefined }): 'stop' | void {
     this.ticks++;
     if (this.opts.subprocesses && nowNs - this.lastScanNs >= (this.opts.subprocessScanS ?? 0.1) * 1e9) {
       this.lastScanNs = nowNs;
       this.scanSubprocesses();
     }
     let threads = 0;
+    // several processes: the sampler's own tick start is read once for all of them
+    if (shared === undefined && this.procs.size > 1) shared = { tickStartNs: this.procs.values().next().value!.s.samplerExecStartNs() };
     for (const [pid, a] of this.procs) {
-      const r = a.s.tick();
+      const r = a.s.tick(shared);
       this.errors += r.errors;
       if (r.gone) {
         this.detach(pid, a);
@@ -757,6 +770,11 @@ export class Recorder {
     this.rows = 0;
     this.truncatedSamples = 0;
     return out;
+  }
+
+  /** the sampler thread's se.exec_start now, from any attached process's sampler (for `tick`'s `shared`) */
+  samplerExecStartNs(): number | undefined {
+    return this.procs.values().next().value?.s.samplerExecStartNs();
   }
 
   /** the processes attached now */

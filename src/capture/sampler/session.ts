@@ -229,6 +229,24 @@ export class TaskStates {
     }
   }
 
+  /**
+   * The thread's CPU time so far (its task clock, one read: up to date at this moment even
+   * while it runs); undefined when task clocks cannot be opened here or the thread is gone.
+   */
+  clockNs(tid: number): bigint | undefined {
+    if (this.clockError !== undefined) return undefined;
+    if (!this.clockFds.has(tid) && this.onCpuNow(tid) === undefined) return undefined;
+    const e = this.clockFds.get(tid);
+    if (e === undefined) return undefined;
+    e.used = this.calls;
+    try {
+      return readSync(e.fd, this.clockBuf, 0, 8, null) === 8 ? this.clockBuf.readBigUInt64LE(0) : undefined;
+    } catch {
+      this.drop(this.clockFds, tid);
+      return undefined;
+    }
+  }
+
   /** call once per tick */
   endTick(): void {
     if (++this.calls % this.pruneAfter !== 0) return;
@@ -390,6 +408,52 @@ export class ProcessSampler {
   private self = new TaskStates(process.pid);
   private selfExecStartNs(): number | undefined {
     return this.self.sched(process.pid)?.execStartNs;
+  }
+  /**
+   * CPU mode only (the agent): skip a tick when none of the process's Python threads has run
+   * since the last one — every task clock unchanged — since such a tick gives no on-CPU
+   * sample. A thread starting needs one that runs, so the threads of the last full tick are
+   * enough to watch; a full tick still comes at least every second.
+   */
+  skipStill = false;
+  /** ticks skipped that way */
+  stillTicks = 0;
+  private stillTids: number[] = [];
+  private stillClocks = new Map<number, bigint>();
+  private fullTickAt = -Infinity;
+
+  /** has no watched thread run since the last tick (and was the last full tick recent)? */
+  private still(): boolean {
+    if (this.stillTids.length === 0 || performance.now() - this.fullTickAt > 1000) {
+      this.stillClocks.clear();
+      return false;
+    }
+    // a task clock keeps its count after its thread exits: that the process is there is asked apart
+    try {
+      process.kill(this.pid, 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    }
+    let still = true;
+    for (const tid of this.stillTids) {
+      const c = this.states.clockNs(tid);
+      if (c === undefined) {
+        this.stillClocks.clear();
+        return false;
+      }
+      if (this.stillClocks.get(tid) !== c) still = false;
+      this.stillClocks.set(tid, c);
+    }
+    if (this.stillClocks.size > 2 * this.stillTids.length) {
+      const keep = new Set(this.stillTids);
+      for (const tid of this.stillClocks.keys()) if (!keep.has(tid)) this.stillClocks.delete(tid);
+    }
+    return still;
+  }
+
+  /** the sampler thread's se.exec_start now: when it last got a CPU (for `tick`'s `shared`) */
+  samplerExecStartNs(): number | undefined {
+    return this.cpuRule === 'moving' ? this.selfExecStartNs() : undefined;
   }
   /** the sampler thread's se.exec_start read at the start of this tick (`tick`) */
   private tickStartNs: number | undefined;
@@ -672,12 +736,22 @@ export class ProcessSampler {
     return out;
   }
 
-  tick(): TickResult {
+  /**
+   * One read of the process. `shared.tickStartNs`: the sampler thread's se.exec_start read
+   * once at the start of a tick that samples several processes (the Recorder's children, the
+   * agent's targets): what this tick's CPU judgement compares with, without a read of
+   * /proc/self/task/TID/sched per process.
+   */
+  tick(shared?: { tickStartNs: number | undefined }): TickResult {
     const out: TickResult = { threads: [], errors: 0, gone: false };
     if (this.closed) return { ...out, gone: true };
+    if (this.skipStill && this.still()) {
+      this.stillTicks++;
+      return out;
+    }
     // when the sampler got its CPU for this tick, read first: a busy machine may preempt the
     // sampler during the tick, and its se.exec_start would then say when it got the CPU back
-    this.tickStartNs = this.cpuRule === 'moving' ? this.selfExecStartNs() : undefined;
+    this.tickStartNs = this.cpuRule !== 'moving' ? undefined : shared ? shared.tickStartNs : this.selfExecStartNs();
     this.pauser?.settle();
     try {
       const { walked, described } = this.readThreads();
@@ -696,6 +770,10 @@ export class ProcessSampler {
       // a launched program leaves the gate before any of its own code runs, and never
       // comes back: once a tick finds no thread in it, stacks are no longer searched
       if (!this.pastGate && out.threads.length > 0) this.pastGate = true;
+      if (this.skipStill) {
+        this.stillTids = out.threads.filter((t) => t.tidIsOs).map((t) => t.tid);
+        this.fullTickAt = performance.now();
+      }
     } catch (e) {
       if (e instanceof ProcessGoneError) {
         out.gone = true;
