@@ -341,3 +341,19 @@ test('agent CLI: a process it cannot read (another user\'s, the agent with no ca
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('agent CLI: with the systemd unit\'s privileges (another user, CAP_SYS_PTRACE alone, no_new_privs) it samples a root process', { timeout: 60_000, skip: !isRoot || !hasSetpriv || !existsSync(debianPy) ? 'needs root, setpriv and /usr/bin/python3.11 (a Python another user can run)' : false }, async () => {
+  const dir = tmp();
+  spawnSync('chmod', ['0777', dir]);
+  const p = await spinningPython(debianPy, `${RUN}-rootpy`, { duty: 0.3 });
+  try {
+    const unitPrivileges = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all,+sys_ptrace', '--ambient-caps=-all,+sys_ptrace', '--bounding-set=-all,+sys_ptrace', '--no-new-privs'];
+    const agent = runAgent(['--match', `${RUN}-rootpy$`, '--store', join(dir, 'p.db'), '--queue', join(dir, 'queue'), '--metrics', 'off', '-w', '1', '--rate', '50', '-d', '3.5'], { wrap: unitPrivileges });
+    assert.equal(await agent.exit, 0, agent.lines.join('\n'));
+    assert.match(agent.lines.join('\n'), new RegExp(`attached PID ${p.pid} \\(match; CPython 3\\.11`));
+    assert.match(agent.lines.join('\n'), /stopped: [1-9]\d* windows from 1 processes/);
+  } finally {
+    killGroup(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
