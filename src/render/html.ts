@@ -82,8 +82,9 @@ let shell: string | undefined;
 /**
  * The profile page without any data, the same for every profile (`pylens serve`): it asks its
  * parent with {type: 'pylens-want-blob'} and waits for {type: 'pylens-blob', buf, view?},
- * `buf` a page bundle (`encodePageBundle`) as a Blob or an ArrayBuffer. Nothing large is parsed as HTML, nothing
- * inflated, and the .pylens copy of the profile is not embedded (the store has it).
+ * `buf` a page bundle (`encodePageBundle`) as a Blob or an ArrayBuffer; once complete it posts
+ * {type: 'pylens-ready'}. Nothing large is parsed as HTML, nothing inflated, and the .pylens
+ * copy of the profile is not embedded (the store has it).
  */
 export function pageShell(): string {
   shell ??= pageHtml('pylens profile', null, '<script type="text/plain" id="pylens-blob" data-external="post"></script>', null, '');
