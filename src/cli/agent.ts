@@ -11,6 +11,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { Agent } from '../agent/agent.ts';
+import { realClock, type SamplerClock } from '../capture/sampler/sampler.ts';
 import { serveMetrics, type Metric } from '../agent/metrics.ts';
 import { ParcaDestination } from '../agent/parca.ts';
 import { PyroscopeDestination } from '../agent/pyroscope.ts';
@@ -158,7 +159,12 @@ export async function runAgent(args: Parsed): Promise<number> {
   }
   const sender = new Sender(queue, destinations, { log });
   const ac = new AbortController();
-  const agent = new Agent({ targets, rateHz: rate, mode: s.mode ?? 'cpu', ...(s.gil ? { gilOnly: true } : {}), windowS, ...(s.service ? { service: s.service } : {}), labels: s.labels ?? {}, signal: ac.signal, ...(s.duration !== undefined ? { durationS: s.duration } : {}), log, onWindow: (w) => puts.push(queue.put(w).catch((e) => log(`window ${w.id} not queued: ${(e as Error).message}`))) });
+  // the sampling loop sleeps on timers (realClock's async sleep), not in clock_nanosleep with
+  // an event-loop turn every 100 ms (runSchedule's sync mode): the sender, the queue's file
+  // I/O and /metrics need many turns per window, and at one turn per 100 ms the sender
+  // drained ~1 window/s per destination, less than 20 targets make with 10 s windows
+  const clock: SamplerClock = { nowNs: realClock.nowNs, sleepUntilNs: realClock.sleepUntilNs };
+  const agent = new Agent({ clock, targets, rateHz: rate, mode: s.mode ?? 'cpu', ...(s.gil ? { gilOnly: true } : {}), windowS, ...(s.service ? { service: s.service } : {}), labels: s.labels ?? {}, signal: ac.signal, ...(s.duration !== undefined ? { durationS: s.duration } : {}), log, onWindow: (w) => puts.push(queue.put(w).catch((e) => log(`window ${w.id} not queued: ${(e as Error).message}`))) });
   const puts: Array<Promise<void>> = [];
 
   // /metrics
@@ -216,7 +222,8 @@ function collect(agent: Agent, queue: WindowQueue, sender: Sender): Metric[] {
     { name: 'pylens_agent_unreadable_targets', help: 'processes that match but cannot be sampled (permissions, unsupported CPython)', type: 'gauge', values: [{ value: a.unreadable.size }] },
     { name: 'pylens_agent_windows_total', help: 'windows cut (one per process and window)', type: 'counter', values: [{ value: a.windows }] },
     { name: 'pylens_agent_samples_total', help: 'samples taken', type: 'counter', values: [{ value: a.samples }] },
-    { name: 'pylens_agent_ticks_missed_total', help: 'ticks the sampler could not keep', type: 'counter', values: [{ value: a.missedTicks }] },
+    { name: 'pylens_agent_ticks_total', help: 'sampling ticks (one wake-up for every target; rate × seconds when none is missed)', type: 'counter', values: [{ value: a.ticks }] },
+    { name: 'pylens_agent_ticks_missed_total', help: 'ticks the sampler could not keep (known at the end of the run)', type: 'counter', values: [{ value: a.missedTicks }] },
     { name: 'pylens_agent_read_errors_total', help: 'stack reads that failed, per target', type: 'counter', values: [{ value: a.errors }, ...[...a.errorsByPid].map(([pid, n]) => ({ labels: { pid: String(pid) }, value: n }))] },
     { name: 'pylens_agent_windows_queued', help: 'windows waiting in the on-disk queue', type: 'gauge', values: [{ value: q.queuedWindows }] },
     { name: 'pylens_agent_queue_bytes', help: 'bytes of the queued windows', type: 'gauge', values: [{ value: q.queuedBytes }] },
