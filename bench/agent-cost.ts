@@ -17,10 +17,11 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { locateRuntime } from '../src/capture/sampler/runtime.ts';
+import { processCpuNs } from './sampler-floor.ts';
 import { argValue, argv, CLI, DIST_CLI, exited, killChild, LineReader, machineLine, median, procStatusKb, python, ROOT, sleep, WORKLOADS } from './sampler-common.ts';
 
 const N = Number(argValue('--targets') ?? 20);
@@ -29,18 +30,6 @@ const WARMUP_S = Number(argValue('--warmup') ?? 15);
 const ROUNDS = Number(argValue('--rounds') ?? 1);
 const RATES = (argValue('--rates') ?? '19,100').split(',').map(Number);
 const cli = argv.includes('--installed') ? DIST_CLI : CLI;
-
-function processCpuNs(pid: number): number {
-  let sum = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
-    } catch {
-      /* thread gone */
-    }
-  }
-  return sum;
-}
 
 async function steady(pid: number): Promise<{ cpu: number; rss: number }> {
   await sleep(WARMUP_S * 1000);

@@ -25,7 +25,7 @@
 import http2 from 'node:http2';
 import { ProtoWriter } from '../formats/protobuf.ts';
 import { PYLENS_VERSION } from '../version.ts';
-import { errorBodyMessage, networkError, retryableStatus } from './pyroscope.ts';
+import { errorBodyMessage, networkError, postWindow, retryableStatus } from './pyroscope.ts';
 import { SendError, type AgentWindow, type Destination } from './window.ts';
 
 export const WRITE_RAW_PATH = '/parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw';
@@ -149,24 +149,7 @@ export class ParcaDestination implements Destination {
   }
 
   private async sendJson(w: AgentWindow, signal?: AbortSignal): Promise<void> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const where = `parca ${new URL(this.authority).origin}`;
-    let res: Response;
-    try {
-      res = await fetch(`${this.authority}/profiles/writeraw`, { method: 'POST', headers: { ...this.headers(), 'content-type': 'application/json' }, body: writeRawJson(w), signal: sig });
-    } catch (e) {
-      throw networkError(where, e, timeout.aborted, this.timeoutMs);
-    }
-    let text = '';
-    try {
-      text = await res.text();
-    } catch (e) {
-      if (res.ok) throw networkError(where, e, timeout.aborted, this.timeoutMs);
-    }
-    if (res.ok) return;
-    const msg = errorBodyMessage(text) || res.statusText;
-    throw new SendError(`${where}: HTTP ${res.status}${msg ? `: ${msg}` : ''}`, retryableStatus(res.status), res.status);
+    await postWindow(`${this.authority}/profiles/writeraw`, { method: 'POST', headers: { ...this.headers(), 'content-type': 'application/json' }, body: writeRawJson(w) }, `parca ${new URL(this.authority).origin}`, this.timeoutMs, signal);
   }
 
   /** the HTTP/2 connection, opened when there is none (or it closed) */

@@ -108,6 +108,31 @@ export function networkError(what: string, e: unknown, timedOut: boolean, timeou
   return new SendError(`${what}: ${cause}`, true);
 }
 
+/**
+ * One HTTP request of a window, within `timeoutMs` (and `signal`): resolves on a 2xx, else
+ * throws SendError — retryable for a network failure, a timeout, 5xx, 429 and 408 — with the
+ * server's reason (`where` names the backend in the message).
+ */
+export async function postWindow(url: string | URL, init: RequestInit, where: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, signal: sig });
+  } catch (e) {
+    throw networkError(where, e, timeout.aborted, timeoutMs);
+  }
+  let text = '';
+  try {
+    text = await res.text();
+  } catch (e) {
+    if (res.ok) throw networkError(where, e, timeout.aborted, timeoutMs);
+  }
+  if (res.ok) return;
+  const msg = errorBodyMessage(text) || res.statusText;
+  throw new SendError(`${where}: HTTP ${res.status}${msg ? `: ${msg}` : ''}`, retryableStatus(res.status), res.status);
+}
+
 export class PyroscopeDestination implements Destination {
   readonly name = 'pyroscope';
   private readonly url: string;
@@ -128,23 +153,6 @@ export class PyroscopeDestination implements Destination {
 
   async send(w: AgentWindow, signal?: AbortSignal): Promise<void> {
     const url = pyroscopeIngestUrl(this.url, w);
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const where = `pyroscope ${url.origin}`;
-    let res: Response;
-    try {
-      res = await fetch(url, { method: 'POST', headers: this.headers, body: w.pprof as Uint8Array<ArrayBuffer>, signal: sig });
-    } catch (e) {
-      throw networkError(where, e, timeout.aborted, this.timeoutMs);
-    }
-    let text = '';
-    try {
-      text = await res.text();
-    } catch (e) {
-      if (res.ok) throw networkError(where, e, timeout.aborted, this.timeoutMs);
-    }
-    if (res.ok) return;
-    const msg = errorBodyMessage(text) || res.statusText;
-    throw new SendError(`${where}: HTTP ${res.status}${msg ? `: ${msg}` : ''}`, retryableStatus(res.status), res.status);
+    await postWindow(url, { method: 'POST', headers: this.headers, body: w.pprof as Uint8Array<ArrayBuffer> }, `pyroscope ${url.origin}`, this.timeoutMs, signal);
   }
 }

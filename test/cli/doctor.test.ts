@@ -11,6 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { firstLine, installedPythons } from '../sampler/pythons.ts';
+import type { DoctorView } from '../../src/render/doctor.ts';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 const NODE = process.execPath;
@@ -20,19 +21,8 @@ const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
 const hasUnshare = spawnSync('unshare', ['--version']).status === 0;
 
 type Status = 'ready' | 'degraded' | 'unavailable';
-interface Check {
-  name: string;
-  status: Status;
-  detail: string;
-  fix?: string;
-}
-interface Doc {
-  format: string;
-  lenses: Array<{ id: string; status: Status; checks: Check[] }>;
-  environment: { uid: number; capabilities: string[]; pidNamespace: string };
-  container: string[];
-  target?: { pid: number; status: Status; checks: Check[]; python?: { version: string; symbols: string }; lenses: Array<{ id: string; status: Status; sees: string }> };
-}
+type Check = DoctorView['lenses'][number]['checks'][number];
+type Doc = DoctorView & { format: string };
 
 function doctor(args: string[], wrap: string[] = [], env: NodeJS.ProcessEnv = process.env): { code: number | null; doc: Doc; stderr: string } {
   const argv = [...wrap, NODE, MAIN, 'doctor', '--json', ...args];
