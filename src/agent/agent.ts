@@ -148,7 +148,14 @@ export class Agent {
       if (t && t.found.start === f.start && !t.ended) continue;
       const key = `${pid}:${f.start}`;
       const refused = this.refused.get(key);
-      if (refused && (refused.final || nowMs - refused.first > 10_000)) continue;
+      if (refused?.final) continue;
+      if (refused && nowMs - refused.first > 10_000) {
+        // still not attachable after 10 s (not a CPython after all, or stuck starting): said once
+        refused.final = true;
+        this.stats.unreadable.set(pid, refused.reason);
+        this.log(`cannot sample PID ${pid} after 10 s: ${refused.reason}`);
+        continue;
+      }
       try {
         const s = ProcessSampler.attach(pid);
         const rec = new Recorder(s, { rateHz: this.rate, idle: this.mode === 'wall', ...(this.opts.gilOnly ? { gilOnly: true } : {}), filenames: 'short', skipStill: true });
@@ -177,10 +184,7 @@ export class Agent {
             this.stats.unreadable.set(pid, (e as Error).message);
             this.log(`cannot sample PID ${pid}: ${(e as Error).message}`);
           }
-        } else if (!refused.final && nowMs - refused.first > 10_000) {
-          this.stats.unreadable.set(pid, refused.reason);
-          this.log(`cannot sample PID ${pid} after 10 s: ${refused.reason}`);
-        }
+        } else refused.reason = (e as Error).message;
       }
     }
     // bookkeeping of processes gone before they were ever attached
