@@ -24,6 +24,7 @@ import {
   goPprofRaw,
   hasGo,
   killGroup,
+  MAIN,
   labelsOf,
   parcaIdsValid,
   parsePyroscopeName,
@@ -42,6 +43,8 @@ const py37 = `${pyenvRoot()}/versions/3.7.16/bin/python3.7`;
 const debianPy = '/usr/bin/python3.11';
 const isRoot = process.getuid?.() === 0;
 const hasSetpriv = spawnSync('setpriv', ['--help']).status === 0;
+/** can another user (nobody) read pylens's sources here? not in a clone under a 0700 mktemp folder */
+const othersCanRead = hasSetpriv && spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', MAIN]).status === 0;
 /** command-line tags unique to this run (other test files run agents too) */
 const RUN = `pylens-cli-${process.pid}`;
 
@@ -342,7 +345,7 @@ test('agent CLI: a process it cannot read (another user\'s, the agent with no ca
   }
 });
 
-test('agent CLI: with the systemd unit\'s privileges (another user, CAP_SYS_PTRACE alone, no_new_privs) it samples a root process', { timeout: 60_000, skip: !isRoot || !hasSetpriv || !existsSync(debianPy) ? 'needs root, setpriv and /usr/bin/python3.11 (a Python another user can run)' : false }, async () => {
+test('agent CLI: with the systemd unit\'s privileges (another user, CAP_SYS_PTRACE alone, no_new_privs) it samples a root process', { timeout: 60_000, skip: !isRoot || !hasSetpriv || !existsSync(debianPy) ? 'needs root, setpriv and /usr/bin/python3.11 (a Python another user can run)' : !othersCanRead ? `another user cannot read ${MAIN} (a clone in a private folder)` : false }, async () => {
   const dir = tmp();
   spawnSync('chmod', ['0777', dir]);
   const p = await spinningPython(debianPy, `${RUN}-rootpy`, { duty: 0.3 });
