@@ -35,6 +35,7 @@ import {
   type FakeHttp,
   type FakeParca,
 } from './servers.ts';
+import { exclusive } from '../helpers/exclusive.ts';
 
 const pythons = installedPythons();
 const py12 = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
@@ -65,7 +66,7 @@ function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'pylens-agent-cli-'));
 }
 
-test('agent CLI: several CPythons by --match to Pyroscope, Parca and the store with their labels; go tool pprof reads what they got; /metrics on a picked port moves; SIGTERM exits 0 with the last partial window delivered', { timeout: 120_000 }, async (t) => {
+test('agent CLI: several CPythons by --match to Pyroscope, Parca and the store with their labels; go tool pprof reads what they got; /metrics on a picked port moves; SIGTERM exits 0 with the last partial window delivered', { timeout: 900_000 }, (t) => exclusive('timing', async () => {
   const dir = tmp();
   const pyro = await fakeHttp();
   const parca = await fakeParca();
@@ -179,9 +180,9 @@ test('agent CLI: several CPythons by --match to Pyroscope, Parca and the store w
     await parca.close();
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}));
 
-test('agent CLI: Pyroscope and Parca down at the start get every window once they come up, in order (the queue)', { timeout: 120_000 }, async () => {
+test('agent CLI: Pyroscope and Parca down at the start get every window once they come up, in order (the queue)', { timeout: 900_000 }, () => exclusive('timing', async () => {
   const dir = tmp();
   const pyroPort = await freePort();
   const parcaPort = await freePort();
@@ -232,7 +233,7 @@ test('agent CLI: Pyroscope and Parca down at the start get every window once the
     await parca?.close();
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}));
 
 test('agent CLI: --config agent.toml, flags over it; -d stops it with exit 0', { timeout: 60_000 }, async () => {
   const dir = tmp();

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ROOT } from '../helpers/format-checks.ts';
 import { firstLine, installedPythons } from '../sampler/pythons.ts';
+import { exclusive } from '../helpers/exclusive.ts';
 
 /** budgets: the tarball and what it unpacks to (measured 0.6 MB / 2.0 MB at 0.1.0) */
 const MAX_TARBALL = 1_000_000;
@@ -21,7 +22,7 @@ const MAX_UNPACKED = 3_000_000;
 const py = installedPythons().find((p) => p.minor === 12) ?? installedPythons().at(-1);
 const hasNpm = spawnSync('npm', ['--version']).status === 0;
 
-test('npm pack → npm install -g into an empty prefix → every command runs from the installed package', { skip: (!hasNpm && 'no npm') || (!py && 'no CPython'), timeout: 600_000 }, async () => {
+test('npm pack → npm install -g into an empty prefix → every command runs from the installed package', { skip: (!hasNpm && 'no npm') || (!py && 'no CPython'), timeout: 900_000 }, () => exclusive('timing', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pylens-pkg-'));
   try {
     // 1. the tarball, within budget, with the Python helpers, the page code and the demo
@@ -136,4 +137,4 @@ test('npm pack → npm install -g into an empty prefix → every command runs fr
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}));

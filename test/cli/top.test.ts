@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from '../helpers/format-checks.ts';
 import { firstLine, installedPythons } from '../sampler/pythons.ts';
+import { exclusive } from '../helpers/exclusive.ts';
 
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const SCRIPT = join(ROOT, 'test', 'cli', 'scripts', 'top-hot.py');
@@ -84,7 +85,7 @@ function tables(stdout: string): Table[] {
   return out;
 }
 
-test('top -d 3 -- python: plain tables, hot() is the top row, thread count, idle thread hidden, exit 0', { skip }, () => {
+test('top -d 3 -- python: plain tables, hot() is the top row, thread count, idle thread hidden, exit 0', { skip, timeout: 900_000 }, () => exclusive('timing', async () => {
   const t0 = Date.now();
   const r = runTopSync(['-d', '3', '--', py!.exe, SCRIPT, '60'], { timeout: 60_000 });
   const took = Date.now() - t0;
@@ -107,7 +108,7 @@ test('top -d 3 -- python: plain tables, hot() is the top row, thread count, idle
   assert.equal(last.rows.some((x) => /idle_wait|wait \(/.test(x.label)), false, `the waiting thread is idle and hidden\n${last.text}`);
   assert.ok(took < 30_000, `took ${took} ms`);
   assert.equal(r.stderr.includes('exited'), false, 'the target did not exit on its own');
-});
+}));
 
 test('top --once -p PID --idle --nolineno: one table, idle thread shown, target keeps running', { skip }, async () => {
   const child = spawn(py!.exe, [SCRIPT, '60'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TOP_HOT_READY: '1' } });

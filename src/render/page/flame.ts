@@ -1187,18 +1187,22 @@ async function main(): Promise<void> {
   stats.firstFrameMs = performance.now();
   hook.drawn = true;
   // let the frame be painted (rAF, then a task), with a timer for a page that is not shown
-  await new Promise<void>((res) => {
-    let done = false;
-    const go = () => {
-      if (!done) (done = true), setTimeout(res, 0);
-    };
-    requestAnimationFrame(go);
-    setTimeout(go, 100);
-  });
+  const painted = () =>
+    new Promise<void>((res) => {
+      let done = false;
+      const go = () => {
+        if (!done) (done = true), setTimeout(res, 0);
+      };
+      requestAnimationFrame(go);
+      setTimeout(go, 100);
+    });
+  await painted();
   app.startTimeline();
   const t2 = performance.now();
   tableInit(table);
   stats.tableMs = performance.now() - t2;
+  // ready once the frame with the table and timeline is out: boxes are where they are drawn
+  await painted();
   hook.isReady = true;
   markReady();
   // the workbench starts the page for its next open once this one is complete
