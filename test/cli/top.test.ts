@@ -99,7 +99,8 @@ test('top -d 3 -- python: plain tables, hot() is the top row, thread count, idle
   assert.match(last.header[1]!, /Errors \d+/);
   const top = last.rows[0]!;
   assert.match(top.label, /^hot \(\S*top-hot\.py:\d+\)$/, last.text);
-  assert.ok(top.own > 50, `hot %Own ${top.own} <= 50\n${last.text}`);
+  // the top row by far (a loaded machine keeps the thread runnable but off the CPU in some ticks: 42.7 and 45.9 % seen)
+  assert.ok(top.own > 35 && top.own > 2 * (last.rows[1]?.own ?? 0), `hot %Own ${top.own}\n${last.text}`);
   // main() on every stack of the main thread: its %Total is what every shown sample adds up
   // to (per tick, py-spy's way: below 100 % when a loaded machine keeps the thread runnable
   // but off the CPU, which the CPU rule counts as waiting), less the idler's start-up samples
