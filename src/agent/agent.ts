@@ -15,9 +15,8 @@ import { DEFAULT_JITTER, realClock, Recorder, runSchedule, type SamplerClock } f
 import { PermissionError, ProcessGoneError } from '../capture/sampler/memory.ts';
 import { ProcessSampler } from '../capture/sampler/session.ts';
 import { UnsupportedVersionError } from '../capture/sampler/runtime.ts';
-import { cgroupLabels, TargetFinder, type Found, type TargetSpec } from './targets.ts';
+import { cgroupLabels, readText, TargetFinder, type Found, type TargetSpec } from './targets.ts';
 import type { AgentWindow } from './window.ts';
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 
 export interface AgentOptions {
@@ -300,10 +299,3 @@ export class Agent {
   }
 }
 
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}

@@ -47,7 +47,8 @@ function statFields(procRoot: string, pid: number): string[] | undefined {
   }
 }
 
-function readText(path: string): string | undefined {
+/** a /proc file's text; undefined when it cannot be read (gone, not allowed) */
+export function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch {

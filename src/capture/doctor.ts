@@ -15,7 +15,7 @@ import { checkEbpfAccess, EbpfError, findBpftrace, findOffcputime, bpftraceVersi
 import { checkPerfAccess, eventSupported, findPerf, PerfError, readPerfAccess, type PerfAccess } from './perf/tool.ts';
 import { interpreterSymbolsOf, interpreterSymbolsOfPython, symbolsFix, type InterpreterSymbols, type SymbolsVerdict } from './perf/symbols.ts';
 import { findLibpython, PYTHON_EXE, readMaps } from './sampler/maps.ts';
-import { PermissionError, ProcessGoneError, ProcMemory } from './sampler/memory.ts';
+import { inChildPidNamespace, PermissionError, ProcessGoneError, ProcMemory } from './sampler/memory.ts';
 import { locateRuntime, MAX_SUPPORTED, MIN_SUPPORTED } from './sampler/runtime.ts';
 import { syscalls, syscallsError } from './sampler/syscalls.ts';
 
@@ -50,7 +50,7 @@ export interface EnvironmentReport {
   capabilities: string[];
   /** the container runtime we seem to run in */
   container: string | undefined;
-  /** 'host': the machine's first PID namespace (kthreadd is PID 2); 'own': a container's */
+  /** 'host': the machine's first PID namespace; 'own': a container's (memory.ts inChildPidNamespace) */
   pidNamespace: 'host' | 'own';
   seccomp: 'off' | 'strict' | 'filter' | 'unknown';
   ptraceScope: number | undefined;
@@ -114,8 +114,7 @@ export function readEnvironment(ebpf: EbpfFacts): EnvironmentReport {
     uid: ebpf.uid,
     capabilities: [...capabilities(status)],
     container: ebpf.container,
-    // in the machine's first PID namespace, kthreadd (the kernel threads' parent) is PID 2
-    pidNamespace: read('/proc/2/comm')?.trim() === 'kthreadd' ? 'host' : 'own',
+    pidNamespace: inChildPidNamespace() === true ? 'own' : 'host',
     seccomp: seccomp === '0' ? 'off' : seccomp === '1' ? 'strict' : seccomp === '2' ? 'filter' : 'unknown',
     ptraceScope: scope !== undefined && /^\d+$/.test(scope) ? Number(scope) : undefined,
   };
@@ -350,7 +349,7 @@ function containerRecipes(env: EnvironmentReport): string[] {
 /** What this process can learn about `pid` and what each lens would see of it. */
 export async function diagnoseTarget(pid: number, lenses: LensReport[], env: NodeJS.ProcessEnv = process.env): Promise<TargetReport> {
   if (!existsSync(`/proc/${pid}`)) {
-    throw new ProcessGoneError(pid, read('/proc/2/comm')?.trim() === 'kthreadd' ? 'check the PID with `ps -p PID`' : 'not visible from this PID namespace (a container?): run pylens in the target\'s PID namespace (`nsenter -t HOSTPID -p -m`, `--pid=host`, `shareProcessNamespace: true`)');
+    throw new ProcessGoneError(pid, inChildPidNamespace() !== true ? 'check the PID with `ps -p PID`' : 'not visible from this PID namespace (a container?): run pylens in the target\'s PID namespace (`nsenter -t HOSTPID -p -m`, `--pid=host`, `shareProcessNamespace: true`)');
   }
   const checks: DoctorCheck[] = [];
   const status = read(`/proc/${pid}/status`) ?? '';
