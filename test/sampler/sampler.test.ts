@@ -8,6 +8,7 @@ import { runSchedule, sampleProcess, type SamplerClock } from '../../src/capture
 import { sampleState, type Profile } from '../../src/model/profile.ts';
 import { validateProfile } from '../../src/model/query.ts';
 import { firstLine, installedPythons } from './pythons.ts';
+import { exclusive } from '../helpers/exclusive.ts';
 
 // ---- the schedule, on a fake clock ------------------------------------------------------
 
@@ -74,6 +75,35 @@ test('runSchedule: intervals drawn uniformly within ±50 % of the period, the me
   assert.ok(Math.min(...phases) > times.length / 20, `phases ${phases.join(',')}`);
 });
 
+test('runSchedule with a blocking clock: slow rates do not spin the event loop between ticks (1 Hz took 89 % of a core)', async () => {
+  for (const P of [1_000_000_000, 150_000_000, 10_000_000]) {
+    const clock = fakeClock();
+    let calls = 0;
+    const syncSleeps: number[] = [];
+    const c: SamplerClock = {
+      nowNs: () => {
+        if (++calls > 100_000) throw new Error(`the schedule spins: ${calls} clock reads without sleeping`);
+        return clock.now;
+      },
+      sleepUntilNs: clock.sleepUntilNs,
+      sleepUntilSyncNs: (t) => {
+        syncSleeps.push(t);
+        clock.now = Math.max(clock.now, t);
+      },
+    };
+    let ticks = 0;
+    const r = await runSchedule(c, P, () => {
+      ticks++;
+      clock.now += 100_000;
+    }, { durationNs: 5_000_000_000, jitter: 0 });
+    assert.equal(r.ticks, Math.ceil(5e9 / P), `period ${P / 1e6} ms`);
+    // a sleep per tick, plus one per event-loop turn (every 100 ms) where the period is longer
+    const turns = P > 100_000_000 ? 5e9 / 100_000_000 : 0;
+    assert.ok(syncSleeps.length <= ticks + turns + 2, `period ${P / 1e6} ms: ${syncSleeps.length} sleeps for ${ticks} ticks`);
+    assert.ok(calls < 20 * (ticks + turns + 2), `period ${P / 1e6} ms: ${calls} clock reads`);
+  }
+});
+
 test('runSchedule: an aborted signal stops before the next tick; "stop" from tick ends it', async () => {
   const clock = fakeClock();
   const ac = new AbortController();
@@ -124,7 +154,9 @@ function leafName(p: Profile, i: number): string | undefined {
 const pythons = installedPythons().filter((p) => p.minor >= 8 && p.minor <= 13);
 
 for (const py of pythons) {
-  test(`sampleProcess on live ${py.label}: hot dominates, rate ~100 Hz, idle mode shows cold`, async (t) => {
+  // CPU mode counts what the target really ran: beside a test that keeps every CPU busy it
+  // gets a fraction of the samples (39 of 150 ticks seen), so it takes the 'timing' lock
+  test(`sampleProcess on live ${py.label}: hot dominates, rate ~100 Hz, idle mode shows cold`, (t) => exclusive('timing', async () => {
     const child = await startHotCold(py.exe, 30);
     try {
       const pid = child.pid!;
@@ -196,7 +228,7 @@ for (const py of pythons) {
     } finally {
       child.kill('SIGKILL');
     }
-  });
+  }));
 }
 
 const one = pythons.find((p) => p.minor === 12) ?? pythons.at(-1);

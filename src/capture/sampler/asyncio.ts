@@ -15,9 +15,9 @@
  *   Other task objects (pure-Python `_PyTask`, third-party classes) are counted, not read.
  */
 import type { Layout } from './layouts/types.ts';
-import type { Address, ProcessMemory } from './memory.ts';
+import { ProcMemory, type Address, type PagePool, type ProcessMemory } from './memory.ts';
 import { hasObjectLayout, isTorn, ObjectReader, type HintCache, type TypeInfo } from './threadnames.ts';
-import { detachedFrame, PageCacheMemory, type CodeCache, type Frame } from './walker.ts';
+import { detachedFrame, PAGE_SIZE, PageCacheMemory, type CodeCache, type Frame } from './walker.ts';
 
 /** byte offsets in TaskObj (Modules/_asynciomodule.c as compiled; docs/asyncio/facts.md §1) and of cr_qualname (§4) */
 interface TaskOffsets {
@@ -110,8 +110,8 @@ export interface AsyncReadState {
   taskTypes: Map<Address, boolean>;
   /** the pages the last read touched: fetched together (one system call per 64) at the start of the next */
   plan: Address[];
-  /** page buffers reused from read to read */
-  pages: Uint8Array[];
+  /** page buffers reused from read to read (made at the first read of a live process) */
+  pages: PagePool | undefined;
   /** with a stride: the pages of each turn (plan is then unused), by turn */
   turnPlans: Map<number, Address[]>;
   turnStride: number;
@@ -165,7 +165,7 @@ interface TaskMemo {
 }
 
 export function newAsyncReadState(): AsyncReadState {
-  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: [], chains: new Map(), registry: undefined, dummy: 0, none: 0, coroKinds: new Map(), pyTaskTypes: new Map(), loopThreads: new Map(), turnPlans: new Map(), turnStride: 1, reads: 0 };
+  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: undefined, chains: new Map(), registry: undefined, dummy: 0, none: 0, coroKinds: new Map(), pyTaskTypes: new Map(), loopThreads: new Map(), turnPlans: new Map(), turnStride: 1, reads: 0 };
 }
 
 /**
@@ -195,6 +195,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     state.turnStride = stride;
   }
   const plan = stride === 1 ? state.plan : (state.turnPlans.get(turn) ?? []);
+  if (state.pages === undefined && mem instanceof ProcMemory) state.pages = mem.newPagePool(PAGE_SIZE);
   const m = new PageCacheMemory(mem, state.pages);
   if (plan.length > 0) m.prefetch(plan);
   const r = new ObjectReader(m, layout, { staticTypes: state.staticTypes, hints: state.hints });

@@ -117,6 +117,77 @@ export abstract class BaseMemory implements ProcessMemory {
 }
 
 /**
+ * Words to read again, kept as parallel arrays so that a tick fills and reads them without
+ * allocating: each word's address, size (4 or 8 bytes), what it held, whether it is
+ * compared on its low 52 bits (tagged 3.14 stack refs, values past 2^53), and whose it is.
+ */
+export class WordList {
+  n = 0;
+  readonly addr: number[] = [];
+  readonly bytes: (4 | 8)[] = [];
+  readonly expected: number[] = [];
+  readonly low52: boolean[] = [];
+  readonly owner: number[] = [];
+  /** the words as read (`ProcMemory.readWordList`; `ImageMemory` and pread: one at a time); NaN where unreadable */
+  readonly value: number[] = [];
+  clear(): void {
+    this.n = 0;
+  }
+  push(addr: number, bytes: 4 | 8, expected: number, low52: boolean, owner: number): void {
+    const i = this.n++;
+    this.addr[i] = addr;
+    this.bytes[i] = bytes;
+    this.expected[i] = expected;
+    this.low52[i] = low52;
+    this.owner[i] = owner;
+  }
+  /** did word `i` change (false when it could not be read) */
+  changed(i: number): boolean {
+    const w = this.value[i]!;
+    if (Number.isNaN(w)) return false;
+    return (this.low52[i] ? w % 2 ** 52 : w) !== this.expected[i];
+  }
+}
+
+/**
+ * Page buffers a page cache reuses from tick to tick. Where process_vm_readv can be called
+ * they are native memory (allocated 16 pages at a time and kept), so a prefetch reads the
+ * target's pages straight into them, with no copy; else plain buffers.
+ */
+export class PagePool {
+  readonly size: number;
+  readonly bufs: Uint8Array[] = [];
+  /** each page's native address, low and high 32 bits (native pools) */
+  readonly lo: number[] = [];
+  readonly hi: number[] = [];
+  private sys: Syscalls | undefined;
+  constructor(size: number, sys?: Syscalls) {
+    this.size = size;
+    this.sys = sys;
+  }
+  get native(): boolean {
+    return this.sys !== undefined;
+  }
+  /** at least `n` pages */
+  ensure(n: number): void {
+    while (this.bufs.length < n) {
+      if (this.sys === undefined) {
+        this.bufs.push(new Uint8Array(this.size));
+        continue;
+      }
+      const chunk = this.sys.allocNative(16 * this.size);
+      for (let i = 0; i < 16; i++) {
+        this.bufs.push(chunk.bytes.subarray(i * this.size, (i + 1) * this.size));
+        // the chunk's address plus i pages, as two 32-bit halves
+        const lo = chunk.lo + i * this.size;
+        this.lo.push(lo >>> 0);
+        this.hi.push(chunk.hi + (lo > 0xffffffff ? 1 : 0));
+      }
+    }
+  }
+}
+
+/**
  * The live process: `process_vm_readv` (syscalls.ts) where it can be called, else a pread of
  * /proc/PID/mem at the address. /proc/PID/mem is opened either way: opening it checks the
  * ptrace permission up front, with the error that explains it.
@@ -174,36 +245,6 @@ export class ProcMemory extends BaseMemory {
   }
 
   /**
-   * Read whole pages at `addrs` (page-aligned) into `bufs` (one 4 KiB buffer each) in ONE
-   * system call (at most 64 pages), so that they show the target at nearly one instant.
-   * Returns how many pages, from the first, were read (the kernel stops at the first page it
-   * cannot read); 0 when there is no `process_vm_readv` here.
-   */
-  readPages(addrs: readonly Address[], bufs: readonly Uint8Array[], pageSize: number): number {
-    const sys = this.sys;
-    if (sys === undefined || addrs.length === 0) return 0;
-    const n = Math.min(addrs.length, 64, Math.floor(sys.maxRead / pageSize));
-    const ranges = this.ranges;
-    ranges.length = n;
-    for (let i = 0; i < n; i++) {
-      const r = (ranges[i] ??= { addr: 0, len: 0 });
-      r.addr = addrs[i]!;
-      r.len = pageSize;
-    }
-    let got: number;
-    try {
-      got = sys.readv(this.pid, ranges);
-    } catch {
-      return 0; // the first page cannot be read (or the process is gone): reads on demand will say which
-    }
-    const whole = Math.floor(got / pageSize);
-    for (let i = 0; i < whole; i++) bufs[i]!.set(sys.scratchBytes.subarray(i * pageSize, (i + 1) * pageSize));
-    return whole;
-  }
-
-  private ranges: { addr: number; len: number }[] = [];
-
-  /**
    * Several small words (4 or 8 bytes, little-endian; values below 2^53) read together, in
    * one system call where process_vm_readv is available. An entry is undefined when its word
    * could not be read.
@@ -235,6 +276,57 @@ export class ProcMemory extends BaseMemory {
       }
     }
     return out;
+  }
+
+  /**
+   * `readWords` over a `WordList`, its results in `list.value` (NaN: unreadable): one
+   * process_vm_readv for up to 64 words, and nothing allocated.
+   */
+  readWordList(list: WordList): void {
+    const sys = this.sys;
+    const n = list.n;
+    let i = 0;
+    if (sys !== undefined && n <= 64) {
+      let got = -1;
+      try {
+        got = sys.readvWords(this.pid, list.addr, list.bytes, n);
+      } catch {
+        /* the first word cannot be read: one at a time below */
+      }
+      const d = sys.scratchView;
+      for (let off = 0; i < n && off + list.bytes[i]! <= got; off += list.bytes[i]!, i++) list.value[i] = wordAt(d, off, list.bytes[i]!);
+    }
+    for (; i < n; i++) {
+      try {
+        list.value[i] = wordAt(view(this.read(list.addr[i]!, list.bytes[i]!)), 0, list.bytes[i]!);
+      } catch (e) {
+        if (e instanceof ProcessGoneError) throw e;
+        list.value[i] = NaN;
+      }
+    }
+  }
+
+  /**
+   * Read the `n` pages `addrs[from…]` into pages `at…` of `pool` in one system call, with no
+   * copy (the pool's pages are native memory). Returns how many pages, from the first, were
+   * read; 0 when there is no `process_vm_readv` here or the first cannot be read.
+   */
+  readPagesToPool(addrs: readonly Address[], from: number, n: number, pool: PagePool, at: number): number {
+    pool.ensure(at + Math.max(n, 1));
+    const sys = this.sys;
+    if (sys === undefined || n <= 0 || !pool.native) return 0;
+    let got: number;
+    try {
+      got = sys.readvInto(this.pid, addrs, from, Math.min(n, 64), pool.size, pool.lo, pool.hi, at);
+    } catch {
+      return 0;
+    }
+    return Math.floor(got / pool.size);
+  }
+
+  /** the pool that suits this memory: native pages where process_vm_readv is there */
+  newPagePool(size: number): PagePool {
+    return new PagePool(size, this.sys);
   }
 
   private readVm(sys: Syscalls, buf: Uint8Array, addr: Address, len: number): Uint8Array {

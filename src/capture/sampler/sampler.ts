@@ -161,11 +161,14 @@ export async function runSchedule(
   let missed = 0;
   const sync = clock.sleepUntilSyncNs?.bind(clock);
   let yieldAt = start + YIELD_EVERY_MS * 1e6;
+  /** the event loop has had its turn since the last tick */
+  let turned = false;
   for (;;) {
     if (opts.signal?.aborted) break;
     if (sync !== undefined && clock.nowNs() >= yieldAt) {
       await new Promise<void>((r) => setImmediate(r));
       yieldAt = clock.nowNs() + YIELD_EVERY_MS * 1e6;
+      turned = true;
       if (opts.signal?.aborted) break;
     }
     const now = clock.nowNs();
@@ -178,16 +181,17 @@ export async function runSchedule(
     if (end !== undefined && due >= end) break;
     if (due > now) {
       if (sync === undefined) await clock.sleepUntilNs(due, opts.signal);
-      // a deadline past the next turn of the event loop: the turn is taken now, between
-      // ticks, when it is due within this interval (no wake-up of its own); a deadline
-      // further off than a turn waits in steps, so signals stay served
+      // a deadline past the next turn of the event loop: right after a tick, the turn is
+      // taken at once when it is due within this interval (no wake-up of its own); else the
+      // wait goes in steps of a turn, so signals stay served (periods over YIELD_EVERY_MS)
       else if (due > yieldAt) {
-        if (yieldAt - now < periodNs) yieldAt = now;
+        if (!turned && yieldAt - now < periodNs) yieldAt = now;
         else sync(yieldAt);
         continue;
       } else sync(due);
     }
     if (opts.signal?.aborted) break;
+    turned = false;
     ticks++;
     if (tick(clock.nowNs() - start) === 'stop') break;
     due += jitter > 0 ? periodNs * (1 - jitter + 2 * jitter * random()) : periodNs;

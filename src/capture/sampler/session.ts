@@ -18,10 +18,10 @@ import type { SampleState } from '../../model/profile.ts';
 import { findPthreadTidOffset, gilHolder, gilStructAddress, gilStructOf, statStateLetter, TaskIds } from './threads.ts';
 import { layoutForRuntime, readCodeObjectGeneration } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
-import { BadReadError, ProcessGoneError, ProcMemory, type Address, type ProcessMemory } from './memory.ts';
+import { BadReadError, ProcessGoneError, ProcMemory, WordList, type Address, type PagePool, type ProcessMemory } from './memory.ts';
 import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { isTorn, mainInterpreter, ThreadNames } from './threadnames.ts';
-import { leafMarkRanges, listInterpreters, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
+import { leafMarkWords, listInterpreters, PAGE_SIZE, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { newAsyncReadState, readAsyncTasks, type AsyncTasks } from './asyncio.ts';
 import { ERRNO, syscalls } from './syscalls.ts';
@@ -463,6 +463,9 @@ export class ProcessSampler {
   private schedSeen = new Map<number, SchedSeen>();
   /** tstate → pages of its last walk (fetched together for a re-read); dropped with the code cache */
   private plans = new Map<Address, Address[]>();
+  /** tstate → the frames of its last walk (walker.ts `lastFrames`); dropped with the code cache */
+  private lastFrames = new Map<Address, Frame[]>();
+  private readonly pauseHook = { first: false, pause: (t: ThreadStack, torn: boolean) => this.pauseThread(t, torn) };
   /** every page the last tick read: fetched together at the start of the next */
   private tickPlan: Address[] = [];
   private attachedAt = performance.now();
@@ -470,7 +473,7 @@ export class ProcessSampler {
   /** the target's TIDs ↔ /proc's (a target in another PID namespace) */
   private tids: TaskIds;
   /** page buffers reused by every tick's page cache */
-  private pagesA: Uint8Array[] = [];
+  private pagesA: PagePool;
 
   private constructor(pid: number, runtime: RuntimeLocation, layout: Layout, mem: ProcMemory) {
     this.pid = pid;
@@ -478,6 +481,7 @@ export class ProcessSampler {
     this.version = runtime.version;
     this.layout = layout;
     this.mem = mem;
+    this.pagesA = mem.newPagePool(PAGE_SIZE);
     this.nativeTid = layout.tstate.native_thread_id !== null;
     this.states = new TaskStates(pid);
     this.tids = new TaskIds(pid);
@@ -558,13 +562,15 @@ export class ProcessSampler {
 
   /** one raw walk of every thread (for callers that need more than `tick` keeps) */
   walk(mem: ProcessMemory = new PageCacheMemory(this.mem)): ThreadStack[] {
+    this.pauseHook.first = this.blocking;
     return walkThreads(mem, this.runtime, this.layout, this.version, {
       interpreters: this.interpreters(mem).list,
       cache: this.codeCache,
       pageCache: false,
       ...(this.maxDepth !== undefined ? { maxDepth: this.maxDepth } : {}),
-      pause: { first: this.blocking, pause: (t, torn) => this.pauseThread(t, torn) },
+      pause: this.pauseHook,
       plans: this.plans,
+      lastFrames: this.lastFrames,
     });
   }
 
@@ -595,6 +601,7 @@ export class ProcessSampler {
     } else if (Date.now() - this.codeCacheBorn > this.codeCacheTtlMs) flush = true;
     if (flush) {
       this.plans.clear();
+      this.lastFrames.clear();
       this.tickPlan = [];
     }
     if (flush) this.asyncState = newAsyncReadState();
@@ -632,10 +639,11 @@ export class ProcessSampler {
    * One walk of every thread (retried once when a thread's read was torn), with the OS TID,
    * run state and GIL holder of each. Throws like `walkThreads` (and ProcessGoneError).
    */
-  private readThreads(): { walked: ThreadStack[]; holder: Address | null; described: (t: ThreadStack) => ThreadSample } {
-    // one page cache for the whole tick: walk and GIL read share pages; a torn thread walk
-    // refreshes it and reads that thread again (walker.ts)
-    const mem = new PageCacheMemory(this.mem, this.pagesA);
+  private readThreads(): { walked: ThreadStack[]; holder: Address | null; described: (t: ThreadStack, i: number) => ThreadSample } {
+    // one page cache for the whole tick (kept, its page buffers reused): walk and GIL read
+    // share pages; a torn thread walk refreshes it and reads that thread again (walker.ts)
+    const mem = (this.tickMem ??= new PageCacheMemory(this.mem, this.pagesA));
+    mem.restart();
     // every page the last tick read (interpreter, thread states, frames, GIL), fetched in one
     // call: one near-instant picture of the target for the whole tick
     if (this.tickPlan.length > 0) {
@@ -658,83 +666,98 @@ export class ProcessSampler {
     }
     const gilStruct = this.version.minor >= 12 ? (this.interps?.gil ?? undefined) : undefined;
     const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, gilStruct);
-    this.tickPlan = mem.allTouched();
+    mem.allTouchedInto(this.tickPlan);
     const moved = this.cpuRule === 'moving' ? this.movedSinceRead(walked) : undefined;
-    let tickStart: number | undefined;
-    const described = (t: ThreadStack): ThreadSample => {
-      const tid = this.osTid(t);
-      const frames = t.frames ?? [];
-      let on: boolean | undefined;
-      if (tid === undefined) on = undefined;
-      else if (moved === undefined) {
-        const letter = this.states.letter(tid);
-        on = letter === undefined ? undefined : letter === 'R';
-      } else if (moved.get(t.tstate) === true) on = true;
-      else {
-        const letter = this.states.letter(tid);
-        if (letter === undefined) on = undefined;
-        else if (letter !== 'R') {
-          on = false;
-          this.schedSeen.delete(tid); // it left its CPU: nothing to carry over
-        } else {
-          const clock = this.states.onCpuNow(tid);
-          if (clock !== undefined) this.tally.clockJudged++;
-          else this.tally.schedJudged++;
-          let now: SchedInfo | undefined;
-          if (clock !== true) {
-            now = this.states.sched(tid);
-            if (now !== undefined && tickStart === undefined) tickStart = this.tickStartNs ?? this.selfExecStartNs();
-          }
-          const prev = this.schedSeen.get(tid);
-          on = judgeOnCpu(false, letter, clock, now, prev, tickStart);
-          if (now !== undefined && clock === undefined) {
-            if (this.schedSeen.size > 4096) this.schedSeen.clear(); // threads come and go: keep it bounded
-            this.schedSeen.set(tid, { ...now, on });
-          }
-          if (!on && letter === 'R') this.tally.runnableWaiting++;
-        }
-      }
-      const running = on === true && !(frames.length > 0 && isWaitingLeaf(frames[0]!));
-      return {
-        tid: tid ?? t.tid,
-        tidIsOs: tid !== undefined,
-        ident: t.pthreadId,
-        frames,
-        state: on === undefined ? 'unknown' : running ? 'on-cpu' : 'idle',
-        holdsGil: holder !== null && holder !== 0 && holder === t.tstate,
-        truncated: t.truncated === true,
-        torn: t.torn === true,
-        ...(t.interp !== undefined ? { interp: t.interp } : {}),
-      };
-    };
-    return { walked, holder, described };
+    this.describeMoved = moved;
+    this.describeHolder = holder;
+    return { walked, holder, described: this.describe };
   }
+
+  /** the page cache every tick reads through (restarted at each) */
+  private tickMem: PageCacheMemory | undefined;
+  private describeMoved: Int8Array | undefined;
+  private describeHolder: Address | null = null;
+
+  /** thread `t` (`walked[i]` of this tick) as a sample: OS TID, on a CPU or not, GIL */
+  private readonly describe = (t: ThreadStack, i: number): ThreadSample => {
+    const tid = this.osTid(t);
+    const frames = t.frames ?? [];
+    const moved = this.describeMoved;
+    const holder = this.describeHolder;
+    let on: boolean | undefined;
+    if (tid === undefined) on = undefined;
+    else if (moved === undefined) {
+      const letter = this.states.letter(tid);
+      on = letter === undefined ? undefined : letter === 'R';
+    } else if (moved[i] === 1) on = true;
+    else {
+      const letter = this.states.letter(tid);
+      if (letter === undefined) on = undefined;
+      else if (letter !== 'R') {
+        on = false;
+        this.schedSeen.delete(tid); // it left its CPU: nothing to carry over
+      } else {
+        const clock = this.states.onCpuNow(tid);
+        if (clock !== undefined) this.tally.clockJudged++;
+        else this.tally.schedJudged++;
+        let now: SchedInfo | undefined;
+        if (clock !== true) {
+          now = this.states.sched(tid);
+          // the sampler's own se.exec_start, read once per tick and only when a judgement needs it
+          if (now !== undefined && this.tickStartNs === undefined) this.tickStartNs = this.selfExecStartNs();
+        }
+        const prev = this.schedSeen.get(tid);
+        on = judgeOnCpu(false, letter, clock, now, prev, this.tickStartNs);
+        if (now !== undefined && clock === undefined) {
+          if (this.schedSeen.size > 4096) this.schedSeen.clear(); // threads come and go: keep it bounded
+          this.schedSeen.set(tid, { ...now, on });
+        }
+        if (!on && letter === 'R') this.tally.runnableWaiting++;
+      }
+    }
+    const running = on === true && !(frames.length > 0 && isWaitingLeaf(frames[0]!));
+    const out: ThreadSample = {
+      tid: tid ?? t.tid,
+      tidIsOs: tid !== undefined,
+      ident: t.pthreadId,
+      frames,
+      state: on === undefined ? 'unknown' : running ? 'on-cpu' : 'idle',
+      holdsGil: holder !== null && holder !== 0 && holder === t.tstate,
+      truncated: t.truncated === true,
+      torn: t.torn === true,
+    };
+    if (t.interp !== undefined) out.interp = t.interp;
+    return out;
+  };
 
   /**
    * Has each thread's innermost frame moved since its stack was read? One read of every
-   * thread's current-frame pointer and instruction (`leafMarkRanges`; a single
-   * process_vm_readv where available), a moment after the walk. Threads without a mark (no
-   * validated walk) or whose words cannot be read are absent.
+   * thread's current-frame pointer, instruction and first local slots (`leafMarkWords`; a
+   * single process_vm_readv where available), a moment after the walk. Sets `moved[i]` for
+   * `walked[i]`: 1 moved, 0 not, -1 unknown (no validated walk, or its words unreadable).
    */
-  private movedSinceRead(walked: ThreadStack[]): Map<Address, boolean> {
-    const out = new Map<Address, boolean>();
-    const ranges: { addr: Address; expected: number; bytes: 4 | 8; low52?: boolean; tstate: Address }[] = [];
-    for (const t of walked) {
-      if (!t.leaf) continue;
-      for (const r of leafMarkRanges(this.layout, this.version.minor, t.tstate, t.leaf)) ranges.push({ ...r, tstate: t.tstate });
+  private movedSinceRead(walked: ThreadStack[]): Int8Array {
+    if (this.moved.length < walked.length) this.moved = new Int8Array(Math.max(walked.length, 2 * this.moved.length));
+    const moved = this.moved;
+    moved.fill(-1, 0, walked.length);
+    const words = this.markWords;
+    words.clear();
+    for (let i = 0; i < walked.length; i++) {
+      const t = walked[i]!;
+      if (t.leaf) leafMarkWords(this.layout, this.version.minor, t.tstate, t.leaf, words, i);
     }
-    if (ranges.length === 0) return out;
-    const words = this.mem.readWords(ranges);
-    for (let i = 0; i < ranges.length; i++) {
-      const r = ranges[i]!;
-      const w = words[i];
-      if (w === undefined) continue;
-      // local slots are compared on their low 52 bits (tagged 3.14 stack refs, values over 2^53)
-      const same = (r.low52 ? w % 2 ** 52 : w) === r.expected;
-      out.set(r.tstate, (out.get(r.tstate) ?? false) || !same);
+    if (words.n === 0) return moved;
+    this.mem.readWordList(words);
+    for (let k = 0; k < words.n; k++) {
+      if (Number.isNaN(words.value[k]!)) continue;
+      const i = words.owner[k]!;
+      if (words.changed(k)) moved[i] = 1;
+      else if (moved[i] === -1) moved[i] = 0;
     }
-    return out;
+    return moved;
   }
+  private moved = new Int8Array(8);
+  private markWords = new WordList();
 
   /**
    * One read of the process. `shared.tickStartNs`: the sampler thread's se.exec_start read
@@ -749,13 +772,15 @@ export class ProcessSampler {
       this.stillTicks++;
       return out;
     }
-    // when the sampler got its CPU for this tick, read first: a busy machine may preempt the
-    // sampler during the tick, and its se.exec_start would then say when it got the CPU back
-    this.tickStartNs = this.cpuRule !== 'moving' ? undefined : shared ? shared.tickStartNs : this.selfExecStartNs();
+    // when the sampler got its CPU for this tick: given by a caller that reads it once for
+    // several processes, else read when a judgement first needs it (a runnable thread whose
+    // Python did not move and whose task clock did not run: rare; a read costs ~6 µs)
+    this.tickStartNs = this.cpuRule !== 'moving' ? undefined : shared ? shared.tickStartNs : undefined;
     this.pauser?.settle();
     try {
       const { walked, described } = this.readThreads();
-      for (const t of walked) {
+      for (let i = 0; i < walked.length; i++) {
+        const t = walked[i]!;
         if (t.error !== undefined) {
           out.errors++;
           continue;
@@ -765,7 +790,7 @@ export class ProcessSampler {
           this.tally.gateSamples++;
           continue;
         }
-        out.threads.push(described(t));
+        out.threads.push(described(t, i));
       }
       // a launched program leaves the gate before any of its own code runs, and never
       // comes back: once a tick finds no thread in it, stacks are no longer searched
@@ -797,10 +822,11 @@ export class ProcessSampler {
    * could not be read. Throws ProcessGoneError and unreadable-thread-list errors.
    */
   snapshot(): (ThreadSample & { name?: string; error?: string; gilKnown: boolean })[] {
+    this.tickStartNs = undefined;
     try {
       const { walked, holder, described } = this.readThreads();
-      return walked.map((t) => {
-        const d = described(t);
+      return walked.map((t, i) => {
+        const d = described(t, i);
         const name = this.threadName(t.pthreadId);
         return { ...d, ...(name !== undefined ? { name } : {}), ...(t.error !== undefined ? { error: t.error } : {}), gilKnown: holder !== null };
       });

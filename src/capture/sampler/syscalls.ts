@@ -73,6 +73,8 @@ export class Syscalls {
   private scratchHi: number;
   /** the scratch buffer's bytes (native memory): where `readv` puts what it read */
   readonly scratchBytes: Uint8Array;
+  /** a DataView of the scratch buffer */
+  readonly scratchView: DataView;
   private info: unknown;
   private infoW: Int32Array;
   private status: unknown;
@@ -109,6 +111,7 @@ export class Syscalls {
     this.remoteW = words(this.remote, 16 * MAX_IOV);
     this.scratch = k.alloc('uint8_t', SCRATCH);
     this.scratchBytes = new Uint8Array(k.view(this.scratch, SCRATCH));
+    this.scratchView = new DataView(this.scratchBytes.buffer, this.scratchBytes.byteOffset, this.scratchBytes.byteLength);
     const a = k.address(this.scratch);
     this.scratchLo = Number(a & 0xffffffffn);
     this.scratchHi = Number(a >> 32n);
@@ -169,6 +172,66 @@ export class Syscalls {
       this.setLocal(i, off, r.len);
       this.setRemote(i, r.addr, r.len);
       off += r.len;
+    }
+    const got = this.pvr(pid, this.local, n, this.remote, n, 0);
+    if (got < 0) throw new SyscallError('process_vm_readv', this.k.errno());
+    return got;
+  }
+
+  /**
+   * Native memory of `bytes` bytes that `readvInto` can read straight into: its bytes and its
+   * address as two 32-bit halves. Kept for the life of the process (a sampler's page pool).
+   */
+  allocNative(bytes: number): { bytes: Uint8Array; lo: number; hi: number } {
+    const p = this.k.alloc('uint8_t', bytes);
+    this.kept.push(p);
+    const a = this.k.address(p);
+    return { bytes: new Uint8Array(this.k.view(p, bytes)), lo: Number(a & 0xffffffffn), hi: Number(a >> 32n) };
+  }
+  private kept: unknown[] = [];
+
+  /**
+   * Read the `n` pages `addrs[from…]` (`size` bytes each) straight into native memory
+   * (`allocNative`): page i to the address `lo[at + i]`/`hi[at + i]`. One system call, no
+   * copy, nothing allocated. Returns the bytes read (short: the pages after that point were
+   * not read).
+   */
+  readvInto(pid: number, addrs: readonly number[], from: number, n: number, size: number, lo: readonly number[], hi: readonly number[], at: number): number {
+    n = Math.min(n, MAX_IOV);
+    for (let i = 0; i < n; i++) {
+      const w = this.localW;
+      w[4 * i] = lo[at + i]!;
+      w[4 * i + 1] = hi[at + i]!;
+      w[4 * i + 2] = size;
+      w[4 * i + 3] = 0;
+      this.setRemote(i, addrs[from + i]!, size);
+    }
+    const got = this.pvr(pid, this.local, n, this.remote, n, 0);
+    if (got < 0) throw new SyscallError('process_vm_readv', this.k.errno());
+    return got;
+  }
+
+  /** `readv` of the `n` pages `addrs[from…]` (`size` bytes each), laid end to end; nothing allocated */
+  readvPages(pid: number, addrs: readonly number[], from: number, n: number, size: number): number {
+    n = Math.min(n, MAX_IOV);
+    if (n * size > SCRATCH) throw new RangeError(`readvPages: ${n * size} bytes do not fit the ${SCRATCH}-byte buffer`);
+    for (let i = 0; i < n; i++) {
+      this.setLocal(i, i * size, size);
+      this.setRemote(i, addrs[from + i]!, size);
+    }
+    const got = this.pvr(pid, this.local, n, this.remote, n, 0);
+    if (got < 0) throw new SyscallError('process_vm_readv', this.k.errno());
+    return got;
+  }
+
+  /** `readv` of `n` words (addresses and sizes in parallel arrays), laid end to end; nothing allocated */
+  readvWords(pid: number, addrs: readonly number[], sizes: readonly number[], n: number): number {
+    let off = 0;
+    n = Math.min(n, MAX_IOV);
+    for (let i = 0; i < n; i++) {
+      this.setLocal(i, off, sizes[i]!);
+      this.setRemote(i, addrs[i]!, sizes[i]!);
+      off += sizes[i]!;
     }
     const got = this.pvr(pid, this.local, n, this.remote, n, 0);
     if (got < 0) throw new SyscallError('process_vm_readv', this.k.errno());

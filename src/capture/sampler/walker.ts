@@ -25,7 +25,7 @@
  * frames; `walkThreads` throws only when the interpreter/thread list itself is unreadable.
  */
 import { lineInRanges, lineRanges, type LineRange } from './linetable.ts';
-import { BadReadError, BaseMemory, ProcMemory, u64, type Address, type ProcessMemory } from './memory.ts';
+import { BadReadError, BaseMemory, ProcMemory, u64, type Address, type PagePool, type ProcessMemory, type WordList } from './memory.ts';
 import type { Layout } from './layouts/types.ts';
 
 export interface Frame {
@@ -96,6 +96,11 @@ export interface WalkOptions {
    * read uses the pages the caller prefetched for the whole tick when `prefetched` is set
    */
   plans?: Map<Address, Address[]>;
+  /**
+   * tstate → the frames of its last whole walk: a walk that finds the same frames gives that
+   * array again (no allocation; the caller keeps it, and drops it with its code cache)
+   */
+  lastFrames?: Map<Address, Frame[]>;
 }
 
 export interface PauseHook {
@@ -232,7 +237,7 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   private inner: ProcessMemory;
   private pages = new Map<Address, Uint8Array | null>();
   private views = new Map<Address, DataView>();
-  private pool: Uint8Array[] | undefined;
+  private pool: PagePool | undefined;
   private used = 0;
   /** pages the reads since the last `refresh` went to, in the order first touched */
   private accessed = new Set<Address>();
@@ -245,7 +250,7 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
    * the page cache of each tick; nothing a walk returns points into page bytes). Only used
    * when `inner` is a `ProcMemory`.
    */
-  constructor(inner: ProcessMemory, pool?: Uint8Array[]) {
+  constructor(inner: ProcessMemory, pool?: PagePool) {
     super();
     this.inner = inner;
     if (inner instanceof ProcMemory) this.pool = pool;
@@ -258,10 +263,11 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     if (b === undefined) {
       try {
         if (this.pool !== undefined) {
-          let buf = this.pool[this.used];
-          if (buf === undefined) this.pool.push((buf = new Uint8Array(PAGE_SIZE)));
+          const pool = this.pool;
+          const i = this.used;
+          this.one[0] = p;
+          b = (this.inner as ProcMemory).readPagesToPool(this.one, 0, 1, pool, i) === 1 ? pool.bufs[i]! : (this.inner as ProcMemory).readInto(pool.bufs[i]!, p, PAGE_SIZE);
           this.used++;
-          b = (this.inner as ProcMemory).readInto(buf, p, PAGE_SIZE);
         } else b = this.inner.read(p, PAGE_SIZE);
       } catch (e) {
         if (!(e instanceof BadReadError)) throw e;
@@ -372,6 +378,23 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     return [...this.accessed];
   }
 
+  /** `touched()` written into `out` (resized; no allocation when it is big enough) */
+  touchedInto(out: Address[]): Address[] {
+    return fillFromSet(out, this.accessed);
+  }
+
+  /** `allTouched()` written into `out` (resized; no allocation when it is big enough) */
+  allTouchedInto(out: Address[]): Address[] {
+    return fillFromSet(out, this.everAccessed);
+  }
+
+  /** forget every page and what was touched, for a new tick (the page buffers are reused) */
+  restart(): void {
+    this.refresh();
+    this.everAccessed.clear();
+    this.prefetched = false;
+  }
+
   /** start a new `touched` list, keeping the pages */
   resetTouched(): void {
     this.lastPage = -1;
@@ -391,23 +414,28 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
    */
   prefetch(pages: readonly Address[]): void {
     if (this.pool === undefined || pages.length === 0) return;
-    const want: Address[] = [];
+    const want = this.want;
+    want.length = 0;
     for (const p of pages) if (!this.pages.has(p)) want.push(p);
+    const pool = this.pool;
     for (let from = 0; from < want.length; from += 64) {
-      const chunk = want.slice(from, from + 64);
-      const bufs: Uint8Array[] = [];
-      for (let i = 0; i < chunk.length; i++) {
-        let buf = this.pool[this.used + i];
-        if (buf === undefined) this.pool.push((buf = new Uint8Array(PAGE_SIZE)));
-        bufs.push(buf);
-      }
-      const n = (this.inner as ProcMemory).readPages(chunk, bufs, PAGE_SIZE);
-      for (let i = 0; i < n; i++) this.pages.set(chunk[i]!, bufs[i]!);
+      const count = Math.min(64, want.length - from);
+      const n = (this.inner as ProcMemory).readPagesToPool(want, from, count, pool, this.used);
+      for (let i = 0; i < n; i++) this.pages.set(want[from + i]!, pool.bufs[this.used + i]!);
       this.used += n;
-      if (n < chunk.length) return; // a page that cannot be read: the rest on demand
+      if (n < count) return; // a page that cannot be read: the rest on demand
     }
   }
+  private want: Address[] = [];
+  private one: Address[] = [0];
   close(): void {}
+}
+
+function fillFromSet(out: Address[], set: ReadonlySet<Address>): Address[] {
+  let i = 0;
+  for (const p of set) out[i++] = p;
+  out.length = i;
+  return out;
 }
 
 /**
@@ -519,7 +547,7 @@ export interface StackWalk {
    */
   complete: boolean;
   why?: string;
-  /** where the thread was, to tell later whether it has moved on (`leafMarkRanges`) */
+  /** where the thread was, to tell later whether it has moved on (`leafMarkWords`) */
   leaf?: LeafMark;
 }
 
@@ -551,23 +579,41 @@ function localsOffset(layout: Layout): number {
 }
 
 /**
- * The words to read again for `mark` (each 8 bytes), and what they held: the current-frame
- * pointer (through the cframe on 3.11/3.12) and the frame's instruction. Read them together
- * (one process_vm_readv) and compare with `expected`: any difference means the thread moved.
+ * The words to read again for `mark` (into `out`, tagged `owner`): the current-frame pointer
+ * (through the cframe on 3.11/3.12), the frame's instruction and its first local slots. Read
+ * them together (one process_vm_readv) and compare: any difference means the thread moved.
  */
-export function leafMarkRanges(layout: Layout, minor: number, tstate: Address, mark: LeafMark): { addr: Address; expected: number; bytes: 4 | 8; low52?: boolean }[] {
-  if (mark.frame === 0) return [];
-  const out: { addr: Address; expected: number; bytes: 4 | 8; low52?: boolean }[] = [];
-  if (minor <= 10) out.push({ addr: tstate + layout.tstate.frame!, expected: mark.frame, bytes: 8 });
+export function leafMarkWords(layout: Layout, minor: number, tstate: Address, mark: LeafMark, out: WordList, owner: number): void {
+  if (mark.frame === 0) return;
+  if (minor <= 10) out.push(tstate + layout.tstate.frame!, 8, mark.frame, false, owner);
   else if (minor <= 12) {
-    out.push({ addr: tstate + layout.tstate.cframe!, expected: mark.cframe, bytes: 8 });
-    out.push({ addr: mark.cframe + layout.cframe.current_frame!, expected: mark.frame, bytes: 8 });
-  } else out.push({ addr: tstate + layout.tstate.current_frame!, expected: mark.frame, bytes: 8 });
-  if (minor <= 10) out.push({ addr: mark.frame + layout.frame.lasti!, expected: mark.instr, bytes: 4 });
-  else out.push({ addr: mark.frame + layout.frame.instr_ptr!, expected: mark.instr, bytes: 8 });
+    out.push(tstate + layout.tstate.cframe!, 8, mark.cframe, false, owner);
+    out.push(mark.cframe + layout.cframe.current_frame!, 8, mark.frame, false, owner);
+  } else out.push(tstate + layout.tstate.current_frame!, 8, mark.frame, false, owner);
+  if (minor <= 10) out.push(mark.frame + layout.frame.lasti!, 4, mark.instr, false, owner);
+  else out.push(mark.frame + layout.frame.instr_ptr!, 8, mark.instr, false, owner);
   const at = mark.frame + localsOffset(layout);
-  mark.locals.forEach((v, i) => out.push({ addr: at + 8 * i, expected: v, bytes: 8, low52: true }));
-  return out;
+  for (let i = 0; i < mark.locals.length; i++) out.push(at + 8 * i, 8, mark.locals[i]!, true, owner);
+}
+
+/**
+ * The first frame address met twice in the first `count` links of the chain from `first`
+ * (following the pointer at offset `previous`), or undefined: each link read again.
+ */
+function chainLoopsAt(mem: ProcessMemory, previous: number, first: Address, count: number): Address | undefined {
+  const seen = new Set<Address>();
+  let f = first;
+  for (let i = 0; i < count && f !== 0; i++) {
+    if (seen.has(f)) return f;
+    seen.add(f);
+    try {
+      f = mem.readPtr(f + previous);
+    } catch (e) {
+      if (e instanceof BadReadError) return undefined;
+      throw e;
+    }
+  }
+  return undefined;
 }
 
 const FRAME_EXECUTING_310 = 0;
@@ -595,13 +641,32 @@ export function walkStack(
   layout: Layout,
   minor: number,
   tstate: Address,
-  opts: { maxDepth?: number; cache?: CodeCache; codeCheck?: CodeTypeCheck } = {},
+  opts: { maxDepth?: number | undefined; cache?: CodeCache; codeCheck?: CodeTypeCheck; last?: readonly Frame[] | undefined } = {},
 ): StackWalk {
   const maxDepth = opts.maxDepth ?? 4096;
   const cache = opts.cache ?? new Map();
   const F = layout.frame;
-  const frames: Frame[] = [];
-  const seen = new Set<Address>();
+  // frames are gathered in a reused array and copied out at the end, or, when they are the
+  // thread's last walk's frames (`opts.last`: the Frame objects are shared), that array is
+  // given again: a thread whose stack did not change costs no allocation
+  const frames = SCRATCH_FRAMES;
+  frames.length = 0;
+  try {
+    const w = walkInto(frames, mem, layout, minor, tstate, maxDepth, cache, F, opts.codeCheck);
+    const last = opts.last;
+    let same = last !== undefined && last.length === frames.length;
+    for (let i = 0; same && i < frames.length; i++) same = frames[i] === last![i];
+    w.frames = same ? (last as Frame[]) : frames.slice();
+    return w;
+  } finally {
+    frames.length = 0;
+  }
+}
+
+/** reused by every `walkStack` (walks are synchronous, one at a time) */
+const SCRATCH_FRAMES: Frame[] = [];
+
+function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: number, tstate: Address, maxDepth: number, cache: CodeCache, F: Layout['frame'], codeCheck: CodeTypeCheck | undefined): StackWalk {
   let frame: Address;
   let cframe = 0;
   if (minor <= 10) frame = mem.readPtr(tstate + layout.tstate.frame!);
@@ -612,8 +677,9 @@ export function walkStack(
   const leaf: LeafMark = { cframe, frame, instr: 0, locals: [] };
   if (frame !== 0) {
     try {
+      // each slot's low 52 bits (as `leafMarkWords` compares them), from two 32-bit reads
       const at = frame + localsOffset(layout);
-      for (let i = 0; i < MARK_LOCALS; i++) leaf.locals.push(Number(mem.readU64(at + 8 * i) & 0xfffffffffffffn));
+      for (let i = 0; i < MARK_LOCALS; i++) leaf.locals.push(mem.readU32(at + 8 * i) + (mem.readU32(at + 8 * i + 4) & 0xfffff) * 4294967296);
     } catch (e) {
       if (!(e instanceof BadReadError)) throw e;
     }
@@ -629,17 +695,25 @@ export function walkStack(
   let lastOwner = -1;
   /** the last frame visited runs a generator, coroutine or async generator (3.8–3.10) */
   let lastGenerator = false;
+  const pc = mem instanceof PageCacheMemory ? mem : undefined;
+  /** frames visited (including skipped shims) */
+  let visited = 0;
   while (frame !== 0) {
-    if (seen.has(frame)) throw new WalkError(`frame chain loops at 0x${frame.toString(16)}`);
-    seen.add(frame);
-    if (frames.length >= maxDepth || seen.size > maxVisited) {
+    visited++;
+    if (frames.length >= maxDepth || visited > maxVisited) {
+      // a chain this long is deep or loops (a torn read can link a frame back to an inner
+      // one): only now are the addresses checked, so a normal walk keeps no set of them
+      const loop = chainLoopsAt(mem, F.previous, leaf.frame, visited);
+      if (loop !== undefined) throw new WalkError(`frame chain loops at 0x${loop.toString(16)}`);
       truncated = true;
       break;
     }
     let d: DataView;
     let o = 0;
-    if (mem instanceof PageCacheMemory) [d, o] = mem.viewAt(frame, F.size);
-    else d = dv(mem.read(frame, F.size));
+    if (pc !== undefined) {
+      d = pc.viewFor(frame, F.size);
+      o = pc.at;
+    } else d = dv(mem.read(frame, F.size));
     // 3.14: f_executable is a _PyStackRef whose low bits are tags (layout.frame.executable_tag_bits)
     const code = minor >= 14 ? untagExecutable(d.getBigUint64(o + F.code, true), F.executable_tag_bits ?? 0) : u64(d, o + F.code);
     const previous = u64(d, o + F.previous);
@@ -655,25 +729,25 @@ export function walkStack(
         if (!running && !enteringOrLeaving) return { frames, truncated: false, complete: false, why: `frame 0x${frame.toString(16)} is not executing (${minor === 10 ? 'f_state' : 'f_executing'} ${st})` };
       }
       const lasti = d.getInt32(o + F.lasti!, true);
-      if (seen.size === 1) leaf.instr = lasti;
-      const info = readCode(mem, layout, minor, code, cache, globals, opts.codeCheck);
+      if (visited === 1) leaf.instr = lasti;
+      const info = readCode(mem, layout, minor, code, cache, globals, codeCheck);
       lastGenerator = (info.flags & CO_GENERATOR_LIKE) !== 0;
       frames.push(frameOf(info, minor === 10 ? lasti * 2 : lasti, lasti < 0));
     } else {
       const owner = d.getUint8(o + F.owner!);
       lastOwner = owner;
       const instr = u64(d, o + F.instr_ptr!);
-      if (seen.size === 1) leaf.instr = instr;
+      if (visited === 1) leaf.instr = instr;
       // 3.14: owner ≥ FRAME_OWNED_BY_INTERPRETER (3; CSTACK is 4) is an entry/shim frame
       let skip = minor >= 14 ? owner >= owners314!.firstShim : minor >= 12 && owner >= OWNER_CSTACK;
       // 3.13: f_executable may be Py_None (shims) or another non-code object; a cached
       // address was checked when it was cached.
       if (!skip && minor >= 13 && !cache.has(code)) {
-        const check = opts.codeCheck ?? new CodeTypeCheck(mem, layout);
+        const check = codeCheck ?? new CodeTypeCheck(mem, layout);
         skip = code === 0 || !check.isCode(code);
       }
       if (!skip) {
-        const info = readCode(mem, layout, minor, code, cache, globals, opts.codeCheck);
+        const info = readCode(mem, layout, minor, code, cache, globals, codeCheck);
         const first = code + layout.code.code_adaptive!;
         // incomplete frame (CPython's _PyFrame_IsIncomplete): hidden
         if (owner === generatorOwner || instr >= first + info.firstTraceable * 2) {
@@ -723,7 +797,7 @@ export function walkThreads(
   const maxThreads = opts.maxThreads ?? 4096;
   const out: ThreadStack[] = [];
   const seen = new Set<Address>();
-  const ctx: WalkContext = { mem, layout, minor, maxDepth: opts.maxDepth, cache, codeCheck, maxRetries: opts.maxRetries ?? 8, pause: opts.pause, plans: opts.plans };
+  const ctx: WalkContext = { mem, layout, minor, maxDepth: opts.maxDepth, cache, codeCheck, maxRetries: opts.maxRetries ?? 8, pause: opts.pause, plans: opts.plans, lastFrames: opts.lastFrames };
   for (const { address, id } of opts.interpreters ?? listInterpreters(mem, rt, layout)) {
     walkInterpreterThreads(ctx, address, id, out, seen, maxThreads);
   }
@@ -766,6 +840,7 @@ interface WalkContext {
   maxRetries: number;
   pause: PauseHook | undefined;
   plans: Map<Address, Address[]> | undefined;
+  lastFrames: Map<Address, Frame[]> | undefined;
 }
 
 function walkInterpreterThreads(ctx: WalkContext, interp: Address, interpId: number, out: ThreadStack[], seen: Set<Address>, maxThreads: number): void {
@@ -796,7 +871,7 @@ function walkInterpreterThreads(ctx: WalkContext, interp: Address, interpId: num
  * thread that gave no frames at all carries `error`.
  */
 function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
-  const { mem, layout, minor, maxDepth, cache, codeCheck, maxRetries, pause, plans } = ctx;
+  const { mem, layout, minor, maxDepth, cache, codeCheck, maxRetries, pause, plans, lastFrames } = ctx;
   let best: StackWalk | undefined;
   let error: string | undefined;
   const refreshable = isRefreshable(mem);
@@ -813,7 +888,11 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
     } else if (refreshable) (mem as RefreshableMemory).refresh();
   };
   const end = () => {
-    if (pc && plans) plans.set(t.tstate, pc.touched());
+    if (pc && plans) {
+      const plan = plans.get(t.tstate);
+      if (plan === undefined) plans.set(t.tstate, pc.touched());
+      else pc.touchedInto(plan);
+    }
   };
   let resume: (() => void) | undefined;
   /** stops made; a thread stopped in the middle of a call, return or yield shows a torn chain too: it runs on and is stopped again */
@@ -840,10 +919,11 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0 || pc) begin(attempt);
       try {
-        const w = walkStack(mem, layout, minor, t.tstate, { ...(maxDepth !== undefined ? { maxDepth } : {}), cache, codeCheck });
+        const w = walkStack(mem, layout, minor, t.tstate, { maxDepth, cache, codeCheck, last: lastFrames?.get(t.tstate) });
         end();
         if (w.complete) {
           t.frames = w.frames;
+          lastFrames?.set(t.tstate, w.frames);
           if (w.leaf) t.leaf = w.leaf;
           if (w.truncated) t.truncated = true;
           if (attempt > 0) t.retries = attempt;
