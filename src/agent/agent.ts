@@ -13,7 +13,7 @@ import type { Profile } from '../model/profile.ts';
 import { pprofExporter } from '../formats/pprof.ts';
 import { DEFAULT_JITTER, realClock, Recorder, runSchedule, type SamplerClock } from '../capture/sampler/sampler.ts';
 import { PermissionError, ProcessGoneError } from '../capture/sampler/memory.ts';
-import { ProcessSampler } from '../capture/sampler/session.ts';
+import { ProcessSampler, TickStart } from '../capture/sampler/session.ts';
 import { UnsupportedVersionError } from '../capture/sampler/runtime.ts';
 import { cgroupLabels, readText, TargetFinder, type Found, type TargetSpec } from './targets.ts';
 import type { AgentWindow } from './window.ts';
@@ -118,6 +118,8 @@ export class Agent {
   private opts: AgentOptions;
   private finder: TargetFinder;
   private targets = new Map<number, Target>();
+  /** each tick's start, shared by every target (session.ts TickStart) */
+  private tickStart = new TickStart();
   /** (pid:start) of processes that cannot be sampled, with when they were first tried (ms) */
   private refused = new Map<string, { first: number; reason: string; final: boolean }>();
   private rate: number;
@@ -277,11 +279,10 @@ export class Agent {
           this.scan(nowMs, sinceStartNs);
         }
         // the sampler's own tick start, read once for every target (the CPU rule compares with it)
-        let shared: { tickStartNs: number | undefined } | undefined;
+        const shared = this.tickStart.restart();
         for (const t of this.targets.values()) {
           if (t.ended) continue;
           const a = performance.now();
-          shared ??= { tickStartNs: t.rec.samplerExecStartNs() };
           const rel = sinceStartNs - t.windowStartNs;
           if (t.rec.tick(rel, rel, shared) === 'stop') {
             t.ended = true;

@@ -161,9 +161,18 @@ export class PagePool {
   readonly lo: number[] = [];
   readonly hi: number[] = [];
   private sys: Syscalls | undefined;
+  private chunks: unknown[] = [];
   constructor(size: number, sys?: Syscalls) {
     this.size = size;
     this.sys = sys;
+  }
+  /** give the native memory back (when its sampler closes); the pool is empty after */
+  free(): void {
+    for (const c of this.chunks) this.sys?.freeNative(c);
+    this.chunks.length = 0;
+    this.bufs.length = 0;
+    this.lo.length = 0;
+    this.hi.length = 0;
   }
   get native(): boolean {
     return this.sys !== undefined;
@@ -176,6 +185,7 @@ export class PagePool {
         continue;
       }
       const chunk = this.sys.allocNative(16 * this.size);
+      this.chunks.push(chunk.handle);
       for (let i = 0; i < 16; i++) {
         this.bufs.push(chunk.bytes.subarray(i * this.size, (i + 1) * this.size));
         // the chunk's address plus i pages, as two 32-bit halves

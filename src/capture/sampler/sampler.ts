@@ -26,7 +26,7 @@ import { TASK_ROOT_PREFIX, withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError, type Address } from './memory.ts';
 import { statStateLetter } from './threads.ts';
 import { syscalls } from './syscalls.ts';
-import { addCounts, CPU_RULE, emptyCounts, ProcessSampler, readCmdline, readCwd, readExe, type SamplerCounts, type ThreadSample } from './session.ts';
+import { addCounts, CPU_RULE, emptyCounts, ProcessSampler, readCmdline, TickStart, readCwd, readExe, type SamplerCounts, type ThreadSample } from './session.ts';
 import type { AsyncTask, AsyncTasks } from './asyncio.ts';
 import type { Frame } from './walker.ts';
 
@@ -241,9 +241,10 @@ export interface SampleOptions {
   /** intervals drawn uniformly within ± this share of the period (default DEFAULT_JITTER; 0: fixed) */
   jitter?: number;
   /**
-   * CPU mode: skip a process's tick when none of its threads has run since the last one (its
-   * task clocks unchanged: one 8-byte read per thread instead of a stack walk); the agent's
-   * mostly idle services. Needs perf events (task clocks); without them every tick is full.
+   * CPU mode: skip a process's tick when none of its threads is on a CPU or runnable at that
+   * moment (task clocks unchanged since the last tick, or not moving with the thread asleep:
+   * one to three small reads per thread instead of a stack walk); the agent's mostly idle
+   * services. Needs perf events (task clocks); without them every tick is full.
    */
   skipStill?: boolean;
 }
@@ -389,6 +390,8 @@ export class Recorder {
   /** pid → exe path of a descendant that is not (yet) CPython; not retried while its exe stays the same */
   private notPython = new Map<number, string>();
   private lastScanNs = -Infinity;
+  /** this tick's start, shared by its processes (session.ts TickStart) */
+  private tickStart = new TickStart();
   private scanner = new DescendantScanner();
   /** when a descendant that could not be attached yet was first seen (ms) */
   private firstSeen = new Map<number, number>();
@@ -701,7 +704,7 @@ export class Recorder {
    * One tick of every attached process. Returns 'stop' once the root process is gone and no
    * followed subprocess is left.
    */
-  tick(sinceStartNs: number, nowNs = sinceStartNs, shared?: { tickStartNs: number | undefined }): 'stop' | void {
+  tick(sinceStartNs: number, nowNs = sinceStartNs, shared?: TickStart): 'stop' | void {
     this.ticks++;
     if (this.opts.subprocesses && nowNs - this.lastScanNs >= (this.opts.subprocessScanS ?? 0.1) * 1e9) {
       this.lastScanNs = nowNs;
@@ -709,7 +712,7 @@ export class Recorder {
     }
     let threads = 0;
     // several processes: the sampler's own tick start is read once for all of them
-    if (shared === undefined && this.procs.size > 1) shared = { tickStartNs: this.procs.values().next().value!.s.samplerExecStartNs() };
+    if (shared === undefined && this.procs.size > 1) shared = this.tickStart.restart();
     for (const [pid, a] of this.procs) {
       const r = a.s.tick(shared);
       this.errors += r.errors;
@@ -776,10 +779,6 @@ export class Recorder {
     return out;
   }
 
-  /** the sampler thread's se.exec_start now, from any attached process's sampler (for `tick`'s `shared`) */
-  samplerExecStartNs(): number | undefined {
-    return this.procs.values().next().value?.s.samplerExecStartNs();
-  }
 
   /** the processes attached now */
   get pids(): number[] {

@@ -24,7 +24,7 @@ import { isTorn, mainInterpreter, ThreadNames } from './threadnames.ts';
 import { leafMarkWords, listInterpreters, PAGE_SIZE, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { newAsyncReadState, readAsyncTasks, type AsyncTasks } from './asyncio.ts';
-import { ERRNO, syscalls } from './syscalls.ts';
+import { ERRNO, SyscallError, syscalls } from './syscalls.ts';
 import { GATE_DIR } from '../session/gate.ts';
 
 const GATE_FILE = `${GATE_DIR}/sitecustomize.py`;
@@ -151,13 +151,38 @@ export class TaskStates {
   private clockFds = new Map<number, { fd: number; used: number }>();
   /** why task clocks cannot be opened (then `onCpuNow` is undefined); set on the first failure that is not the thread's own */
   clockError: string | undefined;
-  private clockBuf = Buffer.alloc(8);
-  private buf = Buffer.alloc(4096);
+  private clockBuf: Buffer;
+  private buf: Buffer;
+  /** native buffers read through libc (syscalls.ts readFile), where koffi loads */
+  private clockHandle: unknown;
+  private bufHandle: unknown;
+  private sys = syscalls();
   private calls = 0;
   private pruneAfter: number;
   constructor(pid: number, pruneAfter = 200) {
     this.pid = pid;
     this.pruneAfter = pruneAfter;
+    if (this.sys !== undefined) {
+      const f = this.sys.fileBuffer(4096);
+      const c = this.sys.fileBuffer(8);
+      this.buf = f.buf;
+      this.bufHandle = f.handle;
+      this.clockBuf = c.buf;
+      this.clockHandle = c.handle;
+    } else {
+      this.buf = Buffer.alloc(4096);
+      this.clockBuf = Buffer.alloc(8);
+    }
+  }
+
+  /** read(2) (offset < 0) or pread(2) into one of the buffers; throws on an error */
+  private readInto(fd: number, clock: boolean, offset: number): number {
+    if (this.sys !== undefined) {
+      const n = this.sys.readFile(fd, clock ? this.clockHandle : this.bufHandle, clock ? 8 : 4096, offset);
+      if (n < 0) throw new SyscallError(offset < 0 ? 'read' : 'pread', -n);
+      return n;
+    }
+    return clock ? readSync(fd, this.clockBuf, 0, 8, null) : readSync(fd, this.buf, 0, this.buf.length, offset);
   }
 
   private readFile(map: Map<number, { fd: number; used: number }>, tid: number, file: string): number | undefined {
@@ -172,7 +197,7 @@ export class TaskStates {
     }
     e.used = this.calls;
     try {
-      return readSync(e.fd, this.buf, 0, this.buf.length, 0);
+      return this.readInto(e.fd, false, 0);
     } catch {
       this.drop(map, tid);
       return undefined;
@@ -219,9 +244,9 @@ export class TaskStates {
     }
     e.used = this.calls;
     try {
-      if (readSync(e.fd, this.clockBuf, 0, 8, null) !== 8) return undefined;
+      if (this.readInto(e.fd, true, -1) !== 8) return undefined;
       const a = this.clockBuf.readBigUInt64LE(0);
-      if (readSync(e.fd, this.clockBuf, 0, 8, null) !== 8) return undefined;
+      if (this.readInto(e.fd, true, -1) !== 8) return undefined;
       return this.clockBuf.readBigUInt64LE(0) > a;
     } catch {
       this.drop(this.clockFds, tid);
@@ -240,7 +265,7 @@ export class TaskStates {
     if (e === undefined) return undefined;
     e.used = this.calls;
     try {
-      return readSync(e.fd, this.clockBuf, 0, 8, null) === 8 ? this.clockBuf.readBigUInt64LE(0) : undefined;
+      return this.readInto(e.fd, true, -1) === 8 ? this.clockBuf.readBigUInt64LE(0) : undefined;
     } catch {
       this.drop(this.clockFds, tid);
       return undefined;
@@ -266,6 +291,14 @@ export class TaskStates {
 
   close(): void {
     for (const map of [this.fds, this.debugFds, this.clockFds]) for (const tid of [...map.keys()]) this.drop(map, tid);
+    if (this.sys !== undefined && this.bufHandle !== undefined) {
+      this.sys.freeNative(this.bufHandle);
+      this.sys.freeNative(this.clockHandle);
+      this.bufHandle = this.clockHandle = undefined;
+      this.sys = undefined; // reads after close go through fs (and fail on the closed files)
+      this.buf = Buffer.alloc(4096);
+      this.clockBuf = Buffer.alloc(8);
+    }
   }
 }
 
@@ -373,6 +406,31 @@ export function isWaitingLeaf(f: Frame): boolean {
   return names !== undefined && names.has(f.name);
 }
 
+/** the sampler thread's own scheduler file, for its se.exec_start (one for the process) */
+let selfStates: TaskStates | undefined;
+
+/**
+ * When the sampler thread got its CPU for a tick: its se.exec_start, the scheduler's clock
+ * (judgeOnCpu: a thread that left its CPU after it was pushed off by the sampler). Read at
+ * most once per tick and only when a judgement needs it (~6 µs a read); `restart` at each
+ * tick. One shared by every process a tick samples.
+ */
+export class TickStart {
+  private value: number | undefined;
+  private read = false;
+  restart(): this {
+    this.read = false;
+    return this;
+  }
+  ns(): number | undefined {
+    if (!this.read) {
+      this.read = true;
+      this.value = (selfStates ??= new TaskStates(process.pid)).sched(process.pid)?.execStartNs;
+    }
+    return this.value;
+  }
+}
+
 export class ProcessSampler {
   readonly pid: number;
   readonly runtime: RuntimeLocation;
@@ -405,14 +463,10 @@ export class ProcessSampler {
    */
   cpuRule: 'moving' | 'runnable' = 'moving';
   /** the sampler's own thread's scheduler file (its se.exec_start: when it got the CPU) */
-  private self = new TaskStates(process.pid);
-  private selfExecStartNs(): number | undefined {
-    return this.self.sched(process.pid)?.execStartNs;
-  }
   /**
-   * CPU mode only (the agent): skip a tick when none of the process's Python threads has run
-   * since the last one — every task clock unchanged — since such a tick gives no on-CPU
-   * sample. A thread starting needs one that runs, so the threads of the last full tick are
+   * CPU mode only (the agent): skip a tick when none of the process's Python threads is on
+   * a CPU or runnable at that moment — every task clock unchanged since the last tick, or
+   * not moving now with the thread asleep — since such a tick gives no on-CPU sample. A thread starting needs one that runs, so the threads of the last full tick are
    * enough to watch; a full tick still comes at least every second.
    */
   skipStill = false;
@@ -422,7 +476,11 @@ export class ProcessSampler {
   private stillClocks = new Map<number, bigint>();
   private fullTickAt = -Infinity;
 
-  /** has no watched thread run since the last tick (and was the last full tick recent)? */
+  /**
+   * is no watched thread on a CPU, or runnable, at this moment (and was the last full tick
+   * recent)? A thread whose task clock has not moved since the last tick costs one 8-byte
+   * read; one that ran since, two more reads (a second clock read, its state).
+   */
   private still(): boolean {
     if (this.stillTids.length === 0 || performance.now() - this.fullTickAt > 1000) {
       this.stillClocks.clear();
@@ -441,8 +499,22 @@ export class ProcessSampler {
         this.stillClocks.clear();
         return false;
       }
-      if (this.stillClocks.get(tid) !== c) still = false;
+      const prev = this.stillClocks.get(tid);
       this.stillClocks.set(tid, c);
+      // not run since the last tick, or the tick is already full: the clock is kept up to date
+      if (prev === c || !still) continue;
+      // it ran since the last tick: is it on a CPU now? A second read of its clock is ahead
+      // of the first only while it runs. Asleep now (not runnable), it gives no on-CPU sample
+      // either; runnable and not running, the full tick's CPU rule judges it (pushed off by
+      // the sampler, or waiting)
+      const again = this.states.clockNs(tid);
+      if (again === undefined || again !== c) {
+        if (again !== undefined) this.stillClocks.set(tid, again);
+        still = false;
+        continue;
+      }
+      const letter = this.states.letter(tid);
+      if (letter === undefined || letter === 'R') still = false;
     }
     if (this.stillClocks.size > 2 * this.stillTids.length) {
       const keep = new Set(this.stillTids);
@@ -451,12 +523,9 @@ export class ProcessSampler {
     return still;
   }
 
-  /** the sampler thread's se.exec_start now: when it last got a CPU (for `tick`'s `shared`) */
-  samplerExecStartNs(): number | undefined {
-    return this.cpuRule === 'moving' ? this.selfExecStartNs() : undefined;
-  }
-  /** the sampler thread's se.exec_start read at the start of this tick (`tick`) */
-  private tickStartNs: number | undefined;
+  /** when the sampler got its CPU for this tick (read on first need; `tick`'s `shared`, else its own) */
+  private tickStart: TickStart = new TickStart();
+  private readonly ownTickStart = this.tickStart;
 
   private pauser: ThreadPauser | undefined;
   /** per OS thread: its scheduler accounting as last read, and the judgement then (judgeOnCpu) */
@@ -604,7 +673,12 @@ export class ProcessSampler {
       this.lastFrames.clear();
       this.tickPlan = [];
     }
-    if (flush) this.asyncState = newAsyncReadState();
+    if (flush) {
+      // its page pool goes on to the fresh state (native memory, given back at close)
+      const pages = this.asyncState.pages;
+      this.asyncState = newAsyncReadState();
+      this.asyncState.pages = pages;
+    }
     if (flush && this.codeCache.size > 0) {
       this.codeCache.clear();
       this.codeCacheFlushes++;
@@ -704,10 +778,9 @@ export class ProcessSampler {
         if (clock !== true) {
           now = this.states.sched(tid);
           // the sampler's own se.exec_start, read once per tick and only when a judgement needs it
-          if (now !== undefined && this.tickStartNs === undefined) this.tickStartNs = this.selfExecStartNs();
         }
         const prev = this.schedSeen.get(tid);
-        on = judgeOnCpu(false, letter, clock, now, prev, this.tickStartNs);
+        on = judgeOnCpu(false, letter, clock, now, prev, now !== undefined ? this.tickStart.ns() : undefined);
         if (now !== undefined && clock === undefined) {
           if (this.schedSeen.size > 4096) this.schedSeen.clear(); // threads come and go: keep it bounded
           this.schedSeen.set(tid, { ...now, on });
@@ -760,22 +833,18 @@ export class ProcessSampler {
   private markWords = new WordList();
 
   /**
-   * One read of the process. `shared.tickStartNs`: the sampler thread's se.exec_start read
-   * once at the start of a tick that samples several processes (the Recorder's children, the
-   * agent's targets): what this tick's CPU judgement compares with, without a read of
-   * /proc/self/task/TID/sched per process.
+   * One read of the process. `shared`: the sampler thread's tick start for a tick that
+   * samples several processes (the Recorder's children, the agent's targets): read once, when
+   * a CPU judgement of any of them first needs it, for all of them.
    */
-  tick(shared?: { tickStartNs: number | undefined }): TickResult {
+  tick(shared?: TickStart): TickResult {
     const out: TickResult = { threads: [], errors: 0, gone: false };
     if (this.closed) return { ...out, gone: true };
     if (this.skipStill && this.still()) {
       this.stillTicks++;
       return out;
     }
-    // when the sampler got its CPU for this tick: given by a caller that reads it once for
-    // several processes, else read when a judgement first needs it (a runnable thread whose
-    // Python did not move and whose task clock did not run: rare; a read costs ~6 µs)
-    this.tickStartNs = this.cpuRule !== 'moving' ? undefined : shared ? shared.tickStartNs : undefined;
+    this.tickStart = shared ?? this.ownTickStart.restart();
     this.pauser?.settle();
     try {
       const { walked, described } = this.readThreads();
@@ -822,7 +891,7 @@ export class ProcessSampler {
    * could not be read. Throws ProcessGoneError and unreadable-thread-list errors.
    */
   snapshot(): (ThreadSample & { name?: string; error?: string; gilKnown: boolean })[] {
-    this.tickStartNs = undefined;
+    this.tickStart = this.ownTickStart.restart();
     try {
       const { walked, holder, described } = this.readThreads();
       return walked.map((t, i) => {
@@ -908,7 +977,9 @@ export class ProcessSampler {
     this.closed = true;
     this.pauser?.close();
     this.states.close();
-    this.self.close();
     this.mem.close();
+    this.tickMem = undefined;
+    this.pagesA.free();
+    this.asyncState.pages?.free();
   }
 }

@@ -81,6 +81,8 @@ export class Syscalls {
   private statusW: Int32Array;
   private nanosleepFn: Fn;
   private syscallFn: Fn;
+  private readFn: Fn;
+  private preadFn: Fn;
   private perfAttr: unknown;
   private timespec: unknown;
   private timespecW: Int32Array;
@@ -95,6 +97,8 @@ export class Syscalls {
     this.waitpidFn = libc.func('int waitpid(int pid, void *status, int options)') as Fn;
     this.nanosleepFn = libc.func('int clock_nanosleep(int clockid, int flags, void *request, void *remain)') as Fn;
     this.syscallFn = libc.func('long syscall(long number, ...)') as Fn;
+    this.readFn = libc.func('long read(int fd, void *buf, unsigned long count)') as Fn;
+    this.preadFn = libc.func('long pread(int fd, void *buf, unsigned long count, long offset)') as Fn;
     // perf_event_attr: a software task-clock counter, counting from the open, nothing excluded
     this.perfAttr = k.alloc('uint8_t', PERF_ATTR_SIZE);
     const attr = new DataView(k.view(this.perfAttr, PERF_ATTR_SIZE));
@@ -179,16 +183,19 @@ export class Syscalls {
   }
 
   /**
-   * Native memory of `bytes` bytes that `readvInto` can read straight into: its bytes and its
-   * address as two 32-bit halves. Kept for the life of the process (a sampler's page pool).
+   * Native memory of `bytes` bytes that `readvInto` can read straight into: its bytes, its
+   * address as two 32-bit halves, and the handle to `freeNative` it with.
    */
-  allocNative(bytes: number): { bytes: Uint8Array; lo: number; hi: number } {
+  allocNative(bytes: number): { bytes: Uint8Array; lo: number; hi: number; handle: unknown } {
     const p = this.k.alloc('uint8_t', bytes);
-    this.kept.push(p);
     const a = this.k.address(p);
-    return { bytes: new Uint8Array(this.k.view(p, bytes)), lo: Number(a & 0xffffffffn), hi: Number(a >> 32n) };
+    return { bytes: new Uint8Array(this.k.view(p, bytes)), lo: Number(a & 0xffffffffn), hi: Number(a >> 32n), handle: p };
   }
-  private kept: unknown[] = [];
+
+  /** give back memory of `allocNative` or `fileBuffer` (its views must not be used after) */
+  freeNative(handle: unknown): void {
+    this.k.free(handle);
+  }
 
   /**
    * Read the `n` pages `addrs[from…]` (`size` bytes each) straight into native memory
@@ -265,6 +272,26 @@ export class Syscalls {
     if (process.arch !== 'x64') return -38;
     const fd = this.syscallFn(SYS_PERF_EVENT_OPEN, 'void *', this.perfAttr, 'int', tid, 'int', -1, 'int', -1, 'unsigned long', PERF_FLAG_FD_CLOEXEC);
     return fd >= 0 ? fd : -this.k.errno();
+  }
+
+  /**
+   * A file buffer of `bytes` native bytes for `readFile`: its bytes as a Buffer (for parsing)
+   * and the handle the read is given (`freeNative` when done).
+   */
+  fileBuffer(bytes: number): { buf: Buffer; handle: unknown } {
+    const p = this.k.alloc('uint8_t', bytes);
+    const ab = this.k.view(p, bytes);
+    return { buf: Buffer.from(ab, 0, bytes), handle: p };
+  }
+
+  /**
+   * read(2) (`offset` < 0) or pread(2) of up to `len` bytes of `fd` into a `fileBuffer`: the
+   * bytes read, or -errno. Node's fs.readSync costs a few µs more per call; the sampler reads
+   * kept-open /proc files and task clocks every tick.
+   */
+  readFile(fd: number, handle: unknown, len: number, offset: number): number {
+    const n = offset < 0 ? this.readFn(fd, handle, len) : this.preadFn(fd, handle, len, offset);
+    return n >= 0 ? n : -this.k.errno();
   }
 
   /** ptrace(PTRACE_SEIZE, tid): 0 or an errno */
