@@ -45,6 +45,8 @@ interface Lane {
   /** resolves the backoff sleep (stop or flush) */
   wakeSleep: (() => void) | null;
   done: Promise<void> | null;
+  /** working: between its wake-up and its next idle wait, backoff sleep or end */
+  active: boolean;
 }
 
 export class Sender {
@@ -67,7 +69,7 @@ export class Sender {
       if (names.has(d.name)) throw new Error(`sender: two destinations named ${d.name}`);
       names.add(d.name);
     }
-    this.lanes = destinations.map((dest) => ({ dest, stats: { attempts: 0, retries: 0, consecutiveFailures: 0, backoffUntilMs: 0, lastError: '' }, wakeIdle: null, wakeSleep: null, done: null }));
+    this.lanes = destinations.map((dest) => ({ dest, stats: { attempts: 0, retries: 0, consecutiveFailures: 0, backoffUntilMs: 0, lastError: '' }, wakeIdle: null, wakeSleep: null, done: null, active: false }));
     this.base = opts.baseDelayMs ?? 1000;
     this.max = opts.maxDelayMs ?? 60_000;
     this.random = opts.random ?? Math.random;
@@ -91,14 +93,34 @@ export class Sender {
     return Math.round(d * (0.5 + 0.5 * this.random()));
   }
 
+  /**
+   * Is a lane working now (reading the queue, sending)? Its I/O needs many event-loop turns:
+   * the agent's sampling loop then waits on timers instead of sleeping in clock_nanosleep.
+   */
+  get busy(): boolean {
+    for (const l of this.lanes) if (l.active) return true;
+    return false;
+  }
+
   private async run(l: Lane): Promise<void> {
+    l.active = true;
+    try {
+      await this.runLane(l);
+    } finally {
+      l.active = false;
+    }
+  }
+
+  private async runLane(l: Lane): Promise<void> {
     const name = l.dest.name;
     while (!this.stopping) {
       const id = await this.queue.next(name);
       if (this.stopping) break;
       if (id === undefined) {
         if (this.flushUntil) break;
+        l.active = false;
         await new Promise<void>((r) => (l.wakeIdle = r));
+        l.active = true;
         l.wakeIdle = null;
         continue;
       }
@@ -116,6 +138,7 @@ export class Sender {
       if (this.stopping) break;
       const ms = this.delay(l.stats.consecutiveFailures);
       l.stats.backoffUntilMs = Date.now() + ms;
+      l.active = false;
       await new Promise<void>((r) => {
         const t = setTimeout(r, ms);
         l.wakeSleep = () => {
@@ -123,6 +146,7 @@ export class Sender {
           r();
         };
       });
+      l.active = true;
       l.wakeSleep = null;
       l.stats.backoffUntilMs = 0;
     }

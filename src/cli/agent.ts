@@ -159,12 +159,22 @@ export async function runAgent(args: Parsed): Promise<number> {
   }
   const sender = new Sender(queue, destinations, { log });
   const ac = new AbortController();
-  // the sampling loop sleeps on timers (realClock's async sleep), not in clock_nanosleep with
-  // an event-loop turn every 100 ms (runSchedule's sync mode): the sender, the queue's file
-  // I/O and /metrics need many turns per window, and at one turn per 100 ms the sender
-  // drained ~1 window/s per destination, less than 20 targets make with 10 s windows
-  const clock: SamplerClock = { nowNs: realClock.nowNs, sleepUntilNs: realClock.sleepUntilNs };
-  const agent = new Agent({ clock, targets, rateHz: rate, mode: s.mode ?? 'cpu', ...(s.gil ? { gilOnly: true } : {}), windowS, ...(s.service ? { service: s.service } : {}), labels: s.labels ?? {}, signal: ac.signal, ...(s.duration !== undefined ? { durationS: s.duration } : {}), log, onWindow: (w) => puts.push(queue.put(w).catch((e) => log(`window ${w.id} not queued: ${(e as Error).message}`))) });
+  // the sampling loop sleeps in clock_nanosleep with an event-loop turn every 100 ms
+  // (runSchedule's sync mode: one wake-up per tick) while nothing else has work, and on
+  // timers (an event-loop turn at every tick) while windows are being queued or sent: the
+  // sender and the queue's file I/O need many turns per window, and at one turn per 100 ms
+  // the sender drained ~1 window/s per destination, less than 20 targets make with 10 s windows
+  let queueing = 0;
+  const clock: SamplerClock = {
+    nowNs: realClock.nowNs,
+    sleepUntilNs: realClock.sleepUntilNs,
+    sleepUntilSyncNs: realClock.sleepUntilSyncNs!,
+    preferAsync: () => queueing > 0 || sender.busy,
+  };
+  const agent = new Agent({ clock, targets, rateHz: rate, mode: s.mode ?? 'cpu', ...(s.gil ? { gilOnly: true } : {}), windowS, ...(s.service ? { service: s.service } : {}), labels: s.labels ?? {}, signal: ac.signal, ...(s.duration !== undefined ? { durationS: s.duration } : {}), log, onWindow: (w) => {
+      queueing++;
+      puts.push(queue.put(w).catch((e) => log(`window ${w.id} not queued: ${(e as Error).message}`)).finally(() => queueing--));
+    } });
   const puts: Array<Promise<void>> = [];
 
   // /metrics

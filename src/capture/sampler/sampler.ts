@@ -41,6 +41,11 @@ export interface SamplerClock {
    * YIELD_EVERY_MS
    */
   sleepUntilSyncNs?(t: number): void;
+  /**
+   * asked before each wait where `sleepUntilSyncNs` is there: true while the event loop has
+   * work that needs many turns (the agent's sends), so this wait goes through timers
+   */
+  preferAsync?(): boolean;
 }
 
 /** Absolute CLOCK_MONOTONIC ns minus `performance.now()` in ns (the best of a few readings). */
@@ -165,7 +170,9 @@ export async function runSchedule(
   let turned = false;
   for (;;) {
     if (opts.signal?.aborted) break;
-    if (sync !== undefined && clock.nowNs() >= yieldAt) {
+    // a clock may ask for timer waits for a while (its event loop busy): then no sync sleeps
+    const useSync = sync !== undefined && clock.preferAsync?.() !== true;
+    if (useSync && clock.nowNs() >= yieldAt) {
       await new Promise<void>((r) => setImmediate(r));
       yieldAt = clock.nowNs() + YIELD_EVERY_MS * 1e6;
       turned = true;
@@ -180,15 +187,18 @@ export async function runSchedule(
     }
     if (end !== undefined && due >= end) break;
     if (due > now) {
-      if (sync === undefined) await clock.sleepUntilNs(due, opts.signal);
+      if (!useSync) {
+        await clock.sleepUntilNs(due, opts.signal);
+        yieldAt = clock.nowNs() + YIELD_EVERY_MS * 1e6; // the loop just turned
+      }
       // a deadline past the next turn of the event loop: right after a tick, the turn is
       // taken at once when it is due within this interval (no wake-up of its own); else the
       // wait goes in steps of a turn, so signals stay served (periods over YIELD_EVERY_MS)
       else if (due > yieldAt) {
         if (!turned && yieldAt - now < periodNs) yieldAt = now;
-        else sync(yieldAt);
+        else sync!(yieldAt);
         continue;
-      } else sync(due);
+      } else sync!(due);
     }
     if (opts.signal?.aborted) break;
     turned = false;
