@@ -170,8 +170,10 @@ export async function runSchedule(
   let turned = false;
   for (;;) {
     if (opts.signal?.aborted) break;
-    // a clock may ask for timer waits for a while (its event loop busy): then no sync sleeps
-    const useSync = sync !== undefined && clock.preferAsync?.() !== true;
+    // a clock may ask for timer waits for a while (its event loop busy): then no sync sleeps;
+    // nor at rates of 10 Hz and less, where a timer's wake-up per tick costs little and
+    // sleeping in the event loop serves signals at once, with no turns of its own
+    const useSync = sync !== undefined && periodNs < YIELD_EVERY_MS * 1e6 && clock.preferAsync?.() !== true;
     if (useSync && clock.nowNs() >= yieldAt) {
       await new Promise<void>((r) => setImmediate(r));
       yieldAt = clock.nowNs() + YIELD_EVERY_MS * 1e6;
