@@ -8,6 +8,7 @@
  *   mode = "cpu"                    # or "wall"
  *   window = 10
  *   service = "orders"
+ *   host = "node-7"                 # the host label (default: this machine's name)
  *   labels = { env = "prod", region = "eu-1" }
  *   queue = "/var/lib/pylens/queue"
  *   queue-max-mb = 256
@@ -37,6 +38,7 @@ export interface AgentConfig {
   gil?: boolean;
   window?: number;
   service?: string;
+  host?: string;
   labels?: Record<string, string>;
   queue?: string;
   'queue-max-mb'?: number;
@@ -59,6 +61,7 @@ const TOP: Record<string, Kind> = {
   gil: 'boolean',
   window: 'number',
   service: 'string',
+  host: 'string',
   labels: 'table',
   queue: 'string',
   'queue-max-mb': 'number',

@@ -18,6 +18,7 @@ export const agentSpec: CommandSpec = {
     { name: 'gil', type: 'boolean', help: 'only the thread holding the GIL' },
     { name: 'window', short: 'w', type: 'number', value: 'SECONDS', help: 'window length, aligned to the wall clock (default 10)' },
     { name: 'service', type: 'string', value: 'NAME', help: 'service_name of every target (default: each program’s name)' },
+    { name: 'host', type: 'string', value: 'NAME', help: 'the host label of every window (default: this machine’s name; in a pod, pass the node’s)' },
     { name: 'label', type: 'list', value: 'K=V[,…]', help: 'labels added to every window, e.g. --label env=prod,region=eu-1' },
     { name: 'pyroscope', type: 'string', value: 'URL', help: 'Grafana Pyroscope base URL (POST /ingest)' },
     { name: 'pyroscope-org', type: 'string', value: 'ID', help: 'X-Scope-OrgID (multi-tenant Pyroscope)' },

@@ -66,7 +66,7 @@ async function settings(args: Parsed): Promise<AgentConfig & { duration?: number
       return n;
     });
   }
-  for (const k of ['match', 'unit', 'cgroup', 'service', 'store', 'queue', 'metrics', 'queue-max-age'] as const) if (o[k] !== undefined) (s as Record<string, unknown>)[k] = o[k];
+  for (const k of ['match', 'unit', 'cgroup', 'service', 'host', 'store', 'queue', 'metrics', 'queue-max-age'] as const) if (o[k] !== undefined) (s as Record<string, unknown>)[k] = o[k];
   if (o['all-python']) s['all-python'] = true;
   if (o.rate !== undefined) s.rate = o.rate as number;
   if (o.window !== undefined) s.window = o.window as number;
@@ -171,7 +171,7 @@ export async function runAgent(args: Parsed): Promise<number> {
     sleepUntilSyncNs: realClock.sleepUntilSyncNs!,
     preferAsync: () => queueing > 0 || sender.busy,
   };
-  const agent = new Agent({ clock, targets, rateHz: rate, mode: s.mode ?? 'cpu', ...(s.gil ? { gilOnly: true } : {}), windowS, ...(s.service ? { service: s.service } : {}), labels: s.labels ?? {}, signal: ac.signal, ...(s.duration !== undefined ? { durationS: s.duration } : {}), log, onWindow: (w) => {
+  const agent = new Agent({ clock, targets, rateHz: rate, mode: s.mode ?? 'cpu', ...(s.gil ? { gilOnly: true } : {}), windowS, ...(s.service ? { service: s.service } : {}), ...(s.host ? { host: s.host } : {}), labels: s.labels ?? {}, signal: ac.signal, ...(s.duration !== undefined ? { durationS: s.duration } : {}), log, onWindow: (w) => {
       queueing++;
       puts.push(queue.put(w).catch((e) => log(`window ${w.id} not queued: ${(e as Error).message}`)).finally(() => queueing--));
     } });

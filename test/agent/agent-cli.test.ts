@@ -89,6 +89,7 @@ test('agent CLI: several CPythons by --match to Pyroscope, Parca and the store w
       '--metrics', '127.0.0.1:0',
       '-w', '1', '--rate', '100',
       '--label', 'env=test,team=core',
+      '--host', 'node-7',
     ]);
     const url = await agent.metricsUrl();
     assert.doesNotMatch(url, /:0\//, 'the port the agent got, not 0');
@@ -118,7 +119,7 @@ test('agent CLI: several CPythons by --match to Pyroscope, Parca and the store w
     assert.equal(w.labels.get('python')!.split('.').slice(0, 2).join('.'), '3.12');
     assert.equal(w.labels.get('env'), 'test');
     assert.equal(w.labels.get('team'), 'core');
-    assert.ok(w.labels.get('host'));
+    assert.equal(w.labels.get('host'), 'node-7', '--host names the host label');
     assert.equal(w.url.searchParams.get('format'), 'pprof');
     assert.equal(w.url.searchParams.get('sampleRate'), '100');
     assert.equal(w.until - w.from, 1, '1 s windows');
@@ -128,7 +129,7 @@ test('agent CLI: several CPythons by --match to Pyroscope, Parca and the store w
     assert.equal(pl.service_name, 'python3.12');
     assert.equal(pl.env, 'test');
     assert.equal(pl.team, 'core');
-    assert.equal(pl.host, w.labels.get('host'));
+    assert.equal(pl.host, 'node-7');
     assert.ok(pl.python!.startsWith('3.12.'));
     assert.equal(parcaIdsValid(parcaByPid(parca, b.pid).at(-1)!.req.series[0]!.samples[0]!), null);
 
