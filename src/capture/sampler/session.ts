@@ -725,6 +725,13 @@ export class ProcessSampler {
       mem.prefetched = true;
     }
     this.maybeFlushCodeCache(mem);
+    // per thread state: threads come and go (and 3.14 keeps its code cache for long), so
+    // what is kept per tstate is bounded
+    if (this.plans.size > 1024 || this.lastFrames.size > 1024) {
+      this.plans.clear();
+      this.lastFrames.clear();
+    }
+    if (this.tidOfPthread.size > 4096) this.tidOfPthread.clear();
     const walked = this.walk(mem);
     for (const t of walked) {
       if (t.retries) {
