@@ -112,6 +112,8 @@ export interface AsyncReadState {
   plan: Address[];
   /** page buffers reused from read to read (made at the first read of a live process) */
   pages: PagePool | undefined;
+  /** a registry set's table, read into this buffer (kept, grown as needed) */
+  tableBuf: Uint8Array;
   /** with a stride: the pages of each turn (plan is then unused), by turn */
   turnPlans: Map<number, Address[]>;
   turnStride: number;
@@ -165,7 +167,7 @@ interface TaskMemo {
 }
 
 export function newAsyncReadState(): AsyncReadState {
-  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: undefined, chains: new Map(), registry: undefined, dummy: 0, none: 0, coroKinds: new Map(), pyTaskTypes: new Map(), loopThreads: new Map(), turnPlans: new Map(), turnStride: 1, reads: 0 };
+  return { staticTypes: new Map(), hints: new Map(), typeNames: new Map(), taskTypes: new Map(), plan: [], pages: undefined, tableBuf: new Uint8Array(0), chains: new Map(), registry: undefined, dummy: 0, none: 0, coroKinds: new Map(), pyTaskTypes: new Map(), loopThreads: new Map(), turnPlans: new Map(), turnStride: 1, reads: 0 };
 }
 
 /**
@@ -215,7 +217,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   let eagerFrom = -1;
   for (const { set, weak } of reg.sets) {
     if (!weak) eagerFrom = found.length;
-    const st = setTable(m, set, 1 << 24);
+    const st = setTable(m, set, 1 << 24, state);
     if (st === null) continue;
     const { d, mask } = st;
     for (let i = 0; i <= mask && found.length <= max; i++) {
@@ -452,7 +454,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     if (self === 0) return undefined;
     const set = r.instanceAttr(self, '_tasks');
     if (set === 0 || !r.isBuiltin(set, 'set')) return undefined;
-    const st = setTable(m, set, 1 << 20);
+    const st = setTable(m, set, 1 << 20, state);
     if (st === null) return undefined;
     const tasks: string[] = [];
     let count = 0;
@@ -501,12 +503,16 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
  * entries {key, hash} of 16 bytes), or null when the mask is not a plausible one (2^k − 1,
  * at least 7, at most `maxMask`).
  */
-function setTable(m: PageCacheMemory, set: Address, maxMask: number): { d: DataView; mask: number } | null {
+function setTable(m: PageCacheMemory, set: Address, maxMask: number, state: AsyncReadState): { d: DataView; mask: number } | null {
   const hv = m.viewFor(set + SET_MASK, 16);
   const ho = m.at;
   const mask = Number(hv.getBigUint64(ho, true));
   if (mask < 7 || mask > maxMask || ((mask + 1) & mask) !== 0) return null;
-  const bytes = m.read(Number(hv.getBigUint64(ho + SET_TABLE - SET_MASK, true)), (mask + 1) * 16);
+  // the table's bytes (32 KiB for 1,000 tasks) in a buffer kept from read to read: each use
+  // takes its keys before the next
+  const len = (mask + 1) * 16;
+  if (state.tableBuf.length < len) state.tableBuf = new Uint8Array(Math.max(len, 2 * state.tableBuf.length));
+  const bytes = m.readInto(state.tableBuf, Number(hv.getBigUint64(ho + SET_TABLE - SET_MASK, true)), len);
   return { d: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), mask };
 }
 

@@ -359,6 +359,15 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     }
     return out;
   }
+  /**
+   * `read`, into `buf` (at least `len` bytes) where it goes straight to the target (reads
+   * longer than two pages of a live process): a large read each tick (asyncio's registry
+   * table) allocates nothing. Returns the bytes, which may be `buf`'s.
+   */
+  readInto(buf: Uint8Array, addr: Address, len: number): Uint8Array {
+    if (len > 2 * PAGE_SIZE && this.inner instanceof ProcMemory && len <= buf.length) return this.inner.readInto(buf, addr, len);
+    return this.read(addr, len);
+  }
   /** the page `viewAt` gave last (-1: none), already in `accessed` */
   private lastPage = -1;
   private lastView: DataView | undefined;
