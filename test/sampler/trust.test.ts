@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { sampleProcess } from '../../src/capture/sampler/sampler.ts';
-import { judgeOnCpu, parseSched } from '../../src/capture/sampler/session.ts';
+import { judgeOnCpu, parseSched, TickStart } from '../../src/capture/sampler/session.ts';
 import { syscalls } from '../../src/capture/sampler/syscalls.ts';
 import { frameInfo, stackFrames, type Profile } from '../../src/model/profile.ts';
 import { samplerQuality } from '../../src/render/page/quality.ts';
@@ -123,6 +123,25 @@ test('judgeOnCpu: moving is running; asleep is not; runnable counts when its tas
   assert.equal(judgeOnCpu(false, 'R', undefined, at(96e6, 6e6, 3), undefined, 100e6), false);
   // without the scheduler's accounting either: state R alone
   assert.equal(judgeOnCpu(false, 'R', undefined, undefined, undefined, 100e6), true);
+});
+
+test('TickStart: the sampler\'s own se.exec_start is read at the start of each tick while ticks need it, else only on need', () => {
+  const ts = new TickStart();
+  for (let i = 0; i < 5; i++) ts.restart();
+  assert.equal(ts.reads, 0, 'quiet ticks read nothing');
+  const v = ts.ns();
+  assert.equal(ts.reads, 1);
+  if (v !== undefined) assert.ok(v > 0, 'a scheduler clock value');
+  ts.ns();
+  assert.equal(ts.reads, 1, 'once per tick');
+  ts.restart();
+  assert.equal(ts.reads, 2, 'a tick after one that needed it reads at its start');
+  ts.ns();
+  assert.equal(ts.reads, 2, 'and not again when needed');
+  for (let i = 0; i < TickStart.EAGER_TICKS + 10; i++) ts.restart();
+  const r = ts.reads;
+  ts.restart();
+  assert.equal(ts.reads, r, 'after EAGER_TICKS quiet ticks, back to reading on need');
 });
 
 test('parseSched reads se.exec_start, se.sum_exec_runtime (ms with six decimals) and nr_switches', () => {

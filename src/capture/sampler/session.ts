@@ -411,23 +411,38 @@ let selfStates: TaskStates | undefined;
 
 /**
  * When the sampler thread got its CPU for a tick: its se.exec_start, the scheduler's clock
- * (judgeOnCpu: a thread that left its CPU after it was pushed off by the sampler). Read at
- * most once per tick and only when a judgement needs it (~6 µs a read); `restart` at each
- * tick. One shared by every process a tick samples.
+ * (judgeOnCpu: a thread that left its CPU after it was pushed off by the sampler). One is
+ * shared by every process a tick samples; `restart` at each tick.
+ *
+ * It must be read at the start of the tick: se.exec_start moves on while the sampler runs
+ * (every scheduler tick brings it up to date), and read late it would no longer tell a
+ * thread pushed off by the sampler's wake-up. But a read costs ~6 µs, and only a runnable
+ * thread whose Python did not move and whose task clock did not run needs it (a busy
+ * machine). So it is read at the start while ticks have needed it lately (within
+ * EAGER_TICKS), else on first need (late, in a tick that follows a long quiet spell).
  */
 export class TickStart {
   private value: number | undefined;
   private read = false;
+  private ticks = 0;
+  private neededAt = -Infinity;
+  static readonly EAGER_TICKS = 200;
   restart(): this {
     this.read = false;
+    if (++this.ticks - this.neededAt <= TickStart.EAGER_TICKS) this.readNow();
     return this;
   }
   ns(): number | undefined {
-    if (!this.read) {
-      this.read = true;
-      this.value = (selfStates ??= new TaskStates(process.pid)).sched(process.pid)?.execStartNs;
-    }
+    this.neededAt = this.ticks;
+    if (!this.read) this.readNow();
     return this.value;
+  }
+  /** reads made (for tests) */
+  reads = 0;
+  private readNow(): void {
+    this.reads++;
+    this.read = true;
+    this.value = (selfStates ??= new TaskStates(process.pid)).sched(process.pid)?.execStartNs;
   }
 }
 
