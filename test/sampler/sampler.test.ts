@@ -264,3 +264,50 @@ test('sampleProcess: an AbortSignal ends sampling early and keeps the samples', 
     child.kill('SIGKILL');
   }
 });
+
+// ---- skipStill (the agent's CPU mode): a process with no thread on a CPU is not walked ----
+
+test('skipStill: an asleep process is not walked (its ticks skipped), a spinning one always is, and one that works 2 ms in 50 gives only on-CPU samples of its work', { timeout: 120_000 }, (t) => exclusive('timing', async () => {
+  const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1);
+  if (!py) return;
+  const code = (body: string) => `import time\ndef work():\n    t = time.perf_counter()\n    while time.perf_counter() - t < 0.002: pass\ndef spin():\n    while True: pass\nprint("ready", flush=True)\n${body}\n`;
+  const start = async (body: string) => {
+    const c = spawn(py.exe, ['-c', code(body)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await firstLine(c, 'ready');
+    return c;
+  };
+  const asleep = await start('while True: time.sleep(5)');
+  const spinning = await start('spin()');
+  const periodic = await start('while True:\n    work()\n    time.sleep(0.048)');
+  try {
+    const { ProcessSampler } = await import('../../src/capture/sampler/session.ts');
+    const { Recorder } = await import('../../src/capture/sampler/sampler.ts');
+    const run = async (pid: number) => {
+      const s = ProcessSampler.attach(pid);
+      const rec = new Recorder(s, { skipStill: true });
+      for (let i = 0; i < 150; i++) {
+        rec.tick(i * 1e7);
+        await new Promise((r) => setTimeout(r, 7 + Math.random() * 6));
+      }
+      const p = rec.builder.build();
+      const skipped = s.stillTicks;
+      rec.close();
+      return { p, skipped };
+    };
+    const a = await run(asleep.pid!);
+    // a full tick at least every second (new threads, exits): about 2–3 in ~1.5 s, plus the first
+    assert.ok(a.skipped >= 140, `asleep: ${a.skipped} of 150 ticks skipped`);
+    assert.equal(a.p.samples.length, 0);
+    const s = await run(spinning.pid!);
+    assert.ok(s.skipped <= 3, `spinning: ${s.skipped} ticks skipped`);
+    assert.ok(s.p.samples.length >= 100, `spinning: ${s.p.samples.length} samples`);
+    const w = await run(periodic.pid!);
+    t.diagnostic(`skipped: asleep ${a.skipped}, spinning ${s.skipped}, periodic ${w.skipped} of 150; periodic samples ${w.p.samples.length}`);
+    // on a CPU ~4 % of the time: a tick is skipped unless the thread is running or runnable
+    // at that moment (145–146 seen), not merely because it ran since the last tick (116)
+    assert.ok(w.skipped >= 130, `periodic: ${w.skipped} of 150 ticks skipped (on a CPU ~4 % of the time)`);
+    for (let i = 0; i < w.p.samples.length; i++) assert.equal(leafName(w.p, i), 'work', 'every sample is the work, on a CPU');
+  } finally {
+    for (const c of [asleep, spinning, periodic]) c.kill('SIGKILL');
+  }
+}));
