@@ -299,8 +299,9 @@ test('skipStill: an asleep process is not walked (its ticks skipped), a spinning
     assert.ok(a.skipped >= 140, `asleep: ${a.skipped} of 150 ticks skipped`);
     assert.equal(a.p.samples.length, 0);
     const s = await run(spinning.pid!);
-    assert.ok(s.skipped <= 3, `spinning: ${s.skipped} ticks skipped`);
-    assert.ok(s.p.samples.length >= 100, `spinning: ${s.p.samples.length} samples`);
+    // a spinner is skipped only when it waited for a CPU through a whole interval (a loaded machine)
+    assert.ok(s.skipped <= 15, `spinning: ${s.skipped} ticks skipped`);
+    assert.ok(s.p.samples.length >= 90, `spinning: ${s.p.samples.length} samples`);
     const w = await run(periodic.pid!);
     t.diagnostic(`skipped: asleep ${a.skipped}, spinning ${s.skipped}, periodic ${w.skipped} of 150; periodic samples ${w.p.samples.length}`);
     // on a CPU ~4 % of the time: a tick is skipped unless the thread is running or runnable
