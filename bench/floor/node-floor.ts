@@ -19,12 +19,13 @@ const rate = Number(rateS);
 const addr = Number(addrS);
 const sys = syscalls();
 if (!sys) throw new Error('koffi could not be loaded');
-const ranges = Array.from({ length: 6 }, (_, k) => ({ addr: addr + 512 * k, len: 512 }));
+const addrs = Array.from({ length: 6 }, (_, k) => addr + 512 * k);
+const lens = addrs.map(() => 512);
 const period = 1e9 / rate;
 const n = Math.round(Number(secsS) * rate);
 let due = performance.now() * 1e6 + monotonicOffsetNs();
 for (let i = 0; i < n; i++) {
   due += period;
   sys.sleepUntilMonotonic(due);
-  sys.readv(pid, ranges);
+  sys.readv(pid, addrs, lens, 6);
 }

@@ -255,42 +255,9 @@ export class ProcMemory extends BaseMemory {
   }
 
   /**
-   * Several small words (4 or 8 bytes, little-endian; values below 2^53) read together, in
-   * one system call where process_vm_readv is available. An entry is undefined when its word
-   * could not be read.
-   */
-  readWords(words: readonly { addr: Address; bytes: 4 | 8 }[]): (number | undefined)[] {
-    const out: (number | undefined)[] = new Array(words.length).fill(undefined);
-    const sys = this.sys;
-    if (sys !== undefined && words.length <= 64) {
-      let got = -1;
-      try {
-        got = sys.readv(this.pid, words.map((w) => ({ addr: w.addr, len: w.bytes })));
-      } catch {
-        /* the first word cannot be read: one at a time below */
-      }
-      if (got >= 0) {
-        const d = new DataView(sys.scratchBytes.buffer, sys.scratchBytes.byteOffset, sys.scratchBytes.byteLength);
-        let off = 0;
-        let i = 0;
-        for (; i < words.length && off + words[i]!.bytes <= got; off += words[i]!.bytes, i++) out[i] = wordAt(d, off, words[i]!.bytes);
-        if (i === words.length) return out;
-      }
-    }
-    for (let i = 0; i < words.length; i++) {
-      if (out[i] !== undefined) continue;
-      try {
-        out[i] = wordAt(view(this.read(words[i]!.addr, words[i]!.bytes)), 0, words[i]!.bytes);
-      } catch (e) {
-        if (e instanceof ProcessGoneError) throw e;
-      }
-    }
-    return out;
-  }
-
-  /**
-   * `readWords` over a `WordList`, its results in `list.value` (NaN: unreadable): one
-   * process_vm_readv for up to 64 words, and nothing allocated.
+   * Several small words (4 or 8 bytes, little-endian; values below 2^53) read together: one
+   * process_vm_readv for up to 64 where it is available, else one at a time; nothing
+   * allocated. The results go to `list.value` (NaN: unreadable).
    */
   readWordList(list: WordList): void {
     const sys = this.sys;
@@ -299,7 +266,7 @@ export class ProcMemory extends BaseMemory {
     if (sys !== undefined && n <= 64) {
       let got = -1;
       try {
-        got = sys.readvWords(this.pid, list.addr, list.bytes, n);
+        got = sys.readv(this.pid, list.addr, list.bytes, n);
       } catch {
         /* the first word cannot be read: one at a time below */
       }

@@ -477,12 +477,12 @@ export class ProcessSampler {
    * 'runnable' (state R alone, as before: kept for side-by-side benchmarks)
    */
   cpuRule: 'moving' | 'runnable' = 'moving';
-  /** the sampler's own thread's scheduler file (its se.exec_start: when it got the CPU) */
   /**
    * CPU mode only (the agent): skip a tick when none of the process's Python threads is on
    * a CPU or runnable at that moment — every task clock unchanged since the last tick, or
-   * not moving now with the thread asleep — since such a tick gives no on-CPU sample. A thread starting needs one that runs, so the threads of the last full tick are
-   * enough to watch; a full tick still comes at least every second.
+   * not moving now with the thread asleep — since such a tick gives no on-CPU sample. A
+   * thread starting needs one that runs, so the threads of the last full tick are enough to
+   * watch; a full tick still comes at least every second.
    */
   skipStill = false;
   /** ticks skipped that way */
@@ -538,7 +538,7 @@ export class ProcessSampler {
     return still;
   }
 
-  /** when the sampler got its CPU for this tick (read on first need; `tick`'s `shared`, else its own) */
+  /** when the sampler got its CPU for this tick (`tick`'s `shared`, else its own) */
   private tickStart: TickStart = new TickStart();
   private readonly ownTickStart = this.tickStart;
 
@@ -796,12 +796,9 @@ export class ProcessSampler {
         const clock = this.states.onCpuNow(tid);
         if (clock !== undefined) this.tally.clockJudged++;
         else this.tally.schedJudged++;
-        let now: SchedInfo | undefined;
-        if (clock !== true) {
-          now = this.states.sched(tid);
-          // the sampler's own se.exec_start, read once per tick and only when a judgement needs it
-        }
+        const now = clock !== true ? this.states.sched(tid) : undefined;
         const prev = this.schedSeen.get(tid);
+        // the sampler's own tick start, only when the judgement compares with it (TickStart)
         on = judgeOnCpu(false, letter, clock, now, prev, now !== undefined ? this.tickStart.ns() : undefined);
         if (now !== undefined && clock === undefined) {
           if (this.schedSeen.size > 4096) this.schedSeen.clear(); // threads come and go: keep it bounded

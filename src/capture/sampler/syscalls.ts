@@ -149,6 +149,13 @@ export class Syscalls {
     this.remoteW[4 * i + 3] = 0;
   }
 
+  /** process_vm_readv of the first `n` iovecs set up in `local`/`remote`: the bytes read, or throws SyscallError */
+  private vm(pid: number, n: number): number {
+    const got = this.pvr(pid, this.local, n, this.remote, n, 0);
+    if (got < 0) throw new SyscallError('process_vm_readv', this.k.errno());
+    return got;
+  }
+
   /**
    * Read `len` bytes (at most `maxRead`) at `addr` of process `pid` into the scratch buffer
    * (from offset 0). Returns the bytes read, short when the range runs into unmapped
@@ -157,29 +164,7 @@ export class Syscalls {
   read(pid: number, addr: number, len: number): number {
     this.setLocal(0, 0, len);
     this.setRemote(0, addr, len);
-    const n = this.pvr(pid, this.local, 1, this.remote, 1, 0);
-    if (n < 0) throw new SyscallError('process_vm_readv', this.k.errno());
-    return n;
-  }
-
-  /**
-   * Read several ranges in one system call, laid end to end in the scratch buffer in the
-   * order given. Returns the bytes read in total: the kernel stops at the first range it
-   * cannot read, so a short count means the ranges after that point were not read.
-   */
-  readv(pid: number, ranges: readonly { addr: number; len: number }[]): number {
-    let off = 0;
-    const n = Math.min(ranges.length, MAX_IOV);
-    for (let i = 0; i < n; i++) {
-      const r = ranges[i]!;
-      if (off + r.len > SCRATCH) throw new RangeError(`readv: ${off + r.len} bytes do not fit the ${SCRATCH}-byte buffer`);
-      this.setLocal(i, off, r.len);
-      this.setRemote(i, r.addr, r.len);
-      off += r.len;
-    }
-    const got = this.pvr(pid, this.local, n, this.remote, n, 0);
-    if (got < 0) throw new SyscallError('process_vm_readv', this.k.errno());
-    return got;
+    return this.vm(pid, 1);
   }
 
   /**
@@ -213,36 +198,26 @@ export class Syscalls {
       w[4 * i + 3] = 0;
       this.setRemote(i, addrs[from + i]!, size);
     }
-    const got = this.pvr(pid, this.local, n, this.remote, n, 0);
-    if (got < 0) throw new SyscallError('process_vm_readv', this.k.errno());
-    return got;
+    return this.vm(pid, n);
   }
 
-  /** `readv` of the `n` pages `addrs[from…]` (`size` bytes each), laid end to end; nothing allocated */
-  readvPages(pid: number, addrs: readonly number[], from: number, n: number, size: number): number {
-    n = Math.min(n, MAX_IOV);
-    if (n * size > SCRATCH) throw new RangeError(`readvPages: ${n * size} bytes do not fit the ${SCRATCH}-byte buffer`);
-    for (let i = 0; i < n; i++) {
-      this.setLocal(i, i * size, size);
-      this.setRemote(i, addrs[from + i]!, size);
-    }
-    const got = this.pvr(pid, this.local, n, this.remote, n, 0);
-    if (got < 0) throw new SyscallError('process_vm_readv', this.k.errno());
-    return got;
-  }
-
-  /** `readv` of `n` words (addresses and sizes in parallel arrays), laid end to end; nothing allocated */
-  readvWords(pid: number, addrs: readonly number[], sizes: readonly number[], n: number): number {
+  /**
+   * Read the first `n` ranges (at most 64; addresses and lengths in parallel arrays) in one
+   * system call, laid end to end in the scratch buffer in the order given; nothing allocated.
+   * Returns the bytes read in total: the kernel stops at the first range it cannot read, so
+   * a short count means the ranges after that point were not read.
+   */
+  readv(pid: number, addrs: readonly number[], lens: readonly number[], n: number): number {
     let off = 0;
     n = Math.min(n, MAX_IOV);
     for (let i = 0; i < n; i++) {
-      this.setLocal(i, off, sizes[i]!);
-      this.setRemote(i, addrs[i]!, sizes[i]!);
-      off += sizes[i]!;
+      const len = lens[i]!;
+      if (off + len > SCRATCH) throw new RangeError(`readv: ${off + len} bytes do not fit the ${SCRATCH}-byte buffer`);
+      this.setLocal(i, off, len);
+      this.setRemote(i, addrs[i]!, len);
+      off += len;
     }
-    const got = this.pvr(pid, this.local, n, this.remote, n, 0);
-    if (got < 0) throw new SyscallError('process_vm_readv', this.k.errno());
-    return got;
+    return this.vm(pid, n);
   }
 
   /**
@@ -279,9 +254,8 @@ export class Syscalls {
    * and the handle the read is given (`freeNative` when done).
    */
   fileBuffer(bytes: number): { buf: Buffer; handle: unknown } {
-    const p = this.k.alloc('uint8_t', bytes);
-    const ab = this.k.view(p, bytes);
-    return { buf: Buffer.from(ab, 0, bytes), handle: p };
+    const m = this.allocNative(bytes);
+    return { buf: Buffer.from(m.bytes.buffer, m.bytes.byteOffset, bytes), handle: m.handle };
   }
 
   /**
