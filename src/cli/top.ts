@@ -263,7 +263,9 @@ function waitingTasks(sampler: ProcessSampler, rateHz: number): Pick<LiveTick, '
   } catch {
     return { tasks: [] };
   }
-  const tasks = read.tasks.filter((t) => t.state === 'pending' && t.waitsOn !== null).map((t) => ({ frames: liveFrames(t), weight: read.stride }));
+  if (read === null) return { tasks: [] }; // none read this tick (tasks read in turn)
+  const stride = read.stride;
+  const tasks = read.tasks.filter((t) => t.state === 'pending' && t.waitsOn !== null).map((t) => ({ frames: liveFrames(t), weight: stride }));
   return { tasks, taskCount: read.registered };
 }
 

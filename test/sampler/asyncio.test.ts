@@ -159,6 +159,52 @@ test('tasks read in turn: with a stride of 4, each task is read once in every 4 
   }
 });
 
+test('reads within a budget: past it, each task is read once every P ticks (weight P), in reads every E ticks of one turn each, and the weights still count every task', { timeout: 60_000 }, async () => {
+  const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
+  const child = spawn(py.exe, [join(import.meta.dirname, '../../bench/workloads/tasks.py'), '300'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await firstLine(child, 'tasks.py');
+    const s = ProcessSampler.attach(child.pid!);
+    try {
+      // a budget no read meets: the period doubles every ten reads until a read would keep
+      // fewer than MIN_TASKS_PER_READ tasks (300 tasks: a stride of 16, with E = 4, P = 64)
+      const tick = () => s.budgetedAsyncTasks(1, { maxEvery: 4 });
+      let last: ReturnType<typeof tick> = null;
+      for (let i = 0; i < 600 && last?.stride !== 64; i++) last = tick() ?? last;
+      assert.equal(last?.stride, 64, `period ${last?.stride}`);
+      // a whole period: a read on every 4th tick exactly, 16 reads, every task once
+      const read: number[] = [];
+      const seen = new Map<number, number>();
+      let weight = 0;
+      let registered = 0;
+      for (let i = 0; i < 64; i++) {
+        const a = tick();
+        if (a === null) continue;
+        read.push(i);
+        assert.equal(a.stride, 64);
+        registered += a.registered;
+        for (const t of a.tasks) {
+          weight += a.stride;
+          seen.set(t.address, (seen.get(t.address) ?? 0) + 1);
+        }
+      }
+      assert.equal(read.length, 16, `reads at ticks ${read.join(' ')}`);
+      for (let k = 1; k < read.length; k++) assert.equal(read[k]! - read[k - 1]!, 4);
+      registered /= read.length;
+      assert.ok(registered >= 300 && registered < 320, `${registered} registered`);
+      // tasks.py's tasks live for ever: each read once (a set rebuilt meanwhile may move a few)
+      assert.ok(seen.size >= 0.95 * 300, `${seen.size} of 300 tasks read`);
+      assert.ok([...seen.values()].filter((n) => n > 1).length <= 15, 'a task read twice in a period');
+      // the weights stand for every task at every tick
+      assert.ok(Math.abs(weight / 64 - 300) < 30, `${(weight / 64).toFixed(0)} task samples a tick`);
+    } finally {
+      s.close();
+    }
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
 test('record --async on 1,000 tasks: the cost stays bounded by reading tasks in turn, and the weights still add up to every waiting task each tick', { timeout: 60_000 }, async () => {
   const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
   const child = spawn(py.exe, [join(import.meta.dirname, '../../bench/workloads/tasks.py'), '1000'], { stdio: ['ignore', 'pipe', 'inherit'] });

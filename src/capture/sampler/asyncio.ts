@@ -86,7 +86,8 @@ export interface AsyncTasks {
   skipped: number;
   /**
    * tasks are read in turn (opts.stride): each task once every `stride` reads, so a task read
-   * now stands for `stride` reads (its sample weight); 1 when every task was read
+   * now stands for `stride` reads (its sample weight); 1 when every task was read. (Through
+   * `ProcessSampler.budgetedAsyncTasks`: the ticks a read of a task stands for.)
    */
   stride: number;
   /** tasks in the registry, read or not (weakrefs of tasks just gone included) */

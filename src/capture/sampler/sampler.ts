@@ -571,6 +571,7 @@ export class Recorder {
       this.taskReadErrors++;
       return;
     }
+    if (read === null) return; // not this tick's
     if (read.unreadable !== undefined) this.taskUnreadable = read.unreadable;
     const tasks = read.tasks;
     const weight = read.stride;
@@ -814,9 +815,16 @@ const MAX_TASKS_PER_TICK = 2000;
  */
 const ASYNC_BUDGET = 0.02;
 
-/** One tick's read of a process's asyncio tasks at `rateHz`, within ASYNC_BUDGET (record and top --async). Throws as asyncTasks does. */
-export function tickTasks(s: ProcessSampler, rateHz: number): AsyncTasks {
-  return s.asyncTasks({ max: MAX_TASKS_PER_TICK, budgetNs: (ASYNC_BUDGET * 1e9) / rateHz });
+/** tasks read at least this often when read in turn (ASYNC_BUDGET): fewer, larger reads up to it */
+const ASYNC_READ_EVERY_S = 0.1;
+
+/**
+ * One tick's read of a process's asyncio tasks at `rateHz`, within ASYNC_BUDGET (record and
+ * top --async), or null when this tick reads none. Throws as asyncTasks does.
+ */
+export function tickTasks(s: ProcessSampler, rateHz: number): AsyncTasks | null {
+  const maxEvery = 2 ** Math.max(0, Math.floor(Math.log2(rateHz * ASYNC_READ_EVERY_S)));
+  return s.budgetedAsyncTasks((ASYNC_BUDGET * 1e9) / rateHz, { max: MAX_TASKS_PER_TICK, maxEvery });
 }
 
 /** Sample process `pid` into a Profile. Attach errors (gone, permission, unsupported) throw. */
@@ -893,7 +901,7 @@ export async function sampleAttached(root: ProcessSampler | number, opts: Sample
             ...(rec.taskUnreadable !== undefined ? { asyncTasksUnreadable: rec.taskUnreadable } : {}),
             asyncTaskReadErrors: rec.taskReadErrors,
             asyncTaskStride: rec.taskTicks > 0 ? Math.round((10 * rec.strideSum) / rec.taskTicks) / 10 : 1,
-            asyncTasks: `a sample per waiting asyncio task each tick: its await chain under a \`task NAME\` root on the main thread, state idle; a running task's: its thread's stack from its coroutine in, in the thread's state; past ${100 * ASYNC_BUDGET} % of the interval, tasks are read in turn, each every Nth tick with weight N`,
+            asyncTasks: `a sample per waiting asyncio task each tick: its await chain under a \`task NAME\` root on the main thread, state idle; a running task's: its thread's stack from its coroutine in, in the thread's state; past ${100 * ASYNC_BUDGET} % of the interval on average, tasks are read in turn, each every Nth tick with weight N (a read at most every ${1000 * ASYNC_READ_EVERY_S} ms, of one turn)`,
           }
         : {}),
       truncatedSamples: rec.truncatedSamples,

@@ -941,48 +941,63 @@ export class ProcessSampler {
   /** kept between reads of the asyncio tasks; dropped with the code cache */
   private asyncState = newAsyncReadState();
 
-  /** what a read of the tasks costs, ns (a moving average; `asyncTasks` with a budget) */
-  private taskReadNs = 0;
-  private taskStride = 1;
-
   /**
    * The live asyncio tasks of the main interpreter (asyncio.ts); throws on unreadable memory.
-   * With `budgetNs`, the tasks are read in turn (`AsyncTasks.stride`, a power of two) so
-   * that a read costs about that much: the stride follows the measured cost; `stride` fixes it.
+   * With `stride`, the tasks of one turn of that many (`AsyncTasks.stride`).
    */
-  asyncTasks(opts: { max?: number; budgetNs?: number; stride?: number } = {}): AsyncTasks {
-    const stride = opts.stride ?? (opts.budgetNs !== undefined ? this.taskStride : 1);
-    const t0 = performance.now();
+  asyncTasks(opts: { max?: number; stride?: number } = {}): AsyncTasks {
     // the registry changes under the read while tasks come and go: a torn read is read again
     for (let attempt = 1; ; attempt++) {
       try {
-        const out = readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, { ...(opts.max !== undefined ? { max: opts.max } : {}), codeCache: this.codeCache, state: this.asyncState, stride });
-        if (opts.budgetNs !== undefined) this.adaptStride(out, (performance.now() - t0) * 1e6, opts.budgetNs);
-        return out;
+        return readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, { ...(opts.max !== undefined ? { max: opts.max } : {}), codeCache: this.codeCache, state: this.asyncState, stride: opts.stride ?? 1 });
       } catch (e) {
         if (attempt >= 5 || !isTorn(e)) throw e;
       }
     }
   }
 
+  /** ticks between two reads of one task (a power of two: `maxEvery` × the stride at most) */
+  private taskPeriod = 1;
+  /** what reading the tasks costs a tick, ns (a moving average) */
+  private taskTickNs = 0;
+  private taskTicks = 0;
   private taskReads = 0;
-  private strideChangedAt = 0;
-  /** the fewest tasks a strided read should still read (a read costs ~0.1 ms before its first task) */
+  private periodChangedAt = 0;
+  /** the fewest tasks a strided read should still read (past that the registry's scan is what costs) */
   static readonly MIN_TASKS_PER_READ = 16;
+
   /**
-   * Feedback on the measured cost: over budget, the stride doubles (while a read still reads
-   * MIN_TASKS_PER_READ tasks or more: past that the registry's scan is what costs); well under
-   * it, it halves; ten reads between changes, for the average to follow.
+   * This tick's read of the asyncio tasks within `budgetNs` a tick on average, or null when
+   * this tick reads none (record and top --async). Past the budget each task is read once every
+   * P ticks (P a power of two, following the measured cost: doubled over the budget while a
+   * read keeps MIN_TASKS_PER_READ tasks, halved well under it; ten reads between changes), and
+   * `AsyncTasks.stride` is P, the weight of each task read. The reads come every E ticks
+   * (E = min(P, maxEvery)), each taking one turn of P/E: fewer, larger reads, because a read
+   * after the sampler's sleep costs about as much before its first task (cold caches, the
+   * registry's table) as for a hundred tasks after.
    */
-  private adaptStride(out: AsyncTasks, ns: number, budgetNs: number): void {
+  budgetedAsyncTasks(budgetNs: number, opts: { max?: number; maxEvery?: number } = {}): AsyncTasks | null {
+    const maxEvery = opts.maxEvery ?? 1;
+    const every = Math.min(this.taskPeriod, maxEvery);
+    if (++this.taskTicks % every !== 0) return null;
+    const stride = this.taskPeriod / every;
+    const t0 = performance.now();
+    const out = this.asyncTasks({ ...(opts.max !== undefined ? { max: opts.max } : {}), stride });
+    out.stride = this.taskPeriod;
+    const ns = (performance.now() - t0) * 1e6;
     const n = ++this.taskReads;
-    if (n <= 3) return; // cold: code objects decoded, the JIT warming up
-    this.taskReadNs = this.taskReadNs === 0 ? ns : 0.8 * this.taskReadNs + 0.2 * ns;
-    if (n - this.strideChangedAt < 10) return;
-    if (this.taskReadNs > budgetNs && out.registered / (2 * this.taskStride) >= ProcessSampler.MIN_TASKS_PER_READ) this.taskStride *= 2;
-    else if (this.taskReadNs < budgetNs / 2.5 && this.taskStride > 1) this.taskStride /= 2;
-    else return;
-    this.strideChangedAt = n;
+    if (n <= 3) return out; // cold: code objects decoded, the JIT warming up
+    this.taskTickNs = this.taskTickNs === 0 ? ns / every : 0.8 * this.taskTickNs + 0.2 * (ns / every);
+    if (n - this.periodChangedAt < 10) return out;
+    const next = 2 * this.taskPeriod;
+    const nextStride = next / Math.min(next, maxEvery);
+    if (this.taskTickNs > budgetNs && (nextStride === 1 || out.registered / nextStride >= ProcessSampler.MIN_TASKS_PER_READ)) this.taskPeriod = next;
+    else if (this.taskTickNs < budgetNs / 2.5 && this.taskPeriod > 1) this.taskPeriod /= 2;
+    else return out;
+    this.periodChangedAt = n;
+    // the new period's reads start on a tick of their own
+    this.taskTicks = 0;
+    return out;
   }
 
   /** The main interpreter's GIL struct: where its waiters sleep (see gilStructAddress). */
