@@ -29,6 +29,6 @@ for (const py of pythons) {
 test('record --async with 800 tasks read in turn: the weighted samples keep the shares and the chains', { timeout: 60_000 }, (t) => {
   const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
   const a = measureAsyncAccuracy(py.exe, { seconds: 4, workers: 400 });
-  // (the stride depends on this machine's speed: 13 here, where 800 tasks cost more than 2 % of the interval)
+  // (the stride depends on this machine's speed: 3–13 here, where 800 tasks cost more than the budget of 1.5 % of the interval)
   t.diagnostic(check(a));
 });

@@ -813,7 +813,7 @@ const MAX_TASKS_PER_TICK = 2000;
  * the share of each tick's interval that reading asyncio tasks may take (record and top
  * --async): past it, tasks are read in turn, each every Nth tick with weight N
  */
-const ASYNC_BUDGET = 0.02;
+const ASYNC_BUDGET = 0.015;
 
 /** tasks read at least this often when read in turn (ASYNC_BUDGET): fewer, larger reads up to it */
 const ASYNC_READ_EVERY_S = 0.1;

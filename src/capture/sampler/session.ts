@@ -972,13 +972,14 @@ export class ProcessSampler {
    * P ticks (P a power of two, following the measured cost: doubled over the budget while a
    * read keeps MIN_TASKS_PER_READ tasks, halved well under it; ten reads between changes), and
    * `AsyncTasks.stride` is P, the weight of each task read. The reads come every E ticks
-   * (E = min(P, maxEvery)), each taking one turn of P/E: fewer, larger reads, because a read
-   * after the sampler's sleep costs about as much before its first task (cold caches, the
-   * registry's table) as for a hundred tasks after.
+   * (`taskEvery`), each taking one turn of P/E: fewer, larger reads, because a read after the
+   * sampler's sleep costs about as much before its first task (cold caches, the registry's
+   * table) as for a hundred tasks after — but not too few, as tasks that wait together are
+   * then seen at fewer moments.
    */
   budgetedAsyncTasks(budgetNs: number, opts: { max?: number; maxEvery?: number } = {}): AsyncTasks | null {
     const maxEvery = opts.maxEvery ?? 1;
-    const every = Math.min(this.taskPeriod, maxEvery);
+    const every = taskEvery(this.taskPeriod, maxEvery);
     if (++this.taskTicks % every !== 0) return null;
     const stride = this.taskPeriod / every;
     const t0 = performance.now();
@@ -990,8 +991,8 @@ export class ProcessSampler {
     this.taskTickNs = this.taskTickNs === 0 ? ns / every : 0.8 * this.taskTickNs + 0.2 * (ns / every);
     if (n - this.periodChangedAt < 10) return out;
     const next = 2 * this.taskPeriod;
-    const nextStride = next / Math.min(next, maxEvery);
-    if (this.taskTickNs > budgetNs && (nextStride === 1 || out.registered / nextStride >= ProcessSampler.MIN_TASKS_PER_READ)) this.taskPeriod = next;
+    // a few tasks are read at every tick whatever it costs (a read of them is cheap anyway)
+    if (this.taskTickNs > budgetNs && out.registered >= 2 * ProcessSampler.MIN_TASKS_PER_READ && out.registered / (next / taskEvery(next, maxEvery)) >= ProcessSampler.MIN_TASKS_PER_READ) this.taskPeriod = next;
     else if (this.taskTickNs < budgetNs / 2.5 && this.taskPeriod > 1) this.taskPeriod /= 2;
     else return out;
     this.periodChangedAt = n;
@@ -1016,4 +1017,14 @@ export class ProcessSampler {
     this.pagesA.free();
     this.asyncState.pages?.free();
   }
+}
+
+/**
+ * Ticks between two reads of asyncio tasks when each task is read once every `period` ticks
+ * (both powers of two): about √period (rounded down), at most `maxEvery` — a read's fixed cost spread over
+ * E ticks against the moments at which tasks are seen (P = 64: a read every 8 ticks of one
+ * turn of 8; P = 8: every 2 ticks, a turn of 4).
+ */
+export function taskEvery(period: number, maxEvery: number): number {
+  return Math.max(1, Math.min(maxEvery, 2 ** Math.floor(Math.log2(period) / 2)));
 }
