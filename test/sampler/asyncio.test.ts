@@ -374,9 +374,10 @@ for (const py of pythons.filter((p) => p.label.startsWith('pyenv') && [8, 11, 13
   });
 }
 
-test('3.14: the tasks are not read (no offsets yet), and the answer says so instead of "asyncio is not imported"', async () => {
+test('3.14 without _asyncio\'s table, and 3.15: no tasks, and the answer says why instead of "asyncio is not imported" (3.14 with the table: debug-offsets.test.ts)', async () => {
   const { readAsyncTasks } = await import('../../src/capture/sampler/asyncio.ts');
   const r = readAsyncTasks(undefined as never, undefined as never, 0x1000, 14);
   assert.equal(r.tasks.length, 0);
-  assert.match(r.unreadable ?? '', /3\.8–3\.13; this is 3\.14/);
+  assert.match(r.unreadable ?? '', /3\.14 are read through _asyncio's _Py_AsyncioModuleDebugOffsets \(section \.AsyncioDebug\), which were not found/);
+  assert.match(readAsyncTasks(undefined as never, undefined as never, 0x1000, 15).unreadable ?? '', /3\.8–3\.14; this is 3\.15/);
 });

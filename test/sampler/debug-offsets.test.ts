@@ -30,6 +30,8 @@ import { layout as generated313 } from '../../src/capture/sampler/layouts/cpytho
 import { ImageMemory, ProcMemory, type Address } from '../../src/capture/sampler/memory.ts';
 import { DebugOffsetsError, UnsupportedVersionError, decodeVersionHex, locateRuntime } from '../../src/capture/sampler/runtime.ts';
 import { WalkError, walkThreads, type Frame } from '../../src/capture/sampler/walker.ts';
+import { AsyncioDebugError, parseAsyncioDebugOffsets } from '../../src/capture/sampler/asyncio-debug.ts';
+import { newAsyncReadState, readAsyncTasks } from '../../src/capture/sampler/asyncio.ts';
 import { firstLine, installedPythons } from './pythons.ts';
 
 // ---- building tables -------------------------------------------------------------------
@@ -522,7 +524,10 @@ test('3.14 layout from a synthetic table: carried fields, written-down constants
   assert.deepEqual(layout.runtime, { interpreters_head: 800, gilstate_tstate_current: null, gil_last_holder: null, gil_locked: null, debug_offsets: 0, finalizing: 776, size: 2048 });
   assert.deepEqual(layout.interp, { next: 0, id: 8, threads_head: 72, modules: 200, ceval_gil: 16, sysdict: 184, builtins: 192, size: 4096, threads_main: 80, code_object_generation: 464 });
   assert.deepEqual(layout.gil, { last_holder: 8, locked: 16, size: 208 });
-  assert.deepEqual(layout.frame, { code: 0, previous: 8, instr_ptr: 56, lasti: null, owner: 74, is_entry: null, globals: null, localsplus: 80, executing: null, state: null, size: 88, executable_tag_bits: 3 });
+  assert.deepEqual(layout.frame, { code: 0, previous: 8, instr_ptr: 56, lasti: null, owner: 74, is_entry: null, globals: null, localsplus: 80, executing: null, state: null, size: 88, executable_tag_bits: 3, stackpointer: 64 });
+  // what the asyncio reader needs on 3.14: coroutine fields and ints (lazy task names)
+  assert.deepEqual(layout.gen, { gi_name: 40, gi_iframe: 80, gi_frame_state: 72 });
+  assert.deepEqual(layout.long, { ob_size: null, lv_tag: 16, ob_digit: 24, non_size_bits: 3, sign_mask: 3, digit_size: 4, shift: 30 });
   assert.deepEqual(layout.frame_owner, { thread: 0, generator: 1, frame_object: 2, interpreter: 3, cstack: 4 });
   assert.deepEqual(layout.code, { argcount: 52, firstlineno: 68, filename: 112, name: 120, qualname: 128, linetable: 136, code: null, firsttraceable: 192, code_adaptive: 208, size: 216 });
   assert.deepEqual(layout.unicode, { length: 16, state: 32, ascii_size: 40, compact_size: 56, data: 56, size: 64 });
@@ -564,6 +569,204 @@ test('walkThreads on a synthetic 3.14 process: tagged executables, shim frames s
   const capped = walkThreads(mem, rt, layout, V3140, { maxDepth: 2 });
   assert.equal(capped[0]!.frames!.length, 2);
   assert.equal(capped[0]!.truncated, true);
+});
+
+// ---- 3.14 asyncio tasks: _Py_AsyncioModuleDebugOffsets and the per-thread task lists -------
+
+/** a 3.14 `_Py_AsyncioModuleDebugOffsets` (default build: TaskObj as Modules/_asynciomodule.c lays it out) */
+function asyncioTable314(tstateSize: number, interpSize: number): { bytes: Uint8Array; tstateExt: number } {
+  const words = [
+    168, 136, 96, 108, 109, 128, 152, // TaskObj: size, name, awaited_by, is_task, awaited_by_is_set, coro, node
+    interpSize, interpSize - 64, // PyInterpreterState: size, asyncio_tasks_head
+    tstateSize + 64, tstateSize + 8, tstateSize + 16, tstateSize + 24, // _PyThreadStateImpl: size, running loop, running task, tasks head
+  ];
+  const bytes = new Uint8Array(words.length * 8);
+  words.forEach((w, i) => new DataView(bytes.buffer).setBigUint64(i * 8, BigInt(w), true));
+  return { bytes, tstateExt: tstateSize };
+}
+
+/**
+ * Thread A runs loop L with two tasks in its list: "fetcher" (its coroutine `inner` suspended
+ * in an await of the coroutine `𠀀`, itself awaiting a FutureIter of the task's waiter) and an
+ * unnamed one (lazy int name 7: "Task-7") whose coroutine `größe` has not started; thread B
+ * and the interpreter have none.
+ */
+function withTasks314(x: Synthetic314): { table: Uint8Array; interp: Address; tasks: { fetcher: Address; seven: Address }; loop: Address } {
+  const { mem, layout } = x;
+  const put = (addr: Address, size: number, fill: (d: DataView) => void) => {
+    const b = new Uint8Array(size);
+    fill(new DataView(b.buffer));
+    mem.add(addr, b);
+  };
+  const ptr = (d: DataView, off: number, v: number) => d.setBigUint64(off, BigInt(v), true);
+  const V = VALUES_314;
+  let next = 0x900000;
+  const at = (size: number) => {
+    const a = next;
+    next += Math.ceil(size / 0x100) * 0x100;
+    return a;
+  };
+  const type = (name: string): Address => {
+    const a = at(416);
+    const n = at(name.length + 1);
+    mem.add(n, Uint8Array.from(Buffer.from(`${name}\0`, 'latin1')));
+    put(a, 416, (d) => ptr(d, V['type_object']!['tp_name']!, n));
+    return a;
+  };
+  const TASK = type('_asyncio.Task');
+  const CORO = type('coroutine');
+  const FUT = type('_asyncio.Future');
+  const FITER = type('_asyncio.FutureIter');
+  const STR = type('str');
+  const INT = type('int');
+  const str = (text: string): Address => {
+    const a = at(64 + text.length);
+    const ascii = /^[\x00-\x7f]*$/.test(text);
+    const start = ascii ? 40 : 56;
+    put(a, start + text.length + 1, (d) => {
+      ptr(d, 8, STR);
+      d.setBigInt64(16, BigInt(text.length), true);
+      d.setUint32(32, (1 << 2) | (1 << 5) | (ascii ? 1 << 6 : 0), true);
+      [...text].forEach((c, i) => d.setUint8(start + i, c.codePointAt(0)!));
+    });
+    return a;
+  };
+  const int = (v: number): Address => {
+    const a = at(32);
+    put(a, 32, (d) => {
+      ptr(d, 8, INT);
+      ptr(d, 16, 1 << 3); // one digit, positive
+      d.setUint32(24, v, true);
+    });
+    return a;
+  };
+  const G = V['gen_object']!;
+  const FR = V['interpreter_frame']!;
+  const C = V['code_object']!;
+  const TAG = 1;
+  // a coroutine: its frame at gi_iframe (code, instruction, owner GENERATOR), its state, and
+  // when suspended in an await the awaited object on top of its stack
+  const coro = (qualname: string, code: Address, offset: number, state: number, awaits?: Address): Address => {
+    const a = at(256);
+    put(a, 256, (d) => {
+      ptr(d, 8, CORO);
+      ptr(d, G['gi_name']!, str(qualname.split('.').at(-1)!));
+      ptr(d, G['gi_name']! + 8, str(qualname));
+      d.setInt8(G['gi_frame_state']!, state);
+      const f = G['gi_iframe']!;
+      ptr(d, f + FR['executable']!, code + TAG);
+      ptr(d, f + FR['instr_ptr']!, code + C['co_code_adaptive']! + offset);
+      d.setUint8(f + FR['owner']!, 1); // FRAME_OWNED_BY_GENERATOR
+      if (awaits !== undefined) {
+        ptr(d, f + FR['localsplus']!, awaits + TAG); // a tagged _PyStackRef
+        ptr(d, f + FR['stackpointer']!, a + f + FR['localsplus']! + 8);
+      } else ptr(d, f + FR['stackpointer']!, a + f + FR['localsplus']!);
+    });
+    return a;
+  };
+  const C1 = 0x300000;
+  const C2 = 0x301000;
+  const C5 = 0x304000;
+  const LOOP = at(64);
+  const F1 = at(128);
+  put(F1, 128, (d) => ptr(d, 8, FUT));
+  const FI = at(32);
+  put(FI, 32, (d) => {
+    ptr(d, 8, FITER);
+    ptr(d, 16, F1);
+  });
+  const inner = coro('K.𠀀', C5, 10, -1, FI);
+  const outer = coro('Outer.inner', C1, 14, -1, inner);
+  const fresh = coro('größe', C2, 8, -3);
+  // the lists: thread A's ring, head → fetcher → seven → head (struct llist_node at +152)
+  const TS = V['thread_state']!;
+  const { bytes: table, tstateExt } = asyncioTable314(TS['size']!, V['interpreter_state']!['size']!);
+  const headA = x.tstateA + tstateExt + 24;
+  const headB = x.tstateB + tstateExt + 24;
+  const fetcher = at(168);
+  const seven = at(168);
+  const nodeOf = (t: Address) => t + 152;
+  const task = (a: Address, name: Address, c: Address, waiter: Address, nextNode: Address, prevNode: Address) =>
+    put(a, 168, (d) => {
+      ptr(d, 8, TASK);
+      ptr(d, 16, LOOP); // fut_loop
+      d.setInt32(104, 0, true); // fut_state: pending
+      d.setUint8(108, 1); // fut_is_task
+      ptr(d, 120, waiter);
+      ptr(d, 128, c);
+      ptr(d, 136, name);
+      ptr(d, 152, nextNode);
+      ptr(d, 160, prevNode);
+    });
+  task(fetcher, str('fetcher'), outer, F1, nodeOf(seven), headA);
+  task(seven, int(7), fresh, 0, headA, nodeOf(fetcher));
+  put(x.tstateA + tstateExt, 64, (d) => {
+    ptr(d, 8, LOOP); // asyncio_running_loop
+    ptr(d, 24, nodeOf(fetcher)); // head.next
+    ptr(d, 32, nodeOf(seven)); // head.prev
+  });
+  put(x.tstateB + tstateExt, 64, (d) => {
+    ptr(d, 24, headB);
+    ptr(d, 32, headB);
+  });
+  const interp = mem.readPtr(x.rt.runtimeAddress + layout.runtime.interpreters_head);
+  return { table, interp, tasks: { fetcher, seven }, loop: LOOP };
+}
+
+test('3.14 asyncio tasks on a synthetic process: the AsyncioDebug table, every thread\'s task list, await chains through tagged stack refs, lazy names', () => {
+  const x = synthetic314();
+  const { table, interp, tasks } = withTasks314(x);
+  const D = parseAsyncioDebugOffsets(table, 'synthetic _asyncio', x.layout);
+  assert.deepEqual(D.task, { size: 168, name: 136, awaitedBy: 96, isTask: 108, awaitedByIsSet: 109, coro: 128, node: 152 });
+  const a = readAsyncTasks(x.mem, x.layout, interp, 14, { asyncioDebug: D });
+  assert.equal(a.unreadable, undefined);
+  assert.equal(a.asyncio, true);
+  assert.equal(a.registered, 2);
+  assert.equal(a.torn, 0);
+  const byName = new Map(a.tasks.map((t) => [t.name, t]));
+  assert.deepEqual([...byName.keys()].sort(), ['Task-7', 'fetcher']);
+  const f = byName.get('fetcher')!;
+  assert.equal(f.address, tasks.fetcher);
+  assert.equal(f.state, 'pending');
+  assert.equal(f.coroutine, 'Outer.inner');
+  assert.equal(f.waitsOn, '_asyncio.Future');
+  assert.equal(f.running, false);
+  // innermost first: the awaited coroutine, then the task's own
+  assert.deepEqual(f.stack, [fr('𠀀', 'K.𠀀', 'main.py', 32, 30), fr('inner', 'Outer.inner', 'app.py', 15, 10)]);
+  // thread A runs the task's loop: its threading ident
+  assert.equal(f.loopThread, String(0x7f00aa000700n));
+  const s = byName.get('Task-7')!;
+  assert.equal(s.coroutine, 'größe');
+  assert.equal(s.waitsOn, null);
+  assert.deepEqual(s.stack, [fr('größe', 'größe', '/srv/汉字.py', 81, 40)]);
+  // read in turn: two turns of a stride of 2 give each task once (or both in one turn)
+  const state = newAsyncReadState();
+  const seen: Address[] = [];
+  for (let i = 0; i < 2; i++) seen.push(...readAsyncTasks(x.mem, x.layout, interp, 14, { asyncioDebug: D, stride: 2, state }).tasks.map((t) => t.address));
+  assert.deepEqual(seen.sort(), [tasks.fetcher, tasks.seven].sort());
+  // without the table (no _asyncio loaded): no tasks, not an error; with none found: said so
+  assert.equal(readAsyncTasks(x.mem, x.layout, interp, 14, { asyncioDebug: null }).asyncio, false);
+  assert.match(readAsyncTasks(x.mem, x.layout, interp, 14).unreadable ?? '', /AsyncioDebug/);
+});
+
+test('3.14 asyncio table: a table that does not hold together is refused with what is wrong', () => {
+  const x = synthetic314();
+  const TS = VALUES_314['thread_state']!;
+  const IS = VALUES_314['interpreter_state']!;
+  const good = asyncioTable314(TS['size']!, IS['size']!).bytes;
+  const withWord = (i: number, v: number) => {
+    const b = good.slice();
+    new DataView(b.buffer).setBigUint64(i * 8, BigInt(v), true);
+    return b;
+  };
+  const refused = (b: Uint8Array, re: RegExp) => assert.throws(() => parseAsyncioDebugOffsets(b, '/x/_asyncio.so section .AsyncioDebug', x.layout), (e: unknown) => e instanceof AsyncioDebugError && re.test(e.message) && e.message.includes('/x/_asyncio.so'));
+  refused(good.subarray(0, 80), /80 bytes/);
+  refused(withWord(0, 20), /sizeof\(TaskObj\) 20/);
+  refused(withWord(6, 160), /task node at 160/);
+  refused(withWord(5, 112), /task_coro at 112 leaves no room for task_fut_waiter/);
+  refused(withWord(7, IS['size']! + 8), /PyInterpreterState.*_Py_DebugOffsets say/);
+  refused(withWord(9, 40), /sizeof\(_PyThreadStateImpl\) 40/);
+  refused(withWord(12, TS['size']! + 60), /thread tasksHead/);
 });
 
 test('3.14 GIL holder and code_object_generation come from the debug-offsets layout', () => {

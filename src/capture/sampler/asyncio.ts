@@ -14,10 +14,11 @@
  *   state, its coroutine (qualname) and what it waits on (`task_fut_waiter`'s type).
  *   Other task objects (pure-Python `_PyTask`, third-party classes) are counted, not read.
  */
+import type { AsyncioDebugOffsets } from './asyncio-debug.ts';
 import type { Layout } from './layouts/types.ts';
-import { ProcMemory, type Address, type PagePool, type ProcessMemory } from './memory.ts';
-import { hasObjectLayout, isTorn, ObjectReader, type HintCache, type TypeInfo } from './threadnames.ts';
-import { detachedFrame, PAGE_SIZE, PageCacheMemory, type CodeCache, type Frame } from './walker.ts';
+import { BadReadError, ProcMemory, type Address, type PagePool, type ProcessMemory } from './memory.ts';
+import { hasObjectLayout, Implausible, isTorn, ObjectReader, type HintCache, type TypeInfo } from './threadnames.ts';
+import { detachedFrame, PAGE_SIZE, PageCacheMemory, readUnicode, untagExecutable, type CodeCache, type Frame } from './walker.ts';
 
 /** byte offsets in TaskObj (Modules/_asynciomodule.c as compiled; docs/asyncio/facts.md §1) and of cr_qualname (§4) */
 interface TaskOffsets {
@@ -36,6 +37,82 @@ const OFFSETS: Record<number, TaskOffsets> = {
   12: { state: 88, futWaiter: 128, coro: 136, name: 144, coroQualname: 32 },
   13: { state: 96, futWaiter: 112, coro: 120, name: 128, coroQualname: 32 },
 };
+
+/**
+ * 3.14: the fields from `_Py_AsyncioModuleDebugOffsets` (asyncio-debug.ts), and the two it
+ * does not carry from their neighbours in Modules/_asynciomodule.c's TaskObj: `fut_state` (an
+ * int enum) right before `fut_is_task`, `task_fut_waiter` right before `task_coro`; the
+ * coroutine's qualname right after its name (`_PyGenObject_HEAD`).
+ */
+function offsets314(D: AsyncioDebugOffsets, layout: Layout): TaskOffsets | undefined {
+  if (!layout.gen || layout.frame.stackpointer == null || !layout.frame_owner || layout.frame.owner == null) return undefined;
+  return { state: D.task.isTask - 4, futWaiter: D.task.coro - 8, coro: D.task.coro, name: D.task.name, coroQualname: layout.gen.gi_name + 8 };
+}
+
+/** What the task reader needs of an object reader: ObjectReader (3.8–3.13), Reader314 (3.14+, no dict layouts) */
+interface TaskReader {
+  readonly mem: ProcessMemory;
+  typeName(type: Address): string;
+  readStr(obj: Address, maxChars: number): string | null;
+  readInt(obj: Address): bigint | null;
+}
+
+/**
+ * 3.14+: type names, str and int objects from the `_Py_DebugOffsets` layout alone (its
+ * layouts have no dict or type-object internals; the task reader needs none on 3.14).
+ */
+class Reader314 implements TaskReader {
+  readonly mem: ProcessMemory;
+  private readonly layout: Layout;
+  private readonly names: Map<Address, string>;
+  constructor(mem: ProcessMemory, layout: Layout, names: Map<Address, string>) {
+    this.mem = mem;
+    this.layout = layout;
+    this.names = names;
+  }
+  typeName(type: Address): string {
+    let n = this.names.get(type);
+    if (n !== undefined) return n;
+    // tp_name: a C string, read page by page up to its NUL (at most 64 bytes)
+    let at = this.mem.readPtr(type + this.layout.type.tp_name);
+    n = '';
+    while (n.length < 64) {
+      const len = Math.min(64 - n.length, PAGE_SIZE - (at % PAGE_SIZE));
+      let b: Uint8Array;
+      try {
+        b = this.mem.read(at, len);
+      } catch (e) {
+        // a name at the very end of a region (synthetic images): one byte at a time
+        if (!(e instanceof BadReadError)) throw e;
+        b = this.mem.read(at, 1);
+      }
+      const z = b.indexOf(0);
+      n += Buffer.from(z >= 0 ? b.subarray(0, z) : b).toString('latin1');
+      if (z >= 0) break;
+      at += b.length;
+    }
+    this.names.set(type, n);
+    return n;
+  }
+  private is(obj: Address, name: string): boolean {
+    return this.typeName(this.mem.readPtr(obj + this.layout.object.ob_type)) === name;
+  }
+  readStr(obj: Address, maxChars: number): string | null {
+    return this.is(obj, 'str') ? readUnicode(this.mem, this.layout, obj, maxChars) : null;
+  }
+  readInt(obj: Address): bigint | null {
+    const L = this.layout.long;
+    if (!L || L.lv_tag === null || !this.is(obj, 'int')) return null;
+    const tag = this.mem.readU64(obj + L.lv_tag);
+    const ndigits = Number(tag >> BigInt(L.non_size_bits!));
+    const sign = 1 - Number(tag & BigInt(L.sign_mask!));
+    if (sign === 0) return 0n;
+    if (ndigits < 1 || ndigits > 3) return null;
+    let v = 0n;
+    for (let i = ndigits - 1; i >= 0; i--) v = (v << BigInt(L.shift)) | BigInt(this.mem.readU32(obj + L.ob_digit + i * L.digit_size));
+    return sign < 0 ? -v : v;
+  }
+}
 
 const SET_MASK = 32;
 /** tp_name of the set's deleted-slot marker (Objects/setobject.c `_PySetDummy_Type`) */
@@ -179,15 +256,24 @@ export function newAsyncReadState(): AsyncReadState {
  * fetched together first, and a task whose fields and innermost position did not change costs
  * three small reads (its weakref, itself, its innermost coroutine) and gives the same object.
  */
-export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress: Address, minor: number, opts: { max?: number; codeCache?: CodeCache; state?: AsyncReadState; stride?: number } = {}): AsyncTasks {
+export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress: Address, minor: number, opts: { max?: number; codeCache?: CodeCache; state?: AsyncReadState; stride?: number; asyncioDebug?: AsyncioDebugOffsets | null } = {}): AsyncTasks {
   const stride = Math.max(1, Math.floor(opts.stride ?? 1));
   const out: AsyncTasks = { asyncio: false, tasks: [], unsupported: 0, skipped: 0, torn: 0, stride, registered: 0 };
-  const off = OFFSETS[minor];
+  // 3.14+: the task lists and fields from _asyncio's own table (null: no _asyncio loaded yet)
+  const v314 = minor >= 14;
+  const D = v314 ? opts.asyncioDebug : undefined;
+  if (v314 && D === null) return out;
+  const off = v314 ? (D !== undefined && D !== null ? offsets314(D, layout) : undefined) : OFFSETS[minor];
   if (!off) {
-    out.unreadable = `pylens reads asyncio tasks on CPython 3.8–3.13; this is 3.${minor} (its _Py_AsyncioModuleDebugOffsets are not read yet)`;
+    out.unreadable =
+      minor > 14 || minor < 8
+        ? `pylens reads asyncio tasks on CPython 3.8–3.14; this is 3.${minor}`
+        : D === undefined
+          ? `asyncio tasks on 3.${minor} are read through _asyncio's _Py_AsyncioModuleDebugOffsets (section .AsyncioDebug), which were not found`
+          : `the Python 3.${minor} layout lacks the coroutine and frame fields the task reader needs (3.14 layouts come from the target's _Py_DebugOffsets)`;
     return out;
   }
-  if (!hasObjectLayout(layout) || interpAddress === 0) return out;
+  if (interpAddress === 0 || (!v314 && !hasObjectLayout(layout))) return out;
   const max = opts.max ?? 10_000;
   const state = opts.state ?? newAsyncReadState();
   const now = ++state.reads;
@@ -201,7 +287,9 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   if (state.pages === undefined && mem instanceof ProcMemory) state.pages = mem.newPagePool(PAGE_SIZE);
   const m = new PageCacheMemory(mem, state.pages);
   if (plan.length > 0) m.prefetch(plan);
-  const r = new ObjectReader(m, layout, { staticTypes: state.staticTypes, hints: state.hints });
+  // 3.8–3.13: dicts, instance attributes and the registry sets through ObjectReader; 3.14: none needed
+  const or = !v314 && hasObjectLayout(layout) ? new ObjectReader(m, layout, { staticTypes: state.staticTypes, hints: state.hints }) : undefined;
+  const r: TaskReader = or ?? new Reader314(m, layout, state.typeNames);
   const typeName = (type: Address): string => {
     let n = state.typeNames.get(type);
     if (n === undefined) state.typeNames.set(type, (n = r.typeName(type)));
@@ -209,14 +297,17 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   };
   // code objects: the caller's cache when it keeps one (the sampler's, flushed as it flushes)
   const cache: CodeCache = opts.codeCache ?? new Map();
-  const reg = registry(r, m, layout, minor, interpAddress, state);
-  if (!reg.asyncio) return out;
+  const reg = or ? registry(or, m, layout, minor, interpAddress, state) : undefined;
+  if (reg && !reg.asyncio) return out;
   out.asyncio = true;
   const OB_TYPE = layout.object.ob_type;
   // the tasks of every registry set; those from `_eager_tasks` (last) from eagerFrom on
   const found: Address[] = [];
   let eagerFrom = -1;
-  for (const { set, weak } of reg.sets) {
+  // 3.14: every thread's task list and the interpreter's; the running loop of each thread
+  const loopIdents = new Map<Address, string>();
+  if (D !== undefined && D !== null) out.registered += listTasks314(m, layout, D, interpAddress, stride, turn, max, found, loopIdents);
+  for (const { set, weak } of reg?.sets ?? []) {
     if (!weak) eagerFrom = found.length;
     const st = setTable(m, set, 1 << 24, state);
     if (st === null) continue;
@@ -298,7 +389,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     }
   }
   // a task waiting on a gather or a TaskGroup: its children, the tasks by name (as last read)
-  if (gathering) {
+  if (gathering && or) {
     for (const t of out.tasks) {
       const memo = state.chains.get(t.address)!;
       try {
@@ -337,6 +428,10 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     const type = u64(v, o + OB_TYPE);
     let isTask = state.taskTypes.get(type);
     if (isTask === undefined) state.taskTypes.set(type, (isTask = isCTask(r, type)));
+    if (!isTask && !or) {
+      out.unsupported++;
+      return undefined;
+    }
     let stateWord: number;
     let nameObj: Address;
     let coro: Address;
@@ -351,14 +446,14 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     } else {
       // asyncio's pure-Python Task (no _asyncio module), or a class deriving from it: its attributes
       let py = state.pyTaskTypes.get(type);
-      if (py === undefined) state.pyTaskTypes.set(type, (py = isPyTask(r, type, task)));
+      if (py === undefined) state.pyTaskTypes.set(type, (py = isPyTask(or!, type, task)));
       if (!py) {
         out.unsupported++;
         return undefined;
       }
       const f = pyTaskFields(task);
       ({ stateWord, nameObj, coro, waiter } = f);
-      loop = r.instanceAttr(task, '_loop');
+      loop = or!.instanceAttr(task, '_loop');
     }
     const memo = useMemo ? state.chains.get(task) : undefined;
     if (memo !== undefined && memo.type === type && memo.coro === coro && memo.waiter === waiter && memo.nameObj === nameObj && memo.stateWord === stateWord && memo.task.eager === eager) {
@@ -403,7 +498,7 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
       if (coroutine !== null && stack.length > 0 && coroKind(m.readPtr(coro + OB_TYPE)) === 'coroutine' && !coroutine.endsWith(stack.at(-1)!.name)) return null;
     }
     // and the task did not change meanwhile
-    if (isTask ? m.readPtr(task + off.coro) !== coro || m.readPtr(task + off.futWaiter) !== waiter : pyTaskFields(task).waiter !== waiter) return null;
+    if (isTask ? m.readPtr(task + off!.coro) !== coro || m.readPtr(task + off!.futWaiter) !== waiter : pyTaskFields(task).waiter !== waiter) return null;
     const t: AsyncTask = {
       address: task,
       name: name ?? '?',
@@ -422,8 +517,8 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   /** a pure-Python task's fields from its attributes (_state, _name, _coro, _fut_waiter; None as 0; no instance _state: pending) */
   function pyTaskFields(task: Address): { stateWord: number; nameObj: Address; coro: Address; waiter: Address } {
     const attr = (name: string) => {
-      const a = r.instanceAttr(task, name);
-      return a === 0 || a === state.none || r.typeOf(a).info.name === 'NoneType' ? 0 : a;
+      const a = or!.instanceAttr(task, name);
+      return a === 0 || a === state.none || or!.typeOf(a).info.name === 'NoneType' ? 0 : a;
     };
     const st = attr('_state');
     const word = st === 0 ? 0 : PY_STATES.indexOf(r.readStr(st, 16) ?? '');
@@ -432,13 +527,20 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   /** the thread running the task's loop: the loop's `_thread_id`, re-read once a second per loop */
   function setLoopThread(t: AsyncTask, loop: Address): void {
     if (loop === 0) return;
+    if (!or) {
+      // 3.14: the thread whose running loop it is (read with the task lists)
+      const ident = loopIdents.get(loop);
+      if (ident !== undefined) t.loopThread = ident;
+      else delete t.loopThread;
+      return;
+    }
     const nowMs = performance.now();
     let e = state.loopThreads.get(loop);
     if (e === undefined || nowMs - e.at > 1000) {
       let ident: string | null = null;
       try {
-        const id = r.instanceAttr(loop, '_thread_id');
-        const n = id === 0 ? null : r.readInt(id);
+        const id = or.instanceAttr(loop, '_thread_id');
+        const n = id === 0 ? null : or.readInt(id);
         ident = n === null ? null : String(n);
       } catch (err) {
         if (!isTorn(err)) throw err;
@@ -453,8 +555,8 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   function grouped(aexit: Address): AsyncTask['children'] {
     const self = m.readPtr(aexit + CR_IFRAME[minor]! + layout.frame.localsplus!);
     if (self === 0) return undefined;
-    const set = r.instanceAttr(self, '_tasks');
-    if (set === 0 || !r.isBuiltin(set, 'set')) return undefined;
+    const set = or!.instanceAttr(self, '_tasks');
+    if (set === 0 || !or!.isBuiltin(set, 'set')) return undefined;
     const st = setTable(m, set, 1 << 20, state);
     if (st === null) return undefined;
     const tasks: string[] = [];
@@ -471,8 +573,8 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
   }
   /** what a `_GatheringFuture` gathers (its `_children` list): how many, and which tasks by name */
   function gathered(fut: Address): AsyncTask['children'] {
-    const list = r.instanceAttr(fut, '_children');
-    if (list === 0 || !r.isBuiltin(list, 'list')) return undefined;
+    const list = or!.instanceAttr(fut, '_children');
+    if (list === 0 || !or!.isBuiltin(list, 'list')) return undefined;
     const n = Number(m.readU64(list + 16)); // ob_size
     if (n < 0 || n > 100_000) return undefined;
     const items = m.readPtr(list + 24); // ob_item
@@ -498,6 +600,42 @@ export function readAsyncTasks(mem: ProcessMemory, layout: Layout, interpAddress
     return k;
   }
 }
+
+/** the most tasks one list is followed for (a list that does not end there is torn or not a list) */
+const MAX_LIST_TASKS = 1 << 17;
+
+/**
+ * 3.14+: the tasks of the interpreter at `interp`, from each thread state's task list and the
+ * interpreter's (tasks of threads that are gone): `struct llist_node` rings through each task's
+ * `task_node`. Pushes this turn's tasks (of `stride`, as `turnOf` says) onto `found`, up to
+ * `max` + 1, and each thread's running loop → its threading ident (`thread_id`) onto
+ * `loops`; returns how many tasks the lists hold.
+ */
+function listTasks314(m: PageCacheMemory, layout: Layout, D: AsyncioDebugOffsets, interp: Address, stride: number, turn: number, max: number, found: Address[], loops: Map<Address, string>): number {
+  const heads: Address[] = [];
+  let ts = m.readPtr(interp + layout.interp.threads_head);
+  for (let n = 0; ts !== 0 && n < 4096; n++) {
+    heads.push(ts + D.tstate.tasksHead);
+    const loop = untagExecutable(m.readU64(ts + D.tstate.runningLoop), 7);
+    if (loop !== 0) loops.set(loop, m.readU64(ts + layout.tstate.thread_id).toString());
+    ts = m.readPtr(ts + layout.tstate.next);
+  }
+  heads.push(interp + D.interp.tasksHead);
+  let registered = 0;
+  for (const head of heads) {
+    let node = m.readPtr(head);
+    // (a zeroed head is a list not set up yet: no tasks)
+    for (let k = 0; node !== head && !(k === 0 && node === 0); k++) {
+      if (node === 0 || k >= MAX_LIST_TASKS) throw new Implausible(`the task list at 0x${head.toString(16)} does not come back to its head`); // torn: read again
+      registered++;
+      const task = node - D.task.node;
+      if (found.length <= max && (stride === 1 || turnOf(task, stride) === turn)) found.push(task);
+      node = m.readPtr(node);
+    }
+  }
+  return registered;
+}
+
 
 /**
  * A set object's hash table in one read (Objects/setobject.c: `mask` at +32, `table` at +40,
@@ -568,7 +706,7 @@ function registry(r: ObjectReader, m: ProcessMemory, layout: Layout, minor: numb
 }
 
 /** `_asyncio.Task` or a class deriving from it (tp_base chain, at most 16 deep) */
-function isCTask(r: ObjectReader, type: Address): boolean {
+function isCTask(r: TaskReader, type: Address): boolean {
   for (let t = type, i = 0; t !== 0 && i < 16; i++) {
     if (r.typeName(t) === '_asyncio.Task') return true;
     t = r.mem.readPtr(t + TP_BASE);
@@ -606,8 +744,17 @@ const RESUME_OPS: Record<number, ReadonlySet<number>> = { 11: new Set([150, 151]
 const MAX_AWAIT_DEPTH = 64;
 
 /** The frame of a coroutine or generator object, or 0 when it has none (finished). */
-function coroFrame(mem: PageCacheMemory, minor: number, coro: Address): Address {
-  return minor <= 10 ? mem.readPtr(coro + CR_FRAME_PTR) : coro + CR_IFRAME[minor]!;
+function coroFrame(mem: PageCacheMemory, layout: Layout, minor: number, coro: Address): Address {
+  return minor <= 10 ? mem.readPtr(coro + CR_FRAME_PTR) : coro + iframeAt(layout, minor);
+}
+
+/** where a coroutine's own frame (gi_iframe) is in the object, 3.11+ (3.14+: from the layout) */
+function iframeAt(layout: Layout, minor: number): number {
+  return minor >= 14 ? layout.gen!.gi_iframe : CR_IFRAME[minor]!;
+}
+/** where its frame state (int8) is, 3.11+ */
+function frameStateAt(layout: Layout, minor: number): number {
+  return minor >= 14 ? layout.gen!.gi_frame_state : CR_FRAME_STATE[minor]!;
 }
 
 /**
@@ -633,8 +780,17 @@ function awaited(mem: PageCacheMemory, layout: Layout, minor: number, coro: Addr
     if (depth < 1) return 0;
     return mem.readPtr(mem.readPtr(f + F_VALUESTACK_310) + 8 * (depth - 1));
   }
-  const frame = coro + CR_IFRAME[minor]!;
-  const state = (mem.readU8(coro + CR_FRAME_STATE[minor]!) << 24) >> 24; // int8
+  const frame = coro + iframeAt(layout, minor);
+  const state = (mem.readU8(coro + frameStateAt(layout, minor)) << 24) >> 24; // int8
+  if (minor >= 14) {
+    // FRAME_SUSPENDED_YIELD_FROM, in a frame the coroutine owns: what it awaits is the top of
+    // its value stack, one tagged _PyStackRef below `stackpointer`
+    if (state !== -1) return 0;
+    if (mem.readU8(frame + layout.frame.owner!) !== layout.frame_owner!.generator) return 0;
+    const sp = untagExecutable(mem.readU64(frame + layout.frame.stackpointer!), 7);
+    if (sp <= frame) return 0;
+    return untagExecutable(mem.readU64(sp - 8), layout.frame.executable_tag_bits ?? 3);
+  }
   if (minor >= 13) {
     if (state !== -1) return 0; // FRAME_SUSPENDED_YIELD_FROM
   } else {
@@ -673,7 +829,7 @@ function awaitChain(mem: PageCacheMemory, layout: Layout, minor: number, coro: A
   for (let depth = 0; c !== 0; depth++) {
     if (depth >= MAX_AWAIT_DEPTH) return null;
     if (kindOf(mem.readPtr(c + layout.object.ob_type)) === '') break; // a FutureIter (awaiting a future), or something else awaitable
-    const frame = coroFrame(mem, minor, c);
+    const frame = coroFrame(mem, layout, minor, c);
     // a finished coroutine inside a chain, or one seen twice: memory reused under the read
     if (frame === 0) {
       if (depth === 0) break;
@@ -704,7 +860,7 @@ function unmoved(mem: PageCacheMemory, layout: Layout, minor: number, marks: num
 
 /** Whether a coroutine's frame is executing (FRAME_EXECUTING, or 3.10's unwinding; 3.8–3.9 f_executing). */
 function executing(mem: PageCacheMemory, layout: Layout, minor: number, coro: Address): boolean {
-  if (minor >= 11) return mem.readU8(coro + CR_FRAME_STATE[minor]!) === 0;
+  if (minor >= 11) return mem.readU8(coro + frameStateAt(layout, minor)) === 0;
   const f = mem.readPtr(coro + CR_FRAME_PTR);
   if (f === 0) return false;
   if (minor === 10) {
@@ -739,8 +895,8 @@ function positionMark(mem: PageCacheMemory, layout: Layout, minor: number, coro:
     }
     return;
   }
-  const frame = coro + CR_IFRAME[minor]!;
-  markA = mem.readU8(coro + CR_FRAME_STATE[minor]!);
+  const frame = coro + iframeAt(layout, minor);
+  markA = mem.readU8(coro + frameStateAt(layout, minor));
   markB = mem.readPtr(frame + layout.frame.instr_ptr!);
   markC = mem.readPtr(frame + layout.frame.code);
 }

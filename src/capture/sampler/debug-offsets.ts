@@ -455,7 +455,16 @@ export function layoutFromDebugOffsets(t: DebugOffsets): Layout {
       state: null,
       size: f('interpreter_frame', 'size'),
       ...(K.executableTagBits ? { executable_tag_bits: K.executableTagBits } : {}),
+      ...(v.minor >= 14 ? { stackpointer: f('interpreter_frame', 'stackpointer') } : {}),
     },
+    ...(v.minor >= 14
+      ? {
+          gen: { gi_name: f('gen_object', 'gi_name'), gi_iframe: f('gen_object', 'gi_iframe'), gi_frame_state: f('gen_object', 'gi_frame_state') },
+          // Include/cpython/longintrepr.h (3.12+): lv_tag = ndigits << 3 | sign bits (0 positive,
+          // 1 zero, 2 negative); 30-bit digits in uint32
+          long: { ob_size: null, lv_tag: f('long_object', 'lv_tag'), ob_digit: f('long_object', 'ob_digit'), non_size_bits: 3, sign_mask: 3, digit_size: 4, shift: 30 },
+        }
+      : {}),
     frame_owner: { ...owner },
     code: {
       argcount: f('code_object', 'argcount'),

@@ -24,6 +24,7 @@ import { isTorn, mainInterpreter, ThreadNames } from './threadnames.ts';
 import { leafMarkWords, listInterpreters, PAGE_SIZE, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { newAsyncReadState, readAsyncTasks, type AsyncTasks } from './asyncio.ts';
+import { AsyncioDebugError, findAsyncioDebugOffsets, type AsyncioDebugOffsets } from './asyncio-debug.ts';
 import { ERRNO, SyscallError, syscalls } from './syscalls.ts';
 import { GATE_DIR } from '../session/gate.ts';
 
@@ -946,14 +947,32 @@ export class ProcessSampler {
    * With `stride`, the tasks of one turn of that many (`AsyncTasks.stride`).
    */
   asyncTasks(opts: { max?: number; stride?: number } = {}): AsyncTasks {
+    const asyncioDebug = this.version.minor >= 14 ? this.asyncioDebug() : undefined;
+    if (typeof asyncioDebug === 'string') return { asyncio: false, tasks: [], unsupported: 0, skipped: 0, torn: 0, stride: opts.stride ?? 1, registered: 0, unreadable: asyncioDebug };
     // the registry changes under the read while tasks come and go: a torn read is read again
     for (let attempt = 1; ; attempt++) {
       try {
-        return readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, { ...(opts.max !== undefined ? { max: opts.max } : {}), codeCache: this.codeCache, state: this.asyncState, stride: opts.stride ?? 1 });
+        return readAsyncTasks(this.mem, this.layout, mainInterpreter(this.mem, this.layout, this.runtime.runtimeAddress), this.version.minor, { ...(opts.max !== undefined ? { max: opts.max } : {}), codeCache: this.codeCache, state: this.asyncState, stride: opts.stride ?? 1, ...(asyncioDebug !== undefined ? { asyncioDebug } : {}) });
       } catch (e) {
         if (attempt >= 5 || !isTorn(e)) throw e;
       }
     }
+  }
+
+  /** 3.14+: _asyncio's table (null: not loaded yet, looked for again after a second; a string: why it is unusable) */
+  private asyncioTable: AsyncioDebugOffsets | null | string = null;
+  private asyncioTableAt = -Infinity;
+  private asyncioDebug(): AsyncioDebugOffsets | null | string {
+    const now = performance.now();
+    if (this.asyncioTable !== null || now - this.asyncioTableAt < 1000) return this.asyncioTable;
+    this.asyncioTableAt = now;
+    try {
+      this.asyncioTable = findAsyncioDebugOffsets(this.pid, this.layout)?.offsets ?? null;
+    } catch (e) {
+      if (!(e instanceof AsyncioDebugError)) throw e;
+      this.asyncioTable = e.message;
+    }
+    return this.asyncioTable;
   }
 
   /** ticks between two reads of one task (a power of two: `maxEvery` × the stride at most) */

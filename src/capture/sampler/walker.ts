@@ -517,11 +517,12 @@ function frameOf(info: CodeInfo, offset: number, notStarted: boolean): Frame {
 /**
  * One suspended (or created) frame outside any thread's chain — a coroutine's or generator's
  * own frame, for the asyncio await chains (asyncio.ts): PyFrameObject at `frame` (3.8–3.10)
- * or `_PyInterpreterFrame` (3.11–3.13). Its code object and line, as the walker names them.
+ * or `_PyInterpreterFrame` (3.11+). Its code object and line, as the walker names them.
  */
 export function detachedFrame(mem: ProcessMemory, layout: Layout, minor: number, frame: Address, cache?: CodeCache): Frame {
   const F = layout.frame;
-  const code = mem.readPtr(frame + F.code);
+  // 3.14: f_executable is a tagged _PyStackRef
+  const code = minor >= 14 ? untagExecutable(mem.readU64(frame + F.code), F.executable_tag_bits ?? 0) : mem.readPtr(frame + F.code);
   // its globals tell a cached code object from a new one at a freed one's address (readCode)
   const globals = F.globals != null ? mem.readPtr(frame + F.globals) : undefined;
   const info = readCode(mem, layout, minor, code, cache, globals);

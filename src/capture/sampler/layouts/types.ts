@@ -111,7 +111,15 @@ export interface Layout {
     size: StructSize;
     /** low tag bits to clear from `f_executable` (3.14+: a tagged _PyStackRef, 3); absent = untagged */
     executable_tag_bits?: number;
+    /** `_PyStackRef *stackpointer` (3.14+, only in layouts read from `_Py_DebugOffsets`; 3.11–3.13 keep an int stacktop) */
+    stackpointer?: FieldOffset | null;
   };
+  /**
+   * PyGenObject / PyCoroObject (3.14+, only in layouts read from `_Py_DebugOffsets`; the asyncio
+   * reader knows 3.8–3.13's): name (the qualname follows it), the frame inside the object and
+   * its state (int8: SUSPENDED_YIELD_FROM −1, EXECUTING 0)
+   */
+  gen?: { gi_name: FieldOffset; gi_iframe: FieldOffset; gi_frame_state: FieldOffset };
   /**
    * `enum _frameowner` values, 3.11+ (only in layouts read from `_Py_DebugOffsets`; the
    * walker knows the 3.11–3.13 values). Frames with owner ≥ `interpreter` (3.14) or ≥
