@@ -19,7 +19,7 @@ export const dumpSpec: CommandSpec = {
   options: [
     { name: 'pid', short: 'p', type: 'number', value: 'PID', help: 'the Python process to inspect (required)' },
     { name: 'json', type: 'boolean', help: 'machine-readable output' },
-    { name: 'async', type: 'boolean', help: 'also list the live asyncio tasks: name, state, coroutine, what each waits on (CPython 3.8–3.13)' },
+    { name: 'async', type: 'boolean', help: 'also list the live asyncio tasks: name, state, coroutine, what each waits on (CPython 3.8–3.14)' },
   ],
   examples: ['pylens dump -p 1234', 'pylens dump -p $(pgrep -f app.py) --json | jq .threads[0].frames', 'pylens dump --async -p $(pgrep -f uvicorn)'],
 };

@@ -56,7 +56,7 @@ export const recordSpec: CommandSpec = {
     { name: 'format', short: 'f', type: 'string', value: 'FORMAT', help: 'output format (overrides the extension)' },
     ...saveOptions,
     { name: 'idle', short: 'i', type: 'boolean', help: 'include idle (not running) threads, marked as idle' },
-    { name: 'async', type: 'boolean', help: 'asyncio: also a sample per waiting task each tick, its await chain under a "task NAME" root (CPython 3.8–3.13; implies --idle)' },
+    { name: 'async', type: 'boolean', help: 'asyncio: also a sample per waiting task each tick, its await chain under a "task NAME" root (CPython 3.8–3.14; implies --idle)' },
     { name: 'gil', short: 'g', type: 'boolean', help: 'only samples of the thread holding the GIL' },
     { name: 'threads', short: 't', type: 'boolean', help: 'a root frame per thread (thread id and name)' },
     {
