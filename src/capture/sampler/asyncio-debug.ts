@@ -7,7 +7,7 @@
  * validated before use, like `_Py_DebugOffsets` (debug-offsets.ts).
  */
 import type { Layout } from './layouts/types.ts';
-import { readMaps, type MapRecord, type PythonBinary } from './maps.ts';
+import { binaryFor, findLibpython, readMaps, type MapRecord, type PythonBinary } from './maps.ts';
 import type { Address } from './memory.ts';
 import { readBinaryElf } from './runtime.ts';
 
@@ -82,19 +82,16 @@ export function parseAsyncioDebugOffsets(bytes: Uint8Array, where: string, layou
   return t;
 }
 
-/** The mapped file holding `_asyncio`: its extension module (`_asyncio.cpython-3XY…so`), else libpython. */
+/** `_asyncio.cpython-314-x86_64-linux-gnu.so` and the like */
+const ASYNCIO_MODULE = /(?:^|\/)_asyncio[.-][^/]*\.so(?: \(deleted\))?$/;
+
+/**
+ * The mapped files that may hold `_asyncio`: its extension module (`_asyncio.cpython-3XY…so`)
+ * first, then libpython (a build with the module built in).
+ */
 export function asyncioBinaries(maps: MapRecord[]): PythonBinary[] {
-  const out: PythonBinary[] = [];
-  const seen = new Set<string>();
-  for (const m of maps) {
-    if (seen.has(m.path) || !/(?:^|\/)(?:_asyncio[.-][^/]*\.so|libpython\d+\.\d+[a-z]*\.so[.\d]*)(?: \(deleted\))?$/.test(m.path)) continue;
-    seen.add(m.path);
-    const mappings = maps.filter((x) => x.path === m.path);
-    const first = mappings.find((x) => x.offset === 0);
-    if (first) out.push({ path: m.path, kind: 'library', bias: first.start, mappings });
-  }
-  // the extension module first: a libpython that also has the section is a build with it built in
-  return out.sort((a, b) => Number(/libpython/.test(a.path)) - Number(/libpython/.test(b.path)));
+  const module = maps.find((m) => ASYNCIO_MODULE.test(m.path));
+  return [module && binaryFor(maps, module.path, 'library', ASYNCIO_MODULE), findLibpython(maps)].filter((b) => b !== undefined);
 }
 
 /**

@@ -16,8 +16,8 @@
  */
 import type { AsyncioDebugOffsets } from './asyncio-debug.ts';
 import type { Layout } from './layouts/types.ts';
-import { BadReadError, ProcMemory, type Address, type PagePool, type ProcessMemory } from './memory.ts';
-import { hasObjectLayout, Implausible, isTorn, ObjectReader, type HintCache, type TypeInfo } from './threadnames.ts';
+import { ProcMemory, readCString, type Address, type PagePool, type ProcessMemory } from './memory.ts';
+import { hasObjectLayout, Implausible, isTorn, ObjectReader, readLong, type HintCache, type TypeInfo } from './threadnames.ts';
 import { detachedFrame, PAGE_SIZE, PageCacheMemory, readUnicode, untagExecutable, type CodeCache, type Frame } from './walker.ts';
 
 /** byte offsets in TaskObj (Modules/_asynciomodule.c as compiled; docs/asyncio/facts.md §1) and of cr_qualname (§4) */
@@ -72,26 +72,7 @@ class Reader314 implements TaskReader {
   }
   typeName(type: Address): string {
     let n = this.names.get(type);
-    if (n !== undefined) return n;
-    // tp_name: a C string, read page by page up to its NUL (at most 64 bytes)
-    let at = this.mem.readPtr(type + this.layout.type.tp_name);
-    n = '';
-    while (n.length < 64) {
-      const len = Math.min(64 - n.length, PAGE_SIZE - (at % PAGE_SIZE));
-      let b: Uint8Array;
-      try {
-        b = this.mem.read(at, len);
-      } catch (e) {
-        // a name at the very end of a region (synthetic images): one byte at a time
-        if (!(e instanceof BadReadError)) throw e;
-        b = this.mem.read(at, 1);
-      }
-      const z = b.indexOf(0);
-      n += Buffer.from(z >= 0 ? b.subarray(0, z) : b).toString('latin1');
-      if (z >= 0) break;
-      at += b.length;
-    }
-    this.names.set(type, n);
+    if (n === undefined) this.names.set(type, (n = readCString(this.mem, this.mem.readPtr(type + this.layout.type.tp_name), 64)));
     return n;
   }
   private is(obj: Address, name: string): boolean {
@@ -102,15 +83,7 @@ class Reader314 implements TaskReader {
   }
   readInt(obj: Address): bigint | null {
     const L = this.layout.long;
-    if (!L || L.lv_tag === null || !this.is(obj, 'int')) return null;
-    const tag = this.mem.readU64(obj + L.lv_tag);
-    const ndigits = Number(tag >> BigInt(L.non_size_bits!));
-    const sign = 1 - Number(tag & BigInt(L.sign_mask!));
-    if (sign === 0) return 0n;
-    if (ndigits < 1 || ndigits > 3) return null;
-    let v = 0n;
-    for (let i = ndigits - 1; i >= 0; i--) v = (v << BigInt(L.shift)) | BigInt(this.mem.readU32(obj + L.ob_digit + i * L.digit_size));
-    return sign < 0 ? -v : v;
+    return L && this.is(obj, 'int') ? readLong(this.mem, L, obj) : null;
   }
 }
 

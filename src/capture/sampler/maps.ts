@@ -73,7 +73,8 @@ export interface PythonBinary {
   nameVersion?: { major: number; minor: number };
 }
 
-function binaryFor(maps: MapRecord[], path: string, kind: PythonBinary['kind'], re: RegExp): PythonBinary | undefined {
+/** The mapped file at `path` (its mappings, the bias of its offset-0 one; `re` reads a version from its name), if mapped at offset 0. */
+export function binaryFor(maps: MapRecord[], path: string, kind: PythonBinary['kind'], re: RegExp): PythonBinary | undefined {
   const mappings = maps.filter((m) => m.path === path);
   const first = mappings.find((m) => m.offset === 0);
   if (!first) return undefined;

@@ -91,6 +91,30 @@ export function u64(d: DataView, off: number): number {
   return d.getUint32(off, true) + d.getUint32(off + 4, true) * 4294967296;
 }
 
+/**
+ * A NUL-terminated C string (latin1) at `addr`: its first `max` characters at most (a string
+ * that many long or longer is cut there), read page by page no further than needed; a read
+ * that fails at the end of a region (synthetic images) goes on a byte at a time.
+ */
+export function readCString(mem: ProcessMemory, addr: Address, max: number): string {
+  let out = '';
+  while (out.length < max) {
+    const n = Math.min(max - out.length, 4096 - (addr % 4096));
+    let b: Uint8Array;
+    try {
+      b = mem.read(addr, n);
+    } catch (e) {
+      if (!(e instanceof BadReadError)) throw e;
+      b = mem.read(addr, 1);
+    }
+    const z = b.indexOf(0);
+    if (z >= 0) return out + Buffer.from(b.subarray(0, z)).toString('latin1');
+    out += Buffer.from(b).toString('latin1');
+    addr += b.length;
+  }
+  return out;
+}
+
 /** An i32 or a u64 (as `u64`) at `off`. */
 function wordAt(d: DataView, off: number, bytes: 4 | 8): number {
   return bytes === 4 ? d.getInt32(off, true) : u64(d, off);

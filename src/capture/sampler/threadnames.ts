@@ -21,7 +21,7 @@
  * sooner (rate-limited) when asked for an ident it has not seen.
  */
 import type { Layout } from './layouts/types.ts';
-import { BadReadError, type Address, type ProcessMemory } from './memory.ts';
+import { BadReadError, readCString, type Address, type ProcessMemory } from './memory.ts';
 import { PageCacheMemory } from './walker.ts';
 
 export interface ThreadNameOptions {
@@ -47,7 +47,6 @@ const DEFAULTS = { maxEntries: 1 << 16, maxThreads: 4096, maxNameChars: 1024 };
 /** digits of an int key (thread idents fit in 64 bits = 3 digits of 30 bits) */
 const MAX_LONG_DIGITS = 8;
 const MAX_TYPE_NAME = 64;
-const PAGE = 4096;
 
 /** Data that is not what it should be (torn read, freed object, wrong type): ends one lookup. */
 export class Implausible extends Error {}
@@ -127,18 +126,11 @@ export class ObjectReader {
     return Number(v);
   }
 
-  /** A NUL-terminated C string (bounded), reading no further than needed page by page. */
+  /** A NUL-terminated C string shorter than `max` (memory.ts readCString); Implausible when longer. */
   private cString(addr: Address, max: number): string {
-    let out = '';
-    while (out.length < max) {
-      const n = Math.min(max - out.length, PAGE - (addr % PAGE));
-      const b = this.mem.read(addr, n);
-      const z = b.indexOf(0);
-      if (z >= 0) return out + Buffer.from(b.subarray(0, z)).toString('latin1');
-      out += Buffer.from(b).toString('latin1');
-      addr += n;
-    }
-    throw new Implausible('type name too long');
+    const s = readCString(this.mem, addr, max);
+    if (s.length >= max) throw new Implausible('type name too long');
+    return s;
   }
 
   typeInfo(type: Address): TypeInfo {
@@ -378,31 +370,7 @@ export class ObjectReader {
 
   /** An exact int as a bigint, or null when `obj` is not one (or has more than 8 digits). */
   readInt(obj: Address): bigint | null {
-    if (!this.isBuiltin(obj, 'int')) return null;
-    const G = this.L.long;
-    let ndigits: number;
-    let negative: boolean;
-    if (G.lv_tag !== null) {
-      const tag = this.mem.readU64(obj + G.lv_tag);
-      ndigits = Number(tag >> BigInt(G.non_size_bits!));
-      const sign = 1 - Number(tag & BigInt(G.sign_mask!));
-      if (sign === 0) return 0n;
-      negative = sign < 0;
-    } else {
-      const size = Number(dv(this.mem.read(obj + G.ob_size!, 8)).getBigInt64(0, true));
-      if (size === 0) return 0n;
-      ndigits = Math.abs(size);
-      negative = size < 0;
-    }
-    if (ndigits > MAX_LONG_DIGITS || ndigits < 1) return null;
-    const d = dv(this.mem.read(obj + G.ob_digit, ndigits * G.digit_size));
-    let v = 0n;
-    for (let i = ndigits - 1; i >= 0; i--) {
-      const digit = G.digit_size === 4 ? d.getUint32(i * 4, true) : d.getUint16(i * 2, true);
-      if (digit >= 2 ** G.shift) throw new Implausible(`int digit ${digit}`);
-      v = (v << BigInt(G.shift)) | BigInt(digit);
-    }
-    return negative ? -v : v;
+    return this.isBuiltin(obj, 'int') ? readLong(this.mem, this.L.long, obj) : null;
   }
 
   /** An exact str as a JS string (at most `maxChars` characters, then "…"), or null if not a str. */
@@ -584,4 +552,34 @@ export class ThreadNames {
   snapshot(): ReadonlyMap<bigint, string> {
     return this.names;
   }
+}
+
+/**
+ * The value of the int object at `obj` (its type already checked): its sign and digits as
+ * the layout says (3.12+ `lv_tag`, else `ob_size`), or null past MAX_LONG_DIGITS digits.
+ */
+export function readLong(mem: ProcessMemory, G: NonNullable<Layout['long']>, obj: Address): bigint | null {
+  let ndigits: number;
+  let negative: boolean;
+  if (G.lv_tag !== null) {
+    const tag = mem.readU64(obj + G.lv_tag);
+    ndigits = Number(tag >> BigInt(G.non_size_bits!));
+    const sign = 1 - Number(tag & BigInt(G.sign_mask!));
+    if (sign === 0) return 0n;
+    negative = sign < 0;
+  } else {
+    const size = Number(dv(mem.read(obj + G.ob_size!, 8)).getBigInt64(0, true));
+    if (size === 0) return 0n;
+    ndigits = Math.abs(size);
+    negative = size < 0;
+  }
+  if (ndigits > MAX_LONG_DIGITS || ndigits < 1) return null;
+  const d = dv(mem.read(obj + G.ob_digit, ndigits * G.digit_size));
+  let v = 0n;
+  for (let i = ndigits - 1; i >= 0; i--) {
+    const digit = G.digit_size === 4 ? d.getUint32(i * 4, true) : d.getUint16(i * 2, true);
+    if (digit >= 2 ** G.shift) throw new Implausible(`int digit ${digit}`);
+    v = (v << BigInt(G.shift)) | BigInt(digit);
+  }
+  return negative ? -v : v;
 }

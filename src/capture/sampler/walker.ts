@@ -25,7 +25,7 @@
  * frames; `walkThreads` throws only when the interpreter/thread list itself is unreadable.
  */
 import { lineInRanges, lineRanges, type LineRange } from './linetable.ts';
-import { BadReadError, BaseMemory, ProcMemory, u64, type Address, type PagePool, type ProcessMemory, type WordList } from './memory.ts';
+import { BadReadError, BaseMemory, ProcMemory, readCString, u64, type Address, type PagePool, type ProcessMemory, type WordList } from './memory.ts';
 import type { Layout } from './layouts/types.ts';
 
 export interface Frame {
@@ -466,23 +466,8 @@ export class CodeTypeCheck {
     const type = this.mem.readPtr(obj + this.layout.object.ob_type);
     let name = this.types.get(type);
     if (name === undefined) {
-      const namePtr = this.mem.readPtr(type + this.layout.type.tp_name);
-      let raw: Uint8Array;
-      try {
-        raw = this.mem.read(namePtr, 16);
-      } catch (e) {
-        if (!(e instanceof BadReadError)) throw e;
-        // a name at the very end of a mapping: byte by byte up to its NUL
-        const bytes: number[] = [];
-        for (let i = 0; i < 16; i++) {
-          const c = this.mem.read(namePtr + i, 1)[0]!;
-          if (c === 0) break;
-          bytes.push(c);
-        }
-        raw = Uint8Array.from(bytes);
-      }
-      const nul = raw.indexOf(0);
-      name = Buffer.from(raw.subarray(0, nul < 0 ? raw.length : nul)).toString('latin1');
+      // (16 characters tell the types it checks apart: "code", "str", "bytes")
+      name = readCString(this.mem, this.mem.readPtr(type + this.layout.type.tp_name), 16);
       this.types.set(type, name);
     }
     return name;
