@@ -215,8 +215,26 @@ export class WindowQueue {
     }
   }
 
-  /** keep a window until every destination has it; durable when this resolves */
-  async put(w: AgentWindow): Promise<void> {
+  /** the puts in progress, one after another (each waits for the one before) */
+  private putChain: Promise<void> = Promise.resolve();
+
+  /**
+   * Keep a window until every destination has it; durable when this resolves. Puts run one
+   * after another in the order they are made: a window is never in the queue before one cut
+   * earlier (a sender draining the queue would send them out of order).
+   */
+  put(w: AgentWindow): Promise<void> {
+    const p = this.putChain.then(() => this.putNow(w));
+    this.putChain = p.catch(() => {});
+    return p;
+  }
+
+  /** resolves once every put made so far has ended (written, or failed) */
+  settled(): Promise<void> {
+    return this.putChain;
+  }
+
+  private async putNow(w: AgentWindow): Promise<void> {
     const bytes = encodeQueueFile(w);
     if (bytes.length > this.opts.maxBytes) {
       this.counts.dropped.full++;

@@ -173,9 +173,11 @@ export async function runAgent(args: Parsed): Promise<number> {
   };
   const agent = new Agent({ clock, targets, rateHz: rate, mode: s.mode ?? 'cpu', ...(s.gil ? { gilOnly: true } : {}), windowS, ...(s.service ? { service: s.service } : {}), ...(s.host ? { host: s.host } : {}), labels: s.labels ?? {}, signal: ac.signal, ...(s.duration !== undefined ? { durationS: s.duration } : {}), log, onWindow: (w) => {
       queueing++;
-      puts.push(queue.put(w).catch((e) => log(`window ${w.id} not queued: ${(e as Error).message}`)).finally(() => queueing--));
+      void queue
+        .put(w)
+        .catch((e) => log(`window ${w.id} not queued: ${(e as Error).message}`))
+        .finally(() => queueing--);
     } });
-  const puts: Array<Promise<void>> = [];
 
   // /metrics
   let metrics: Server | undefined;
@@ -203,7 +205,7 @@ export async function runAgent(args: Parsed): Promise<number> {
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
   }
-  await Promise.all(puts);
+  await queue.settled();
   const left = await sender.flush(5000);
   metrics?.close();
   const st = queue.stats();

@@ -427,6 +427,25 @@ test('queue: bounded by bytes (oldest dropped, counted) and by age', async () =>
   }
 });
 
+test('queue: puts made back to back enter it in the order they were made, a large window before a small one', async () => {
+  const dir = tmp();
+  try {
+    const q = await WindowQueue.open(dir, { destinations: ['pyroscope'], maxBytes: 1e9, maxAgeMs: 1e12 });
+    // what a sender draining the queue would see at each put
+    const seen: string[][] = [];
+    q.onPut(() => seen.push(q.pending('pyroscope')));
+    const now = Date.now();
+    // the first is 32 MiB (its write and fsync take longest), the rest small: started together
+    const ws = [windowOf(0, { fromMs: now, pprof: new Uint8Array(32 << 20) }), windowOf(1, { fromMs: now + 1000 }), windowOf(2, { fromMs: now + 2000 })];
+    await Promise.all(ws.map((w) => q.put(w)));
+    await q.settled();
+    const ids = ws.map((w) => w.id);
+    assert.deepEqual(seen, [ids.slice(0, 1), ids.slice(0, 2), ids], 'each put saw the ones made before it');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('queue: a restart sends what the old queue had, partial deliveries remembered', async (t) => {
   const dir = tmp();
   const pyro = await fakeHttp();
