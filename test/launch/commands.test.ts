@@ -102,10 +102,14 @@ test('record --backend ebpf -- python: bpftrace samples the program from its fir
       assert.equal(r.code, 0, r.err);
       const p = decodePylens(readFileSync(out), out);
       const first = count(p, (n) => n.includes('first_100ms'));
+      const after = count(p, (n) => n.includes('afterwards'));
       // the kernel samples at 200 Hz; the sampler lends their Python frames, so a sampler
-      // that missed ticks on a loaded machine (its achieved rate) lends fewer of them
-      const expected = 0.1 * Math.min(200, Number(p.meta.extra?.achievedRateHz) || 200);
-      assert.ok(first >= Math.floor(0.8 * expected), `kernel samples in first_100ms: ${first} of ${expected.toFixed(1)} (200 Hz, the sampler's achieved rate)\n${r.err}`);
+      // that missed ticks on a loaded machine (its achieved rate) lends fewer of them — and
+      // fewer in bursts of load than its average says: the program's own 0.3 s afterwards,
+      // sampled the same way, says what the same CPU time got in this run (a missed start
+      // leaves first_100ms with a few samples at most, whatever the load)
+      const expected = Math.min(0.1 * Math.min(200, Number(p.meta.extra?.achievedRateHz) || 200), after / 3);
+      assert.ok(first >= Math.floor(0.8 * expected), `kernel samples in first_100ms: ${first} of ${expected.toFixed(1)} (200 Hz, the sampler's achieved rate, a third of afterwards' ${after})\n${r.err}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

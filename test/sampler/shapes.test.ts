@@ -472,18 +472,29 @@ for (const py of pythons) {
       const { child, pid, doc } = await startReady<IdleBusyDoc>(py.exe, path, [], children);
       try {
         await dumpWhen(pid, (x) => leafAt(x, doc.main, 'main', doc.markers.main));
+        // the spinner's own CPU over a window: on a loaded machine it waits for a CPU now and
+        // then, and those samples are rightly not on a CPU (the CPU rule)
+        const spinStat = () => Number(readFileSync(`/proc/${pid}/task/${doc.spinner.native}/schedstat`, 'latin1').split(' ')[0]);
+        /** at least the spinner's share of the ticks, within sampling noise (3σ, at least 15 points) */
+        const enough = (got: number, ticks: number, truth: number): boolean => {
+          const share = Math.min(truth, 1);
+          const tol = Math.max(0.15, 3 * Math.sqrt((share * (1 - share)) / Math.max(ticks, 1)));
+          return got >= 3 && got / Math.max(ticks, 1) >= share - tol;
+        };
+        const cpuC0 = spinStat();
+        const cpuW0 = performance.now();
         const cpu = await sampleProcess(pid, { rateHz: 100, durationS: 0.4 });
+        const cpuTruth = (spinStat() - cpuC0) / ((performance.now() - cpuW0) * 1e6);
         validateProfile(cpu);
-        assert.ok(cpu.samples.length >= 10, `${cpu.samples.length} cpu samples`);
+        const cpuTicks = Number(cpu.meta.extra?.ticks) || 40;
+        assert.ok(enough(cpu.samples.length, cpuTicks, cpuTruth), `${cpu.samples.length} cpu samples of ${cpuTicks} ticks, the spinner on a CPU ${(100 * cpuTruth).toFixed(0)} % of the time`);
         assert.deepEqual(cpu.threads.tid, [doc.spinner.native], 'only the spinner has samples');
         for (let i = 0; i < cpu.samples.length; i++) {
           assert.equal(sampleState(cpu, i), 'on-cpu');
           assert.equal(leafOf(cpu, i), 'spinner');
         }
 
-        // the spinner's own CPU over the window: on a loaded machine it waits for a CPU now and
-        // then, and those samples are rightly not on a CPU (the CPU rule)
-        const spinStat = () => Number(readFileSync(`/proc/${pid}/task/${doc.spinner.native}/schedstat`, 'latin1').split(' ')[0]);
+        // the same for the idle:true run
         const c0 = spinStat();
         const w0 = performance.now();
         const wall = await sampleProcess(pid, { rateHz: 100, durationS: 0.4, idle: true });

@@ -299,7 +299,7 @@ test('ThreadNames: re-reads every refreshMs, or (rate-limited, once) for an unkn
     try {
       const mem = new CountingMemory(a.mem);
       let clock = 0;
-      const tn = new ThreadNames(mem, a.layout, a.interp, a.minor, { now: () => clock, refreshMs: 1000, minRefreshMs: 100 });
+      const tn = new ThreadNames(mem, a.layout, a.interp, a.minor, { now: () => clock, refreshMs: 1000, maxRefreshMs: 1000, minRefreshMs: 100 });
       assert.equal(tn.supported, true);
       assert.equal(tn.get(main), 'MainThread');
       assert.equal(tn.reads, 1);
@@ -334,6 +334,58 @@ test('ThreadNames: re-reads every refreshMs, or (rate-limited, once) for an unkn
       readThreadNames(cold, a.layout, a.interp, a.minor);
       t.diagnostic(`${py.label}: a refresh costs ${warm} reads warm, ${cold.reads} cold`);
       assert.ok(warm <= cold.reads, `warm ${warm} ≤ cold ${cold.reads}`);
+    } finally {
+      a.mem.close();
+    }
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('ThreadNames: each re-read that finds nothing changed doubles the wait, up to maxRefreshMs; a change brings it back', async (t) => {
+  const py = perMinor.at(-1);
+  if (!py) return t.skip('no CPython installed');
+  const script = String.raw`import threading, sys
+ev = threading.Event()
+w = threading.Thread(target=ev.wait, name="before", daemon=True)
+w.start()
+print(w.ident, flush=True)
+for line in sys.stdin:
+    w.name = line.strip()
+    print("renamed", flush=True)
+`;
+  const child = spawn(py.exe, ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    const lines = child.stdout!.setEncoding('utf8');
+    const ident = BigInt((await firstLine(child, py.exe)).trim());
+    const a = attach(child.pid!);
+    try {
+      let clock = 0;
+      const tn = new ThreadNames(a.mem, a.layout, a.interp, a.minor, { now: () => clock, refreshMs: 1000, maxRefreshMs: 8000 });
+      const readsAt = (ms: number): number => ((clock = ms), tn.get(ident), tn.reads);
+      assert.equal(readsAt(0), 1);
+      assert.equal(tn.get(ident), 'before');
+      // unchanged: read at 1000, then 2000 later, then 4000 later, then capped at 8000
+      assert.equal(readsAt(999), 1);
+      assert.equal(readsAt(1000), 2);
+      assert.equal(readsAt(2999), 2);
+      assert.equal(readsAt(3000), 3);
+      assert.equal(readsAt(6999), 3);
+      assert.equal(readsAt(7000), 4);
+      assert.equal(readsAt(14999), 4);
+      assert.equal(readsAt(15000), 5);
+      assert.equal(readsAt(22999), 5, 'capped at maxRefreshMs');
+      assert.equal(readsAt(23000), 6);
+      // a rename: seen at the next periodic read, and the wait starts again from refreshMs
+      const renamed = new Promise<void>((r) => lines.once('data', () => r()));
+      child.stdin!.write('after\n');
+      await renamed;
+      assert.equal(readsAt(30999), 6);
+      assert.equal(tn.get(ident), 'before', 'not re-read before it is due');
+      assert.equal(readsAt(31000), 7);
+      assert.equal(tn.get(ident), 'after');
+      assert.equal(readsAt(31999), 7);
+      assert.equal(readsAt(32000), 8, 'back to refreshMs after a change');
     } finally {
       a.mem.close();
     }

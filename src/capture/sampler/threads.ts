@@ -3,9 +3,10 @@
  * /proc, the OS TIDs of a process, glibc's `struct pthread` TID offset (3.8–3.10 map a
  * pthread_t to its TID through it), and the GIL and its holder (see dump.ts for the rules).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, type Address, type ProcessMemory } from './memory.ts';
+import { syscalls } from './syscalls.ts';
 
 /**
  * The state letter in the first `n` bytes of a /proc stat line: the first non-space after
@@ -16,6 +17,59 @@ export function statStateLetter(stat: Uint8Array, n = stat.length): string | und
   if (i < 0) return undefined;
   for (i++; i < n && stat[i] === 0x20; i++);
   return i < n ? String.fromCharCode(stat[i]!) : undefined;
+}
+
+/**
+ * Whether one process still exists and is not a zombie, asked often (a capture session's
+ * watch, several times a second): its /proc/PID/stat opened once and read again at each
+ * ask (pread, into a native buffer where the system calls load), a few µs where opening and
+ * reading the file afresh costs tens and wakes cold code. The open file stays tied to the
+ * process it was opened for: once that process is reaped, reads fail, so a recycled PID is
+ * never taken for it. Closed once it answers false, or by `close`.
+ */
+export class AliveWatch {
+  private fd: number | undefined;
+  private buf: Buffer;
+  private handle: unknown;
+  private sys = syscalls();
+  constructor(pid: number, procRoot = '/proc') {
+    if (this.sys !== undefined) {
+      const f = this.sys.fileBuffer(512);
+      this.buf = f.buf;
+      this.handle = f.handle;
+    } else this.buf = Buffer.alloc(512);
+    try {
+      this.fd = openSync(`${procRoot}/${pid}/stat`, 'r');
+    } catch {
+      this.fd = undefined;
+    }
+  }
+  alive(): boolean {
+    if (this.fd === undefined) return false;
+    let n: number;
+    try {
+      n = this.sys !== undefined ? this.sys.readFile(this.fd, this.handle, this.buf.length, 0) : readSync(this.fd, this.buf, 0, this.buf.length, 0);
+    } catch {
+      n = -1;
+    }
+    const state = n > 0 ? statStateLetter(this.buf, n) : undefined;
+    if (state === undefined || state === 'Z' || state === 'X') {
+      this.close();
+      return false;
+    }
+    return true;
+  }
+  close(): void {
+    if (this.fd === undefined) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
+    this.fd = undefined;
+    if (this.sys !== undefined) this.sys.freeNative(this.handle);
+    this.handle = undefined;
+  }
 }
 
 export function taskIds(pid: number, procRoot = '/proc'): number[] {

@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { PermissionError, ProcessGoneError } from '../sampler/memory.ts';
 import { UnsupportedVersionError } from '../sampler/runtime.ts';
 import { ProcessSampler } from '../sampler/session.ts';
+import { AliveWatch } from '../sampler/threads.ts';
 import { AlignedClock } from './clock.ts';
 import { pythonGateRefusal, type GateKind } from './gate.ts';
 import { endTarget, launch, LaunchError, type Launched } from './target.ts';
@@ -165,6 +166,8 @@ export class CaptureSession {
   private why: StopReason | undefined;
   private readonly waiters: ((r: StopReason) => void)[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
+  /** what `stop` closes besides the timers (the exit watch's kept-open file) */
+  private readonly closers: (() => void)[] = [];
   private readonly handlers: [NodeJS.Signals, () => void][] = [];
   private readonly companions: Companion<unknown>[];
   private interrupts = 0;
@@ -264,6 +267,7 @@ export class CaptureSession {
     if (this.disposed) return;
     this.disposed = true;
     for (const t of this.timers) clearTimeout(t);
+    for (const c of this.closers.splice(0)) c();
     for (const [sig, h] of this.handlers) process.off(sig, h);
     this.target?.dispose();
     process.off('exit', this.exitHook);
@@ -337,9 +341,11 @@ export class CaptureSession {
         }
         if (o.stopOnExit !== false) {
           const pid = target.pid;
+          const alive = new AliveWatch(pid);
           const watch = setInterval(() => {
-            if (!processAlive(pid)) this.stop({ kind: 'exit', how: 'exited' });
+            if (!alive.alive()) this.stop({ kind: 'exit', how: 'exited' });
           }, 200);
+          this.closers.push(() => alive.close());
           watch.unref();
           this.timers.push(watch);
         }
