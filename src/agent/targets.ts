@@ -6,7 +6,7 @@
  * new process. Also: the labels a process carries from where it runs (systemd unit,
  * container id, Kubernetes pod uid, cgroup).
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 
 export interface TargetSpec {
@@ -38,16 +38,45 @@ export interface Found {
 const PY_EXE = /^python(\d+(\.\d+)?)?[dmu]*$/;
 
 /** /proc/PID/stat fields after the command: [state, ppid, …]; undefined when gone */
-function statFields(procRoot: string, pid: number): string[] | undefined {
+/** one buffer for every /proc/PID/stat read of a scan (a line is a few hundred bytes) */
+const STAT_BUF = Buffer.alloc(1024);
+
+/**
+ * State letter, parent pid and start time (clock ticks since boot) of /proc/PID/stat,
+ * parsed from its bytes: a scan reads one per process on the host, every few seconds.
+ */
+export function statFields(procRoot: string, pid: number): { state: string; ppid: number; start: string } | undefined {
+  let n: number;
   try {
-    const stat = readFileSync(`${procRoot}/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const fd = openSync(`${procRoot}/${pid}/stat`, 'r');
+    try {
+      n = readSync(fd, STAT_BUF, 0, STAT_BUF.length, 0);
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return undefined;
   }
+  if (n <= 0) return undefined;
+  const b = STAT_BUF;
+  const close = b.lastIndexOf(0x29, n - 1); // the last ')': comm may hold one
+  if (close < 0 || close + 2 >= n) return undefined;
+  // fields after comm, numbered from 0 (state): ppid is 1, starttime 19
+  let field = 0;
+  let from = close + 2;
+  let state = '';
+  let ppid = NaN;
+  for (let i = from; i <= n; i++) {
+    if (i < n && b[i] !== 0x20 && b[i] !== 0x0a) continue;
+    if (field === 0) state = b.toString('latin1', from, i);
+    else if (field === 1) ppid = Number(b.toString('latin1', from, i));
+    else if (field === 19) return { state, ppid, start: b.toString('latin1', from, i) };
+    field++;
+    from = i + 1;
+  }
+  return { state, ppid, start: '' };
 }
 
-/** a /proc file's text; undefined when it cannot be read (gone, not allowed) */
 export function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
@@ -78,7 +107,7 @@ export class TargetFinder {
   readonly spec: TargetSpec;
   private procRoot: string;
   /** pid → start and whether it runs CPython (exe name, else a mapped libpython), so each process is looked at once */
-  private pythonness = new Map<number, { start: string; exe: string; python: boolean }>();
+  private pythonness = new Map<number, { start: string; exe: string; python: boolean; cmdline?: string[] }>();
   /** the agent itself is never a target */
   private self = new Set<number>([process.pid]);
 
@@ -137,13 +166,21 @@ export class TargetFinder {
       if (c < 48 || c > 57) continue;
       const pid = Number(e);
       const f = statFields(this.procRoot, pid);
-      if (!f || f[0] === 'Z' || f[0] === 'X') continue;
+      if (!f || f.state === 'Z' || f.state === 'X') continue;
       live.add(pid);
-      ppid.set(pid, Number(f[1]));
-      starts.set(pid, f[19] ?? '');
+      ppid.set(pid, f.ppid);
+      starts.set(pid, f.start);
     }
     for (const pid of this.pythonness.keys()) if (!live.has(pid)) this.pythonness.delete(pid);
-    const cmdline = (pid: number): string[] => (readText(`${this.procRoot}/${pid}/cmdline`) ?? '').split('\0').filter((x, i, a) => x !== '' || i < a.length - 1);
+    // a Python process's command line is read once (kept with its pythonness: the same
+    // pid, start time and executable), not at every scan
+    const cmdline = (pid: number): string[] => {
+      const known = this.pythonness.get(pid);
+      if (known?.cmdline !== undefined) return known.cmdline;
+      const line = (readText(`${this.procRoot}/${pid}/cmdline`) ?? '').split('\0').filter((x, i, a) => x !== '' || i < a.length - 1);
+      if (known !== undefined && line.length > 0) known.cmdline = line;
+      return line;
+    };
     const add = (pid: number, why: string) => {
       if (out.has(pid) || this.self.has(pid)) return;
       const start = starts.get(pid)!;

@@ -325,6 +325,10 @@ test('ThreadNames: re-reads every refreshMs, or (rate-limited, once) for an unkn
       clock = 2100;
       tn.get(42n);
       assert.equal(tn.reads, 4, 'periodic read at 2100');
+      // the periodic read did not find it either: it stays missing until the next one
+      clock = 2200;
+      assert.equal(tn.get(42n), undefined);
+      assert.equal(tn.reads, 4, 'no second read right after a periodic one');
       assert.deepEqual(new Map(tn.snapshot()), truth);
       // the second read of the same process reuses where the keys were found: far fewer reads
       const before = mem.reads;

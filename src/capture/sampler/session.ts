@@ -502,12 +502,9 @@ export class ProcessSampler {
       this.stillClocks.clear();
       return false;
     }
-    // a task clock keeps its count after its thread exits: that the process is there is asked apart
-    try {
-      process.kill(this.pid, 0);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    }
+    // a task clock keeps its count after its thread exits, so an exited process looks still
+    // here: the full tick due within a second finds it gone. Asking the kernel at every tick
+    // (process.kill(pid, 0)) took a tenth of the agent's own time with 20 targets at 19 Hz.
     let still = true;
     for (const tid of this.stillTids) {
       const c = this.states.clockNs(tid);

@@ -544,7 +544,9 @@ export class ThreadNames {
     const base = this.opts.refreshMs ?? 1000;
     this.period = sameNames(names, this.names) && this.period !== undefined ? Math.min(2 * this.period, Math.max(base, this.opts.maxRefreshMs ?? 16000)) : base;
     this.names = names;
-    this.missing.clear();
+    // an ident this read found is no longer missing; one it did not is retried at the next
+    // periodic read, not by the next get (each periodic read was followed by a second one)
+    for (const ident of this.missing) if (names.has(ident)) this.missing.delete(ident);
     this.last = this.now();
     this.reads++;
     return this.names;
