@@ -8,8 +8,10 @@
  *   4 bytes  header length H, little-endian
  *   H bytes  header, JSON: the window without its pprof, plus `pprofBytes` and `crc32` (of the pprof)
  *   …        the pprof bytes
- * written to `.tmp-…`, fsync'd, renamed into place and the directory fsync'd: a kill leaves
- * either the whole file or a temp file. At open, temp files and `.win` files that fail the
+ * written to `.tmp-…`, fsync'd, renamed into place and the directory fsync'd (once for a
+ * burst of puts, after its last rename): a kill leaves either the whole file or a temp file.
+ * The windows this process put are also kept in memory until they go, so sending one does
+ * not read its file back. At open, temp files and `.win` files that fail the
  * check (magic, header, length, CRC) are removed and counted as `dropped.corrupt`.
  *
  * Delivery state: an empty marker file `<id>.win~<destination>` when that destination took
@@ -21,6 +23,9 @@ import { crc32 } from 'node:zlib';
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentWindow } from './window.ts';
+
+/** windows the queue keeps in memory besides their files (queue.ts inMemory) */
+const MEMORY_WINDOWS = 64;
 
 export interface QueueOptions {
   /** the names of the destinations every window waits for */
@@ -108,6 +113,14 @@ export class WindowQueue {
   private readonly counts = { sent: {} as Record<string, number>, failed: {} as Record<string, number>, dropped: { full: 0, age: 0, corrupt: 0 } };
   private listeners: Array<() => void> = [];
   private tmpSeq = 0;
+  /**
+   * the windows put by this process, as they were put (the last MEMORY_WINDOWS): the sender
+   * takes them from here instead of reading their files back. A queue opened on files an
+   * earlier process left reads those from disk (and checks them).
+   */
+  private inMemory = new Map<string, AgentWindow>();
+  /** puts made and not yet ended */
+  private putsPending = 0;
 
   private constructor(dir: string, opts: QueueOptions) {
     this.dir = dir;
@@ -188,7 +201,10 @@ export class WindowQueue {
     e.gone = true;
     const i = this.entries.indexOf(e);
     if (i >= 0) this.entries.splice(i, 1);
-    if (this.byId.get(e.id) === e) this.byId.delete(e.id);
+    if (this.byId.get(e.id) === e) {
+      this.byId.delete(e.id);
+      this.inMemory.delete(e.id);
+    }
     this.bytes -= e.bytes;
     await unlink(join(this.dir, e.file)).catch(() => {});
     for (const d of e.done) await unlink(join(this.dir, `${e.file}~${safe(d)}`)).catch(() => {});
@@ -224,7 +240,8 @@ export class WindowQueue {
    * earlier (a sender draining the queue would send them out of order).
    */
   put(w: AgentWindow): Promise<void> {
-    const p = this.putChain.then(() => this.putNow(w));
+    this.putsPending++;
+    const p = this.putChain.then(() => this.putNow(w)).finally(() => this.putsPending--);
     this.putChain = p.catch(() => {});
     return p;
   }
@@ -252,9 +269,13 @@ export class WindowQueue {
     const old = this.byId.get(w.id);
     if (old) await this.remove(old);
     await rename(tmp, join(this.dir, file));
-    await this.syncDir();
+    // one directory fsync for a burst of puts (a window cut gives one per target): the last
+    // put of the burst syncs every rename before it
+    if (this.putsPending <= 1) await this.syncDir();
     const e: Entry = { id: w.id, file, bytes: bytes.length, fromMs: w.fromMs, untilMs: w.untilMs, done: new Set(), gone: false };
     this.insert(e);
+    this.inMemory.set(w.id, w);
+    if (this.inMemory.size > MEMORY_WINDOWS) this.inMemory.delete(this.inMemory.keys().next().value!);
     await this.enforceBytes(e);
     for (const l of this.listeners) l();
   }
@@ -288,6 +309,8 @@ export class WindowQueue {
   async load(id: string): Promise<AgentWindow | undefined> {
     const e = this.byId.get(id);
     if (!e) return undefined;
+    const kept = this.inMemory.get(id);
+    if (kept !== undefined && !e.gone) return kept;
     let w: AgentWindow | null = null;
     try {
       w = decodeQueueFile(await readFile(join(this.dir, e.file)));

@@ -481,6 +481,29 @@ test('queue: a restart sends what the old queue had, partial deliveries remember
   }
 });
 
+test('queue: a window put by this process is sent from memory (its file is not read back); once it goes, memory lets go of it too', async () => {
+  const dir = tmp();
+  try {
+    const q = await WindowQueue.open(dir, { destinations: ['pyroscope'], maxBytes: 1e8, maxAgeMs: 3600_000 });
+    const ws = [0, 1].map((i) => windowOf(i));
+    await Promise.all(ws.map((w) => q.put(w)));
+    const files = readdirSync(dir).filter((f) => f.endsWith('.win')).sort();
+    assert.equal(files.length, 2);
+    // the file spoiled behind the queue's back: what this process put is what it sends
+    for (const f of files) writeFileSync(join(dir, f), 'spoiled');
+    assert.deepEqual(await q.load(ws[0]!.id), ws[0]);
+    await q.settle(ws[0]!.id, 'pyroscope', 'sent');
+    assert.equal(await q.load(ws[0]!.id), undefined, 'gone once sent');
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.win')), [files[1]]);
+    // a queue opened on the same files reads them, and checks them
+    const again = await WindowQueue.open(dir, { destinations: ['pyroscope'], maxBytes: 1e8, maxAgeMs: 3600_000 });
+    assert.equal(again.stats().dropped.corrupt, 1);
+    assert.equal(again.size, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('queue: a file cut mid-write, a left-over temp file and garbage are removed at open and counted', async () => {
   const dir = tmp();
   try {

@@ -319,3 +319,45 @@ test('skipStill: an asleep process is not walked (its ticks skipped), a spinning
     for (const c of [asleep, spinning, periodic]) c.kill('SIGKILL');
   }
 }));
+
+test('skipStill: a thread started in an idle process is sampled at once (its thread count), and the process ending is seen at the next tick', { timeout: 60_000 }, (t) => exclusive('timing', async () => {
+  const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1);
+  if (!py) return;
+  const code = 'import sys, threading\ndef spin():\n    while True: pass\nprint("ready", flush=True)\nfor line in sys.stdin:\n    threading.Thread(target=spin, name="late", daemon=True).start()\n    print("started", flush=True)\n';
+  const c = spawn(py.exe, ['-c', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    await firstLine(c, 'ready');
+    const { ProcessSampler, STILL_FULL_TICK_MS } = await import('../../src/capture/sampler/session.ts');
+    const { Recorder } = await import('../../src/capture/sampler/sampler.ts');
+    const s = ProcessSampler.attach(c.pid!);
+    const rec = new Recorder(s, { skipStill: true });
+    const pause = () => new Promise((r) => setTimeout(r, 8 + Math.random() * 4));
+    let i = 0;
+    // half a second of an idle process: its first tick is full, the rest are skipped
+    for (; i < 50; i++, await pause()) rec.tick(i * 1e7);
+    const skippedIdle = s.stillTicks;
+    assert.ok(skippedIdle >= 45, `idle: ${skippedIdle} of 50 ticks skipped`);
+    const started = new Promise<void>((r) => c.stdout!.on('data', (d: Buffer) => d.toString().includes('started') && r()));
+    c.stdin!.write('go\n');
+    await started;
+    const t0 = performance.now();
+    for (const end = i + 30; i < end; i++, await pause()) rec.tick(i * 1e7);
+    const took = performance.now() - t0;
+    const p = rec.builder.build();
+    // the new thread: the one that is not the main thread (its TID is not the PID)
+    let lateSamples = 0;
+    for (let k = 0; k < p.samples.length; k++) if (p.threads.tid[p.samples.thread[k]!] !== c.pid) lateSamples++;
+    t.diagnostic(`late thread: ${lateSamples} samples in 30 ticks (${took.toFixed(0)} ms); a full tick is forced every ${STILL_FULL_TICK_MS} ms`);
+    assert.ok(took < STILL_FULL_TICK_MS - 600, 'the run ends before a forced full tick could come');
+    assert.ok(lateSamples >= 15, `the new spinning thread: ${lateSamples} samples of 30 ticks`);
+    // the end: the next tick says so (the thread count drops to none)
+    c.kill('SIGKILL');
+    await new Promise((r) => c.once('exit', r));
+    let stopped = -1;
+    for (let k = 0; k < 5 && stopped < 0; k++, await pause()) if (rec.tick((i + k) * 1e7) === 'stop') stopped = k;
+    assert.equal(stopped, 0, 'the first tick after the exit stops');
+    rec.close();
+  } finally {
+    c.kill('SIGKILL');
+  }
+}));

@@ -411,6 +411,14 @@ export function isWaitingLeaf(f: Frame): boolean {
 let selfStates: TaskStates | undefined;
 
 /**
+ * skipStill: a full tick at least this often while the thread count can be watched (threads
+ * starting or ending, and the process ending, bring one at once). Each forced full tick of an
+ * idle target costs a cold walk: once a second, for 20 targets at 19 Hz, they took 0.19
+ * points of the agent's 2.6 % of a core.
+ */
+export const STILL_FULL_TICK_MS = 5000;
+
+/**
  * When the sampler thread got its CPU for a tick: its se.exec_start, the scheduler's clock
  * (judgeOnCpu: a thread that left its CPU after it was pushed off by the sampler). One is
  * shared by every process a tick samples; `restart` at each tick.
@@ -420,14 +428,19 @@ let selfStates: TaskStates | undefined;
  * thread pushed off by the sampler's wake-up. But a read costs ~6 µs, and only a runnable
  * thread whose Python did not move and whose task clock did not run needs it (a busy
  * machine). So it is read at the start while ticks have needed it lately (within
- * EAGER_TICKS), else on first need (late, in a tick that follows a long quiet spell).
+ * EAGER_TICKS), else on first need (late, in a tick that follows a quiet spell).
  */
 export class TickStart {
   private value: number | undefined;
   private read = false;
   private ticks = 0;
   private neededAt = -Infinity;
-  static readonly EAGER_TICKS = 200;
+  /**
+   * ticks after a need during which the start is read eagerly: a busy machine needs it tick
+   * after tick and stays eager; the agent's mostly idle targets need it now and then, and
+   * 200 ticks (10 s at 19 Hz) after each need had it read at nearly every tick
+   */
+  static readonly EAGER_TICKS = 16;
   restart(): this {
     this.read = false;
     if (++this.ticks - this.neededAt <= TickStart.EAGER_TICKS) this.readNow();
@@ -481,9 +494,11 @@ export class ProcessSampler {
   /**
    * CPU mode only (the agent): skip a tick when none of the process's Python threads is on
    * a CPU or runnable at that moment — every task clock unchanged since the last tick, or
-   * not moving now with the thread asleep — since such a tick gives no on-CPU sample. A
-   * thread starting needs one that runs, so the threads of the last full tick are enough to
-   * watch; a full tick still comes at least every second.
+   * not moving now with the thread asleep — since such a tick gives no on-CPU sample. The
+   * threads of the last full tick are watched; a thread starting or ending (the process's
+   * thread count, from its /proc task directory kept open: one statx) or the process ending
+   * brings a full tick at once, and one comes at least every STILL_FULL_TICK_MS anyway
+   * (every second where the thread count cannot be asked).
    */
   skipStill = false;
   /** ticks skipped that way */
@@ -491,6 +506,26 @@ export class ProcessSampler {
   private stillTids: number[] = [];
   private stillClocks = new Map<number, bigint>();
   private fullTickAt = -Infinity;
+  /** the thread count (link count of /proc/PID/task) when the last full tick began; -1: unknown */
+  private stillLinks = -1;
+  /** /proc/PID/task, kept open for its link count (undefined: not opened yet; -1: cannot be) */
+  private taskDirFd: number | undefined;
+
+  /** the process's thread count + 2 now (2 once it is gone), or -1 where it cannot be asked */
+  private taskLinks(): number {
+    const sys = syscalls();
+    if (sys === undefined || this.taskDirFd === -1) return -1;
+    if (this.taskDirFd === undefined) {
+      try {
+        this.taskDirFd = openSync(`/proc/${this.pid}/task`, 'r');
+      } catch {
+        this.taskDirFd = -1;
+        return -1;
+      }
+    }
+    const n = sys.linkCount(this.taskDirFd);
+    return n >= 0 ? n : -1;
+  }
 
   /**
    * is no watched thread on a CPU, or runnable, at this moment (and was the last full tick
@@ -498,13 +533,16 @@ export class ProcessSampler {
    * read; one that ran since, one more (its state).
    */
   private still(): boolean {
-    if (this.stillTids.length === 0 || performance.now() - this.fullTickAt > 1000) {
+    if (this.stillTids.length === 0 || performance.now() - this.fullTickAt > (this.stillLinks >= 0 ? STILL_FULL_TICK_MS : 1000)) {
       this.stillClocks.clear();
       return false;
     }
-    // a task clock keeps its count after its thread exits, so an exited process looks still
-    // here: the full tick due within a second finds it gone. Asking the kernel at every tick
-    // (process.kill(pid, 0)) took a tenth of the agent's own time with 20 targets at 19 Hz.
+    // a thread started or ended, or the process is gone (a task clock keeps its count after
+    // its thread exits, so only this tells): a full tick sees to it
+    if (this.stillLinks >= 0 && this.taskLinks() !== this.stillLinks) {
+      this.stillClocks.clear();
+      return false;
+    }
     let still = true;
     for (const tid of this.stillTids) {
       const c = this.states.clockNs(tid);
@@ -858,10 +896,18 @@ export class ProcessSampler {
     }
     this.tickStart = shared ?? this.ownTickStart.restart();
     this.pauser?.settle();
+    // before the walk: a thread that starts during it changes the count again, and is seen
+    const links = this.skipStill ? this.taskLinks() : -1;
     try {
       const { walked, described } = this.readThreads();
+      if (this.skipStill) this.stillTids.length = 0;
       for (let i = 0; i < walked.length; i++) {
         const t = walked[i]!;
+        if (this.skipStill) {
+          // every Python thread is watched, with a stack or not (one between calls now may run next)
+          const tid = this.osTid(t);
+          if (tid !== undefined) this.stillTids.push(tid);
+        }
         if (t.error !== undefined) {
           out.errors++;
           continue;
@@ -877,7 +923,7 @@ export class ProcessSampler {
       // comes back: once a tick finds no thread in it, stacks are no longer searched
       if (!this.pastGate && out.threads.length > 0) this.pastGate = true;
       if (this.skipStill) {
-        this.stillTids = out.threads.filter((t) => t.tidIsOs).map((t) => t.tid);
+        this.stillLinks = links;
         this.fullTickAt = performance.now();
       }
     } catch (e) {
@@ -1021,6 +1067,14 @@ export class ProcessSampler {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.taskDirFd !== undefined && this.taskDirFd >= 0) {
+      try {
+        closeSync(this.taskDirFd);
+      } catch {
+        /* already closed */
+      }
+    }
+    this.taskDirFd = -1;
     this.pauser?.close();
     this.states.close();
     this.mem.close();

@@ -33,6 +33,8 @@ const WEXITED = 4;
 const WNOWAIT = 0x01000000;
 const __WALL = 0x40000000;
 const CLD_TRAPPED = 4;
+const AT_EMPTY_PATH = 0x1000;
+const STATX_NLINK = 0x4;
 const CLOCK_MONOTONIC = 1;
 const TIMER_ABSTIME = 1;
 const EINTR = 4;
@@ -86,6 +88,9 @@ export class Syscalls {
   private perfAttr: unknown;
   private timespec: unknown;
   private timespecW: Int32Array;
+  private statxFn: Fn;
+  private statxBuf: unknown;
+  private statxW: Uint32Array;
 
   constructor(k: Koffi) {
     this.k = k;
@@ -99,6 +104,9 @@ export class Syscalls {
     this.syscallFn = libc.func('long syscall(long number, ...)') as Fn;
     this.readFn = libc.func('long read(int fd, void *buf, unsigned long count)') as Fn;
     this.preadFn = libc.func('long pread(int fd, void *buf, unsigned long count, long offset)') as Fn;
+    this.statxFn = libc.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)') as Fn;
+    this.statxBuf = k.alloc('uint8_t', 256);
+    this.statxW = new Uint32Array(k.view(this.statxBuf, 256));
     // perf_event_attr: a software task-clock counter, counting from the open, nothing excluded
     this.perfAttr = k.alloc('uint8_t', PERF_ATTR_SIZE);
     const attr = new DataView(k.view(this.perfAttr, PERF_ATTR_SIZE));
@@ -247,6 +255,17 @@ export class Syscalls {
     if (process.arch !== 'x64') return -38;
     const fd = this.syscallFn(SYS_PERF_EVENT_OPEN, 'void *', this.perfAttr, 'int', tid, 'int', -1, 'int', -1, 'unsigned long', PERF_FLAG_FD_CLOEXEC);
     return fd >= 0 ? fd : -this.k.errno();
+  }
+
+  /**
+   * The link count of the open file `fd` (statx, AT_EMPTY_PATH, STATX_NLINK), or -errno. For
+   * an open /proc/PID/task directory it is the process's thread count + 2, asked at this
+   * moment (2 once the process is gone): one system call, nothing allocated.
+   */
+  linkCount(fd: number): number {
+    const r = this.statxFn(fd, '', AT_EMPTY_PATH, STATX_NLINK, this.statxBuf);
+    if (r !== 0) return -this.k.errno();
+    return this.statxW[4]!; // stx_nlink: u32 at offset 16
   }
 
   /**
