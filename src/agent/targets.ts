@@ -108,6 +108,8 @@ export class TargetFinder {
   private procRoot: string;
   /** pid → start and whether it runs CPython (exe name, else a mapped libpython), so each process is looked at once */
   private pythonness = new Map<number, { start: string; exe: string; python: boolean; cmdline?: string[] }>();
+  /** every process of the last scan: parent and start time (read once, when it first showed) */
+  private seen = new Map<number, { ppid: number; start: string }>();
   /** the agent itself is never a target */
   private self = new Set<number>([process.pid]);
 
@@ -161,12 +163,24 @@ export class TargetFinder {
     const ppid = new Map<number, number>();
     const starts = new Map<number, string>();
     const live = new Set<number>();
+    const seen = this.seen;
+    this.seen = new Map();
     for (const e of entries) {
       const c = e.charCodeAt(0);
       if (c < 48 || c > 57) continue;
       const pid = Number(e);
-      const f = statFields(this.procRoot, pid);
-      if (!f || f.state === 'Z' || f.state === 'X') continue;
+      // a process listed at the last scan too is the same one (a PID freed and taken again
+      // between two listings a few seconds apart aside): its parent and start time as read
+      // then, so a scan reads the stat of new processes only — on a host of hundreds of
+      // processes that was hundreds of reads every scan. A target that ends is the sampler's
+      // to see (its thread count), not the scan's.
+      let f = seen.get(pid);
+      if (f === undefined) {
+        const st = statFields(this.procRoot, pid);
+        if (!st || st.state === 'Z' || st.state === 'X') continue;
+        f = { ppid: st.ppid, start: st.start };
+      }
+      this.seen.set(pid, f);
       live.add(pid);
       ppid.set(pid, f.ppid);
       starts.set(pid, f.start);

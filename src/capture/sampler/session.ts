@@ -496,9 +496,9 @@ export class ProcessSampler {
    * a CPU or runnable at that moment — every task clock unchanged since the last tick, or
    * not moving now with the thread asleep — since such a tick gives no on-CPU sample. The
    * threads of the last full tick are watched; a thread starting or ending (the process's
-   * thread count, from its /proc task directory kept open: one statx) or the process ending
-   * brings a full tick at once, and one comes at least every STILL_FULL_TICK_MS anyway
-   * (every second where the thread count cannot be asked).
+   * thread count, from its /proc task directory kept open: one statx) brings a full tick at
+   * once, a count of none ends the process's ticks (gone), and a full tick comes at least
+   * every STILL_FULL_TICK_MS anyway (every second where the thread count cannot be asked).
    */
   skipStill = false;
   /** ticks skipped that way */
@@ -532,14 +532,14 @@ export class ProcessSampler {
    * recent)? A thread whose task clock has not moved since the last tick costs one 8-byte
    * read; one that ran since, one more (its state).
    */
-  private still(): boolean {
+  private still(links: number): boolean {
     if (this.stillTids.length === 0 || performance.now() - this.fullTickAt > (this.stillLinks >= 0 ? STILL_FULL_TICK_MS : 1000)) {
       this.stillClocks.clear();
       return false;
     }
     // a thread started or ended, or the process is gone (a task clock keeps its count after
     // its thread exits, so only this tells): a full tick sees to it
-    if (this.stillLinks >= 0 && this.taskLinks() !== this.stillLinks) {
+    if (this.stillLinks >= 0 && links !== this.stillLinks) {
       this.stillClocks.clear();
       return false;
     }
@@ -890,14 +890,17 @@ export class ProcessSampler {
   tick(shared?: TickStart): TickResult {
     const out: TickResult = { threads: [], errors: 0, gone: false };
     if (this.closed) return { ...out, gone: true };
-    if (this.skipStill && this.still()) {
+    // asked before the walk: a thread that starts during it changes the count again, and is seen
+    const links = this.skipStill ? this.taskLinks() : -1;
+    // no thread left in the process this directory was opened for: it has ended (its PID may
+    // already be another process's, whose memory is not to be read as this one's)
+    if (links === 2) return { ...out, gone: true };
+    if (this.skipStill && this.still(links)) {
       this.stillTicks++;
       return out;
     }
     this.tickStart = shared ?? this.ownTickStart.restart();
     this.pauser?.settle();
-    // before the walk: a thread that starts during it changes the count again, and is seen
-    const links = this.skipStill ? this.taskLinks() : -1;
     try {
       const { walked, described } = this.readThreads();
       if (this.skipStill) this.stillTids.length = 0;
