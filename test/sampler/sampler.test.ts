@@ -320,7 +320,7 @@ test('skipStill: an asleep process is not walked (its ticks skipped), a spinning
   }
 }));
 
-test('skipStill: a thread started in an idle process is sampled at once (its thread count), and the process ending is seen at the next tick', { timeout: 60_000 }, (t) => exclusive('timing', async () => {
+test('skipStill: a thread started in an idle process is sampled at once (its thread count), and the process ending is seen within a few ticks', { timeout: 60_000 }, (t) => exclusive('timing', async () => {
   const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1);
   if (!py) return;
   const code = 'import sys, threading\ndef spin():\n    while True: pass\nprint("ready", flush=True)\nfor line in sys.stdin:\n    threading.Thread(target=spin, name="late", daemon=True).start()\n    print("started", flush=True)\n';
@@ -350,12 +350,12 @@ test('skipStill: a thread started in an idle process is sampled at once (its thr
     t.diagnostic(`late thread: ${lateSamples} samples in 30 ticks (${took.toFixed(0)} ms); a full tick is forced every ${STILL_FULL_TICK_MS} ms`);
     assert.ok(took < STILL_FULL_TICK_MS - 600, 'the run ends before a forced full tick could come');
     assert.ok(lateSamples >= 15, `the new spinning thread: ${lateSamples} samples of 30 ticks`);
-    // the end: the next tick says so (the thread count drops to none)
+    // the end: seen within the ticks between two asks of the thread count (it drops to none)
     c.kill('SIGKILL');
     await new Promise((r) => c.once('exit', r));
     let stopped = -1;
-    for (let k = 0; k < 5 && stopped < 0; k++, await pause()) if (rec.tick((i + k) * 1e7) === 'stop') stopped = k;
-    assert.equal(stopped, 0, 'the first tick after the exit stops');
+    for (let k = 0; k < 8 && stopped < 0; k++, await pause()) if (rec.tick((i + k) * 1e7) === 'stop') stopped = k;
+    assert.ok(stopped >= 0 && stopped < 4, `the tick that stops: ${stopped} (of 8) after the exit`);
     rec.close();
   } finally {
     c.kill('SIGKILL');

@@ -419,6 +419,13 @@ let selfStates: TaskStates | undefined;
 export const STILL_FULL_TICK_MS = 5000;
 
 /**
+ * skipStill: the thread count is asked every this many ticks of a still process (a new
+ * thread is seen within a fifth of a second at 19 Hz): a statx per target and tick cost
+ * nearly as much as the task clock read
+ */
+const LINKS_EVERY = 4;
+
+/**
  * When the sampler thread got its CPU for a tick: its se.exec_start, the scheduler's clock
  * (judgeOnCpu: a thread that left its CPU after it was pushed off by the sampler). One is
  * shared by every process a tick samples; `restart` at each tick.
@@ -508,6 +515,7 @@ export class ProcessSampler {
   private fullTickAt = -Infinity;
   /** the thread count (link count of /proc/PID/task) when the last full tick began; -1: unknown */
   private stillLinks = -1;
+  private linkTicks = 0;
   /** /proc/PID/task, kept open for its link count (undefined: not opened yet; -1: cannot be) */
   private taskDirFd: number | undefined;
 
@@ -890,14 +898,23 @@ export class ProcessSampler {
   tick(shared?: TickStart): TickResult {
     const out: TickResult = { threads: [], errors: 0, gone: false };
     if (this.closed) return { ...out, gone: true };
-    // asked before the walk: a thread that starts during it changes the count again, and is seen
-    const links = this.skipStill ? this.taskLinks() : -1;
-    // no thread left in the process this directory was opened for: it has ended (its PID may
-    // already be another process's, whose memory is not to be read as this one's)
-    if (links === 2) return { ...out, gone: true };
-    if (this.skipStill && this.still(links)) {
-      this.stillTicks++;
-      return out;
+    // the thread count: asked every LINKS_EVERY ticks of a still process, and before every
+    // full tick (before the walk: a thread that starts during it changes the count again)
+    let links = -1;
+    if (this.skipStill) {
+      const asked = ++this.linkTicks % LINKS_EVERY === 0;
+      links = asked ? this.taskLinks() : this.stillLinks;
+      // no thread left in the process this directory was opened for: it has ended (its PID
+      // may already be another process's, whose memory is not to be read as this one's)
+      if (links === 2) return { ...out, gone: true };
+      if (this.still(links)) {
+        this.stillTicks++;
+        return out;
+      }
+      if (!asked) {
+        links = this.taskLinks();
+        if (links === 2) return { ...out, gone: true };
+      }
     }
     this.tickStart = shared ?? this.ownTickStart.restart();
     this.pauser?.settle();

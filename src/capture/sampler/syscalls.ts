@@ -91,6 +91,7 @@ export class Syscalls {
   private statxFn: Fn;
   private statxBuf: unknown;
   private statxW: Uint32Array;
+  private emptyPath: string | null = null;
 
   constructor(k: Koffi) {
     this.k = k;
@@ -263,7 +264,12 @@ export class Syscalls {
    * moment (2 once the process is gone): one system call, nothing allocated.
    */
   linkCount(fd: number): number {
-    const r = this.statxFn(fd, '', AT_EMPTY_PATH, STATX_NLINK, this.statxBuf);
+    // a null path with AT_EMPTY_PATH: no string to convert, and no path for the kernel to copy in (Linux 6.11+)
+    let r = this.statxFn(fd, this.emptyPath, AT_EMPTY_PATH, STATX_NLINK, this.statxBuf);
+    if (r !== 0 && this.emptyPath === null && this.k.errno() === ERRNO.EFAULT) {
+      this.emptyPath = ''; // a kernel before 6.11 wants the empty string
+      r = this.statxFn(fd, this.emptyPath, AT_EMPTY_PATH, STATX_NLINK, this.statxBuf);
+    }
     if (r !== 0) return -this.k.errno();
     return this.statxW[4]!; // stx_nlink: u32 at offset 16
   }
