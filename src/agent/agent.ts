@@ -201,6 +201,8 @@ export class Agent {
 
   /** cut every target's window (`untilMs` the boundary); drop ended targets after their last one */
   private cut(untilMs: number, sinceStartNs: number): void {
+    // the host's facts, read once a cut for every target's window (/proc/cpuinfo, os-release)
+    let host: ReturnType<typeof hostEnvironment> | undefined;
     for (const [pid, t] of this.targets) {
       const { builder, rows, truncated } = t.rec.takeWindow();
       const errors = t.rec.errors - t.errorsAtWindow;
@@ -217,7 +219,7 @@ export class Agent {
           command: t.found.cmdline,
           sampleCount: rows,
           errorCount: errors,
-          environment: { ...hostEnvironment(), python: { version: t.python, implementation: 'CPython', executable: t.found.exe } },
+          environment: { ...(host ??= hostEnvironment()), python: { version: t.python, implementation: 'CPython', executable: t.found.exe } },
           extra: { truncatedSamples: truncated, agentSamplerNs: Math.round(t.samplerNs) },
         };
         const p = withTime(builder.build(), this.mode, 1e9 / this.rate);

@@ -526,8 +526,9 @@ export class ThreadNames {
 
   /** false when the layout cannot read names (get always answers undefined) */
   get supported(): boolean {
-    return hasObjectLayout(this.layout);
+    return (this.canRead ??= hasObjectLayout(this.layout));
   }
+  private canRead: boolean | undefined;
 
   /** Read the names now. Throws only ProcessGoneError / PermissionError. */
   refresh(): ReadonlyMap<bigint, string> {
