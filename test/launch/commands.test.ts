@@ -82,12 +82,27 @@ test('record --native -- python: perf runs before the first line: zlib under fir
       assert.equal(r.code, 0, r.err);
       const p = decodePylens(readFileSync(out), out);
       const first = count(p, (n) => n.includes('first_100ms'));
-      const withZlib = count(p, (n) => n.includes('first_100ms') && n.some((x) => /^(deflate|longest_match|fill_window|compress)/.test(x)));
+      const isZlib = (n: string[]) => n.some((x) => /^(deflate|longest_match|fill_window|compress)/.test(x));
+      const withZlib = count(p, (n) => n.includes('first_100ms') && isZlib(n));
       const expected = 0.1 * Math.min(200, Number(p.meta.extra?.achievedRateHz) || 200);
       assert.ok(first >= Math.floor(0.8 * expected), `first_100ms: ${first} samples of ${expected}\n${r.err}`);
-      // alone ≥ 80 %; with the rest of the suite loading both CPUs perf's nearest sample is
-      // sometimes a switch-out elsewhere (72–76 % seen): a late perf would give none at the start
-      assert.ok(withZlib >= Math.floor(0.65 * first), `${withZlib} of ${first} first_100ms samples with zlib frames\n${r.err}`);
+      // alone ≥ 80 % carry zlib's frames; with the rest of the suite loading both CPUs the target
+      // is often pushed off its CPU and perf's nearest sample is a switch-out elsewhere (54–76 %
+      // seen). What a late perf cannot give is zlib at the start: the earlier half of
+      // first_100ms's samples (by time) has its share of them
+      const times: number[] = [];
+      const zlibAt: boolean[] = [];
+      for (let i = 0; i < p.samples.length; i++) {
+        const n = names(p, i);
+        if (!n.includes('first_100ms')) continue;
+        times.push(p.samples.time?.[i] ?? i);
+        zlibAt.push(isZlib(n));
+      }
+      const order = times.map((_, k) => k).sort((a, b) => times[a]! - times[b]!);
+      const early = order.slice(0, Math.ceil(order.length / 2));
+      const earlyZlib = early.filter((k) => zlibAt[k]).length;
+      assert.ok(withZlib >= Math.floor(0.4 * first), `${withZlib} of ${first} first_100ms samples with zlib frames\n${r.err}`);
+      assert.ok(earlyZlib >= Math.max(2, Math.floor(0.3 * early.length)), `${earlyZlib} of the earliest ${early.length} first_100ms samples with zlib frames (${withZlib} of ${first} in all)\n${r.err}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
