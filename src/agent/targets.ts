@@ -37,15 +37,15 @@ export interface Found {
 
 const PY_EXE = /^python(\d+(\.\d+)?)?[dmu]*$/;
 
-/** /proc/PID/stat fields after the command: [state, ppid, …]; undefined when gone */
 /** one buffer for every /proc/PID/stat read of a scan (a line is a few hundred bytes) */
 const STAT_BUF = Buffer.alloc(1024);
 
 /**
  * State letter, parent pid and start time (clock ticks since boot) of /proc/PID/stat,
- * parsed from its bytes: a scan reads one per process on the host, every few seconds.
+ * parsed from its bytes (undefined when gone): a scan reads one per process it has not
+ * seen before.
  */
-export function statFields(procRoot: string, pid: number): { state: string; ppid: number; start: string } | undefined {
+function statFields(procRoot: string, pid: number): { state: string; ppid: number; start: string } | undefined {
   let n: number;
   try {
     const fd = openSync(`${procRoot}/${pid}/stat`, 'r');
@@ -77,6 +77,7 @@ export function statFields(procRoot: string, pid: number): { state: string; ppid
   return { state, ppid, start: '' };
 }
 
+/** a /proc file's text; undefined when it cannot be read (gone, not allowed) */
 export function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');

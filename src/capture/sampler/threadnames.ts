@@ -526,9 +526,8 @@ export class ThreadNames {
 
   /** false when the layout cannot read names (get always answers undefined) */
   get supported(): boolean {
-    return (this.canRead ??= hasObjectLayout(this.layout));
+    return hasObjectLayout(this.layout);
   }
-  private canRead: boolean | undefined;
 
   /** Read the names now. Throws only ProcessGoneError / PermissionError. */
   refresh(): ReadonlyMap<bigint, string> {

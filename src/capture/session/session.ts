@@ -15,7 +15,6 @@
  * It never prints: warnings go to `onWarning`; errors are thrown (LaunchError,
  * LaunchEndedError, AttachError, the tools' own).
  */
-import { readFileSync } from 'node:fs';
 import { PermissionError, ProcessGoneError } from '../sampler/memory.ts';
 import { UnsupportedVersionError } from '../sampler/runtime.ts';
 import { ProcessSampler } from '../sampler/session.ts';
@@ -400,7 +399,9 @@ export class CaptureSession {
       if (t.gate) {
         void t.gate.waiting().then((pid) => {
           if (winner) return;
-          viaGate = attachWhenReady(pid, { ...common, isAlive: () => processAlive(pid), timeoutMs: 5000 }).then(win);
+          const alive = new AliveWatch(pid);
+          this.closers.push(() => alive.close());
+          viaGate = attachWhenReady(pid, { ...common, isAlive: () => alive.alive(), timeoutMs: 5000 }).then(win);
           viaGate.catch((e: unknown) => {
             if (!winner && (e instanceof PermissionError || e instanceof UnsupportedVersionError)) reject(e);
           });
@@ -420,17 +421,6 @@ export class CaptureSession {
         reject(e);
       });
     });
-  }
-}
-
-/** Whether a process exists (and is not a zombie). */
-function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
   }
 }
 
