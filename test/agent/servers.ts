@@ -11,7 +11,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -78,12 +78,25 @@ export interface FakeHttp {
   close: () => Promise<void>;
 }
 
+/**
+ * A port free now that a server is to listen on later (a backend that comes back). Taken
+ * below the kernel's ephemeral range: a port the kernel handed out and took back (listen on
+ * 0) can go to the next listen on 0 or to an outgoing connection meanwhile — a full run saw
+ * the fake Parca server get it, and the fake Pyroscope's later listen fail (EADDRINUSE).
+ */
 export async function freePort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'latin1').trim().split(/\s+/)[0]);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * Math.max(1, Math.min(low, 65_536) - 10_000));
+    const s = http.createServer();
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (ok) await new Promise<void>((r) => s.close(() => r()));
+    if (ok) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
 }
 
 export async function fakeHttp(port = 0): Promise<FakeHttp> {

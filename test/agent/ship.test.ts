@@ -304,11 +304,12 @@ test(`sender: Pyroscope down for ${OUTAGE_MS} ms loses no window and gets them i
   const parca = await fakeParca();
   let pyro: FakeHttp | null = null;
   const pd = new ParcaDestination({ url: `127.0.0.1:${parca.port}`, insecure: true });
+  let s: Sender | undefined;
   try {
     const q = await WindowQueue.open(dir, { destinations: ['pyroscope', 'parca'], maxBytes: 1e8, maxAgeMs: 3600_000 });
     const baseDelayMs = 100;
     const maxDelayMs = 1000;
-    const s = new Sender(q, [new PyroscopeDestination({ url: `http://127.0.0.1:${port}`, timeoutMs: 2000 }), pd], { baseDelayMs, maxDelayMs });
+    s = new Sender(q, [new PyroscopeDestination({ url: `http://127.0.0.1:${port}`, timeoutMs: 2000 }), pd], { baseDelayMs, maxDelayMs });
     s.start();
     const ids: string[] = [];
     const start = Date.now();
@@ -345,8 +346,9 @@ test(`sender: Pyroscope down for ${OUTAGE_MS} ms loses no window and gets them i
     assert.deepEqual(q.stats().dropped, { full: 0, age: 0, corrupt: 0 });
     // the last window's other marker may still be on its way out (written, then unlinked: settle)
     await until('the queue folder empty', () => readdirSync(dir).length === 0, 5000);
-    await s.stop();
   } finally {
+    // stopped even when an assertion failed: its lanes would keep retrying, and the file never end
+    await s?.stop();
     pd.close();
     await parca.close();
     await pyro?.close();
