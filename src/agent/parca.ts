@@ -25,7 +25,7 @@
 import http2 from 'node:http2';
 import { ProtoWriter } from '../formats/protobuf.ts';
 import { PYLENS_VERSION } from '../version.ts';
-import { errorBodyMessage, networkError, postWindow, retryableStatus } from './pyroscope.ts';
+import { errorBodyMessage, HttpPoster, networkError, retryableStatus } from './http-post.ts';
 import { SendError, type AgentWindow, type Destination } from './window.ts';
 
 export const WRITE_RAW_PATH = '/parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw';
@@ -122,10 +122,12 @@ export class ParcaDestination implements Destination {
   private readonly opts: ParcaOptions;
   private readonly timeoutMs: number;
   private session: http2.ClientHttp2Session | null = null;
+  private readonly http: HttpPoster;
 
   constructor(opts: ParcaOptions) {
     this.opts = opts;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.http = new HttpPoster(opts.insecureSkipVerify ? { insecureSkipVerify: true } : {});
     let url = opts.url;
     if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) url = `${opts.insecure ? 'http' : 'https'}://${url}`;
     const u = new URL(url);
@@ -140,6 +142,7 @@ export class ParcaDestination implements Destination {
   close(): void {
     this.session?.close();
     this.session = null;
+    this.http.close();
   }
 
   private headers(): Record<string, string> {
@@ -149,7 +152,7 @@ export class ParcaDestination implements Destination {
   }
 
   private async sendJson(w: AgentWindow, signal?: AbortSignal): Promise<void> {
-    await postWindow(`${this.authority}/profiles/writeraw`, { method: 'POST', headers: { ...this.headers(), 'content-type': 'application/json' }, body: writeRawJson(w) }, `parca ${new URL(this.authority).origin}`, this.timeoutMs, signal);
+    await this.http.post(new URL(`${this.authority}/profiles/writeraw`), { ...this.headers(), 'content-type': 'application/json' }, writeRawJson(w), `parca ${new URL(this.authority).origin}`, this.timeoutMs, signal);
   }
 
   /** the HTTP/2 connection, opened when there is none (or it closed) */

@@ -19,7 +19,8 @@
  *   413 body too large, 422 ingestion failed.
  */
 import { PYLENS_VERSION } from '../version.ts';
-import { SendError, type AgentWindow, type Destination } from './window.ts';
+import { HttpPoster } from './http-post.ts';
+import type { AgentWindow, Destination } from './window.ts';
 
 export interface PyroscopeOptions {
   /** server base URL, e.g. `http://pyroscope:4040` (a path prefix is kept) */
@@ -80,64 +81,12 @@ export function pyroscopeIngestUrl(base: string, w: AgentWindow): URL {
   return u;
 }
 
-/** HTTP status → is it worth sending again later */
-export function retryableStatus(status: number): boolean {
-  return status >= 500 || status === 429 || status === 408;
-}
-
-/** the server's reason, from a JSON `{message}` / `{error}` body or the text itself, one line, short */
-export function errorBodyMessage(text: string): string {
-  let msg = text.trim();
-  try {
-    const j = JSON.parse(msg) as { message?: unknown; error?: unknown };
-    if (typeof j.message === 'string') msg = j.message;
-    else if (typeof j.error === 'string') msg = j.error;
-  } catch {
-    // not JSON: the text as it is
-  }
-  msg = msg.replace(/\s+/g, ' ');
-  return msg.length > 300 ? `${msg.slice(0, 300)}…` : msg;
-}
-
-/** a fetch failure (no HTTP answer) as a retryable SendError */
-export function networkError(what: string, e: unknown, timedOut: boolean, timeoutMs: number): SendError {
-  if (timedOut) return new SendError(`${what}: no answer within ${timeoutMs} ms`, true);
-  const err = e as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (err?.name === 'AbortError') return new SendError(`${what}: cancelled`, true);
-  const cause = err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(e);
-  return new SendError(`${what}: ${cause}`, true);
-}
-
-/**
- * One HTTP request of a window, within `timeoutMs` (and `signal`): resolves on a 2xx, else
- * throws SendError — retryable for a network failure, a timeout, 5xx, 429 and 408 — with the
- * server's reason (`where` names the backend in the message).
- */
-export async function postWindow(url: string | URL, init: RequestInit, where: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
-  let res: Response;
-  try {
-    res = await fetch(url, { ...init, signal: sig });
-  } catch (e) {
-    throw networkError(where, e, timeout.aborted, timeoutMs);
-  }
-  let text = '';
-  try {
-    text = await res.text();
-  } catch (e) {
-    if (res.ok) throw networkError(where, e, timeout.aborted, timeoutMs);
-  }
-  if (res.ok) return;
-  const msg = errorBodyMessage(text) || res.statusText;
-  throw new SendError(`${where}: HTTP ${res.status}${msg ? `: ${msg}` : ''}`, retryableStatus(res.status), res.status);
-}
-
 export class PyroscopeDestination implements Destination {
   readonly name = 'pyroscope';
   private readonly url: string;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
+  private readonly http = new HttpPoster();
 
   constructor(opts: PyroscopeOptions) {
     const u = new URL(opts.url);
@@ -153,6 +102,10 @@ export class PyroscopeDestination implements Destination {
 
   async send(w: AgentWindow, signal?: AbortSignal): Promise<void> {
     const url = pyroscopeIngestUrl(this.url, w);
-    await postWindow(url, { method: 'POST', headers: this.headers, body: w.pprof as Uint8Array<ArrayBuffer> }, `pyroscope ${url.origin}`, this.timeoutMs, signal);
+    await this.http.post(url, this.headers, w.pprof, `pyroscope ${url.origin}`, this.timeoutMs, signal);
+  }
+
+  close(): void {
+    this.http.close();
   }
 }

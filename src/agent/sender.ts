@@ -169,6 +169,8 @@ export class Sender {
       }
       l.stats.retries++;
       l.stats.consecutiveFailures++;
+      // the backend is down or slow: what waits in memory (write-behind) goes to disk now
+      void this.queue.persist();
       const n = l.stats.consecutiveFailures;
       if (n === 1 || n % 10 === 0) this.log(`${name}: ${why}; ${n === 1 ? 'retrying with backoff' : `${n} failures in a row`}, ${this.queue.pending(name).length} window(s) waiting`);
       return 'retry';

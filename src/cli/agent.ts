@@ -28,6 +28,14 @@ import { parseAge } from './store.ts';
 
 const DEFAULT_METRICS = '127.0.0.1:8375';
 
+/**
+ * The queue writes a window's file only when it is still waiting this long after it was cut
+ * (queue.ts write-behind): windows a backend takes at once never touch the disk; a backend
+ * failing, the queue filling up or the agent stopping writes them at once. A kill -9 loses at
+ * most the windows of these last 2 s not delivered yet.
+ */
+const WRITE_BEHIND_MS = 2000;
+
 function defaultQueueDir(): string {
   const state = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
   return join(state, 'pylens', 'agent-queue');
@@ -153,7 +161,7 @@ export async function runAgent(args: Parsed): Promise<number> {
   const queueDir = s.queue ?? defaultQueueDir();
   let queue: WindowQueue;
   try {
-    queue = await WindowQueue.open(queueDir, { destinations: destinations.map((d) => d.name), maxBytes: maxMb * 1024 * 1024, maxAgeMs: maxAge });
+    queue = await WindowQueue.open(queueDir, { destinations: destinations.map((d) => d.name), maxBytes: maxMb * 1024 * 1024, maxAgeMs: maxAge, writeBehindMs: WRITE_BEHIND_MS });
   } catch (e) {
     throw new CliError(`cannot use the queue folder ${queueDir}: ${(e as Error).message}`, 'give a writable folder with --queue DIR');
   }
@@ -207,6 +215,7 @@ export async function runAgent(args: Parsed): Promise<number> {
   }
   await queue.settled();
   const left = await sender.flush(5000);
+  await queue.close(); // what is left goes to disk, for the next start
   metrics?.close();
   const st = queue.stats();
   log(`stopped: ${agent.stats.windows} windows from ${agent.stats.attached} processes; sent ${Object.entries(st.sent).map(([d, n]) => `${n} to ${d}`).join(', ') || 'none'}; ${left} left queued in ${queueDir}${st.dropped.full + st.dropped.age ? `; dropped ${st.dropped.full} (queue full) + ${st.dropped.age} (too old)` : ''}`);

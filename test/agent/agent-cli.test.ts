@@ -11,7 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProfileStore } from '../../src/store/store.ts';
@@ -205,6 +205,8 @@ test('agent CLI: Pyroscope and Parca down at the start get every window once the
     assert.ok(m.get('pylens_agent_windows_queued')! >= 3, `queued: ${m.get('pylens_agent_windows_queued')}`);
     assert.equal(m.get('pylens_agent_windows_sent_total{destination="pyroscope"}'), 0);
     assert.ok(m.get('pylens_agent_windows_sent_total{destination="store"}')! >= 3);
+    // the queue writes behind: windows not taken within 2 s (the backends failing) are on disk
+    await until('windows written to the queue folder', () => readdirSync(join(dir, 'queue')).filter((f) => f.endsWith('.win')).length >= 3, 10_000);
     const attempts = m.get('pylens_agent_send_attempts_total{destination="pyroscope"}')!;
     assert.ok(attempts >= 1 && attempts <= 5, `backoff, not a hot loop: ${attempts} attempts in ~4 s`);
     // up

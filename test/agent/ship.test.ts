@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -501,6 +501,77 @@ test('queue: a window put by this process is sent from memory (its file is not r
     const again = await WindowQueue.open(dir, { destinations: ['pyroscope'], maxBytes: 1e8, maxAgeMs: 3600_000 });
     assert.equal(again.stats().dropped.corrupt, 1);
     assert.equal(again.size, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('queue, write-behind: a window taken at once never touches the disk; one still waiting writeBehindMs on is written with the markers of the destinations done; close() writes the rest', async () => {
+  const dir = tmp();
+  // every name the folder ever saw (inotify), temp files included
+  const names = new Set<string>();
+  const watcher = watch(dir, (_e, f) => {
+    if (f) names.add(String(f));
+  });
+  try {
+    const opts = { destinations: ['pyroscope', 'parca'], maxBytes: 1e8, maxAgeMs: 3600_000 };
+    const q = await WindowQueue.open(dir, { ...opts, writeBehindMs: 400 });
+    const ws = [0, 1, 2].map((i) => windowOf(i));
+    const file = (w: AgentWindow) => `${w.id.replace(/[^A-Za-z0-9._-]/g, '_')}.win`;
+    await q.put(ws[0]!);
+    assert.deepEqual(await q.load(ws[0]!.id), ws[0]);
+    await q.settle(ws[0]!.id, 'pyroscope', 'sent');
+    await q.settle(ws[0]!.id, 'parca', 'sent');
+    assert.equal(q.size, 0);
+    await q.put(ws[1]!);
+    await q.settle(ws[1]!.id, 'parca', 'sent'); // half delivered
+    assert.equal(q.stats().queuedWindows, 1);
+    assert.deepEqual(readdirSync(dir), [], 'nothing written before writeBehindMs');
+    await until('the waiting window written', () => readdirSync(dir).length === 2, 5000);
+    assert.deepEqual(readdirSync(dir).sort(), [file(ws[1]!), `${file(ws[1]!)}~parca`]);
+    await q.put(ws[2]!);
+    await q.close();
+    assert.deepEqual(readdirSync(dir).sort(), [file(ws[1]!), `${file(ws[1]!)}~parca`, file(ws[2]!)].sort());
+    await new Promise((r) => setTimeout(r, 100)); // the last inotify events
+    assert.ok(![...names].some((n) => n.includes(file(ws[0]!))), `window 0 was delivered at once and never written: ${[...names].join(' ')}`);
+    // what a next start finds
+    const again = await WindowQueue.open(dir, opts);
+    assert.equal(again.stats().dropped.corrupt, 0);
+    assert.deepEqual(again.pending('pyroscope'), [ws[1]!.id, ws[2]!.id]);
+    assert.deepEqual(again.pending('parca'), [ws[2]!.id]);
+    assert.deepEqual(await again.load(ws[2]!.id), ws[2]);
+    // delivered after being written: its files go
+    await again.settle(ws[1]!.id, 'pyroscope', 'sent');
+    assert.deepEqual(readdirSync(dir), [file(ws[2]!)]);
+  } finally {
+    watcher.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('queue, write-behind: a backend failing writes what waits at once (not writeBehindMs later), and it is sent in order once back', async () => {
+  const dir = tmp();
+  try {
+    const q = await WindowQueue.open(dir, { destinations: ['pyroscope'], maxBytes: 1e8, maxAgeMs: 3600_000, writeBehindMs: 600_000 });
+    let up = false;
+    const got: string[] = [];
+    const dest = {
+      name: 'pyroscope',
+      send: async (w: AgentWindow) => {
+        if (!up) throw new SendError('pyroscope: ECONNREFUSED', true);
+        got.push(w.id);
+      },
+    };
+    const s = new Sender(q, [dest], { baseDelayMs: 200, maxDelayMs: 400, random: () => 0.99 });
+    s.start();
+    const ws = [0, 1, 2].map((i) => windowOf(i));
+    for (const w of ws) await q.put(w);
+    await until('written after the failure', () => readdirSync(dir).filter((f) => f.endsWith('.win')).length === 3, 5000);
+    up = true;
+    await until('sent', () => q.size === 0, 10_000);
+    await s.stop();
+    assert.deepEqual(got, ws.map((w) => w.id));
+    assert.deepEqual(readdirSync(dir), []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
