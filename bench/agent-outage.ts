@@ -4,8 +4,10 @@
  *
  * A window a second goes into the queue; Pyroscope (node:http here) is down for the first
  * PYLENS_OUTAGE_MS (default 30000) ms, Parca (its grpc-gateway JSON, node:http) is up the
- * whole time. Halfway through the outage the agent "restarts": the queue and the sender are
- * dropped without a flush and opened again over the same directory. Then Pyroscope comes
+ * whole time. The queue writes behind as the agent's does (WRITE_BEHIND_MS: in memory first;
+ * written at once while a destination fails). Halfway through the outage the agent
+ * "restarts" as a kill would leave it: the queue and the sender are dropped without a flush
+ * or a write of what waits in memory, and opened again over the same directory. Then Pyroscope comes
  * back and the bench waits until the queue is empty.
  *
  *   node_modules/.bin/node bench/agent-outage.ts
@@ -26,6 +28,7 @@ import { ParcaDestination } from '../src/agent/parca.ts';
 import { WindowQueue } from '../src/agent/queue.ts';
 import { Sender } from '../src/agent/sender.ts';
 import type { AgentWindow } from '../src/agent/window.ts';
+import { WRITE_BEHIND_MS } from '../src/cli/agent.ts';
 
 const OUTAGE_MS = Number(process.env.PYLENS_OUTAGE_MS ?? 30_000);
 const EVERY_MS = 1000;
@@ -85,7 +88,7 @@ async function main(): Promise<void> {
   await probe.close();
   const parca = await server(0, parcaWin);
   const destinations = () => [new PyroscopeDestination({ url: `http://127.0.0.1:${pyroPort}`, timeoutMs: 5000 }), new ParcaDestination({ url: `http://127.0.0.1:${parca.port}`, transport: 'json' })];
-  const opts = { destinations: ['pyroscope', 'parca'], maxBytes: 64 << 20, maxAgeMs: 3600_000 };
+  const opts = { destinations: ['pyroscope', 'parca'], maxBytes: 64 << 20, maxAgeMs: 3600_000, writeBehindMs: WRITE_BEHIND_MS };
   const log: string[] = [];
   const logLine = (l: string) => log.push(`${((Date.now() - t0) / 1000).toFixed(1)}s ${l}`);
 
@@ -103,6 +106,7 @@ async function main(): Promise<void> {
       restarted = true;
       attempts += s.stats().pyroscope!.attempts;
       await s.stop(); // no flush: what a kill would leave
+      q.drop(); // nor what waits in memory
       q = await WindowQueue.open(dir, opts);
       s = new Sender(q, destinations(), { log: logLine });
       s.start();

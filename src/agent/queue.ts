@@ -16,7 +16,8 @@
  *
  * Write-behind (`writeBehindMs`, what the agent uses): a put keeps the window in memory
  * only, and its file is written when it is still waiting `writeBehindMs` later, when
- * `persist()` is called (a destination failed, over 32 MiB wait in memory) or at `close()`.
+ * a destination fails (`setWriteThrough`: then every put is written at once until all take
+ * windows again), when over 32 MiB wait in memory, or at `close()`.
  * A backend that takes windows at once then costs no file I/O at all (it was ~15 % of the
  * agent's JS time: open, write, fsync, close, rename, unlink for every window); a kill -9
  * loses at most the windows of the last `writeBehindMs` not yet delivered.
@@ -350,10 +351,35 @@ export class WindowQueue {
     this.remember(w);
     await this.enforceBytes(e);
     for (const l of this.listeners) l();
-    // more waiting in memory than it keeps: a backend is slow or down, write them all now
-    if (this.unwritten > WRITE_BEHIND_BYTES) void this.persist();
+    // a destination failing (the sender says so): written now, durable when the put resolves
+    if (this.writeThrough) await this.persist();
+    // more waiting in memory than it keeps: all written now
+    else if (this.unwritten > WRITE_BEHIND_BYTES) void this.persist();
     else this.armWriteBehind();
   }
+
+  /** write-behind suspended: every put is written at once (the sender: while a destination fails) */
+  private writeThrough = false;
+
+  /**
+   * The sender's word on its destinations: while one is failing (`on`), puts are written at
+   * once and what waits in memory is written now; when all take windows again, write-behind
+   * resumes.
+   */
+  setWriteThrough(on: boolean): void {
+    if (on === this.writeThrough) return;
+    this.writeThrough = on;
+    if (on) void this.persist();
+  }
+
+  /** forget what waits in memory, write nothing more: what a kill leaves (benches, tests) */
+  drop(): void {
+    this.closed = true;
+    clearTimeout(this.writeBehindTimer);
+    this.writeBehindTimer = undefined;
+    this.dropped = true;
+  }
+  private dropped = false;
 
   /** bytes of the windows in memory only (write-behind), not counting those being written */
   private unwritten = 0;
@@ -382,6 +408,7 @@ export class WindowQueue {
     const run = async (): Promise<void> => {
       let wrote = 0;
       for (const e of [...this.entries]) {
+        if (this.dropped) return;
         if (e.onDisk || e.writing || e.gone || e.putAt >= putBefore) continue;
         const w = this.inMemory.get(e.id);
         if (w === undefined) continue;

@@ -169,14 +169,18 @@ export class Sender {
       }
       l.stats.retries++;
       l.stats.consecutiveFailures++;
-      // the backend is down or slow: what waits in memory (write-behind) goes to disk now
-      void this.queue.persist();
+      // the backend is down or slow: what waits in memory (write-behind) goes to disk now,
+      // and windows cut meanwhile at once
+      this.queue.setWriteThrough(true);
       const n = l.stats.consecutiveFailures;
       if (n === 1 || n % 10 === 0) this.log(`${name}: ${why}; ${n === 1 ? 'retrying with backoff' : `${n} failures in a row`}, ${this.queue.pending(name).length} window(s) waiting`);
       return 'retry';
     }
-    if (l.stats.consecutiveFailures > 0) this.log(`${name}: back after ${l.stats.consecutiveFailures} failed attempt(s)`);
-    l.stats.consecutiveFailures = 0;
+    if (l.stats.consecutiveFailures > 0) {
+      this.log(`${name}: back after ${l.stats.consecutiveFailures} failed attempt(s)`);
+      l.stats.consecutiveFailures = 0;
+      if (this.lanes.every((o) => o.stats.consecutiveFailures === 0)) this.queue.setWriteThrough(false);
+    }
     await this.queue.settle(w.id, name, 'sent');
     return 'sent';
   }

@@ -30,11 +30,12 @@ const DEFAULT_METRICS = '127.0.0.1:8375';
 
 /**
  * The queue writes a window's file only when it is still waiting this long after it was cut
- * (queue.ts write-behind): windows a backend takes at once never touch the disk; a backend
- * failing, the queue filling up or the agent stopping writes them at once. A kill -9 loses at
- * most the windows of these last 2 s not delivered yet.
+ * (queue.ts write-behind): windows a backend takes at once never touch the disk; while a
+ * backend fails every window is written at once, and the agent's end writes what is left. A
+ * kill -9 while every backend is up loses at most the windows of the last 2 s not yet
+ * taken (in practice those in flight).
  */
-const WRITE_BEHIND_MS = 2000;
+export const WRITE_BEHIND_MS = 2000;
 
 function defaultQueueDir(): string {
   const state = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');

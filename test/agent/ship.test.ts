@@ -549,7 +549,7 @@ test('queue, write-behind: a window taken at once never touches the disk; one st
   }
 });
 
-test('queue, write-behind: a backend failing writes what waits at once (not writeBehindMs later), and it is sent in order once back', async () => {
+test('queue, write-behind: a backend failing writes what waits at once (not writeBehindMs later) and every put while it fails; sent in order once back, then write-behind again', async () => {
   const dir = tmp();
   try {
     const q = await WindowQueue.open(dir, { destinations: ['pyroscope'], maxBytes: 1e8, maxAgeMs: 3600_000, writeBehindMs: 600_000 });
@@ -567,10 +567,19 @@ test('queue, write-behind: a backend failing writes what waits at once (not writ
     const ws = [0, 1, 2].map((i) => windowOf(i));
     for (const w of ws) await q.put(w);
     await until('written after the failure', () => readdirSync(dir).filter((f) => f.endsWith('.win')).length === 3, 5000);
+    // while it fails, a put is on disk when it resolves
+    const w3 = windowOf(3);
+    await q.put(w3);
+    assert.equal(readdirSync(dir).filter((f) => f.endsWith('.win')).length, 4);
     up = true;
     await until('sent', () => q.size === 0, 10_000);
+    // back: write-behind again
+    const w4 = windowOf(4);
+    await q.put(w4);
+    assert.deepEqual(readdirSync(dir), []);
+    await until('sent', () => q.size === 0, 10_000);
     await s.stop();
-    assert.deepEqual(got, ws.map((w) => w.id));
+    assert.deepEqual(got, [...ws, w3, w4].map((w) => w.id));
     assert.deepEqual(readdirSync(dir), []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
