@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runSchedule, sampleProcess, type SamplerClock } from '../../src/capture/sampler/sampler.ts';
@@ -317,6 +317,36 @@ test('skipStill: an asleep process is not walked (its ticks skipped), a spinning
     for (let i = 0; i < w.p.samples.length; i++) assert.equal(leafName(w.p, i), 'work', 'every sample is the work, on a CPU');
   } finally {
     for (const c of [asleep, spinning, periodic]) c.kill('SIGKILL');
+  }
+}));
+
+test('skipStill: a busy native thread (no Python thread state) does not make an idle Python process walked at every tick', { skip: spawnSync('gcc', ['--version']).status !== 0 ? 'gcc is not installed' : false, timeout: 60_000 }, (t) => exclusive('timing', async () => {
+  const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1);
+  if (!py) return;
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-native-thread-'));
+  // a C library's own thread, as OpenBLAS or gRPC start: it spins 2 ms in every 10
+  writeFileSync(join(dir, 'spin.c'), '#include <pthread.h>\n#include <time.h>\nstatic void *run(void *a) { (void)a; for (;;) { struct timespec t0, t; clock_gettime(CLOCK_MONOTONIC, &t0); do clock_gettime(CLOCK_MONOTONIC, &t); while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 2000000L); struct timespec d = {0, 8000000L}; nanosleep(&d, 0); } return 0; }\nint start(void) { pthread_t th; return pthread_create(&th, 0, run, 0); }\n');
+  const built = spawnSync('gcc', ['-shared', '-fPIC', '-O1', '-o', join(dir, 'libspin.so'), join(dir, 'spin.c'), '-lpthread'], { encoding: 'utf8' });
+  assert.equal(built.status, 0, built.stderr);
+  const code = `import ctypes, time\nctypes.CDLL(${JSON.stringify(join(dir, 'libspin.so'))}).start()\nprint("ready", flush=True)\nwhile True: time.sleep(5)\n`;
+  const c = spawn(py.exe, ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await firstLine(c, 'ready');
+    const { ProcessSampler } = await import('../../src/capture/sampler/session.ts');
+    const { Recorder } = await import('../../src/capture/sampler/sampler.ts');
+    const s = ProcessSampler.attach(c.pid!);
+    const rec = new Recorder(s, { skipStill: true });
+    const pause = () => new Promise((r) => setTimeout(r, 8 + Math.random() * 4));
+    for (let i = 0; i < 100; i++, await pause()) rec.tick(i * 1e7);
+    const p = rec.builder.build();
+    t.diagnostic(`idle Python beside a busy native thread: ${s.stillTicks} of 100 ticks skipped, ${p.samples.length} samples`);
+    // its CPU time is the native thread's, not a Python thread's: ticks stay skipped
+    assert.ok(s.stillTicks >= 90, `${s.stillTicks} of 100 ticks skipped`);
+    assert.equal(p.samples.length, 0);
+    rec.close();
+  } finally {
+    c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   }
 }));
 

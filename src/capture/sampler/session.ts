@@ -256,20 +256,25 @@ export class TaskStates {
   }
 
   /**
-   * The thread's CPU time so far (its task clock, one read: up to date at this moment even
-   * while it runs); undefined when task clocks cannot be opened here or the thread is gone.
+   * The thread's CPU time so far in ns (its task clock, one read: up to date at this moment
+   * even while it runs; a number, no BigInt to allocate: 2^53 ns is 104 days of CPU); -1 when
+   * task clocks cannot be opened here or the thread is gone.
    */
-  clockNs(tid: number): bigint | undefined {
-    if (this.clockError !== undefined) return undefined;
-    if (!this.clockFds.has(tid) && this.onCpuNow(tid) === undefined) return undefined;
-    const e = this.clockFds.get(tid);
-    if (e === undefined) return undefined;
+  clockNum(tid: number): number {
+    if (this.clockError !== undefined) return -1;
+    let e = this.clockFds.get(tid);
+    if (e === undefined) {
+      if (this.onCpuNow(tid) === undefined) return -1;
+      e = this.clockFds.get(tid);
+      if (e === undefined) return -1;
+    }
     e.used = this.calls;
     try {
-      return this.readInto(e.fd, true, -1) === 8 ? this.clockBuf.readBigUInt64LE(0) : undefined;
+      if (this.readInto(e.fd, true, -1) !== 8) return -1;
+      return this.clockBuf.readUInt32LE(0) + this.clockBuf.readUInt32LE(4) * 4294967296;
     } catch {
       this.drop(this.clockFds, tid);
-      return undefined;
+      return -1;
     }
   }
 
@@ -511,7 +516,7 @@ export class ProcessSampler {
   /** ticks skipped that way */
   stillTicks = 0;
   private stillTids: number[] = [];
-  private stillClocks = new Map<number, bigint>();
+  private stillClocks = new Map<number, number>();
   private fullTickAt = -Infinity;
   /** the thread count (link count of /proc/PID/task) when the last full tick began; -1: unknown */
   private stillLinks = -1;
@@ -553,8 +558,8 @@ export class ProcessSampler {
     }
     let still = true;
     for (const tid of this.stillTids) {
-      const c = this.states.clockNs(tid);
-      if (c === undefined) {
+      const c = this.states.clockNum(tid);
+      if (c < 0) {
         this.stillClocks.clear();
         return false;
       }
