@@ -320,6 +320,45 @@ test('skipStill: an asleep process is not walked (its ticks skipped), a spinning
   }
 }));
 
+test('skipStill backstop: the thread list is read again without a walk while it is unchanged; a thread that replaced an ended one between two asks of the thread count is sampled within a few ticks', { timeout: 60_000 }, (t) => exclusive('timing', async () => {
+  const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1);
+  if (!py) return;
+  // an idle helper thread; on a line, it ends and a spinning thread takes its place at once
+  const code = 'import sys, threading\nstop = threading.Event()\ndef idle():\n    stop.wait()\ndef spin():\n    while True: pass\nh = threading.Thread(target=idle, daemon=True)\nh.start()\nprint("ready", flush=True)\nfor line in sys.stdin:\n    stop.set(); h.join()\n    threading.Thread(target=spin, name="late", daemon=True).start()\n    print("swapped", flush=True)\n';
+  const c = spawn(py.exe, ['-c', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    await firstLine(c, 'ready');
+    const { ProcessSampler } = await import('../../src/capture/sampler/session.ts');
+    const { Recorder } = await import('../../src/capture/sampler/sampler.ts');
+    const s = ProcessSampler.attach(c.pid!);
+    s.stillBackstopMs = 150;
+    const rec = new Recorder(s, { skipStill: true });
+    const pause = () => new Promise((r) => setTimeout(r, 8 + Math.random() * 4));
+    const threads = () => readdirSync(`/proc/${c.pid}/task`).length;
+    let i = 0;
+    for (; i < 80; i++, await pause()) rec.tick(i * 1e7);
+    // ~0.9 s idle: the backstop came ~5 times and found the same threads; no walk
+    assert.ok(s.backstops >= 3, `${s.backstops} backstops`);
+    assert.ok(s.stillTicks >= 75, `idle: ${s.stillTicks} of 80 ticks skipped`);
+    const before = threads();
+    const swapped = new Promise<void>((r) => c.stdout!.on('data', (d: Buffer) => d.toString().includes('swapped') && r()));
+    c.stdin!.write('go\n');
+    await swapped;
+    assert.equal(threads(), before, 'as many threads as before the swap: the count cannot tell');
+    for (const end = i + 40; i < end; i++, await pause()) rec.tick(i * 1e7);
+    const p = rec.builder.build();
+    let lateSamples = 0;
+    for (let k = 0; k < p.samples.length; k++) if (p.threads.tid[p.samples.thread[k]!] !== c.pid) lateSamples++;
+    t.diagnostic(`${s.backstops} backstops without a walk; the thread that took an ended one's place: ${lateSamples} samples in 40 ticks`);
+    // the ended thread ran to its end (its clock moved) and its state is gone: a full tick at
+    // the next tick; the backstop's listing is there for what leaves no such trace
+    assert.ok(lateSamples >= 15, `the spinning thread: ${lateSamples} samples of 40 ticks`);
+    rec.close();
+  } finally {
+    c.kill('SIGKILL');
+  }
+}));
+
 test('skipStill: a busy native thread (no Python thread state) does not make an idle Python process walked at every tick', { skip: spawnSync('gcc', ['--version']).status !== 0 ? 'gcc is not installed' : false, timeout: 60_000 }, (t) => exclusive('timing', async () => {
   const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1);
   if (!py) return;

@@ -21,7 +21,7 @@ import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, WordList, type Address, type PagePool, type ProcessMemory } from './memory.ts';
 import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { isTorn, mainInterpreter, ThreadNames } from './threadnames.ts';
-import { leafMarkWords, listInterpreters, PAGE_SIZE, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
+import { leafMarkWords, listInterpreters, listThreadStates, PAGE_SIZE, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { newAsyncReadState, readAsyncTasks, type AsyncTasks } from './asyncio.ts';
 import { AsyncioDebugError, findAsyncioDebugOffsets, type AsyncioDebugOffsets } from './asyncio-debug.ts';
@@ -416,10 +416,12 @@ export function isWaitingLeaf(f: Frame): boolean {
 let selfStates: TaskStates | undefined;
 
 /**
- * skipStill: a full tick at least this often while the thread count can be watched (threads
- * starting or ending, and the process ending, bring one at once). Each forced full tick of an
- * idle target costs a cold walk: once a second, for 20 targets at 19 Hz, they took 0.19
- * points of the agent's 2.6 % of a core.
+ * skipStill's backstop: at least this often while the thread count can be watched (threads
+ * starting or ending, and the process ending, bring a full tick at once), the process's
+ * Python threads are listed again (the thread states, no stack) and a full tick follows only
+ * when they are not the watched ones — a thread that replaced an ended one between two asks of
+ * the count. The listing is one read; a full tick of an idle target in the agent is a cold
+ * walk of ~450 µs (once every 5 s for 20 targets: ~0.15 points of a core).
  */
 export const STILL_FULL_TICK_MS = 5000;
 
@@ -509,8 +511,9 @@ export class ProcessSampler {
    * not moving now with the thread asleep — since such a tick gives no on-CPU sample. The
    * threads of the last full tick are watched; a thread starting or ending (the process's
    * thread count, from its /proc task directory kept open: one statx) brings a full tick at
-   * once, a count of none ends the process's ticks (gone), and a full tick comes at least
-   * every STILL_FULL_TICK_MS anyway (every second where the thread count cannot be asked).
+   * once, a count of none ends the process's ticks (gone), and every STILL_FULL_TICK_MS (every
+   * second where the thread count cannot be asked) the thread list is read again: a full tick
+   * when it is not the watched threads.
    */
   skipStill = false;
   /** ticks skipped that way */
@@ -546,10 +549,8 @@ export class ProcessSampler {
    * read; one that ran since, one more (its state).
    */
   private still(links: number): boolean {
-    if (this.stillTids.length === 0 || performance.now() - this.fullTickAt > (this.stillLinks >= 0 ? STILL_FULL_TICK_MS : 1000)) {
-      this.stillClocks.clear();
-      return false;
-    }
+    if (this.stillTids.length === 0) return false;
+    const due = performance.now() - this.fullTickAt > (this.stillLinks >= 0 ? this.stillBackstopMs : 1000);
     // a thread started or ended, or the process is gone (a task clock keeps its count after
     // its thread exits, so only this tells): a full tick sees to it
     if (this.stillLinks >= 0 && links !== this.stillLinks) {
@@ -579,7 +580,41 @@ export class ProcessSampler {
       const keep = new Set(this.stillTids);
       for (const tid of this.stillClocks.keys()) if (!keep.has(tid)) this.stillClocks.delete(tid);
     }
+    // the backstop: the process's Python threads listed again (no stack read), and a full tick
+    // only when they are not the watched ones (one that replaced an ended one between two asks
+    // of the thread count). A walk costs ~450 µs of a cold agent; the listing, one read.
+    if (still && due) {
+      if (!this.sameThreads()) {
+        this.stillClocks.clear();
+        return false;
+      }
+      this.fullTickAt = performance.now();
+      this.backstops++;
+    }
     return still;
+  }
+
+  /** skipStill backstops that found the watched threads unchanged (no walk) */
+  backstops = 0;
+  /** skipStill: how often the backstop lists the threads while the thread count is watched (STILL_FULL_TICK_MS; tests shorten it) */
+  stillBackstopMs = STILL_FULL_TICK_MS;
+
+  /** skipStill's backstop: are the process's Python threads the watched ones? One read of the pages of the thread list */
+  private sameThreads(): boolean {
+    try {
+      const mem = (this.tickMem ??= new PageCacheMemory(this.mem, this.pagesA));
+      mem.restart();
+      if (this.tickPlan.length > 0) mem.prefetch(this.tickPlan);
+      const listed = listThreadStates(mem, this.layout, this.interpreters(mem).list);
+      if (listed.length !== this.stillTids.length) return false;
+      for (const t of listed) {
+        const tid = t.error === undefined ? this.osTid(t) : undefined;
+        if (tid === undefined || !this.stillTids.includes(tid)) return false;
+      }
+      return true;
+    } catch {
+      return false; // unreadable, or gone: a full tick finds out
+    }
   }
 
   /** when the sampler got its CPU for this tick (`tick`'s `shared`, else its own) */

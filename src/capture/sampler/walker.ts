@@ -839,9 +839,19 @@ interface WalkContext {
 }
 
 function walkInterpreterThreads(ctx: WalkContext, interp: Address, interpId: number, out: ThreadStack[], seen: Set<Address>, maxThreads: number): void {
-  const { mem, layout } = ctx;
+  eachThreadState(ctx.mem, ctx.layout, interp, interpId, seen, () => out.length < maxThreads, (t) => {
+    if (t.error === undefined) readThreadStack(ctx, t);
+    out.push(t);
+  });
+}
+
+/**
+ * The thread states of one interpreter, newest first, each with its pthread id and TID (or
+ * `error` when they cannot be read), no stack; bounded by `more` and cycle-safe (`seen`).
+ */
+function eachThreadState(mem: ProcessMemory, layout: Layout, interp: Address, interpId: number, seen: Set<Address>, more: () => boolean, visit: (t: ThreadStack) => void): void {
   let tstate = mem.readPtr(interp + layout.interp.threads_head);
-  while (tstate !== 0 && !seen.has(tstate) && out.length < maxThreads) {
+  while (tstate !== 0 && !seen.has(tstate) && more()) {
     seen.add(tstate);
     const t: ThreadStack = { tid: -1, pthreadId: 0n, tstate };
     if (interpId !== 0) t.interp = interpId;
@@ -851,10 +861,20 @@ function walkInterpreterThreads(ctx: WalkContext, interp: Address, interpId: num
     } catch (e) {
       t.error = e instanceof Error ? e.message : String(e);
     }
-    if (t.error === undefined) readThreadStack(ctx, t);
-    out.push(t);
+    visit(t);
     tstate = mem.readPtr(tstate + layout.tstate.next);
   }
+}
+
+/**
+ * Every thread of these interpreters as `walkThreads` lists them (thread state, pthread id,
+ * TID), without reading a stack: what a skipStill backstop compares with the watched threads.
+ */
+export function listThreadStates(mem: ProcessMemory, layout: Layout, interpreters: readonly InterpreterRef[], maxThreads = 4096): ThreadStack[] {
+  const out: ThreadStack[] = [];
+  const seen = new Set<Address>();
+  for (const { address, id } of interpreters) eachThreadState(mem, layout, address, id, seen, () => out.length < maxThreads, (t) => out.push(t));
+  return out;
 }
 
 /**
