@@ -149,13 +149,15 @@ export function intervalDistribution(rateHz: number, jitter: number): string {
  * aborts, or `tick` returns 'stop'. `tick` gets the ns since start. Deadline k+1 = deadline
  * k + an interval drawn around `periodNs` (`jitter`, default DEFAULT_JITTER; 0: a fixed
  * period). A tick late by more than one period skips the deadlines it missed (counted as
- * `missedTicks`), never catching up in a burst.
+ * `missedTicks`), never catching up in a burst. With a clock that sleeps synchronously the
+ * event loop turns every `yieldEveryMs` (YIELD_EVERY_MS), or at every tick while the clock
+ * `preferAsync`.
  */
 export async function runSchedule(
   clock: SamplerClock,
   periodNs: number,
   tick: (sinceStartNs: number) => 'stop' | void,
-  opts: { durationNs?: number; signal?: AbortSignal; jitter?: number; random?: () => number } = {},
+  opts: { durationNs?: number; signal?: AbortSignal; jitter?: number; random?: () => number; yieldEveryMs?: number } = {},
 ): Promise<ScheduleResult> {
   const start = clock.nowNs();
   const end = opts.durationNs !== undefined ? start + opts.durationNs : undefined;
@@ -165,7 +167,8 @@ export async function runSchedule(
   let ticks = 0;
   let missed = 0;
   const sync = clock.sleepUntilSyncNs?.bind(clock);
-  let yieldAt = start + YIELD_EVERY_MS * 1e6;
+  const yieldNs = (opts.yieldEveryMs ?? YIELD_EVERY_MS) * 1e6;
+  let yieldAt = start + yieldNs;
   /** the event loop has had its turn since the last tick */
   let turned = false;
   for (;;) {
@@ -173,10 +176,10 @@ export async function runSchedule(
     // a clock may ask for timer waits for a while (its event loop busy): then no sync sleeps;
     // nor at rates of 10 Hz and less, where a timer's wake-up per tick costs little and
     // sleeping in the event loop serves signals at once, with no turns of its own
-    const useSync = sync !== undefined && periodNs < YIELD_EVERY_MS * 1e6 && clock.preferAsync?.() !== true;
+    const useSync = sync !== undefined && periodNs < yieldNs && clock.preferAsync?.() !== true;
     if (useSync && clock.nowNs() >= yieldAt) {
       await new Promise<void>((r) => setImmediate(r));
-      yieldAt = clock.nowNs() + YIELD_EVERY_MS * 1e6;
+      yieldAt = clock.nowNs() + yieldNs;
       turned = true;
       if (opts.signal?.aborted) break;
     }
@@ -191,7 +194,7 @@ export async function runSchedule(
     if (due > now) {
       if (!useSync) {
         await clock.sleepUntilNs(due, opts.signal);
-        yieldAt = clock.nowNs() + YIELD_EVERY_MS * 1e6; // the loop just turned
+        yieldAt = clock.nowNs() + yieldNs; // the loop just turned
       }
       // a deadline past the next turn of the event loop: right after a tick, the turn is
       // taken at once when it is due within this interval (no wake-up of its own); else the

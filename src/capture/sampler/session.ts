@@ -112,6 +112,9 @@ export interface TickResult {
   gone: boolean;
 }
 
+/** what a tick skipped by skipStill gives (one object for all: nothing to allocate) */
+const STILL_TICK: TickResult = Object.freeze({ threads: Object.freeze([]) as unknown as ThreadSample[], errors: 0, gone: false });
+
 export function readCmdline(pid: number): string[] | undefined {
   try {
     const parts = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
@@ -936,8 +939,7 @@ export class ProcessSampler {
    * a CPU judgement of any of them first needs it, for all of them.
    */
   tick(shared?: TickStart): TickResult {
-    const out: TickResult = { threads: [], errors: 0, gone: false };
-    if (this.closed) return { ...out, gone: true };
+    if (this.closed) return { threads: [], errors: 0, gone: true };
     // the thread count: asked every LINKS_EVERY ticks of a still process, and before every
     // full tick (before the walk: a thread that starts during it changes the count again)
     let links = -1;
@@ -946,16 +948,17 @@ export class ProcessSampler {
       links = asked ? this.taskLinks() : this.stillLinks;
       // no thread left in the process this directory was opened for: it has ended (its PID
       // may already be another process's, whose memory is not to be read as this one's)
-      if (links === 2) return { ...out, gone: true };
+      if (links === 2) return { threads: [], errors: 0, gone: true };
       if (this.still(links)) {
         this.stillTicks++;
-        return out;
+        return STILL_TICK;
       }
       if (!asked) {
         links = this.taskLinks();
-        if (links === 2) return { ...out, gone: true };
+        if (links === 2) return { threads: [], errors: 0, gone: true };
       }
     }
+    const out: TickResult = { threads: [], errors: 0, gone: false };
     this.tickStart = shared ?? this.ownTickStart.restart();
     this.pauser?.settle();
     try {
