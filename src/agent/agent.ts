@@ -168,7 +168,8 @@ export class Agent {
       try {
         const s = ProcessSampler.attach(pid);
         const rec = new Recorder(s, { rateHz: this.rate, idle: this.mode === 'wall', ...(this.opts.gilOnly ? { gilOnly: true } : {}), filenames: 'short', skipStill: true });
-        const service = this.opts.service ?? serviceName(f.cmdline, f.exe);
+        // a worker is named by the master it descends from (uvicorn's are `python -c …`)
+        const service = this.opts.service ?? serviceName(f.rootCmdline ?? f.cmdline, f.exe);
         const labels: Record<string, string> = {
           ...cgroupLabels(readText(`/proc/${pid}/cgroup`)),
           ...(this.opts.labels ?? {}),

@@ -33,6 +33,12 @@ export interface Found {
   exe: string;
   /** why it is a target: `pid`, `child of PID`, `match`, `unit`, `cgroup`, `all-python` */
   why: string;
+  /**
+   * a descendant's: the command line of the target it descends from (a uvicorn master's, whose
+   * workers run `python -c "from multiprocessing.spawn import spawn_main; …"`), which names
+   * the service
+   */
+  rootCmdline?: string[];
 }
 
 const PY_EXE = /^python(\d+(\.\d+)?)?[dmu]*$/;
@@ -196,38 +202,46 @@ export class TargetFinder {
       if (known !== undefined && line.length > 0) known.cmdline = line;
       return line;
     };
-    const add = (pid: number, why: string) => {
+    const add = (pid: number, why: string, root?: number) => {
       if (out.has(pid) || this.self.has(pid)) return;
       const start = starts.get(pid)!;
       if (!this.isPython(pid, start)) return;
-      out.set(pid, { pid, start, cmdline: cmdline(pid), exe: this.pythonness.get(pid)!.exe, why });
+      const f: Found = { pid, start, cmdline: cmdline(pid), exe: this.pythonness.get(pid)!.exe, why };
+      if (root !== undefined) f.rootCmdline = cmdline(root);
+      out.set(pid, f);
     };
-    // given pids and their descendants
-    if (given.size) {
-      const children = new Map<number, number[]>();
-      for (const [pid, pp] of ppid) {
-        let l = children.get(pp);
-        if (!l) children.set(pp, (l = []));
-        l.push(pid);
-      }
-      for (const root of given) {
-        if (!live.has(root)) continue;
-        add(root, 'pid');
-        if (spec.children === false) continue;
-        const queue = [root];
-        const seen = new Set([root]);
-        while (queue.length) {
-          for (const ch of children.get(queue.shift()!) ?? []) {
-            if (seen.has(ch)) continue;
-            seen.add(ch);
-            queue.push(ch);
-            add(ch, `child of ${root}`);
-          }
+    let children: Map<number, number[]> | undefined;
+    /** the Python descendants of a target: a gunicorn or uvicorn master's workers, a pool's processes */
+    const descendants = (root: number) => {
+      if (spec.children === false) return;
+      if (children === undefined) {
+        children = new Map();
+        for (const [pid, pp] of ppid) {
+          let l = children.get(pp);
+          if (!l) children.set(pp, (l = []));
+          l.push(pid);
         }
       }
+      const queue = [root];
+      const seen = new Set([root]);
+      while (queue.length) {
+        for (const ch of children.get(queue.shift()!) ?? []) {
+          if (seen.has(ch)) continue;
+          seen.add(ch);
+          queue.push(ch);
+          add(ch, `child of ${root}`, root);
+        }
+      }
+    };
+    // given pids and their descendants
+    for (const root of given) {
+      if (!live.has(root)) continue;
+      add(root, 'pid');
+      descendants(root);
     }
     if (filtered) {
       const unit = spec.unit === undefined ? undefined : spec.unit.endsWith('.service') || spec.unit.includes('.') ? spec.unit : `${spec.unit}.service`;
+      const matched: number[] = [];
       for (const pid of live) {
         if (out.has(pid) || this.self.has(pid)) continue;
         if (!this.isPython(pid, starts.get(pid)!)) continue;
@@ -238,7 +252,11 @@ export class TargetFinder {
           if (spec.cgroup !== undefined && !(labels.cgroup ?? '/').startsWith(spec.cgroup)) continue;
         }
         add(pid, spec.match !== undefined ? 'match' : unit !== undefined ? 'unit' : spec.cgroup !== undefined ? 'cgroup' : 'all-python');
+        matched.push(pid);
       }
+      // a matched master's workers, whatever their own command line (uvicorn's spawned ones;
+      // a unit's or cgroup's are in it already)
+      if (spec.match !== undefined) for (const pid of matched) descendants(pid);
     }
     return out;
   }

@@ -624,7 +624,10 @@ export function encodePprof(p: Profile): Uint8Array {
     if (id === undefined) {
       id = fnRows.length + 1;
       fnKey.set(k, id);
-      fnRows.push({ name: qual, system: name, file, start: line });
+      // a Python function whose name is its qualname gets no system_name: go tool pprof
+      // "demangles" a function whose two names agree, and takes `<module>`, `<lambda>` or
+      // `<genexpr>` for a C++ name and strips its `<…>` to nothing
+      fnRows.push({ name: qual, system: kind === 'python' && name === qual ? '' : name, file, start: line });
     } else if (line > 0 && line < fnRows[id - 1]!.start) fnRows[id - 1]!.start = line;
     frameFn[f] = id;
   }

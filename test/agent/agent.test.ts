@@ -22,11 +22,14 @@ const py = installedPythons().find((p) => p.minor === 12) ?? installedPythons().
 const hasGo = spawnSync('go', ['version']).status === 0;
 
 /** a Python process with `tag` on its command line, spinning in `work_<tag>` (or sleeping) */
-async function start(tag: string, o: { sleep?: boolean; exe?: string; children?: number } = {}): Promise<ChildProcess> {
+async function start(tag: string, o: { sleep?: boolean; exe?: string; children?: number; spawned?: number } = {}): Promise<ChildProcess> {
   const body = o.sleep ? 'time.sleep(0.01)' : 'sum(range(2000))';
+  // forked children share the parent's command line; spawned ones (uvicorn's workers) run `python -c "from multiprocessing.spawn import …"`
   const kids = o.children
     ? `import multiprocessing as mp\nps = [mp.Process(target=work_${tag}) for _ in range(${o.children})]\n[p.start() for p in ps]\n`
-    : '';
+    : o.spawned
+      ? `import multiprocessing as mp\nctx = mp.get_context("spawn")\nps = [ctx.Process(target=time.sleep, args=(60,)) for _ in range(${o.spawned})]\n[p.start() for p in ps]\n`
+      : '';
   const code = `import time, sys\ndef work_${tag}():\n    while True:\n        ${body}\n${kids}print("ready", flush=True)\nwork_${tag}()\n`;
   const c = spawn(o.exe ?? py.exe, ['-c', code, `pylens-agent-test-${tag}`], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
   await firstLine(c, tag);
@@ -63,15 +66,27 @@ test('service names: a script, -m, a console script, -c', () => {
   assert.equal(serviceName(['python3', '-c', 'print(1)'], '/usr/bin/python3.11'), 'python3.11');
 });
 
-test('targets: a command-line match finds only Python processes that match; a given PID brings its Python children', { timeout: 60_000 }, async () => {
+test('targets: a command-line match finds only Python processes that match, and their Python children; a given PID brings its Python children', { timeout: 60_000 }, async () => {
   const a = await start('alpha', { sleep: true });
   const b = await start('beta', { sleep: true });
   const parent = await start('gamma', { sleep: true, children: 2 });
+  const master = await start('delta', { sleep: true, spawned: 2 });
   const sh = spawn('sh', ['-c', 'sleep 30 # pylens-agent-test-alpha'], { stdio: 'ignore' });
   try {
     await new Promise((r) => setTimeout(r, 300));
     const m = new TargetFinder({ match: /pylens-agent-test-alpha/ }).scan();
     assert.deepEqual([...m.keys()], [a.pid], 'the shell with the same words is not Python');
+    // a uvicorn-like master: its spawned workers do not match by their own command line
+    const d = new TargetFinder({ match: /pylens-agent-test-delta/ }).scan();
+    const children = [...d.values()].filter((f) => f.why === `child of ${master.pid}`);
+    const workers = children.filter((f) => f.cmdline.join(' ').includes('spawn_main'));
+    // (and the spawn context's resource tracker, a Python child too)
+    assert.equal(workers.length, 2, `the master's 2 spawned workers: ${[...d.values()].map((f) => `${f.pid} ${f.why} ${f.cmdline.join(' ').slice(0, 60)}`).join(', ')}`);
+    assert.ok(d.has(master.pid!));
+    for (const w of children) {
+      assert.match(w.cmdline.join(' '), /multiprocessing/);
+      assert.match(w.rootCmdline!.join(' '), /pylens-agent-test-delta/, 'named by the master');
+    }
     const p = new TargetFinder({ pids: [parent.pid!] }).scan();
     assert.equal(p.size, 3, `the parent and its 2 multiprocessing children: ${[...p.values()].map((f) => `${f.pid} ${f.why}`).join(', ')}`);
     assert.ok([...p.values()].filter((f) => f.why === `child of ${parent.pid}`).length === 2);
@@ -81,7 +96,7 @@ test('targets: a command-line match finds only Python processes that match; a gi
     for (const c of [a, b, parent]) assert.ok(all.has(c.pid!), `all-python misses ${c.pid}`);
     assert.ok(!all.has(sh.pid!));
   } finally {
-    kill(a, b, parent, sh);
+    kill(a, b, parent, master, sh);
   }
 });
 

@@ -296,6 +296,36 @@ test('exported file opens in `go tool pprof -top` with the right functions and f
   }
 });
 
+test('go tool pprof keeps Python names in angle brackets (<module>, <lambda>, <genexpr>): it does not take them for C++ templates', (t) => {
+  if (spawnSync('go', ['version']).status !== 0) {
+    t.skip('`go` is not on PATH');
+    return;
+  }
+  const b = new ProfileBuilder({ meta: { backend: 'test', mode: 'cpu', rateHz: 100 }, valueTypes: [{ name: 'samples', unit: 'samples' }], defaultValue: 1 });
+  const mod = b.frame({ name: '<module>', file: '/app/m.py', line: 1 });
+  const lam = b.frame({ name: '<lambda>', file: '/app/m.py', line: 5 });
+  const gen = b.frame({ name: '<genexpr>', qualname: 'encode.<locals>.<genexpr>', file: '/app/m.py', line: 9 });
+  const th = b.thread(1, 1, 'MainThread');
+  b.sample(b.stackOf([mod, lam]), 3, th, 'on-cpu', 1);
+  b.sample(b.stackOf([mod, gen]), 2, th, 'on-cpu', 2);
+  b.sample(b.stackOf([mod]), 1, th, 'on-cpu', 3);
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-pprof-'));
+  try {
+    const file = join(dir, 'angle.pb.gz');
+    writeFileSync(file, pprofExporter.write(b.build()) as Uint8Array);
+    const env = { ...process.env, HOME: dir, GOCACHE: join(dir, 'gocache'), GOTOOLCHAIN: 'local', GOFLAGS: '', PPROF_TMPDIR: dir };
+    const r = spawnSync('go', ['tool', 'pprof', '-top', file], { encoding: 'utf8', env, timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const names = r.stdout.split('\n').filter((l) => /%\s+\S+\s+\S+%\s+\S+$/.test(l)).map((l) => l.trim().split(/\s+/).at(-1)!).sort();
+    assert.deepEqual(names, ['<lambda>', '<module>', 'encode.<locals>.<genexpr>'], r.stdout);
+    // and our own reader gives the same frames back
+    const back = imp(readFileSync(file), file);
+    assert.deepEqual([...new Set(Array.from({ length: back.frames.length }, (_, f) => back.strings[back.frames.qualname[f]!]))].sort(), ['<lambda>', '<module>', 'encode.<locals>.<genexpr>']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('detection: gzip and plain bodies; other gzip content and text are not mine', () => {
   const body = handMade({ packed: true });
   assert.ok(pprofImporter.magic!(body.subarray(0, 64)));
