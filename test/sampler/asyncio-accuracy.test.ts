@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { measureAsyncAccuracy, SITES, type AsyncAccuracy } from '../../bench/async-accuracy.ts';
 import { installedPythons } from './pythons.ts';
+import { exclusive } from '../helpers/exclusive.ts';
 
 const pythons = installedPythons().filter((p) => p.minor >= 8 && p.minor <= 13 && p.label.startsWith('pyenv'));
 
@@ -21,14 +22,19 @@ function check(a: AsyncAccuracy): string {
 }
 
 for (const py of pythons) {
-  test(`${py.label}: record --async gives each awaited call site its share of task time within 5 points of the program's own timing, whole chains ≥ 95 %`, { timeout: 60_000 }, (t) => {
-    t.diagnostic(check(measureAsyncAccuracy(py.exe, { seconds: 3 })));
-  });
+  // measured against the program's own timing: not beside another timing test's busy loops
+  test(`${py.label}: record --async gives each awaited call site its share of task time within 5 points of the program's own timing, whole chains ≥ 95 %`, { timeout: 600_000 }, (t) =>
+    exclusive('timing', async () => {
+      t.diagnostic(check(measureAsyncAccuracy(py.exe, { seconds: 3 })));
+    }));
 }
 
-test('record --async with 800 tasks read in turn: the weighted samples keep the shares and the chains', { timeout: 60_000 }, (t) => {
-  const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
-  const a = measureAsyncAccuracy(py.exe, { seconds: 4, workers: 400 });
-  // (the stride depends on this machine's speed: 3–13 here, where 800 tasks cost more than the budget of 1.5 % of the interval)
-  t.diagnostic(check(a));
-});
+test('record --async with 800 tasks read in turn: the weighted samples keep the shares and the chains', { timeout: 600_000 }, (t) =>
+  exclusive('timing', async () => {
+    const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
+    const a = measureAsyncAccuracy(py.exe, { seconds: 4, workers: 400 });
+    // (the stride depends on this machine's speed and the read budget: ~50 here alone; a
+    // full run that put another test's busy loops beside it once gave 90 % whole chains of
+    // churned tasks, hence the lock)
+    t.diagnostic(check(a));
+  }));
