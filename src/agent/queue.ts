@@ -298,7 +298,7 @@ export class WindowQueue {
       return;
     }
     const file = `${safe(w.id)}.win`;
-    const tmp = join(this.dir, `.tmp-${process.pid}-${++this.tmpSeq}-${file}`);
+    const tmp = this.tmpPath(file);
     await this.writeDurably(tmp, bytes);
     const old = this.byId.get(w.id);
     if (old) await this.remove(old);
@@ -306,11 +306,21 @@ export class WindowQueue {
     // one directory fsync for a burst of puts (a window cut gives one per target): the last
     // put of the burst syncs every rename before it
     if (this.putsPending <= 1) await this.syncDir();
-    const e: Entry = { id: w.id, file, bytes: bytes.length, fromMs: w.fromMs, untilMs: w.untilMs, done: new Set(), gone: false, onDisk: true, putAt: 0, writing: false };
+    await this.enter({ id: w.id, file, bytes: bytes.length, fromMs: w.fromMs, untilMs: w.untilMs, done: new Set(), gone: false, onDisk: true, putAt: 0, writing: false }, w);
+  }
+
+  /** a put's window into the index and memory, the oldest dropped past maxBytes, the sender woken */
+  private async enter(e: Entry, w: AgentWindow): Promise<void> {
     this.insert(e);
+    if (!e.onDisk) this.unwritten += e.bytes;
     this.remember(w);
     await this.enforceBytes(e);
     for (const l of this.listeners) l();
+  }
+
+  /** a temp file's path beside `file`, unique in this process */
+  private tmpPath(file: string): string {
+    return join(this.dir, `.tmp-${process.pid}-${++this.tmpSeq}-${file}`);
   }
 
   private async writeDurably(path: string, bytes: Uint8Array): Promise<void> {
@@ -345,12 +355,7 @@ export class WindowQueue {
     }
     const old = this.byId.get(w.id);
     if (old) await this.remove(old);
-    const e: Entry = { id: w.id, file: `${safe(w.id)}.win`, bytes, fromMs: w.fromMs, untilMs: w.untilMs, done: new Set(), gone: false, onDisk: false, putAt: performance.now(), writing: false };
-    this.insert(e);
-    this.unwritten += e.bytes;
-    this.remember(w);
-    await this.enforceBytes(e);
-    for (const l of this.listeners) l();
+    await this.enter({ id: w.id, file: `${safe(w.id)}.win`, bytes, fromMs: w.fromMs, untilMs: w.untilMs, done: new Set(), gone: false, onDisk: false, putAt: performance.now(), writing: false }, w);
     // a destination failing (the sender says so): written now, durable when the put resolves
     if (this.writeThrough) await this.persist();
     // more waiting in memory than it keeps: all written now
@@ -415,7 +420,7 @@ export class WindowQueue {
         e.writing = true;
         this.unwritten -= e.bytes;
         try {
-          const tmp = join(this.dir, `.tmp-${process.pid}-${++this.tmpSeq}-${e.file}`);
+          const tmp = this.tmpPath(e.file);
           await this.writeDurably(tmp, encodeQueueFile(w));
           if (e.gone) {
             await unlink(tmp).catch(() => {});

@@ -202,12 +202,12 @@ export class TargetFinder {
       if (known !== undefined && line.length > 0) known.cmdline = line;
       return line;
     };
-    const add = (pid: number, why: string, root?: number) => {
+    const add = (pid: number, why: string, rootCmdline?: string[]) => {
       if (out.has(pid) || this.self.has(pid)) return;
       const start = starts.get(pid)!;
       if (!this.isPython(pid, start)) return;
       const f: Found = { pid, start, cmdline: cmdline(pid), exe: this.pythonness.get(pid)!.exe, why };
-      if (root !== undefined) f.rootCmdline = cmdline(root);
+      if (rootCmdline !== undefined) f.rootCmdline = rootCmdline;
       out.set(pid, f);
     };
     let children: Map<number, number[]> | undefined;
@@ -222,6 +222,8 @@ export class TargetFinder {
           l.push(pid);
         }
       }
+      // read once for all of them (a given root that is not Python has no cached command line)
+      let rootLine: string[] | undefined;
       const queue = [root];
       const seen = new Set([root]);
       while (queue.length) {
@@ -229,7 +231,7 @@ export class TargetFinder {
           if (seen.has(ch)) continue;
           seen.add(ch);
           queue.push(ch);
-          add(ch, `child of ${root}`, root);
+          add(ch, `child of ${root}`, (rootLine ??= cmdline(root)));
         }
       }
     };

@@ -267,6 +267,21 @@ test('sampleProcess: an AbortSignal ends sampling early and keeps the samples', 
 
 // ---- skipStill (the agent's CPU mode): a process with no thread on a CPU is not walked ----
 
+/** a skipStill recorder (the agent's CPU mode) on `pid`, and the 8–12 ms pause between the test's ticks */
+async function stillRecorder(pid: number) {
+  const { ProcessSampler } = await import('../../src/capture/sampler/session.ts');
+  const { Recorder } = await import('../../src/capture/sampler/sampler.ts');
+  const s = ProcessSampler.attach(pid);
+  return { s, rec: new Recorder(s, { skipStill: true }), pause: () => new Promise((r) => setTimeout(r, 8 + Math.random() * 4)) };
+}
+
+/** samples of the threads that are not the main one (whose TID is the PID) */
+function otherThreadSamples(p: Profile, pid: number): number {
+  let n = 0;
+  for (let k = 0; k < p.samples.length; k++) if (p.threads.tid[p.samples.thread[k]!] !== pid) n++;
+  return n;
+}
+
 test('skipStill: an asleep process is not walked (its ticks skipped), a spinning one always is, and one that works 2 ms in 50 gives only on-CPU samples of its work', { timeout: 120_000 }, (t) => exclusive('timing', async () => {
   const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1);
   if (!py) return;
@@ -280,13 +295,10 @@ test('skipStill: an asleep process is not walked (its ticks skipped), a spinning
   const spinning = await start('spin()');
   const periodic = await start('while True:\n    work()\n    time.sleep(0.048)');
   try {
-    const { ProcessSampler } = await import('../../src/capture/sampler/session.ts');
-    const { Recorder } = await import('../../src/capture/sampler/sampler.ts');
     // the target's own CPU time (schedstat), as a share of the run's wall time
     const cpuNs = (pid: number) => Number(readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[0]);
     const run = async (pid: number) => {
-      const s = ProcessSampler.attach(pid);
-      const rec = new Recorder(s, { skipStill: true });
+      const { s, rec } = await stillRecorder(pid);
       const c0 = cpuNs(pid);
       const t0 = performance.now();
       for (let i = 0; i < 150; i++) {
@@ -328,12 +340,8 @@ test('skipStill backstop: the thread list is read again without a walk while it 
   const c = spawn(py.exe, ['-c', code], { stdio: ['pipe', 'pipe', 'inherit'] });
   try {
     await firstLine(c, 'ready');
-    const { ProcessSampler } = await import('../../src/capture/sampler/session.ts');
-    const { Recorder } = await import('../../src/capture/sampler/sampler.ts');
-    const s = ProcessSampler.attach(c.pid!);
+    const { s, rec, pause } = await stillRecorder(c.pid!);
     s.stillBackstopMs = 150;
-    const rec = new Recorder(s, { skipStill: true });
-    const pause = () => new Promise((r) => setTimeout(r, 8 + Math.random() * 4));
     const threads = () => readdirSync(`/proc/${c.pid}/task`).length;
     let i = 0;
     for (; i < 80; i++, await pause()) rec.tick(i * 1e7);
@@ -347,8 +355,7 @@ test('skipStill backstop: the thread list is read again without a walk while it 
     assert.equal(threads(), before, 'as many threads as before the swap: the count cannot tell');
     for (const end = i + 40; i < end; i++, await pause()) rec.tick(i * 1e7);
     const p = rec.builder.build();
-    let lateSamples = 0;
-    for (let k = 0; k < p.samples.length; k++) if (p.threads.tid[p.samples.thread[k]!] !== c.pid) lateSamples++;
+    const lateSamples = otherThreadSamples(p, c.pid!);
     t.diagnostic(`${s.backstops} backstops without a walk; the thread that took an ended one's place: ${lateSamples} samples in 40 ticks`);
     // the ended thread ran to its end (its clock moved) and its state is gone: a full tick at
     // the next tick; the backstop's listing is there for what leaves no such trace
@@ -371,11 +378,7 @@ test('skipStill: a busy native thread (no Python thread state) does not make an 
   const c = spawn(py.exe, ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     await firstLine(c, 'ready');
-    const { ProcessSampler } = await import('../../src/capture/sampler/session.ts');
-    const { Recorder } = await import('../../src/capture/sampler/sampler.ts');
-    const s = ProcessSampler.attach(c.pid!);
-    const rec = new Recorder(s, { skipStill: true });
-    const pause = () => new Promise((r) => setTimeout(r, 8 + Math.random() * 4));
+    const { s, rec, pause } = await stillRecorder(c.pid!);
     for (let i = 0; i < 100; i++, await pause()) rec.tick(i * 1e7);
     const p = rec.builder.build();
     t.diagnostic(`idle Python beside a busy native thread: ${s.stillTicks} of 100 ticks skipped, ${p.samples.length} samples`);
@@ -396,11 +399,8 @@ test('skipStill: a thread started in an idle process is sampled at once (its thr
   const c = spawn(py.exe, ['-c', code], { stdio: ['pipe', 'pipe', 'inherit'] });
   try {
     await firstLine(c, 'ready');
-    const { ProcessSampler, STILL_FULL_TICK_MS } = await import('../../src/capture/sampler/session.ts');
-    const { Recorder } = await import('../../src/capture/sampler/sampler.ts');
-    const s = ProcessSampler.attach(c.pid!);
-    const rec = new Recorder(s, { skipStill: true });
-    const pause = () => new Promise((r) => setTimeout(r, 8 + Math.random() * 4));
+    const { STILL_FULL_TICK_MS } = await import('../../src/capture/sampler/session.ts');
+    const { s, rec, pause } = await stillRecorder(c.pid!);
     let i = 0;
     // half a second of an idle process: its first tick is full, the rest are skipped
     for (; i < 50; i++, await pause()) rec.tick(i * 1e7);
@@ -414,8 +414,7 @@ test('skipStill: a thread started in an idle process is sampled at once (its thr
     const took = performance.now() - t0;
     const p = rec.builder.build();
     // the new thread: the one that is not the main thread (its TID is not the PID)
-    let lateSamples = 0;
-    for (let k = 0; k < p.samples.length; k++) if (p.threads.tid[p.samples.thread[k]!] !== c.pid) lateSamples++;
+    const lateSamples = otherThreadSamples(p, c.pid!);
     t.diagnostic(`late thread: ${lateSamples} samples in 30 ticks (${took.toFixed(0)} ms); a full tick is forced every ${STILL_FULL_TICK_MS} ms`);
     assert.ok(took < STILL_FULL_TICK_MS - 600, 'the run ends before a forced full tick could come');
     assert.ok(lateSamples >= 15, `the new spinning thread: ${lateSamples} samples of 30 ticks`);

@@ -605,9 +605,7 @@ export class ProcessSampler {
   /** skipStill's backstop: are the process's Python threads the watched ones? One read of the pages of the thread list */
   private sameThreads(): boolean {
     try {
-      const mem = (this.tickMem ??= new PageCacheMemory(this.mem, this.pagesA));
-      mem.restart();
-      if (this.tickPlan.length > 0) mem.prefetch(this.tickPlan);
+      const mem = this.tickPages();
       const listed = listThreadStates(mem, this.layout, this.interpreters(mem).list);
       if (listed.length !== this.stillTids.length) return false;
       for (const t of listed) {
@@ -811,16 +809,8 @@ export class ProcessSampler {
    * run state and GIL holder of each. Throws like `walkThreads` (and ProcessGoneError).
    */
   private readThreads(): { walked: ThreadStack[]; holder: Address | null; described: (t: ThreadStack, i: number) => ThreadSample } {
-    // one page cache for the whole tick (kept, its page buffers reused): walk and GIL read
-    // share pages; a torn thread walk refreshes it and reads that thread again (walker.ts)
-    const mem = (this.tickMem ??= new PageCacheMemory(this.mem, this.pagesA));
-    mem.restart();
-    // every page the last tick read (interpreter, thread states, frames, GIL), fetched in one
-    // call: one near-instant picture of the target for the whole tick
-    if (this.tickPlan.length > 0) {
-      mem.prefetch(this.tickPlan);
-      mem.prefetched = true;
-    }
+    // a torn thread walk refreshes the tick's pages and reads that thread again (walker.ts)
+    const mem = this.tickPages();
     this.maybeFlushCodeCache(mem);
     // per thread state: threads come and go (and 3.14 keeps its code cache for long), so
     // what is kept per tstate is bounded
@@ -853,6 +843,22 @@ export class ProcessSampler {
 
   /** the page cache every tick reads through (restarted at each) */
   private tickMem: PageCacheMemory | undefined;
+
+  /**
+   * The tick's page cache (one for the whole tick, kept, its page buffers reused: the walk,
+   * the GIL read and the backstop's thread list share pages), started afresh with every page
+   * the last tick read (interpreter, thread states, frames, GIL) fetched in one call: one
+   * near-instant picture of the target.
+   */
+  private tickPages(): PageCacheMemory {
+    const mem = (this.tickMem ??= new PageCacheMemory(this.mem, this.pagesA));
+    mem.restart();
+    if (this.tickPlan.length > 0) {
+      mem.prefetch(this.tickPlan);
+      mem.prefetched = true;
+    }
+    return mem;
+  }
   private describeMoved: Int8Array | undefined;
   private describeHolder: Address | null = null;
 
