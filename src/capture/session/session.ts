@@ -147,6 +147,10 @@ export class AttachError extends Error {
 }
 
 const ATTACH_STOP: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+/** the longest a program that waits at the python gate is held for the sampler's first tick there */
+const GATE_HOLD_MS = 100;
+/** how long a program the sampler attached to while it was starting is awaited at the gate */
+const GATE_ARRIVAL_MS = 2000;
 
 export class CaptureSession {
   readonly clock = new AlignedClock();
@@ -351,12 +355,50 @@ export class CaptureSession {
       }
     }
     for (const c of this.companions) if (!c.opts.before) await this.startCompanion(c);
-    this.target?.gate?.release();
+    this.openGate();
     this.startedMs = performance.now();
     if (o.durationS !== undefined) {
       const s = o.durationS;
       this.timers.push(setTimeout(() => this.stop({ kind: 'duration', seconds: s }), s * 1000));
     }
+  }
+
+  /**
+   * Let the launched program go. With the sampler on a program held at the python gate,
+   * once the sampler has warmed up on it there (`ProcessSampler.warmAtGate`): at once when it
+   * already waits, else from the first tick that finds it waiting (the sampler attached
+   * while its interpreter was still starting, and samples that start as the program's
+   * start). Never held longer than GATE_HOLD_MS after it said it waits (ticks at a low
+   * rate, or a caller that does not tick), nor when another process waits there first.
+   */
+  private openGate(): void {
+    const g = this.target?.gate;
+    if (!g) return;
+    const s = this.sampler;
+    if (!s || this.gate !== 'python' || g.seen.some((pid) => pid !== s.pid)) return g.release();
+    if (g.seen.includes(s.pid)) {
+      s.warmAtGate();
+      return g.release();
+    }
+    let timer: NodeJS.Timeout | undefined;
+    let never: NodeJS.Timeout | undefined;
+    const open = () => {
+      clearTimeout(timer);
+      clearTimeout(never);
+      s.onGate(undefined);
+      g.release();
+    };
+    s.onGate(open);
+    void g.waiting().then((pid) => {
+      if (pid !== s.pid) return open();
+      timer = setTimeout(open, GATE_HOLD_MS);
+      this.timers.push(timer);
+    });
+    // a program that never comes to the gate (its Python skips sitecustomize) is not awaited
+    // there for ever: its stacks are no longer searched for it
+    never = setTimeout(open, GATE_ARRIVAL_MS);
+    never.unref();
+    this.timers.push(never);
   }
 
   /** Without the sampler: the PID that waits at the gate; throws when the program ends first. */
