@@ -174,8 +174,11 @@ test('python gate: a sampler attached while the program starts calls onGate once
     // attached as soon as the interpreter has a thread, as the session's poll does
     s = await attachWhenReady(t.pid, { isAlive: () => !t.hasExited(), intervalMs: 1 });
     let arrivals = 0;
+    let countedAtArrival = -1;
+    const sampler = s;
     s.onGate(() => {
       arrivals++;
+      countedAtArrival = sampler.counts().gateSamples;
       t.gate!.release();
     });
     let programFrames = 0;
@@ -190,7 +193,8 @@ test('python gate: a sampler attached while the program starts calls onGate once
     assert.equal(arrivals, 1, 'onGate called once');
     assert.deepEqual(t.gate!.seen, [t.pid], 'the program waited at the gate');
     // one tick found it waiting and counted it; the warm-up ticks after it are not counted
-    assert.equal(s.counts().gateSamples, 1, `gate samples ${s.counts().gateSamples}`);
+    // (later ticks may still find it in the gate, on its way out)
+    assert.equal(countedAtArrival, 1, `gate samples counted when onGate was called: ${countedAtArrival}`);
     assert.ok(programFrames >= 5, `program frames sampled in ${programFrames} ticks after the gate`);
   } finally {
     s?.close();
