@@ -326,7 +326,12 @@ test('skipStill: an asleep process is not walked (its ticks skipped), a spinning
     // on a CPU ~4 % of the time: a tick is skipped unless the thread is running or runnable
     // at that moment (145–146 seen), not merely because it ran since the last tick (116)
     assert.ok(w.skipped >= 130, `periodic: ${w.skipped} of 150 ticks skipped (on a CPU ~4 % of the time)`);
-    for (let i = 0; i < w.p.samples.length; i++) assert.equal(leafName(w.p, i), 'work', 'every sample is the work, on a CPU');
+    // every sample is the work, on a CPU — or, rarely, the loop in <module> around it, on a CPU
+    // for a few µs as it enters or leaves the sleep (one in a fresh-clone run): counting the
+    // 96 % of the time it sleeps would put most samples there
+    const leaves = Array.from({ length: w.p.samples.length }, (_, i) => leafName(w.p, i));
+    const notWork = leaves.filter((l) => l !== 'work');
+    assert.ok(notWork.length <= Math.max(1, 0.2 * leaves.length) && notWork.every((l) => l === '<module>'), `periodic samples' leaves: ${leaves.join(', ')}`);
   } finally {
     for (const c of [asleep, spinning, periodic]) c.kill('SIGKILL');
   }
