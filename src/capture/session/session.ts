@@ -380,25 +380,24 @@ export class CaptureSession {
       s.warmAtGate();
       return g.release();
     }
-    let timer: NodeJS.Timeout | undefined;
-    let never: NodeJS.Timeout | undefined;
+    // one deadline: GATE_ARRIVAL_MS for the program to come (its Python may skip
+    // sitecustomize: then its stacks are no longer searched for the gate), then GATE_HOLD_MS
+    // once it waits there
+    let deadline: NodeJS.Timeout | undefined;
     const open = () => {
-      clearTimeout(timer);
-      clearTimeout(never);
+      clearTimeout(deadline);
       s.onGate(undefined);
       g.release();
     };
+    const openIn = (ms: number) => {
+      clearTimeout(deadline);
+      deadline = setTimeout(open, ms);
+      deadline.unref();
+      this.timers.push(deadline);
+    };
     s.onGate(open);
-    void g.waiting().then((pid) => {
-      if (pid !== s.pid) return open();
-      timer = setTimeout(open, GATE_HOLD_MS);
-      this.timers.push(timer);
-    });
-    // a program that never comes to the gate (its Python skips sitecustomize) is not awaited
-    // there for ever: its stacks are no longer searched for it
-    never = setTimeout(open, GATE_ARRIVAL_MS);
-    never.unref();
-    this.timers.push(never);
+    void g.waiting().then((pid) => (pid !== s.pid ? open() : openIn(GATE_HOLD_MS)));
+    openIn(GATE_ARRIVAL_MS);
   }
 
   /** Without the sampler: the PID that waits at the gate; throws when the program ends first. */
