@@ -141,7 +141,10 @@ export async function runRecord(args: Parsed): Promise<number> {
   let lastDraw = 0;
   const opts: SampleOptions = {
     rateHz: rate,
-    idle: Boolean(o.idle) || Boolean(o.async),
+    // with --backend ebpf the kernel decides what was on a CPU; the sampler keeps every
+    // thread's stack at every tick, so a kernel sample of a thread that waited in the run
+    // queue at the sampler's tick still finds the stack it resumed with
+    idle: Boolean(o.idle) || Boolean(o.async) || ebpf,
     ...(o.async ? { async: true } : {}),
     gilOnly: Boolean(o.gil),
     threadRoots: Boolean(o.threads),
@@ -253,6 +256,16 @@ export async function captureNative(command: string, pid: number, rate: number, 
   return profile;
 }
 
+/** What on-CPU means in a `--backend ebpf` profile (its meta's `cpuRule`). */
+export const EBPF_CPU_RULE =
+  "on-CPU = the kernel's sample (bpftrace profile:hz fires on each CPU and records the thread running there); the sampler reads every thread's stack at every tick, and the stack of the same thread nearest in time lends its Python frames";
+
+function withoutKeys<T extends object>(o: T, keys: readonly string[]): T {
+  const r = { ...o } as Record<string, unknown>;
+  for (const k of keys) delete r[k];
+  return r as T;
+}
+
 type CpuSampling = Awaited<ReturnType<typeof startCpuSampling>>;
 
 /** The kernel's samples joined with the sampler's Python stacks (capture/ebpf/join.ts). */
@@ -263,6 +276,9 @@ async function finishEbpf(cpu: Awaited<ReturnType<CpuSampling['stop']>>, py: Pro
     samplerOriginNs: originNs ?? Number.NaN,
     // the sampler's period, plus half a kernel aggregation bucket (a record's time is its bucket's middle)
     windowNs: 1e9 / rate + CPU_BUCKET_NS / 2,
+    // a sampler pushed off its CPU misses ticks: across up to 5 periods, a thread found in
+    // the same functions on both sides lends the nearer stack
+    bridgeNs: 5e9 / rate,
   });
   const m = py.meta;
   profile.meta = {
@@ -274,10 +290,18 @@ async function finishEbpf(cpu: Awaited<ReturnType<CpuSampling['stop']>>, py: Pro
     sampleCount: profile.meta.sampleCount,
     errorCount: m.errorCount,
     ...(m.overhead ? { overhead: { ...m.overhead, method: `${m.overhead.method} (the sampler's; bpftrace's in-kernel sampling is not in it)` } } : {}),
-    extra: { ...(m.extra ?? {}), samplerSamples: m.sampleCount, ebpfMatched: stats.matched, ebpfUnmatched: stats.unmatched, ebpfOtherProcesses: stats.foreign },
+    extra: {
+      ...withoutKeys(m.extra ?? {}, ['runnableWaiting', 'clockJudged', 'schedJudged']),
+      cpuRule: EBPF_CPU_RULE,
+      samplerSamples: m.sampleCount,
+      ebpfMatched: stats.matched,
+      ebpfBridged: stats.bridged,
+      ebpfUnmatched: stats.unmatched,
+      ebpfOtherProcesses: stats.foreign,
+    },
   };
   const total = stats.matched + stats.unmatched;
-  process.stderr.write(`pylens record: ${profile.meta.sampleCount} kernel samples; ${stats.matched} of ${total} of the target's with Python frames${stats.foreign ? `, ${stats.foreign} of other processes` : ''}\n`);
+  process.stderr.write(`pylens record: ${profile.meta.sampleCount} kernel samples; ${stats.matched} of ${total} of the target's with Python frames${stats.bridged ? ` (${stats.bridged} across a gap in the sampler's ticks, between two samples in the same functions)` : ''}${stats.foreign ? `, ${stats.foreign} of other processes` : ''}\n`);
   return profile;
 }
 

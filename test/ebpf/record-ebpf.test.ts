@@ -53,7 +53,7 @@ test('join: nearest sampler sample of the same thread within the window lends it
     sampler,
     { samplerOriginNs: origin, windowNs: 15e6 },
   );
-  assert.deepEqual(stats, { matched: 4, unmatched: 1, foreign: 1 });
+  assert.deepEqual(stats, { matched: 4, bridged: 0, unmatched: 1, foreign: 1 });
   assert.equal(profile.meta.sampleCount, 6);
   const rows = Array.from({ length: profile.samples.length }, (_, i) => names(profile, i).map((f) => `${f.name}:${f.kind}`).join(';'));
   assert.deepEqual(rows, [
@@ -64,6 +64,32 @@ test('join: nearest sampler sample of the same thread within the window lends it
   ]);
   assert.equal(profile.samples.values[0]![1], 3);
   assert.equal(profile.strings[profile.threads.name[profile.samples.thread[0]!]!], 'worker');
+});
+
+test('join: across a gap in the sampler, two samples in the same functions (other lines) lend the nearer stack; different functions or a gap too long lend nothing', () => {
+  const b = new ProfileBuilder({ valueTypes: [{ name: 'samples', unit: 'samples' }], timed: true });
+  const t7 = b.thread(100, 7, 'main');
+  const mainF = b.frame({ name: 'main', file: 'app.py', line: 1, kind: 'python' });
+  const hot5 = b.frame({ name: 'hot', file: 'app.py', line: 5, kind: 'python' });
+  const hot6 = b.frame({ name: 'hot', file: 'app.py', line: 6, kind: 'python' });
+  const cold = b.frame({ name: 'cold', file: 'app.py', line: 9, kind: 'python' });
+  const st = (f: number) => b.stack(b.stack(-1, mainF), f);
+  // hot:5 at 0 ms, hot:6 at 40 ms (a gap of missed ticks), cold at 80 ms, hot:5 at 200 ms
+  b.sample(st(hot5), 1, t7, 'on-cpu', 0);
+  b.sample(st(hot6), 1, t7, 'on-cpu', 40e6);
+  b.sample(st(cold), 1, t7, 'on-cpu', 80e6);
+  b.sample(st(hot5), 1, t7, 'on-cpu', 200e6);
+  const sampler = b.build();
+  const s = (tMs: number): CpuStackSample => ({ pid: 100, tid: 7, comm: 'python3', ustack: [], kstack: [], timeNs: tMs * 1e6, count: 1 });
+  const run = (bridgeNs?: number) =>
+    joinEbpfSamples([s(2), s(15), s(28), s(60), s(140)], sampler, { samplerOriginNs: 0, windowNs: 5e6, ...(bridgeNs !== undefined ? { bridgeNs } : {}) });
+  const { profile, stats } = run(50e6);
+  // 2 ms: in the window; 15 and 28 ms: bridged between hot:5 and hot:6 (the nearer's line);
+  // 60 ms: between hot and cold: nothing; 140 ms: 60 ms from both sides, past the bridge
+  assert.deepEqual(stats, { matched: 3, bridged: 2, unmatched: 2, foreign: 0 });
+  const rows = Array.from({ length: profile.samples.length }, (_, i) => names(profile, i).map((f) => `${f.name}${f.line ? `:${f.line}` : ''}`).join(';'));
+  assert.deepEqual(rows, ['main:1;hot:5', 'main:1;hot:5', 'main:1;hot:6', 'process 100 (python3)', 'process 100 (python3)']);
+  assert.deepEqual(run().stats, { matched: 1, bridged: 0, unmatched: 4, foreign: 0 });
 });
 
 const WORK = `import sys, time, zlib

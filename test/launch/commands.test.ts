@@ -51,8 +51,11 @@ function diskDir(): string {
   return mkdtempSync(join('/var/tmp', 'pylens-launch-test-'));
 }
 
-function pylens(args: string[], cwd: string) {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 180_000, cwd });
+/** The real CLI; `nice`: at that niceness (root only for < 0), with the program it launches. */
+function pylens(args: string[], cwd: string, nice?: number) {
+  const argv = [process.execPath, MAIN, ...args];
+  if (nice !== undefined) argv.unshift('nice', '-n', String(nice));
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 180_000, cwd });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -113,18 +116,25 @@ test('record --backend ebpf -- python: bpftrace samples the program from its fir
     const dir = diskDir();
     try {
       const out = join(dir, 'ebpf.pylens');
-      const r = pylens(['record', '--backend', 'ebpf', '-r', '200', '-o', out, '--', py!.exe, FIRST, 'burn', join(dir, 'r.json')], dir);
+      // at a higher priority than the rest of the suite: the kernel counts CPU time in 5 ms
+      // ticks, so a program pushed off its CPU every few ms by other tests gets a binomial
+      // count (100 ms of CPU gave 13–27 samples beside three busy loops; 20–22 at nice −10),
+      // and this test is about a start not missed, not about a busy machine
+      const r = pylens(['record', '--backend', 'ebpf', '-r', '200', '-o', out, '--', py!.exe, FIRST, 'burn', join(dir, 'r.json')], dir, -10);
       assert.equal(r.code, 0, r.err);
       const p = decodePylens(readFileSync(out), out);
       const first = count(p, (n) => n.includes('first_100ms'));
       const after = count(p, (n) => n.includes('afterwards'));
-      // the kernel samples at 200 Hz; the sampler lends their Python frames, so a sampler
-      // that missed ticks on a loaded machine (its achieved rate) lends fewer of them — and
-      // fewer in bursts of load than its average says: the program's own 0.3 s afterwards,
-      // sampled the same way, says what the same CPU time got in this run (a missed start
-      // leaves first_100ms with a few samples at most, whatever the load)
-      const expected = Math.min(0.1 * Math.min(200, Number(p.meta.extra?.achievedRateHz) || 200), after / 3);
-      assert.ok(first >= Math.floor(0.8 * expected), `kernel samples in first_100ms: ${first} of ${expected.toFixed(1)} (200 Hz, the sampler's achieved rate, a third of afterwards' ${after})\n${r.err}`);
+      // the kernel samples at 200 Hz: 20 samples in 100 ms of CPU, or what the program's own
+      // 0.3 s afterwards, sampled the same way, says the same CPU time got in this run (a
+      // missed start leaves first_100ms with a few samples at most)
+      const expected = Math.min(20, after / 3);
+      assert.ok(first >= Math.floor(0.8 * expected), `kernel samples in first_100ms: ${first} of ${expected.toFixed(1)} (200 Hz, or a third of afterwards' ${after})\n${r.err}`);
+      // the sampler keeps every thread's stack at every tick for lending, and bridges its missed
+      // ticks: nearly every kernel sample of the program gets its Python frames
+      const matched = Number(p.meta.extra?.ebpfMatched);
+      const unmatched = Number(p.meta.extra?.ebpfUnmatched);
+      assert.ok(unmatched <= 0.05 * (matched + unmatched), `${unmatched} of ${matched + unmatched} kernel samples without Python frames\n${r.err}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

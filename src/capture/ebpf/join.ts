@@ -7,7 +7,9 @@
  * T nearest to t within `windowNs` gives the Python frames (root first); the user stack's
  * leaf frames up to the eval loop or the call machinery (these CPythons have no frame
  * pointers, so bpftrace's frame-pointer walk is only trustworthy at the leaf) go under
- * them as native frames, then the kernel stack. Samples of threads the sampler does not
+ * them as native frames, then the kernel stack. Where the sampler missed ticks (a busy
+ * machine), a sample past the window between two sampler samples of the same functions
+ * (`bridgeNs`) takes the nearer's stack. Samples of threads the sampler does not
  * cover (other processes with `--all`, a thread between samples) keep their native and
  * kernel frames under a `process PID (comm)` root, and are counted.
  */
@@ -21,6 +23,13 @@ export interface JoinOptions {
   samplerOriginNs: number;
   /** Farthest a sampler sample may be from an eBPF sample to lend it its Python stack. */
   windowNs: number;
+  /**
+   * Past the window, up to this far on both sides: when the thread's sampler samples just
+   * before and just after the eBPF sample are in the same functions (lines may differ), the
+   * nearer lends its stack (a sampler that missed ticks on a busy machine, while the thread
+   * ran in one place). 0 or absent: no bridging.
+   */
+  bridgeNs?: number;
   /** Most native leaf frames taken from the user stack under the Python frames. */
   maxNativeLeaf?: number;
   meta?: Partial<ProfileMeta>;
@@ -29,6 +38,8 @@ export interface JoinOptions {
 export interface JoinStats {
   /** eBPF samples (counts summed) that got Python frames. */
   matched: number;
+  /** Of `matched`: lent across a gap in the sampler's samples (`bridgeNs`). */
+  bridged: number;
   /** Samples of threads the sampler saw, but none of its samples was near enough. */
   unmatched: number;
   /** Samples of threads the sampler does not follow (other processes). */
@@ -100,9 +111,24 @@ export function joinEbpfSamples(samples: readonly CpuStackSample[], sampler: Pro
     pythonFrames.set(stack, r);
     return r;
   };
+  // a stack's functions, root first, without lines: two stacks with the same key ran the same calls
+  const functionKeys = new Map<number, string>();
+  const functionsOf = (stack: number): string => {
+    let k = functionKeys.get(stack);
+    if (k !== undefined) return k;
+    const parts: string[] = [];
+    for (let s = stack; s >= 0; s = sampler!.stacks.parent[s]!) {
+      const fi = frameInfo(sampler!, sampler!.stacks.frame[s]!);
+      parts.push(`${fi.file ?? ''}\u0000${fi.qualname || fi.name}`);
+    }
+    k = parts.join('\u0001');
+    functionKeys.set(stack, k);
+    return k;
+  };
+  const bridgeNs = o.bridgeNs ?? 0;
   const native = (name: string, lib?: string) => b.frame({ name, kind: 'native', ...(lib ? { lib } : {}) });
   const kernel = (name: string) => b.frame({ name, kind: 'kernel' });
-  const stats: JoinStats = { matched: 0, unmatched: 0, foreign: 0 };
+  const stats: JoinStats = { matched: 0, bridged: 0, unmatched: 0, foreign: 0 };
   let t0 = Infinity;
   for (const s of samples) t0 = Math.min(t0, s.timeNs);
   if (sampler && sampler.samples.length && Number.isFinite(o.samplerOriginNs)) t0 = Math.min(t0, o.samplerOriginNs);
@@ -128,7 +154,22 @@ export function joinEbpfSamples(samples: readonly CpuStackSample[], sampler: Pro
           hit = k;
         }
       }
-      if (best > o.windowNs) hit = -1;
+      if (best > o.windowNs) {
+        hit = -1;
+        const before = lo - 1;
+        const after = lo;
+        if (
+          bridgeNs > 0 &&
+          before >= 0 &&
+          after < ts.times.length &&
+          s.timeNs - ts.times[before]! <= bridgeNs &&
+          ts.times[after]! - s.timeNs <= bridgeNs &&
+          functionsOf(ts.stacks[before]!) === functionsOf(ts.stacks[after]!)
+        ) {
+          hit = s.timeNs - ts.times[before]! <= ts.times[after]! - s.timeNs ? before : after;
+          stats.bridged += s.count;
+        }
+      }
     }
     let st = -1;
     if (hit >= 0) {
