@@ -17,6 +17,7 @@ import { aggregate, foldedStacks } from '../../src/model/query.ts';
 import { frameInfo, type Profile } from '../../src/model/profile.ts';
 import { progressLine } from '../../src/render/progress.ts';
 import { descendants, shortenFilename } from '../../src/capture/sampler/sampler.ts';
+import { syscalls } from '../../src/capture/sampler/syscalls.ts';
 
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const pythons = installedPythons();
@@ -152,6 +153,55 @@ subprocess.run([sys.executable, ${JSON.stringify(child)}])
     assert.equal(roots.size, 1, `${fn}: ${[...roots].join(' | ')}\n${why}`);
     assert.match([...roots][0]!, new RegExp(`^process \\d+ \\(.*${file.split('/').pop()!.replace('.', '\\.')}\\)$`));
   }
+});
+
+test('record -s: multiprocessing workers that fork without exec are sampled from their first task on, not 0.3 s later', { skip }, () => {
+  // each worker burns 0.25 s of CPU and ends: a worker attached only after 0.3 s (the wait
+  // for an exec that a vfork'd child would do) gives none of it
+  const dir = tmp();
+  const prog = script(dir, 'pool.py', `import multiprocessing as mp, os, sys, time
+def pool_task(_):
+    end = time.thread_time() + 0.25
+    x = 0
+    while time.thread_time() < end:
+        x += 1
+    return os.getpid()
+if __name__ == "__main__":
+    mp.set_start_method(sys.argv[1])
+    with mp.Pool(2) as p:
+        print(sorted(set(p.map(pool_task, [0, 1], chunksize=1))))
+`);
+  for (const method of ['fork', 'forkserver']) {
+    const out = join(dir, `${method}.pylens`);
+    const r = spawnSync(process.execPath, [MAIN, 'record', '-s', '-r', '100', '-o', out, '--', py!.exe, prog, method], { encoding: 'utf8', cwd: dir });
+    assert.equal(r.status, 0, r.stderr);
+    const workers = JSON.parse(r.stdout.split('\n')[0]!) as number[];
+    const p = load(out);
+    const per = new Map<number, number>();
+    for (const [stack, v] of foldedStacks(p, { lineno: false })) {
+      if (!stack.split(';').some((f) => f.split(' ')[0] === 'pool_task')) continue;
+      const pid = Number(/^process (\d+)/.exec(stack)?.[1]);
+      per.set(pid, (per.get(pid) ?? 0) + v);
+    }
+    const why = `${method}: ${JSON.stringify([...per])} for workers ${workers.join(', ')}\n${r.stderr}`;
+    // 25 samples each at 100 Hz; at least half, each
+    for (const w of workers) assert.ok((per.get(w) ?? 0) >= 12, why);
+  }
+});
+
+test('sameMemory (kcmp): a process shares its own memory, not a forked child\'s; a dead PID is an error', { skip: !syscalls() && 'no koffi here' }, async () => {
+  const sys = syscalls()!;
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore' });
+  try {
+    await new Promise((r) => child.once('spawn', r));
+    assert.equal(sys.sameMemory(process.pid, process.pid), 1);
+    assert.equal(sys.sameMemory(process.pid, child.pid!), 0);
+    assert.equal(sys.sameMemory(child.pid!, process.pid), 0);
+  } finally {
+    child.kill('SIGKILL');
+  }
+  await new Promise((r) => child.once('exit', r));
+  assert.equal(sys.sameMemory(process.pid, child.pid!), -3); // ESRCH
 });
 
 test('record -s through a shell: the Python programs it runs are sampled, each under its process root; the shell’s exit code is kept', { skip }, () => {

@@ -477,13 +477,15 @@ export class Recorder {
       this.firstSeen.set(pid, first);
       // A child that still has its parent's command line has not exec'd yet. If it was made
       // by vfork (subprocess does), it shares its parent's memory until exec, and a
-      // /proc/PID/mem opened now would keep reading the parent's. Wait: a real exec comes
-      // within milliseconds; a fork that never execs (multiprocessing) is attached after 0.3 s.
+      // /proc/PID/mem opened now would keep reading the parent's: wait (a real exec comes
+      // within milliseconds). A fork that never execs (multiprocessing, gunicorn's workers)
+      // has memory of its own — kcmp says so — and is attached at once; where kcmp cannot
+      // tell, after 0.3 s.
       const parent = this.scanner.parentOf(pid);
       if (parent !== undefined && nowMs - first < 300) {
         const mine = readCmdline(pid);
         const theirs = readCmdline(parent);
-        if (mine !== undefined && theirs !== undefined && mine.join('\0') === theirs.join('\0')) continue;
+        if (mine !== undefined && theirs !== undefined && mine.join('\0') === theirs.join('\0') && syscalls()?.sameMemory(pid, parent) !== 0) continue;
       }
       try {
         this.add(ProcessSampler.attach(pid));

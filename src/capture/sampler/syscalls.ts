@@ -40,6 +40,9 @@ const TIMER_ABSTIME = 1;
 const EINTR = 4;
 const CLD_STOPPED = 5;
 const SYS_PERF_EVENT_OPEN = 298; // x86-64
+/** kcmp(2): x86-64 312, arm64 272 */
+const SYS_KCMP: Partial<Record<string, number>> = { x64: 312, arm64: 272 };
+const KCMP_VM = 1; // enum kcmp_type: KCMP_FILE 0, KCMP_VM 1
 const PERF_TYPE_SOFTWARE = 1;
 const PERF_COUNT_SW_TASK_CLOCK = 1;
 const PERF_ATTR_SIZE = 128;
@@ -256,6 +259,18 @@ export class Syscalls {
     if (process.arch !== 'x64') return -38;
     const fd = this.syscallFn(SYS_PERF_EVENT_OPEN, 'void *', this.perfAttr, 'int', tid, 'int', -1, 'int', -1, 'unsigned long', PERF_FLAG_FD_CLOEXEC);
     return fd >= 0 ? fd : -this.k.errno();
+  }
+
+  /**
+   * Do processes `a` and `b` share one address space (kcmp KCMP_VM)? 1 yes — a child made by
+   * vfork that has not exec'd yet runs in its parent's memory —, 0 no (a fork's copy, or
+   * unrelated), or -errno (ENOSYS: no kcmp here; EPERM; ESRCH: one is gone).
+   */
+  sameMemory(a: number, b: number): number {
+    const nr = SYS_KCMP[process.arch];
+    if (nr === undefined) return -38;
+    const r = this.syscallFn(nr, 'int', a, 'int', b, 'int', KCMP_VM, 'unsigned long', 0, 'unsigned long', 0);
+    return r === 0 ? 1 : r > 0 ? 0 : -this.k.errno();
   }
 
   /**
