@@ -189,6 +189,38 @@ if __name__ == "__main__":
   }
 });
 
+test('record -s: a forked child that later execs the same program with the same arguments (a reloader) is followed into the new program', { skip }, () => {
+  const dir = tmp();
+  const prog = script(dir, 'reload.py', `import os, sys, time
+def burn(seconds):
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+def before_exec(): burn(0.3)
+def after_exec(): burn(0.5)
+if os.environ.get("RELOADED"):
+    after_exec()
+    sys.exit(0)
+pid = os.fork()
+if pid == 0:
+    before_exec()
+    os.environ["RELOADED"] = "1"
+    os.execv(sys.executable, [sys.executable] + sys.argv)
+os.waitpid(pid, 0)
+`);
+  const out = join(dir, 'reload.pylens');
+  const r = spawnSync(process.execPath, [MAIN, 'record', '-s', '-r', '100', '-o', out, '--', py!.exe, prog], { encoding: 'utf8', cwd: dir });
+  assert.equal(r.status, 0, r.stderr);
+  const p = load(out);
+  const stacks = foldedStacks(p, { lineno: false });
+  const of = (fn: string) => stacks.filter(([st]) => st.split(';').some((f) => f.split(' ')[0] === fn)).reduce((a, [, v]) => a + v, 0);
+  const why = `${r.stderr}\n${stacks.map(([st, v]) => `${st} ${v}`).join('\n')}`;
+  // 30 and 50 samples at 100 Hz; at least half of each
+  assert.ok(of('before_exec') >= 15, why);
+  assert.ok(of('after_exec') >= 25, why);
+  assert.equal(p.meta.errorCount, 0, why);
+});
+
 test('sameMemory (kcmp): a process shares its own memory, not a forked child\'s; a dead PID is an error', { skip: !syscalls() && 'no koffi here' }, async () => {
   const sys = syscalls()!;
   const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore' });

@@ -26,7 +26,7 @@ import { TASK_ROOT_PREFIX, withThreadRoots } from '../../model/query.ts';
 import { ProcessGoneError, PermissionError, type Address } from './memory.ts';
 import { statStateLetter } from './threads.ts';
 import { syscalls } from './syscalls.ts';
-import { addCounts, CPU_RULE, emptyCounts, ProcessSampler, readCmdline, TickStart, readCwd, readExe, type SamplerCounts, type ThreadSample } from './session.ts';
+import { addCounts, CPU_RULE, emptyCounts, ProcessSampler, readCmdline, TickStart, readCwd, readExe, readExecMark, type SamplerCounts, type ThreadSample } from './session.ts';
 import type { AsyncTask, AsyncTasks } from './asyncio.ts';
 import type { Frame } from './walker.ts';
 
@@ -377,6 +377,8 @@ interface Attached {
   frameIdx: WeakMap<Frame, number>;
   /** tid → builder thread index, whether its name is in, and its last stack (see `record`) */
   threadIdx: Map<number, ThreadMemo>;
+  /** `readExecMark` before the attach: a change means the process exec'd since */
+  execMark: string | undefined;
 }
 
 interface ThreadMemo {
@@ -437,14 +439,14 @@ export class Recorder {
     if (typeof root !== 'number') this.add(root);
   }
 
-  private add(s: ProcessSampler): void {
+  private add(s: ProcessSampler, execMark: string | undefined = readExecMark(s.pid)): void {
     this.first ??= s;
     if (this.opts.maxDepth !== undefined) s.maxDepth = this.opts.maxDepth;
     if (this.opts.blocking) s.blocking = true;
     if (this.opts.cpuRule) s.cpuRule = this.opts.cpuRule;
     // CPU mode without tasks: a process none of whose threads ran since the last tick gives no sample
     if (this.opts.skipStill && !this.opts.idle && !this.opts.async) s.skipStill = true;
-    this.procs.set(s.pid, { s, cwd: readCwd(s.pid), frameIdx: new WeakMap(), threadIdx: new Map() });
+    this.procs.set(s.pid, { s, cwd: readCwd(s.pid), frameIdx: new WeakMap(), threadIdx: new Map(), execMark });
     this.seen.set(s.pid, s.command);
   }
 
@@ -459,11 +461,14 @@ export class Recorder {
   /** attach to new CPython descendants of the root */
   scanSubprocesses(nowMs = Date.now()): void {
     // A child attached between fork and exec is a copy of its parent; after exec its old
-    // memory is gone. A changed command line means exec: attach to the new program.
+    // memory is gone. A changed command line, or a new address space laid out (the same
+    // program exec'd again with the same arguments, as reloaders do), means exec: attach to
+    // the new program.
     for (const [pid, a] of this.procs) {
       if (pid === this.rootPid) continue;
       const now = readCmdline(pid);
-      if (now !== undefined && now.join('\0') !== (a.s.command ?? []).join('\0')) {
+      const mark = a.execMark !== undefined ? readExecMark(pid) : undefined;
+      if ((now !== undefined && now.join('\0') !== (a.s.command ?? []).join('\0')) || (mark !== undefined && mark !== a.execMark)) {
         this.detach(pid, a);
         this.seen.delete(pid);
       }
@@ -488,7 +493,8 @@ export class Recorder {
         if (mine !== undefined && theirs !== undefined && mine.join('\0') === theirs.join('\0') && syscalls()?.sameMemory(pid, parent) !== 0) continue;
       }
       try {
-        this.add(ProcessSampler.attach(pid));
+        const mark = readExecMark(pid); // before the attach: an exec during it shows at the next scan
+        this.add(ProcessSampler.attach(pid), mark);
         this.notPython.delete(pid);
         this.firstSeen.delete(pid);
       } catch (e) {

@@ -138,6 +138,24 @@ export function readExe(pid: number): string | undefined {
   }
 }
 
+/**
+ * What changes when process `pid` execs, even into the same program with the same command
+ * line: its code and stack addresses (/proc/PID/stat start_code and startstack, fields 26
+ * and 28; a new address space is laid out anew, randomized). Undefined when unreadable.
+ */
+export function readExecMark(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // f[0] is field 3 (state)
+    const code = f[26 - 3];
+    const stack = f[28 - 3];
+    return code !== undefined && stack !== undefined ? `${code}:${stack}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** the process's working directory, when readable */
 export function readCwd(pid: number): string | undefined {
   try {
