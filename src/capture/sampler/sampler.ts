@@ -739,6 +739,17 @@ export class Recorder {
     if (shared === undefined && this.procs.size > 1) shared = this.tickStart.restart();
     for (const [pid, a] of this.procs) {
       const r = a.s.tick(shared);
+      if (r.errors > 0 && pid !== this.rootPid && a.execMark !== undefined) {
+        // a followed process that exec'd since the last scan is read with its old program's
+        // layout: not an error of the sampler's; the next tick's scan attaches to the new program
+        const mark = readExecMark(pid);
+        if (mark !== undefined && mark !== a.execMark) {
+          this.detach(pid, a);
+          this.seen.delete(pid);
+          if (this.lastScanNs !== Infinity) this.lastScanNs = -Infinity;
+          continue;
+        }
+      }
       this.errors += r.errors;
       if (r.gone) {
         this.detach(pid, a);
