@@ -186,7 +186,7 @@ export async function runRecord(args: Parsed): Promise<number> {
     sampler: pidOpt !== undefined || !subprocesses,
     companions: [perfC, cpuC].filter((c) => c !== undefined),
     ...(duration !== undefined ? { durationS: duration } : {}),
-    ...(subprocesses ? { gate: 'none' as const, stopOnExit: false } : {}),
+    ...(subprocesses ? { gate: 'none' as const, stopOnExit: false, samplesDescendants: true } : {}),
   });
   if (typeof session === 'number') return session;
   /** an attached process, or with -s a launched one that may not be Python (a shell, make, …) */

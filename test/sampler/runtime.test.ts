@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ElfFile } from '../../src/capture/sampler/elf.ts';
 import { mappingAt, readMaps } from '../../src/capture/sampler/maps.ts';
 import { ImageMemory, ProcMemory, ProcessGoneError } from '../../src/capture/sampler/memory.ts';
@@ -19,6 +21,7 @@ import {
   readDebugOffsetsHeader,
   sameMountNamespace,
   scanForRuntime,
+  warmRuntimeFiles,
   type PythonVersion,
 } from '../../src/capture/sampler/runtime.ts';
 import { installedPythons, startSleepingPython, stop, type SleepingPython } from './pythons.ts';
@@ -214,3 +217,25 @@ for (const py of pythons.filter((p) => p.lib && p.minor >= 8 && p.minor <= 10)) 
     }
   });
 }
+
+test('warmRuntimeFiles: the executable and, for a shared build, its libpython; the attach that follows finds the same runtime; a script warms nothing', async () => {
+  for (const py of installedPythons()) {
+    const files = warmRuntimeFiles(py.exe);
+    assert.equal(files[0], realpathSync(py.exe), py.label);
+    if (py.lib) assert.deepEqual(files.slice(1), [realpathSync(py.lib)], py.label);
+    else assert.equal(files.length, 1, `${py.label}: ${files.join(', ')}`);
+    if (py.minor < 8) continue; // not sampled: no attach to compare with
+    const p = await startSleepingPython(py.exe);
+    try {
+      const rt = locateRuntime(p.child.pid!);
+      assert.equal(realpathSync(rt.libraryPath), files.at(-1), py.label);
+    } finally {
+      stop(p);
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-warm-'));
+  const shim = join(dir, 'python3');
+  writeFileSync(shim, '#!/bin/sh\nexec python3 "$@"\n', { mode: 0o755 });
+  assert.deepEqual(warmRuntimeFiles(shim), []);
+  assert.deepEqual(warmRuntimeFiles(join(dir, 'missing')), []);
+});

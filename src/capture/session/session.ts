@@ -16,7 +16,8 @@
  * LaunchEndedError, AttachError, the tools' own).
  */
 import { PermissionError, ProcessGoneError } from '../sampler/memory.ts';
-import { UnsupportedVersionError } from '../sampler/runtime.ts';
+import { UnsupportedVersionError, warmRuntimeFiles } from '../sampler/runtime.ts';
+import { pythonOfCommand } from '../perf/python.ts';
 import { ProcessSampler } from '../sampler/session.ts';
 import { AliveWatch } from '../sampler/threads.ts';
 import { AlignedClock } from './clock.ts';
@@ -107,6 +108,8 @@ export interface CaptureOptions {
   stopOnExit?: boolean;
   /** launch mode: which gate; default python with the sampler, exec with tools that follow a PID, else none */
   gate?: GateKind;
+  /** the caller samples the launched program's Python processes itself (`record -s`): their interpreter's files are parsed before the launch, as for the sampler */
+  samplesDescendants?: boolean;
   /** warnings for the command to show */
   onWarning?: (w: string) => void;
 }
@@ -314,6 +317,12 @@ export class CaptureSession {
         } else if (refusal) gate = 'exec';
       }
       this.gate = gate;
+      // a program nothing holds runs while the sampler attaches: the interpreter's ELF files
+      // are parsed before it starts, so the first attach takes ms, not ~100 ms (runtime.ts)
+      if (gate === 'none' && (o.sampler || o.samplesDescendants)) {
+        const py = pythonOfCommand(target.argv, env);
+        if (py !== undefined) warmRuntimeFiles(py);
+      }
       this.target = await launch(target.argv, { env, gate, onSignal: (sig) => this.onSignal(sig, true) });
       const t = this.target;
       if (o.stopOnExit !== false) void t.exited.then(() => this.stop({ kind: 'exit', how: t.howEnded() ?? 'exited' }));
