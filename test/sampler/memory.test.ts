@@ -5,7 +5,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { BadReadError, ImageMemory, PermissionError, ProcMemory, ProcessGoneError, mapOsError } from '../../src/capture/sampler/memory.ts';
+import { BadReadError, ImageMemory, PermissionError, ProcMemory, ProcessGoneError, WordList, mapOsError } from '../../src/capture/sampler/memory.ts';
+import { readMaps } from '../../src/capture/sampler/maps.ts';
+import { syscalls } from '../../src/capture/sampler/syscalls.ts';
 
 function bytes(...b: number[]): Uint8Array {
   return Uint8Array.from(b);
@@ -41,6 +43,44 @@ test('ProcMemory on a live process: unmapped address is a BadReadError', () => {
   const mem = ProcMemory.open(process.pid);
   try {
     assert.throws(() => mem.read(0x10, 8), BadReadError);
+  } finally {
+    mem.close();
+  }
+});
+
+test('readWordList: hundreds of words (more than one call holds) read in calls of 64, each equal to a read of its own; an unreadable word is NaN and the rest still read', () => {
+  const mem = ProcMemory.open(process.pid);
+  try {
+    // words of our own first writable mapping (its content is what it is: each word is compared with a single read of it)
+    const m = readMaps(process.pid).find((r) => r.perms.startsWith('rw') && r.end - r.start >= 4096)!;
+    const list = new WordList();
+    for (let k = 0; k < 300; k++) {
+      if (k === 100 || k === 170) list.push(0x10, 8, 0, false, k); // unmapped
+      else list.push(m.start + 8 * k, k % 3 === 0 ? 4 : 8, 0, false, k);
+    }
+    // the system calls it makes: a few (5 calls of up to 64, the unreadable words alone and
+    // the call after each), not one a word
+    const sys = syscalls() as unknown as { vm: (pid: number, n: number) => number } | undefined;
+    let calls = 0;
+    const vm = sys?.vm;
+    if (sys && vm) sys.vm = (pid, n) => (calls++, vm.call(sys, pid, n));
+    try {
+      mem.readWordList(list);
+    } finally {
+      if (sys && vm) sys.vm = vm;
+    }
+    if (sys) assert.ok(calls <= 12, `${calls} system calls for 300 words`);
+    for (let k = 0; k < 300; k++) {
+      if (k === 100 || k === 170) {
+        assert.ok(Number.isNaN(list.value[k]), `word ${k}`);
+        continue;
+      }
+      const b = mem.read(list.addr[k]!, list.bytes[k]!);
+      const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      if (list.bytes[k] === 4) assert.equal(list.value[k], dv.getUint32(0, true), `word ${k}`);
+      else if (dv.getBigUint64(0, true) < 2n ** 53n) assert.equal(list.value[k], Number(dv.getBigUint64(0, true)), `word ${k}`);
+      else assert.ok(Number.isFinite(list.value[k]), `word ${k}`); // words are read as numbers below 2^53
+    }
   } finally {
     mem.close();
   }

@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sampleProcess } from '../../src/capture/sampler/sampler.ts';
 import { judgeOnCpu, parseSched, TickStart } from '../../src/capture/sampler/session.ts';
@@ -103,6 +103,9 @@ test('judgeOnCpu: moving is running; asleep is not; runnable counts when its tas
   // pushed off by the sampler's own wake-up: it left at the moment the sampler got the CPU
   assert.equal(judgeOnCpu(false, 'R', false, at(100e6, 5e6, 3), undefined, 100e6), true);
   assert.equal(judgeOnCpu(false, 'R', undefined, at(100e6, 5e6, 3), undefined, 100e6), true);
+  // left its CPU 2 ms into a long tick (hundreds of threads walked): it ran after the picture, not pushed off by the sampler
+  assert.equal(judgeOnCpu(false, 'R', false, at(102e6, 5e6, 3), undefined, 100e6), false);
+  assert.equal(judgeOnCpu(false, 'R', false, at(100.2e6, 5e6, 3), undefined, 100e6), true);
   // task clock still, left before the tick: waiting in the run queue
   assert.equal(judgeOnCpu(false, 'R', false, at(99e6, 5e6, 3), { ...at(99e6, 5e6, 3), on: true }, 100e6), false);
   assert.equal(judgeOnCpu(false, 'R', false, undefined, undefined, 100e6), false, 'task clock still, no accounting: waiting');
@@ -279,4 +282,42 @@ test('a long C call is CPU: a thread inside one C call (its Python frame never m
     } finally {
       await killed(child);
     }
+  }));
+
+test('many threads: 150 sleeping threads and one busy one, ending together — the sleepers are not CPU, and no sample comes of threads that have ended', (t) =>
+  exclusive('timing', async () => {
+    const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
+    // the sleepers wake 5×/s each (750 wake-ups/s): a fraction of a point of CPU in all; the
+    // busy thread holds the rest. Before: a walk of 150 threads took ms, and a sleeper that
+    // woke during it counted as "moved" or "pushed off by the sampler"; every thread's last
+    // tick, after it had ended, counted as CPU (its state unreadable)
+    const code = [
+      'import threading, time, sys',
+      'stop = time.time() + 2.0',
+      'def sleeper():',
+      '    while time.time() < stop:',
+      '        time.sleep(0.2)',
+      'def spinner():',
+      '    x = 0',
+      '    while time.time() < stop:',
+      '        x += 1',
+      'ts = [threading.Thread(target=sleeper) for _ in range(150)] + [threading.Thread(target=spinner)]',
+      'for t in ts: t.start()',
+      'for t in ts: t.join()',
+    ].join('\n');
+    const out = join(mkdtempSync(join(tmpdir(), 'pylens-many-')), 'many.folded');
+    const p = spawnSync(process.execPath, [CLI, 'record', '-r', '100', '-o', out, '--', py.exe, '-c', code], { encoding: 'utf8' });
+    assert.equal(p.status, 0, p.stderr);
+    let sleeper = 0;
+    let spinner = 0;
+    for (const line of readFileSync(out, 'utf8').split('\n')) {
+      const m = /^(.*) (\d+)$/.exec(line);
+      if (!m) continue;
+      if (/\bsleeper\b/.test(m[1]!)) sleeper += Number(m[2]);
+      if (/\bspinner\b/.test(m[1]!)) spinner += Number(m[2]);
+    }
+    const share = sleeper / Math.max(1, sleeper + spinner);
+    t.diagnostic(`${py.label}: sleeper ${sleeper}, spinner ${spinner} samples (${(100 * share).toFixed(1)} % sleepers)\n${p.stderr}`);
+    assert.ok(spinner >= 100, `spinner: ${spinner} samples of ~200\n${p.stderr}`);
+    assert.ok(share <= 0.05, `the sleepers got ${(100 * share).toFixed(1)} % of the CPU samples (${sleeper} of ${sleeper + spinner})\n${p.stderr}`);
   }));

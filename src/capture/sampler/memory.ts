@@ -287,23 +287,28 @@ export class ProcMemory extends BaseMemory {
     const sys = this.sys;
     const n = list.n;
     let i = 0;
-    if (sys !== undefined && n <= 64) {
-      let got = -1;
-      try {
-        got = sys.readv(this.pid, list.addr, list.bytes, n);
-      } catch {
-        /* the first word cannot be read: one at a time below */
+    while (i < n) {
+      // up to 64 words a call (hundreds of threads give hundreds of words); a word that cannot
+      // be read ends a call's result: it is read alone, and the next call starts after it
+      if (sys !== undefined) {
+        let got = -1;
+        try {
+          got = sys.readv(this.pid, list.addr, list.bytes, Math.min(64, n - i), i);
+        } catch {
+          /* the first word cannot be read: alone below */
+        }
+        const d = sys.scratchView;
+        const end = Math.min(n, i + 64);
+        for (let off = 0; i < end && off + list.bytes[i]! <= got; off += list.bytes[i]!, i++) list.value[i] = wordAt(d, off, list.bytes[i]!);
+        if (i === end) continue; // the whole call's words read: on to the next call
       }
-      const d = sys.scratchView;
-      for (let off = 0; i < n && off + list.bytes[i]! <= got; off += list.bytes[i]!, i++) list.value[i] = wordAt(d, off, list.bytes[i]!);
-    }
-    for (; i < n; i++) {
       try {
         list.value[i] = wordAt(view(this.read(list.addr[i]!, list.bytes[i]!)), 0, list.bytes[i]!);
       } catch (e) {
         if (e instanceof ProcessGoneError) throw e;
         list.value[i] = NaN;
       }
+      i++;
     }
   }
 

@@ -212,12 +212,17 @@ export class TaskStates {
     return clock ? readSync(fd, this.clockBuf, 0, 8, null) : readSync(fd, this.buf, 0, this.buf.length, offset);
   }
 
+  /** the last `readFile` failed because the thread is gone (ENOENT on open, ESRCH on read) */
+  private gone = false;
+
   private readFile(map: Map<number, { fd: number; used: number }>, tid: number, file: string): number | undefined {
+    this.gone = false;
     let e = map.get(tid);
     if (e === undefined) {
       try {
         e = { fd: openSync(`/proc/${this.pid}/task/${tid}/${file}`, 'r'), used: this.calls };
-      } catch {
+      } catch (err) {
+        this.gone = (err as NodeJS.ErrnoException).code === 'ENOENT';
         return undefined;
       }
       map.set(tid, e);
@@ -225,16 +230,19 @@ export class TaskStates {
     e.used = this.calls;
     try {
       return this.readInto(e.fd, false, 0);
-    } catch {
+    } catch (err) {
+      this.gone = (err instanceof SyscallError && err.errno === ERRNO.ESRCH) || (err as NodeJS.ErrnoException).code === 'ESRCH';
       this.drop(map, tid);
       return undefined;
     }
   }
 
-  /** 'R', 'S', 'D', … or undefined when the thread is gone or unreadable */
+  /** 'R', 'S', 'D', …; 'X' (dead, as /proc says it) when the thread has ended; undefined when unreadable */
   letter(tid: number): string | undefined {
     const n = this.readFile(this.fds, tid, 'stat');
-    return n === undefined ? undefined : statStateLetter(this.buf, n);
+    // a thread that has ended (its tstate not yet unlinked when the walk saw it) is on no CPU
+    if (n === undefined) return this.gone ? 'X' : undefined;
+    return statStateLetter(this.buf, n);
   }
 
   /**
@@ -393,9 +401,9 @@ export interface SchedSeen extends SchedInfo {
  *   (woken from a sleep with its frame still on the sleeping call, or preempted).
  *   - `clock`: its task clock (perf_event) read twice a few µs apart moved: it is running. On.
  *   - It left its CPU (or had its accounting brought up to date) after the sampler got its
- *     own CPU this tick (`now.execStartNs` ≥ `tickStartNs`, the sampler thread's
- *     se.exec_start): pushed off by the sampler's own wake-up, on a machine with every CPU
- *     busy. On.
+ *     own CPU this tick, and not long after (`now.execStartNs` − `tickStartNs`, the sampler
+ *     thread's se.exec_start, within [0, PUSHED_OFF_WINDOW_NS]): pushed off by the sampler's
+ *     own wake-up, on a machine with every CPU busy. On.
  *   - With the task clock read (`clock` false): off, it waits.
  *   - Without it (perf events not allowed): on when it has not left a CPU since the sampler
  *     last read it (`now.switches` = `prev.switches`) and was on one then or has got one
@@ -407,12 +415,19 @@ export interface SchedSeen extends SchedInfo {
  *   follows: 10–20 points of error on 3.11 (bench/sampler-saturation.ts).
  * Without the scheduler's accounting either: on (state R).
  */
+/**
+ * A thread pushed off its CPU by the sampler's wake-up leaves it as the sampler gets it: one
+ * that left more than this after the sampler's tick start (ns) ran during a long tick (hundreds
+ * of threads walked), after the picture was taken, and is not counted for it.
+ */
+export const PUSHED_OFF_WINDOW_NS = 300_000;
+
 export function judgeOnCpu(moved: boolean, letter: string | undefined, clock: boolean | undefined, now: SchedInfo | undefined, prev: SchedSeen | undefined, tickStartNs: number | undefined): boolean {
   if (moved) return true;
   if (letter !== 'R') return false;
   if (clock === true) return true;
   if (now === undefined || tickStartNs === undefined) return clock === undefined;
-  if (now.execStartNs >= tickStartNs) return true;
+  if (now.execStartNs >= tickStartNs && now.execStartNs - tickStartNs <= PUSHED_OFF_WINDOW_NS) return true;
   if (clock === false) return false;
   if (prev === undefined || Number.isNaN(now.switches) || now.switches !== prev.switches) return false;
   return prev.on || now.sumNs > prev.sumNs || now.execStartNs !== prev.execStartNs;
@@ -457,6 +472,11 @@ export const STILL_FULL_TICK_MS = 5000;
  * nearly as much as the task clock read
  */
 const LINKS_EVERY = 4;
+/**
+ * How long after the picture a moved leaf says "on a CPU" (ms): the re-read follows the walk,
+ * which takes tens of µs a thread; past this, a move is not looked at.
+ */
+const MOVED_TRUST_MS = 1;
 
 /**
  * When the sampler thread got its CPU for a tick: its se.exec_start, the scheduler's clock
@@ -846,6 +866,8 @@ export class ProcessSampler {
       this.lastFrames.clear();
     }
     if (this.tidOfPthread.size > 4096) this.tidOfPthread.clear();
+    // the picture's time: the pages were fetched at the start of the tick (tickPages)
+    const pictureAt = performance.now();
     const walked = this.walk(mem);
     for (const t of walked) {
       if (t.retries) {
@@ -864,6 +886,11 @@ export class ProcessSampler {
     mem.allTouchedInto(this.tickPlan);
     const moved = this.cpuRule === 'moving' ? this.movedSinceRead(walked) : undefined;
     this.describeMoved = moved;
+    // a leaf that moved within a fraction of a millisecond of its read was running then; over
+    // a longer walk (hundreds of threads, or the sampler preempted) a sleeping thread may wake,
+    // run a few lines and sleep again in between: a move then says nothing, and a runnable
+    // thread is judged by its task clock and accounting like one that did not move
+    this.describeMovedTrusted = performance.now() - pictureAt <= MOVED_TRUST_MS;
     this.describeHolder = holder;
     return { walked, holder, described: this.describe };
   }
@@ -887,6 +914,7 @@ export class ProcessSampler {
     return mem;
   }
   private describeMoved: Int8Array | undefined;
+  private describeMovedTrusted = true;
   private describeHolder: Address | null = null;
 
   /** thread `t` (`walked[i]` of this tick) as a sample: OS TID, on a CPU or not, GIL */
@@ -900,7 +928,7 @@ export class ProcessSampler {
     else if (moved === undefined) {
       const letter = this.states.letter(tid);
       on = letter === undefined ? undefined : letter === 'R';
-    } else if (moved[i] === 1) on = true;
+    } else if (moved[i] === 1 && this.describeMovedTrusted) on = true;
     else {
       const letter = this.states.letter(tid);
       if (letter === undefined) on = undefined;

@@ -219,14 +219,14 @@ export class Syscalls {
    * Returns the bytes read in total: the kernel stops at the first range it cannot read, so
    * a short count means the ranges after that point were not read.
    */
-  readv(pid: number, addrs: readonly number[], lens: readonly number[], n: number): number {
+  readv(pid: number, addrs: readonly number[], lens: readonly number[], n: number, from = 0): number {
     let off = 0;
     n = Math.min(n, MAX_IOV);
     for (let i = 0; i < n; i++) {
-      const len = lens[i]!;
+      const len = lens[from + i]!;
       if (off + len > SCRATCH) throw new RangeError(`readv: ${off + len} bytes do not fit the ${SCRATCH}-byte buffer`);
       this.setLocal(i, off, len);
-      this.setRemote(i, addrs[i]!, len);
+      this.setRemote(i, addrs[from + i]!, len);
       off += len;
     }
     return this.vm(pid, n);
