@@ -435,7 +435,7 @@ export function judgeOnCpu(moved: boolean, letter: string | undefined, clock: bo
 
 /** The CPU rule in words, for the README and the profile's metadata. */
 export const CPU_RULE =
-  'on-CPU = running Python (its innermost frame or instruction changed between the stack read and a re-read a moment later), or runnable (state R) and either its task clock (perf_event task-clock, read twice a few µs apart) moved (a long C call), or it left its CPU after the sampler got its own this tick (se.exec_start: pushed off by the sampler); without perf events, a runnable thread that has not left its CPU since the last tick (nr_switches) and was on it then counts; a runnable thread waiting in the run queue (woken from a sleep, or preempted) is not on a CPU and counts as idle';
+  'on-CPU = running Python (its innermost frame or instruction changed between the stack read and a re-read a moment later, within 1 ms), or runnable (state R) and either its task clock (perf_event task-clock, read twice a few µs apart) moved (a long C call), or it left its CPU within 0.3 ms after the sampler got its own this tick (se.exec_start: pushed off by the sampler); without perf events, a runnable thread that has not left its CPU since the last tick (nr_switches) and was on it then counts; a runnable thread waiting in the run queue (woken from a sleep, or preempted) is not on a CPU and counts as idle';
 
 /**
  * Stdlib functions whose only job is to block (the wait itself is a C call under them). A
