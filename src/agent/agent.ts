@@ -13,7 +13,7 @@ import type { Profile } from '../model/profile.ts';
 import { pprofExporter } from '../formats/pprof.ts';
 import { DEFAULT_JITTER, realClock, Recorder, runSchedule, type SamplerClock } from '../capture/sampler/sampler.ts';
 import { PermissionError, ProcessGoneError } from '../capture/sampler/memory.ts';
-import { ProcessSampler, TickStart } from '../capture/sampler/session.ts';
+import { ProcessSampler, readExecMark, TickStart } from '../capture/sampler/session.ts';
 import { UnsupportedVersionError } from '../capture/sampler/runtime.ts';
 import { cgroupLabels, readText, TargetFinder, type Found, type TargetSpec } from './targets.ts';
 import type { AgentWindow } from './window.ts';
@@ -78,6 +78,8 @@ interface Target {
   /** time spent in its ticks this window, ns */
   samplerNs: number;
   ended: boolean;
+  /** `readExecMark` when attached: a change means the process exec'd (its memory is another program's) */
+  execMark: string | undefined;
 }
 
 /** the program's name for `python app.py` (app), `python -m pkg.mod` (pkg.mod), gunicorn / uvicorn / celery by their entry point */
@@ -154,7 +156,15 @@ export class Agent {
     const found = this.finder.scan();
     for (const [pid, f] of found) {
       const t = this.targets.get(pid);
-      if (t && t.found.start === f.start && !t.ended) continue;
+      if (t && t.found.start === f.start) {
+        // the same process, exec'd in place (a reloader, a wrapper that execs the service): its
+        // window ends here and the new program is attached once that window is cut
+        if (!t.ended && t.execMark !== undefined && readExecMark(pid) !== t.execMark) {
+          t.ended = true;
+          this.log(`PID ${pid} exec'd: its window ends, the new program is attached after it`);
+        }
+        continue;
+      }
       const key = `${pid}:${f.start}`;
       const refused = this.refused.get(key);
       if (refused?.final) continue;
@@ -166,6 +176,7 @@ export class Agent {
         continue;
       }
       try {
+        const mark = readExecMark(pid); // before the attach: an exec during it shows at the next scan
         const s = ProcessSampler.attach(pid);
         const rec = new Recorder(s, { rateHz: this.rate, idle: this.mode === 'wall', ...(this.opts.gilOnly ? { gilOnly: true } : {}), filenames: 'short', skipStill: true });
         // a worker is named by the master it descends from (uvicorn's are `python -c …`)
@@ -179,7 +190,7 @@ export class Agent {
           python: s.version.text,
           process: basename(f.exe),
         };
-        this.targets.set(pid, { found: f, rec, labels, service, python: s.version.text, windowStartNs: sinceStartNs, windowFromMs: nowMs, errorsAtWindow: 0, samplerNs: 0, ended: false });
+        this.targets.set(pid, { found: f, rec, labels, service, python: s.version.text, windowStartNs: sinceStartNs, windowFromMs: nowMs, errorsAtWindow: 0, samplerNs: 0, ended: false, execMark: mark });
         this.refused.delete(key);
         this.stats.attached++;
         this.log(`attached PID ${pid} (${f.why}; CPython ${s.version.text}; service ${service}): ${f.cmdline.join(' ').replace(/\s+/g, ' ').slice(0, 120)}`);

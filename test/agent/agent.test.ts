@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, serviceName } from '../../src/agent/agent.ts';
@@ -175,6 +176,48 @@ test('agent: windows aligned to the wall clock per process, pprof go tool pprof 
     }
   } finally {
     kill(a, b, late, old);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('agent: a target that execs in place (same PID and start time, the same program again) gets its window ended and the new program attached, never read with the old layout', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-agent-exec-'));
+  const prog = join(dir, 'pylens-agent-test-reexec.py');
+  writeFileSync(prog, [
+    'import os, sys, time',
+    'def before_exec_work():',
+    '    end = time.time() + 1.5',
+    '    while time.time() < end:',
+    '        sum(range(2000))',
+    'def after_exec_work():',
+    '    while True:',
+    '        sum(range(2000))',
+    'if os.environ.get("REEXECED"):',
+    '    after_exec_work()',
+    'print("ready", flush=True)',
+    'before_exec_work()',
+    'os.environ["REEXECED"] = "1"',
+    'os.execv(sys.executable, [sys.executable] + sys.argv)',
+  ].join('\n'));
+  const c = spawn(py.exe, [prog], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  try {
+    await firstLine(c, 'reexec');
+    const windows: AgentWindow[] = [];
+    const logs: string[] = [];
+    const ac = new AbortController();
+    const agent = new Agent({ targets: { match: /pylens-agent-test-reexec/ }, rateHz: 50, mode: 'cpu', windowS: 1, scanS: 0.3, signal: ac.signal, onWindow: (w) => windows.push(w), log: (l) => logs.push(l) });
+    const run = agent.run();
+    await new Promise((r) => setTimeout(r, 5000));
+    ac.abort();
+    await run;
+    const has = (w: AgentWindow, fn: string) => gunzipSync(w.pprof).toString('latin1').includes(fn);
+    const why = `${logs.join('\n')}\n${windows.map((w) => `${w.fromMs} before=${has(w, 'before_exec_work')} after=${has(w, 'after_exec_work')} ${JSON.stringify(w.quality)}`).join('\n')}`;
+    assert.ok(windows.some((w) => has(w, 'before_exec_work')), why);
+    assert.ok(windows.some((w) => has(w, 'after_exec_work')), `the new program is sampled\n${why}`);
+    assert.ok(!windows.some((w) => has(w, 'before_exec_work') && has(w, 'after_exec_work')), `one window, one program\n${why}`);
+    assert.ok(logs.some((l) => l.includes(`PID ${c.pid} exec'd`)), why);
+  } finally {
+    kill(c);
     rmSync(dir, { recursive: true, force: true });
   }
 });
