@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dumpProcess, type DumpResult, type DumpThread } from '../../src/capture/sampler/dump.ts';
-import { findPthreadTidOffset, parseNsPid, statStateLetter, TaskIds } from '../../src/capture/sampler/threads.ts';
+import { findPthreadTidOffset, parseNsPid, statProcessor, statStateLetter, TaskIds } from '../../src/capture/sampler/threads.ts';
+import { readFileSync } from 'node:fs';
 import { ImageMemory } from '../../src/capture/sampler/memory.ts';
 import { parseArgs, UsageError } from '../../src/cli/args.ts';
 import { displayFile, dumpSpec, renderDump, runDump } from '../../src/cli/dump.ts';
@@ -14,6 +15,16 @@ import { firstLine, installedPythons, pyenvRoot, startSleepingPython, stop } fro
 import { captureStdout } from '../helpers/stdout.ts';
 
 // ---- pure -----------------------------------------------------------------------------
+
+test('statProcessor: field 39 of a stat line (the CPU the task last ran on), after the last ")"; our own agrees with the kernel\'s', () => {
+  const fields = Array.from({ length: 50 }, (_, k) => String(k + 3)); // field numbers 3…52
+  fields[0] = 'R';
+  fields[39 - 3] = '7';
+  assert.equal(statProcessor(Buffer.from(`42 (a) b) (c) ${fields.join(' ')}`, 'latin1')), 7);
+  assert.equal(statProcessor(Buffer.from('42 (short) R 1 2 3', 'latin1')), undefined);
+  const own = readFileSync('/proc/self/stat');
+  assert.equal(statProcessor(own), Number(own.toString('latin1').slice(own.lastIndexOf(0x29) + 2).split(' ')[36]));
+});
 
 test('statStateLetter: the letter after the last ")" even when comm contains ") R ("', () => {
   const b = (s: string) => Buffer.from(s, 'latin1');

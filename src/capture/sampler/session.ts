@@ -15,7 +15,7 @@
  */
 import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import type { SampleState } from '../../model/profile.ts';
-import { findPthreadTidOffset, gilHolder, gilStructAddress, gilStructOf, statStateLetter, TaskIds } from './threads.ts';
+import { findPthreadTidOffset, gilHolder, gilStructAddress, gilStructOf, statProcessor, statStateLetter, TaskIds } from './threads.ts';
 import { layoutForRuntime, readCodeObjectGeneration } from './debug-offsets.ts';
 import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, WordList, type Address, type PagePool, type ProcessMemory } from './memory.ts';
@@ -240,9 +240,19 @@ export class TaskStates {
   /** 'R', 'S', 'D', …; 'X' (dead, as /proc says it) when the thread has ended; undefined when unreadable */
   letter(tid: number): string | undefined {
     const n = this.readFile(this.fds, tid, 'stat');
+    this.cpuOfLast = undefined;
     // a thread that has ended (its tstate not yet unlinked when the walk saw it) is on no CPU
     if (n === undefined) return this.gone ? 'X' : undefined;
-    return statStateLetter(this.buf, n);
+    const letter = statStateLetter(this.buf, n);
+    if (letter === 'R') this.cpuOfLast = statProcessor(this.buf, n);
+    return letter;
+  }
+
+  private cpuOfLast: number | undefined;
+
+  /** the CPU the thread of the last `letter` call last ran on, when it was runnable (undefined otherwise) */
+  lastCpu(): number | undefined {
+    return this.cpuOfLast;
   }
 
   /**
@@ -401,8 +411,8 @@ export interface SchedSeen extends SchedInfo {
  *   (woken from a sleep with its frame still on the sleeping call, or preempted).
  *   - `clock`: its task clock (perf_event) read twice a few µs apart moved: it is running. On.
  *   - It left its CPU (or had its accounting brought up to date) after the sampler got its
- *     own CPU this tick, and not long after (`now.execStartNs` − `tickStartNs`, the sampler
- *     thread's se.exec_start, within [0, PUSHED_OFF_WINDOW_NS]): pushed off by the sampler's
+ *     own CPU this tick, at that moment (`now.execStartNs` − `tickStartNs`, the sampler
+ *     thread's se.exec_start, within ±PUSHED_OFF_WINDOW_NS): pushed off by the sampler's
  *     own wake-up, on a machine with every CPU busy. On.
  *   - With the task clock read (`clock` false): off, it waits.
  *   - Without it (perf events not allowed): on when it has not left a CPU since the sampler
@@ -416,18 +426,22 @@ export interface SchedSeen extends SchedInfo {
  * Without the scheduler's accounting either: on (state R).
  */
 /**
- * A thread pushed off its CPU by the sampler's wake-up leaves it as the sampler gets it: one
- * that left more than this after the sampler's tick start (ns) ran during a long tick (hundreds
- * of threads walked), after the picture was taken, and is not counted for it.
+ * A thread pushed off its CPU by the sampler's wake-up leaves it as the sampler gets it (its
+ * accounting is brought up to date when the wake-up preempts it, a moment before the switch:
+ * 0.1–0.3 ms earlier seen on this VM). One that left more than this after the sampler's tick
+ * start (ns) ran during a long tick (hundreds of threads walked), after the picture was taken;
+ * one that left more than this before was preempted by something else, and waits. Neither is
+ * counted. (se.exec_start is its CPU's task clock: between CPUs the clocks differ by their
+ * steal and IRQ time, by ms on a VM; the rule is about the sampler's own CPU.)
  */
 export const PUSHED_OFF_WINDOW_NS = 300_000;
 
-export function judgeOnCpu(moved: boolean, letter: string | undefined, clock: boolean | undefined, now: SchedInfo | undefined, prev: SchedSeen | undefined, tickStartNs: number | undefined): boolean {
+export function judgeOnCpu(moved: boolean, letter: string | undefined, clock: boolean | undefined, now: SchedInfo | undefined, prev: SchedSeen | undefined, tickStartNs: number | undefined, sameCpu?: boolean): boolean {
   if (moved) return true;
   if (letter !== 'R') return false;
   if (clock === true) return true;
   if (now === undefined || tickStartNs === undefined) return clock === undefined;
-  if (now.execStartNs >= tickStartNs && now.execStartNs - tickStartNs <= PUSHED_OFF_WINDOW_NS) return true;
+  if (sameCpu !== false && Math.abs(now.execStartNs - tickStartNs) <= PUSHED_OFF_WINDOW_NS) return true;
   if (clock === false) return false;
   if (prev === undefined || Number.isNaN(now.switches) || now.switches !== prev.switches) return false;
   return prev.on || now.sumNs > prev.sumNs || now.execStartNs !== prev.execStartNs;
@@ -435,7 +449,7 @@ export function judgeOnCpu(moved: boolean, letter: string | undefined, clock: bo
 
 /** The CPU rule in words, for the README and the profile's metadata. */
 export const CPU_RULE =
-  'on-CPU = running Python (its innermost frame or instruction changed between the stack read and a re-read a moment later, within 1 ms), or runnable (state R) and either its task clock (perf_event task-clock, read twice a few µs apart) moved (a long C call), or it left its CPU within 0.3 ms after the sampler got its own this tick (se.exec_start: pushed off by the sampler); without perf events, a runnable thread that has not left its CPU since the last tick (nr_switches) and was on it then counts; a runnable thread waiting in the run queue (woken from a sleep, or preempted) is not on a CPU and counts as idle';
+  'on-CPU = running Python (its innermost frame or instruction changed between the stack read and a re-read a moment later, within 1 ms), or runnable (state R) and either its task clock (perf_event task-clock, read twice a few µs apart) moved (a long C call), or it left its CPU within 0.3 ms of the moment the sampler got its own this tick (se.exec_start: pushed off by the sampler); without perf events, a runnable thread that has not left its CPU since the last tick (nr_switches) and was on it then counts; a runnable thread waiting in the run queue (woken from a sleep, or preempted) is not on a CPU and counts as idle';
 
 /**
  * Stdlib functions whose only job is to block (the wait itself is a C call under them). A
@@ -517,6 +531,14 @@ export class TickStart {
     this.reads++;
     this.read = true;
     this.value = (selfStates ??= new TaskStates(process.pid)).sched(process.pid)?.execStartNs;
+    const cpu = syscalls()?.currentCpu();
+    this.cpuValue = cpu !== undefined && cpu >= 0 ? cpu : undefined;
+  }
+  private cpuValue: number | undefined;
+  /** the CPU the sampler ran on when its start was read (undefined: unknown) */
+  cpu(): number | undefined {
+    if (!this.read) this.ns();
+    return this.cpuValue;
   }
 }
 
@@ -941,8 +963,16 @@ export class ProcessSampler {
         else this.tally.schedJudged++;
         const now = clock !== true ? this.states.sched(tid) : undefined;
         const prev = this.schedSeen.get(tid);
-        // the sampler's own tick start, only when the judgement compares with it (TickStart)
-        on = judgeOnCpu(false, letter, clock, now, prev, now !== undefined ? this.tickStart.ns() : undefined);
+        // pushed off by the sampler: only a thread that last ran on the sampler's CPU, whose
+        // clock (se.exec_start, per CPU) the sampler's own start can be compared with; the
+        // sampler's own tick start is read only when the judgement compares with it (TickStart)
+        let sameCpu: boolean | undefined;
+        if (now !== undefined && clock !== true) {
+          const mine = this.tickStart.cpu();
+          const theirs = this.states.lastCpu();
+          sameCpu = mine === undefined || theirs === undefined ? undefined : mine === theirs;
+        }
+        on = judgeOnCpu(false, letter, clock, now, prev, now !== undefined ? this.tickStart.ns() : undefined, sameCpu);
         if (now !== undefined && clock === undefined) {
           if (this.schedSeen.size > 4096) this.schedSeen.clear(); // threads come and go: keep it bounded
           this.schedSeen.set(tid, { ...now, on });

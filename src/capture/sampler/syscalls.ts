@@ -92,6 +92,7 @@ export class Syscalls {
   private timespec: unknown;
   private timespecW: Int32Array;
   private statxFn: Fn;
+  private getcpuFn: Fn;
   private statxBuf: unknown;
   private statxW: Uint32Array;
   private emptyPath: string | null = null;
@@ -109,6 +110,7 @@ export class Syscalls {
     this.readFn = libc.func('long read(int fd, void *buf, unsigned long count)') as Fn;
     this.preadFn = libc.func('long pread(int fd, void *buf, unsigned long count, long offset)') as Fn;
     this.statxFn = libc.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)') as Fn;
+    this.getcpuFn = libc.func('int sched_getcpu()') as Fn;
     this.statxBuf = k.alloc('uint8_t', 256);
     this.statxW = new Uint32Array(k.view(this.statxBuf, 256));
     // perf_event_attr: a software task-clock counter, counting from the open, nothing excluded
@@ -259,6 +261,11 @@ export class Syscalls {
     if (process.arch !== 'x64') return -38;
     const fd = this.syscallFn(SYS_PERF_EVENT_OPEN, 'void *', this.perfAttr, 'int', tid, 'int', -1, 'int', -1, 'unsigned long', PERF_FLAG_FD_CLOEXEC);
     return fd >= 0 ? fd : -this.k.errno();
+  }
+
+  /** The CPU the calling thread runs on now (sched_getcpu, a vDSO call), or -1. */
+  currentCpu(): number {
+    return this.getcpuFn() as number;
   }
 
   /**

@@ -19,6 +19,19 @@ export function statStateLetter(stat: Uint8Array, n = stat.length): string | und
   return i < n ? String.fromCharCode(stat[i]!) : undefined;
 }
 
+/** The CPU the task last ran on (field 39 of /proc/…/stat, `processor`), or undefined. */
+export function statProcessor(stat: Uint8Array, n = stat.length): number | undefined {
+  let i = stat.lastIndexOf(0x29, n - 1);
+  if (i < 0) return undefined;
+  // after ") " comes field 3; field 39 is 36 spaces further
+  let field = 2;
+  for (i++; i < n && field < 39; i++) if (stat[i] === 0x20) field++;
+  let v = 0;
+  let digits = 0;
+  for (; i < n && stat[i]! >= 0x30 && stat[i]! <= 0x39; i++, digits++) v = v * 10 + (stat[i]! - 0x30);
+  return field === 39 && digits > 0 ? v : undefined;
+}
+
 /**
  * Whether one process still exists and is not a zombie, asked often (a capture session's
  * watch, several times a second): its /proc/PID/stat opened once and read again at each
