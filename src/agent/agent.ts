@@ -159,7 +159,9 @@ export class Agent {
       if (t && t.found.start === f.start) {
         // the same process, exec'd in place (a reloader, a wrapper that execs the service): its
         // window ends here and the new program is attached once that window is cut
-        if (!t.ended && t.execMark !== undefined && readExecMark(pid) !== t.execMark) {
+        const mark = !t.ended && t.execMark !== undefined ? readExecMark(pid) : undefined;
+        // (undefined: unreadable or ending, which its tick will see)
+        if (mark !== undefined && mark !== t.execMark) {
           t.ended = true;
           this.log(`PID ${pid} exec'd: its window ends, the new program is attached after it`);
         }

@@ -150,7 +150,9 @@ export function readExecMark(pid: number): string | undefined {
     // f[0] is field 3 (state)
     const code = f[26 - 3];
     const stack = f[28 - 3];
-    return code !== undefined && stack !== undefined ? `${code}:${stack}` : undefined;
+    // zeros: an exiting process (its address space gone), or one not ours to look into
+    if (code === undefined || stack === undefined || (code === '0' && stack === '0')) return undefined;
+    return `${code}:${stack}`;
   } catch {
     return undefined;
   }
