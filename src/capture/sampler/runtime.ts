@@ -8,7 +8,7 @@
  * else the `.PyRuntime` section of 3.10+, else for 3.8–3.10 a validated scan of its data). On 3.13+ the
  * `_Py_DebugOffsets` header at the start of `_PyRuntime` is validated against the version.
  */
-import { closeSync, existsSync, openSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ElfError, ElfFile, PT_LOAD } from './elf.ts';
 import { findExecutable, findLibpython, readMaps, type MapRecord, type PythonBinary } from './maps.ts';
@@ -161,6 +161,9 @@ function cachedElf(file: string, displayPath: string): ElfFile {
   return elf;
 }
 
+/** the names GCC gives `Py_GetVersion`'s static buffer */
+const VERSION_BUFFER_NAMES = ['version.0', 'version'];
+
 /** folders a libpython is looked for in, beside the interpreter's own `../lib` */
 const LIB_DIRS = ['/usr/local/lib', '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'];
 
@@ -179,12 +182,11 @@ export function warmRuntimeFiles(exe: string): string[] {
   const warm = (file: string): boolean => {
     try {
       const real = realpathSync(file);
-      if (!isElf(real)) return false;
-      const elf = cachedElf(real, real);
+      const elf = cachedElf(real, real); // a script (no ELF magic) throws: nothing warmed
       out.push(real);
       // the lookups an attach makes (kept by the ElfFile once its bytes are released): before
       // 3.11 there is no Py_Version and the whole symbol table is searched for the version buffer
-      if (elf.symbol('Py_Version') === undefined) ['version.0', 'version'].forEach((n) => elf.symbol(n));
+      if (elf.symbol('Py_Version') === undefined) for (const n of VERSION_BUFFER_NAMES) elf.symbol(n);
       return findRuntimeInElf(elf) !== undefined;
     } catch {
       return false;
@@ -204,19 +206,6 @@ export function warmRuntimeFiles(exe: string): string[] {
     }
   }
   return out;
-}
-
-function isElf(file: string): boolean {
-  let fd = -1;
-  try {
-    fd = openSync(file, 'r');
-    const b = Buffer.alloc(4);
-    return readSync(fd, b, 0, 4, 0) === 4 && b[0] === 0x7f && b.toString('latin1', 1, 4) === 'ELF';
-  } catch {
-    return false;
-  } finally {
-    if (fd >= 0) closeSync(fd);
-  }
 }
 
 /**
@@ -288,9 +277,9 @@ export function loadBase(elf: ElfFile, bias: Address): Address {
  * startup, so read it from the target's memory.
  */
 export function readVersionBuffer(elf: ElfFile, mem: ProcessMemory, base: Address): PythonVersion | undefined {
-  // GCC names it `version.0`: looked up by name first (kept by a cached ElfFile, no re-read
-  // of the file), every `version.N` of the symbol table after
-  const named = ['version.0', 'version'].map((n) => elf.symbol(n)).filter((x) => x !== undefined);
+  // looked up by name first (kept by a cached ElfFile, no re-read of the file), every
+  // `version.N` of the symbol table after
+  const named = VERSION_BUFFER_NAMES.map((n) => elf.symbol(n)).filter((x) => x !== undefined);
   const candidates: Iterable<[string, { type: number; size: number; value: number }]> = named.length
     ? named.map((x) => [x.name, x] as [string, typeof x])
     : elf.symbols('.symtab');

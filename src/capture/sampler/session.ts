@@ -405,6 +405,17 @@ export interface SchedSeen extends SchedInfo {
 }
 
 /**
+ * A thread pushed off its CPU by the sampler's wake-up leaves it as the sampler gets it (its
+ * accounting is brought up to date when the wake-up preempts it, a moment before the switch:
+ * 0.1–0.3 ms earlier seen on this VM). One that left more than this after the sampler's tick
+ * start (ns) ran during a long tick (hundreds of threads walked), after the picture was taken;
+ * one that left more than this before was preempted by something else, and waits. Neither is
+ * counted. (se.exec_start is its CPU's task clock: between CPUs the clocks differ by their
+ * steal and IRQ time, by ms on a VM; the rule is about the sampler's own CPU.)
+ */
+export const PUSHED_OFF_WINDOW_NS = 300_000;
+
+/**
  * Was a thread on a CPU at the moment of the tick, from what the tick saw of it?
  * - `moved`: its innermost frame or instruction changed between the stack read and a read a
  *   moment later: it is running Python code. On.
@@ -427,17 +438,6 @@ export interface SchedSeen extends SchedInfo {
  *   follows: 10–20 points of error on 3.11 (bench/sampler-saturation.ts).
  * Without the scheduler's accounting either: on (state R).
  */
-/**
- * A thread pushed off its CPU by the sampler's wake-up leaves it as the sampler gets it (its
- * accounting is brought up to date when the wake-up preempts it, a moment before the switch:
- * 0.1–0.3 ms earlier seen on this VM). One that left more than this after the sampler's tick
- * start (ns) ran during a long tick (hundreds of threads walked), after the picture was taken;
- * one that left more than this before was preempted by something else, and waits. Neither is
- * counted. (se.exec_start is its CPU's task clock: between CPUs the clocks differ by their
- * steal and IRQ time, by ms on a VM; the rule is about the sampler's own CPU.)
- */
-export const PUSHED_OFF_WINDOW_NS = 300_000;
-
 export function judgeOnCpu(moved: boolean, letter: string | undefined, clock: boolean | undefined, now: SchedInfo | undefined, prev: SchedSeen | undefined, tickStartNs: number | undefined, sameCpu?: boolean): boolean {
   if (moved) return true;
   if (letter !== 'R') return false;
