@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sampleProcess } from '../../src/capture/sampler/sampler.ts';
-import { judgeOnCpu, parseSched, TickStart } from '../../src/capture/sampler/session.ts';
+import { judgeOnCpu, parseSched, ranThenBlocked, TickStart } from '../../src/capture/sampler/session.ts';
 import { syscalls } from '../../src/capture/sampler/syscalls.ts';
 import { frameInfo, stackFrames, type Profile } from '../../src/model/profile.ts';
 import { samplerQuality } from '../../src/render/page/quality.ts';
@@ -91,6 +91,17 @@ test('record --blocking through the CLI prints the stops in its quality line', {
   const r = spawnSync(process.execPath, [CLI, 'record', '--blocking', '-r', '200', '-o', '/dev/null', '-f', 'folded', '--', py.exe, join(WORKLOADS, 'churn.py'), '1', '0'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /quality: .*threads stopped \d+× for [\d.]+ ms \([\d.<]+ % of wall time\)/);
+});
+
+test('ranThenBlocked: runnable, then asleep, blocked or ended a moment later means it ran in between; still runnable, unreadable, or not runnable at first does not', () => {
+  assert.equal(ranThenBlocked('R', 'S'), true);
+  assert.equal(ranThenBlocked('R', 'D'), true);
+  assert.equal(ranThenBlocked('R', 'X'), true);
+  assert.equal(ranThenBlocked('R', 'R'), false);
+  assert.equal(ranThenBlocked('R', undefined), false);
+  assert.equal(ranThenBlocked('S', 'S'), false);
+  assert.equal(ranThenBlocked('S', 'R'), false);
+  assert.equal(ranThenBlocked(undefined, 'S'), false);
 });
 
 test('judgeOnCpu: moving is running; asleep is not; runnable counts when its task clock moves, when the tick pushed it off, or (no task clock) when it never left its CPU since the last tick', () => {
@@ -287,6 +298,55 @@ test('a long C call is CPU: a thread inside one C call (its Python frame never m
     } finally {
       await killed(child);
     }
+  }));
+
+test('brief bursts: 200 threads sleeping 50 ms beside 2 busy ones — the sleepers, each on a CPU for µs at a time (taking the GIL), get their CPU share', (t) =>
+  exclusive('timing', async () => {
+    const py = pythons.find((p) => p.minor === 11) ?? pythons.at(-1)!;
+    // 4,000 wake-ups a second, each a GIL hand-over of a few µs: 15–25 % of the process's CPU
+    // (thread_time). A sleeper running at the picture has gone back to sleep before its task
+    // clock is read; judged by the clock alone it was waiting: 3–9 % of the samples. Its
+    // state read again says it ran in between (ranThenBlocked), and states read right after
+    // the picture, not after a walk of 200 threads, keep that moment short
+    const code = [
+      'import threading, time, sys, json',
+      'stop = time.time() + 3.0',
+      'cpu = {"sleeper": 0.0, "spinner": 0.0}',
+      'lock = threading.Lock()',
+      'def sleeper():',
+      '    while time.time() < stop:',
+      '        time.sleep(0.05)',
+      '    with lock: cpu["sleeper"] += time.thread_time()',
+      'def spinner():',
+      '    x = 0',
+      '    while time.time() < stop:',
+      '        x += 1',
+      '    with lock: cpu["spinner"] += time.thread_time()',
+      'ts = [threading.Thread(target=sleeper) for _ in range(200)] + [threading.Thread(target=spinner) for _ in range(2)]',
+      'for t in ts: t.start()',
+      'for t in ts: t.join()',
+      'print(json.dumps(cpu), file=sys.stderr)',
+    ].join('\n');
+    const out = join(mkdtempSync(join(tmpdir(), 'pylens-bursts-')), 'bursts.folded');
+    const p = spawnSync(process.execPath, [CLI, 'record', '-r', '100', '-o', out, '--', py.exe, '-c', code], { encoding: 'utf8' });
+    assert.equal(p.status, 0, p.stderr);
+    const truth = JSON.parse(/\{"sleeper".*\}/.exec(p.stderr)![0]) as { sleeper: number; spinner: number };
+    const trueShare = truth.sleeper / (truth.sleeper + truth.spinner);
+    let sleeper = 0;
+    let spinner = 0;
+    for (const line of readFileSync(out, 'utf8').split('\n')) {
+      const m = /^(.*) (\d+)$/.exec(line);
+      if (!m) continue;
+      if (/\bsleeper\b/.test(m[1]!)) sleeper += Number(m[2]);
+      if (/\bspinner\b/.test(m[1]!)) spinner += Number(m[2]);
+    }
+    const n = sleeper + spinner;
+    const share = sleeper / Math.max(1, n);
+    t.diagnostic(`${py.label}: sleeper ${sleeper}, spinner ${spinner} samples (${(100 * share).toFixed(1)} % sleepers; their thread CPU ${(100 * trueShare).toFixed(1)} %)\n${p.stderr}`);
+    assert.ok(n >= 150, `${n} CPU samples of ~300\n${p.stderr}`);
+    // 3 points and 2.5σ of ~300 samples (σ ≈ 2.3 points at 20 %)
+    const slack = 0.03 + 2.5 * Math.sqrt((trueShare * (1 - trueShare)) / Math.max(1, n));
+    assert.ok(Math.abs(share - trueShare) <= slack, `the sleepers got ${(100 * share).toFixed(1)} % of the CPU samples (${sleeper} of ${n}), their CPU share is ${(100 * trueShare).toFixed(1)} %\n${p.stderr}`);
   }));
 
 test('many threads: 150 sleeping threads and one busy one, ending together — the sleepers get their CPU share, and no sample comes of threads that have ended', (t) =>
