@@ -463,7 +463,7 @@ export function ranThenBlocked(first: string | undefined, again: string | undefi
 
 /** The CPU rule in words, for the README and the profile's metadata. */
 export const CPU_RULE =
-  'on-CPU = running Python (its innermost frame or instruction changed between the stack read and a re-read a moment later, within 1 ms), or runnable (state R) and either its task clock (perf_event task-clock, read twice a few µs apart) moved (a long C call), or it left its CPU within 0.3 ms of the moment the sampler got its own this tick (se.exec_start: pushed off by the sampler), or its clock did not move but it was no longer runnable a moment later (it ran in between: a burst of µs, such as a sleeper taking the GIL); without perf events, a runnable thread that has not left its CPU since the last tick (nr_switches) and was on it then counts; a runnable thread waiting in the run queue (woken from a sleep, or preempted) is not on a CPU and counts as idle; the states of threads judged by their state last tick are read right after the picture, before the walk';
+  'on-CPU = running Python (its innermost frame or instruction changed between the stack read and a re-read a moment later, within 1 ms), or runnable (state R) and either its task clock (perf_event task-clock, read twice a few µs apart) moved (a long C call), or it left its CPU within 0.3 ms of the moment the sampler got its own this tick (se.exec_start: pushed off by the sampler), or its clock did not move but it was no longer runnable a moment later (it ran in between: a burst of µs, such as a sleeper taking the GIL); without perf events, a runnable thread that has not left its CPU since the last tick (nr_switches) and was on it then counts; a runnable thread waiting in the run queue (woken from a sleep, or preempted) is not on a CPU and counts as idle; the states of threads judged by their state last tick are read right after the picture, before the walk, and such a state comes before a move';
 
 /**
  * Stdlib functions whose only job is to block (the wait itself is a C call under them). A
@@ -975,6 +975,17 @@ export class ProcessSampler {
     const clock = this.states.onCpuNow(tid);
     if (clock !== undefined) this.tally.clockJudged++;
     else this.tally.schedJudged++;
+    // runnable, not running at the clock's reads, and no longer runnable right after: it ran
+    // in between (a thread leaves the run queue only through a CPU), so it was running at the
+    // state read and its burst ended before the clock was read — a sleeper taking the GIL, a
+    // thread between two waits: bursts of µs that the clock alone misses. Read at once: a
+    // thread waiting at the state read that runs and blocks before this read counts too, so
+    // the moment between the reads is kept to the clock's two
+    if (clock === false && ranThenBlocked(letter, this.states.letter(tid))) {
+      this.schedSeen.delete(tid);
+      this.tally.ranThenBlocked++;
+      return 1;
+    }
     const now = clock !== true ? this.states.sched(tid) : undefined;
     const prev = this.schedSeen.get(tid);
     // pushed off by the sampler: only a thread that last ran on the sampler's CPU, whose
@@ -986,15 +997,7 @@ export class ProcessSampler {
       const theirs = this.states.lastCpu();
       sameCpu = mine === undefined || theirs === undefined ? undefined : mine === theirs;
     }
-    let on = judgeOnCpu(false, letter, clock, now, prev, now !== undefined ? this.tickStart.ns() : undefined, sameCpu);
-    // runnable, not running at the clock's reads, and no longer runnable a moment later: it
-    // ran in between (a thread leaves the run queue only through a CPU), so it was running
-    // at the state read and its burst ended before the clock was read — a sleeper taking the
-    // GIL, a thread between two waits: bursts of µs that the clock alone misses
-    if (!on && clock === false && ranThenBlocked(letter, this.states.letter(tid))) {
-      on = true;
-      this.tally.ranThenBlocked++;
-    }
+    const on = judgeOnCpu(false, letter, clock, now, prev, now !== undefined ? this.tickStart.ns() : undefined, sameCpu);
     if (now !== undefined && clock === undefined) {
       if (this.schedSeen.size > 4096) this.schedSeen.clear(); // threads come and go: keep it bounded
       this.schedSeen.set(tid, { ...now, on });
@@ -1035,12 +1038,17 @@ export class ProcessSampler {
     else if (moved === undefined) {
       const letter = this.states.letter(tid);
       on = letter === undefined ? undefined : letter === 'R';
-    } else if (moved[i] === 1 && this.describeMovedTrusted) on = true;
-    else {
-      const judged = this.early.get(tid) ?? this.judgeByState(tid);
+    } else {
+      // a state read at the picture comes first: a move says only that the thread ran some
+      // time between the picture and the re-read after the walk, and over that long a sleeper
+      // that woke after the picture counts too (200 sleepers: up to 10 points too many)
+      const early = this.early.get(tid);
+      const judged = early ?? (moved[i] === 1 && this.describeMovedTrusted ? 1 : this.judgeByState(tid));
       on = judged === -1 ? undefined : judged === 1;
       if (judged === 2) this.tally.runnableWaiting++;
-      this.nextEarlyTids.push(tid);
+      // judged by its state at the next picture, unless it is running Python (a move, read
+      // together for all threads, then says so for less)
+      if (judged !== 1 || moved[i] !== 1) this.nextEarlyTids.push(tid);
     }
     const running = on === true && !(frames.length > 0 && isWaitingLeaf(frames[0]!));
     const out: ThreadSample = {
