@@ -300,53 +300,64 @@ test('a long C call is CPU: a thread inside one C call (its Python frame never m
     }
   }));
 
+/**
+ * `sleepers` threads looping on time.sleep(`sleepS`) beside `spinners` busy ones for
+ * `seconds`, recorded at 100 Hz: the sleepers' share of the CPU samples against their share
+ * of thread CPU (thread_time, summed in the program), with σ of a perfect sampler.
+ */
+function sleeperShare(py: (typeof pythons)[number], o: { sleepers: number; sleepS: number; spinners: number; seconds: number }) {
+  const code = [
+    'import threading, time, sys, json',
+    `stop = time.time() + ${o.seconds}`,
+    'cpu = {"sleeper": 0.0, "spinner": 0.0}',
+    'lock = threading.Lock()',
+    'def sleeper():',
+    '    while time.time() < stop:',
+    `        time.sleep(${o.sleepS})`,
+    '    with lock: cpu["sleeper"] += time.thread_time()',
+    'def spinner():',
+    '    x = 0',
+    '    while time.time() < stop:',
+    '        x += 1',
+    '    with lock: cpu["spinner"] += time.thread_time()',
+    `ts = [threading.Thread(target=sleeper) for _ in range(${o.sleepers})] + [threading.Thread(target=spinner) for _ in range(${o.spinners})]`,
+    'for t in ts: t.start()',
+    'for t in ts: t.join()',
+    'print(json.dumps(cpu), file=sys.stderr)',
+  ].join('\n');
+  const out = join(mkdtempSync(join(tmpdir(), 'pylens-sleepers-')), 'sleepers.folded');
+  const p = spawnSync(process.execPath, [CLI, 'record', '-r', '100', '-o', out, '--', py.exe, '-c', code], { encoding: 'utf8' });
+  assert.equal(p.status, 0, p.stderr);
+  const truth = JSON.parse(/\{"sleeper".*\}/.exec(p.stderr)![0]) as { sleeper: number; spinner: number };
+  const trueShare = truth.sleeper / (truth.sleeper + truth.spinner);
+  let sleeper = 0;
+  let spinner = 0;
+  for (const line of readFileSync(out, 'utf8').split('\n')) {
+    const m = /^(.*) (\d+)$/.exec(line);
+    if (!m) continue;
+    if (/\bsleeper\b/.test(m[1]!)) sleeper += Number(m[2]);
+    if (/\bspinner\b/.test(m[1]!)) spinner += Number(m[2]);
+  }
+  const n = sleeper + spinner;
+  const share = sleeper / Math.max(1, n);
+  const sigma = Math.sqrt((trueShare * (1 - trueShare)) / Math.max(1, n));
+  const said = `${py.label}: sleeper ${sleeper}, spinner ${spinner} samples (${(100 * share).toFixed(1)} % sleepers; their thread CPU ${(100 * trueShare).toFixed(1)} %)\n${p.stderr}`;
+  return { sleeper, spinner, n, share, trueShare, sigma, said };
+}
+
 test('brief bursts: 200 threads sleeping 50 ms beside 2 busy ones — the sleepers, each on a CPU for µs at a time (taking the GIL), get their CPU share', (t) =>
   exclusive('timing', async () => {
     const py = pythons.find((p) => p.minor === 11) ?? pythons.at(-1)!;
     // 4,000 wake-ups a second, each a GIL hand-over of a few µs: 15–25 % of the process's CPU
     // (thread_time). A sleeper running at the picture has gone back to sleep before its task
-    // clock is read; judged by the clock alone it was waiting: 3–9 % of the samples. Its
+    // clock is read; judged by the clock alone it was waiting: 2–9 % of the samples. Its
     // state read again says it ran in between (ranThenBlocked), and states read right after
     // the picture, not after a walk of 200 threads, keep that moment short
-    const code = [
-      'import threading, time, sys, json',
-      'stop = time.time() + 3.0',
-      'cpu = {"sleeper": 0.0, "spinner": 0.0}',
-      'lock = threading.Lock()',
-      'def sleeper():',
-      '    while time.time() < stop:',
-      '        time.sleep(0.05)',
-      '    with lock: cpu["sleeper"] += time.thread_time()',
-      'def spinner():',
-      '    x = 0',
-      '    while time.time() < stop:',
-      '        x += 1',
-      '    with lock: cpu["spinner"] += time.thread_time()',
-      'ts = [threading.Thread(target=sleeper) for _ in range(200)] + [threading.Thread(target=spinner) for _ in range(2)]',
-      'for t in ts: t.start()',
-      'for t in ts: t.join()',
-      'print(json.dumps(cpu), file=sys.stderr)',
-    ].join('\n');
-    const out = join(mkdtempSync(join(tmpdir(), 'pylens-bursts-')), 'bursts.folded');
-    const p = spawnSync(process.execPath, [CLI, 'record', '-r', '100', '-o', out, '--', py.exe, '-c', code], { encoding: 'utf8' });
-    assert.equal(p.status, 0, p.stderr);
-    const truth = JSON.parse(/\{"sleeper".*\}/.exec(p.stderr)![0]) as { sleeper: number; spinner: number };
-    const trueShare = truth.sleeper / (truth.sleeper + truth.spinner);
-    let sleeper = 0;
-    let spinner = 0;
-    for (const line of readFileSync(out, 'utf8').split('\n')) {
-      const m = /^(.*) (\d+)$/.exec(line);
-      if (!m) continue;
-      if (/\bsleeper\b/.test(m[1]!)) sleeper += Number(m[2]);
-      if (/\bspinner\b/.test(m[1]!)) spinner += Number(m[2]);
-    }
-    const n = sleeper + spinner;
-    const share = sleeper / Math.max(1, n);
-    t.diagnostic(`${py.label}: sleeper ${sleeper}, spinner ${spinner} samples (${(100 * share).toFixed(1)} % sleepers; their thread CPU ${(100 * trueShare).toFixed(1)} %)\n${p.stderr}`);
-    assert.ok(n >= 150, `${n} CPU samples of ~300\n${p.stderr}`);
+    const r = sleeperShare(py, { sleepers: 200, sleepS: 0.05, spinners: 2, seconds: 3 });
+    t.diagnostic(r.said);
+    assert.ok(r.n >= 150, `${r.n} CPU samples of ~300\n${r.said}`);
     // 3 points and 2.5σ of ~300 samples (σ ≈ 2.3 points at 20 %)
-    const slack = 0.03 + 2.5 * Math.sqrt((trueShare * (1 - trueShare)) / Math.max(1, n));
-    assert.ok(Math.abs(share - trueShare) <= slack, `the sleepers got ${(100 * share).toFixed(1)} % of the CPU samples (${sleeper} of ${n}), their CPU share is ${(100 * trueShare).toFixed(1)} %\n${p.stderr}`);
+    assert.ok(Math.abs(r.share - r.trueShare) <= 0.03 + 2.5 * r.sigma, `the sleepers got ${(100 * r.share).toFixed(1)} % of the CPU samples (${r.sleeper} of ${r.n}), their CPU share is ${(100 * r.trueShare).toFixed(1)} %\n${r.said}`);
   }));
 
 test('many threads: 150 sleeping threads and one busy one, ending together — the sleepers get their CPU share, and no sample comes of threads that have ended', (t) =>
@@ -357,43 +368,9 @@ test('many threads: 150 sleeping threads and one busy one, ending together — t
     // took ms, and a sleeper that woke during it counted as "moved" or "pushed off by the
     // sampler"; every thread's last tick, after it had ended, counted as CPU (its state
     // unreadable): 33.7 % of the samples
-    const code = [
-      'import threading, time, sys, json',
-      'stop = time.time() + 2.0',
-      'cpu = {"sleeper": 0.0, "spinner": 0.0}',
-      'lock = threading.Lock()',
-      'def sleeper():',
-      '    while time.time() < stop:',
-      '        time.sleep(0.2)',
-      '    with lock: cpu["sleeper"] += time.thread_time()',
-      'def spinner():',
-      '    x = 0',
-      '    while time.time() < stop:',
-      '        x += 1',
-      '    with lock: cpu["spinner"] += time.thread_time()',
-      'ts = [threading.Thread(target=sleeper) for _ in range(150)] + [threading.Thread(target=spinner)]',
-      'for t in ts: t.start()',
-      'for t in ts: t.join()',
-      'print(json.dumps(cpu), file=sys.stderr)',
-    ].join('\n');
-    const out = join(mkdtempSync(join(tmpdir(), 'pylens-many-')), 'many.folded');
-    const p = spawnSync(process.execPath, [CLI, 'record', '-r', '100', '-o', out, '--', py.exe, '-c', code], { encoding: 'utf8' });
-    assert.equal(p.status, 0, p.stderr);
-    const truth = JSON.parse(/\{"sleeper".*\}/.exec(p.stderr)![0]) as { sleeper: number; spinner: number };
-    const trueShare = truth.sleeper / (truth.sleeper + truth.spinner);
-    let sleeper = 0;
-    let spinner = 0;
-    for (const line of readFileSync(out, 'utf8').split('\n')) {
-      const m = /^(.*) (\d+)$/.exec(line);
-      if (!m) continue;
-      if (/\bsleeper\b/.test(m[1]!)) sleeper += Number(m[2]);
-      if (/\bspinner\b/.test(m[1]!)) spinner += Number(m[2]);
-    }
-    const n = sleeper + spinner;
-    const share = sleeper / Math.max(1, n);
-    t.diagnostic(`${py.label}: sleeper ${sleeper}, spinner ${spinner} samples (${(100 * share).toFixed(1)} % sleepers; their thread CPU ${(100 * trueShare).toFixed(1)} %)\n${p.stderr}`);
-    assert.ok(spinner >= 100, `spinner: ${spinner} samples of ~200\n${p.stderr}`);
+    const r = sleeperShare(py, { sleepers: 150, sleepS: 0.2, spinners: 1, seconds: 2.0 });
+    t.diagnostic(r.said);
+    assert.ok(r.spinner >= 100, `spinner: ${r.spinner} samples of ~200\n${r.said}`);
     // 3σ of ~200 samples, and 3 points
-    const slack = 0.03 + 3 * Math.sqrt((trueShare * (1 - trueShare)) / Math.max(1, n));
-    assert.ok(Math.abs(share - trueShare) <= slack, `the sleepers got ${(100 * share).toFixed(1)} % of the CPU samples (${sleeper} of ${n}), their CPU share is ${(100 * trueShare).toFixed(1)} %\n${p.stderr}`);
+    assert.ok(Math.abs(r.share - r.trueShare) <= 0.03 + 3 * r.sigma, `the sleepers got ${(100 * r.share).toFixed(1)} % of the CPU samples (${r.sleeper} of ${r.n}), their CPU share is ${(100 * r.trueShare).toFixed(1)} %\n${r.said}`);
   }));
