@@ -553,7 +553,9 @@ for (const py of pythons) {
       }
     });
 
-    it('attach to a process that has been running for a while (churned threads, 1 s later)', { timeout: 20_000 }, async () => {
+    // the count of samples needs CPU for the target: under the 'timing' lock, as in a full run
+    // beside the busiest files the running main thread once got 8 on-CPU ticks in 1 s
+    it('attach to a process that has been running for a while (churned threads, 1 s later)', { timeout: 120_000 }, () => exclusive('timing', async () => {
       const path = script('long_running.py');
       const { child, pid, doc } = await startReady<{ background: ThreadIds; main: ThreadIds; markers: Record<string, number> }>(py.exe, path, [], children);
       try {
@@ -581,7 +583,7 @@ for (const py of pythons) {
       } finally {
         kill(child);
       }
-    });
+    }));
 
     // under the 'timing' lock: in a full run beside the busiest files it got 20 ticks in 1 s
     it('a target that exits mid-record: sampleProcess without a duration returns its samples', { timeout: 120_000 }, (t) => exclusive('timing', async () => {
