@@ -446,6 +446,8 @@ export class Recorder {
     if (this.opts.cpuRule) s.cpuRule = this.opts.cpuRule;
     // CPU mode without tasks: a process none of whose threads ran since the last tick gives no sample
     if (this.opts.skipStill && !this.opts.idle && !this.opts.async) s.skipStill = true;
+    // CPU mode: the stacks of threads asleep at the picture would be dropped; they are not read
+    if (!this.opts.idle && !this.opts.async && (this.opts.cpuRule ?? 'moving') === 'moving') s.skipAsleep = true;
     this.procs.set(s.pid, { s, cwd: readCwd(s.pid), frameIdx: new WeakMap(), threadIdx: new Map(), execMark });
     this.seen.set(s.pid, s.command);
   }
@@ -755,7 +757,7 @@ export class Recorder {
         this.detach(pid, a);
         continue;
       }
-      threads += r.threads.length;
+      threads += r.threads.length + (r.asleep ?? 0);
       for (const t of r.threads) {
         if (this.opts.gilOnly && !t.holdsGil) continue;
         if (t.state === 'idle' && !this.opts.idle) continue;

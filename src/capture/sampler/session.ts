@@ -113,6 +113,8 @@ export function addCounts(into: SamplerCounts, c: SamplerCounts): void {
 
 export interface TickResult {
   threads: ThreadSample[];
+  /** threads not walked: asleep at the picture, in CPU mode (`skipAsleep`) */
+  asleep?: number;
   /** threads (or the whole tick) that could not be read */
   errors: number;
   /** the process has exited */
@@ -602,6 +604,18 @@ export class ProcessSampler {
    * when it is not the watched threads.
    */
   skipStill = false;
+  /**
+   * CPU mode, the samples of threads off a CPU dropped (the Recorder without `idle` or
+   * `async`): a thread whose state, read at the picture (`judgeEarly`), is asleep or blocked
+   * is not walked. Hundreds of sleeping threads then cost a state read each, not a stack
+   * read. Not before the start gate has been passed (the gate's thread waits asleep).
+   */
+  skipAsleep = false;
+  /** the last tick's thread of each OS TID (its tstate and pthread id: what `skip` checks) */
+  private lastOfTid = new Map<number, ThreadStack>();
+  /** this tick's threads not to walk (tstate → pthread id) */
+  private asleepSkip = new Map<Address, bigint>();
+  private walkSkip: ReadonlyMap<Address, bigint> | undefined;
   /** ticks skipped that way */
   stillTicks = 0;
   private stillTids: number[] = [];
@@ -818,6 +832,7 @@ export class ProcessSampler {
       pause: this.pauseHook,
       plans: this.plans,
       lastFrames: this.lastFrames,
+      ...(this.walkSkip !== undefined ? { skip: this.walkSkip } : {}),
     });
   }
 
@@ -891,7 +906,7 @@ export class ProcessSampler {
    * One walk of every thread (retried once when a thread's read was torn), with the OS TID,
    * run state and GIL holder of each. Throws like `walkThreads` (and ProcessGoneError).
    */
-  private readThreads(): { walked: ThreadStack[]; holder: Address | null; described: (t: ThreadStack, i: number) => ThreadSample } {
+  private readThreads(skipAsleep = false): { walked: ThreadStack[]; holder: Address | null; described: (t: ThreadStack, i: number) => ThreadSample } {
     // a torn thread walk refreshes the tick's pages and reads that thread again (walker.ts)
     const mem = this.tickPages();
     // the states of the threads judged by their state last tick, read at the picture
@@ -901,6 +916,14 @@ export class ProcessSampler {
     this.nextEarlyTids.length = 0;
     if (this.cpuRule === 'moving') this.judgeEarly();
     else this.early.clear();
+    this.asleepSkip.clear();
+    if (skipAsleep) {
+      for (const [tid, judged] of this.early) {
+        const t = judged === 0 ? this.lastOfTid.get(tid) : undefined;
+        if (t !== undefined) this.asleepSkip.set(t.tstate, t.pthreadId);
+      }
+    }
+    this.walkSkip = this.asleepSkip.size > 0 ? this.asleepSkip : undefined;
     this.maybeFlushCodeCache(mem);
     // per thread state: threads come and go (and 3.14 keeps its code cache for long), so
     // what is kept per tstate is bounded
@@ -911,7 +934,12 @@ export class ProcessSampler {
     if (this.tidOfPthread.size > 4096) this.tidOfPthread.clear();
     // the picture's time: the pages were fetched at the start of the tick (tickPages)
     const pictureAt = performance.now();
-    const walked = this.walk(mem);
+    let walked: ThreadStack[];
+    try {
+      walked = this.walk(mem);
+    } finally {
+      this.walkSkip = undefined;
+    }
     for (const t of walked) {
       if (t.retries) {
         this.tally.retriedWalks++;
@@ -1124,14 +1152,25 @@ export class ProcessSampler {
     this.tickStart = shared ?? this.ownTickStart.restart();
     this.pauser?.settle();
     try {
-      const { walked, described } = this.readThreads();
+      const skipAsleep = this.skipAsleep && this.pastGate;
+      const { walked, described } = this.readThreads(skipAsleep);
       if (this.skipStill) this.stillTids.length = 0;
+      if (skipAsleep && this.lastOfTid.size > 4096) this.lastOfTid.clear(); // threads come and go: keep it bounded
       for (let i = 0; i < walked.length; i++) {
         const t = walked[i]!;
-        if (this.skipStill) {
-          // every Python thread is watched, with a stack or not (one between calls now may run next)
+        if (this.skipStill || skipAsleep) {
           const tid = this.osTid(t);
-          if (tid !== undefined) this.stillTids.push(tid);
+          // every Python thread is watched, with a stack or not (one between calls now may run next)
+          if (this.skipStill && tid !== undefined) this.stillTids.push(tid);
+          if (skipAsleep && tid !== undefined) {
+            this.lastOfTid.set(tid, t);
+            if (t.asleep) {
+              // asleep at this picture: judged by its state again at the next
+              this.nextEarlyTids.push(tid);
+              out.asleep = (out.asleep ?? 0) + 1;
+              continue;
+            }
+          }
         }
         if (t.error !== undefined) {
           out.errors++;

@@ -64,6 +64,8 @@ export interface ThreadStack {
   leaf?: LeafMark;
   /** the interpreter's id when it is a subinterpreter (absent: the main interpreter, id 0) */
   interp?: number;
+  /** not walked: the caller knew the thread asleep (`WalkOptions.skip`); no frames */
+  asleep?: boolean;
 }
 
 export interface WalkerRuntime {
@@ -101,6 +103,11 @@ export interface WalkOptions {
    * array again (no allocation; the caller keeps it, and drops it with its code cache)
    */
   lastFrames?: Map<Address, Frame[]>;
+  /**
+   * tstate → pthread id of threads not to walk (known asleep, whose stacks the caller does
+   * not need): listed with `asleep` set and no frames, when the tstate still has that thread
+   */
+  skip?: ReadonlyMap<Address, bigint>;
 }
 
 export interface PauseHook {
@@ -792,7 +799,7 @@ export function walkThreads(
   const maxThreads = opts.maxThreads ?? 4096;
   const out: ThreadStack[] = [];
   const seen = new Set<Address>();
-  const ctx: WalkContext = { mem, layout, minor, maxDepth: opts.maxDepth, cache, codeCheck, maxRetries: opts.maxRetries ?? 8, pause: opts.pause, plans: opts.plans, lastFrames: opts.lastFrames };
+  const ctx: WalkContext = { mem, layout, minor, maxDepth: opts.maxDepth, cache, codeCheck, maxRetries: opts.maxRetries ?? 8, pause: opts.pause, plans: opts.plans, lastFrames: opts.lastFrames, skip: opts.skip };
   for (const { address, id } of opts.interpreters ?? listInterpreters(mem, rt, layout)) {
     walkInterpreterThreads(ctx, address, id, out, seen, maxThreads);
   }
@@ -836,11 +843,15 @@ interface WalkContext {
   pause: PauseHook | undefined;
   plans: Map<Address, Address[]> | undefined;
   lastFrames: Map<Address, Frame[]> | undefined;
+  skip: ReadonlyMap<Address, bigint> | undefined;
 }
 
 function walkInterpreterThreads(ctx: WalkContext, interp: Address, interpId: number, out: ThreadStack[], seen: Set<Address>, maxThreads: number): void {
   eachThreadState(ctx.mem, ctx.layout, interp, interpId, seen, () => out.length < maxThreads, (t) => {
-    if (t.error === undefined) readThreadStack(ctx, t);
+    if (t.error !== undefined) {
+      /* listed with its error */
+    } else if (ctx.skip !== undefined && ctx.skip.get(t.tstate) === t.pthreadId) t.asleep = true;
+    else readThreadStack(ctx, t);
     out.push(t);
   });
 }
