@@ -345,6 +345,47 @@ function sleeperShare(py: (typeof pythons)[number], o: { sleepers: number; sleep
   return { sleeper, spinner, n, share, trueShare, sigma, said };
 }
 
+test('CPU mode: threads asleep at the picture are not walked (50 sleepers beside a spinner), yet the spinner is sampled at every tick and the sleepers in wall mode', (t) =>
+  exclusive('timing', async () => {
+    const py = pythons.find((p) => p.minor === 12) ?? pythons.at(-1)!;
+    const code = [
+      'import threading, time',
+      'def sleeper():',
+      '    while True: time.sleep(0.5)',
+      'def spinner():',
+      '    x = 0',
+      '    while True: x += 1',
+      'for _ in range(50): threading.Thread(target=sleeper, daemon=True).start()',
+      'threading.Thread(target=spinner, daemon=True).start()',
+      'print("ready", flush=True)',
+      'time.sleep(60)',
+    ].join('\n');
+    const child = spawn(py.exe, ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      assert.equal(await firstLine(child, 'sleepers'), 'ready');
+      const cpu = await sampleProcess(child.pid!, { rateHz: 100, durationS: 1.5 });
+      const ticks = Number(cpu.meta.extra!.ticks);
+      const skipped = Number(cpu.meta.extra!.asleepNotWalked);
+      const samplesIn = (p: Profile, name: string): number => {
+        let k = 0;
+        for (let i = 0; i < p.samples.length; i++) if (stackFrames(p, p.samples.stack[i]!).some((f) => frameInfo(p, f).name === name)) k++;
+        return k;
+      };
+      const spinner = { n: samplesIn(cpu, 'spinner') };
+      t.diagnostic(`${py.label}: ${ticks} ticks, ${skipped} thread samples not walked (of ${51 * ticks} threads × ticks), spinner in ${spinner.n} samples`);
+      // the first two ticks walk everything (no state known yet); after that a sleeper is
+      // walked only in the rare tick it is not asleep
+      assert.ok(skipped >= 0.8 * 50 * (ticks - 2), `${skipped} thread samples not walked in ${ticks} ticks`);
+      assert.ok(spinner.n >= 0.6 * ticks, `spinner sampled in ${spinner.n} of ${ticks} ticks`);
+      const wall = await sampleProcess(child.pid!, { rateHz: 100, durationS: 0.5, idle: true });
+      assert.equal(Number(wall.meta.extra!.asleepNotWalked), 0, 'wall mode reads every stack');
+      const wallTicks = Number(wall.meta.extra!.ticks);
+      assert.ok(samplesIn(wall, 'sleeper') >= 0.8 * 50 * wallTicks, `wall mode: ${samplesIn(wall, 'sleeper')} sleeper samples in ${wallTicks} ticks`);
+    } finally {
+      await killed(child);
+    }
+  }));
+
 test('brief bursts: 200 threads sleeping 50 ms beside 2 busy ones — the sleepers, each on a CPU for µs at a time (taking the GIL), get their CPU share', (t) =>
   exclusive('timing', async () => {
     const py = pythons.find((p) => p.minor === 11) ?? pythons.at(-1)!;

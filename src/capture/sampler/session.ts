@@ -98,12 +98,14 @@ export interface SamplerCounts {
   schedJudged: number;
   /** runnable threads not running at the clock's reads but no longer runnable right after: they ran in between (on) */
   ranThenBlocked: number;
+  /** thread samples not read at all: asleep at the picture, in CPU mode (`skipAsleep`) */
+  asleepNotWalked: number;
   /** samples dropped because the thread was still inside pylens's start gate (python/gate) */
   gateSamples: number;
 }
 
 export function emptyCounts(): SamplerCounts {
-  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, clockJudged: 0, schedJudged: 0, ranThenBlocked: 0, gateSamples: 0 };
+  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, clockJudged: 0, schedJudged: 0, ranThenBlocked: 0, asleepNotWalked: 0, gateSamples: 0 };
 }
 
 /** `into` += `c`, field by field */
@@ -1168,6 +1170,7 @@ export class ProcessSampler {
               // asleep at this picture: judged by its state again at the next
               this.nextEarlyTids.push(tid);
               out.asleep = (out.asleep ?? 0) + 1;
+              this.tally.asleepNotWalked++;
               continue;
             }
           }
