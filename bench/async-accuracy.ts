@@ -39,12 +39,14 @@ export interface AsyncAccuracy {
 }
 
 /** Record async_sites.py under `record --async` for `seconds` and compare with its own timing. */
-export function measureAsyncAccuracy(exe: string, opts: { seconds?: number; rateHz?: number; workers?: number } = {}): AsyncAccuracy {
+export function measureAsyncAccuracy(exe: string, opts: { seconds?: number; rateHz?: number; workers?: number; nice?: number } = {}): AsyncAccuracy {
   const dir = mkdtempSync(join(tmpdir(), 'pylens-async-acc-'));
   try {
     const out = join(dir, 'a.pylens');
     const truthFile = join(dir, 'truth.json');
-    const r = spawnSync(process.execPath, [CLI, 'record', '--async', '-r', String(opts.rateHz ?? 100), '-o', out, '--', exe, join(WORKLOADS, 'async_sites.py'), String(opts.seconds ?? 5), truthFile, String(opts.workers ?? 20)], { encoding: 'utf8' });
+    const argv = [process.execPath, CLI, 'record', '--async', '-r', String(opts.rateHz ?? 100), '-o', out, '--', exe, join(WORKLOADS, 'async_sites.py'), String(opts.seconds ?? 5), truthFile, String(opts.workers ?? 20)];
+    // `nice`: record and its program at that priority (a test beside other tests' load)
+    const r = opts.nice !== undefined ? spawnSync('nice', ['-n', String(opts.nice), ...argv], { encoding: 'utf8' }) : spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`record --async failed (${r.status}): ${r.stderr}`);
     const spent = (JSON.parse(readFileSync(truthFile, 'utf8')) as { sites: Record<string, number> }).sites;
     const p = decodePylens(readFileSync(out), out);
