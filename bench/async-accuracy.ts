@@ -46,7 +46,8 @@ export function measureAsyncAccuracy(exe: string, opts: { seconds?: number; rate
     const truthFile = join(dir, 'truth.json');
     const argv = [process.execPath, CLI, 'record', '--async', '-r', String(opts.rateHz ?? 100), '-o', out, '--', exe, join(WORKLOADS, 'async_sites.py'), String(opts.seconds ?? 5), truthFile, String(opts.workers ?? 20)];
     // `nice`: record and its program at that priority (a test beside other tests' load)
-    const r = opts.nice !== undefined ? spawnSync('nice', ['-n', String(opts.nice), ...argv], { encoding: 'utf8' }) : spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+    if (opts.nice !== undefined) argv.unshift('nice', '-n', String(opts.nice));
+    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`record --async failed (${r.status}): ${r.stderr}`);
     const spent = (JSON.parse(readFileSync(truthFile, 'utf8')) as { sites: Record<string, number> }).sites;
     const p = decodePylens(readFileSync(out), out);

@@ -327,7 +327,8 @@ function sleeperShare(py: (typeof pythons)[number], o: { sleepers: number; sleep
   ].join('\n');
   const out = join(mkdtempSync(join(tmpdir(), 'pylens-sleepers-')), 'sleepers.folded');
   const argv = [process.execPath, CLI, 'record', '-r', '100', '-o', out, '--', py.exe, '-c', code];
-  const p = o.nice !== undefined ? spawnSync('nice', ['-n', String(o.nice), ...argv], { encoding: 'utf8' }) : spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+  if (o.nice !== undefined) argv.unshift('nice', '-n', String(o.nice));
+  const p = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
   assert.equal(p.status, 0, p.stderr);
   const truth = JSON.parse(/\{"sleeper".*\}/.exec(p.stderr)![0]) as { sleeper: number; spinner: number };
   const trueShare = truth.sleeper / (truth.sleeper + truth.spinner);

@@ -617,7 +617,6 @@ export class ProcessSampler {
   private lastOfTid = new Map<number, ThreadStack>();
   /** this tick's threads not to walk (tstate → pthread id) */
   private asleepSkip = new Map<Address, bigint>();
-  private walkSkip: ReadonlyMap<Address, bigint> | undefined;
   /** ticks skipped that way */
   stillTicks = 0;
   private stillTids: number[] = [];
@@ -823,8 +822,8 @@ export class ProcessSampler {
     return this.interps;
   }
 
-  /** one raw walk of every thread (for callers that need more than `tick` keeps) */
-  walk(mem: ProcessMemory = new PageCacheMemory(this.mem)): ThreadStack[] {
+  /** one raw walk of every thread (for callers that need more than `tick` keeps); `skip`: threads not to walk (`WalkOptions.skip`) */
+  walk(mem: ProcessMemory = new PageCacheMemory(this.mem), skip?: ReadonlyMap<Address, bigint>): ThreadStack[] {
     this.pauseHook.first = this.blocking;
     return walkThreads(mem, this.runtime, this.layout, this.version, {
       interpreters: this.interpreters(mem).list,
@@ -834,7 +833,7 @@ export class ProcessSampler {
       pause: this.pauseHook,
       plans: this.plans,
       lastFrames: this.lastFrames,
-      ...(this.walkSkip !== undefined ? { skip: this.walkSkip } : {}),
+      ...(skip !== undefined ? { skip } : {}),
     });
   }
 
@@ -925,7 +924,6 @@ export class ProcessSampler {
         if (t !== undefined) this.asleepSkip.set(t.tstate, t.pthreadId);
       }
     }
-    this.walkSkip = this.asleepSkip.size > 0 ? this.asleepSkip : undefined;
     this.maybeFlushCodeCache(mem);
     // per thread state: threads come and go (and 3.14 keeps its code cache for long), so
     // what is kept per tstate is bounded
@@ -936,12 +934,7 @@ export class ProcessSampler {
     if (this.tidOfPthread.size > 4096) this.tidOfPthread.clear();
     // the picture's time: the pages were fetched at the start of the tick (tickPages)
     const pictureAt = performance.now();
-    let walked: ThreadStack[];
-    try {
-      walked = this.walk(mem);
-    } finally {
-      this.walkSkip = undefined;
-    }
+    const walked = this.walk(mem, this.asleepSkip.size > 0 ? this.asleepSkip : undefined);
     for (const t of walked) {
       if (t.retries) {
         this.tally.retriedWalks++;

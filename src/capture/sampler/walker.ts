@@ -848,10 +848,10 @@ interface WalkContext {
 
 function walkInterpreterThreads(ctx: WalkContext, interp: Address, interpId: number, out: ThreadStack[], seen: Set<Address>, maxThreads: number): void {
   eachThreadState(ctx.mem, ctx.layout, interp, interpId, seen, () => out.length < maxThreads, (t) => {
-    if (t.error !== undefined) {
-      /* listed with its error */
-    } else if (ctx.skip !== undefined && ctx.skip.get(t.tstate) === t.pthreadId) t.asleep = true;
-    else readThreadStack(ctx, t);
+    if (t.error === undefined) {
+      if (ctx.skip !== undefined && ctx.skip.get(t.tstate) === t.pthreadId) t.asleep = true;
+      else readThreadStack(ctx, t);
+    }
     out.push(t);
   });
 }
