@@ -388,6 +388,56 @@ test('CPU mode: threads asleep at the picture are not walked (50 sleepers beside
     }
   }));
 
+test('wall mode: a thread that has not run since its last read is not read again (its last stack is given), one that ran is read — 40 blocked threads beside one that sleeps in a() and b() in turn, on every CPython', async (t) => {
+  const code = [
+    'import threading, time',
+    'ev = threading.Event()',
+    'def blocked():',
+    '    ev.wait()',
+    'def a():',
+    '    time.sleep(0.03)',
+    'def b():',
+    '    time.sleep(0.03)',
+    'def alternate():',
+    '    while True:',
+    '        a()',
+    '        b()',
+    'for _ in range(40): threading.Thread(target=blocked, daemon=True).start()',
+    'threading.Thread(target=alternate, daemon=True).start()',
+    'print("ready", flush=True)',
+    'time.sleep(60)',
+  ].join('\n');
+  for (const py of pythons) {
+    const child = spawn(py.exe, ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      assert.equal(await firstLine(child, 'blocked threads'), 'ready');
+      const wall = await sampleProcess(child.pid!, { rateHz: 100, durationS: 1.5, idle: true });
+      const ticks = Number(wall.meta.extra!.ticks);
+      const reused = Number(wall.meta.extra!.unrunReused);
+      const count = (name: string): number => {
+        let k = 0;
+        for (let i = 0; i < wall.samples.length; i++) if (stackFrames(wall, wall.samples.stack[i]!).some((f) => frameInfo(wall, f).name === name)) k++;
+        return k;
+      };
+      const blocked = count('blocked');
+      const [inA, inB] = [count('a'), count('b')];
+      t.diagnostic(`${py.label}: ${ticks} ticks, ${reused} stacks given again, blocked in ${blocked} samples, a ${inA} b ${inB}`);
+      // every tick has the 40 blocked threads; after the first ticks (no clock known yet) none is read again
+      assert.ok(blocked >= 0.95 * 40 * ticks, `${py.label}: ${blocked} samples of the blocked threads in ${ticks} ticks`);
+      assert.ok(reused >= 0.8 * 40 * (ticks - 3), `${py.label}: ${reused} stacks given again in ${ticks} ticks`);
+      // the alternating thread runs between a() and b(): read again each time, so each gets
+      // about half of its samples (a stack given again after it ran would keep one of them)
+      const share = inA / (inA + inB);
+      assert.ok(inA + inB >= 0.9 * ticks && Math.abs(share - 0.5) <= 0.15, `${py.label}: a() in ${inA}, b() in ${inB} samples of ${ticks} ticks`);
+      // the CPU-mode path is left as it was
+      const cpu = await sampleProcess(child.pid!, { rateHz: 100, durationS: 0.3 });
+      assert.equal(Number(cpu.meta.extra!.unrunReused), 0);
+    } finally {
+      await killed(child);
+    }
+  }
+});
+
 test('brief bursts: 200 threads sleeping 50 ms beside 2 busy ones — the sleepers, each on a CPU for µs at a time (taking the GIL), get their CPU share', (t) =>
   exclusive('timing', async () => {
     const py = pythons.find((p) => p.minor === 11) ?? pythons.at(-1)!;

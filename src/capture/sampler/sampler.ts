@@ -230,6 +230,12 @@ export interface SampleOptions {
   async?: boolean;
   /** stop each running thread while its stack is read (exact stacks; the cost is measured) */
   blocking?: boolean;
+  /**
+   * wall-clock mode: a thread that has not run since its last read (its task clock unchanged)
+   * is not read again, its last stack is given (session.ts `reuseUnrun`; default true; false
+   * only for comparisons)
+   */
+  reuseUnrun?: boolean;
   /** how a runnable thread is judged on a CPU (session.ts CPU_RULE); 'runnable' only for comparisons */
   cpuRule?: 'moving' | 'runnable';
   signal?: AbortSignal;
@@ -448,6 +454,8 @@ export class Recorder {
     if (this.opts.skipStill && !this.opts.idle && !this.opts.async) s.skipStill = true;
     // CPU mode: the stacks of threads asleep at the picture would be dropped; they are not read
     if (!this.opts.idle && !this.opts.async && (this.opts.cpuRule ?? 'moving') === 'moving') s.skipAsleep = true;
+    // wall-clock samples of a thread that has not run since its last read: its last stack
+    if (this.opts.idle && this.opts.reuseUnrun !== false) s.reuseUnrun = true;
     this.procs.set(s.pid, { s, cwd: readCwd(s.pid), frameIdx: new WeakMap(), threadIdx: new Map(), execMark });
     this.seen.set(s.pid, s.command);
   }

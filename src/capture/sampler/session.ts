@@ -21,7 +21,7 @@ import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, WordList, type Address, type PagePool, type ProcessMemory } from './memory.ts';
 import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { isTorn, mainInterpreter, ThreadNames } from './threadnames.ts';
-import { leafMarkWords, listInterpreters, listThreadStates, PAGE_SIZE, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
+import { DEFAULT_MAX_DEPTH, leafMarkWords, listInterpreters, listThreadStates, PAGE_SIZE, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { newAsyncReadState, readAsyncTasks, type AsyncTasks } from './asyncio.ts';
 import { AsyncioDebugError, findAsyncioDebugOffsets, type AsyncioDebugOffsets } from './asyncio-debug.ts';
@@ -100,12 +100,14 @@ export interface SamplerCounts {
   ranThenBlocked: number;
   /** thread samples not read at all: asleep at the picture, in CPU mode (`skipAsleep`) */
   asleepNotWalked: number;
+  /** wall-clock samples whose stack was given again, not read: the thread had not run since its last read (`reuseUnrun`) */
+  unrunReused: number;
   /** samples dropped because the thread was still inside pylens's start gate (python/gate) */
   gateSamples: number;
 }
 
 export function emptyCounts(): SamplerCounts {
-  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, clockJudged: 0, schedJudged: 0, ranThenBlocked: 0, asleepNotWalked: 0, gateSamples: 0 };
+  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, clockJudged: 0, schedJudged: 0, ranThenBlocked: 0, asleepNotWalked: 0, unrunReused: 0, gateSamples: 0 };
 }
 
 /** `into` += `c`, field by field */
@@ -613,6 +615,25 @@ export class ProcessSampler {
    * read. Not before the start gate has been passed (the gate's thread waits asleep).
    */
   skipAsleep = false;
+  /**
+   * Wall-clock mode (the Recorder with `idle`): a thread that has not run since the read
+   * before its last walk — its task clock (perf_event, exact to the ns, kept open) the same —
+   * has the same stack, so it is not walked: its last frames are given again, off a CPU. Only
+   * threads off a CPU at the last tick are asked (a running thread's clock read would cost an
+   * interrupt of its CPU), each with one 8-byte read instead of a stack read; their pages drop
+   * out of the next tick's prefetch. Idle thread pools cost little then. Not before the start
+   * gate has been passed; without perf events, every thread is walked.
+   */
+  reuseUnrun = false;
+  /** OS TID → its task clock read at the picture of the tick that last walked it (or found it unrun) */
+  private unrunClock = new Map<number, number>();
+  /** the threads off a CPU at the last tick: asked whether they ran since (`reuseUnrun`) */
+  private unrunAsk: number[] = [];
+  private nextUnrunAsk: number[] = [];
+  /** this tick's threads found unrun, by OS TID */
+  private unrunNow = new Set<number>();
+  /** `reuseUnrun` holds for this tick (past the start gate) */
+  private reuseNow = false;
   /** the last tick's thread of each OS TID (its tstate and pthread id: what `skip` checks) */
   private lastOfTid = new Map<number, ThreadStack>();
   /** this tick's threads not to walk (tstate → pthread id) */
@@ -907,7 +928,7 @@ export class ProcessSampler {
    * One walk of every thread (retried once when a thread's read was torn), with the OS TID,
    * run state and GIL holder of each. Throws like `walkThreads` (and ProcessGoneError).
    */
-  private readThreads(skipAsleep = false): { walked: ThreadStack[]; holder: Address | null; described: (t: ThreadStack, i: number) => ThreadSample } {
+  private readThreads(skipAsleep = false, reuseUnrun = false): { walked: ThreadStack[]; holder: Address | null; described: (t: ThreadStack, i: number) => ThreadSample } {
     // a torn thread walk refreshes the tick's pages and reads that thread again (walker.ts)
     const mem = this.tickPages();
     // the states of the threads judged by their state last tick, read at the picture
@@ -915,9 +936,11 @@ export class ProcessSampler {
     this.earlyTids = this.nextEarlyTids;
     this.nextEarlyTids = early;
     this.nextEarlyTids.length = 0;
+    this.asleepSkip.clear();
+    if (reuseUnrun) this.askUnrun();
+    else this.unrunNow.clear();
     if (this.cpuRule === 'moving') this.judgeEarly();
     else this.early.clear();
-    this.asleepSkip.clear();
     if (skipAsleep) {
       for (const [tid, judged] of this.early) {
         const t = judged === 0 ? this.lastOfTid.get(tid) : undefined;
@@ -1047,7 +1070,39 @@ export class ProcessSampler {
   private judgeEarly(): void {
     this.early.clear();
     const tids = this.earlyTids;
-    for (let i = 0; i < tids.length; i++) this.early.set(tids[i]!, this.judgeByState(tids[i]!));
+    for (let i = 0; i < tids.length; i++) {
+      const tid = tids[i]!;
+      if (!this.unrunNow.has(tid)) this.early.set(tid, this.judgeByState(tid));
+    }
+  }
+
+  /**
+   * `reuseUnrun`, right after the picture: each thread off a CPU at the last tick whose task
+   * clock has not moved since the read before its last walk has not run since, so its stack
+   * is the same: it goes to `asleepSkip`, not to be walked. The others' clocks, read now,
+   * before this tick's walk, are what the next tick compares with.
+   */
+  private askUnrun(): void {
+    this.unrunNow.clear();
+    // the threads the last tick found off a CPU are asked; this tick's go to the other list
+    const ask = this.nextUnrunAsk;
+    this.nextUnrunAsk = this.unrunAsk;
+    this.unrunAsk = ask;
+    this.nextUnrunAsk.length = 0;
+    if (this.unrunClock.size > 4096) this.unrunClock.clear(); // threads come and go: keep it bounded
+    for (let i = 0; i < ask.length; i++) {
+      const tid = ask[i]!;
+      const clock = this.states.clockNum(tid);
+      if (clock < 0) {
+        this.unrunClock.delete(tid);
+        continue;
+      }
+      const t = this.lastOfTid.get(tid);
+      if (clock === this.unrunClock.get(tid) && t !== undefined && this.lastFrames.has(t.tstate)) {
+        this.unrunNow.add(tid);
+        this.asleepSkip.set(t.tstate, t.pthreadId);
+      } else this.unrunClock.set(tid, clock);
+    }
   }
 
   /** thread `t` (`walked[i]` of this tick) as a sample: OS TID, on a CPU or not, GIL */
@@ -1058,6 +1113,7 @@ export class ProcessSampler {
     const holder = this.describeHolder;
     let on: boolean | undefined;
     if (tid === undefined) on = undefined;
+    else if (this.unrunNow.has(tid)) on = false; // it has not run since its last read (reuseUnrun)
     else if (moved === undefined) {
       const letter = this.states.letter(tid);
       on = letter === undefined ? undefined : letter === 'R';
@@ -1072,6 +1128,11 @@ export class ProcessSampler {
       // judged by its state at the next picture, unless it is running Python (a move, read
       // together for all threads, then says so for less)
       if (judged !== 1 || moved[i] !== 1) this.nextEarlyTids.push(tid);
+    }
+    if (this.reuseNow && tid !== undefined) {
+      // off a CPU: asked at the next picture whether it ran since; else its clock is not kept
+      if (on === false) this.nextUnrunAsk.push(tid);
+      else this.unrunClock.delete(tid);
     }
     const running = on === true && !(frames.length > 0 && isWaitingLeaf(frames[0]!));
     const out: ThreadSample = {
@@ -1148,9 +1209,14 @@ export class ProcessSampler {
     this.pauser?.settle();
     try {
       const skipAsleep = this.skipAsleep && this.pastGate;
-      const { walked, described } = this.readThreads(skipAsleep);
+      const reuse = (this.reuseNow = this.reuseUnrun && this.pastGate && !skipAsleep);
+      if (!reuse && this.unrunClock.size > 0) {
+        this.unrunClock.clear();
+        this.nextUnrunAsk.length = 0;
+      }
+      const { walked, described } = this.readThreads(skipAsleep, reuse);
       if (this.skipStill) this.stillTids.length = 0;
-      if (skipAsleep && this.lastOfTid.size > 4096) this.lastOfTid.clear(); // threads come and go: keep it bounded
+      if ((skipAsleep || reuse) && this.lastOfTid.size > 4096) this.lastOfTid.clear(); // threads come and go: keep it bounded
       for (let i = 0; i < walked.length; i++) {
         const t = walked[i]!;
         if (this.skipStill || skipAsleep) {
@@ -1166,6 +1232,17 @@ export class ProcessSampler {
               this.tally.asleepNotWalked++;
               continue;
             }
+          }
+        }
+        if (reuse) {
+          const tid = this.osTid(t);
+          if (tid !== undefined) this.lastOfTid.set(tid, t);
+          if (t.asleep) {
+            // not walked: it has not run since its last read, so its stack is that read's
+            const frames = this.lastFrames.get(t.tstate);
+            if (frames !== undefined) t.frames = frames;
+            if (frames !== undefined && frames.length >= (this.maxDepth ?? DEFAULT_MAX_DEPTH)) t.truncated = true;
+            this.tally.unrunReused++;
           }
         }
         if (t.error !== undefined) {

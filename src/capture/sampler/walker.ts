@@ -209,6 +209,14 @@ export function readBytes(mem: ProcessMemory, layout: Layout, addr: Address, max
 export function readCode(mem: ProcessMemory, layout: Layout, minor: number, addr: Address, cache?: CodeCache, globals?: Address, types?: CodeTypeCheck): CodeInfo {
   const hit = cache?.get(addr);
   if (hit && (globals === undefined || hit.globals === undefined || hit.globals === globals)) return hit;
+  return decodeCode(mem, layout, minor, addr, cache, globals, types);
+}
+
+/**
+ * `readCode`'s miss: kept apart so that a cache hit, at every frame of every tick, allocates
+ * nothing (a function with a closure allocates its context on every call, hit or not).
+ */
+function decodeCode(mem: ProcessMemory, layout: Layout, minor: number, addr: Address, cache: CodeCache | undefined, globals: Address | undefined, types: CodeTypeCheck | undefined): CodeInfo {
   const C = layout.code;
   const str = (field: number, what: string): string => {
     const p = mem.readPtr(addr + field);
@@ -232,6 +240,9 @@ export function readCode(mem: ProcessMemory, layout: Layout, minor: number, addr
 }
 
 export const PAGE_SIZE = 4096;
+
+/** frames kept of one stack at most, innermost first (a deeper one is cut and marked truncated) */
+export const DEFAULT_MAX_DEPTH = 4096;
 
 /**
  * A read-through page cache over another `ProcessMemory`, for the duration of one walk:
@@ -645,7 +656,7 @@ export function walkStack(
   tstate: Address,
   opts: { maxDepth?: number | undefined; cache?: CodeCache; codeCheck?: CodeTypeCheck; last?: readonly Frame[] | undefined } = {},
 ): StackWalk {
-  const maxDepth = opts.maxDepth ?? 4096;
+  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
   const cache = opts.cache ?? new Map();
   const F = layout.frame;
   // frames are gathered in a reused array and copied out at the end, or, when they are the
