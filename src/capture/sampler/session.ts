@@ -469,7 +469,7 @@ export function ranThenBlocked(first: string | undefined, again: string | undefi
 
 /** The CPU rule in words, for the README and the profile's metadata. */
 export const CPU_RULE =
-  'on-CPU = running Python (its innermost frame or instruction changed between the stack read and a re-read a moment later, within 1 ms), or runnable (state R) and either its task clock (perf_event task-clock, read twice a few µs apart) moved (a long C call), or it left its CPU within 0.3 ms of the moment the sampler got its own this tick (se.exec_start: pushed off by the sampler), or its clock did not move but it was no longer runnable a moment later (it ran in between: a burst of µs, such as a sleeper taking the GIL); without perf events, a runnable thread that has not left its CPU since the last tick (nr_switches) and was on it then counts; a runnable thread waiting in the run queue (woken from a sleep, or preempted) is not on a CPU and counts as idle; the states of threads judged by their state last tick are read right after the picture, before the walk, and such a state comes before a move';
+  'on-CPU = running Python (its innermost frame or instruction changed between the stack read and a re-read a moment later, within 1 ms), or runnable (state R) and either its task clock (perf_event task-clock, read twice a few µs apart) moved (a long C call), or it left its CPU within 0.3 ms of the moment the sampler got its own this tick (se.exec_start: pushed off by the sampler), or its clock did not move but it was no longer runnable a moment later (it ran in between: a burst of µs, such as a sleeper taking the GIL); without perf events, a runnable thread that has not left its CPU since the last tick (nr_switches) and was on it then counts; a runnable thread waiting in the run queue (woken from a sleep, or preempted) is not on a CPU and counts as idle; the states of threads judged by their state last tick are read right after the picture, before the walk, and such a state comes before a move; of those, the thread holding the GIL in the picture comes first, its frames fetched at once, and found asleep having let go of the GIL since, it ran then';
 
 /**
  * Stdlib functions whose only job is to block (the wait itself is a C call under them). A
@@ -939,7 +939,7 @@ export class ProcessSampler {
     this.asleepSkip.clear();
     if (reuseUnrun) this.askUnrun();
     else this.unrunNow.clear();
-    if (this.cpuRule === 'moving') this.judgeEarly();
+    if (this.cpuRule === 'moving') this.judgeEarly(mem, skipAsleep ? this.pictureHolderTid(mem) : -1);
     else this.early.clear();
     if (skipAsleep) {
       for (const [tid, judged] of this.early) {
@@ -1067,14 +1067,46 @@ export class ProcessSampler {
    * and was under-counted (200 sleepers beside 2 busy threads: 4–9 % of the CPU samples for a
    * true 15–23 %). Read here, its state is as near the picture as its stack.
    */
-  private judgeEarly(): void {
+  private judgeEarly(mem: PageCacheMemory, first: number): void {
     this.early.clear();
     const tids = this.earlyTids;
+    // the thread holding the GIL in the picture first: it was running Python then, most
+    // likely, and a burst of a ms (a pool worker's task) may be over by the time the states
+    // of 200 sleepers have been read before it. Asleep or waiting at the last tick, its frames
+    // were not in the picture (their pages not fetched): they are fetched now, µs after it,
+    // while it most likely still runs that burst (the walk finds them in the tick's cache)
+    if (first >= 0 && tids.includes(first)) {
+      const t = this.lastOfTid.get(first);
+      if (t !== undefined) mem.prefetch(this.plans.get(t.tstate) ?? [t.tstate - (t.tstate % PAGE_SIZE)]);
+      let judged = this.judgeByState(first);
+      // asleep now, it has let go of the GIL since the picture, which takes a CPU: it ran
+      // then (as ranThenBlocked), unless it sleeps holding the GIL still (a C call that keeps it)
+      if (judged === 0 && t !== undefined && this.gilHeldNowBy(t.tstate) === false) {
+        judged = 1;
+        this.tally.ranThenBlocked++;
+      }
+      this.early.set(first, judged);
+    }
     for (let i = 0; i < tids.length; i++) {
       const tid = tids[i]!;
-      if (!this.unrunNow.has(tid)) this.early.set(tid, this.judgeByState(tid));
+      if (tid !== first && !this.unrunNow.has(tid)) this.early.set(tid, this.judgeByState(tid));
     }
   }
+
+  /** OS TID of the thread holding the GIL in this tick's picture (its pages fetched at the start), or -1 */
+  private pictureHolderTid(mem: ProcessMemory): number {
+    const gilStruct = this.version.minor >= 12 ? (this.interps?.gil ?? undefined) : undefined;
+    const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, gilStruct);
+    return holder === null || holder === 0 ? -1 : (this.tidOfTstate.get(holder) ?? -1);
+  }
+  /** does thread state `tstate` hold the GIL now (read from the target, not the picture)? undefined: unreadable */
+  private gilHeldNowBy(tstate: Address): boolean | undefined {
+    const gilStruct = this.version.minor >= 12 ? (this.interps?.gil ?? undefined) : undefined;
+    const holder = gilHolder(this.mem, this.layout, this.runtime.runtimeAddress, this.version.minor, gilStruct);
+    return holder === null ? undefined : holder === tstate;
+  }
+  /** tstate → OS TID, as the last tick's threads had them (with `skipAsleep`) */
+  private tidOfTstate = new Map<Address, number>();
 
   /**
    * `reuseUnrun`, right after the picture: each thread off a CPU at the last tick whose task
@@ -1216,7 +1248,8 @@ export class ProcessSampler {
       }
       const { walked, described } = this.readThreads(skipAsleep, reuse);
       if (this.skipStill) this.stillTids.length = 0;
-      if ((skipAsleep || reuse) && this.lastOfTid.size > 4096) this.lastOfTid.clear(); // threads come and go: keep it bounded
+      if ((skipAsleep || reuse) && this.lastOfTid.size > 4096) this.lastOfTid.clear();
+      if (this.tidOfTstate.size > 4096) this.tidOfTstate.clear(); // threads come and go: keep it bounded
       for (let i = 0; i < walked.length; i++) {
         const t = walked[i]!;
         if (this.skipStill || skipAsleep) {
@@ -1225,6 +1258,7 @@ export class ProcessSampler {
           if (this.skipStill && tid !== undefined) this.stillTids.push(tid);
           if (skipAsleep && tid !== undefined) {
             this.lastOfTid.set(tid, t);
+            this.tidOfTstate.set(t.tstate, tid);
             if (t.asleep) {
               // asleep at this picture: judged by its state again at the next
               this.nextEarlyTids.push(tid);
