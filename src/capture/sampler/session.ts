@@ -291,8 +291,9 @@ export class TaskStates {
       }
       const fd = sys.openTaskClock(tid);
       if (fd < 0) {
-        // ESRCH: this thread is gone; anything else holds for every thread
-        if (fd !== -ERRNO.ESRCH) this.clockError = `perf_event_open failed (errno ${-fd}${-fd === ERRNO.EACCES || -fd === ERRNO.EPERM ? ': needs CAP_PERFMON or kernel.perf_event_paranoid ≤ 1' : ''})`;
+        // ESRCH: this thread is gone; EMFILE/ENFILE: no descriptor free now (thousands of
+        // threads), and unused ones are closed as time goes on; anything else holds for every thread
+        if (fd !== -ERRNO.ESRCH && fd !== -ERRNO.EMFILE && fd !== -ERRNO.ENFILE) this.clockError = `perf_event_open failed (errno ${-fd}${-fd === ERRNO.EACCES || -fd === ERRNO.EPERM ? ': needs CAP_PERFMON or kernel.perf_event_paranoid ≤ 1' : ''})`;
         return undefined;
       }
       this.clockFds.set(tid, (e = { fd, used: this.calls }));

@@ -48,7 +48,7 @@ const PERF_COUNT_SW_TASK_CLOCK = 1;
 const PERF_ATTR_SIZE = 128;
 const PERF_FLAG_FD_CLOEXEC = 8;
 
-export const ERRNO = { EPERM: 1, ESRCH: 3, EFAULT: 14, EINVAL: 22, EIO: 5, EACCES: 13 } as const;
+export const ERRNO = { EPERM: 1, ESRCH: 3, EFAULT: 14, EINVAL: 22, EIO: 5, EACCES: 13, ENFILE: 23, EMFILE: 24 } as const;
 
 /** A failed system call: its errno. */
 export class SyscallError extends Error {
