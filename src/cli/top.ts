@@ -142,6 +142,10 @@ export async function runTop(args: Parsed): Promise<number> {
   const sampler = session.sampler!;
   const quit = () => session.stop({ kind: 'caller', why: 'quit' });
 
+  // as record does: in CPU mode a thread asleep at the picture is not read (its sample would
+  // be dropped), in wall-clock mode one that has not run since its last read gives that stack again
+  sampler.skipAsleep = !idle && !withTasks;
+  sampler.reuseUnrun = idle;
   const pid = sampler.pid;
   const cwd = readCwd(pid);
   const full = Boolean(o['full-filenames']);

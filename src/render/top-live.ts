@@ -34,6 +34,8 @@ export interface LiveThread {
 
 export interface LiveTick {
   threads: readonly LiveThread[];
+  /** threads not read this tick: asleep at the picture (CPU mode), samples off a CPU all the same */
+  asleep?: number;
   errors: number;
   /** top --async: the waiting asyncio tasks read this tick, each its await chain (innermost first) and weight (read every Nth tick: N) */
   tasks?: readonly { frames: readonly LiveFrame[]; weight: number }[];
@@ -145,7 +147,8 @@ export class TopStats {
     this.lastNs = Math.max(this.lastNs, nowNs);
     this.ticks++;
     this.errors += tick.errors;
-    this.threads = tick.threads.length;
+    this.threads = tick.threads.length + (tick.asleep ?? 0);
+    this.threadSamples += tick.asleep ?? 0;
     let gil = false;
     for (const t of tick.threads) {
       this.threadSamples++;

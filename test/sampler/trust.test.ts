@@ -305,6 +305,30 @@ test('a long C call is CPU: a thread inside one C call (its Python frame never m
  * `seconds`, recorded at 100 Hz: the sleepers' share of the CPU samples against their share
  * of thread CPU (thread_time, summed in the program), with σ of a perfect sampler.
  */
+/**
+ * `pylens record -r 100` of a `python -c` program (at a nice level: the program too), into a
+ * folded file: its stderr, and the samples of the stacks a pattern matches.
+ */
+function recordFolded(py: (typeof pythons)[number], code: string, nice?: number): { stderr: string; samples: (re: RegExp) => number } {
+  const out = join(mkdtempSync(join(tmpdir(), 'pylens-share-')), 'share.folded');
+  const argv = [process.execPath, CLI, 'record', '-r', '100', '-o', out, '--', py.exe, '-c', code];
+  if (nice !== undefined) argv.unshift('nice', '-n', String(nice));
+  const p = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+  assert.equal(p.status, 0, p.stderr);
+  const lines = readFileSync(out, 'utf8').split('\n');
+  return {
+    stderr: p.stderr,
+    samples: (re) => {
+      let k = 0;
+      for (const line of lines) {
+        const m = /^(.*) (\d+)$/.exec(line);
+        if (m && re.test(m[1]!)) k += Number(m[2]);
+      }
+      return k;
+    },
+  };
+}
+
 function sleeperShare(py: (typeof pythons)[number], o: { sleepers: number; sleepS: number; spinners: number; seconds: number; nice?: number }) {
   const code = [
     'import threading, time, sys, json',
@@ -325,25 +349,15 @@ function sleeperShare(py: (typeof pythons)[number], o: { sleepers: number; sleep
     'for t in ts: t.join()',
     'print(json.dumps(cpu), file=sys.stderr)',
   ].join('\n');
-  const out = join(mkdtempSync(join(tmpdir(), 'pylens-sleepers-')), 'sleepers.folded');
-  const argv = [process.execPath, CLI, 'record', '-r', '100', '-o', out, '--', py.exe, '-c', code];
-  if (o.nice !== undefined) argv.unshift('nice', '-n', String(o.nice));
-  const p = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
-  assert.equal(p.status, 0, p.stderr);
-  const truth = JSON.parse(/\{"sleeper".*\}/.exec(p.stderr)![0]) as { sleeper: number; spinner: number };
+  const r = recordFolded(py, code, o.nice);
+  const truth = JSON.parse(/\{"sleeper".*\}/.exec(r.stderr)![0]) as { sleeper: number; spinner: number };
   const trueShare = truth.sleeper / (truth.sleeper + truth.spinner);
-  let sleeper = 0;
-  let spinner = 0;
-  for (const line of readFileSync(out, 'utf8').split('\n')) {
-    const m = /^(.*) (\d+)$/.exec(line);
-    if (!m) continue;
-    if (/\bsleeper\b/.test(m[1]!)) sleeper += Number(m[2]);
-    if (/\bspinner\b/.test(m[1]!)) spinner += Number(m[2]);
-  }
+  const sleeper = r.samples(/\bsleeper\b/);
+  const spinner = r.samples(/\bspinner\b/);
   const n = sleeper + spinner;
   const share = sleeper / Math.max(1, n);
   const sigma = Math.sqrt((trueShare * (1 - trueShare)) / Math.max(1, n));
-  const said = `${py.label}: sleeper ${sleeper}, spinner ${spinner} samples (${(100 * share).toFixed(1)} % sleepers; their thread CPU ${(100 * trueShare).toFixed(1)} %)\n${p.stderr}`;
+  const said = `${py.label}: sleeper ${sleeper}, spinner ${spinner} samples (${(100 * share).toFixed(1)} % sleepers; their thread CPU ${(100 * trueShare).toFixed(1)} %)\n${r.stderr}`;
   return { sleeper, spinner, n, share, trueShare, sigma, said };
 }
 
@@ -386,21 +400,11 @@ function poolShare(py: (typeof pythons)[number], o: { workers: number; perTurn: 
     'for t in ws + [b]: t.join()',
     'print(json.dumps(cpu), file=sys.stderr)',
   ].join('\n');
-  const out = join(mkdtempSync(join(tmpdir(), 'pylens-pool-')), 'pool.folded');
-  const argv = [process.execPath, CLI, 'record', '-r', '100', '-o', out, '--', py.exe, '-c', code];
-  if (o.nice !== undefined) argv.unshift('nice', '-n', String(o.nice));
-  const p = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
-  assert.equal(p.status, 0, p.stderr);
-  const truth = JSON.parse(/\{"work".*\}/.exec(p.stderr)![0]) as { work: number; busy: number; items: number };
+  const r = recordFolded(py, code, o.nice);
+  const truth = JSON.parse(/\{"work".*\}/.exec(r.stderr)![0]) as { work: number; busy: number; items: number };
   const trueShare = truth.work / (truth.work + truth.busy);
-  let work = 0;
-  let busy = 0;
-  for (const line of readFileSync(out, 'utf8').split('\n')) {
-    const m = /^(.*) (\d+)$/.exec(line);
-    if (!m) continue;
-    if (/\bwork\b/.test(m[1]!)) work += Number(m[2]);
-    else if (/\bbusy\b/.test(m[1]!)) busy += Number(m[2]);
-  }
+  const work = r.samples(/\bwork\b/);
+  const busy = r.samples(/\bbusy\b/);
   const n = work + busy;
   const share = work / Math.max(1, n);
   const sigma = Math.sqrt((trueShare * (1 - trueShare)) / Math.max(1, n));
@@ -530,8 +534,11 @@ test('brief bursts: 200 threads sleeping 50 ms beside 2 busy ones — the sleepe
     const r = sleeperShare(py, { sleepers: 200, sleepS: 0.05, spinners: 2, seconds: 3, nice: -10 });
     t.diagnostic(r.said);
     assert.ok(r.n >= 150, `${r.n} CPU samples of ~300\n${r.said}`);
-    // 3 points and 2.5σ of ~300 samples (σ ≈ 2.3 points at 20 %)
-    assert.ok(Math.abs(r.share - r.trueShare) <= 0.03 + 2.5 * r.sigma, `the sleepers got ${(100 * r.share).toFixed(1)} % of the CPU samples (${r.sleeper} of ${r.n}), their CPU share is ${(100 * r.trueShare).toFixed(1)} %\n${r.said}`);
+    // 5 points and 2.5σ of ~300 samples (σ ≈ 2.3 points at 20 %): on 3.11 the sleepers are
+    // still under-counted by 4–5 points on average (much of their CPU is the GIL's hand-over
+    // in the kernel, a few µs each), and with 3 points a run alone failed 1 in ~20 (15.7 % for
+    // 25.0 %); the bug this guards against gave 2–9 % for 15–21 %
+    assert.ok(Math.abs(r.share - r.trueShare) <= 0.05 + 2.5 * r.sigma, `the sleepers got ${(100 * r.share).toFixed(1)} % of the CPU samples (${r.sleeper} of ${r.n}), their CPU share is ${(100 * r.trueShare).toFixed(1)} %\n${r.said}`);
   }));
 
 test('many threads: 150 sleeping threads and one busy one, ending together — the sleepers get their CPU share, and no sample comes of threads that have ended', (t) =>
