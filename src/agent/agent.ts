@@ -311,7 +311,8 @@ export class Agent {
           const rel = sinceStartNs - t.windowStartNs;
           if (t.rec.tick(rel, rel, shared) === 'stop') {
             t.ended = true;
-            this.log(`PID ${t.found.pid} exited`);
+            const c = t.rec.counts();
+            this.log(`PID ${t.found.pid} exited (${t.rec.ticks} ticks, ${t.rec.errors} errors; threads not walked asleep ${c.asleepNotWalked}, runnable-waiting ${c.runnableWaiting}, by clock ${c.clockJudged})`);
           }
           const b = performance.now();
           t.samplerNs += (b - a) * 1e6;

@@ -937,6 +937,16 @@ export class ProcessSampler {
     this.earlyTids = this.nextEarlyTids;
     this.nextEarlyTids = early;
     this.nextEarlyTids.length = 0;
+    // before the threads not to walk are chosen: a stack given again is its last walk's (lastFrames)
+    this.maybeFlushCodeCache(mem);
+    // per thread state: threads come and go (and 3.14 keeps its code cache for long), so
+    // what is kept per tstate is bounded — above the live threads' count (thousands of threads
+    // would otherwise lose their plans and last stacks at every tick)
+    const keep = 1024 + 2 * this.walkedLast;
+    if (this.plans.size > keep || this.lastFrames.size > keep) {
+      this.plans.clear();
+      this.lastFrames.clear();
+    }
     this.asleepSkip.clear();
     if (reuseUnrun) this.askUnrun();
     else this.unrunNow.clear();
@@ -948,17 +958,11 @@ export class ProcessSampler {
         if (t !== undefined) this.asleepSkip.set(t.tstate, t.pthreadId);
       }
     }
-    this.maybeFlushCodeCache(mem);
-    // per thread state: threads come and go (and 3.14 keeps its code cache for long), so
-    // what is kept per tstate is bounded
-    if (this.plans.size > 1024 || this.lastFrames.size > 1024) {
-      this.plans.clear();
-      this.lastFrames.clear();
-    }
     if (this.tidOfPthread.size > 4096) this.tidOfPthread.clear();
     // the picture's time: the pages were fetched at the start of the tick (tickPages)
     const pictureAt = performance.now();
     const walked = this.walk(mem, this.asleepSkip.size > 0 ? this.asleepSkip : undefined);
+    this.walkedLast = walked.length;
     for (const t of walked) {
       if (t.retries) {
         this.tally.retriedWalks++;
@@ -1106,6 +1110,8 @@ export class ProcessSampler {
     const holder = gilHolder(this.mem, this.layout, this.runtime.runtimeAddress, this.version.minor, gilStruct);
     return holder === null ? undefined : holder === tstate;
   }
+  /** threads the last walk listed (walked or not) */
+  private walkedLast = 0;
   /** tstate → OS TID, as the last tick's threads had them (with `skipAsleep`) */
   private tidOfTstate = new Map<Address, number>();
 
