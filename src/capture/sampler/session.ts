@@ -633,7 +633,7 @@ export class ProcessSampler {
   private nextUnrunAsk: number[] = [];
   /** this tick's threads found unrun, by OS TID */
   private unrunNow = new Set<number>();
-  /** `reuseUnrun` holds for this tick (past the start gate) */
+  /** `reuseUnrun` holds for this read (a tick past the start gate; set by `readThreads`) */
   private reuseNow = false;
   /** the last tick's thread of each OS TID (its tstate and pthread id: what `skip` checks) */
   private lastOfTid = new Map<number, ThreadStack>();
@@ -948,6 +948,8 @@ export class ProcessSampler {
       this.lastFrames.clear();
     }
     this.asleepSkip.clear();
+    // (describe reads it: a snapshot, which gives no unrun stack, leaves the watch alone)
+    this.reuseNow = reuseUnrun;
     if (reuseUnrun) this.askUnrun();
     else this.unrunNow.clear();
     if (this.cpuRule === 'moving') this.judgeEarly(mem, skipAsleep ? this.pictureHolderTid(mem) : -1);
@@ -975,8 +977,7 @@ export class ProcessSampler {
     if (!this.nativeTid && this.pthreadTidOffset === undefined && walked.length > 0) {
       this.pthreadTidOffset = findPthreadTidOffset(this.mem, walked.map((t) => t.pthreadId), this.tids.own(), this.tids.ownPid);
     }
-    const gilStruct = this.version.minor >= 12 ? (this.interps?.gil ?? undefined) : undefined;
-    const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, gilStruct);
+    const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, this.gilStruct());
     mem.allTouchedInto(this.tickPlan);
     const moved = this.cpuRule === 'moving' ? this.movedSinceRead(walked) : undefined;
     this.describeMoved = moved;
@@ -1100,15 +1101,17 @@ export class ProcessSampler {
 
   /** OS TID of the thread holding the GIL in this tick's picture (its pages fetched at the start), or -1 */
   private pictureHolderTid(mem: ProcessMemory): number {
-    const gilStruct = this.version.minor >= 12 ? (this.interps?.gil ?? undefined) : undefined;
-    const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, gilStruct);
+    const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, this.gilStruct());
     return holder === null || holder === 0 ? -1 : (this.tidOfTstate.get(holder) ?? -1);
   }
   /** does thread state `tstate` hold the GIL now (read from the target, not the picture)? undefined: unreadable */
   private gilHeldNowBy(tstate: Address): boolean | undefined {
-    const gilStruct = this.version.minor >= 12 ? (this.interps?.gil ?? undefined) : undefined;
-    const holder = gilHolder(this.mem, this.layout, this.runtime.runtimeAddress, this.version.minor, gilStruct);
+    const holder = gilHolder(this.mem, this.layout, this.runtime.runtimeAddress, this.version.minor, this.gilStruct());
     return holder === null ? undefined : holder === tstate;
+  }
+  /** 3.12+: the main interpreter's GIL struct as the interpreter list last found it (else gilHolder finds it) */
+  private gilStruct(): Address | undefined {
+    return this.version.minor >= 12 ? (this.interps?.gil ?? undefined) : undefined;
   }
   /** threads the last walk listed (walked or not) */
   private walkedLast = 0;
@@ -1248,7 +1251,7 @@ export class ProcessSampler {
     this.pauser?.settle();
     try {
       const skipAsleep = this.skipAsleep && this.pastGate;
-      const reuse = (this.reuseNow = this.reuseUnrun && this.pastGate && !skipAsleep);
+      const reuse = this.reuseUnrun && this.pastGate && !skipAsleep;
       if (!reuse && this.unrunClock.size > 0) {
         this.unrunClock.clear();
         this.nextUnrunAsk.length = 0;
@@ -1259,12 +1262,12 @@ export class ProcessSampler {
       if (this.tidOfTstate.size > 4096) this.tidOfTstate.clear(); // threads come and go: keep it bounded
       for (let i = 0; i < walked.length; i++) {
         const t = walked[i]!;
-        if (this.skipStill || skipAsleep) {
+        if (this.skipStill || skipAsleep || reuse) {
           const tid = this.osTid(t);
           // every Python thread is watched, with a stack or not (one between calls now may run next)
           if (this.skipStill && tid !== undefined) this.stillTids.push(tid);
+          if ((skipAsleep || reuse) && tid !== undefined) this.lastOfTid.set(tid, t);
           if (skipAsleep && tid !== undefined) {
-            this.lastOfTid.set(tid, t);
             this.tidOfTstate.set(t.tstate, tid);
             if (t.asleep) {
               // asleep at this picture: judged by its state again at the next
@@ -1274,11 +1277,7 @@ export class ProcessSampler {
               continue;
             }
           }
-        }
-        if (reuse) {
-          const tid = this.osTid(t);
-          if (tid !== undefined) this.lastOfTid.set(tid, t);
-          if (t.asleep) {
+          if (reuse && t.asleep) {
             // not walked: it has not run since its last read, so its stack is that read's
             const frames = this.lastFrames.get(t.tstate);
             if (frames !== undefined) t.frames = frames;
