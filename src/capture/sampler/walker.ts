@@ -249,18 +249,42 @@ export const DEFAULT_MAX_DEPTH = 4096;
  * each 4 KiB page is read at most once. Reads longer than two pages, and reads touching a
  * page whose whole-page read failed (live mappings are page-aligned, so that is rare; a
  * synthetic `ImageMemory` has unaligned regions), go straight to the inner memory.
- * Use a fresh one per walk: the target keeps running, so pages go stale.
+ * Use a fresh one per walk, or `restart` it: the target keeps running, so pages go stale.
+ *
+ * Kept flat, as a sampler restarts it at every tick: pages sit in numbered slots (address,
+ * bytes, view) found through an open-addressing table of page numbers, and the pages touched
+ * are lists with per-slot marks. Every "clear" is a generation count going up: a tick
+ * allocates nothing here and goes through few heap objects (a cold tick pays for each page
+ * of memory it touches: bench/README.md, part 5).
  */
 export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   private inner: ProcessMemory;
-  private pages = new Map<Address, Uint8Array | null>();
-  private views = new Map<Address, DataView>();
   private pool: PagePool | undefined;
+  /** pool buffers in use since the last refresh */
   private used = 0;
-  /** pages the reads since the last `refresh` went to, in the order first touched */
-  private accessed = new Set<Address>();
-  /** every page read since this cache was made (refreshes included), in the order first touched */
-  private everAccessed = new Set<Address>();
+  /** pages looked up since the last refresh: address, bytes (null: unreadable), view */
+  private nSlots = 0;
+  private slotAddr = new Float64Array(64);
+  private slotBuf: (Uint8Array | null)[] = [];
+  private slotView: (DataView | undefined)[] = [];
+  /** page number → slot + 1, valid where `hashGen` holds the current `gen` (refresh: gen + 1) */
+  private hashSlot = new Int32Array(256);
+  private hashGen = new Int32Array(256);
+  private gen = 1;
+  /** pages touched since the last refresh or resetTouched, first touch first (`touchMark[slot]` = `touchGen`) */
+  private touchList: Address[] = [];
+  private nTouched = 0;
+  private touchMark = new Int32Array(64);
+  private touchGen = 1;
+  /** every page touched since the last restart, first touch first (an address set of its own: slots do not outlive a refresh) */
+  private everList: Address[] = [];
+  private nEver = 0;
+  private everKey = new Float64Array(256);
+  private everMark = new Int32Array(256);
+  private everGen = 1;
+  /** a view per pool buffer, made once (`poolViewOf`: the buffer it was made for) */
+  private poolViews: DataView[] = [];
+  private poolViewOf: Uint8Array[] = [];
   /** pages were fetched together before the walk (`prefetch`): a first read of a thread need not refresh */
   prefetched = false;
   /**
@@ -273,12 +297,100 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     this.inner = inner;
     if (inner instanceof ProcMemory) this.pool = pool;
   }
-  /** the page's bytes, or null when the whole page cannot be read */
-  private page(p: Address): Uint8Array | null {
-    this.accessed.add(p);
-    this.everAccessed.add(p);
-    let b = this.pages.get(p);
-    if (b === undefined) {
+
+  /** hash of a page address (a multiple of 4096 below 2^47) for a table of 2^bits entries */
+  private static hash(p: Address, mask: number): number {
+    const n = p / PAGE_SIZE;
+    return Math.imul((n >>> 0) ^ ((n / 4294967296) >>> 0), 0x9e3779b1) & mask;
+  }
+
+  /** the slot of page `p`, or -1 when it has not been looked up since the last refresh */
+  private slotOf(p: Address): number {
+    const mask = this.hashSlot.length - 1;
+    for (let h = PageCacheMemory.hash(p, mask); ; h = (h + 1) & mask) {
+      if (this.hashGen[h] !== this.gen) return -1;
+      const s = this.hashSlot[h]! - 1;
+      if (this.slotAddr[s] === p) return s;
+    }
+  }
+
+  /** a new slot for page `p` (not in the table) holding `b` */
+  private addSlot(p: Address, b: Uint8Array | null, view: DataView | undefined): number {
+    const s = this.nSlots++;
+    if (s >= this.slotAddr.length) {
+      const a = new Float64Array(2 * this.slotAddr.length);
+      a.set(this.slotAddr);
+      this.slotAddr = a;
+      const m = new Int32Array(2 * this.touchMark.length);
+      m.set(this.touchMark);
+      this.touchMark = m;
+    }
+    this.slotAddr[s] = p;
+    this.slotBuf[s] = b;
+    this.slotView[s] = view;
+    this.touchMark[s] = 0;
+    if (2 * this.nSlots > this.hashSlot.length) this.growHash();
+    else this.insert(p, s);
+    return s;
+  }
+  private insert(p: Address, s: number): void {
+    const mask = this.hashSlot.length - 1;
+    let h = PageCacheMemory.hash(p, mask);
+    while (this.hashGen[h] === this.gen) h = (h + 1) & mask;
+    this.hashGen[h] = this.gen;
+    this.hashSlot[h] = s + 1;
+  }
+  private growHash(): void {
+    const size = 2 * this.hashSlot.length;
+    this.hashSlot = new Int32Array(size);
+    this.hashGen = new Int32Array(size);
+    this.gen = 1;
+    for (let s = 0; s < this.nSlots; s++) this.insert(this.slotAddr[s]!, s);
+  }
+
+  /** page `p` as touched (since refresh/resetTouched, and since restart) */
+  private touch(s: number, p: Address): void {
+    if (this.touchMark[s] === this.touchGen) return;
+    this.touchMark[s] = this.touchGen;
+    this.touchList[this.nTouched++] = p;
+    // the page set since restart: an address table of its own
+    let mask = this.everKey.length - 1;
+    if (2 * (this.nEver + 1) > this.everKey.length) {
+      const keys = this.everList;
+      const size = 2 * this.everKey.length;
+      this.everKey = new Float64Array(size);
+      this.everMark = new Int32Array(size);
+      this.everGen = 1;
+      mask = size - 1;
+      for (let i = 0; i < this.nEver; i++) {
+        let h = PageCacheMemory.hash(keys[i]!, mask);
+        while (this.everMark[h] === this.everGen) h = (h + 1) & mask;
+        this.everMark[h] = this.everGen;
+        this.everKey[h] = keys[i]!;
+      }
+    }
+    let h = PageCacheMemory.hash(p, mask);
+    for (; this.everMark[h] === this.everGen; h = (h + 1) & mask) if (this.everKey[h] === p) return;
+    this.everMark[h] = this.everGen;
+    this.everKey[h] = p;
+    this.everList[this.nEver++] = p;
+  }
+
+  /** the view of pool buffer `i` (made once) */
+  private poolView(i: number, b: Uint8Array): DataView {
+    if (this.poolViewOf[i] !== b) {
+      this.poolViewOf[i] = b;
+      this.poolViews[i] = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+    return this.poolViews[i]!;
+  }
+
+  /** the slot of page `p`, read now when it has not been; touched */
+  private pageSlot(p: Address): number {
+    let s = this.slotOf(p);
+    if (s < 0) {
+      let b: Uint8Array | null;
+      let view: DataView | undefined;
       try {
         if (this.pool !== undefined) {
           const pool = this.pool;
@@ -286,15 +398,19 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
           this.one[0] = p;
           b = (this.inner as ProcMemory).readPagesToPool(this.one, 0, 1, pool, i) === 1 ? pool.bufs[i]! : (this.inner as ProcMemory).readInto(pool.bufs[i]!, p, PAGE_SIZE);
           this.used++;
+          view = b === pool.bufs[i] ? this.poolView(i, b) : undefined;
         } else b = this.inner.read(p, PAGE_SIZE);
       } catch (e) {
         if (!(e instanceof BadReadError)) throw e;
         b = null;
       }
-      this.pages.set(p, b);
+      if (b !== null && view === undefined) view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      s = this.addSlot(p, b, view);
     }
-    return b;
+    this.touch(s, p);
+    return s;
   }
+
   /** where the bytes start in the view `viewFor` gave last */
   at = 0;
   /**
@@ -312,15 +428,7 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
         this.at = off;
         return this.lastView!;
       }
-      let v = this.views.get(first);
-      if (v !== undefined) this.accessed.add(first);
-      else {
-        const b = this.page(first);
-        if (b) {
-          v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-          this.views.set(first, v);
-        }
-      }
+      const v = this.slotView[this.pageSlot(first)];
       if (v !== undefined) {
         this.lastPage = first;
         this.lastView = v;
@@ -362,13 +470,13 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     const first = addr - (addr % PAGE_SIZE);
     const off = addr - first;
     if (off + len <= PAGE_SIZE) {
-      const b = this.page(first);
+      const b = this.slotBuf[this.pageSlot(first)]!;
       return b ? b.subarray(off, off + len) : this.inner.read(addr, len);
     }
     const out = new Uint8Array(len);
     let done = 0;
     for (let p = first; done < len; p += PAGE_SIZE) {
-      const b = this.page(p);
+      const b = this.slotBuf[this.pageSlot(p)]!;
       if (!b) return this.inner.read(addr, len);
       const from = p === first ? off : 0;
       const n = Math.min(PAGE_SIZE - from, len - done);
@@ -386,7 +494,7 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     if (len > 2 * PAGE_SIZE && this.inner instanceof ProcMemory && len <= buf.length) return this.inner.readInto(buf, addr, len);
     return this.read(addr, len);
   }
-  /** the page `viewAt` gave last (-1: none), already in `accessed` */
+  /** the page `viewFor` gave last (-1: none), already touched */
   private lastPage = -1;
   private lastView: DataView | undefined;
 
@@ -394,43 +502,56 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   refresh(): void {
     this.lastPage = -1;
     this.lastView = undefined;
-    this.pages.clear();
-    this.views.clear();
-    this.accessed.clear();
+    this.nSlots = 0;
     this.used = 0;
+    this.nTouched = 0;
+    // (the slots' arrays keep their entries until overwritten: only `nSlots` of them count)
+    if (++this.gen > 0x3fffffff) {
+      this.hashGen.fill(0);
+      this.gen = 1;
+    }
+    this.touchGen = 1; // every slot is new: its mark was set to 0 when it was added
   }
 
-  /** the pages read since the last `refresh` or `resetTouched`, in the order first touched */
+  /** the pages touched since the last `refresh` or `resetTouched`, in the order first touched */
   touched(): Address[] {
-    return [...this.accessed];
+    return this.touchList.slice(0, this.nTouched);
   }
 
   /** `touched()` written into `out` (resized; no allocation when it is big enough) */
   touchedInto(out: Address[]): Address[] {
-    return fillFromSet(out, this.accessed);
+    return fillFrom(out, this.touchList, this.nTouched);
   }
 
   /** `allTouched()` written into `out` (resized; no allocation when it is big enough) */
   allTouchedInto(out: Address[]): Address[] {
-    return fillFromSet(out, this.everAccessed);
+    return fillFrom(out, this.everList, this.nEver);
   }
 
   /** forget every page and what was touched, for a new tick (the page buffers are reused) */
   restart(): void {
     this.refresh();
-    this.everAccessed.clear();
+    this.nEver = 0;
+    if (++this.everGen > 0x3fffffff) {
+      this.everMark.fill(0);
+      this.everGen = 1;
+    }
     this.prefetched = false;
   }
 
   /** start a new `touched` list, keeping the pages */
   resetTouched(): void {
     this.lastPage = -1;
-    this.accessed.clear();
+    this.nTouched = 0;
+    if (++this.touchGen > 0x3fffffff) {
+      this.touchMark.fill(0);
+      this.touchGen = 1;
+    }
   }
 
-  /** every page read since this cache was made, in the order first touched */
+  /** every page touched since this cache was made or restarted, in the order first touched */
   allTouched(): Address[] {
-    return [...this.everAccessed];
+    return this.everList.slice(0, this.nEver);
   }
 
   /**
@@ -443,12 +564,15 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     if (this.pool === undefined || pages.length === 0) return;
     const want = this.want;
     want.length = 0;
-    for (const p of pages) if (!this.pages.has(p)) want.push(p);
+    for (let i = 0; i < pages.length; i++) if (this.slotOf(pages[i]!) < 0) want.push(pages[i]!);
     const pool = this.pool;
     for (let from = 0; from < want.length; from += 64) {
       const count = Math.min(64, want.length - from);
       const n = (this.inner as ProcMemory).readPagesToPool(want, from, count, pool, this.used);
-      for (let i = 0; i < n; i++) this.pages.set(want[from + i]!, pool.bufs[this.used + i]!);
+      for (let i = 0; i < n; i++) {
+        const b = pool.bufs[this.used + i]!;
+        this.addSlot(want[from + i]!, b, this.poolView(this.used + i, b));
+      }
       this.used += n;
       if (n < count) return; // a page that cannot be read: the rest on demand
     }
@@ -458,10 +582,9 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   close(): void {}
 }
 
-function fillFromSet(out: Address[], set: ReadonlySet<Address>): Address[] {
-  let i = 0;
-  for (const p of set) out[i++] = p;
-  out.length = i;
+function fillFrom(out: Address[], from: readonly Address[], n: number): Address[] {
+  for (let i = 0; i < n; i++) out[i] = from[i]!;
+  out.length = n;
   return out;
 }
 
