@@ -317,10 +317,14 @@ export class ProcMemory extends BaseMemory {
    * copy (the pool's pages are native memory). Returns how many pages, from the first, were
    * read; 0 when there is no `process_vm_readv` here or the first cannot be read.
    */
-  readPagesToPool(addrs: readonly Address[], from: number, n: number, pool: PagePool, at: number): number {
+  readPagesToPool(addrs: readonly Address[], from: number, n: number, pool: PagePool, at: number, bracket?: WordList): number {
     pool.ensure(at + Math.max(n, 1));
     const sys = this.sys;
     if (sys === undefined || n <= 0 || !pool.native) return 0;
+    if (bracket !== undefined) {
+      const got = this.bracketed(sys, addrs, from, n, pool, at, bracket);
+      if (got >= 0) return got;
+    }
     let got: number;
     try {
       got = sys.readvInto(this.pid, addrs, from, Math.min(n, 64), pool.size, pool.lo, pool.hi, at);
@@ -328,6 +332,39 @@ export class ProcMemory extends BaseMemory {
       return 0;
     }
     return Math.floor(got / pool.size);
+  }
+
+  /**
+   * `readPagesToPool` with `bracket`'s words read right before and right after the pages, in
+   * the same call: each word's value before goes to `expected`, after to `value`, so
+   * `changed(i)` says the word moved during the read (NaN, not changed, where either read
+   * failed). Returns the pages read, or -1 when the call could not be made that way (too many
+   * words, or a word that cannot be read: the kernel stops at the first range it cannot
+   * read, and then reads no page either; more than 64 ranges in all) — the caller reads the
+   * pages alone.
+   */
+  private bracketed(sys: Syscalls, addrs: readonly Address[], from: number, n: number, pool: PagePool, at: number, bracket: WordList): number {
+    const nw = bracket.n;
+    if (nw === 0 || n + 2 * nw > 64) return -1;
+    let wordBytes = 0;
+    for (let i = 0; i < nw; i++) wordBytes += bracket.bytes[i]!;
+    let got: number;
+    try {
+      got = sys.readvIntoBracketed(this.pid, addrs, from, n, pool.size, pool.lo, pool.hi, at, bracket.addr, bracket.bytes, nw);
+    } catch {
+      return -1;
+    }
+    if (got < wordBytes) return -1;
+    const pages = Math.min(n, Math.floor((got - wordBytes) / pool.size));
+    // the words after: all read only when every page was
+    const after = pages === n && got === 2 * wordBytes + n * pool.size;
+    const d = sys.scratchView;
+    for (let i = 0; i < nw; i++) {
+      const before = wordAt(d, 8 * i, bracket.bytes[i]!);
+      bracket.expected[i] = bracket.low52[i] ? before % 2 ** 52 : before;
+      bracket.value[i] = after ? wordAt(d, 8 * (nw + i), bracket.bytes[i]!) : NaN;
+    }
+    return pages;
   }
 
   /** the pool that suits this memory: native pages where process_vm_readv is there */

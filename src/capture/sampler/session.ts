@@ -21,7 +21,7 @@ import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, WordList, type Address, type PagePool, type ProcessMemory } from './memory.ts';
 import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { isTorn, mainInterpreter, ThreadNames } from './threadnames.ts';
-import { DEFAULT_MAX_DEPTH, leafMarkWords, listInterpreters, listThreadStates, PAGE_SIZE, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack } from './walker.ts';
+import { CodeTypeCheck, DEFAULT_MAX_DEPTH, leafMarkWords, listInterpreters, listThreadStates, PAGE_SIZE, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack, type WalkOptions } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { newAsyncReadState, readAsyncTasks, type AsyncTasks } from './asyncio.ts';
 import { AsyncioDebugError, findAsyncioDebugOffsets, type AsyncioDebugOffsets } from './asyncio-debug.ts';
@@ -847,17 +847,22 @@ export class ProcessSampler {
   /** one raw walk of every thread (for callers that need more than `tick` keeps); `skip`: threads not to walk (`WalkOptions.skip`) */
   walk(mem: ProcessMemory = new PageCacheMemory(this.mem), skip?: ReadonlyMap<Address, bigint>): ThreadStack[] {
     this.pauseHook.first = this.blocking;
-    return walkThreads(mem, this.runtime, this.layout, this.version, {
-      interpreters: this.interpreters(mem).list,
-      cache: this.codeCache,
-      pageCache: false,
-      ...(this.maxDepth !== undefined ? { maxDepth: this.maxDepth } : {}),
-      pause: this.pauseHook,
-      plans: this.plans,
-      lastFrames: this.lastFrames,
-      ...(skip !== undefined ? { skip } : {}),
-    });
+    // the tick's memory is the same object at every tick: its type checks are kept (until the code cache is dropped)
+    if (mem === this.tickMem && (this.codeCheck === undefined || !this.codeCheck.over(mem))) this.codeCheck = new CodeTypeCheck(mem, this.layout);
+    // one options object, its fields set for each walk (a tick makes none)
+    const o = this.walkOpts;
+    o.interpreters = this.interpreters(mem).list;
+    o.cache = this.codeCache;
+    o.maxDepth = this.maxDepth;
+    o.pause = this.pauseHook;
+    o.plans = this.plans;
+    o.lastFrames = this.lastFrames;
+    o.skip = skip;
+    o.codeCheck = mem === this.tickMem ? this.codeCheck : undefined;
+    return walkThreads(mem, this.runtime, this.layout, this.version, o);
   }
+  private walkOpts: WalkOptions = { pageCache: false, interpreters: [], cache: undefined, maxDepth: undefined, pause: undefined, plans: undefined, lastFrames: undefined, skip: undefined, codeCheck: undefined };
+  private codeCheck: CodeTypeCheck | undefined;
 
   /**
    * Code objects are cached by address; a freed code object's address can be reused by
@@ -895,6 +900,7 @@ export class ProcessSampler {
       this.asyncState = newAsyncReadState();
       this.asyncState.pages = pages;
     }
+    if (flush) this.codeCheck = undefined;
     if (flush && this.codeCache.size > 0) {
       this.codeCache.clear();
       this.codeCacheFlushes++;
@@ -947,13 +953,13 @@ export class ProcessSampler {
       this.plans.clear();
       this.lastFrames.clear();
     }
-    this.asleepSkip.clear();
+    if (this.asleepSkip.size > 0) this.asleepSkip.clear(); // (a clear makes a new table even when empty)
     // (describe reads it: a snapshot, which gives no unrun stack, leaves the watch alone)
     this.reuseNow = reuseUnrun;
     if (reuseUnrun) this.askUnrun();
-    else this.unrunNow.clear();
+    else if (this.unrunNow.size > 0) this.unrunNow.clear();
     if (this.cpuRule === 'moving') this.judgeEarly(mem, skipAsleep ? this.pictureHolderTid(mem) : -1);
-    else this.early.clear();
+    else if (this.early.size > 0) this.early.clear();
     if (skipAsleep) {
       for (const [tid, judged] of this.early) {
         const t = judged === 0 ? this.lastOfTid.get(tid) : undefined;
@@ -1002,12 +1008,31 @@ export class ProcessSampler {
   private tickPages(): PageCacheMemory {
     const mem = (this.tickMem ??= new PageCacheMemory(this.mem, this.pagesA));
     mem.restart();
+    const bracket = this.bracket;
+    this.bracketMoved.length = 0;
     if (this.tickPlan.length > 0) {
-      mem.prefetch(this.tickPlan);
+      mem.prefetch(this.tickPlan, bracket.n > 0 ? bracket : undefined);
       mem.prefetched = true;
+      for (let k = 0; k < bracket.n; k++) {
+        const tstate = bracket.owner[k]!;
+        if (bracket.changed(k) && !this.bracketMoved.includes(tstate)) this.bracketMoved.push(tstate);
+      }
     }
+    bracket.clear();
     return mem;
   }
+  /**
+   * CPU mode: the innermost-frame words (`leafMarkWords`, owner: the thread state) of the
+   * threads that moved at the last tick, read right before and right after the picture's
+   * pages in the same call (`PageCacheMemory.prefetch`). A thread whose words differ ran
+   * during the picture: it is on a CPU, with no read after the walk (`movedSinceRead`). A busy
+   * thread is judged by the tick's one system call.
+   */
+  private bracket = new WordList();
+  /** the thread states whose bracket words moved during this tick's picture */
+  private bracketMoved: Address[] = [];
+  /** threads bracketed at most (their words and the pages share one call's 64 ranges) */
+  static readonly MAX_BRACKETED = 4;
   private describeMoved: Int8Array | undefined;
   private describeMovedTrusted = true;
   private describeHolder: Address | null = null;
@@ -1074,7 +1099,7 @@ export class ProcessSampler {
    * true 15–23 %). Read here, its state is as near the picture as its stack.
    */
   private judgeEarly(mem: PageCacheMemory, first: number): void {
-    this.early.clear();
+    if (this.early.size > 0) this.early.clear();
     const tids = this.earlyTids;
     // the thread holding the GIL in the picture first: it was running Python then, most
     // likely, and a burst of a ms (a pool worker's task) may be over by the time the states
@@ -1125,7 +1150,7 @@ export class ProcessSampler {
    * before this tick's walk, are what the next tick compares with.
    */
   private askUnrun(): void {
-    this.unrunNow.clear();
+    if (this.unrunNow.size > 0) this.unrunNow.clear();
     // the threads the last tick found off a CPU are asked; this tick's go to the other list
     const ask = this.nextUnrunAsk;
     this.nextUnrunAsk = this.unrunAsk;
@@ -1203,17 +1228,31 @@ export class ProcessSampler {
     moved.fill(-1, 0, walked.length);
     const words = this.markWords;
     words.clear();
+    const early = this.bracketMoved;
     for (let i = 0; i < walked.length; i++) {
       const t = walked[i]!;
-      if (t.leaf) leafMarkWords(this.layout, this.version.minor, t.tstate, t.leaf, words, i);
+      if (!t.leaf) continue;
+      // moved during the picture (its words read around the pages): no read again
+      if (early.length > 0 && early.includes(t.tstate)) moved[i] = 1;
+      else leafMarkWords(this.layout, this.version.minor, t.tstate, t.leaf, words, i);
     }
-    if (words.n === 0) return moved;
-    this.mem.readWordList(words);
-    for (let k = 0; k < words.n; k++) {
-      if (Number.isNaN(words.value[k]!)) continue;
-      const i = words.owner[k]!;
-      if (words.changed(k)) moved[i] = 1;
-      else if (moved[i] === -1) moved[i] = 0;
+    if (words.n > 0) {
+      this.mem.readWordList(words);
+      for (let k = 0; k < words.n; k++) {
+        if (Number.isNaN(words.value[k]!)) continue;
+        const i = words.owner[k]!;
+        if (words.changed(k)) moved[i] = 1;
+        else if (moved[i] === -1) moved[i] = 0;
+      }
+    }
+    // the next picture brackets the threads moving now, the likeliest to be moving then
+    const bracket = this.bracket;
+    bracket.clear();
+    for (let i = 0, n = 0; i < walked.length && n < ProcessSampler.MAX_BRACKETED; i++) {
+      const t = walked[i]!;
+      if (moved[i] !== 1 || !t.leaf) continue;
+      leafMarkWords(this.layout, this.version.minor, t.tstate, t.leaf, bracket, t.tstate);
+      n++;
     }
     return moved;
   }

@@ -216,6 +216,34 @@ export class Syscalls {
   }
 
   /**
+   * `readvInto` with `nw` words (addresses and sizes, at most 8 bytes each) read right before
+   * and right after the pages, in the same call: the words into the scratch buffer, before at
+   * offset 8·i, after at 8·(nw + i). The pages take as long to copy as a thread needs to run
+   * a few lines: a word that differs says its thread ran during the read. At most
+   * 64 − 2·nw pages. Returns the bytes read in all (words included); short or throws like
+   * `readvInto`.
+   */
+  readvIntoBracketed(pid: number, addrs: readonly number[], from: number, n: number, size: number, lo: readonly number[], hi: readonly number[], at: number, wAddr: readonly number[], wBytes: readonly number[], nw: number): number {
+    n = Math.min(n, MAX_IOV - 2 * nw);
+    for (let i = 0; i < nw; i++) {
+      this.setLocal(i, 8 * i, wBytes[i]!);
+      this.setRemote(i, wAddr[i]!, wBytes[i]!);
+      this.setLocal(nw + n + i, 8 * (nw + i), wBytes[i]!);
+      this.setRemote(nw + n + i, wAddr[i]!, wBytes[i]!);
+    }
+    const w = this.localW;
+    for (let i = 0; i < n; i++) {
+      const k = nw + i;
+      w[4 * k] = lo[at + i]!;
+      w[4 * k + 1] = hi[at + i]!;
+      w[4 * k + 2] = size;
+      w[4 * k + 3] = 0;
+      this.setRemote(k, addrs[from + i]!, size);
+    }
+    return this.vm(pid, n + 2 * nw);
+  }
+
+  /**
    * Read the first `n` ranges (at most 64; addresses and lengths in parallel arrays) in one
    * system call, laid end to end in the scratch buffer in the order given; nothing allocated.
    * Returns the bytes read in total: the kernel stops at the first range it cannot read, so

@@ -108,6 +108,12 @@ export interface WalkOptions {
    * not need): listed with `asleep` set and no frames, when the tstate still has that thread
    */
   skip?: ReadonlyMap<Address, bigint>;
+  /**
+   * the type checks' cache (`CodeTypeCheck` over this walk's memory), kept by a caller that
+   * walks the same memory at every tick; dropped with its code cache (a type's address could
+   * be reused)
+   */
+  codeCheck?: CodeTypeCheck;
 }
 
 export interface PauseHook {
@@ -558,9 +564,12 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
    * Read these pages now, all in one system call where the memory can (`ProcMemory` over
    * process_vm_readv): a walk whose pages were fetched together sees the target at nearly
    * one instant, and costs one call instead of one per page. Pages already cached, and any
-   * the call could not read, are left to be read on demand.
+   * the call could not read, are left to be read on demand. `bracket`: words read right
+   * before and after the pages in the same call (`ProcMemory.readPagesToPool`); its values
+   * are NaN when that could not be done.
    */
-  prefetch(pages: readonly Address[]): void {
+  prefetch(pages: readonly Address[], bracket?: WordList): void {
+    if (bracket !== undefined) for (let i = 0; i < bracket.n; i++) bracket.value[i] = NaN;
     if (this.pool === undefined || pages.length === 0) return;
     const want = this.want;
     want.length = 0;
@@ -568,7 +577,7 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     const pool = this.pool;
     for (let from = 0; from < want.length; from += 64) {
       const count = Math.min(64, want.length - from);
-      const n = (this.inner as ProcMemory).readPagesToPool(want, from, count, pool, this.used);
+      const n = (this.inner as ProcMemory).readPagesToPool(want, from, count, pool, this.used, from === 0 ? bracket : undefined);
       for (let i = 0; i < n; i++) {
         const b = pool.bufs[this.used + i]!;
         this.addSlot(want[from + i]!, b, this.poolView(this.used + i, b));
@@ -601,6 +610,10 @@ export class CodeTypeCheck {
   constructor(mem: ProcessMemory, layout: Layout) {
     this.mem = mem;
     this.layout = layout;
+  }
+  /** does it read through `mem`? */
+  over(mem: ProcessMemory): boolean {
+    return this.mem === mem;
   }
   /** the tp_name of `obj`'s type (first 16 bytes) */
   typeName(obj: Address): string {
@@ -779,8 +792,11 @@ export function walkStack(
   tstate: Address,
   opts: { maxDepth?: number | undefined; cache?: CodeCache; codeCheck?: CodeTypeCheck; last?: readonly Frame[] | undefined } = {},
 ): StackWalk {
-  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
-  const cache = opts.cache ?? new Map();
+  return walkStackWith(mem, layout, minor, tstate, opts.maxDepth ?? DEFAULT_MAX_DEPTH, opts.cache ?? new Map(), opts.codeCheck, opts.last);
+}
+
+/** `walkStack` with its options as arguments (no object made per walk) */
+function walkStackWith(mem: ProcessMemory, layout: Layout, minor: number, tstate: Address, maxDepth: number, cache: CodeCache, codeCheck: CodeTypeCheck | undefined, last: readonly Frame[] | undefined): StackWalk {
   const F = layout.frame;
   // frames are gathered in a reused array and copied out at the end, or, when they are the
   // thread's last walk's frames (`opts.last`: the Frame objects are shared), that array is
@@ -788,8 +804,7 @@ export function walkStack(
   const frames = SCRATCH_FRAMES;
   frames.length = 0;
   try {
-    const w = walkInto(frames, mem, layout, minor, tstate, maxDepth, cache, F, opts.codeCheck);
-    const last = opts.last;
+    const w = walkInto(frames, mem, layout, minor, tstate, maxDepth, cache, F, codeCheck);
     let same = last !== undefined && last.length === frames.length;
     for (let i = 0; same && i < frames.length; i++) same = frames[i] === last![i];
     w.frames = same ? (last as Frame[]) : frames.slice();
@@ -929,15 +944,34 @@ export function walkThreads(
   if (minor >= 14) owners314Of(layout); // a 3.14 walk needs the layout's frame-owner values: fail once, not per thread
   const cache = opts.cache ?? new Map();
   if (opts.pageCache !== false) mem = new PageCacheMemory(mem);
-  const codeCheck = new CodeTypeCheck(mem, layout);
+  const codeCheck = opts.codeCheck !== undefined && opts.codeCheck.over(mem) ? opts.codeCheck : new CodeTypeCheck(mem, layout);
   const maxThreads = opts.maxThreads ?? 4096;
   const out: ThreadStack[] = [];
-  const seen = new Set<Address>();
+  const seen = new ThreadStateSet();
   const ctx: WalkContext = { mem, layout, minor, maxDepth: opts.maxDepth, cache, codeCheck, maxRetries: opts.maxRetries ?? 8, pause: opts.pause, plans: opts.plans, lastFrames: opts.lastFrames, skip: opts.skip };
-  for (const { address, id } of opts.interpreters ?? listInterpreters(mem, rt, layout)) {
-    walkInterpreterThreads(ctx, address, id, out, seen, maxThreads);
-  }
+  const interps = opts.interpreters ?? listInterpreters(mem, rt, layout);
+  for (let i = 0; i < interps.length; i++) walkInterpreterThreads(ctx, interps[i]!.address, interps[i]!.id, out, seen, maxThreads);
   return out;
+}
+
+/**
+ * The thread states met so far in one listing (a torn list can link back): a short list is
+ * searched (a process has few threads, and a tick then makes no Set), a set made past that.
+ */
+class ThreadStateSet {
+  private list: Address[] = [];
+  private set: Set<Address> | undefined;
+  has(a: Address): boolean {
+    if (this.set !== undefined) return this.set.has(a);
+    const l = this.list;
+    for (let i = 0; i < l.length; i++) if (l[i] === a) return true;
+    return false;
+  }
+  add(a: Address): void {
+    if (this.set !== undefined) this.set.add(a);
+    else if (this.list.length < 32) this.list.push(a);
+    else this.set = new Set([...this.list, a]);
+  }
 }
 
 export interface InterpreterRef {
@@ -980,33 +1014,43 @@ interface WalkContext {
   skip: ReadonlyMap<Address, bigint> | undefined;
 }
 
-function walkInterpreterThreads(ctx: WalkContext, interp: Address, interpId: number, out: ThreadStack[], seen: Set<Address>, maxThreads: number): void {
-  eachThreadState(ctx.mem, ctx.layout, interp, interpId, seen, () => out.length < maxThreads, (t) => {
+function walkInterpreterThreads(ctx: WalkContext, interp: Address, interpId: number, out: ThreadStack[], seen: ThreadStateSet, maxThreads: number): void {
+  const { mem, layout } = ctx;
+  let tstate = mem.readPtr(interp + layout.interp.threads_head);
+  while (tstate !== 0 && !seen.has(tstate) && out.length < maxThreads) {
+    seen.add(tstate);
+    const t = threadState(mem, layout, tstate, interpId);
     if (t.error === undefined) {
       if (ctx.skip !== undefined && ctx.skip.get(t.tstate) === t.pthreadId) t.asleep = true;
       else readThreadStack(ctx, t);
     }
     out.push(t);
-  });
+    tstate = mem.readPtr(tstate + layout.tstate.next);
+  }
+}
+
+/** thread state `tstate` with its pthread id and TID (or `error` when they cannot be read), no stack */
+function threadState(mem: ProcessMemory, layout: Layout, tstate: Address, interpId: number): ThreadStack {
+  const t: ThreadStack = { tid: -1, pthreadId: 0n, tstate };
+  if (interpId !== 0) t.interp = interpId;
+  try {
+    t.pthreadId = mem.readU64(tstate + layout.tstate.thread_id);
+    t.tid = layout.tstate.native_thread_id !== null ? Number(mem.readU64(tstate + layout.tstate.native_thread_id)) : Number(t.pthreadId);
+  } catch (e) {
+    t.error = e instanceof Error ? e.message : String(e);
+  }
+  return t;
 }
 
 /**
  * The thread states of one interpreter, newest first, each with its pthread id and TID (or
  * `error` when they cannot be read), no stack; bounded by `more` and cycle-safe (`seen`).
  */
-function eachThreadState(mem: ProcessMemory, layout: Layout, interp: Address, interpId: number, seen: Set<Address>, more: () => boolean, visit: (t: ThreadStack) => void): void {
+function eachThreadState(mem: ProcessMemory, layout: Layout, interp: Address, interpId: number, seen: ThreadStateSet, more: () => boolean, visit: (t: ThreadStack) => void): void {
   let tstate = mem.readPtr(interp + layout.interp.threads_head);
   while (tstate !== 0 && !seen.has(tstate) && more()) {
     seen.add(tstate);
-    const t: ThreadStack = { tid: -1, pthreadId: 0n, tstate };
-    if (interpId !== 0) t.interp = interpId;
-    try {
-      t.pthreadId = mem.readU64(tstate + layout.tstate.thread_id);
-      t.tid = layout.tstate.native_thread_id !== null ? Number(mem.readU64(tstate + layout.tstate.native_thread_id)) : Number(t.pthreadId);
-    } catch (e) {
-      t.error = e instanceof Error ? e.message : String(e);
-    }
-    visit(t);
+    visit(threadState(mem, layout, tstate, interpId));
     tstate = mem.readPtr(tstate + layout.tstate.next);
   }
 }
@@ -1017,7 +1061,7 @@ function eachThreadState(mem: ProcessMemory, layout: Layout, interp: Address, in
  */
 export function listThreadStates(mem: ProcessMemory, layout: Layout, interpreters: readonly InterpreterRef[], maxThreads = 4096): ThreadStack[] {
   const out: ThreadStack[] = [];
-  const seen = new Set<Address>();
+  const seen = new ThreadStateSet();
   for (const { address, id } of interpreters) eachThreadState(mem, layout, address, id, seen, () => out.length < maxThreads, (t) => out.push(t));
   return out;
 }
@@ -1031,9 +1075,44 @@ export function listThreadStates(mem: ProcessMemory, layout: Layout, interpreter
  * thread that gave no frames at all carries `error`.
  */
 function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
+  const mem = ctx.mem;
+  // the common case first, with no closure made: a first read from the pages the tick
+  // fetched together (session.ts), not stopped first, that holds together
+  if (mem instanceof PageCacheMemory && mem.prefetched && ctx.pause?.first !== true) {
+    mem.resetTouched();
+    let w: StackWalk | undefined;
+    let error: string | undefined;
+    try {
+      w = walkStackWith(mem, ctx.layout, ctx.minor, t.tstate, ctx.maxDepth ?? DEFAULT_MAX_DEPTH, ctx.cache, ctx.codeCheck, ctx.lastFrames?.get(t.tstate));
+    } catch (e) {
+      error = e instanceof Error ? e.message : String(e);
+    }
+    keepPlan(ctx.plans, mem, t.tstate);
+    if (w !== undefined && w.complete) {
+      t.frames = w.frames;
+      ctx.lastFrames?.set(t.tstate, w.frames);
+      if (w.leaf) t.leaf = w.leaf;
+      if (w.truncated) t.truncated = true;
+      return;
+    }
+    return readThreadStackAgain(ctx, t, { best: w, error });
+  }
+  readThreadStackAgain(ctx, t);
+}
+
+/** the pages the read of `tstate` went to, kept as its plan (`WalkOptions.plans`) */
+function keepPlan(plans: Map<Address, Address[]> | undefined, pc: PageCacheMemory, tstate: Address): void {
+  if (plans === undefined) return;
+  const plan = plans.get(tstate);
+  if (plan === undefined) plans.set(tstate, pc.touched());
+  else pc.touchedInto(plan);
+}
+
+/** `readThreadStack` from the start, or after a first read (`first`) that did not hold together */
+function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: StackWalk | undefined; error: string | undefined }): void {
   const { mem, layout, minor, maxDepth, cache, codeCheck, maxRetries, pause, plans, lastFrames } = ctx;
-  let best: StackWalk | undefined;
-  let error: string | undefined;
+  let best: StackWalk | undefined = first?.best;
+  let error: string | undefined = first?.error;
   const refreshable = isRefreshable(mem);
   const retries = refreshable ? maxRetries : 0;
   const pc = mem instanceof PageCacheMemory ? mem : undefined;
@@ -1075,10 +1154,12 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
     return true;
   };
   try {
-    if (pause?.first) stop(false);
+    if (pause?.first && first === undefined) stop(false);
     for (let attempt = 0; ; attempt++) {
-      if (attempt > 0 || pc) begin(attempt);
-      try {
+      if (attempt === 0 && first !== undefined) {
+        /* read already (readThreadStack) */
+      } else if (attempt > 0 || pc) begin(attempt);
+      if (attempt > 0 || first === undefined) try {
         const w = walkStack(mem, layout, minor, t.tstate, { maxDepth, cache, codeCheck, last: lastFrames?.get(t.tstate) });
         end();
         if (w.complete) {
