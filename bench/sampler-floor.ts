@@ -13,7 +13,7 @@
  * clock_nanosleep + one process_vm_readv of the same 6 ranges), what any sampler whose loop
  * runs in Node pays before it walks a frame.
  *
- *   node_modules/.bin/node bench/sampler-floor.ts [--quick] [--window S] [--warmup S] [--rounds N] [--python 3.12]
+ *   node_modules/.bin/node bench/sampler-floor.ts [--quick] [--window S] [--warmup S] [--rounds N] [--python 3.12] [--rates 100,1000]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -28,7 +28,7 @@ const WINDOW_S = Number(argValue('--window') ?? (QUICK ? 3 : 6));
 const WARMUP_S = Number(argValue('--warmup') ?? (QUICK ? 3 : 10));
 const ROUNDS = Number(argValue('--rounds') ?? (QUICK ? 1 : 3));
 const MINOR = Number((argValue('--python') ?? '3.12').split('.')[1]);
-const RATES = [100, 1000];
+const RATES = (argValue('--rates') ?? '100,1000').split(',').map(Number);
 
 /** CPU time of every thread of `pid`, ns (from /proc/PID/task/TID/schedstat). */
 export function processCpuNs(pid: number): number {

@@ -224,24 +224,38 @@ export class Syscalls {
    * `readvInto`.
    */
   readvIntoBracketed(pid: number, addrs: readonly number[], from: number, n: number, size: number, lo: readonly number[], hi: readonly number[], at: number, wAddr: readonly number[], wBytes: readonly number[], nw: number): number {
-    n = Math.min(n, MAX_IOV - 2 * nw);
-    for (let i = 0; i < nw; i++) {
-      this.setLocal(i, 8 * i, wBytes[i]!);
-      this.setRemote(i, wAddr[i]!, wBytes[i]!);
-      this.setLocal(nw + n + i, 8 * (nw + i), wBytes[i]!);
-      this.setRemote(nw + n + i, wAddr[i]!, wBytes[i]!);
+    // the words as ranges: a run of 8-byte words at consecutive addresses (a frame's
+    // instruction and first locals) is one range (each range costs the kernel a page pin)
+    let ranges = 0;
+    for (let i = 0; i < nw; ranges++) {
+      let j = i + 1;
+      while (j < nw && wBytes[j - 1] === 8 && wBytes[j] === 8 && wAddr[j] === wAddr[j - 1]! + 8) j++;
+      this.rangeStart[ranges] = i;
+      this.rangeEnd[ranges] = j;
+      i = j;
+    }
+    n = Math.min(n, MAX_IOV - 2 * ranges);
+    for (let r = 0; r < ranges; r++) {
+      const i = this.rangeStart[r]!;
+      const len = (this.rangeEnd[r]! - 1 - i) * 8 + wBytes[this.rangeEnd[r]! - 1]!;
+      this.setLocal(r, 8 * i, len);
+      this.setRemote(r, wAddr[i]!, len);
+      this.setLocal(ranges + n + r, 8 * (nw + i), len);
+      this.setRemote(ranges + n + r, wAddr[i]!, len);
     }
     const w = this.localW;
     for (let i = 0; i < n; i++) {
-      const k = nw + i;
+      const k = ranges + i;
       w[4 * k] = lo[at + i]!;
       w[4 * k + 1] = hi[at + i]!;
       w[4 * k + 2] = size;
       w[4 * k + 3] = 0;
       this.setRemote(k, addrs[from + i]!, size);
     }
-    return this.vm(pid, n + 2 * nw);
+    return this.vm(pid, n + 2 * ranges);
   }
+  private rangeStart = new Int32Array(MAX_IOV);
+  private rangeEnd = new Int32Array(MAX_IOV);
 
   /**
    * Read the first `n` ranges (at most 64; addresses and lengths in parallel arrays) in one
