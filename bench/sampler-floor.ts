@@ -13,7 +13,7 @@
  * clock_nanosleep + one process_vm_readv of the same 6 ranges), what any sampler whose loop
  * runs in Node pays before it walks a frame.
  *
- *   node_modules/.bin/node bench/sampler-floor.ts [--quick] [--window S] [--warmup S] [--rounds N] [--python 3.12] [--rates 100,1000]
+ *   node_modules/.bin/node bench/sampler-floor.ts [--quick] [--window S] [--warmup S] [--rounds N] [--python 3.12] [--rates 100,1000] [--together]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -29,6 +29,13 @@ const WARMUP_S = Number(argValue('--warmup') ?? (QUICK ? 3 : 10));
 const ROUNDS = Number(argValue('--rounds') ?? (QUICK ? 1 : 3));
 const MINOR = Number((argValue('--python') ?? '3.12').split('.')[1]);
 const RATES = (argValue('--rates') ?? '100,1000').split(',').map(Number);
+/**
+ * --together: the three run at the same time on the target, each round, and are measured
+ * over the same window — this VM's cost per wake-up drifts by 2× within minutes (noisy
+ * neighbours), which alternating windows of 16 s do not cancel; three samplers sharing one
+ * core for ~1 % of its time each seldom meet
+ */
+const TOGETHER = process.argv.includes('--together');
 
 /** CPU time of every thread of `pid`, ns (from /proc/PID/task/TID/schedstat). */
 export function processCpuNs(pid: number): number {
@@ -56,6 +63,18 @@ async function steady(pid: number): Promise<{ cpu: number; rss0: number; rss1: n
   return { cpu: (c1 - c0) / ((t1 - t0) * 1e6), rss0, rss1 };
 }
 
+/** `steady` for several processes over one window */
+async function steadyAll(pids: number[]): Promise<{ cpu: number; rss0: number; rss1: number }[]> {
+  await sleep(WARMUP_S * 1000);
+  const c0 = pids.map(processCpuNs);
+  const t0 = performance.now();
+  const rss0 = pids.map((p) => procStatusKb(p)?.VmRSS ?? NaN);
+  await sleep(WINDOW_S * 1000);
+  const c1 = pids.map(processCpuNs);
+  const t1 = performance.now();
+  return pids.map((p, i) => ({ cpu: (c1[i]! - c0[i]!) / ((t1 - t0) * 1e6), rss0: rss0[i]!, rss1: procStatusKb(p)?.VmRSS ?? NaN }));
+}
+
 async function main(): Promise<void> {
   const py = python(MINOR);
   if (!py) throw new Error(`no pyenv CPython 3.${MINOR}`);
@@ -69,14 +88,30 @@ async function main(): Promise<void> {
     const pid = target.pid!;
     // somewhere readable and hot in the target: the interpreter state
     const addr = locateRuntime(pid).runtimeAddress;
-    console.log(`sampler cost against the floor — target ${py.label} deep.py (30 frames, one thread); window ${WINDOW_S} s after ${WARMUP_S} s, ${ROUNDS} round(s); ${machineLine()}`);
+    console.log(`sampler cost against the floor — target ${py.label} deep.py (30 frames, one thread); window ${WINDOW_S} s after ${WARMUP_S} s, ${ROUNDS} round(s), ${TOGETHER ? 'the three at once' : 'alternating'}; ${machineLine()}`);
     console.log('rate    floor CPU   Node floor (ratio)   pylens CPU   ratio   pylens RSS (start → end of window)');
     for (const rate of RATES) {
       const floors: number[] = [];
       const nodeFloors: number[] = [];
       const ours: number[] = [];
       let rss = '';
-      for (let r = 0; r < ROUNDS; r++) {
+      for (let r = 0; r < ROUNDS && TOGETHER; r++) {
+        const floor = spawn(floorBin, [String(pid), String(rate), String(WARMUP_S + WINDOW_S + 2), `0x${addr.toString(16)}`], { stdio: 'inherit' });
+        const node = spawn(process.execPath, [join(ROOT, 'bench/floor/node-floor.ts'), String(pid), String(rate), String(WARMUP_S + WINDOW_S + 2), String(addr)], { stdio: 'inherit' });
+        const rec = startRecord(pid, ['-r', String(rate), '-q', '-o', join(tmp, 'out.pylens')]);
+        try {
+          await waitForAttach(rec.child.pid!, pid);
+          const s = await steadyAll([floor.pid!, node.pid!, rec.child.pid!]);
+          floors.push(s[0]!.cpu);
+          nodeFloors.push(s[1]!.cpu);
+          ours.push(s[2]!.cpu);
+          rss = `${(s[2]!.rss0 / 1024).toFixed(0)} → ${(s[2]!.rss1 / 1024).toFixed(0)} MB`;
+        } finally {
+          for (const c of [floor, node, rec.child]) killChild(c);
+          for (const c of [floor, node, rec.child]) await exited(c);
+        }
+      }
+      for (let r = 0; r < ROUNDS && !TOGETHER; r++) {
         for (const which of r % 2 ? (['pylens', 'node', 'floor'] as const) : (['floor', 'node', 'pylens'] as const)) {
           if (which === 'floor') {
             runner = spawn(floorBin, [String(pid), String(rate), String(WARMUP_S + WINDOW_S + 2), `0x${addr.toString(16)}`], { stdio: 'inherit' });
