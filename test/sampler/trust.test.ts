@@ -471,6 +471,47 @@ test('CPU mode: threads asleep at the picture are not walked (50 sleepers beside
     }
   }));
 
+test('CPU mode: a busy thread is seen moving in the picture\'s own read (its leaf words read before and after the pages), and a sleeping one is not — on every CPython', async (t) => {
+  const code = [
+    'import threading, time',
+    'def nap():',
+    '    while True: time.sleep(0.005)',
+    'def spin():',
+    '    x = 0',
+    '    while True:',
+    '        for i in range(1000): x += i',
+    'threading.Thread(target=nap, daemon=True).start()',
+    'print("ready", flush=True)',
+    'spin()',
+  ].join('\n');
+  for (const py of pythons) {
+    const child = spawn(py.exe, ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      assert.equal(await firstLine(child, 'spin'), 'ready');
+      const p = await sampleProcess(child.pid!, { rateHz: 100, durationS: 1 });
+      const ticks = Number(p.meta.extra!.ticks);
+      const inPicture = Number(p.meta.extra!.movedInPicture);
+      let spin = 0;
+      let nap = 0;
+      for (let i = 0; i < p.samples.length; i++) {
+        const names = stackFrames(p, p.samples.stack[i]!).map((f) => frameInfo(p, f).name);
+        if (names.includes('spin')) spin++;
+        if (names.includes('nap')) nap++;
+      }
+      t.diagnostic(`${py.label}: ${ticks} ticks, moved in the picture ${inPicture}, spin() ${spin} CPU samples, nap() ${nap}`);
+      // the spinning thread, on a CPU at (nearly) every tick, is seen moving by the picture's
+      // own read from its second tick on; the bracket only adds positives, so the sleeper
+      // stays off (it is on a CPU µs per 5 ms)
+      assert.ok(inPicture >= 0.8 * (ticks - 2), `${py.label}: ${inPicture} threads seen moving in the picture in ${ticks} ticks`);
+      assert.ok(inPicture <= ticks, `${py.label}: ${inPicture} moves in the picture for one busy thread in ${ticks} ticks`);
+      assert.ok(spin >= 0.8 * ticks, `${py.label}: spin() in ${spin} CPU samples of ${ticks} ticks`);
+      assert.ok(nap <= 0.1 * ticks, `${py.label}: the sleeper in ${nap} CPU samples of ${ticks} ticks`);
+    } finally {
+      await killed(child);
+    }
+  }
+});
+
 test('wall mode: a thread that has not run since its last read is not read again (its last stack is given), one that ran is read — 40 blocked threads beside one that sleeps in a() and b() in turn, on every CPython', async (t) => {
   const code = [
     'import threading, time',

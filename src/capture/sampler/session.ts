@@ -104,10 +104,12 @@ export interface SamplerCounts {
   unrunReused: number;
   /** samples dropped because the thread was still inside pylens's start gate (python/gate) */
   gateSamples: number;
+  /** threads seen moving during the picture itself (their words read before and after its pages: `bracket`), not read again */
+  movedInPicture: number;
 }
 
 export function emptyCounts(): SamplerCounts {
-  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, clockJudged: 0, schedJudged: 0, ranThenBlocked: 0, asleepNotWalked: 0, unrunReused: 0, gateSamples: 0 };
+  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, clockJudged: 0, schedJudged: 0, ranThenBlocked: 0, asleepNotWalked: 0, unrunReused: 0, gateSamples: 0, movedInPicture: 0 };
 }
 
 /** `into` += `c`, field by field */
@@ -1233,8 +1235,10 @@ export class ProcessSampler {
       const t = walked[i]!;
       if (!t.leaf) continue;
       // moved during the picture (its words read around the pages): no read again
-      if (early.length > 0 && early.includes(t.tstate)) moved[i] = 1;
-      else leafMarkWords(this.layout, this.version.minor, t.tstate, t.leaf, words, i);
+      if (early.length > 0 && early.includes(t.tstate)) {
+        moved[i] = 1;
+        this.tally.movedInPicture++;
+      } else leafMarkWords(this.layout, this.version.minor, t.tstate, t.leaf, words, i);
     }
     if (words.n > 0) {
       this.mem.readWordList(words);
