@@ -329,6 +329,16 @@ function recordFolded(py: (typeof pythons)[number], code: string, nice?: number)
   };
 }
 
+/**
+ * Samples `a` against `b`, and the CPU time each had in truth: `a`'s share of the samples,
+ * its share of the CPU time, and the sampling noise (σ) of a share of this many samples.
+ */
+function splitAgainstTruth(a: number, b: number, trueA: number, trueB: number): { n: number; share: number; trueShare: number; sigma: number } {
+  const n = a + b;
+  const trueShare = trueA / (trueA + trueB);
+  return { n, share: a / Math.max(1, n), trueShare, sigma: Math.sqrt((trueShare * (1 - trueShare)) / Math.max(1, n)) };
+}
+
 function sleeperShare(py: (typeof pythons)[number], o: { sleepers: number; sleepS: number; spinners: number; seconds: number; nice?: number }) {
   const code = [
     'import threading, time, sys, json',
@@ -351,12 +361,9 @@ function sleeperShare(py: (typeof pythons)[number], o: { sleepers: number; sleep
   ].join('\n');
   const r = recordFolded(py, code, o.nice);
   const truth = JSON.parse(/\{"sleeper".*\}/.exec(r.stderr)![0]) as { sleeper: number; spinner: number };
-  const trueShare = truth.sleeper / (truth.sleeper + truth.spinner);
   const sleeper = r.samples(/\bsleeper\b/);
   const spinner = r.samples(/\bspinner\b/);
-  const n = sleeper + spinner;
-  const share = sleeper / Math.max(1, n);
-  const sigma = Math.sqrt((trueShare * (1 - trueShare)) / Math.max(1, n));
+  const { n, share, trueShare, sigma } = splitAgainstTruth(sleeper, spinner, truth.sleeper, truth.spinner);
   const said = `${py.label}: sleeper ${sleeper}, spinner ${spinner} samples (${(100 * share).toFixed(1)} % sleepers; their thread CPU ${(100 * trueShare).toFixed(1)} %)\n${r.stderr}`;
   return { sleeper, spinner, n, share, trueShare, sigma, said };
 }
@@ -402,12 +409,9 @@ function poolShare(py: (typeof pythons)[number], o: { workers: number; perTurn: 
   ].join('\n');
   const r = recordFolded(py, code, o.nice);
   const truth = JSON.parse(/\{"work".*\}/.exec(r.stderr)![0]) as { work: number; busy: number; items: number };
-  const trueShare = truth.work / (truth.work + truth.busy);
   const work = r.samples(/\bwork\b/);
   const busy = r.samples(/\bbusy\b/);
-  const n = work + busy;
-  const share = work / Math.max(1, n);
-  const sigma = Math.sqrt((trueShare * (1 - trueShare)) / Math.max(1, n));
+  const { n, share, trueShare, sigma } = splitAgainstTruth(work, busy, truth.work, truth.busy);
   const said = `${py.label}: work() ${work}, busy() ${busy} CPU samples (${(100 * share).toFixed(1)} % work; its thread CPU ${(100 * trueShare).toFixed(1)} % of the two, ${truth.items} items)`;
   return { work, busy, n, share, trueShare, sigma, said };
 }

@@ -850,7 +850,7 @@ export class ProcessSampler {
   walk(mem: ProcessMemory = new PageCacheMemory(this.mem), skip?: ReadonlyMap<Address, bigint>): ThreadStack[] {
     this.pauseHook.first = this.blocking;
     // the tick's memory is the same object at every tick: its type checks are kept (until the code cache is dropped)
-    if (mem === this.tickMem && (this.codeCheck === undefined || !this.codeCheck.over(mem))) this.codeCheck = new CodeTypeCheck(mem, this.layout);
+    if (mem === this.tickMem) this.codeCheck ??= new CodeTypeCheck(mem, this.layout);
     // one options object, its fields set for each walk (a tick makes none)
     const o = this.walkOpts;
     o.interpreters = this.interpreters(mem).list;

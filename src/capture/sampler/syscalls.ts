@@ -204,15 +204,20 @@ export class Syscalls {
    */
   readvInto(pid: number, addrs: readonly number[], from: number, n: number, size: number, lo: readonly number[], hi: readonly number[], at: number): number {
     n = Math.min(n, MAX_IOV);
-    for (let i = 0; i < n; i++) {
-      const w = this.localW;
-      w[4 * i] = lo[at + i]!;
-      w[4 * i + 1] = hi[at + i]!;
-      w[4 * i + 2] = size;
-      w[4 * i + 3] = 0;
-      this.setRemote(i, addrs[from + i]!, size);
-    }
+    this.setPages(0, addrs, from, n, size, lo, hi, at);
     return this.vm(pid, n);
+  }
+
+  /** iovecs `k…k+n−1`: the pages `addrs[from…]` (`size` bytes each) into native memory at `lo`/`hi[at…]` */
+  private setPages(k: number, addrs: readonly number[], from: number, n: number, size: number, lo: readonly number[], hi: readonly number[], at: number): void {
+    const w = this.localW;
+    for (let i = 0; i < n; i++, k++) {
+      w[4 * k] = lo[at + i]!;
+      w[4 * k + 1] = hi[at + i]!;
+      w[4 * k + 2] = size;
+      w[4 * k + 3] = 0;
+      this.setRemote(k, addrs[from + i]!, size);
+    }
   }
 
   /**
@@ -220,7 +225,7 @@ export class Syscalls {
    * and right after the pages, in the same call: the words into the scratch buffer, before at
    * offset 8·i, after at 8·(nw + i). The pages take as long to copy as a thread needs to run
    * a few lines: a word that differs says its thread ran during the read. At most
-   * 64 − 2·nw pages. Returns the bytes read in all (words included); short or throws like
+   * 64 − 2·(ranges of words) pages. Returns the bytes read in all (words included); short or throws like
    * `readvInto`.
    */
   readvIntoBracketed(pid: number, addrs: readonly number[], from: number, n: number, size: number, lo: readonly number[], hi: readonly number[], at: number, wAddr: readonly number[], wBytes: readonly number[], nw: number): number {
@@ -243,15 +248,7 @@ export class Syscalls {
       this.setLocal(ranges + n + r, 8 * (nw + i), len);
       this.setRemote(ranges + n + r, wAddr[i]!, len);
     }
-    const w = this.localW;
-    for (let i = 0; i < n; i++) {
-      const k = ranges + i;
-      w[4 * k] = lo[at + i]!;
-      w[4 * k + 1] = hi[at + i]!;
-      w[4 * k + 2] = size;
-      w[4 * k + 3] = 0;
-      this.setRemote(k, addrs[from + i]!, size);
-    }
+    this.setPages(ranges, addrs, from, n, size, lo, hi, at);
     return this.vm(pid, n + 2 * ranges);
   }
   private rangeStart = new Int32Array(MAX_IOV);

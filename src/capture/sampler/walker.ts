@@ -1015,31 +1015,13 @@ interface WalkContext {
 }
 
 function walkInterpreterThreads(ctx: WalkContext, interp: Address, interpId: number, out: ThreadStack[], seen: ThreadStateSet, maxThreads: number): void {
-  const { mem, layout } = ctx;
-  let tstate = mem.readPtr(interp + layout.interp.threads_head);
-  while (tstate !== 0 && !seen.has(tstate) && out.length < maxThreads) {
-    seen.add(tstate);
-    const t = threadState(mem, layout, tstate, interpId);
+  eachThreadState(ctx.mem, ctx.layout, interp, interpId, seen, () => out.length < maxThreads, (t) => {
     if (t.error === undefined) {
       if (ctx.skip !== undefined && ctx.skip.get(t.tstate) === t.pthreadId) t.asleep = true;
       else readThreadStack(ctx, t);
     }
     out.push(t);
-    tstate = mem.readPtr(tstate + layout.tstate.next);
-  }
-}
-
-/** thread state `tstate` with its pthread id and TID (or `error` when they cannot be read), no stack */
-function threadState(mem: ProcessMemory, layout: Layout, tstate: Address, interpId: number): ThreadStack {
-  const t: ThreadStack = { tid: -1, pthreadId: 0n, tstate };
-  if (interpId !== 0) t.interp = interpId;
-  try {
-    t.pthreadId = mem.readU64(tstate + layout.tstate.thread_id);
-    t.tid = layout.tstate.native_thread_id !== null ? Number(mem.readU64(tstate + layout.tstate.native_thread_id)) : Number(t.pthreadId);
-  } catch (e) {
-    t.error = e instanceof Error ? e.message : String(e);
-  }
-  return t;
+  });
 }
 
 /**
@@ -1050,7 +1032,15 @@ function eachThreadState(mem: ProcessMemory, layout: Layout, interp: Address, in
   let tstate = mem.readPtr(interp + layout.interp.threads_head);
   while (tstate !== 0 && !seen.has(tstate) && more()) {
     seen.add(tstate);
-    visit(threadState(mem, layout, tstate, interpId));
+    const t: ThreadStack = { tid: -1, pthreadId: 0n, tstate };
+    if (interpId !== 0) t.interp = interpId;
+    try {
+      t.pthreadId = mem.readU64(tstate + layout.tstate.thread_id);
+      t.tid = layout.tstate.native_thread_id !== null ? Number(mem.readU64(tstate + layout.tstate.native_thread_id)) : Number(t.pthreadId);
+    } catch (e) {
+      t.error = e instanceof Error ? e.message : String(e);
+    }
+    visit(t);
     tstate = mem.readPtr(tstate + layout.tstate.next);
   }
 }
@@ -1088,16 +1078,18 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
       error = e instanceof Error ? e.message : String(e);
     }
     keepPlan(ctx.plans, mem, t.tstate);
-    if (w !== undefined && w.complete) {
-      t.frames = w.frames;
-      ctx.lastFrames?.set(t.tstate, w.frames);
-      if (w.leaf) t.leaf = w.leaf;
-      if (w.truncated) t.truncated = true;
-      return;
-    }
+    if (w !== undefined && w.complete) return keepWalk(ctx.lastFrames, t, w);
     return readThreadStackAgain(ctx, t, { best: w, error });
   }
   readThreadStackAgain(ctx, t);
+}
+
+/** a whole walk as `t`'s stack (and as its thread state's last frames) */
+function keepWalk(lastFrames: Map<Address, Frame[]> | undefined, t: ThreadStack, w: StackWalk): void {
+  t.frames = w.frames;
+  lastFrames?.set(t.tstate, w.frames);
+  if (w.leaf) t.leaf = w.leaf;
+  if (w.truncated) t.truncated = true;
 }
 
 /** the pages the read of `tstate` went to, kept as its plan (`WalkOptions.plans`) */
@@ -1127,11 +1119,7 @@ function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: 
     } else if (refreshable) (mem as RefreshableMemory).refresh();
   };
   const end = () => {
-    if (pc && plans) {
-      const plan = plans.get(t.tstate);
-      if (plan === undefined) plans.set(t.tstate, pc.touched());
-      else pc.touchedInto(plan);
-    }
+    if (pc) keepPlan(plans, pc, t.tstate);
   };
   let resume: (() => void) | undefined;
   /** stops made; a thread stopped in the middle of a call, return or yield shows a torn chain too: it runs on and is stopped again */
@@ -1156,17 +1144,14 @@ function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: 
   try {
     if (pause?.first && first === undefined) stop(false);
     for (let attempt = 0; ; attempt++) {
-      if (attempt === 0 && first !== undefined) {
-        /* read already (readThreadStack) */
-      } else if (attempt > 0 || pc) begin(attempt);
-      if (attempt > 0 || first === undefined) try {
-        const w = walkStack(mem, layout, minor, t.tstate, { maxDepth, cache, codeCheck, last: lastFrames?.get(t.tstate) });
+      // (a first read made already, by readThreadStack, is not made again)
+      const read = attempt > 0 || first === undefined;
+      if (read && (attempt > 0 || pc)) begin(attempt);
+      if (read) try {
+        const w = walkStackWith(mem, layout, minor, t.tstate, maxDepth ?? DEFAULT_MAX_DEPTH, cache, codeCheck, lastFrames?.get(t.tstate));
         end();
         if (w.complete) {
-          t.frames = w.frames;
-          lastFrames?.set(t.tstate, w.frames);
-          if (w.leaf) t.leaf = w.leaf;
-          if (w.truncated) t.truncated = true;
+          keepWalk(lastFrames, t, w);
           if (attempt > 0) t.retries = attempt;
           return;
         }
