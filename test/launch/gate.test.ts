@@ -19,7 +19,7 @@ import { decodePylens } from '../../src/formats/pylens.ts';
 import { frameInfo, stackFrames, type Profile } from '../../src/model/profile.ts';
 import { GATE_DIR, pythonGateRefusal } from '../../src/capture/session/gate.ts';
 import { launch } from '../../src/capture/session/target.ts';
-import { inGate, type ProcessSampler } from '../../src/capture/sampler/session.ts';
+import { gatePart, inGate, withoutGate, type ProcessSampler } from '../../src/capture/sampler/session.ts';
 import { attachWhenReady } from '../../src/capture/session/session.ts';
 
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
@@ -143,6 +143,8 @@ print(json.dumps({"mark": sitecustomize.MARK, "pid": os.getpid(), "pythonpath": 
     const p = decodePylens(readFileSync(join(dir, 'app.pylens')), 'app.pylens');
     const burn = samplesIn(p, 'site_burn');
     assert.ok(burn >= 10, `the user's sitecustomize is sampled: ${burn} samples of site_burn (0.2 s at 100 Hz)`);
+    // … as site runs it: the gate's frames under it are not in the samples
+    assert.equal([...Array(p.frames.name.length).keys()].some((f) => frameInfo(p, f).file?.startsWith(GATE_DIR)), false, 'no frame of the gate');
     // Debian's python has a sitecustomize of its own (apport's hook): still the one imported
     if (pythons.some((p) => p.label.startsWith('debian'))) {
       const d = pylens(['record', '-o', join(dir, 'deb.pylens'), '--', '/usr/bin/python3.11', '-c', 'import sitecustomize, time; print(sitecustomize.__file__); time.sleep(0.2)'], { cwd: dir });
@@ -211,7 +213,7 @@ test('python gate: a sampler attached while the program starts calls onGate once
   }
 });
 
-test('inGate: a stack in the gate’s helpers or with a gate frame as leaf is the gate, so is _gate’s search for the sitecustomize it shadows; that module’s run is the program', () => {
+test('inGate / gatePart: a stack in the gate’s helpers or with a gate frame as leaf is the gate, so is _gate’s search for the sitecustomize it shadows; that module’s run is the program', () => {
   const g = (name: string, line: number) => ({ name, qualname: name, file: `${GATE_DIR}/sitecustomize.py`, line, firstLine: line });
   const o = (name: string, file: string) => ({ name, qualname: name, file, line: 1, firstLine: 1 });
   const site = [o('execsitecustomize', '<frozen site>'), o('main', '<frozen site>'), o('<module>', '<frozen site>')];
@@ -222,7 +224,16 @@ test('inGate: a stack in the gate’s helpers or with a gate frame as leaf is th
   assert.equal(inGate([o('<module>', '/usr/lib/python3/dist-packages/stat.py'), ...imp, g('_wait', 45), g('_gate', 79), g('<module>', 94), ...site]), true);
   assert.equal(inGate([g('_gate', 83), g('<module>', 94), ...site]), true);
   assert.equal(inGate([g('<module>', 20), ...imp, ...site]), true);
-  assert.equal(inGate([o('site_burn', '/home/u/site/sitecustomize.py'), o('<module>', '/home/u/site/sitecustomize.py'), ...imp, g('_gate', 83), g('<module>', 94), ...imp, ...site]), false);
+  const userSite = [o('site_burn', '/home/u/site/sitecustomize.py'), o('<module>', '/home/u/site/sitecustomize.py'), ...imp, g('_gate', 83), g('<module>', 94), ...imp, ...site];
+  assert.equal(inGate(userSite), false);
+  // the shadowed sitecustomize's run (Debian's own imports apport's hook): the program's, with the gate's frames under it — taken out of the sample
+  assert.equal(gatePart(userSite), 'through');
+  assert.deepEqual(
+    withoutGate(userSite).map((f) => f.name),
+    ['site_burn', '<module>', '_call_with_frames_removed', '_find_and_load', '_call_with_frames_removed', '_find_and_load', 'execsitecustomize', 'main', '<module>'],
+  );
+  assert.equal(gatePart([g('_wait', 57), g('_gate', 79), g('<module>', 94), ...imp, ...site]), 'held');
+  assert.equal(gatePart([o('main', '/app/main.py'), o('<module>', '/app/main.py')]), 'none');
   assert.equal(inGate([o('main', '/app/main.py'), o('<module>', '/app/main.py')]), false);
   // _gate looking for the sitecustomize it shadows, before any module of it runs: the gate's
   const find = [o('_path_stat', '<frozen importlib._bootstrap_external>'), o('find_spec', '<frozen importlib._bootstrap_external>'), o('_find_spec', '<frozen importlib._bootstrap>'), ...imp];

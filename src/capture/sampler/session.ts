@@ -31,22 +31,35 @@ import { GATE_DIR } from '../session/gate.ts';
 const GATE_FILE = `${GATE_DIR}/sitecustomize.py`;
 
 /**
- * The thread is inside pylens's start gate, its time pylens's and not the program's: a frame
- * of the gate is the leaf, or leads to it through the gate's own helpers (`_wait`,
- * `_unshadow`). The one exception is what `_gate` calls out of the gate's file: the
- * sitecustomize the gate shadows (a user's, a distribution's), which is the program's once
- * its module runs — a `<module>` frame leafward of `_gate`. The search for it before that
- * (the import system's finders, a `.pth`-installed meta path finder) is the gate's.
+ * Where a thread's stack (leaf first) stands against pylens's start gate:
+ * - `held`: inside the gate, its time pylens's and not the program's — a frame of the gate is
+ *   the leaf, or leads to it through the gate's own helpers (`_wait`, `_unshadow`), or `_gate`
+ *   is still searching for the sitecustomize it shadows (the import system's finders, a
+ *   `.pth`-installed meta path finder);
+ * - `through`: running the sitecustomize the gate shadows (a user's, a distribution's — a
+ *   `<module>` frame leafward of `_gate`): the program's time, as it would be without pylens,
+ *   though the gate's frames are under it (`withoutGate` takes them out of the sample);
+ * - `none`: no frame of the gate.
  */
-export function inGate(frames: readonly Frame[]): boolean {
+export function gatePart(frames: readonly Frame[]): 'held' | 'through' | 'none' {
   for (let i = 0; i < frames.length; i++) {
     const f = frames[i]!;
     if (f.file !== GATE_FILE) continue;
-    if (i === 0 || f.name !== '_gate') return true;
-    for (let j = 0; j < i; j++) if (frames[j]!.name === '<module>') return false;
-    return true;
+    if (i === 0 || f.name !== '_gate') return 'held';
+    for (let j = 0; j < i; j++) if (frames[j]!.name === '<module>') return 'through';
+    return 'held';
   }
-  return false;
+  return 'none';
+}
+
+/** `gatePart(frames) === 'held'` */
+export function inGate(frames: readonly Frame[]): boolean {
+  return gatePart(frames) === 'held';
+}
+
+/** the stack without the gate's frames (a new array; `frames` is left as it is) */
+export function withoutGate(frames: readonly Frame[]): Frame[] {
+  return frames.filter((f) => f.file !== GATE_FILE);
 }
 
 export interface ThreadSample {
@@ -1290,6 +1303,7 @@ export class ProcessSampler {
     }
     const out: TickResult = { threads: [], errors: 0, gone: false };
     let atGate = false;
+    let throughGate = false;
     this.tickStart = shared ?? this.ownTickStart.restart();
     this.pauser?.settle();
     try {
@@ -1333,18 +1347,27 @@ export class ProcessSampler {
           continue;
         }
         if (!t.frames || t.frames.length === 0) continue;
-        if (!this.pastGate && inGate(t.frames)) {
-          this.tally.gateSamples++;
-          atGate = true;
-          this.gateIdent = t.pthreadId;
-          continue;
+        if (!this.pastGate) {
+          const part = gatePart(t.frames);
+          if (part === 'held') {
+            this.tally.gateSamples++;
+            atGate = true;
+            this.gateIdent = t.pthreadId;
+            continue;
+          }
+          if (part === 'through') {
+            // the shadowed sitecustomize's run: the program's, shown as site runs it
+            t.frames = withoutGate(t.frames);
+            throughGate = true;
+          }
         }
         out.threads.push(described(t, i));
       }
       // a launched program leaves the gate before any of its own code runs, and never
-      // comes back: once a tick finds no thread in it, stacks are no longer searched (a
-      // program still starting while it is awaited there is searched until it has come)
-      if (!this.pastGate && out.threads.length > 0 && !atGate && this.gateArrival === undefined) this.pastGate = true;
+      // comes back: once a tick finds no thread with a frame of it, stacks are no longer
+      // searched (a program still starting while it is awaited there is searched until it
+      // has come; one still in the sitecustomize the gate imports has gate frames under it)
+      if (!this.pastGate && out.threads.length > 0 && !atGate && !throughGate && this.gateArrival === undefined) this.pastGate = true;
       if (this.skipStill) {
         this.stillLinks = links;
         this.fullTickAt = performance.now();
