@@ -536,6 +536,80 @@ test('CPU mode: a busy thread is seen moving in the picture\'s own read (its lea
   if (checked === 0 && pythons.length > 0) t.diagnostic(`no run had its spinner on a CPU of its own 90 % of the time${pin ? '' : ' (one CPU, or taskset failed)'}: the bracket bound was not checked`);
 }));
 
+test('CPU mode, steady ticks: a busy thread whose stack changes tick to tick is sampled whole the short way, and a thread that starts meanwhile is found — on every CPython', { timeout: 120_000 }, (t) => exclusive('timing', async () => {
+  const code = [
+    'import signal, threading',
+    'def late():',
+    '    x = 0',
+    '    while True:',
+    '        for i in range(1000): x += i',
+    'def leaf():',
+    '    x = 0',
+    '    for i in range(3000): x += i',
+    'def a(n):',
+    '    if n: return a(n - 1)',
+    '    leaf()',
+    'def b(n):',
+    '    if n: return b(n - 1)',
+    '    leaf()',
+    'signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=late, daemon=True).start())',
+    'print("ready", flush=True)',
+    'while True:',
+    '    a(3)',
+    '    b(8)',
+  ].join('\n');
+  const cpus = availableParallelism();
+  const pin = cpus >= 2 && spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)]).status === 0;
+  try {
+    for (const py of pythons) {
+      const child = pin ? spawn('taskset', ['-c', '1', py.exe, '-c', code], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(py.exe, ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        assert.equal(await firstLine(child, 'steady'), 'ready');
+        // a second busy thread starts halfway: until then one thread, moving at every tick
+        const c0 = threadCpuNs(child.pid!);
+        const w0 = performance.now();
+        let running = 0;
+        const half = setTimeout(() => {
+          running = (threadCpuNs(child.pid!) - c0) / ((performance.now() - w0) * 1e6);
+          child.kill('SIGUSR1');
+        }, 1000);
+        const p = await sampleProcess(child.pid!, { rateHz: 100, durationS: 2 });
+        clearTimeout(half);
+        const ticks = Number(p.meta.extra!.ticks);
+        const steady = Number(p.meta.extra!.steadyTicks);
+        const n = p.samples.length;
+        let inA = 0;
+        let inB = 0;
+        let inLate = 0;
+        for (let i = 0; i < n; i++) {
+          const names = stackFrames(p, p.samples.stack[i]!).map((f) => frameInfo(p, f).name);
+          // whole: from the thread's base, a()/b() at their full depth under <module>
+          const root = names[0]; // (root first)
+          assert.ok(root === '<module>' || root === '_bootstrap', `${py.label}: a stack rooted at ${root}: ${names.join(' > ')}`);
+          // (not checked here: that each stack is one that existed — a picture copied while the
+          // thread calls and returns can mix a() and b() frames, with the steady tick or
+          // without: see bench/README.md, sampler-cuts)
+          if (names.includes('late')) inLate++;
+          else if (names.includes('a')) inA++;
+          else if (names.includes('b')) inB++;
+        }
+        t.diagnostic(`${py.label}: ${ticks} ticks, ${steady} steady; a ${inA}, b ${inB}, late ${inLate} of ${n} samples; the main thread ran ${(100 * running).toFixed(0)} % of the first second`);
+        assert.ok(inA >= 0.1 * n && inB >= 0.2 * n, `${py.label}: a() in ${inA}, b() in ${inB} of ${n} samples`);
+        // the thread started halfway shares the GIL for the second half: about a quarter of the ticks
+        assert.ok(inLate >= 0.08 * ticks, `${py.label}: late() in ${inLate} samples of ${ticks} ticks`);
+        // alone on its CPU, the busy thread makes many ticks of the first half steady ones (those
+        // in which its last leaf's words move during the picture: about half of them, as it
+        // calls and returns; none in the second half, where the two threads share the GIL)
+        if (pin && running >= 0.9) assert.ok(steady >= 0.1 * ticks, `${py.label}: ${steady} steady ticks of ${ticks}`);
+      } finally {
+        await killed(child);
+      }
+    }
+  } finally {
+    if (pin) spawnSync('taskset', ['-a', '-p', '-c', `0-${cpus - 1}`, String(process.pid)]);
+  }
+}));
+
 test('wall mode: a thread that has not run since its last read is not read again (its last stack is given), one that ran is read — 40 blocked threads beside one that sleeps in a() and b() in turn, on every CPython', async (t) => {
   const code = [
     'import threading, time',

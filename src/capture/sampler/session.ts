@@ -21,7 +21,7 @@ import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, WordList, type Address, type PagePool, type ProcessMemory } from './memory.ts';
 import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { isTorn, mainInterpreter, ThreadNames } from './threadnames.ts';
-import { CodeTypeCheck, DEFAULT_MAX_DEPTH, leafMarkWords, listInterpreters, listThreadStates, PAGE_SIZE, PageCacheMemory, walkThreads, type CodeCache, type Frame, type InterpreterRef, type ThreadStack, type WalkOptions } from './walker.ts';
+import { CodeTypeCheck, DEFAULT_MAX_DEPTH, leafMarkWords, listInterpreters, listThreadStates, PAGE_SIZE, PageCacheMemory, walkStackWith, walkThreads, type CodeCache, type StackWalk, type Frame, type InterpreterRef, type ThreadStack, type WalkOptions } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { newAsyncReadState, readAsyncTasks, type AsyncTasks } from './asyncio.ts';
 import { AsyncioDebugError, findAsyncioDebugOffsets, type AsyncioDebugOffsets } from './asyncio-debug.ts';
@@ -60,6 +60,17 @@ export function inGate(frames: readonly Frame[]): boolean {
 /** the stack without the gate's frames (a new array; `frames` is left as it is) */
 export function withoutGate(frames: readonly Frame[]): Frame[] {
   return frames.filter((f) => f.file !== GATE_FILE);
+}
+
+/** a thread a steady tick expects (`ProcessSampler.steady`) */
+interface SteadyThread {
+  tstate: Address;
+  /** its pthread id, and as two 32-bit halves (compared with the thread state's) */
+  ident: bigint;
+  lo: number;
+  hi: number;
+  /** its OS TID */
+  tid: number;
 }
 
 export interface ThreadSample {
@@ -119,10 +130,12 @@ export interface SamplerCounts {
   gateSamples: number;
   /** threads seen moving during the picture itself (their words read before and after its pages: `bracket`), not read again */
   movedInPicture: number;
+  /** ticks made the short way (`ProcessSampler.steady`): the same moving threads, walked whole from the picture */
+  steadyTicks: number;
 }
 
 export function emptyCounts(): SamplerCounts {
-  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, clockJudged: 0, schedJudged: 0, ranThenBlocked: 0, asleepNotWalked: 0, unrunReused: 0, gateSamples: 0, movedInPicture: 0 };
+  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, clockJudged: 0, schedJudged: 0, ranThenBlocked: 0, asleepNotWalked: 0, unrunReused: 0, gateSamples: 0, movedInPicture: 0, steadyTicks: 0 };
 }
 
 /** `into` += `c`, field by field */
@@ -498,10 +511,18 @@ const WAITING_LEAVES: ReadonlyMap<string, ReadonlySet<string>> = new Map([
 ]);
 
 export function isWaitingLeaf(f: Frame): boolean {
-  const slash = f.file.lastIndexOf('/');
-  const names = WAITING_LEAVES.get(slash >= 0 ? f.file.slice(slash + 1) : f.file);
-  return names !== undefined && names.has(f.name);
+  // by the whole file name, whose hash the string keeps: no slice and no new hash per sample
+  let names = waitingByFile.get(f.file);
+  if (names === undefined) {
+    const slash = f.file.lastIndexOf('/');
+    names = WAITING_LEAVES.get(slash >= 0 ? f.file.slice(slash + 1) : f.file) ?? null;
+    if (waitingByFile.size >= 4096) waitingByFile.clear(); // bounded: files come and go
+    waitingByFile.set(f.file, names);
+  }
+  return names !== null && names.has(f.name);
 }
+/** file → its waiting leaves (`WAITING_LEAVES` by base name), null for none */
+const waitingByFile = new Map<string, ReadonlySet<string> | null>();
 
 /** the sampler thread's own scheduler file, for its se.exec_start (one for the process) */
 let selfStates: TaskStates | undefined;
@@ -951,8 +972,10 @@ export class ProcessSampler {
    * run state and GIL holder of each. Throws like `walkThreads` (and ProcessGoneError).
    */
   private readThreads(skipAsleep = false, reuseUnrun = false): { walked: ThreadStack[]; holder: Address | null; described: (t: ThreadStack, i: number) => ThreadSample } {
-    // a torn thread walk refreshes the tick's pages and reads that thread again (walker.ts)
-    const mem = this.tickPages();
+    // a torn thread walk refreshes the tick's pages and reads that thread again (walker.ts);
+    // a steady tick that handed over has fetched them already
+    const mem = this.fetched ? this.tickMem! : this.tickPages();
+    this.fetched = false;
     // the states of the threads judged by their state last tick, read at the picture
     const early = this.earlyTids;
     this.earlyTids = this.nextEarlyTids;
@@ -1277,6 +1300,114 @@ export class ProcessSampler {
   private markWords = new WordList();
 
   /**
+   * The steady tick (CPU mode: `skipAsleep`). A busy process's ticks are alike: the same few
+   * threads, each running Python, each seen moving in the picture's own read (the bracket).
+   * After a full tick that found exactly that, the next tick first tries the short way: the
+   * picture (one call: the last tick's pages, the threads' leaf words around them), the same
+   * thread states in the same order (address and pthread id), each thread's words moved, each
+   * stack walked whole and validated (`walkStackWith`, as the full tick walks it), within
+   * MOVED_TRUST_MS of the picture. Each thread is then on a CPU (a move read in the picture:
+   * `movedInPicture`), as the full tick would judge it, with no judgement to make, no thread
+   * object, no re-read. Anything else — a thread that did not move, a thread more or less, a
+   * torn or cut walk, the code cache due to be dropped, the interpreter list due to be read
+   * again and changed — hands over to the full tick, over the pages already fetched (no call
+   * made twice). `steady`: the threads of the last full tick that allowed it.
+   */
+  private steady: SteadyThread[] | undefined;
+  /** this tick's pages are fetched already (a steady tick handed over: `readThreads` uses them) */
+  private fetched = false;
+  private steadyWalks: (StackWalk | undefined)[] = [];
+
+  /** the threads a steady tick expects, when this full tick allows the next to be one (see `steady`) */
+  private steadyFrom(walked: ThreadStack[], out: TickResult): SteadyThread[] | undefined {
+    if (!this.skipAsleep || this.cpuRule !== 'moving' || this.skipStill || this.reuseUnrun || this.blocking || !this.pastGate) return undefined;
+    // 3.14 reads its code generation at every tick; the tick's type checks exist from the first walk
+    if (this.layout.interp.code_object_generation != null || this.codeCheck === undefined) return undefined;
+    const n = walked.length;
+    const moved = this.describeMoved;
+    if (n === 0 || n > ProcessSampler.MAX_BRACKETED || out.threads.length !== n || moved === undefined || this.early.size > 0 || !this.describeMovedTrusted) return undefined;
+    if (this.interps === undefined || this.interps.list.length !== 1) return undefined;
+    const last = this.steady;
+    let same = last !== undefined && last.length === n;
+    for (let i = 0; i < n; i++) {
+      const t = walked[i]!;
+      const s = out.threads[i]!;
+      if (moved[i] !== 1 || t.error !== undefined || t.retries || t.torn || t.truncated || t.paused || t.asleep || t.interp !== undefined || t.leaf === undefined) return undefined;
+      if (!s.tidIsOs || s.ident !== t.pthreadId || s.frames !== t.frames || s.frames.length === 0) return undefined;
+      if (same && (last![i]!.tstate !== t.tstate || last![i]!.ident !== t.pthreadId || last![i]!.tid !== s.tid)) same = false;
+    }
+    if (same) return last;
+    const st: SteadyThread[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = walked[i]!;
+      st.push({ tstate: t.tstate, ident: t.pthreadId, lo: Number(t.pthreadId & 0xffffffffn), hi: Number(t.pthreadId >> 32n), tid: out.threads[i]!.tid });
+    }
+    return st;
+  }
+
+  /** a steady tick (see `steady`), or undefined: the full tick goes on from here */
+  private steadyTick(st: SteadyThread[]): TickResult | undefined {
+    this.steady = undefined;
+    // the full tick drops the code cache when due
+    if (this.codeCache.size > this.codeCacheMax || Date.now() - this.codeCacheBorn >= this.codeCacheTtlMs) return undefined;
+    const mem = this.tickPages();
+    this.fetched = true;
+    const n = st.length;
+    if (this.bracketMoved.length !== n) return undefined;
+    const L = this.layout;
+    const minor = this.version.minor;
+    const interps = this.interpreters(mem).list;
+    if (interps.length !== 1) return undefined;
+    let tstate = mem.readPtr(interps[0]!.address + L.interp.threads_head);
+    for (let k = 0; k < n; k++) {
+      const s = st[k]!;
+      if (tstate !== s.tstate || mem.readU32(tstate + L.tstate.thread_id) !== s.lo || mem.readU32(tstate + L.tstate.thread_id + 4) !== s.hi) return undefined;
+      tstate = mem.readPtr(tstate + L.tstate.next);
+    }
+    if (tstate !== 0) return undefined;
+    const pictureAt = performance.now();
+    const walks = this.steadyWalks;
+    const maxDepth = this.maxDepth ?? DEFAULT_MAX_DEPTH;
+    for (let k = 0; k < n; k++) {
+      const s = st[k]!;
+      mem.resetTouched();
+      const w = walkStackWith(mem, L, minor, s.tstate, maxDepth, this.codeCache, this.codeCheck, this.lastFrames.get(s.tstate));
+      const plan = this.plans.get(s.tstate);
+      if (plan !== undefined) mem.touchedInto(plan);
+      if (!w.complete || w.truncated || w.leaf === undefined || w.frames.length === 0) return undefined;
+      walks[k] = w;
+    }
+    if (performance.now() - pictureAt > MOVED_TRUST_MS) return undefined;
+    const holder = gilHolder(mem, L, this.runtime.runtimeAddress, minor, this.gilStruct());
+    mem.allTouchedInto(this.tickPlan);
+    // as the full tick: each thread on a CPU (its move read in the picture), the next picture brackets it again
+    this.fetched = false;
+    this.walkedLast = n;
+    const out: TickResult = { threads: [], errors: 0, gone: false };
+    for (let k = 0; k < n; k++) {
+      const s = st[k]!;
+      const w = walks[k]!;
+      walks[k] = undefined;
+      this.lastFrames.set(s.tstate, w.frames);
+      leafMarkWords(L, minor, s.tstate, w.leaf!, this.bracket, s.tstate);
+      this.tally.movedInPicture++;
+      out.threads.push({
+        tid: s.tid,
+        tidIsOs: true,
+        ident: s.ident,
+        frames: w.frames,
+        state: isWaitingLeaf(w.frames[0]!) ? 'idle' : 'on-cpu',
+        holdsGil: holder !== null && holder !== 0 && holder === s.tstate,
+        truncated: false,
+        torn: false,
+      });
+    }
+    this.tally.steadyTicks++;
+    this.steady = st;
+    return out;
+  }
+
+  /**
    * One read of the process. `shared`: the sampler thread's tick start for a tick that
    * samples several processes (the Recorder's children, the agent's targets): read once, when
    * a CPU judgement of any of them first needs it, for all of them.
@@ -1301,11 +1432,24 @@ export class ProcessSampler {
         if (links === 2) return { threads: [], errors: 0, gone: true };
       }
     }
-    const out: TickResult = { threads: [], errors: 0, gone: false };
     let atGate = false;
     let throughGate = false;
     this.tickStart = shared ?? this.ownTickStart.restart();
     this.pauser?.settle();
+    this.fetched = false;
+    if (this.steady !== undefined) {
+      try {
+        const r = this.steadyTick(this.steady);
+        if (r !== undefined) {
+          this.states.endTick();
+          return r;
+        }
+      } catch (e) {
+        if (e instanceof ProcessGoneError) return { threads: [], errors: 0, gone: true };
+        // anything else: the full tick reads it again, and says what it finds
+      }
+    }
+    const out: TickResult = { threads: [], errors: 0, gone: false };
     try {
       const skipAsleep = this.skipAsleep && this.pastGate;
       const reuse = this.reuseUnrun && this.pastGate && !skipAsleep;
@@ -1368,6 +1512,7 @@ export class ProcessSampler {
       // searched (a program still starting while it is awaited there is searched until it
       // has come; one still in the sitecustomize the gate imports has gate frames under it)
       if (!this.pastGate && out.threads.length > 0 && !atGate && !throughGate && this.gateArrival === undefined) this.pastGate = true;
+      this.steady = this.steadyFrom(walked, out);
       if (this.skipStill) {
         this.stillLinks = links;
         this.fullTickAt = performance.now();

@@ -796,7 +796,7 @@ export function walkStack(
 }
 
 /** `walkStack` with its options as arguments (no object made per walk) */
-function walkStackWith(mem: ProcessMemory, layout: Layout, minor: number, tstate: Address, maxDepth: number, cache: CodeCache, codeCheck: CodeTypeCheck | undefined, last: readonly Frame[] | undefined): StackWalk {
+export function walkStackWith(mem: ProcessMemory, layout: Layout, minor: number, tstate: Address, maxDepth: number, cache: CodeCache, codeCheck: CodeTypeCheck | undefined, last: readonly Frame[] | undefined): StackWalk {
   const F = layout.frame;
   // frames are gathered in a reused array and copied out at the end, or, when they are the
   // thread's last walk's frames (`opts.last`: the Frame objects are shared), that array is
