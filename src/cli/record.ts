@@ -291,7 +291,7 @@ async function finishEbpf(cpu: Awaited<ReturnType<CpuSampling['stop']>>, py: Pro
     errorCount: m.errorCount,
     ...(m.overhead ? { overhead: { ...m.overhead, method: `${m.overhead.method} (the sampler's; bpftrace's in-kernel sampling is not in it)` } } : {}),
     extra: {
-      ...withoutKeys(m.extra ?? {}, ['runnableWaiting', 'clockJudged', 'schedJudged', 'ranThenBlocked', 'asleepNotWalked', 'unrunReused', 'movedInPicture', 'steadyTicks']),
+      ...withoutKeys(m.extra ?? {}, ['runnableWaiting', 'clockJudged', 'schedJudged', 'ranThenBlocked', 'asleepNotWalked', 'unrunReused', 'movedInPicture', 'steadyTicks', 'unsteadyStacks']),
       cpuRule: EBPF_CPU_RULE,
       samplerSamples: m.sampleCount,
       ebpfMatched: stats.matched,

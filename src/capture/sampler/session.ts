@@ -132,10 +132,12 @@ export interface SamplerCounts {
   movedInPicture: number;
   /** ticks made the short way (`ProcessSampler.steady`): the same moving threads, walked whole from the picture */
   steadyTicks: number;
+  /** stacks given from an unsteady walk: the thread kept calling or returning over every read (walker.ts `StackWalk.unsteady`) */
+  unsteadyStacks: number;
 }
 
 export function emptyCounts(): SamplerCounts {
-  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, clockJudged: 0, schedJudged: 0, ranThenBlocked: 0, asleepNotWalked: 0, unrunReused: 0, gateSamples: 0, movedInPicture: 0, steadyTicks: 0 };
+  return { retriedWalks: 0, walkRereads: 0, tornStacks: 0, depthCutStacks: 0, pausedWalks: 0, pauses: 0, pausedNs: 0, pauseFailures: 0, pauseBudgetSkips: 0, runnableWaiting: 0, clockJudged: 0, schedJudged: 0, ranThenBlocked: 0, asleepNotWalked: 0, unrunReused: 0, gateSamples: 0, movedInPicture: 0, steadyTicks: 0, unsteadyStacks: 0 };
 }
 
 /** `into` += `c`, field by field */
@@ -1015,6 +1017,7 @@ export class ProcessSampler {
         this.tally.walkRereads += t.retries;
       }
       if (t.paused) this.tally.pausedWalks++;
+      if (t.unsteady) this.tally.unsteadyStacks++;
       if (t.torn) this.tally.tornStacks++;
       else if (t.truncated) this.tally.depthCutStacks++;
     }
@@ -1044,7 +1047,12 @@ export class ProcessSampler {
    * near-instant picture of the target.
    */
   private tickPages(): PageCacheMemory {
-    const mem = (this.tickMem ??= new PageCacheMemory(this.mem, this.pagesA));
+    let mem = this.tickMem;
+    if (mem === undefined) {
+      mem = this.tickMem = new PageCacheMemory(this.mem, this.pagesA);
+      // each page copied twice in the picture's call: a chain that changed while it was copied is read again (walker.ts chainChanged)
+      mem.twins = true;
+    }
     mem.restart();
     const bracket = this.bracket;
     this.bracketMoved.length = 0;
@@ -1374,7 +1382,7 @@ export class ProcessSampler {
       const w = walkStackWith(mem, L, minor, s.tstate, maxDepth, this.codeCache, this.codeCheck, this.lastFrames.get(s.tstate));
       const plan = this.plans.get(s.tstate);
       if (plan !== undefined) mem.touchedInto(plan);
-      if (!w.complete || w.truncated || w.leaf === undefined || w.frames.length === 0) return undefined;
+      if (!w.complete || w.unsteady !== undefined || w.truncated || w.leaf === undefined || w.frames.length === 0) return undefined;
       walks[k] = w;
     }
     if (performance.now() - pictureAt > MOVED_TRUST_MS) return undefined;

@@ -66,6 +66,8 @@ export interface ThreadStack {
   interp?: number;
   /** not walked: the caller knew the thread asleep (`WalkOptions.skip`); no frames */
   asleep?: boolean;
+  /** its stack is an unsteady walk (`StackWalk.unsteady`): the same functions in both copies of the picture, its depth from the first */
+  unsteady?: boolean;
 }
 
 export interface WalkerRuntime {
@@ -273,6 +275,15 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   private slotAddr = new Float64Array(64);
   private slotBuf: (Uint8Array | null)[] = [];
   private slotView: (DataView | undefined)[] = [];
+  /** the page's second copy, made in the same call right after the first (`twins`), else undefined */
+  private slotTwin: (DataView | undefined)[] = [];
+  /**
+   * `prefetch` copies each page twice in its one call: all the pages, then all of them again
+   * (`sameInTwin` compares the two). A running thread's chain that differs between the copies
+   * changed while the picture was taken. Only where pages go to a native pool (process_vm_readv).
+   */
+  twins = false;
+  private twinList: Address[] = [];
   /** page number → slot + 1, valid where `hashGen` holds the current `gen` (refresh: gen + 1) */
   private hashSlot = new Int32Array(256);
   private hashGen = new Int32Array(256);
@@ -334,6 +345,7 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     this.slotAddr[s] = p;
     this.slotBuf[s] = b;
     this.slotView[s] = view;
+    this.slotTwin[s] = undefined;
     this.touchMark[s] = 0;
     if (2 * this.nSlots > this.hashSlot.length) this.growHash();
     else this.insert(p, s);
@@ -434,14 +446,17 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
         this.at = off;
         return this.lastView!;
       }
-      const v = this.slotView[this.pageSlot(first)];
+      const slot = this.pageSlot(first);
+      const v = this.slotView[slot];
       if (v !== undefined) {
         this.lastPage = first;
         this.lastView = v;
+        this.lastTwin = this.slotTwin[slot];
         this.at = off;
         return v;
       }
     }
+    this.lastTwin = undefined;
     const b = this.read(addr, len);
     this.at = 0;
     return new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -503,11 +518,17 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   /** the page `viewFor` gave last (-1: none), already touched */
   private lastPage = -1;
   private lastView: DataView | undefined;
+  private lastTwin: DataView | undefined;
+  /** the second copy of the page `viewFor` gave last, at the same offsets (`twins`); undefined: none (or bytes across pages) */
+  get twin(): DataView | undefined {
+    return this.lastTwin;
+  }
 
   /** forget every page: the next reads go to the target again (page buffers are reused) */
   refresh(): void {
     this.lastPage = -1;
     this.lastView = undefined;
+    this.lastTwin = undefined;
     this.nSlots = 0;
     this.used = 0;
     this.nTouched = 0;
@@ -575,16 +596,50 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     want.length = 0;
     for (let i = 0; i < pages.length; i++) if (this.slotOf(pages[i]!) < 0) want.push(pages[i]!);
     const pool = this.pool;
-    for (let from = 0; from < want.length; from += 64) {
-      const count = Math.min(64, want.length - from);
-      const n = (this.inner as ProcMemory).readPagesToPool(want, from, count, pool, this.used, from === 0 ? bracket : undefined);
-      for (let i = 0; i < n; i++) {
+    // twins: each call copies its pages, then the same pages again (with the bracket's ranges, 64 at most)
+    const per = this.twins ? PAGES_PER_TWIN_CALL : 64;
+    const list = this.twins ? this.twinList : want;
+    for (let from = 0; from < want.length; from += per) {
+      const count = Math.min(per, want.length - from);
+      let n: number;
+      if (this.twins) {
+        for (let i = 0; i < count; i++) list[i] = list[count + i] = want[from + i]!;
+        list.length = 2 * count;
+        n = (this.inner as ProcMemory).readPagesToPool(list, 0, 2 * count, pool, this.used, from === 0 ? bracket : undefined);
+      } else n = (this.inner as ProcMemory).readPagesToPool(want, from, count, pool, this.used, from === 0 ? bracket : undefined);
+      const first = Math.min(n, count);
+      for (let i = 0; i < first; i++) {
         const b = pool.bufs[this.used + i]!;
         this.addSlot(want[from + i]!, b, this.poolView(this.used + i, b));
       }
+      // the second copies (a call cut short by a page it could not read leaves some without one)
+      for (let i = count; i < n; i++) this.slotTwin[this.nSlots - first + (i - count)] = this.poolView(this.used + i, pool.bufs[this.used + i]!);
       this.used += n;
-      if (n < count) return; // a page that cannot be read: the rest on demand
+      if (first < count) return; // a page that cannot be read: the rest on demand
     }
+  }
+
+  /**
+   * Do the `len` bytes at `addr` (inside one page) read the same in the page's two copies
+   * (`twins`)? 1 yes, 0 no, -1 the page has no second copy (read on demand, or not cached).
+   */
+  sameInTwin(addr: Address, len: number): -1 | 0 | 1 {
+    const off = (addr >>> 0) & (PAGE_SIZE - 1);
+    if (off + len > PAGE_SIZE) return -1;
+    const s = this.slotOf(addr - off);
+    if (s < 0) return -1;
+    const a = this.slotView[s];
+    const b = this.slotTwin[s];
+    if (a === undefined || b === undefined) return -1;
+    let i = 0;
+    for (; i + 4 <= len; i += 4) if (a.getUint32(off + i, true) !== b.getUint32(off + i, true)) return 0;
+    for (; i < len; i++) if (a.getUint8(off + i) !== b.getUint8(off + i)) return 0;
+    return 1;
+  }
+
+  /** can pages be read with a second copy here (`twins` set, and a native page pool)? */
+  get twinning(): boolean {
+    return this.twins && this.pool !== undefined && this.pool.native;
   }
   private want: Address[] = [];
   private one: Address[] = [0];
@@ -637,6 +692,8 @@ export class CodeTypeCheck {
 }
 
 const MAX_FRAMES_PER_CODE = 4096;
+/** pages a twinned prefetch call copies (twice each: 40 ranges, and 24 left for the bracket's words) */
+const PAGES_PER_TWIN_CALL = 20;
 
 /** The (shared, immutable) Frame for `info` at bytecode `offset`; `notStarted` → its first line. */
 function frameOf(info: CodeInfo, offset: number, notStarted: boolean): Frame {
@@ -696,6 +753,16 @@ export interface StackWalk {
    */
   complete: boolean;
   why?: string;
+  /**
+   * whole, with the same functions in both copies of the picture, but `moved`: the thread
+   * called or returned while it was copied (its current-frame pointer, 3.8–3.10 a frame's
+   * state, differs between the copies), so the innermost frames may be ones it had just left —
+   * read again `UNSTEADY_REREADS` times; or `apart`: a frame lies on a page read on its own,
+   * after the picture, compared with nothing — read again up to the walk's retries, its
+   * pages fetched together. A thread that never holds still (a tight recursion) is given its
+   * last such read
+   */
+  unsteady?: 'moved' | 'apart';
   /** where the thread was, to tell later whether it has moved on (`leafMarkWords`) */
   leaf?: LeafMark;
 }
@@ -817,6 +884,48 @@ export function walkStackWith(mem: ProcessMemory, layout: Layout, minor: number,
 /** reused by every `walkStack` (walks are synchronous, one at a time) */
 const SCRATCH_FRAMES: Frame[] = [];
 
+/*
+ * Torn pictures. The target runs while the picture's pages are copied, one after another: a
+ * thread that calls or returns meanwhile can leave a chain that mixes two moments — a caller's
+ * frame from before a return, above it its callee's from after a new call at the same place
+ * (3.11+ frames reuse their slots in the data stack; 3.8–3.10 frame objects come back from
+ * free lists) —, every frame of it executing and the chain ending at the thread's base, so no
+ * other check sees it: `a > leaf > b` for a program in which a and b never call each other
+ * (5–10 % of the samples of such a loop on 3.8–3.10, 0.3–1.4 % on 3.11/3.12, before this).
+ * So the picture copies each page twice in its one call (`PageCacheMemory.twins`), and the
+ * walk compares, frame by frame, the two copies:
+ * - a frame whose function (its code; 3.11+ its owner) differs held another function at some
+ *   moment of the picture: the walk is torn, read again (`heldAnother`);
+ * - links alone that differ — the current frame (`currentFrameSame`), 3.8–3.10 a frame's
+ *   state, with the same function at every place — are a thread calling and returning while
+ *   it was copied: its innermost frames may be ones it had just left (`unsteady: 'moved'`),
+ *   read again `UNSTEADY_REREADS` times. A thread deep in a recursion never holds still: its
+ *   last such read is given, the functions in it the ones that were there;
+ * - a frame on a page read on its own, after the picture (the chain went to pages the last
+ *   read did not), is compared with nothing (`unsteady: 'apart'`): read again, its pages
+ *   fetched together, up to the walk's retries.
+ */
+
+/**
+ * Is the thread's current-frame pointer (3.11/3.12: and the cframe it is read through) the same
+ * in both copies of the picture? 1 yes; 0 no — the thread called or returned while it was
+ * copied, and the innermost frames read may be ones it had left, their slots not yet reused
+ * (`StackWalk.unsteady`); -1 no second copy.
+ */
+function currentFrameSame(pc: PageCacheMemory, layout: Layout, minor: number, tstate: Address, cframe: Address): -1 | 0 | 1 {
+  if (minor <= 10) return pc.sameInTwin(tstate + layout.tstate.frame!, 8);
+  if (minor <= 12) {
+    const r = pc.sameInTwin(tstate + layout.tstate.cframe!, 8);
+    return r !== 1 || cframe === 0 ? r : pc.sameInTwin(cframe + layout.cframe.current_frame!, 8);
+  }
+  return pc.sameInTwin(tstate + layout.tstate.current_frame!, 8);
+}
+
+/** a walk that met a frame holding another function in the picture's second copy: torn (see Torn pictures above) */
+function heldAnother(frames: Frame[], frame: Address): StackWalk {
+  return { frames, truncated: false, complete: false, why: `frame 0x${frame.toString(16)} held another function while the picture was copied` };
+}
+
 function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: number, tstate: Address, maxDepth: number, cache: CodeCache, F: Layout['frame'], codeCheck: CodeTypeCheck | undefined): StackWalk {
   let frame: Address;
   let cframe = 0;
@@ -847,6 +956,12 @@ function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: nu
   /** the last frame visited runs a generator, coroutine or async generator (3.8–3.10) */
   let lastGenerator = false;
   const pc = mem instanceof PageCacheMemory ? mem : undefined;
+  // the picture's second copies (Torn pictures, above): a frame's function in both, its state (3.8–3.10), pages read apart
+  const twinning = pc !== undefined && pc.twinning;
+  const ownerAt = minor >= 11 ? F.owner : null;
+  const stateAt = minor <= 9 ? F.executing : minor === 10 ? F.state : null;
+  let apart = false;
+  let stateMoved = false;
   /** frames visited (including skipped shims) */
   let visited = 0;
   while (frame !== 0) {
@@ -864,6 +979,18 @@ function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: nu
     if (pc !== undefined) {
       d = pc.viewFor(frame, F.size);
       o = pc.at;
+      if (twinning) {
+        // the frame's function the same in the picture's second copy
+        const tw = pc.twin;
+        if (tw === undefined) {
+          if (pc.sameInTwin(frame + F.code, 8) === 0 || (ownerAt != null && pc.sameInTwin(frame + ownerAt, 1) === 0)) return heldAnother(frames, frame);
+          if (pc.sameInTwin(frame + F.code, 8) === -1) apart = true;
+        } else {
+          if (tw.getUint32(o + F.code, true) !== d.getUint32(o + F.code, true) || tw.getUint32(o + F.code + 4, true) !== d.getUint32(o + F.code + 4, true)) return heldAnother(frames, frame);
+          if (ownerAt != null && tw.getUint8(o + ownerAt) !== d.getUint8(o + ownerAt)) return heldAnother(frames, frame);
+          if (stateAt != null && tw.getUint8(o + stateAt) !== d.getUint8(o + stateAt)) stateMoved = true;
+        }
+      }
     } else d = dv(mem.read(frame, F.size));
     // 3.14: f_executable is a _PyStackRef whose low bits are tags (layout.frame.executable_tag_bits)
     const code = minor >= 14 ? untagExecutable(d.getBigUint64(o + F.code, true), F.executable_tag_bits ?? 0) : u64(d, o + F.code);
@@ -909,6 +1036,23 @@ function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: nu
     }
     frame = previous;
   }
+  // the functions of the chain as read are the ones that were there: the same in the pages' second copies
+  let unsteady: 'moved' | 'apart' | undefined;
+  if (twinning) {
+    // a frame or the current frame on a page read apart from the picture (its chain went to
+    // pages the last read did not: a recursion's frame objects on 3.8–3.10) is compared with
+    // nothing: unsteady, read again, and given if no read holds still
+    const r = currentFrameSame(pc!, layout, minor, tstate, cframe);
+    if (apart || r === -1) unsteady = 'apart';
+    else if (r === 0 || stateMoved) unsteady = 'moved';
+  }
+  const w = complete(frames, truncated, leaf, minor, lastOwner, lastGenerator, generatorOwner, owners314);
+  if (unsteady !== undefined && w.complete) w.unsteady = unsteady;
+  return w;
+}
+
+/** the end of `walkInto`: does the chain end where a thread's stack ends (see `walkStack`)? */
+function complete(frames: Frame[], truncated: boolean, leaf: LeafMark, minor: number, lastOwner: number, lastGenerator: boolean, generatorOwner: number, owners314: { generator: number; firstShim: number } | undefined): StackWalk {
   if (truncated) return { frames, truncated, complete: true, leaf };
   if (minor <= 10) {
     // a running generator's frame is linked to its caller (f_back) before it is marked
@@ -996,6 +1140,12 @@ export function listInterpreters(mem: ProcessMemory, rt: WalkerRuntime, layout: 
 }
 
 const MAX_INTERPRETERS = 256;
+/**
+ * Reads again of a thread whose walks are whole but unsteady (it called or returned while its
+ * picture was copied) before its last such walk is taken: a thread between two calls holds
+ * still for the next read most often; one in a tight recursion never does, and costs two reads more.
+ */
+const UNSTEADY_REREADS = 2;
 /** times one thread may be stopped in one tick */
 const MAX_STOPS = 3;
 
@@ -1078,7 +1228,7 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
       error = e instanceof Error ? e.message : String(e);
     }
     keepPlan(ctx.plans, mem, t.tstate);
-    if (w !== undefined && w.complete) return keepWalk(ctx.lastFrames, t, w);
+    if (w !== undefined && w.complete && w.unsteady === undefined) return keepWalk(ctx.lastFrames, t, w);
     return readThreadStackAgain(ctx, t, { best: w, error });
   }
   readThreadStackAgain(ctx, t);
@@ -1087,6 +1237,7 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
 /** a whole walk as `t`'s stack (and as its thread state's last frames) */
 function keepWalk(lastFrames: Map<Address, Frame[]> | undefined, t: ThreadStack, w: StackWalk): void {
   t.frames = w.frames;
+  if (w.unsteady !== undefined) t.unsteady = true;
   lastFrames?.set(t.tstate, w.frames);
   if (w.leaf) t.leaf = w.leaf;
   if (w.truncated) t.truncated = true;
@@ -1103,7 +1254,9 @@ function keepPlan(plans: Map<Address, Address[]> | undefined, pc: PageCacheMemor
 /** `readThreadStack` from the start, or after a first read (`first`) that did not hold together */
 function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: StackWalk | undefined; error: string | undefined }): void {
   const { mem, layout, minor, maxDepth, cache, codeCheck, maxRetries, pause, plans, lastFrames } = ctx;
-  let best: StackWalk | undefined = first?.best;
+  // a whole walk of a thread that called or returned while it was copied: given if no read holds still
+  let unsteady: StackWalk | undefined = first?.best?.complete ? first.best : undefined;
+  let best: StackWalk | undefined = unsteady === undefined ? first?.best : undefined;
   let error: string | undefined = first?.error;
   const refreshable = isRefreshable(mem);
   const retries = refreshable ? maxRetries : 0;
@@ -1150,18 +1303,25 @@ function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: 
       if (read) try {
         const w = walkStackWith(mem, layout, minor, t.tstate, maxDepth ?? DEFAULT_MAX_DEPTH, cache, codeCheck, lastFrames?.get(t.tstate));
         end();
-        if (w.complete) {
+        if (w.complete && (w.unsteady === undefined || attempt >= (w.unsteady === 'moved' ? UNSTEADY_REREADS : retries))) {
           keepWalk(lastFrames, t, w);
           if (attempt > 0) t.retries = attempt;
           return;
         }
-        if (best === undefined || w.frames.length > best.frames.length) best = w;
+        if (w.complete) unsteady = w;
+        else if (best === undefined || w.frames.length > best.frames.length) best = w;
       } catch (e) {
         end();
         error = e instanceof Error ? e.message : String(e);
       }
       // lock-free reads up to `retries`; then (and after every read while stopped) a stop
       const last = attempt >= retries || resume !== undefined;
+      if (last && unsteady !== undefined) {
+        // torn reads after one that was whole (unsteady): that one
+        keepWalk(lastFrames, t, unsteady);
+        if (attempt > 0) t.retries = attempt;
+        return;
+      }
       if (last && !stop()) {
         if (attempt > 0) t.retries = attempt;
         if (best !== undefined && best.frames.length > 0) {
