@@ -618,10 +618,11 @@ test('CPU mode, steady ticks: a busy thread whose stack changes tick to tick is 
         assert.ok(inA >= 0.1 * n && inB >= 0.2 * n, `${py.label}: a() in ${inA}, b() in ${inB} of ${n} samples`);
         // the thread started halfway shares the GIL for the second half: about a quarter of the ticks
         assert.ok(inLate >= 0.08 * ticks, `${py.label}: late() in ${inLate} samples of ${ticks} ticks`);
-        // alone on its CPU, the busy thread makes many ticks of the first half steady ones (those
-        // in which its last leaf's words move during the picture: about half of them, as it
-        // calls and returns; none in the second half, where the two threads share the GIL)
-        if (pin && running >= 0.9) assert.ok(steady >= 0.1 * ticks, `${py.label}: ${steady} steady ticks of ${ticks}`);
+        // alone on its CPU, the busy thread makes some ticks of the first half steady ones (those
+        // in which its last leaf's words move during the picture and it neither calls nor
+        // returns while the picture is copied: 8–25 % of all ticks here; none in the second
+        // half, where the two threads share the GIL)
+        if (pin && running >= 0.9) assert.ok(steady >= 0.03 * ticks, `${py.label}: ${steady} steady ticks of ${ticks}`);
       } finally {
         await killed(child);
       }

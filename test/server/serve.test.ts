@@ -162,7 +162,7 @@ test('API: list and filter, a profile with its function summary, report, diff, m
   const extraSeries = tr.series.find((x) => x.name === 'extra')!;
   assert.equal(extraSeries.points[0], null);
   assert.ok(extraSeries.points[1]! > 0.2);
-  assert.ok(tr.series.find((x) => x.name === 'encode')!.points.every((v) => v !== null && v > 0.3));
+  assert.ok(tr.series.find((x) => x.name === 'encode')!.points.every((v) => v !== null && v > 0.3), JSON.stringify(tr.series));
   assert.ok(!tr.series.some((x) => x.name === '<module>'), 'the shared root says nothing over time');
   // source heat: the script, found under the folder its short name was cut from
   const srcs = (await get(`/api/profiles/${v2!.id}/sources`)).json as unknown as { files: { file: string; path: string | null; total: number }[] };

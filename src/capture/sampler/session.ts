@@ -896,10 +896,22 @@ export class ProcessSampler {
     o.plans = this.plans;
     o.lastFrames = this.lastFrames;
     o.skip = skip;
+    o.running = undefined;
+    if (mem === this.tickMem) {
+      // read from the picture: the thread that could run Python then
+      const h = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, this.gilStruct());
+      if (h !== null) {
+        this.pictureHolder.length = 0;
+        // … and was on a CPU at the last tick: a thread just woken (a pool worker given an
+        // item) is read as found — read again, its burst was half under-counted
+        if (h !== 0 && this.onCpuLast.includes(h)) this.pictureHolder.push(h);
+        o.running = this.pictureHolder;
+      }
+    }
     o.codeCheck = mem === this.tickMem ? this.codeCheck : undefined;
     return walkThreads(mem, this.runtime, this.layout, this.version, o);
   }
-  private walkOpts: WalkOptions = { pageCache: false, interpreters: [], cache: undefined, maxDepth: undefined, pause: undefined, plans: undefined, lastFrames: undefined, skip: undefined, codeCheck: undefined };
+  private walkOpts: WalkOptions = { pageCache: false, interpreters: [], cache: undefined, maxDepth: undefined, pause: undefined, plans: undefined, lastFrames: undefined, skip: undefined, running: undefined, codeCheck: undefined };
   private codeCheck: CodeTypeCheck | undefined;
 
   /**
@@ -1065,6 +1077,10 @@ export class ProcessSampler {
       }
     }
     bracket.clear();
+    const last = this.onCpuLast;
+    this.onCpuLast = this.onCpuNow;
+    this.onCpuNow = last;
+    last.length = 0;
     return mem;
   }
   /**
@@ -1077,6 +1093,14 @@ export class ProcessSampler {
   private bracket = new WordList();
   /** the thread states whose bracket words moved during this tick's picture */
   private bracketMoved: Address[] = [];
+  /**
+   * the thread holding the GIL in this tick's picture (one thread state, none when it cannot
+   * be read): only its unsteady walks are read again (`WalkOptions.running`)
+   */
+  private pictureHolder: Address[] = [];
+  /** the thread states judged on a CPU at the last tick (`onCpuNow`: this tick's) */
+  private onCpuLast: Address[] = [];
+  private onCpuNow: Address[] = [];
   /** threads bracketed at most (their words and the pages share one call's 64 ranges) */
   static readonly MAX_BRACKETED = 4;
   private describeMoved: Int8Array | undefined;
@@ -1154,7 +1178,8 @@ export class ProcessSampler {
     // while it most likely still runs that burst (the walk finds them in the tick's cache)
     if (first >= 0 && tids.includes(first)) {
       const t = this.lastOfTid.get(first);
-      if (t !== undefined) mem.prefetch(this.plans.get(t.tstate) ?? [t.tstate - (t.tstate % PAGE_SIZE)]);
+      // (all of them read anew together, those of the picture too: its walk reads one moment)
+      if (t !== undefined) mem.reload(this.plans.get(t.tstate) ?? [t.tstate - (t.tstate % PAGE_SIZE)]);
       let judged = this.judgeByState(first);
       // asleep now, it has let go of the GIL since the picture, which takes a CPU: it ran
       // then (as ranThenBlocked), unless it sleeps holding the GIL still (a C call that keeps it)
@@ -1247,6 +1272,7 @@ export class ProcessSampler {
       if (on === false) this.nextUnrunAsk.push(tid);
       else this.unrunClock.delete(tid);
     }
+    if (on === true) this.onCpuNow.push(t.tstate);
     const running = on === true && !(frames.length > 0 && isWaitingLeaf(frames[0]!));
     const out: ThreadSample = {
       tid: tid ?? t.tid,
@@ -1399,6 +1425,7 @@ export class ProcessSampler {
       this.lastFrames.set(s.tstate, w.frames);
       leafMarkWords(L, minor, s.tstate, w.leaf!, this.bracket, s.tstate);
       this.tally.movedInPicture++;
+      this.onCpuNow.push(s.tstate);
       out.threads.push({
         tid: s.tid,
         tidIsOs: true,

@@ -111,6 +111,15 @@ export interface WalkOptions {
    */
   skip?: ReadonlyMap<Address, bigint>;
   /**
+   * the thread states that could run Python during the picture (the session's: the GIL's
+   * holder in it): only their unsteady walks are read again (`StackWalk.unsteady`). Another
+   * thread waits for the GIL or runs C code without it, and its frames do not change: its
+   * walk is taken as read (read again, a pool of threads woken by a queue, each runnable and
+   * waiting for the GIL, cost the tick so many reads that the woken worker's burst of work
+   * was half under-counted). Undefined: every thread could.
+   */
+  running?: readonly Address[] | undefined;
+  /**
    * the type checks' cache (`CodeTypeCheck` over this walk's memory), kept by a caller that
    * walks the same memory at every tick; dropped with its code cache (a type's address could
    * be reused)
@@ -277,6 +286,9 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
   private slotView: (DataView | undefined)[] = [];
   /** the page's second copy, made in the same call right after the first (`twins`), else undefined */
   private slotTwin: (DataView | undefined)[] = [];
+  /** the read (`twinRead`) a slot's copies come from: copies of an earlier read are not compared with a later one's */
+  private slotRead = new Int32Array(64);
+  private twinRead = 1;
   /**
    * `prefetch` copies each page twice in its one call: all the pages, then all of them again
    * (`sameInTwin` compares the two). A running thread's chain that differs between the copies
@@ -341,6 +353,9 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
       const m = new Int32Array(2 * this.touchMark.length);
       m.set(this.touchMark);
       this.touchMark = m;
+      const r = new Int32Array(2 * this.slotRead.length);
+      r.set(this.slotRead);
+      this.slotRead = r;
     }
     this.slotAddr[s] = p;
     this.slotBuf[s] = b;
@@ -451,7 +466,7 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
       if (v !== undefined) {
         this.lastPage = first;
         this.lastView = v;
-        this.lastTwin = this.slotTwin[slot];
+        this.lastTwin = this.slotRead[slot] === this.twinRead ? this.slotTwin[slot] : undefined;
         this.at = off;
         return v;
       }
@@ -595,10 +610,35 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     const want = this.want;
     want.length = 0;
     for (let i = 0; i < pages.length; i++) if (this.slotOf(pages[i]!) < 0) want.push(pages[i]!);
-    const pool = this.pool;
+    this.fetch(want, bracket);
+  }
+
+  /**
+   * Read these pages again now, together (as `prefetch`, twinned where `twins`), in place of
+   * the copies held; every other page is kept. A thread's walk read again after a torn one
+   * reads its own pages anew, not every thread's (a pool of 200 threads, each read apart from
+   * the picture, would otherwise drop the picture for all that follow). Starts a new
+   * `touched` list. Without a page pool: `refresh`.
+   */
+  reload(pages: readonly Address[]): void {
+    if (this.pool === undefined) return this.refresh();
+    this.resetTouched();
+    this.lastView = undefined;
+    this.lastTwin = undefined;
+    // the pages kept are of an earlier moment: read by a walk of these, they count as read apart
+    this.twinRead++;
+    const want = this.want;
+    want.length = 0;
+    for (let i = 0; i < pages.length; i++) want.push(pages[i]!);
+    this.fetch(want, undefined);
+  }
+
+  /** read `want` (pages, each once) into new pool buffers: a cached page's slot takes the new copy, another gets a slot */
+  private fetch(want: readonly Address[], bracket: WordList | undefined): void {
+    const pool = this.pool!;
     // twins: each call copies its pages, then the same pages again (with the bracket's ranges, 64 at most)
     const per = this.twins ? PAGES_PER_TWIN_CALL : 64;
-    const list = this.twins ? this.twinList : want;
+    const list = this.twinList;
     for (let from = 0; from < want.length; from += per) {
       const count = Math.min(per, want.length - from);
       let n: number;
@@ -608,16 +648,29 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
         n = (this.inner as ProcMemory).readPagesToPool(list, 0, 2 * count, pool, this.used, from === 0 ? bracket : undefined);
       } else n = (this.inner as ProcMemory).readPagesToPool(want, from, count, pool, this.used, from === 0 ? bracket : undefined);
       const first = Math.min(n, count);
+      const slots = this.fetchSlots;
       for (let i = 0; i < first; i++) {
         const b = pool.bufs[this.used + i]!;
-        this.addSlot(want[from + i]!, b, this.poolView(this.used + i, b));
+        const p = want[from + i]!;
+        let s = this.slotOf(p);
+        if (s < 0) s = this.addSlot(p, b, this.poolView(this.used + i, b));
+        else {
+          this.slotBuf[s] = b;
+          this.slotView[s] = this.poolView(this.used + i, b);
+          this.slotTwin[s] = undefined;
+        }
+        slots[i] = s;
       }
       // the second copies (a call cut short by a page it could not read leaves some without one)
-      for (let i = count; i < n; i++) this.slotTwin[this.nSlots - first + (i - count)] = this.poolView(this.used + i, pool.bufs[this.used + i]!);
+      for (let i = count; i < n; i++) {
+        this.slotTwin[slots[i - count]!] = this.poolView(this.used + i, pool.bufs[this.used + i]!);
+        this.slotRead[slots[i - count]!] = this.twinRead;
+      }
       this.used += n;
       if (first < count) return; // a page that cannot be read: the rest on demand
     }
   }
+  private fetchSlots = new Int32Array(64);
 
   /**
    * Do the `len` bytes at `addr` (inside one page) read the same in the page's two copies
@@ -630,7 +683,7 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
     if (s < 0) return -1;
     const a = this.slotView[s];
     const b = this.slotTwin[s];
-    if (a === undefined || b === undefined) return -1;
+    if (a === undefined || b === undefined || this.slotRead[s] !== this.twinRead) return -1;
     let i = 0;
     for (; i + 4 <= len; i += 4) if (a.getUint32(off + i, true) !== b.getUint32(off + i, true)) return 0;
     for (; i < len; i++) if (a.getUint8(off + i) !== b.getUint8(off + i)) return 0;
@@ -961,6 +1014,8 @@ function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: nu
   const ownerAt = minor >= 11 ? F.owner : null;
   const stateAt = minor <= 9 ? F.executing : minor === 10 ? F.state : null;
   let apart = false;
+  /** a frame was read from the picture (twinned): the thread was in it */
+  let inPicture = false;
   let stateMoved = false;
   /** frames visited (including skipped shims) */
   let visited = 0;
@@ -985,7 +1040,9 @@ function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: nu
         if (tw === undefined) {
           if (pc.sameInTwin(frame + F.code, 8) === 0 || (ownerAt != null && pc.sameInTwin(frame + ownerAt, 1) === 0)) return heldAnother(frames, frame);
           if (pc.sameInTwin(frame + F.code, 8) === -1) apart = true;
+          else inPicture = true;
         } else {
+          inPicture = true;
           if (tw.getUint32(o + F.code, true) !== d.getUint32(o + F.code, true) || tw.getUint32(o + F.code + 4, true) !== d.getUint32(o + F.code + 4, true)) return heldAnother(frames, frame);
           if (ownerAt != null && tw.getUint8(o + ownerAt) !== d.getUint8(o + ownerAt)) return heldAnother(frames, frame);
           if (stateAt != null && tw.getUint8(o + stateAt) !== d.getUint8(o + stateAt)) stateMoved = true;
@@ -1038,7 +1095,10 @@ function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: nu
   }
   // the functions of the chain as read are the ones that were there: the same in the pages' second copies
   let unsteady: 'moved' | 'apart' | undefined;
-  if (twinning) {
+  // a thread none of whose frames was in the picture (asleep at the last tick, its pages not
+  // fetched with the others: a pool worker woken for a burst) is read as it is found: read
+  // again later, it would more often be found back asleep, and its burst under-counted
+  if (twinning && inPicture) {
     // a frame or the current frame on a page read apart from the picture (its chain went to
     // pages the last read did not: a recursion's frame objects on 3.8–3.10) is compared with
     // nothing: unsteady, read again, and given if no read holds still
@@ -1092,7 +1152,7 @@ export function walkThreads(
   const maxThreads = opts.maxThreads ?? 4096;
   const out: ThreadStack[] = [];
   const seen = new ThreadStateSet();
-  const ctx: WalkContext = { mem, layout, minor, maxDepth: opts.maxDepth, cache, codeCheck, maxRetries: opts.maxRetries ?? 8, pause: opts.pause, plans: opts.plans, lastFrames: opts.lastFrames, skip: opts.skip };
+  const ctx: WalkContext = { mem, layout, minor, maxDepth: opts.maxDepth, cache, codeCheck, maxRetries: opts.maxRetries ?? 8, pause: opts.pause, plans: opts.plans, lastFrames: opts.lastFrames, skip: opts.skip, running: opts.running };
   const interps = opts.interpreters ?? listInterpreters(mem, rt, layout);
   for (let i = 0; i < interps.length; i++) walkInterpreterThreads(ctx, interps[i]!.address, interps[i]!.id, out, seen, maxThreads);
   return out;
@@ -1162,6 +1222,7 @@ interface WalkContext {
   plans: Map<Address, Address[]> | undefined;
   lastFrames: Map<Address, Frame[]> | undefined;
   skip: ReadonlyMap<Address, bigint> | undefined;
+  running: readonly Address[] | undefined;
 }
 
 function walkInterpreterThreads(ctx: WalkContext, interp: Address, interpId: number, out: ThreadStack[], seen: ThreadStateSet, maxThreads: number): void {
@@ -1228,10 +1289,21 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
       error = e instanceof Error ? e.message : String(e);
     }
     keepPlan(ctx.plans, mem, t.tstate);
-    if (w !== undefined && w.complete && w.unsteady === undefined) return keepWalk(ctx.lastFrames, t, w);
+    if (w !== undefined && w.complete && holds(w, ctx, t)) return keepWalk(ctx.lastFrames, t, w);
     return readThreadStackAgain(ctx, t, { best: w, error });
   }
   readThreadStackAgain(ctx, t);
+}
+
+/** a whole walk that need not be read again: steady, or unsteady for a thread that was not running Python (`WalkOptions.running`) */
+function holds(w: StackWalk, ctx: WalkContext, t: ThreadStack): boolean {
+  if (w.unsteady === undefined) return true;
+  // a thread that does not hold the GIL runs no Python: its frames cannot have changed
+  if (ctx.running !== undefined && !ctx.running.includes(t.tstate)) {
+    w.unsteady = undefined;
+    return true;
+  }
+  return false;
 }
 
 /** a whole walk as `t`'s stack (and as its thread state's last frames) */
@@ -1267,8 +1339,7 @@ function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: 
       // the first read of a running thread uses the pages the tick fetched together
       // (session.ts); a thread stopped first (blocking) is read as it is now, stopped
       if (attempt === 0 && pc.prefetched && !t.paused) return pc.resetTouched();
-      pc.refresh();
-      pc.prefetch(plans?.get(t.tstate) ?? [t.tstate - (t.tstate % PAGE_SIZE)]);
+      pc.reload(plans?.get(t.tstate) ?? [t.tstate - (t.tstate % PAGE_SIZE)]);
     } else if (refreshable) (mem as RefreshableMemory).refresh();
   };
   const end = () => {
@@ -1303,7 +1374,7 @@ function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: 
       if (read) try {
         const w = walkStackWith(mem, layout, minor, t.tstate, maxDepth ?? DEFAULT_MAX_DEPTH, cache, codeCheck, lastFrames?.get(t.tstate));
         end();
-        if (w.complete && (w.unsteady === undefined || attempt >= (w.unsteady === 'moved' ? UNSTEADY_REREADS : retries))) {
+        if (w.complete && (holds(w, ctx, t) || attempt >= (w.unsteady === 'moved' ? UNSTEADY_REREADS : retries))) {
           keepWalk(lastFrames, t, w);
           if (attempt > 0) t.retries = attempt;
           return;
