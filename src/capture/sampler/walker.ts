@@ -615,9 +615,11 @@ export class PageCacheMemory extends BaseMemory implements RefreshableMemory {
 
   /**
    * Read these pages again now, together (as `prefetch`, twinned where `twins`), in place of
-   * the copies held; every other page is kept. A thread's walk read again after a torn one
-   * reads its own pages anew, not every thread's (a pool of 200 threads, each read apart from
-   * the picture, would otherwise drop the picture for all that follow). Starts a new
+   * the copies held; every other page is kept, and counts from now on as read apart (its
+   * copies are not compared with these). The session reads the GIL holder's pages so, right
+   * after the picture: its walk reads one moment, the others keep the picture. (A torn walk's
+   * re-read refreshes the whole cache instead: kept pages of an earlier moment, read by the
+   * re-read walk, left churn.py's stacks torn on every read, 3–8 % marked.) Starts a new
    * `touched` list. Without a page pool: `refresh`.
    */
   reload(pages: readonly Address[]): void {
@@ -1339,7 +1341,8 @@ function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: 
       // the first read of a running thread uses the pages the tick fetched together
       // (session.ts); a thread stopped first (blocking) is read as it is now, stopped
       if (attempt === 0 && pc.prefetched && !t.paused) return pc.resetTouched();
-      pc.reload(plans?.get(t.tstate) ?? [t.tstate - (t.tstate % PAGE_SIZE)]);
+      pc.refresh();
+      pc.prefetch(plans?.get(t.tstate) ?? [t.tstate - (t.tstate % PAGE_SIZE)]);
     } else if (refreshable) (mem as RefreshableMemory).refresh();
   };
   const end = () => {
