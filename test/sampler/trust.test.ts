@@ -34,6 +34,22 @@ function killed(child: ChildProcess): Promise<void> {
   return new Promise((r) => child.once('exit', () => r()));
 }
 
+/**
+ * `body` with the sampler (this process) on CPU 0 and the targets it spawns through `target`
+ * on CPU 1 (taskset): the sampler's wake-ups never push a target's busy thread off its CPU.
+ * `pinned` is false where that cannot be done (one CPU, no taskset): targets run anywhere.
+ */
+async function onTwoCpus(body: (target: (args: string[]) => ChildProcess, pinned: boolean) => Promise<void>): Promise<void> {
+  const cpus = availableParallelism();
+  const pinned = cpus >= 2 && spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)]).status === 0;
+  const target = (args: string[]) => (pinned ? spawn('taskset', ['-c', '1', ...args], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(args[0]!, args.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] }));
+  try {
+    await body(target, pinned);
+  } finally {
+    if (pinned) spawnSync('taskset', ['-a', '-p', '-c', `0-${cpus - 1}`, String(process.pid)]);
+  }
+}
+
 async function churn(exe: string, seconds: number): Promise<ChildProcess> {
   const child = spawn(exe, [join(WORKLOADS, 'churn.py'), String(seconds), '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
   assert.equal(await firstLine(child, 'churn.py'), 'ready');
@@ -509,14 +525,13 @@ test('CPU mode: a busy thread is seen moving in the picture\'s own read (its lea
     'print("ready", flush=True)',
     'spin()',
   ].join('\n');
-  // the sampler (this process) on CPU 0, the target on CPU 1: the sampler's wake-ups never
-  // push the spinner off its CPU, so a spinner that runs is running during the picture
-  const cpus = availableParallelism();
-  const pin = cpus >= 2 && spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)]).status === 0;
+  // the sampler on one CPU, the target on the other: a spinner that runs is running during the picture
   let checked = 0;
-  try {
+  let pin = false;
+  await onTwoCpus(async (target, pinned) => {
+  pin = pinned;
   for (const py of pythons) {
-    const child = pin ? spawn('taskset', ['-c', '1', py.exe, '-c', code], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(py.exe, ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = target([py.exe, '-c', code]);
     try {
       assert.equal(await firstLine(child, 'spin'), 'ready');
       // the main thread spins: its CPU time over the run says how much of it it was running
@@ -550,9 +565,7 @@ test('CPU mode: a busy thread is seen moving in the picture\'s own read (its lea
       await killed(child);
     }
   }
-  } finally {
-    if (pin) spawnSync('taskset', ['-a', '-p', '-c', `0-${cpus - 1}`, String(process.pid)]);
-  }
+  });
   // on a machine this loaded (or with one CPU) the bound says nothing: the test says so
   if (checked === 0 && pythons.length > 0) t.diagnostic(`no run had its spinner on a CPU of its own 90 % of the time${pin ? '' : ' (one CPU, or taskset failed)'}: the bracket bound was not checked`);
 }));
@@ -579,11 +592,9 @@ test('CPU mode, steady ticks: a busy thread whose stack changes tick to tick is 
     '    a(3)',
     '    b(8)',
   ].join('\n');
-  const cpus = availableParallelism();
-  const pin = cpus >= 2 && spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)]).status === 0;
-  try {
+  await onTwoCpus(async (target, pin) => {
     for (const py of pythons) {
-      const child = pin ? spawn('taskset', ['-c', '1', py.exe, '-c', code], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(py.exe, ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = target([py.exe, '-c', code]);
       try {
         assert.equal(await firstLine(child, 'steady'), 'ready');
         // a second busy thread starts halfway: until then one thread, moving at every tick
@@ -627,9 +638,7 @@ test('CPU mode, steady ticks: a busy thread whose stack changes tick to tick is 
         await killed(child);
       }
     }
-  } finally {
-    if (pin) spawnSync('taskset', ['-a', '-p', '-c', `0-${cpus - 1}`, String(process.pid)]);
-  }
+  });
 }));
 
 test('wall mode: a thread that has not run since its last read is not read again (its last stack is given), one that ran is read — 40 blocked threads beside one that sleeps in a() and b() in turn, on every CPython', async (t) => {
