@@ -21,7 +21,7 @@ import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, WordList, type Address, type PagePool, type ProcessMemory } from './memory.ts';
 import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { isTorn, mainInterpreter, ThreadNames } from './threadnames.ts';
-import { CodeTypeCheck, DEFAULT_MAX_DEPTH, leafMarkWords, listInterpreters, listThreadStates, PAGE_SIZE, PageCacheMemory, walkStackWith, walkThreads, type CodeCache, type StackWalk, type Frame, type InterpreterRef, type ThreadStack, type WalkOptions } from './walker.ts';
+import { CodeTypeCheck, DEFAULT_MAX_DEPTH, keepPlan, leafMarkWords, listInterpreters, listThreadStates, PAGE_SIZE, PageCacheMemory, walkStackWith, walkThreads, type CodeCache, type StackWalk, type Frame, type InterpreterRef, type ThreadStack, type WalkOptions } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { newAsyncReadState, readAsyncTasks, type AsyncTasks } from './asyncio.ts';
 import { AsyncioDebugError, findAsyncioDebugOffsets, type AsyncioDebugOffsets } from './asyncio-debug.ts';
@@ -882,8 +882,12 @@ export class ProcessSampler {
     return this.interps;
   }
 
-  /** one raw walk of every thread (for callers that need more than `tick` keeps); `skip`: threads not to walk (`WalkOptions.skip`) */
-  walk(mem: ProcessMemory = new PageCacheMemory(this.mem), skip?: ReadonlyMap<Address, bigint>): ThreadStack[] {
+  /**
+   * one raw walk of every thread (for callers that need more than `tick` keeps); `skip`:
+   * threads not to walk (`WalkOptions.skip`); `pictureGil`: the GIL's holder in the tick's
+   * picture (`gilHolder`), whose unsteady walk alone is read again (`WalkOptions.running`)
+   */
+  walk(mem: ProcessMemory = new PageCacheMemory(this.mem), skip?: ReadonlyMap<Address, bigint>, pictureGil?: Address | null): ThreadStack[] {
     this.pauseHook.first = this.blocking;
     // the tick's memory is the same object at every tick: its type checks are kept (until the code cache is dropped)
     if (mem === this.tickMem) this.codeCheck ??= new CodeTypeCheck(mem, this.layout);
@@ -897,16 +901,13 @@ export class ProcessSampler {
     o.lastFrames = this.lastFrames;
     o.skip = skip;
     o.running = undefined;
-    if (mem === this.tickMem) {
-      // read from the picture: the thread that could run Python then
-      const h = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, this.gilStruct());
-      if (h !== null) {
-        this.pictureHolder.length = 0;
-        // … and was on a CPU at the last tick: a thread just woken (a pool worker given an
-        // item) is read as found — read again, its burst was half under-counted
-        if (h !== 0 && this.onCpuLast.includes(h)) this.pictureHolder.push(h);
-        o.running = this.pictureHolder;
-      }
+    if (mem === this.tickMem && pictureGil != null) {
+      // the thread that could run Python in the picture, if it was on a CPU at the last tick:
+      // a thread just woken (a pool worker given an item) is read as found — read again, its
+      // burst was half under-counted
+      this.pictureHolder.length = 0;
+      if (pictureGil !== 0 && this.onCpuLast.includes(pictureGil)) this.pictureHolder.push(pictureGil);
+      o.running = this.pictureHolder;
     }
     o.codeCheck = mem === this.tickMem ? this.codeCheck : undefined;
     return walkThreads(mem, this.runtime, this.layout, this.version, o);
@@ -1010,7 +1011,9 @@ export class ProcessSampler {
     this.reuseNow = reuseUnrun;
     if (reuseUnrun) this.askUnrun();
     else if (this.unrunNow.size > 0) this.unrunNow.clear();
-    if (this.cpuRule === 'moving') this.judgeEarly(mem, skipAsleep ? this.pictureHolderTid(mem) : -1);
+    // the GIL's holder in the picture: judged first (CPU mode), and the one thread whose unsteady walks are read again
+    const pictureGil = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, this.gilStruct());
+    if (this.cpuRule === 'moving') this.judgeEarly(mem, skipAsleep ? this.tidHolding(pictureGil) : -1);
     else if (this.early.size > 0) this.early.clear();
     if (skipAsleep) {
       for (const [tid, judged] of this.early) {
@@ -1021,7 +1024,7 @@ export class ProcessSampler {
     if (this.tidOfPthread.size > 4096) this.tidOfPthread.clear();
     // the picture's time: the pages were fetched at the start of the tick (tickPages)
     const pictureAt = performance.now();
-    const walked = this.walk(mem, this.asleepSkip.size > 0 ? this.asleepSkip : undefined);
+    const walked = this.walk(mem, this.asleepSkip.size > 0 ? this.asleepSkip : undefined, pictureGil);
     this.walkedLast = walked.length;
     for (const t of walked) {
       if (t.retries) {
@@ -1062,7 +1065,7 @@ export class ProcessSampler {
     let mem = this.tickMem;
     if (mem === undefined) {
       mem = this.tickMem = new PageCacheMemory(this.mem, this.pagesA);
-      // each page copied twice in the picture's call: a chain that changed while it was copied is read again (walker.ts chainChanged)
+      // each page copied twice in the picture's call: a chain that changed while it was copied is read again (walker.ts, Torn pictures)
       mem.twins = true;
     }
     mem.restart();
@@ -1195,9 +1198,8 @@ export class ProcessSampler {
     }
   }
 
-  /** OS TID of the thread holding the GIL in this tick's picture (its pages fetched at the start), or -1 */
-  private pictureHolderTid(mem: ProcessMemory): number {
-    const holder = gilHolder(mem, this.layout, this.runtime.runtimeAddress, this.version.minor, this.gilStruct());
+  /** OS TID of the thread whose state is `holder` (the GIL's, as `gilHolder` gives it), or -1 */
+  private tidHolding(holder: Address | null): number {
     return holder === null || holder === 0 ? -1 : (this.tidOfTstate.get(holder) ?? -1);
   }
   /** does thread state `tstate` hold the GIL now (read from the target, not the picture)? undefined: unreadable */
@@ -1406,8 +1408,7 @@ export class ProcessSampler {
       const s = st[k]!;
       mem.resetTouched();
       const w = walkStackWith(mem, L, minor, s.tstate, maxDepth, this.codeCache, this.codeCheck, this.lastFrames.get(s.tstate));
-      const plan = this.plans.get(s.tstate);
-      if (plan !== undefined) mem.touchedInto(plan);
+      keepPlan(this.plans, mem, s.tstate);
       if (!w.complete || w.unsteady !== undefined || w.truncated || w.leaf === undefined || w.frames.length === 0) return undefined;
       walks[k] = w;
     }

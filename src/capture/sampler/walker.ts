@@ -1040,8 +1040,10 @@ function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: nu
         // the frame's function the same in the picture's second copy
         const tw = pc.twin;
         if (tw === undefined) {
-          if (pc.sameInTwin(frame + F.code, 8) === 0 || (ownerAt != null && pc.sameInTwin(frame + ownerAt, 1) === 0)) return heldAnother(frames, frame);
-          if (pc.sameInTwin(frame + F.code, 8) === -1) apart = true;
+          // (a frame across two pages: word by word)
+          const sameCode = pc.sameInTwin(frame + F.code, 8);
+          if (sameCode === 0 || (ownerAt != null && pc.sameInTwin(frame + ownerAt, 1) === 0)) return heldAnother(frames, frame);
+          if (sameCode === -1) apart = true;
           else inPicture = true;
         } else {
           inPicture = true;
@@ -1318,7 +1320,7 @@ function keepWalk(lastFrames: Map<Address, Frame[]> | undefined, t: ThreadStack,
 }
 
 /** the pages the read of `tstate` went to, kept as its plan (`WalkOptions.plans`) */
-function keepPlan(plans: Map<Address, Address[]> | undefined, pc: PageCacheMemory, tstate: Address): void {
+export function keepPlan(plans: Map<Address, Address[]> | undefined, pc: PageCacheMemory, tstate: Address): void {
   if (plans === undefined) return;
   const plan = plans.get(tstate);
   if (plan === undefined) plans.set(tstate, pc.touched());
