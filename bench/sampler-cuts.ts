@@ -53,54 +53,51 @@ export function countCuts(p: Profile): CutCounts {
 
 const pct = (n: number, d: number) => (d ? ((100 * n) / d).toFixed(2) : '-') + ' %';
 
+/**
+ * Each pyenv CPython (or the one --python names) at each rate: `script ARGS` from
+ * bench/workloads started, sampled in-process for SECONDS once it prints `ready`, its profile
+ * given to `row`, the process killed.
+ */
+async function eachRun(script: string, args: string[], ready: string, row: (minor: number, rate: number, p: Profile) => void): Promise<void> {
+  for (const py of benchPythons()) {
+    if (ONLY && `3.${py.minor}` !== ONLY) continue;
+    if (!py.label.startsWith('pyenv')) continue;
+    for (const rate of RATES) {
+      const child = spawn(py.exe, [`${WORKLOADS}/${script}`, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await new LineReader(child).next(ready);
+        row(py.minor, rate, await sampleProcess(child.pid!, { rateHz: rate, durationS: SECONDS, ...(BLOCKING ? { blocking: true } : {}) } as never));
+      } finally {
+        killChild(child);
+        await exited(child);
+      }
+    }
+  }
+}
 
 async function main(): Promise<void> {
   console.log(`sampler cut stacks — churn.py, ${SECONDS} s per run${BLOCKING ? ', --blocking' : ''}; ${machineLine()}`);
   console.log('python   rate   samples  unmarked cut  marked [truncated]  errors  retried walks  ticks (missed)  pauses  paused % of wall');
-  for (const py of benchPythons()) {
-    if (ONLY && `3.${py.minor}` !== ONLY) continue;
-    if (!py.label.startsWith('pyenv')) continue;
-    for (const rate of RATES) {
-      const child = spawn(py.exe, [`${WORKLOADS}/churn.py`, String(SECONDS + 3), '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
-      try {
-        await new LineReader(child).next('churn.py ready');
-        const p = await sampleProcess(child.pid!, { rateHz: rate, durationS: SECONDS, ...(BLOCKING ? { blocking: true } : {}) } as never);
-        const c = countCuts(p);
-        console.log(
-          `3.${py.minor}`.padEnd(8) + String(rate).padStart(5) + String(c.samples).padStart(10) + pct(c.unmarked, c.samples).padStart(14) +
-            pct(c.marked, c.samples).padStart(20) + String(c.errors).padStart(8) + String(c.retries).padStart(15) +
-            `${c.ticks} (${c.missed})`.padStart(16) + String(c.pauses).padStart(8) + pct(c.pausedMs, SECONDS * 1000).padStart(18),
-        );
-        for (const e of c.examples) console.log(`         e.g. ${e.slice(0, 160)}`);
-      } finally {
-        killChild(child);
-        await exited(child);
-      }
-    }
-  }
+  await eachRun('churn.py', [String(SECONDS + 3), '1'], 'churn.py ready', (minor, rate, p) => {
+    const c = countCuts(p);
+    console.log(
+      `3.${minor}`.padEnd(8) + String(rate).padStart(5) + String(c.samples).padStart(10) + pct(c.unmarked, c.samples).padStart(14) +
+        pct(c.marked, c.samples).padStart(20) + String(c.errors).padStart(8) + String(c.retries).padStart(15) +
+        `${c.ticks} (${c.missed})`.padStart(16) + String(c.pauses).padStart(8) + pct(c.pausedMs, SECONDS * 1000).padStart(18),
+    );
+    for (const e of c.examples) console.log(`         e.g. ${e.slice(0, 160)}`);
+  });
   console.log(`\nstacks that never existed — apart.py (a(3) and b(8) to one leaf, in turn), ${SECONDS} s per run`);
   console.log('python   rate   samples  never existed  retried walks  unsteady given  marked [truncated]  pauses');
-  for (const py of benchPythons()) {
-    if (ONLY && `3.${py.minor}` !== ONLY) continue;
-    if (!py.label.startsWith('pyenv')) continue;
-    for (const rate of RATES) {
-      const child = spawn(py.exe, [`${WORKLOADS}/apart.py`, String(SECONDS + 3)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      try {
-        await new LineReader(child).next('apart.py ready');
-        const p = await sampleProcess(child.pid!, { rateHz: rate, durationS: SECONDS, ...(BLOCKING ? { blocking: true } : {}) } as never);
-        const c = countCuts(p);
-        const x = apartImpossible(p);
-        console.log(
-          `3.${py.minor}`.padEnd(8) + String(rate).padStart(5) + String(c.samples).padStart(10) + pct(x.impossible, c.samples).padStart(15) +
-            String(c.retries).padStart(15) + String(Number(p.meta.extra?.unsteadyStacks ?? 0)).padStart(16) + pct(c.marked, c.samples).padStart(20) + String(c.pauses).padStart(8),
-        );
-        for (const e of x.examples) console.log(`         e.g. ${e.slice(0, 160)}`);
-      } finally {
-        killChild(child);
-        await exited(child);
-      }
-    }
-  }
+  await eachRun('apart.py', [String(SECONDS + 3)], 'apart.py ready', (minor, rate, p) => {
+    const c = countCuts(p);
+    const x = apartImpossible(p);
+    console.log(
+      `3.${minor}`.padEnd(8) + String(rate).padStart(5) + String(c.samples).padStart(10) + pct(x.impossible, c.samples).padStart(15) +
+        String(c.retries).padStart(15) + String(Number(p.meta.extra?.unsteadyStacks ?? 0)).padStart(16) + pct(c.marked, c.samples).padStart(20) + String(c.pauses).padStart(8),
+    );
+    for (const e of x.examples) console.log(`         e.g. ${e.slice(0, 160)}`);
+  });
 }
 
 if (import.meta.main) await main();

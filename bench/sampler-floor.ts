@@ -52,15 +52,7 @@ export function processCpuNs(pid: number): number {
 
 /** CPU share of one core and RSS (kB, start and end) of `pid` over WINDOW_S after WARMUP_S. */
 async function steady(pid: number): Promise<{ cpu: number; rss0: number; rss1: number }> {
-  await sleep(WARMUP_S * 1000);
-  const c0 = processCpuNs(pid);
-  const t0 = performance.now();
-  const rss0 = procStatusKb(pid)?.VmRSS ?? NaN;
-  await sleep(WINDOW_S * 1000);
-  const c1 = processCpuNs(pid);
-  const t1 = performance.now();
-  const rss1 = procStatusKb(pid)?.VmRSS ?? NaN;
-  return { cpu: (c1 - c0) / ((t1 - t0) * 1e6), rss0, rss1 };
+  return (await steadyAll([pid]))[0]!;
 }
 
 /** `steady` for several processes over one window */
