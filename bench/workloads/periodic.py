@@ -11,7 +11,9 @@ END = time.monotonic() + (float(sys.argv[2]) if len(sys.argv) > 2 else 1e9)
 
 
 def spin(seconds):
-    clock = time.perf_counter
+    # the thread's own CPU clock: each half is H ms on a CPU, however loaded the machine (a
+    # wall clock gave the half that was preempted more often less CPU, beyond sampling noise)
+    clock = time.thread_time
     end = clock() + seconds
     while clock() < end:
         pass
