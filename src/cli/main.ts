@@ -122,7 +122,9 @@ export async function main(argv: string[]): Promise<number> {
   const cmd = COMMANDS.find((c) => c.spec.name === first);
   try {
     if (!cmd) throw new UsageError('pylens', `unknown command '${first}'; commands: ${COMMANDS.map((c) => c.spec.name).join(', ')}`);
-    if (rest.includes('--help') || rest.includes('-h')) {
+    // after `--` they are the launched program's: `record -- python app.py --help`
+    const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+    if (own.includes('--help') || own.includes('-h')) {
       process.stdout.write(renderHelp(cmd.spec));
       return EXIT_OK;
     }

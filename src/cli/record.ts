@@ -207,6 +207,8 @@ export async function runRecord(args: Parsed): Promise<number> {
   if (nat) profile = await finishNative(nat, plan!, profile, origin, rate);
   if (cpuC?.started) profile = await finishEbpf(await cpuC.stop(), profile, origin, rate);
   profile.meta.name = profile.meta.name ?? name;
+  // a python -I/-E/-S program held with ptrace until the sampler attached (capture/session/ptrace-hold.ts)
+  if (session.held) profile.meta.extra = { ...profile.meta.extra, launchHeldBy: session.held.how, launchHeldMs: Math.round(session.held.heldMs * 10) / 10, launchHeldStops: session.held.stops };
   const out = outOpt ?? defaultOutput(name, fmt);
   const exporter = pickExporter('record', out, fmt);
   const abs = writeOutput(out, exporter.write(profile, { title: `${name} (pid ${rootPid})` }));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/format-checks.ts';
@@ -50,6 +50,19 @@ test('every command has --help with examples', () => {
     assert.equal(r.code, 0, c);
     assert.match(r.out, /Usage: pylens /);
     assert.match(r.out, /Examples:\n  pylens /);
+  }
+});
+
+test('--help and -h after -- are the launched program\u2019s, not pylens\u2019s', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pylens-help-'));
+  try {
+    const out = join(dir, 'p.pylens');
+    const r = pylens(['record', '-o', out, '--', 'python3', '-c', 'import sys; print(sys.argv[1:])', '--help', '-h']);
+    assert.equal(r.code, 0, r.err);
+    assert.doesNotMatch(r.out, /Usage: pylens/);
+    assert.match(r.out, /\['--help', '-h'\]/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

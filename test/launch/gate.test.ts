@@ -87,25 +87,37 @@ for (const want of [
 
 const py = pythons.find((p) => p.minor === 12 && p.label.startsWith('pyenv')) ?? pythons.find((p) => p.label.startsWith('pyenv'));
 
-test('record -- python -I: no gate (isolated mode ignores PYTHONPATH), a warning says so, the program is still recorded from its start', { skip: !py && 'no pyenv CPython', timeout: 120_000 }, () =>
+test('record -- python -I / -S / -E: held with ptrace from its exec until the sampler attaches (no PYTHONPATH gate there), recorded from its first line; without the FFI a warning says its start may be missing', { skip: !py && 'no pyenv CPython', timeout: 120_000 }, () =>
   exclusive('timing', async () => {
   const dir = tmp();
   try {
     const out = join(dir, 'isolated.pylens');
     const r = pylens(['record', '-r', '200', '-o', out, '--', py!.exe, '-I', FIRST, 'burn', join(dir, 'r.json'), '1'], { cwd: dir });
     assert.equal(r.code, 0, r.err);
-    assert.match(r.err, /warning: python -I \(isolated mode\) ignores PYTHONPATH and sitecustomize: pylens cannot hold the program until the sampler is attached/);
+    assert.doesNotMatch(r.err, /warning/);
     const p = decodePylens(readFileSync(out), out);
+    assert.equal(p.meta.extra?.launchHeldBy, 'ptrace', JSON.stringify(p.meta.extra));
+    assert.ok(Number(p.meta.extra?.launchHeldStops) > 10, `held through ${p.meta.extra?.launchHeldStops} system-call stops`);
     assert.ok(samplesIn(p, 'afterwards') >= 100, `afterwards: ${samplesIn(p, 'afterwards')} samples of ~200`);
-    // nothing holds it, but the interpreter's files were parsed before the launch, so the
-    // sampler's first attach takes ms: most of the first 100 ms is there (20 of 20 samples
-    // here; 4 when the attach parsed libpython while the program ran)
+    // attached before its first line: all of the first 100 ms, as behind the python gate
     const expected = 0.1 * Math.min(200, Number(p.meta.extra?.achievedRateHz) || 200);
-    assert.ok(samplesIn(p, 'first_100ms') >= Math.floor(0.6 * expected), `first_100ms: ${samplesIn(p, 'first_100ms')} samples of ${expected.toFixed(1)}\n${r.err}`);
-    // -S and -E the same way, combined flags too
-    const s = pylens(['record', '-o', join(dir, 's.pylens'), '--', py!.exe, '-uS', FIRST, 'burn', join(dir, 's.json'), '0.5'], { cwd: dir });
-    assert.equal(s.code, 0, s.err);
-    assert.match(s.err, /warning: python -S skips the site module/);
+    assert.ok(samplesIn(p, 'first_100ms') >= Math.floor(0.8 * expected), `first_100ms: ${samplesIn(p, 'first_100ms')} samples of ${expected.toFixed(1)}\n${r.err}`);
+    // -S and -E the same way, combined flags too; the program's output and exit status are its own
+    for (const flags of [['-uS'], ['-E', '-X', 'dev']]) {
+      const o = join(dir, 's.pylens');
+      const s = pylens(['record', '-o', o, '--', py!.exe, ...flags, FIRST, 'burn', join(dir, 's.json'), '0.3'], { cwd: dir });
+      assert.equal(s.code, 0, s.err);
+      assert.doesNotMatch(s.err, /warning/);
+      const q = decodePylens(readFileSync(o), o);
+      assert.equal(q.meta.extra?.launchHeldBy, 'ptrace', flags.join(' '));
+      assert.ok(samplesIn(q, 'first_100ms') >= 5, `${flags.join(' ')}: first_100ms ${samplesIn(q, 'first_100ms')} samples at 100 Hz`);
+    }
+    const bad = pylens(['record', '-o', join(dir, 'x.pylens'), '--', py!.exe, '-I', '-c', 'import sys; sys.exit(7)'], { cwd: dir });
+    assert.equal(bad.code, 7, bad.err);
+    // without the FFI (no ptrace) the program starts at once, and a warning says so
+    const n = pylens(['record', '-o', join(dir, 'n.pylens'), '--', py!.exe, '-I', FIRST, 'burn', join(dir, 'n.json'), '0.3'], { cwd: dir, env: { ...process.env, PYLENS_NO_FFI: '1' } });
+    assert.equal(n.code, 0, n.err);
+    assert.match(n.err, /warning: python -I \(isolated mode\) ignores PYTHONPATH and sitecustomize: pylens cannot hold the program until the sampler is attached/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -22,7 +22,9 @@ import { createRequire } from 'node:module';
 type Koffi = typeof import('koffi');
 type Fn = (...args: unknown[]) => number;
 
+const PTRACE_PEEKUSER = 3;
 const PTRACE_DETACH = 17;
+const PTRACE_SYSCALL = 24;
 const PTRACE_SEIZE = 0x4206;
 const PTRACE_INTERRUPT = 0x4207;
 const PTRACE_EVENT_STOP = 128;
@@ -67,6 +69,7 @@ export class Syscalls {
   private k: Koffi;
   private pvr: Fn;
   private ptraceFn: Fn;
+  private peekFn: Fn;
   private waitidFn: Fn;
   private waitpidFn: Fn;
   private local: unknown;
@@ -103,6 +106,8 @@ export class Syscalls {
     this.pvr = libc.func('long process_vm_readv(int pid, void *local, unsigned long liovcnt, void *remote, unsigned long riovcnt, unsigned long flags)') as Fn;
     // data is a signal number (PTRACE_DETACH) or unused: declared as a long
     this.ptraceFn = libc.func('long ptrace(long request, int pid, void *addr, long data)') as Fn;
+    // PTRACE_PEEKUSER: addr is an offset into the tracee's user area
+    this.peekFn = libc.func('long ptrace(long request, int pid, long addr, long data)') as Fn;
     this.waitidFn = libc.func('int waitid(int idtype, int id, void *infop, int options)') as Fn;
     this.waitpidFn = libc.func('int waitpid(int pid, void *status, int options)') as Fn;
     this.nanosleepFn = libc.func('int clock_nanosleep(int clockid, int flags, void *request, void *remain)') as Fn;
@@ -357,6 +362,51 @@ export class Syscalls {
   /** ptrace(PTRACE_SEIZE, tid): 0 or an errno */
   seize(tid: number): number {
     return this.ptraceFn(PTRACE_SEIZE, tid, null, 0) === 0 ? 0 : this.k.errno();
+  }
+
+  /** ptrace(PTRACE_SEIZE, pid, 0, options): 0 or an errno */
+  seizeWith(pid: number, options: number): number {
+    return this.ptraceFn(PTRACE_SEIZE, pid, null, options) === 0 ? 0 : this.k.errno();
+  }
+
+  /** ptrace(PTRACE_SYSCALL, pid, 0, signal): resume a stopped tracee to its next system call's entry or exit; 0 or an errno */
+  resumeToSyscall(pid: number, signal = 0): number {
+    return this.ptraceFn(PTRACE_SYSCALL, pid, null, signal) === 0 ? 0 : this.k.errno();
+  }
+
+  /**
+   * The number of the system call a tracee stopped at a syscall stop is in (x86-64:
+   * `orig_rax` of its user area, PTRACE_PEEKUSER at offset 15 × 8), or -1 (another
+   * architecture, or it could not be read).
+   */
+  syscallNumber(pid: number): number {
+    if (process.arch !== 'x64') return -1;
+    const n = Number(this.peekFn(PTRACE_PEEKUSER, pid, 15 * 8, 0));
+    return n >= 0 && n < 4096 ? n : -1;
+  }
+
+  /**
+   * Wait (sleeping in the kernel) until the traced process `pid` stops or ends. Like
+   * `pollStop` it never reaps an exit (waitid WNOWAIT: Node waits for its child); a ptrace
+   * stop is consumed. 'stopped' gives the raw stop: `signal` (SIGTRAP | 0x80 at a syscall
+   * stop with PTRACE_O_TRACESYSGOOD) and `event` (PTRACE_EVENT_*, 0 for none).
+   */
+  waitTraced(pid: number): { state: 'stopped'; signal: number; event: number } | { state: 'gone' } {
+    for (;;) {
+      this.infoW.fill(0);
+      const r = this.waitidFn(P_PID, pid, this.info, WSTOPPED | WEXITED | WNOWAIT | __WALL);
+      if (r < 0) {
+        if (this.k.errno() === EINTR) continue;
+        return { state: 'gone' };
+      }
+      const code = this.infoW[2]!;
+      if (code !== CLD_TRAPPED && code !== CLD_STOPPED) return { state: 'gone' };
+      const got = this.waitpidFn(pid, this.status, WNOHANG | __WALL);
+      if (got !== pid) continue;
+      const st = this.statusW[0]!;
+      if ((st & 0xff) !== 0x7f) return { state: 'gone' };
+      return { state: 'stopped', signal: (st >> 8) & 0xff, event: (st >> 16) & 0xff };
+    }
   }
 
   /** ptrace(PTRACE_INTERRUPT, tid): 0 or an errno */

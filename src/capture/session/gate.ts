@@ -149,6 +149,17 @@ export class GateChannel {
     if (this.waiters.length > 0) this.close();
   }
 
+  /**
+   * `release`, for a caller that then blocks pylens's thread (the ptrace hold): whether the
+   * byte is already in the socket (libuv writes at once when nothing is queued), so that
+   * the program goes on without an event-loop turn.
+   */
+  releaseNow(): boolean {
+    if (this.released || this.closed) return false;
+    this.release();
+    return this.socket.writableLength === 0;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

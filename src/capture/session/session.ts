@@ -22,6 +22,8 @@ import { ProcessSampler } from '../sampler/session.ts';
 import { AliveWatch } from '../sampler/threads.ts';
 import { AlignedClock } from './clock.ts';
 import { pythonGateRefusal, type GateKind } from './gate.ts';
+import { holdUntilAttached } from './ptrace-hold.ts';
+import { syscalls } from '../sampler/syscalls.ts';
 import { endTarget, launch, LaunchError, type Launched } from './target.ts';
 
 /** A tool running beside the program (perf, bpftrace) as the session sees it. */
@@ -165,6 +167,12 @@ export class CaptureSession {
   pid: number | undefined;
   /** the gate the program was launched behind */
   gate: GateKind = 'none';
+  /** a python the python gate cannot hold, with the sampler: why (held with ptrace instead) */
+  private ptraceHold: string | undefined;
+  /** how the program was held by ptrace until the sampler attached, when it was */
+  held: { how: 'ptrace'; stops: number; tries: number; heldMs: number } | undefined;
+  /** lets the program held by ptrace go (openGate) */
+  private heldResume: (() => void) | undefined;
   /** performance.now() when the program was let go (launch) or everything was attached */
   startedMs: number | undefined;
 
@@ -245,6 +253,7 @@ export class CaptureSession {
   async finish(o: { graceMs?: number; signal?: NodeJS.Signals; killAfterMs?: number } = {}): Promise<number> {
     this.stop({ kind: 'caller', why: 'finished' });
     await this.stopCompanions();
+    this.resumeHeld();
     let code = 0;
     if (this.target) {
       const forwarded = this.why?.kind === 'signal' && (this.why.signal === 'SIGTERM' || this.why.signal === 'SIGHUP');
@@ -262,6 +271,7 @@ export class CaptureSession {
     this.stop({ kind: 'caller', why: 'abandoned' });
     await this.stopCompanions();
     this.sampler?.close();
+    this.resumeHeld();
     let code = 0;
     if (this.target) code = await endTarget(this.target, { signal: 'SIGTERM' });
     this.dispose();
@@ -312,14 +322,16 @@ export class CaptureSession {
       if (gate === 'python') {
         const refusal = pythonGateRefusal(target.argv, env);
         if (refusal && o.sampler) {
-          this.warn(`${refusal}: pylens cannot hold the program until the sampler is attached, so its first moments may be missing`);
-          gate = 'none';
+          // held at the exec gate, then stepped with ptrace until the sampler attaches (ptrace-hold.ts)
+          this.ptraceHold = syscalls() !== undefined ? refusal : undefined;
+          if (this.ptraceHold === undefined) this.warn(`${refusal}: pylens cannot hold the program until the sampler is attached, so its first moments may be missing`);
+          gate = this.ptraceHold !== undefined ? 'exec' : 'none';
         } else if (refusal) gate = 'exec';
       }
       this.gate = gate;
       // a program nothing holds runs while the sampler attaches: the interpreter's ELF files
       // are parsed before it starts, so the first attach takes ms, not ~100 ms (runtime.ts)
-      if (gate === 'none' && (o.sampler || o.samplesDescendants)) {
+      if ((gate === 'none' || this.ptraceHold !== undefined) && (o.sampler || o.samplesDescendants)) {
         const py = pythonOfCommand(target.argv, env);
         if (py !== undefined) warmRuntimeFiles(py);
       }
@@ -328,7 +340,7 @@ export class CaptureSession {
       if (o.stopOnExit !== false) void t.exited.then(() => this.stop({ kind: 'exit', how: t.howEnded() ?? 'exited' }));
       if (o.sampler) {
         try {
-          this.sampler = await this.attachLaunched(t);
+          this.sampler = this.ptraceHold !== undefined ? await this.attachHeld(t, this.ptraceHold) : await this.attachLaunched(t);
         } catch (e) {
           throw new AttachError(t.pid, e);
         }
@@ -381,6 +393,7 @@ export class CaptureSession {
    * rate, or a caller that does not tick), nor when another process waits there first.
    */
   private openGate(): void {
+    this.resumeHeld();
     const g = this.target?.gate;
     if (!g) return;
     const s = this.sampler;
@@ -409,6 +422,13 @@ export class CaptureSession {
     openIn(GATE_ARRIVAL_MS);
   }
 
+  /** Let a program held by ptrace go (a signal sent to it meanwhile is then delivered). */
+  private resumeHeld(): void {
+    const r = this.heldResume;
+    this.heldResume = undefined;
+    r?.();
+  }
+
   /** Without the sampler: the PID that waits at the gate; throws when the program ends first. */
   private async heldAtGate(t: Launched): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
@@ -422,6 +442,34 @@ export class CaptureSession {
     if (typeof r === 'number') return r;
     if (r === 'timeout') throw new LaunchError(`the program (pid ${t.pid}) did not reach pylens's start gate within 30 s`);
     throw new LaunchEndedError(0, t.howEnded() ?? 'exited', r === 'stopped');
+  }
+
+  /**
+   * Attach the sampler to a Python the python gate cannot hold (`-I`, `-E`, `-S`): it waits
+   * at the exec gate, and is held with ptrace from its exec until the sampler attaches
+   * (ptrace-hold.ts). Where ptrace is refused (another tracer) or the hold times out, it
+   * runs on and the sampler attaches as early as it can, with a warning.
+   */
+  private async attachHeld(t: Launched, refusal: string): Promise<ProcessSampler> {
+    const pid = await this.heldAtGate(t);
+    const maxDepth = typeof this.o.sampler === 'object' ? this.o.sampler.maxDepth : undefined;
+    const r = holdUntilAttached(syscalls()!, pid, () => t.gate!.releaseNow(), () => {
+      const s = attachOnce(pid, maxDepth);
+      return s instanceof ProcessSampler ? s : undefined;
+    });
+    if (r.state === 'attached') {
+      this.held = { how: 'ptrace', stops: r.stops, tries: r.tries, heldMs: r.heldMs };
+      // still stopped: let go when the gate opens (the tools beside the sampler ready), or on cleanup
+      this.heldResume = r.resume;
+      return r.value;
+    }
+    if (r.state !== 'gone') {
+      this.warn(`${refusal}, and holding it with ptrace failed (${r.state === 'refused' ? r.why : 'timed out'}): pylens could not hold the program until the sampler was attached, so its first moments may be missing`);
+    }
+    t.gate!.release();
+    const alive = new AliveWatch(pid);
+    this.closers.push(() => alive.close());
+    return attachWhenReady(pid, { isAlive: () => alive.alive() && !t.hasExited(), signal: this.abort.signal, timeoutMs: 10_000, intervalMs: 2, ...(maxDepth !== undefined ? { maxDepth } : {}) });
   }
 
   /**
@@ -491,17 +539,28 @@ export async function attachWhenReady(
   for (;;) {
     if (!opts.isAlive()) throw last instanceof ProcessGoneError ? last : new ProcessGoneError(pid);
     if (opts.signal?.aborted) throw last;
-    try {
-      const s = ProcessSampler.attach(pid, opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {});
-      if (s.walk().length > 0) return s;
-      s.close();
-      last = new LaunchError(`process ${pid}: the interpreter has no thread yet`);
-    } catch (e) {
-      // the version is read from the binary: an unsupported one will not change
-      if (e instanceof PermissionError || e instanceof UnsupportedVersionError) throw e;
-      last = e;
-    }
+    const r = attachOnce(pid, opts.maxDepth);
+    if (r instanceof ProcessSampler) return r;
+    last = r;
     if (Date.now() > deadline) throw last;
     await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/**
+ * One try to attach to a starting interpreter: the sampler once `_PyRuntime` is found and
+ * has a thread, else why not (to try again). Permission and unsupported-version errors are
+ * thrown: they will not change.
+ */
+function attachOnce(pid: number, maxDepth: number | undefined): ProcessSampler | unknown {
+  try {
+    const s = ProcessSampler.attach(pid, maxDepth !== undefined ? { maxDepth } : {});
+    if (s.walk().length > 0) return s;
+    s.close();
+    return new LaunchError(`process ${pid}: the interpreter has no thread yet`);
+  } catch (e) {
+    // the version is read from the binary: an unsupported one will not change
+    if (e instanceof PermissionError || e instanceof UnsupportedVersionError) throw e;
+    return e;
   }
 }

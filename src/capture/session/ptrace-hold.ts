@@ -1,0 +1,125 @@
+/**
+ * Holding a launched Python that the python gate cannot hold (`-I`, `-E`, `-S`): the
+ * program waits at the exec gate, is seized with ptrace (SEIZE: no signal, nothing reaches
+ * its parent) and let go; it then runs from one system call to the next, stopped at each
+ * (PTRACE_SYSCALL), and at the ones that open a file (the interpreter's imports, then the
+ * script itself) pylens tries to attach its sampler. The first try that finds the
+ * interpreter with a thread ends the hold: the tracee is detached and goes on, with the
+ * sampler attached before any of the program's code ran.
+ *
+ * The interpreter's start makes a few hundred system calls; each stop costs the tracee a
+ * round trip through pylens (µs), each try to attach ~1–2 ms (pylens reads the process's
+ * maps and runtime). Nothing of the program is missed however long it takes: the program
+ * is stopped meanwhile.
+ *
+ * Blocking: the whole hold runs synchronously on pylens's thread (the tracer must be the
+ * thread that seized), so nothing else runs meanwhile: it is bounded by `timeoutMs`.
+ */
+import type { Syscalls } from '../sampler/syscalls.ts';
+
+const PTRACE_O_TRACESYSGOOD = 0x1;
+const PTRACE_O_TRACEEXEC = 0x10;
+const PTRACE_EVENT_EXEC = 4;
+const PTRACE_EVENT_STOP = 128;
+const SIGTRAP = 5;
+/** x86-64 `open` and `openat`: where the interpreter opens what it imports, and the script */
+const OPENS = new Set([2, 257]);
+/** where the system call's number cannot be read (another architecture): try every N stops */
+const TRY_EVERY = 16;
+
+export type HoldResult<T> =
+  /** still stopped (at a system call's entry or exit): `resume` detaches it, once, from this same thread */
+  | { state: 'attached'; value: T; stops: number; tries: number; heldMs: number; resume: () => void }
+  | { state: 'gone' }
+  /** the hold could not start (ptrace refused: another tracer, no permission); `release` was not called */
+  | { state: 'refused'; why: string }
+  /** `timeoutMs` passed without a try succeeding: detached, the program runs on */
+  | { state: 'timeout'; stops: number; tries: number };
+
+/**
+ * Seize `pid` (waiting at the exec gate), call `release` (which lets it exec: it must have
+ * written its byte when it returns true), then step it through its system calls until
+ * `tryAttach` returns a value (or throws: the error ends the hold and is rethrown, the
+ * tracee detached).
+ *
+ * Synchronous from the seize to the last stop, on purpose: Node's child handling (libuv's
+ * waitpid after a SIGCHLD) would take a ptrace stop it found pending for the child's exit,
+ * so no event-loop turn may happen while a stop is unconsumed. After an attach the tracee
+ * is left stopped, its stop consumed: the caller resumes it once everything else is ready
+ * (the tools beside the sampler). Stopped, it makes no new stop for Node to see (a signal
+ * waits until it resumes; SIGKILL ends it, an exit Node reaps as usual), and if pylens
+ * dies the kernel detaches it.
+ */
+export function holdUntilAttached<T>(
+  sys: Syscalls,
+  pid: number,
+  release: () => boolean,
+  tryAttach: () => T | undefined,
+  timeoutMs = 5000,
+): HoldResult<T> {
+  const seized = sys.seizeWith(pid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXEC);
+  if (seized !== 0) return { state: 'refused', why: `PTRACE_SEIZE of process ${pid} failed (errno ${seized})` };
+  if (!release()) {
+    // the byte waits for the event loop: stop the shell where it waits, and let it be
+    sys.interrupt(pid);
+    const s = sys.waitTraced(pid);
+    if (s.state === 'gone') return { state: 'gone' };
+    sys.detach(pid, s.event === PTRACE_EVENT_STOP ? 0 : s.signal);
+    return { state: 'refused', why: 'the start gate could not be opened at once' };
+  }
+  const t0 = performance.now();
+  let stops = 0;
+  let tries = 0;
+  let execed = false;
+  let entry = false;
+  let deliver = 0;
+  const detach = () => sys.detach(pid, deliver);
+  for (;;) {
+    const s = sys.waitTraced(pid);
+    if (s.state === 'gone') return { state: 'gone' };
+    stops++;
+    deliver = 0;
+    let tryNow = false;
+    if (s.event === PTRACE_EVENT_EXEC) {
+      // inside execve: the next syscall stop is its exit
+      execed = true;
+      entry = true;
+    } else if (s.signal === (SIGTRAP | 0x80)) {
+      entry = !entry;
+      if (execed && entry) {
+        const nr = sys.syscallNumber(pid);
+        tryNow = nr < 0 ? stops % TRY_EVERY === 0 : OPENS.has(nr);
+      }
+    } else if (s.event !== PTRACE_EVENT_STOP) {
+      // a signal on its way to the tracee: delivered when it is resumed
+      deliver = s.signal;
+    }
+    if (tryNow) {
+      tries++;
+      let value: T | undefined;
+      try {
+        value = tryAttach();
+      } catch (e) {
+        detach();
+        throw e;
+      }
+      if (value !== undefined) {
+        let resumed = false;
+        const resume = () => {
+          if (resumed) return;
+          resumed = true;
+          detach();
+        };
+        return { state: 'attached', value, stops, tries, heldMs: performance.now() - t0, resume };
+      }
+    }
+    if (performance.now() - t0 > timeoutMs) {
+      detach();
+      return { state: 'timeout', stops, tries };
+    }
+    if (sys.resumeToSyscall(pid, deliver) !== 0) {
+      // it ended between the stop and the resume
+      return { state: 'gone' };
+    }
+  }
+}
