@@ -1,14 +1,16 @@
 /**
  * The torn-walk validator and the re-reads, on synthetic memory images (walker.ts): a
  * "flipbook" memory shows the target one way until it is refreshed and the next way after,
- * as a running target does between two reads of the same thread.
+ * as a running target does between two reads of the same thread; a "camera" stands behind the
+ * page cache's twinned pictures, each page's two copies from two images of the target.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { layoutFor } from '../../src/capture/sampler/layouts/index.ts';
 import { addTypeObjects, putStruct } from './synthetic.ts';
-import { BaseMemory, ImageMemory, type Address } from '../../src/capture/sampler/memory.ts';
-import { walkStack, walkThreads, type RefreshableMemory, type ThreadStack } from '../../src/capture/sampler/walker.ts';
+import { BaseMemory, ImageMemory, ProcMemory, type Address } from '../../src/capture/sampler/memory.ts';
+import { syscalls } from '../../src/capture/sampler/syscalls.ts';
+import { PageCacheMemory, walkStack, walkThreads, type RefreshableMemory, type ThreadStack } from '../../src/capture/sampler/walker.ts';
 
 /** A memory that shows `images[k]` after k refreshes (the last one from then on). */
 class Flipbook extends BaseMemory implements RefreshableMemory {
@@ -45,8 +47,8 @@ const CFRAME = 0x48000;
 const CODE_F = 0x30000;
 const CODE_G = 0x30400;
 
-/** One thread whose stack is `frames` (leaf first), for CPython 3.`minor`. */
-function image(minor: number, frames: FrameSpec[]): ImageMemory {
+/** One thread whose stack is `frames` (leaf first), for CPython 3.`minor`; its current frame `current` (default: the leaf). */
+function image(minor: number, frames: FrameSpec[], current?: Address): ImageMemory {
   const layout = layoutFor(3, minor)!;
   const mem = new ImageMemory();
   const put = (addr: Address, size: number, fill: (d: DataView) => void) => putStruct(mem, addr, size, fill);
@@ -79,9 +81,9 @@ function image(minor: number, frames: FrameSpec[]): ImageMemory {
       d.setBigUint64(layout.code.linetable, BigInt(TABLE), true);
     });
   }
-  put(RT, 64, (d) => d.setBigUint64(layout.runtime.interpreters_head, BigInt(INTERP), true));
-  put(INTERP, 128, (d) => d.setBigUint64(layout.interp.threads_head, BigInt(TSTATE), true));
-  const leaf = frames[0]?.addr ?? 0;
+  put(RT, layout.runtime.interpreters_head + 8, (d) => d.setBigUint64(layout.runtime.interpreters_head, BigInt(INTERP), true));
+  put(INTERP, Math.max(128, layout.interp.threads_head + 8), (d) => d.setBigUint64(layout.interp.threads_head, BigInt(TSTATE), true));
+  const leaf = current ?? frames[0]?.addr ?? 0;
   put(TSTATE, layout.tstate.size, (d) => {
     d.setBigUint64(layout.tstate.thread_id, 1000n, true);
     if (minor <= 10) d.setBigUint64(layout.tstate.frame!, BigInt(leaf), true);
@@ -246,3 +248,119 @@ test('a blocking walk stops the thread before the first read; a memory that cann
   assert.equal(once.torn, true);
   assert.equal(once.retries, undefined);
 });
+
+/*
+ * Twinned pictures (walker.ts, "Torn pictures"): the tick's one call copies each page twice,
+ * and the walk compares the copies. A `Camera` stands in for the target behind the page
+ * cache: the k-th call of `readPagesToPool` copies each page first from `shots[k][0]`, its
+ * second copy from `shots[k][1]` (the target as it was a moment later); pages read on demand
+ * (not in the picture) come from the last shot's second image.
+ */
+const PAGE = 4096;
+const PAGES = [RT, INTERP, INTERP + PAGE, 0x30000, 0x31000, 0x33000, 0x34000, TSTATE, CFRAME, A, B, C, S];
+
+function pageBytes(img: ImageMemory, page: Address): Uint8Array | undefined {
+  return img.span(page, PAGE);
+}
+
+function camera(shots: [ImageMemory, ImageMemory][]): { mem: PageCacheMemory; calls: () => number } {
+  const inner = ProcMemory.open(process.pid);
+  const cache = new Map<ImageMemory, Map<Address, Uint8Array | undefined>>();
+  const page = (img: ImageMemory, p: Address) => {
+    let m = cache.get(img);
+    if (m === undefined) cache.set(img, (m = new Map()));
+    if (!m.has(p)) m.set(p, pageBytes(img, p));
+    return m.get(p);
+  };
+  let k = 0;
+  const later = () => shots[Math.min(k, shots.length) - 1]?.[1] ?? shots[0]![0];
+  Object.assign(inner, {
+    readPagesToPool(addrs: readonly Address[], from: number, n: number, pool: { ensure(n: number): void; bufs: Uint8Array[] }, at: number): number {
+      pool.ensure(at + Math.max(n, 1));
+      const [first, second] = shots[Math.min(k, shots.length - 1)]!;
+      k++;
+      const seen = new Set<Address>();
+      for (let i = 0; i < n; i++) {
+        const p = addrs[from + i]!;
+        const bytes = page(seen.has(p) ? second : first, p);
+        if (bytes === undefined) return i; // the kernel stops at the first range it cannot read
+        seen.add(p);
+        pool.bufs[at + i]!.set(bytes);
+      }
+      return n;
+    },
+    read: (addr: Address, len: number) => later().read(addr, len),
+    readInto(buf: Uint8Array, addr: Address, len: number) {
+      buf.set(later().read(addr, len));
+      return buf;
+    },
+  });
+  const mem = new PageCacheMemory(inner, inner.newPagePool(PAGE));
+  mem.twins = true;
+  return { mem, calls: () => k };
+}
+
+/** one tick's walk over a twinned picture of `pages`; `running`: the threads whose unsteady walks are read again */
+function pictureWalk(shots: [ImageMemory, ImageMemory][], minor: number, o: { pages?: Address[]; running?: Address[] } = {}) {
+  const { mem, calls } = camera(shots);
+  // the pages this version's image has (a page it has not would stop the call, as the kernel's does)
+  const pages = (o.pages ?? PAGES).filter((p) => pageBytes(shots[0]![0], p) !== undefined);
+  mem.prefetch(pages);
+  mem.prefetched = true;
+  // the thread's plan as the last tick left it: the pages of this picture
+  const plans = new Map([[TSTATE, pages.filter((p) => p !== RT && p !== INTERP && p !== INTERP + PAGE)]]);
+  const t = walkThreads(mem, { runtimeAddress: RT }, layoutFor(3, minor)!, { major: 3, minor }, { pageCache: false, plans, running: o.running ?? [TSTATE] })[0]!;
+  return { t, calls: calls() };
+}
+
+const twinsWork = syscalls() !== undefined;
+for (const minor of [8, 9, 10, 11, 12, 13]) {
+  test(`3.${minor} twinned pictures: the same in both copies, a walk is taken at once; a frame that held another function is torn and read again`, { skip: !twinsWork && 'no native page pool (koffi)' }, () => {
+    const still = image(minor, whole(minor));
+    const one = pictureWalk([[still, still]], minor);
+    assert.equal(names(one.t), 'f < gen < f');
+    assert.equal(one.t.retries, undefined);
+    assert.equal(one.t.unsteady, undefined);
+    assert.equal(one.calls, 1, 'one call: the picture');
+    // frame C held `gen` in the second copy: its function changed during the picture
+    const other = image(minor, whole(minor).map((f) => (f.addr === C ? { ...f, code: 'g' as const } : f)));
+    const torn = pictureWalk([[still, other], [still, still]], minor);
+    assert.equal(names(torn.t), 'f < gen < f', 'the re-read, whose copies agree');
+    assert.equal(torn.t.retries, 1);
+    assert.equal(torn.t.torn, undefined);
+    assert.equal(torn.calls, 2);
+    // never still: the walk ends torn, marked, never given as whole
+    const always = pictureWalk([[still, other]], minor);
+    assert.equal(always.t.torn, true);
+    assert.equal(always.t.truncated, true);
+  });
+
+  test(`3.${minor} twinned pictures: a current frame that moved between the copies is unsteady — read again for the GIL's holder (given after ${2} re-reads if it never holds still), taken as read for a thread that runs no Python`, { skip: !twinsWork && 'no native page pool (koffi)' }, () => {
+    const still = image(minor, whole(minor));
+    // the thread returned from A while the picture was copied: its current frame is B in the second copy
+    const returned = image(minor, whole(minor), B);
+    const settles = pictureWalk([[still, returned], [still, still]], minor);
+    assert.equal(names(settles.t), 'f < gen < f');
+    assert.equal(settles.t.retries, 1);
+    assert.equal(settles.t.unsteady, undefined);
+    const never = pictureWalk([[still, returned]], minor);
+    assert.equal(names(never.t), 'f < gen < f', 'its last read, the functions that were there');
+    assert.equal(never.t.unsteady, true);
+    assert.equal(never.t.retries, 2);
+    assert.equal(never.t.torn, undefined);
+    // not the GIL's holder: its frames cannot change, the walk is taken as read
+    const waiting = pictureWalk([[still, returned]], minor, { running: [] });
+    assert.equal(waiting.t.retries, undefined);
+    assert.equal(waiting.t.unsteady, undefined);
+    assert.equal(waiting.calls, 1);
+  });
+
+  test(`3.${minor} twinned pictures: a frame on a page left out of the picture is compared with nothing — read again with its pages fetched together`, { skip: !twinsWork && 'no native page pool (koffi)' }, () => {
+    const still = image(minor, whole(minor));
+    const apart = pictureWalk([[still, still]], minor, { pages: PAGES.filter((p) => p !== C) });
+    assert.equal(names(apart.t), 'f < gen < f');
+    assert.equal(apart.t.retries, 1, 'read again once: the plan now has C');
+    assert.equal(apart.t.unsteady, undefined);
+    assert.equal(apart.calls, 3, 'the picture, C read on its own, the re-read of the plan');
+  });
+}

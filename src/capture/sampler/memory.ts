@@ -473,5 +473,19 @@ export class ImageMemory extends BaseMemory {
     throw new BadReadError(addr, len, 'outside every region of the image');
   }
 
+  /** The `size` bytes from `start` with every region's bytes in them, holes zero; undefined when no region touches them. */
+  span(start: Address, size: number): Uint8Array | undefined {
+    const out = new Uint8Array(size);
+    let any = false;
+    for (const r of this.regions) {
+      const from = Math.max(start, r.start);
+      const to = Math.min(start + size, r.start + r.bytes.length);
+      if (from >= to) continue;
+      out.set(r.bytes.subarray(from - r.start, to - r.start), from - start);
+      any = true;
+    }
+    return any ? out : undefined;
+  }
+
   close(): void {}
 }

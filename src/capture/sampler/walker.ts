@@ -1292,7 +1292,7 @@ function readThreadStack(ctx: WalkContext, t: ThreadStack): void {
     } catch (e) {
       error = e instanceof Error ? e.message : String(e);
     }
-    keepPlan(ctx.plans, mem, t.tstate);
+    keepPlan(ctx.plans, mem, t.tstate, w?.complete === true);
     if (w !== undefined && w.complete && holds(w, ctx, t)) return keepWalk(ctx.lastFrames, t, w);
     return readThreadStackAgain(ctx, t, { best: w, error });
   }
@@ -1319,13 +1319,24 @@ function keepWalk(lastFrames: Map<Address, Frame[]> | undefined, t: ThreadStack,
   if (w.truncated) t.truncated = true;
 }
 
-/** the pages the read of `tstate` went to, kept as its plan (`WalkOptions.plans`) */
-export function keepPlan(plans: Map<Address, Address[]> | undefined, pc: PageCacheMemory, tstate: Address): void {
+/**
+ * the pages the read of `tstate` went to, kept as its plan (`WalkOptions.plans`). A read that
+ * did not reach the thread's base (`whole` false: torn, cut) adds its pages to the plan
+ * instead: the frames under the tear are most likely where they were, and a re-read that
+ * fetched only the torn read's pages met them on pages read apart (read again once more)
+ */
+export function keepPlan(plans: Map<Address, Address[]> | undefined, pc: PageCacheMemory, tstate: Address, whole = true): void {
   if (plans === undefined) return;
   const plan = plans.get(tstate);
   if (plan === undefined) plans.set(tstate, pc.touched());
-  else pc.touchedInto(plan);
+  else if (whole || plan.length >= MAX_PLAN_PAGES) pc.touchedInto(plan);
+  else {
+    const more = pc.touched();
+    for (let i = 0; i < more.length && plan.length < MAX_PLAN_PAGES; i++) if (!plan.includes(more[i]!)) plan.push(more[i]!);
+  }
 }
+/** a plan grown by torn reads stops growing here (a whole read sets it anew) */
+const MAX_PLAN_PAGES = 256;
 
 /** `readThreadStack` from the start, or after a first read (`first`) that did not hold together */
 function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: StackWalk | undefined; error: string | undefined }): void {
@@ -1347,8 +1358,8 @@ function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: 
       pc.prefetch(plans?.get(t.tstate) ?? [t.tstate - (t.tstate % PAGE_SIZE)]);
     } else if (refreshable) (mem as RefreshableMemory).refresh();
   };
-  const end = () => {
-    if (pc) keepPlan(plans, pc, t.tstate);
+  const end = (whole: boolean) => {
+    if (pc) keepPlan(plans, pc, t.tstate, whole);
   };
   let resume: (() => void) | undefined;
   /** stops made; a thread stopped in the middle of a call, return or yield shows a torn chain too: it runs on and is stopped again */
@@ -1378,7 +1389,7 @@ function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: 
       if (read && (attempt > 0 || pc)) begin(attempt);
       if (read) try {
         const w = walkStackWith(mem, layout, minor, t.tstate, maxDepth ?? DEFAULT_MAX_DEPTH, cache, codeCheck, lastFrames?.get(t.tstate));
-        end();
+        end(w.complete);
         if (w.complete && (holds(w, ctx, t) || attempt >= (w.unsteady === 'moved' ? UNSTEADY_REREADS : retries))) {
           keepWalk(lastFrames, t, w);
           if (attempt > 0) t.retries = attempt;
@@ -1387,7 +1398,7 @@ function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: 
         if (w.complete) unsteady = w;
         else if (best === undefined || w.frames.length > best.frames.length) best = w;
       } catch (e) {
-        end();
+        end(false);
         error = e instanceof Error ? e.message : String(e);
       }
       // lock-free reads up to `retries`; then (and after every read while stopped) a stop
