@@ -99,13 +99,16 @@ test('top -d 3 -- python: plain tables, hot() is the top row, thread count, idle
   assert.match(last.header[1]!, /Errors \d+/);
   const top = last.rows[0]!;
   assert.match(top.label, /^hot \(\S*top-hot\.py:\d+\)$/, last.text);
-  // the top row by far (a loaded machine keeps the thread runnable but off the CPU in some ticks: 42.7 and 45.9 % seen)
-  assert.ok(top.own > 35 && top.own > 2 * (last.rows[1]?.own ?? 0), `hot %Own ${top.own}\n${last.text}`);
+  // the top row by far: ~3/4 of the thread's CPU samples. Its %Own is a share of ticks, and
+  // a loaded machine keeps the thread runnable but off the CPU in some (42.7, 45.9, 30.6 %
+  // seen in full runs, warm() then 13.4 %): so a share of the samples shown, not of ticks
+  const shown = last.rows.reduce((a, x) => a + x.own, 0);
+  assert.ok(top.own > 15 && top.own >= 0.6 * shown && top.own > 2 * (last.rows[1]?.own ?? 0), `hot %Own ${top.own} of ${shown.toFixed(2)}\n${last.text}`);
   // main() on every stack of the main thread: its %Total is what every shown sample adds up
   // to (per tick, py-spy's way: below 100 % when a loaded machine keeps the thread runnable
   // but off the CPU, which the CPU rule counts as waiting), less the idler's start-up samples
   const ownSum = last.rows.reduce((a, x) => a + x.own, 0);
-  assert.ok(last.rows.some((x) => /^main \(/.test(x.label) && x.total > 60 && x.total >= ownSum - 2), `main() on every stack\n${last.text}`);
+  assert.ok(last.rows.some((x) => /^main \(/.test(x.label) && x.total > 15 && x.total >= ownSum - 2), `main() on every stack\n${last.text}`);
   assert.equal(last.rows.some((x) => /idle_wait|wait \(/.test(x.label)), false, `the waiting thread is idle and hidden\n${last.text}`);
   assert.ok(took < 30_000, `took ${took} ms`);
   assert.equal(r.stderr.includes('exited'), false, 'the target did not exit on its own');
