@@ -141,8 +141,8 @@ export async function waitForAttach(samplerPid: number, targetPid: number, timeo
 }
 
 /** Start `node src/cli/main.ts record -p PID ...`; stderr is collected. */
-export function startRecord(pid: number, args: string[], nodeArgs: string[] = [], cli = CLI, env?: NodeJS.ProcessEnv): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, [...nodeArgs, cli, 'record', '-p', String(pid), ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
+export function startRecord(pid: number, args: string[], nodeArgs: string[] = [], cli = CLI): { child: ChildProcess; stderr: () => string } {
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'record', '-p', String(pid), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => (err += d));

@@ -13,9 +13,6 @@
  * clock_nanosleep + one process_vm_readv of the same 6 ranges), what any sampler whose loop
  * runs in Node pays before it walks a frame.
  *
- * With --together a fourth column: `pylens record` as it was before the sampler hastened
- * V8's tier-up (PYLENS_V8_TIERUP=off, sampler.ts), in the same window.
- *
  *   node_modules/.bin/node bench/sampler-floor.ts [--quick] [--window S] [--warmup S] [--rounds N] [--python 3.12] [--rates 100,1000] [--together]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -84,30 +81,26 @@ async function main(): Promise<void> {
     // somewhere readable and hot in the target: the interpreter state
     const addr = locateRuntime(pid).runtimeAddress;
     console.log(`sampler cost against the floor — target ${py.label} deep.py (30 frames, one thread); window ${WINDOW_S} s after ${WARMUP_S} s, ${ROUNDS} round(s), ${TOGETHER ? 'the three at once' : 'alternating'}; ${machineLine()}`);
-    console.log(`rate    floor CPU   Node floor (ratio)   pylens CPU   ratio   pylens RSS (start → end of window)${TOGETHER ? '   pylens, V8 tier-up not hastened (ratio)' : ''}`);
+    console.log('rate    floor CPU   Node floor (ratio)   pylens CPU   ratio   pylens RSS (start → end of window)');
     for (const rate of RATES) {
       const floors: number[] = [];
       const nodeFloors: number[] = [];
       const ours: number[] = [];
-      const slowTier: number[] = [];
       let rss = '';
       for (let r = 0; r < ROUNDS && TOGETHER; r++) {
         const floor = spawn(floorBin, [String(pid), String(rate), String(WARMUP_S + WINDOW_S + 2), `0x${addr.toString(16)}`], { stdio: 'inherit' });
         const node = spawn(process.execPath, [join(ROOT, 'bench/floor/node-floor.ts'), String(pid), String(rate), String(WARMUP_S + WINDOW_S + 2), String(addr)], { stdio: 'inherit' });
         const rec = startRecord(pid, ['-r', String(rate), '-q', '-o', join(tmp, 'out.pylens')]);
-        const slow = startRecord(pid, ['-r', String(rate), '-q', '-o', join(tmp, 'slow.pylens')], [], undefined, { ...process.env, PYLENS_V8_TIERUP: 'off' });
         try {
           await waitForAttach(rec.child.pid!, pid);
-          await waitForAttach(slow.child.pid!, pid);
-          const s = await steadyAll([floor.pid!, node.pid!, rec.child.pid!, slow.child.pid!]);
+          const s = await steadyAll([floor.pid!, node.pid!, rec.child.pid!]);
           floors.push(s[0]!.cpu);
           nodeFloors.push(s[1]!.cpu);
           ours.push(s[2]!.cpu);
-          slowTier.push(s[3]!.cpu);
           rss = `${(s[2]!.rss0 / 1024).toFixed(0)} → ${(s[2]!.rss1 / 1024).toFixed(0)} MB`;
         } finally {
-          for (const c of [floor, node, rec.child, slow.child]) killChild(c);
-          for (const c of [floor, node, rec.child, slow.child]) await exited(c);
+          for (const c of [floor, node, rec.child]) killChild(c);
+          for (const c of [floor, node, rec.child]) await exited(c);
         }
       }
       for (let r = 0; r < ROUNDS && !TOGETHER; r++) {
@@ -135,8 +128,7 @@ async function main(): Promise<void> {
       const f = median(floors);
       const nf = median(nodeFloors);
       const o = median(ours);
-      const st = slowTier.length > 0 ? `   ${(100 * median(slowTier)).toFixed(2).padStart(8)} % (${(median(slowTier) / f).toFixed(2)}×)` : '';
-      console.log(`${String(rate).padEnd(8)}${(100 * f).toFixed(2).padStart(7)} %   ${(100 * nf).toFixed(2).padStart(8)} % (${(nf / f).toFixed(2)}×)   ${(100 * o).toFixed(2).padStart(8)} %   ${(o / f).toFixed(2).padStart(5)}×   ${rss}${st}`);
+      console.log(`${String(rate).padEnd(8)}${(100 * f).toFixed(2).padStart(7)} %   ${(100 * nf).toFixed(2).padStart(8)} % (${(nf / f).toFixed(2)}×)   ${(100 * o).toFixed(2).padStart(8)} %   ${(o / f).toFixed(2).padStart(5)}×   ${rss}`);
     }
   } finally {
     killChild(runner);

@@ -18,7 +18,6 @@
  *   AbortSignal (Ctrl-C flushes through it).
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
 import { ProfileBuilder } from '../../model/builder.ts';
 import { hostEnvironment } from '../../model/environment.ts';
 import type { Profile } from '../../model/profile.ts';
@@ -154,29 +153,6 @@ export function intervalDistribution(rateHz: number, jitter: number): string {
 }
 
 /**
- * The sampler's tick code is called once a tick: at 100 Hz V8 gives it optimised code
- * (Maglev at 400 calls, and 500 calls after each change of its inline caches) only after
- * 10–50 s, and until then a tick costs 2–3× what it costs after (measured on deep.py 3.12,
- * `record -p` at 100 Hz: the main thread 364 µs a tick at 10–20 s, 108 µs at 50–60 s).
- * After the first TIER_UP_AFTER ticks — the one-off code of the start (arguments, ELF
- * files, attach) has run its once, the tick's code has seen its types — the process's
- * thresholds are lowered, so the code called at every tick tiers up within seconds (same
- * run, lowered: 151 µs at 10–20 s, 116 µs at 30–40 s). Turbofan's own threshold is kept:
- * lowering it too compiled more, for less (V8's compiler threads doubled at 10–30 s).
- * PYLENS_V8_TIERUP: other V8 flags to set instead, or `off` (bench/sampler-floor.ts
- * measures both side by side).
- */
-const TIER_UP_AFTER = 100;
-const TIER_UP_FLAGS = '--invocation-count-for-maglev=50 --minimum-invocations-after-ic-update=50';
-let tieredUp = false;
-function hastenTierUp(): void {
-  if (tieredUp) return;
-  tieredUp = true;
-  const flags = process.env.PYLENS_V8_TIERUP ?? TIER_UP_FLAGS;
-  if (flags !== 'off' && flags !== '') setFlagsFromString(flags);
-}
-
-/**
  * Run `tick` at absolute deadlines until `durationNs` has passed (if given), the signal
  * aborts, or `tick` returns 'stop'. `tick` gets the ns since start. Deadline k+1 = deadline
  * k + an interval drawn around `periodNs` (`jitter`, default DEFAULT_JITTER; 0: a fixed
@@ -240,7 +216,6 @@ export async function runSchedule(
     if (opts.signal?.aborted) break;
     turned = false;
     ticks++;
-    if (ticks === TIER_UP_AFTER) hastenTierUp();
     if (tick(clock.nowNs() - start) === 'stop') break;
     due += jitter > 0 ? periodNs * (1 - jitter + 2 * jitter * random()) : periodNs;
   }
