@@ -385,6 +385,13 @@ export class Syscalls {
     return n >= 0 && n < 4096 ? n : -1;
   }
 
+  /** argument `i` (0–2) of the system call a stopped tracee is in (x86-64: rdi, rsi, rdx), or -1 */
+  syscallArg(pid: number, i: 0 | 1 | 2): number {
+    if (process.arch !== 'x64') return -1;
+    const n = Number(this.peekFn(PTRACE_PEEKUSER, pid, [14, 13, 12][i]! * 8, 0));
+    return Number.isFinite(n) && n > 0 ? n : -1;
+  }
+
   /**
    * Wait (sleeping in the kernel) until the traced process `pid` stops or ends. Like
    * `pollStop` it never reaps an exit (waitid WNOWAIT: Node waits for its child); a ptrace
