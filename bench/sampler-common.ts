@@ -35,7 +35,49 @@ export function python(minor: number): InstalledPython | undefined {
 }
 
 export function machineLine(): string {
-  return `Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+  const busy = busyOthers();
+  return `Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}${busy.length > 0 ? `; WARNING, busy beside this bench: ${busy.join(', ')}` : ''}`;
+}
+
+/**
+ * Processes other than this bench and its children using over 15 % of a CPU, over 300 ms
+ * (/proc/PID/stat utime + stime): a stray busy loop left by an earlier experiment skews
+ * every figure taken beside it, and the load average alone was easy to overlook.
+ */
+export function busyOthers(): string[] {
+  const hz = 100;
+  const read = () => {
+    const m = new Map<number, { ticks: number; ppid: number; comm: string }>();
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const st = readFileSync(`/proc/${d}/stat`, 'latin1');
+        const close = st.lastIndexOf(')');
+        const f = st.slice(close + 2).split(' ');
+        m.set(Number(d), { ticks: Number(f[11]) + Number(f[12]), ppid: Number(f[1]), comm: st.slice(st.indexOf('(') + 1, close) });
+      } catch {
+        /* gone */
+      }
+    }
+    return m;
+  };
+  const a = read();
+  const t0 = performance.now();
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+  const b = read();
+  const secs = (performance.now() - t0) / 1000;
+  const ours = (pid: number): boolean => {
+    for (let p = pid, k = 0; p > 1 && k < 64; p = b.get(p)?.ppid ?? 0, k++) if (p === process.pid) return true;
+    return false;
+  };
+  const out: string[] = [];
+  for (const [pid, x] of b) {
+    const was = a.get(pid);
+    if (was === undefined || ours(pid)) continue;
+    const share = (x.ticks - was.ticks) / hz / secs;
+    if (share > 0.15) out.push(`${x.comm} (pid ${pid}, ${Math.round(100 * share)} %)`);
+  }
+  return out;
 }
 
 /** A warning when the machine is busy enough (1-min load above its CPU count / 2) to make wall figures unreliable. */
