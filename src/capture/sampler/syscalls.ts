@@ -25,6 +25,8 @@ type Fn = (...args: unknown[]) => number;
 const PTRACE_PEEKUSER = 3;
 const PTRACE_DETACH = 17;
 const PTRACE_SYSCALL = 24;
+/** x86-64 user area: the words of a system call's first three arguments (rdi, rsi, rdx) */
+const ARG_REGS_X64 = [14, 13, 12] as const;
 const PTRACE_SEIZE = 0x4206;
 const PTRACE_INTERRUPT = 0x4207;
 const PTRACE_EVENT_STOP = 128;
@@ -388,31 +390,21 @@ export class Syscalls {
   /** argument `i` (0–2) of the system call a stopped tracee is in (x86-64: rdi, rsi, rdx), or -1 */
   syscallArg(pid: number, i: 0 | 1 | 2): number {
     if (process.arch !== 'x64') return -1;
-    const n = Number(this.peekFn(PTRACE_PEEKUSER, pid, [14, 13, 12][i]! * 8, 0));
+    const n = Number(this.peekFn(PTRACE_PEEKUSER, pid, ARG_REGS_X64[i]! * 8, 0));
     return Number.isFinite(n) && n > 0 ? n : -1;
   }
 
   /**
    * Wait (sleeping in the kernel) until the traced process `pid` stops or ends. Like
-   * `pollStop` it never reaps an exit (waitid WNOWAIT: Node waits for its child); a ptrace
-   * stop is consumed. 'stopped' gives the raw stop: `signal` (SIGTRAP | 0x80 at a syscall
-   * stop with PTRACE_O_TRACESYSGOOD) and `event` (PTRACE_EVENT_*, 0 for none).
+   * `pollStop` it never reaps an exit (Node waits for its child); a ptrace stop is consumed.
+   * 'stopped' gives the raw stop: `signal` (SIGTRAP | 0x80 at a syscall stop with
+   * PTRACE_O_TRACESYSGOOD) and `event` (PTRACE_EVENT_*, 0 for none).
    */
   waitTraced(pid: number): { state: 'stopped'; signal: number; event: number } | { state: 'gone' } {
     for (;;) {
-      this.infoW.fill(0);
-      const r = this.waitidFn(P_PID, pid, this.info, WSTOPPED | WEXITED | WNOWAIT | __WALL);
-      if (r < 0) {
-        if (this.k.errno() === EINTR) continue;
-        return { state: 'gone' };
-      }
-      const code = this.infoW[2]!;
-      if (code !== CLD_TRAPPED && code !== CLD_STOPPED) return { state: 'gone' };
-      const got = this.waitpidFn(pid, this.status, WNOHANG | __WALL);
-      if (got !== pid) continue;
-      const st = this.statusW[0]!;
-      if ((st & 0xff) !== 0x7f) return { state: 'gone' };
-      return { state: 'stopped', signal: (st >> 8) & 0xff, event: (st >> 16) & 0xff };
+      const s = this.takeStop(pid, true);
+      if (s.state === 'stopped' || s.state === 'gone') return s;
+      // interrupted by a signal, or the stop was taken by another waiter: wait again
     }
   }
 
@@ -435,9 +427,23 @@ export class Syscalls {
    * here: a spinning waiter delays the very stop it waits for).
    */
   pollStop(tid: number, block = false): { state: 'stopped'; signal: number } | { state: 'running' } | { state: 'gone' } {
+    const s = this.takeStop(tid, block);
+    if (s.state === 'interrupted') return { state: 'gone' };
+    // an event stop (our interrupt, or a group stop seen as one) carries no signal to deliver
+    return s.state === 'stopped' ? { state: 'stopped', signal: s.event === PTRACE_EVENT_STOP ? 0 : s.signal } : s;
+  }
+
+  /**
+   * The stop of traced thread `tid`, consumed, as the kernel reports it (`pollStop`,
+   * `waitTraced`): looked at first without reaping (waitid WNOWAIT), so an exit is left to
+   * whoever waits for the process; 'running' when nothing is waitable yet (or another waiter
+   * took it), 'interrupted' when a signal broke a blocking wait.
+   */
+  private takeStop(tid: number, block: boolean): { state: 'stopped'; signal: number; event: number } | { state: 'running' } | { state: 'gone' } | { state: 'interrupted' } {
     this.infoW.fill(0);
     const r = this.waitidFn(P_PID, tid, this.info, WSTOPPED | WEXITED | WNOWAIT | __WALL | (block ? 0 : WNOHANG));
-    if (r < 0) return { state: 'gone' }; // ECHILD: not traced by us any more (it exited and was reaped)
+    // ECHILD: not traced by us any more (it exited and was reaped)
+    if (r < 0) return this.k.errno() === EINTR ? { state: 'interrupted' } : { state: 'gone' };
     const pid = this.infoW[4]!; // si_pid (offset 16): 0 when nothing is waitable yet
     if (pid === 0) return { state: 'running' };
     const code = this.infoW[2]!; // si_code (offset 8)
@@ -445,12 +451,8 @@ export class Syscalls {
     const got = this.waitpidFn(tid, this.status, WNOHANG | __WALL);
     if (got !== tid) return { state: 'running' };
     const st = this.statusW[0]!;
-    const stopped = (st & 0xff) === 0x7f;
-    if (!stopped) return { state: 'gone' };
-    const sig = (st >> 8) & 0xff;
-    const event = (st >> 16) & 0xff;
-    // an event stop (our interrupt, or a group stop seen as one) carries no signal to deliver
-    return { state: 'stopped', signal: event === PTRACE_EVENT_STOP ? 0 : sig };
+    if ((st & 0xff) !== 0x7f) return { state: 'gone' };
+    return { state: 'stopped', signal: (st >> 8) & 0xff, event: (st >> 16) & 0xff };
   }
 }
 

@@ -37,12 +37,12 @@ const TRY_EVERY = 16;
 
 export type HoldResult<T> =
   /** still stopped (at a system call's entry or exit): `resume` detaches it, once, from this same thread */
-  | { state: 'attached'; value: T; stops: number; tries: number; heldMs: number; resume: () => void }
+  | { state: 'attached'; value: T; stops: number; heldMs: number; resume: () => void }
   | { state: 'gone' }
   /** the hold could not start (ptrace refused: another tracer, no permission); `release` was not called */
   | { state: 'refused'; why: string }
   /** `timeoutMs` passed without a try succeeding: detached, the program runs on */
-  | { state: 'timeout'; stops: number; tries: number };
+  | { state: 'timeout'; stops: number };
 
 /**
  * Seize `pid` (waiting at the exec gate), call `release` (which lets it exec: it must have
@@ -77,7 +77,6 @@ export function holdUntilAttached<T>(
   }
   const t0 = performance.now();
   let stops = 0;
-  let tries = 0;
   let execed = false;
   let entry = false;
   let deliver = 0;
@@ -105,7 +104,6 @@ export function holdUntilAttached<T>(
       deliver = s.signal;
     }
     if (tryNow) {
-      tries++;
       let value: T | undefined;
       try {
         value = tryAttach();
@@ -120,12 +118,12 @@ export function holdUntilAttached<T>(
           resumed = true;
           detach();
         };
-        return { state: 'attached', value, stops, tries, heldMs: performance.now() - t0, resume };
+        return { state: 'attached', value, stops, heldMs: performance.now() - t0, resume };
       }
     }
     if (performance.now() - t0 > timeoutMs) {
       detach();
-      return { state: 'timeout', stops, tries };
+      return { state: 'timeout', stops };
     }
     if (sys.resumeToSyscall(pid, deliver) !== 0) {
       // it ended between the stop and the resume

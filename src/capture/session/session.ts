@@ -170,7 +170,7 @@ export class CaptureSession {
   /** a python the python gate cannot hold, with the sampler: why (held with ptrace instead) */
   private ptraceHold: string | undefined;
   /** how the program was held by ptrace until the sampler attached, when it was */
-  held: { how: 'ptrace'; stops: number; tries: number; heldMs: number } | undefined;
+  held: { how: 'ptrace'; stops: number; heldMs: number } | undefined;
   /** lets the program held by ptrace go (openGate) */
   private heldResume: (() => void) | undefined;
   /** performance.now() when the program was let go (launch) or everything was attached */
@@ -322,10 +322,14 @@ export class CaptureSession {
       if (gate === 'python') {
         const refusal = pythonGateRefusal(target.argv, env);
         if (refusal && o.sampler) {
-          // held at the exec gate, then stepped with ptrace until the sampler attaches (ptrace-hold.ts)
-          this.ptraceHold = syscalls() !== undefined ? refusal : undefined;
-          if (this.ptraceHold === undefined) this.warn(`${refusal}: pylens cannot hold the program until the sampler is attached, so its first moments may be missing`);
-          gate = this.ptraceHold !== undefined ? 'exec' : 'none';
+          if (syscalls() !== undefined) {
+            // held at the exec gate, then stepped with ptrace until the sampler attaches (ptrace-hold.ts)
+            this.ptraceHold = refusal;
+            gate = 'exec';
+          } else {
+            this.warn(`${refusal}: pylens cannot hold the program until the sampler is attached, so its first moments may be missing`);
+            gate = 'none';
+          }
         } else if (refusal) gate = 'exec';
       }
       this.gate = gate;
@@ -458,7 +462,7 @@ export class CaptureSession {
       return s instanceof ProcessSampler ? s : undefined;
     });
     if (r.state === 'attached') {
-      this.held = { how: 'ptrace', stops: r.stops, tries: r.tries, heldMs: r.heldMs };
+      this.held = { how: 'ptrace', stops: r.stops, heldMs: r.heldMs };
       // still stopped: let go when the gate opens (the tools beside the sampler ready), or on cleanup
       this.heldResume = r.resume;
       return r.value;
