@@ -33,6 +33,7 @@ import type { ProcessSampler } from '../capture/sampler/session.ts';
 import { Companion } from '../capture/session/session.ts';
 import { CPU_BUCKET_NS, startCpuSampling } from '../capture/ebpf/cpu.ts';
 import { joinEbpfSamples } from '../capture/ebpf/join.ts';
+import { KERNEL_OVERSAMPLE, sampleInKernel, startKernelWalk, type KernelWalk } from '../capture/ebpf/pywalk.ts';
 import { hostEnvironment } from '../model/environment.ts';
 import { outputById } from '../render/outputs.ts';
 import { CliError } from './errors.ts';
@@ -75,7 +76,13 @@ export const recordSpec: CommandSpec = {
       type: 'boolean',
       help: 'stop each running thread (ptrace) while its stack is read: exact stacks, at a cost to the target that the summary prints (default: lock-free reads, validated; a thread is stopped only after torn reads, within 1 % of wall time)',
     },
-    { name: 'backend', type: 'string', value: 'NAME', choices: ['sampler', 'ebpf'], help: "sampler (default): pylens reads the target's memory; ebpf: the kernel samples CPU (bpftrace profile:hz, user and kernel stacks) and the sampler lends the Python frames" },
+    {
+      name: 'backend',
+      type: 'string',
+      value: 'NAME',
+      choices: ['sampler', 'ebpf', 'kernel'],
+      help: "sampler (default): pylens reads the target's memory; kernel: the kernel walks the Python stack of the thread its timer interrupts (bpftrace; CPU samples only, CPython 3.8–3.13 on x86-64, a fraction of the sampler's cost); ebpf: the kernel samples CPU (bpftrace profile:hz, user and kernel stacks) and the sampler lends the Python frames",
+    },
     { name: 'all', short: 'a', type: 'boolean', help: 'with --backend ebpf: every process on the machine (noisy neighbours); the target, if any, gets Python frames' },
   ],
   examples: [
@@ -84,6 +91,7 @@ export const recordSpec: CommandSpec = {
     'pylens record -p 4242 -r 250 -o app.pylens',
     'pylens record --native -d 10 -p 4242',
     'pylens record --backend ebpf --all -d 10 -p 4242   # the whole machine; 4242 with Python frames',
+    'pylens record --backend kernel -r 1000 -p 4242     # CPU samples walked in the kernel, at little cost',
     'pylens record -s -t --idle -o wall.speedscope.json -- python -m pytest',
   ],
 };
@@ -113,6 +121,12 @@ export async function runRecord(args: Parsed): Promise<number> {
   const o = args.options;
   const rate = (o.rate as number | undefined) ?? (o.frequency as number | undefined) ?? 100;
   const ebpf = o.backend === 'ebpf';
+  const kernel = o.backend === 'kernel';
+  if (kernel) {
+    // what the kernel walk cannot do: it sees a thread only while it runs, in one process
+    const alone = (['idle', 'async', 'gil', 'blocking', 'native', 'all', 'subprocesses'] as const).filter((k) => o[k]);
+    if (alone.length) throw new UsageError('record', `--backend kernel samples running threads of one process in the kernel: it cannot be combined with ${alone.map((k) => `--${k}`).join(', ')} (use the default backend)`);
+  }
   if (o.all && !ebpf) throw new UsageError('record', '--all samples every process in the kernel: it needs --backend ebpf');
   if (ebpf && o.native) throw new UsageError('record', '--native and --backend ebpf are alternatives (both add native and kernel frames); pick one');
   if (ebpf && o.subprocesses) throw new UsageError('record', '--backend ebpf follows one process (or --all): it cannot be combined with -s yet');
@@ -180,11 +194,21 @@ export async function runRecord(args: Parsed): Promise<number> {
         return cpu;
       }, { endsRecording: false })
     : undefined;
+  let walk: KernelWalk | undefined;
+  const walkC = kernel
+    ? new Companion('bpftrace', async ({ sampler }) => {
+        const s = sampler!;
+        walk = await startKernelWalk({ pid: s.pid, runtimeAddress: s.runtime.runtimeAddress, layout: s.layout, minor: s.version.minor, rateHz: rate });
+        const w = walk;
+        process.stderr.write(`pylens record: the kernel walks PID ${s.pid}'s Python stacks at ${rate} Hz (bpftrace profile:hz, ${KERNEL_OVERSAMPLE}× thinned at random)\n`);
+        return { ended: w.ended, stop: () => w.stop(), kill: () => w.tracer.child.kill('SIGKILL') };
+      }, { endsRecording: false })
+    : undefined;
   // with -s the program itself need not be Python: its Python descendants are found as they start
   const session = await startSession('record', {
     target: captureTarget(pidOpt !== undefined ? { pid: pidOpt } : { argv }),
     sampler: pidOpt !== undefined || !subprocesses,
-    companions: [perfC, cpuC].filter((c) => c !== undefined),
+    companions: [perfC, cpuC, walkC].filter((c) => c !== undefined),
     ...(duration !== undefined ? { durationS: duration } : {}),
     ...(subprocesses ? { gate: 'none' as const, stopOnExit: false, samplesDescendants: true } : {}),
   });
@@ -195,7 +219,7 @@ export async function runRecord(args: Parsed): Promise<number> {
   const name = programName(rootPid, (typeof root === 'number' ? undefined : root.command) ?? argv);
   let profile: Profile;
   try {
-    profile = await sampleAttached(root, { ...opts, signal: session.signal, clock: session.clock });
+    profile = walk ? await sampleInKernel(session.sampler!, walk, { ...opts, signal: session.signal }) : await sampleAttached(root, { ...opts, signal: session.signal, clock: session.clock });
   } catch (e) {
     await session.abandon();
     throw e;

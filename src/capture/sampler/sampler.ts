@@ -224,6 +224,8 @@ export async function runSchedule(
 
 export interface SampleOptions {
   rateHz?: number;
+  /** samples carry weights (`Recorder.recordWeighted`: the kernel walk's counts) */
+  weighted?: boolean;
   /** stop after this many seconds; absent = until the process exits or the signal aborts */
   durationS?: number;
   /** keep samples of threads that are not running (wall-clock mode) */
@@ -428,7 +430,7 @@ export class Recorder {
   private firstSeen = new Map<number, number>();
   rows = 0;
   errors = 0;
-  /** samples recorded under the `[truncated]` marker */
+  /** samples recorded under the `[truncated]` marker (with `weighted`, their weights) */
   truncatedSamples = 0;
   /** the counts of processes no longer attached */
   private pastCounts = emptyCounts();
@@ -449,7 +451,7 @@ export class Recorder {
   constructor(root: ProcessSampler | number, opts: SampleOptions = {}) {
     this.rootPid = typeof root === 'number' ? root : root.pid;
     this.opts = opts;
-    this.builder = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'pylens-sampler', mode: opts.idle ? 'wall' : 'cpu' }, unitValues: !opts.async });
+    this.builder = new ProfileBuilder({ meta: { lens: 'sampling', backend: 'pylens-sampler', mode: opts.idle ? 'wall' : 'cpu' }, unitValues: !opts.async && !opts.weighted });
     if (typeof root !== 'number') this.add(root);
   }
 
@@ -699,7 +701,18 @@ export class Recorder {
     }
   }
 
-  private record(pid: number, a: Attached, t: ThreadSample, sinceStartNs: number): void {
+  /**
+   * One stack counted `weight` times (the kernel walk's counts, capture/ebpf/pywalk.ts; needs
+   * `weighted`). False when `pid` is not attached.
+   */
+  recordWeighted(pid: number, t: ThreadSample, sinceStartNs: number, weight: number): boolean {
+    const a = this.procs.get(pid);
+    if (a === undefined) return false;
+    this.record(pid, a, t, sinceStartNs, weight);
+    return true;
+  }
+
+  private record(pid: number, a: Attached, t: ThreadSample, sinceStartNs: number, weight = 1): void {
     let th = a.threadIdx.get(t.tid);
     if (th === undefined || !th.named) {
       const name = a.s.threadName(t.ident);
@@ -709,7 +722,7 @@ export class Recorder {
         else (th.idx = idx), (th.named = name !== undefined);
       }
     }
-    if (t.truncated) this.truncatedSamples++;
+    if (t.truncated) this.truncatedSamples += weight;
     const frames = t.frames;
     const n = frames.length;
     // A thread's stacks change little from one sample to the next: the part from the root
@@ -737,7 +750,7 @@ export class Recorder {
     stacks.length = n;
     th.frames = frames;
     th.truncated = t.truncated;
-    this.builder.sample(stack, 1, th.idx, t.state, sinceStartNs);
+    this.builder.sample(stack, weight, th.idx, t.state, sinceStartNs);
     this.rows++;
     if (t.holdsGil) this.gilSamples++;
   }
@@ -818,7 +831,7 @@ export class Recorder {
   takeWindow(): { builder: ProfileBuilder; rows: number; truncated: number } {
     const b = this.builder;
     const out = { builder: b, rows: this.rows, truncated: this.truncatedSamples };
-    this.builder = new ProfileBuilder({ meta: { lens: b.meta.lens, backend: b.meta.backend, mode: b.meta.mode }, unitValues: !this.opts.async });
+    this.builder = new ProfileBuilder({ meta: { lens: b.meta.lens, backend: b.meta.backend, mode: b.meta.mode }, unitValues: !this.opts.async && !this.opts.weighted });
     this.frameCache.clear();
     this.truncatedFrame = -1;
     this.taskMarkers.clear();

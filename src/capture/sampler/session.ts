@@ -21,7 +21,7 @@ import type { Layout } from './layouts/types.ts';
 import { BadReadError, ProcessGoneError, ProcMemory, WordList, type Address, type PagePool, type ProcessMemory } from './memory.ts';
 import { locateRuntime, type PythonVersion, type RuntimeLocation } from './runtime.ts';
 import { isTorn, mainInterpreter, ThreadNames } from './threadnames.ts';
-import { CodeTypeCheck, DEFAULT_MAX_DEPTH, keepPlan, leafMarkWords, listInterpreters, listThreadStates, PAGE_SIZE, PageCacheMemory, walkStackWith, walkThreads, type CodeCache, type StackWalk, type Frame, type InterpreterRef, type ThreadStack, type WalkOptions } from './walker.ts';
+import { CodeTypeCheck, DEFAULT_MAX_DEPTH, framesFromWords, keepPlan, leafMarkWords, listInterpreters, listThreadStates, PAGE_SIZE, PageCacheMemory, walkStackWith, walkThreads, type CodeCache, type StackWalk, type Frame, type InterpreterRef, type ThreadStack, type WalkOptions, type WordsWalk } from './walker.ts';
 import { ThreadPauser } from './pause.ts';
 import { newAsyncReadState, readAsyncTasks, type AsyncTasks } from './asyncio.ts';
 import { AsyncioDebugError, findAsyncioDebugOffsets, type AsyncioDebugOffsets } from './asyncio-debug.ts';
@@ -1607,6 +1607,22 @@ export class ProcessSampler {
     } finally {
       this.tally.gateSamples = dropped;
     }
+  }
+
+  /** a launched program has left pylens's start gate (a tick found its threads without the gate's frames) */
+  get gatePassed(): boolean {
+    return this.pastGate;
+  }
+
+  private wordsCheck: CodeTypeCheck | undefined;
+
+  /**
+   * A stack read in the kernel (frame words, leaf first: capture/ebpf/pywalk.ts), named
+   * through this process's memory; `cache` is the caller's (it decides how long names live).
+   */
+  wordsWalk(words: readonly bigint[], cut: boolean, cache: CodeCache): WordsWalk {
+    this.wordsCheck ??= new CodeTypeCheck(this.mem, this.layout);
+    return framesFromWords(this.mem, this.layout, this.version.minor, words, cut, cache, this.wordsCheck);
   }
 
   /**

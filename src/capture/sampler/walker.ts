@@ -1423,3 +1423,80 @@ function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: 
     resume?.();
   }
 }
+
+/**
+ * Frame words: a stack read in the kernel (capture/ebpf/pywalk.ts) packs each frame in one
+ * u64 without a branch — the code object's address (8-aligned) in bits 3–46, a tag in bits
+ * 0–2 (3.11+: the frame's owner; 3.8–3.10: the low 3 bits of `f_executing`/`f_state`), and in
+ * bits 47–63 the instruction: 3.11+ (instruction pointer − code object) / 2, 3.8–3.10
+ * `f_lasti` + 1 (0: not started); both modulo 2^17.
+ */
+export const FRAME_WORD_CODE_MASK = 0x7ffffffffff8n;
+export const FRAME_WORD_OFFSET_SHIFT = 47;
+
+/** One stack from its frame words, as `walkInto` would name it from the frames themselves. */
+export interface WordsWalk {
+  /** leaf first */
+  frames: Frame[];
+  /** the stack does not reach the thread's base: cut at `why` (frames holds what is above the cut) */
+  truncated: boolean;
+  why?: string;
+}
+
+/**
+ * Name a stack given as frame words (leaf first; see FRAME_WORD_CODE_BITS): code objects read
+ * through `mem` (cached in `cache`, type-checked by `check`), shim and incomplete frames left
+ * out, and the chain's end checked as `walkStack` checks it. `cut`: the reader stopped before
+ * the chain's end (its depth bound, or a frame it could not read).
+ */
+export function framesFromWords(mem: ProcessMemory, layout: Layout, minor: number, words: readonly bigint[], cut: boolean, cache: CodeCache, check: CodeTypeCheck): WordsWalk {
+  const frames: Frame[] = [];
+  let lastOwner = -1;
+  let lastGenerator = false;
+  const n = words.length;
+  const adaptive = layout.code.code_adaptive ?? 0;
+  for (let i = 0; i < n; i++) {
+    const w = words[i]!;
+    const code = Number(w & FRAME_WORD_CODE_MASK);
+    const tag = Number(w & 7n);
+    const units = Number(w >> BigInt(FRAME_WORD_OFFSET_SHIFT));
+    if (code === 0) return { frames, truncated: true, why: 'a frame with no code object (the chain could not be read on)' };
+    let info: CodeInfo;
+    if (minor <= 10) {
+      // 3.8/3.9 f_executing 1; 3.10 f_state EXECUTING (0) or UNWINDING (2)
+      const running = minor <= 9 ? tag === 1 : tag === FRAME_EXECUTING_310 || tag === FRAME_UNWINDING_310;
+      // a frame caught entering or leaving is the leaf of a longer chain; any other must run
+      if (!running && !(i === 0 && n > 1)) return { frames, truncated: true, why: `frame ${i} is not executing` };
+      try {
+        info = readCode(mem, layout, minor, code, cache, undefined, check);
+      } catch (e) {
+        if (e instanceof WalkError || e instanceof BadReadError) return { frames, truncated: true, why: (e as Error).message };
+        throw e;
+      }
+      lastGenerator = (info.flags & CO_GENERATOR_LIKE) !== 0;
+      frames.push(frameOf(info, minor === 10 ? (units - 1) * 2 : units - 1, units === 0));
+      continue;
+    }
+    lastOwner = tag;
+    if (minor >= 12 && tag >= OWNER_CSTACK) continue; // entry shim
+    try {
+      // 3.13: f_executable may be None (shims) or another non-code object
+      if (minor >= 13 && !cache.has(code) && !check.isCode(code)) continue;
+      info = readCode(mem, layout, minor, code, cache, undefined, check);
+    } catch (e) {
+      if (e instanceof WalkError || e instanceof BadReadError) return { frames, truncated: true, why: (e as Error).message };
+      throw e;
+    }
+    const offset = units * 2 - adaptive;
+    // incomplete frame (CPython's _PyFrame_IsIncomplete): hidden
+    if (tag === OWNER_GENERATOR || offset >= info.firstTraceable * 2) frames.push(frameOf(info, offset, offset < 0));
+  }
+  if (cut) return { frames, truncated: true, why: 'the depth bound' };
+  if (minor <= 10) {
+    if (lastGenerator) return { frames, truncated: true, why: 'the chain ends at a generator frame with no caller' };
+  } else if (lastOwner >= 0) {
+    if (minor === 11 && lastOwner === OWNER_GENERATOR) return { frames, truncated: true, why: 'the chain ends at a suspended generator frame' };
+    if (minor >= 12 && lastOwner !== OWNER_CSTACK) return { frames, truncated: true, why: `the chain ends at a frame owned by ${lastOwner}, not the thread's entry frame` };
+  }
+  return { frames, truncated: false };
+}
