@@ -2,6 +2,7 @@
  * Whole, marked or cut: where each sample's stack ends (its root frame). Whole stacks end at
  * their thread's base — `<module>` of the main script or threading's `_bootstrap` — marked
  * ones at the sampler's `[truncated]` root; anything else is a stack cut without a mark.
+ * Counted by weight (a weighted profile's sample counts its value).
  * Used by test/sampler/trust.test.ts and bench/sampler-cuts.ts. `apartImpossible`: stacks of
  * bench/workloads/apart.py that never existed.
  */
@@ -18,7 +19,10 @@ export interface RootCounts {
 export function stackRoots(p: Profile, maxExamples = 3): RootCounts {
   const out: RootCounts = { whole: 0, marked: 0, cut: 0, examples: [] };
   const memo = new Map<number, string>();
+  // a sample's weight (the kernel walk's are counts)
+  const values = p.samples.values[p.defaultValue];
   for (let i = 0; i < p.samples.length; i++) {
+    const w = values?.[i] ?? 1;
     const s = p.samples.stack[i]!;
     let root = memo.get(s);
     if (root === undefined) {
@@ -27,9 +31,9 @@ export function stackRoots(p: Profile, maxExamples = 3): RootCounts {
       memo.set(s, root);
       if (root !== '<module>' && root !== '_bootstrap' && root !== '[truncated]' && out.examples.length < maxExamples) out.examples.push(fr.map((f) => frameInfo(p, f).name).join(' > '));
     }
-    if (root === '[truncated]') out.marked++;
-    else if (root === '<module>' || root === '_bootstrap') out.whole++;
-    else out.cut++;
+    if (root === '[truncated]') out.marked += w;
+    else if (root === '<module>' || root === '_bootstrap') out.whole += w;
+    else out.cut += w;
   }
   return out;
 }

@@ -18,11 +18,14 @@
  *    `cframe->current_frame`, 3.13 `current_frame`) along `f_back`/`previous`, up to
  *    `maxDepth` frames, each packed in one u64 (walker.ts FRAME_WORD_*: code object, owner or
  *    executing flag, instruction) and folded into a 64-bit hash.
- * 4. `@n[tid, fsbase, hash]` counts it (cumulative, never cleared: pylens takes the
- *    difference between two printouts, so a map printed twice counts once). A hash not seen
- *    lately (`@seen`, cleared every 10 s) has its frames stored in `@fr[hash, i]` by a
- *    second walk (the thread is still stopped: the same chain), printed and cleared each
- *    second; `@fr[hash, 65535]` holds the depth and whether the walk stopped short.
+ * 4. `@na`/`@nb[generation, tid, fsbase, hash]` count it: the generation is the second
+ *    (`@gen`), and the maps take turns by its parity — one is counted into while the other is
+ *    printed and cleared (a map printed while it grows loses entries, seen here); with the
+ *    generation in the key a map printed twice counts once. A hash not seen
+ *    lately (`@seen`, cleared every 10 s) has its frames stored in `@fa[hash, i]` or
+ *    `@fb[hash, i]` (the maps take turns by the second: one is filled while the other is
+ *    printed and cleared) by a second walk (the thread is still stopped: the same chain);
+ *    `[hash, 65535]` holds the depth and whether the walk stopped short.
  *
  * A walk cannot tear: the thread is stopped in the interrupt for the length of it (another
  * thread holding the GIL could only change frames this thread does not run). Only a thread
@@ -51,7 +54,7 @@ const MAX_THREADS = 256;
 export const KERNEL_OVERSAMPLE = 4;
 const SEED = 1469598103934665603n;
 const PRIME = 1099511628211n;
-/** `@fr[hash, META_INDEX]`: depth | cut << 16 */
+/** `@fr[hash, META_INDEX]` in `@fa`/`@fb`: depth | cut << 16 */
 const META_INDEX = 65535;
 
 export interface KernelWalkProgramOptions {
@@ -108,6 +111,21 @@ export function kernelWalkProgram(o: KernelWalkProgramOptions): string {
         $v = $c | ((uint64)${rd('uint8', `$f + ${F.owner}`)} & 7) | (((${u64(`$f + ${F.instr_ptr}`)} - $c) >> 1) << ${FRAME_WORD_OFFSET_SHIFT});`;
   }
   const keep = keepOne > 1 ? `rand % ${keepOne} == 0` : '1';
+  // a new stack's frames, by a second walk (the thread is still stopped: the same chain), into
+  // the map of this second: the other one is being printed and cleared (a map printed while
+  // it grows loses entries, seen here), and bpftrace 0.17 drops print/clear in an else branch
+  const store = (map: string, when: string) => `if (${when}) {
+          ${map}[$h, ${META_INDEX}] = (uint64)$d | ($cut << 16);
+          ${first}
+          $i = 0;
+          while ($i < ${depth}) {
+            if ($i >= $d) { break; }
+            ${word}
+            ${map}[$h, $i] = $v;
+            $f = ${u64(`$f + ${F.previous}`)};
+            $i++;
+          }
+        }`;
   return `// pylens: Python stacks walked in the kernel (CPython 3.${minor}, pid ${o.pid})
 BEGIN { printf("pylens-ready %llu\\n", nsecs); }
 profile:hz:${hz} /pid == ${Math.trunc(o.pid)}/
@@ -137,8 +155,10 @@ profile:hz:${hz} /pid == ${Math.trunc(o.pid)}/
       }
       if ($ts != 0) { @ts[tid] = $ts; } else { @nopy[tid] = nsecs; }
     }
+    $g = @gen;
     if ($ts == 0) {
-      @n[tid, $fs, (uint64)0] = count();
+      if (($g & 1) == 0) { @na[$g, tid, $fs, (uint64)0] = count(); }
+      if (($g & 1) == 1) { @nb[$g, tid, $fs, (uint64)0] = count(); }
     } else {
       ${first}
       $h = (uint64)${SEED};
@@ -150,28 +170,30 @@ profile:hz:${hz} /pid == ${Math.trunc(o.pid)}/
         $f = ${u64(`$f + ${F.previous}`)};
         $d++;
       }
+      // the depth through a map: unknown to the verifier from here, which then checks the
+      // rest once, not once for every depth the loop can end at (measured: 42 k instructions
+      // checked instead of over the 1 M limit)
+      @dd[cpu] = $d;
+      $d = @dd[cpu];
       $cut = (uint64)0;
       if ($f != 0) { $cut = (uint64)1; }
       $h = ($h ^ ((uint64)$d | ($cut << 16))) * ${PRIME};
       if ($h == 0) { $h = (uint64)1; }
       if (@seen[$h] == 0) {
         @seen[$h] = 1;
-        @fr[$h, ${META_INDEX}] = (uint64)$d | ($cut << 16);
-        ${first}
-        $i = 0;
-        while ($i < ${depth}) {
-          if ($i >= $d) { break; }
-          ${word}
-          @fr[$h, $i] = $v;
-          $f = ${u64(`$f + ${F.previous}`)};
-          $i++;
-        }
+        ${store('@fa', '($g & 1) == 0')}
+        ${store('@fb', '($g & 1) == 1')}
       }
-      @n[tid, $fs, $h] = count();
+      if (($g & 1) == 0) { @na[$g, tid, $fs, $h] = count(); }
+      if (($g & 1) == 1) { @nb[$g, tid, $fs, $h] = count(); }
     }
   }
 }
-interval:s:1 { print(@fr); clear(@fr); print(@n); }
+interval:s:1 {
+  @gen = @gen + 1;
+  if ((@gen & 1) == 1) { print(@fa); clear(@fa); print(@na); clear(@na); }
+  if ((@gen & 1) == 0) { print(@fb); clear(@fb); print(@nb); clear(@nb); }
+}
 interval:s:10 { clear(@seen); clear(@nopy); }
 END { printf("pylens-end %llu\\n", nsecs); }
 `;
@@ -194,8 +216,8 @@ export interface KernelStack {
   cut: boolean;
 }
 
-const N_LINE = /^@n\[(\d+), (-?\d+), (-?\d+)\]: (\d+)$/;
-const FR_LINE = /^@fr\[(-?\d+), (\d+)\]: (-?\d+)$/;
+const N_LINE = /^@n[ab]\[(\d+), (\d+), (-?\d+), (-?\d+)\]: (\d+)$/;
+const FR_LINE = /^@f[ab]\[(-?\d+), (\d+)\]: (-?\d+)$/;
 const u = (s: string): bigint => BigInt.asUintN(64, BigInt(s));
 
 /** The program's printouts: cumulative counts per (thread, stack), and the frames of new stacks. */
@@ -204,7 +226,9 @@ export class KernelWalkOutput {
   endNs: number | undefined;
   /** lines that were none of the program's */
   skipped: string[] = [];
+  /** `gen tid ident hash` → count */
   private latest = new Map<string, number>();
+  private newestGen = 0;
   private taken = new Map<string, number>();
   private partial = new Map<bigint, { meta?: number; words: Map<number, bigint> }>();
   readonly stacks = new Map<bigint, KernelStack>();
@@ -212,10 +236,13 @@ export class KernelWalkOutput {
   line(l: string): void {
     let m = N_LINE.exec(l);
     if (m) {
-      const key = `${m[1]} ${u(m[2]!)} ${u(m[3]!)}`;
-      const n = Number(m[4]);
-      // cumulative: the larger printout is the later one (a map printed again at exit repeats one)
+      const gen = Number(m[1]);
+      const key = `${gen} ${m[2]} ${u(m[3]!)} ${u(m[4]!)}`;
+      const n = Number(m[5]);
+      // a generation's count grows until its map is printed and cleared; a map printed again
+      // (at exit, bpftrace 0.17 may print one it has just printed) repeats it: the larger is kept
       if (n > (this.latest.get(key) ?? 0)) this.latest.set(key, n);
+      if (gen > this.newestGen) this.newestGen = gen;
       return;
     }
     m = FR_LINE.exec(l);
@@ -241,7 +268,7 @@ export class KernelWalkOutput {
       else this.endNs = Number(r[2]);
       return;
     }
-    if (l.trim() === '' || /^Attaching \d+ probes/.test(l) || /^@(seen|ts|nopy)\[/.test(l)) return;
+    if (l.trim() === '' || /^Attaching \d+ probes/.test(l) || /^@(seen|ts|nopy|dd)\[|^@gen: /.test(l)) return;
     if (this.skipped.length < 5) this.skipped.push(l);
   }
 
@@ -255,7 +282,7 @@ export class KernelWalkOutput {
     for (const [key, n] of this.latest) {
       const was = this.taken.get(key) ?? 0;
       if (n <= was) continue;
-      const [tid, ident, hash] = key.split(' ');
+      const [, tid, ident, hash] = key.split(' ');
       const h = BigInt(hash!);
       if (h !== 0n && !this.stacks.has(h)) {
         if (!final) continue;
@@ -263,6 +290,13 @@ export class KernelWalkOutput {
       }
       counts.push({ tid: Number(tid), ident: BigInt(ident!), hash: h, count: n - was });
       this.taken.set(key, n);
+    }
+    // generations long printed are done with (a stack still without frames waits in its own)
+    for (const key of this.taken.keys()) {
+      if (Number(key.slice(0, key.indexOf(' '))) < this.newestGen - 2 && this.taken.get(key) === this.latest.get(key)) {
+        this.taken.delete(key);
+        this.latest.delete(key);
+      }
     }
     return { counts, unresolved };
   }
@@ -371,8 +405,8 @@ export async function startKernelWalk(o: KernelWalkProgramOptions): Promise<Kern
     if (!tracer.running()) {
       const { code, stderr } = await tracer.done;
       restoreStats();
-      rmSync(dir, { recursive: true, force: true });
-      throw explainTracerStderr(stderr, 'bpftrace', facts.kernel) ?? new EbpfError(`bpftrace refused the kernel walk (exit ${code}): ${stderr.split('\n').filter((l) => l.trim() && !/RLIMIT_MEMLOCK/.test(l)).slice(-3).join(' | ') || 'no message'}`, 'use the default backend (--backend sampler); to see the whole message, run pylens with PYLENS_KEEP_BPF=1 and bpftrace on the program it keeps');
+      if (process.env.PYLENS_KEEP_BPF !== '1') rmSync(dir, { recursive: true, force: true });
+      throw explainTracerStderr(stderr, 'bpftrace', facts.kernel) ?? new EbpfError(`bpftrace refused the kernel walk (exit ${code}): ${stderr.split('\n').filter((l) => l.trim() && !/RLIMIT_MEMLOCK/.test(l)).slice(-3).join(' | ') || 'no message'}`, `use the default backend (--backend sampler); to see the whole message, run pylens with PYLENS_KEEP_BPF=1, then \`${hint}\``);
     }
     if (Date.now() - start > 60_000) {
       await tracer.stop('SIGKILL');
@@ -441,6 +475,15 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
   let gateSamples = 0;
   let unresolved = 0;
   const ended = { v: false };
+  // bpftrace's CPU and the walk's run time, read at each drain and before the stop (gone with bpftrace)
+  let bt1 = bt0;
+  let prog1 = prog0;
+  const readCosts = () => {
+    if (!walk.tracer.running()) return;
+    bt1 = Math.max(bt1, walk.tracerCpuNs());
+    const p = walk.programNs();
+    if (p !== undefined && p.ns >= (prog1?.ns ?? 0)) prog1 = p;
+  };
   void walk.ended.then(() => (ended.v = true));
   const consume = (final: boolean) => {
     const now = performance.now();
@@ -514,17 +557,18 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
         signal?.addEventListener('abort', done, { once: true });
       });
       if (performance.now() >= nextDrain) {
+        readCosts();
         consume(false);
         nextDrain += DRAIN_MS * Math.max(1, Math.ceil((performance.now() - nextDrain) / DRAIN_MS));
       }
     }
   } finally {
+    readCosts();
     warnings = await walk.stop();
   }
   const durationNs = (performance.now() - t0) * 1e6;
   const cpu = process.cpuUsage(cpu0);
-  const btNs = walk.tracerCpuNs() - bt0;
-  const prog1 = walk.programNs();
+  const btNs = bt1 - bt0;
   consume(true);
   rec.close();
   const ownNs = (cpu.user + cpu.system) * 1000;
