@@ -211,6 +211,8 @@ export async function runRecord(args: Parsed): Promise<number> {
     companions: [perfC, cpuC, walkC].filter((c) => c !== undefined),
     ...(duration !== undefined ? { durationS: duration } : {}),
     ...(subprocesses ? { gate: 'none' as const, stopOnExit: false, samplesDescendants: true } : {}),
+    // the kernel walk's bpftrace ends with the target (and each wake-up of pylens costs ~0.2 ms here)
+    ...(kernel ? { exitPollMs: 1000 } : {}),
   });
   if (typeof session === 'number') return session;
   /** an attached process, or with -s a launched one that may not be Python (a shell, make, …) */
@@ -219,7 +221,7 @@ export async function runRecord(args: Parsed): Promise<number> {
   const name = programName(rootPid, (typeof root === 'number' ? undefined : root.command) ?? argv);
   let profile: Profile;
   try {
-    profile = walk ? await sampleInKernel(session.sampler!, walk, { ...opts, signal: session.signal }) : await sampleAttached(root, { ...opts, signal: session.signal, clock: session.clock });
+    profile = walk ? await sampleInKernel(session.sampler!, walk, { ...opts, signal: session.signal, launched: pidOpt === undefined }) : await sampleAttached(root, { ...opts, signal: session.signal, clock: session.clock });
   } catch (e) {
     await session.abandon();
     throw e;

@@ -195,6 +195,8 @@ interval:s:1 {
   if ((@gen & 1) == 0) { print(@fb); clear(@fb); print(@nb); clear(@nb); }
 }
 interval:s:10 { clear(@seen); clear(@nopy); }
+// the target's last thread exits: bpftrace ends (printing its maps), and pylens with it
+tracepoint:sched:sched_process_exit /pid == ${Math.trunc(o.pid)}/ { if (curtask->signal->live.counter == 0) { exit(); } }
 END { printf("pylens-end %llu\\n", nsecs); }
 `;
 }
@@ -319,19 +321,28 @@ export function processCpuNs(pid: number): number {
   return sum;
 }
 
-/** run time of the BPF programs `pid` holds (fdinfo run_time_ns, kept while kernel.bpf_stats_enabled is 1), ns */
-export function bpfRunNs(pid: number): { ns: number; runs: number } {
+/**
+ * Run time of the BPF programs `pid` holds (fdinfo run_time_ns, kept while
+ * kernel.bpf_stats_enabled is 1), ns. `fds`: where its programs were found last time (filled
+ * on the first call; a program loaded later is not seen).
+ */
+export function bpfRunNs(pid: number, fds?: number[]): { ns: number; runs: number } {
   let ns = 0;
   let runs = 0;
   try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      let link: string;
-      try {
-        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        continue;
+    if (fds === undefined || fds.length === 0) {
+      const found: number[] = [];
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:bpf-prog') found.push(Number(fd));
+        } catch {
+          /* closed */
+        }
       }
-      if (link !== 'anon_inode:bpf-prog') continue;
+      if (fds !== undefined) fds.push(...found);
+      else fds = found;
+    }
+    for (const fd of fds) {
       try {
         const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
         ns += Number(/run_time_ns:\s*(\d+)/.exec(info)?.[1] ?? 0);
@@ -417,13 +428,14 @@ export async function startKernelWalk(o: KernelWalkProgramOptions): Promise<Kern
     await new Promise((r) => setTimeout(r, 20));
   }
   let stopped: Promise<string[]> | undefined;
+  const progFds: number[] = [];
   return {
     output,
     tracer,
     program,
     ended: tracer.done.then(() => {}),
     tracerCpuNs: () => processCpuNs(tracer.pid),
-    programNs: () => (statsWas === undefined ? undefined : bpfRunNs(tracer.pid)),
+    programNs: () => (statsWas === undefined ? undefined : bpfRunNs(tracer.pid, progFds)),
     stop() {
       stopped ??= (async () => {
         const { code, stderr } = await tracer.stop('SIGINT');
@@ -444,10 +456,14 @@ export async function startKernelWalk(o: KernelWalkProgramOptions): Promise<Kern
 export interface KernelSampleOptions extends Omit<SampleOptions, 'idle' | 'async' | 'gilOnly' | 'subprocesses' | 'blocking' | 'weighted'> {
   /** the timer's oversampling (KERNEL_OVERSAMPLE) */
   oversample?: number;
+  /** a program pylens launched, held at its start gate until a tick of the sampler finds it there */
+  launched?: boolean;
 }
 
 /** how often the maps are read, ms */
 const DRAIN_MS = 1000;
+/** the costs (bpftrace's CPU, the walk's run time) are read every this many drains, and at the end */
+const COST_EVERY = 10;
 /** how long a code object's name is trusted (a freed one's address may be reused), ms */
 const CODE_TTL_MS = 10_000;
 
@@ -517,7 +533,7 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
         w = d;
       }
       let frames = w.frames;
-      if (!sampler.gatePassed) {
+      if (opts.launched && !sampler.gatePassed) {
         const part = gatePart(frames);
         if (part === 'held') {
           gateSamples += c.count;
@@ -534,11 +550,12 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
   const signal = opts.signal;
   const until = opts.durationS !== undefined ? t0 + opts.durationS * 1000 : Infinity;
   let nextDrain = t0 + DRAIN_MS;
+  let drains = 0;
   let warnings: string[] = [];
   try {
     while (!signal?.aborted && !ended.v && performance.now() < until) {
       // a launched program at the start gate is let go by the tick that finds it there (session.ts)
-      const gateTicks = !sampler.gatePassed && performance.now() - t0 < 5000;
+      const gateTicks = opts.launched === true && !sampler.gatePassed && performance.now() - t0 < 5000;
       if (gateTicks) {
         try {
           sampler.tick();
@@ -557,7 +574,7 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
         signal?.addEventListener('abort', done, { once: true });
       });
       if (performance.now() >= nextDrain) {
-        readCosts();
+        if (++drains % COST_EVERY === 0) readCosts();
         consume(false);
         nextDrain += DRAIN_MS * Math.max(1, Math.ceil((performance.now() - nextDrain) / DRAIN_MS));
       }

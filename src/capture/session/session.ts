@@ -108,6 +108,8 @@ export interface CaptureOptions {
   stopOnHangup?: boolean;
   /** the target's exit ends the recording (default true; `record -s` follows its children on) */
   stopOnExit?: boolean;
+  /** attach mode: how often the target is looked for, ms (default 200; a companion that ends with the target can do with less) */
+  exitPollMs?: number;
   /** launch mode: which gate; default python with the sampler, exec with tools that follow a PID, else none */
   gate?: GateKind;
   /** the caller samples the launched program's Python processes itself (`record -s`): their interpreter's files are parsed before the launch, as for the sampler */
@@ -372,7 +374,7 @@ export class CaptureSession {
           const alive = new AliveWatch(pid);
           const watch = setInterval(() => {
             if (!alive.alive()) this.stop({ kind: 'exit', how: 'exited' });
-          }, 200);
+          }, o.exitPollMs ?? 200);
           this.closers.push(() => alive.close());
           watch.unref();
           this.timers.push(watch);
