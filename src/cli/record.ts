@@ -212,7 +212,7 @@ export async function runRecord(args: Parsed): Promise<number> {
     ...(duration !== undefined ? { durationS: duration } : {}),
     ...(subprocesses ? { gate: 'none' as const, stopOnExit: false, samplesDescendants: true } : {}),
     // the kernel walk's bpftrace ends with the target (and each wake-up of pylens costs ~0.2 ms here)
-    ...(kernel ? { exitPollMs: 1000 } : {}),
+    ...(kernel ? { exitPollMs: 10_000 } : {}),
   });
   if (typeof session === 'number') return session;
   /** an attached process, or with -s a launched one that may not be Python (a shell, make, …) */

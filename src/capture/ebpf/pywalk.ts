@@ -2,7 +2,7 @@
  * Python stacks walked in the kernel (`pylens record --backend kernel`): a bpftrace
  * `profile:hz` program follows the interrupted thread's frame chain in the target's memory,
  * at the moment the timer interrupted it, and counts each stack in a map. Nothing reaches
- * user space per sample; pylens reads the maps once a second and names the code objects
+ * user space per sample; pylens reads the maps every PRINT_EVERY_S (2 s) and names the code objects
  * itself (through the attached sampler's memory and code cache). Costs: no system call per
  * sample, no wake-up of pylens per sample — see bench/sampler-floor.ts.
  *
@@ -13,19 +13,20 @@
  * 2. The thread's state: `@ts[tid]`, checked by its `thread_id` (pthread_self, which is the
  *    thread's FS base on x86-64 glibc and musl); else found by walking every interpreter's
  *    thread list (up to MAX_THREADS) for that FS base. A thread that is not Python's is
- *    searched again at most once a second.
+ *    searched again at most once a second (`@nopy`).
  * 3. The stack: from the thread state's current frame (3.8–3.10 `frame`, 3.11/3.12
  *    `cframe->current_frame`, 3.13 `current_frame`) along `f_back`/`previous`, up to
  *    `maxDepth` frames, each packed in one u64 (walker.ts FRAME_WORD_*: code object, owner or
  *    executing flag, instruction) and folded into a 64-bit hash.
- * 4. `@na`/`@nb[generation, tid, fsbase, hash]` count it: the generation is the second
- *    (`@gen`), and the maps take turns by its parity — one is counted into while the other is
- *    printed and cleared (a map printed while it grows loses entries, seen here); with the
- *    generation in the key a map printed twice counts once. A hash not seen
- *    lately (`@seen`, cleared every 10 s) has its frames stored in `@fa[hash, i]` or
- *    `@fb[hash, i]` (the maps take turns by the second: one is filled while the other is
- *    printed and cleared) by a second walk (the thread is still stopped: the same chain);
- *    `[hash, 65535]` holds the depth and whether the walk stopped short.
+ * 4. `@na`/`@nb[generation, tid, fsbase, hash]` count it: the generation is the number of
+ *    printouts so far (`@gen`, one every PRINT_EVERY_S), and the maps take turns by its
+ *    parity — one is counted into while the other is printed and cleared (a map printed while
+ *    it grows loses entries, seen here); with the generation in the key a map printed twice
+ *    counts once. A hash not seen lately (`@seen`, cleared every 5 printouts) has its frames
+ *    printed at once (`F hash i word`; `F hash 65535 depth|cut<<16` first) by a second walk
+ *    (the thread is still stopped: the same chain), and pylens names their code objects as
+ *    they come, while the process lives — a stack first seen in a program's last seconds
+ *    could not be named after its exit.
  *
  * A walk cannot tear: the thread is stopped in the interrupt for the length of it (another
  * thread holding the GIL could only change frames this thread does not run). Only a thread
@@ -41,7 +42,7 @@ import type { Layout } from '../sampler/layouts/types.ts';
 import { ProcessGoneError } from '../sampler/memory.ts';
 import { Recorder, type SampleOptions } from '../sampler/sampler.ts';
 import { gatePart, withoutGate, type ProcessSampler, type ThreadSample } from '../sampler/session.ts';
-import { FRAME_WORD_CODE_MASK, FRAME_WORD_OFFSET_SHIFT, type CodeCache, type WordsWalk } from '../sampler/walker.ts';
+import { DEPTH_BOUND_WHY, FRAME_WORD_CODE_MASK, FRAME_WORD_OFFSET_SHIFT, type CodeCache, type WordsWalk } from '../sampler/walker.ts';
 import { checkEbpfAccess, EbpfError, ensureTracefs, explainTracerStderr, findBpftrace, processAlive, readEbpfFacts, spawnTracer, type Tracer } from './tool.ts';
 
 /** How a kernel-walk profile says what on-CPU means (its meta's `cpuRule`). */
@@ -54,7 +55,13 @@ const MAX_THREADS = 256;
 export const KERNEL_OVERSAMPLE = 4;
 const SEED = 1469598103934665603n;
 const PRIME = 1099511628211n;
-/** `@fr[hash, META_INDEX]` in `@fa`/`@fb`: depth | cut << 16 */
+/**
+ * bpftrace prints its maps this often, s, and pylens wakes only then: each wake-up of Node
+ * costs ~1–3 ms of cold JS here, bpftrace's prints ~0.1 ms a second — at 100 Hz these are
+ * most of the cost (bench/sampler-floor.ts). Samples carry the time of the print that gave them.
+ */
+export const PRINT_EVERY_S = 2;
+/** a new stack's line `F hash META_INDEX value`: depth | cut << 16 */
 const META_INDEX = 65535;
 
 export interface KernelWalkProgramOptions {
@@ -111,20 +118,18 @@ export function kernelWalkProgram(o: KernelWalkProgramOptions): string {
         $v = $c | ((uint64)${rd('uint8', `$f + ${F.owner}`)} & 7) | (((${u64(`$f + ${F.instr_ptr}`)} - $c) >> 1) << ${FRAME_WORD_OFFSET_SHIFT});`;
   }
   const keep = keepOne > 1 ? `rand % ${keepOne} == 0` : '1';
-  // a new stack's frames, by a second walk (the thread is still stopped: the same chain), into
-  // the map of this second: the other one is being printed and cleared (a map printed while
-  // it grows loses entries, seen here), and bpftrace 0.17 drops print/clear in an else branch
-  const store = (map: string, when: string) => `if (${when}) {
-          ${map}[$h, ${META_INDEX}] = (uint64)$d | ($cut << 16);
-          ${first}
-          $i = 0;
-          while ($i < ${depth}) {
-            if ($i >= $d) { break; }
-            ${word}
-            ${map}[$h, $i] = $v;
-            $f = ${u64(`$f + ${F.previous}`)};
-            $i++;
-          }
+  // a new stack's frames, by a second walk (the thread is still stopped: the same chain),
+  // printed at once: pylens names its code objects while the process lives (a map read
+  // every few seconds would be too late for a program's last seconds, or a short program)
+  const store = `printf("F %llu ${META_INDEX} %llu\\n", $h, (uint64)$d | ($cut << 16));
+        ${first}
+        $i = 0;
+        while ($i < ${depth}) {
+          if ($i >= $d) { break; }
+          ${word}
+          printf("F %llu %d %llu\\n", $h, $i, $v);
+          $f = ${u64(`$f + ${F.previous}`)};
+          $i++;
         }`;
   return `// pylens: Python stacks walked in the kernel (CPython 3.${minor}, pid ${o.pid})
 BEGIN { printf("pylens-ready %llu\\n", nsecs); }
@@ -181,20 +186,19 @@ profile:hz:${hz} /pid == ${Math.trunc(o.pid)}/
       if ($h == 0) { $h = (uint64)1; }
       if (@seen[$h] == 0) {
         @seen[$h] = 1;
-        ${store('@fa', '($g & 1) == 0')}
-        ${store('@fb', '($g & 1) == 1')}
+        ${store}
       }
       if (($g & 1) == 0) { @na[$g, tid, $fs, $h] = count(); }
       if (($g & 1) == 1) { @nb[$g, tid, $fs, $h] = count(); }
     }
   }
 }
-interval:s:1 {
+interval:s:${PRINT_EVERY_S} {
   @gen = @gen + 1;
-  if ((@gen & 1) == 1) { print(@fa); clear(@fa); print(@na); clear(@na); }
-  if ((@gen & 1) == 0) { print(@fb); clear(@fb); print(@nb); clear(@nb); }
+  if ((@gen & 1) == 1) { print(@na); clear(@na); }
+  if ((@gen & 1) == 0) { print(@nb); clear(@nb); }
+  if (@gen % 5 == 0) { clear(@seen); clear(@nopy); }
 }
-interval:s:10 { clear(@seen); clear(@nopy); }
 // the target's last thread exits: bpftrace ends (printing its maps), and pylens with it
 tracepoint:sched:sched_process_exit /pid == ${Math.trunc(o.pid)}/ { if (curtask->signal->live.counter == 0) { exit(); } }
 END { printf("pylens-end %llu\\n", nsecs); }
@@ -219,7 +223,7 @@ export interface KernelStack {
 }
 
 const N_LINE = /^@n[ab]\[(\d+), (\d+), (-?\d+), (-?\d+)\]: (\d+)$/;
-const FR_LINE = /^@f[ab]\[(-?\d+), (\d+)\]: (-?\d+)$/;
+const FR_LINE = /^F (\d+) (\d+) (\d+)$/;
 const u = (s: string): bigint => BigInt.asUintN(64, BigInt(s));
 
 /** The program's printouts: cumulative counts per (thread, stack), and the frames of new stacks. */
@@ -234,6 +238,10 @@ export class KernelWalkOutput {
   private taken = new Map<string, number>();
   private partial = new Map<bigint, { meta?: number; words: Map<number, bigint> }>();
   readonly stacks = new Map<bigint, KernelStack>();
+  /** called at each count line (a printout of the counts is under way) */
+  onCounts: (() => void) | undefined;
+  /** called when a stack's frames have all come (at once: its code objects can be named while the process lives) */
+  onStack: ((hash: bigint, stack: KernelStack) => void) | undefined;
 
   line(l: string): void {
     let m = N_LINE.exec(l);
@@ -245,22 +253,25 @@ export class KernelWalkOutput {
       // (at exit, bpftrace 0.17 may print one it has just printed) repeats it: the larger is kept
       if (n > (this.latest.get(key) ?? 0)) this.latest.set(key, n);
       if (gen > this.newestGen) this.newestGen = gen;
+      this.onCounts?.();
       return;
     }
     m = FR_LINE.exec(l);
     if (m) {
       const h = u(m[1]!);
-      if (this.stacks.has(h)) return;
       let p = this.partial.get(h);
-      if (p === undefined) this.partial.set(h, (p = { words: new Map() }));
       const i = Number(m[2]);
+      // the meta line comes first: a stack printed again (every few printouts, or by two CPUs at once) starts over
+      if (i === META_INDEX || p === undefined) this.partial.set(h, (p = { words: new Map() }));
       if (i === META_INDEX) p.meta = Number(u(m[3]!));
       else p.words.set(i, u(m[3]!));
       if (p.meta !== undefined && p.words.size === (p.meta & 0xffff)) {
         const words: bigint[] = [];
         for (let j = 0; j < p.words.size; j++) words.push(p.words.get(j) ?? 0n);
-        this.stacks.set(h, { words, cut: (p.meta >> 16) !== 0 });
+        const stack = { words, cut: (p.meta >> 16) !== 0 };
+        this.stacks.set(h, stack);
         this.partial.delete(h);
+        this.onStack?.(h, stack);
       }
       return;
     }
@@ -408,7 +419,7 @@ export async function startKernelWalk(o: KernelWalkProgramOptions): Promise<Kern
     }
   };
   const output = new KernelWalkOutput();
-  // room for a second's new stacks' frames (bpftrace's default is 4,096 keys a map)
+  // room for two seconds of new stacks' frames (bpftrace's default is 4,096 keys a map)
   const tracer = spawnTracer(bpftrace, [file], { onLine: (l) => output.line(l), raiseMemlock: check.raiseMemlock, env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: '65536' } });
   const hint = `bpftrace ${file}`;
   const start = Date.now();
@@ -460,10 +471,10 @@ export interface KernelSampleOptions extends Omit<SampleOptions, 'idle' | 'async
   launched?: boolean;
 }
 
-/** how often the maps are read, ms */
-const DRAIN_MS = 1000;
 /** the costs (bpftrace's CPU, the walk's run time) are read every this many drains, and at the end */
-const COST_EVERY = 10;
+const COST_EVERY = 5;
+const GONE_WHY = 'the process had ended before its code objects were read';
+const NEVER_WHY = 'its frames never came';
 /** how long a code object's name is trusted (a freed one's address may be reused), ms */
 const CODE_TTL_MS = 10_000;
 
@@ -485,11 +496,30 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
   const prog0 = walk.programNs();
   let cache: CodeCache = new Map();
   let cacheBorn = Date.now();
-  let decoded = new Map<bigint, WordsWalk>();
+  /** each stack as named when its frames came (the process alive then); named again when the kernel prints it again */
+  const decoded = new Map<bigint, WordsWalk>();
+  const name = (stack: KernelStack): WordsWalk => {
+    if (Date.now() - cacheBorn > CODE_TTL_MS) {
+      cache = new Map();
+      cacheBorn = Date.now();
+    }
+    try {
+      return sampler.wordsWalk(stack.words, stack.cut, cache);
+    } catch (e) {
+      if (!(e instanceof ProcessGoneError)) throw e;
+      return { frames: [], truncated: true, why: GONE_WHY };
+    }
+  };
+  walk.output.onStack = (h, stack) => decoded.set(h, name(stack));
+  // stacks that came while the walk started
+  for (const [h, stack] of walk.output.stacks) if (!decoded.has(h)) decoded.set(h, name(stack));
   let samples = 0;
   let nonPython = 0;
   let gateSamples = 0;
   let unresolved = 0;
+  let cutDepth = 0;
+  let cutChain = 0;
+  let unnamed = 0;
   const ended = { v: false };
   // bpftrace's CPU and the walk's run time, read at each drain and before the stop (gone with bpftrace)
   let bt1 = bt0;
@@ -504,11 +534,6 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
   const consume = (final: boolean) => {
     const now = performance.now();
     const sinceStart = (now - t0) * 1e6;
-    if (Date.now() - cacheBorn > CODE_TTL_MS) {
-      cache = new Map();
-      decoded = new Map();
-      cacheBorn = Date.now();
-    }
     const took = walk.output.take(final);
     unresolved += took.unresolved;
     for (const c of took.counts) {
@@ -518,18 +543,10 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
       }
       const stack = walk.output.stacks.get(c.hash);
       let w: WordsWalk;
-      if (stack === undefined) w = { frames: [], truncated: true, why: 'its frames never came' };
+      if (stack === undefined) w = { frames: [], truncated: true, why: NEVER_WHY };
       else {
         let d = decoded.get(c.hash);
-        if (d === undefined) {
-          try {
-            d = sampler.wordsWalk(stack.words, stack.cut, cache);
-          } catch (e) {
-            if (!(e instanceof ProcessGoneError)) throw e;
-            d = { frames: [], truncated: true, why: 'the process had ended before its code objects were read' };
-          }
-          decoded.set(c.hash, d);
-        }
+        if (d === undefined) decoded.set(c.hash, (d = name(stack)));
         w = d;
       }
       let frames = w.frames;
@@ -543,15 +560,29 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
       }
       if (frames.length === 0 && !w.truncated) continue;
       const t: ThreadSample = { tid: c.tid, tidIsOs: true, ident: c.ident, frames, state: 'on-cpu', holdsGil: false, truncated: w.truncated, torn: false };
-      if (rec.recordWeighted(pid, t, sinceStart, c.count)) samples += c.count;
+      if (!rec.recordWeighted(pid, t, sinceStart, c.count)) continue;
+      samples += c.count;
+      if (w.truncated) {
+        if (w.why === DEPTH_BOUND_WHY) cutDepth += c.count;
+        else if (w.why === GONE_WHY || w.why === NEVER_WHY) unnamed += c.count;
+        else cutChain += c.count;
+      }
     }
     opts.onProgress?.({ elapsedNs: sinceStart, ticks: samples, samples, errors: 0, threads: rec.lastThreads, processes: 1 });
   };
   const signal = opts.signal;
   const until = opts.durationS !== undefined ? t0 + opts.durationS * 1000 : Infinity;
-  let nextDrain = t0 + DRAIN_MS;
   let drains = 0;
   let warnings: string[] = [];
+  // pylens wakes when bpftrace prints (every PRINT_EVERY_S) and for nothing else: a wake-up of Node
+  // costs ~0.2–1 ms here, more than the whole walk at 100 Hz
+  let printed = false;
+  let wake: (() => void) | undefined;
+  walk.output.onCounts = () => {
+    printed = true;
+    wake?.();
+  };
+  void walk.ended.then(() => wake?.());
   try {
     while (!signal?.aborted && !ended.v && performance.now() < until) {
       // a launched program at the start gate is let go by the tick that finds it there (session.ts)
@@ -563,20 +594,24 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
           if (!(e instanceof ProcessGoneError)) throw e;
         }
       }
-      const wait = Math.max(0, Math.min(gateTicks ? 5 : DRAIN_MS, nextDrain - performance.now(), until - performance.now()));
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, wait);
-        function done() {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', done);
-          resolve();
-        }
-        signal?.addEventListener('abort', done, { once: true });
-      });
-      if (performance.now() >= nextDrain) {
+      if (!printed) {
+        const wait = gateTicks ? 5 : until === Infinity ? undefined : Math.max(0, until - performance.now());
+        await new Promise<void>((resolve) => {
+          const timer = wait === undefined ? undefined : setTimeout(done, wait);
+          function done() {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', done);
+            wake = undefined;
+            resolve();
+          }
+          wake = done;
+          signal?.addEventListener('abort', done, { once: true });
+        });
+      }
+      if (printed) {
+        printed = false;
         if (++drains % COST_EVERY === 0) readCosts();
         consume(false);
-        nextDrain += DRAIN_MS * Math.max(1, Math.ceil((performance.now() - nextDrain) / DRAIN_MS));
       }
     }
   } finally {
@@ -619,6 +654,9 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
       kernelSamplerCpuNs: Math.round(ownNs),
       kernelTracerCpuNs: Math.round(btNs),
       ...(progNs !== undefined ? { kernelProgramNs: Math.round(progNs), kernelProgramRuns: prog1!.runs - prog0!.runs } : {}),
+      kernelCutDepth: cutDepth,
+      kernelCutChain: cutChain,
+      kernelUnnamed: unnamed,
       kernelNonPythonSamples: nonPython,
       kernelUnresolvedSamples: unresolved,
       kernelStacks: walk.output.stacks.size,

@@ -1433,6 +1433,8 @@ function readThreadStackAgain(ctx: WalkContext, t: ThreadStack, first?: { best: 
  */
 export const FRAME_WORD_CODE_MASK = 0x7ffffffffff8n;
 export const FRAME_WORD_OFFSET_SHIFT = 47;
+/** `WordsWalk.why` of a stack the reader stopped at its depth bound */
+export const DEPTH_BOUND_WHY = 'the depth bound';
 
 /** One stack from its frame words, as `walkInto` would name it from the frames themselves. */
 export interface WordsWalk {
@@ -1491,7 +1493,7 @@ export function framesFromWords(mem: ProcessMemory, layout: Layout, minor: numbe
     // incomplete frame (CPython's _PyFrame_IsIncomplete): hidden
     if (tag === OWNER_GENERATOR || offset >= info.firstTraceable * 2) frames.push(frameOf(info, offset, offset < 0));
   }
-  if (cut) return { frames, truncated: true, why: 'the depth bound' };
+  if (cut) return { frames, truncated: true, why: DEPTH_BOUND_WHY };
   if (minor <= 10) {
     if (lastGenerator) return { frames, truncated: true, why: 'the chain ends at a generator frame with no caller' };
   } else if (lastOwner >= 0) {

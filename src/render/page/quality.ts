@@ -39,7 +39,10 @@ export function samplerQuality(meta: QualityMeta): string | undefined {
   parts.push(
     truncated === 0
       ? `every stack whole (${groupDigits(n)} samples)`
-      : `${groupDigits(truncated)} of ${groupDigits(n)} stacks truncated (${pct(truncated, n)}; marked [truncated]: ${groupDigits(num(x, 'tornStacks'))} torn on every read, ${groupDigits(num(x, 'depthCutStacks'))} past the depth cap)`,
+      : x.kernelCutDepth !== undefined
+        ? // the kernel walk (record --backend kernel) cannot tear: its cuts have other causes
+          `${groupDigits(truncated)} of ${groupDigits(n)} stacks truncated (${pct(truncated, n)}; marked [truncated]: ${groupDigits(num(x, 'kernelCutDepth'))} at the depth bound, ${groupDigits(num(x, 'kernelCutChain'))} whose chain did not reach the thread's base, ${groupDigits(num(x, 'kernelUnnamed'))} not named before the process ended)`
+        : `${groupDigits(truncated)} of ${groupDigits(n)} stacks truncated (${pct(truncated, n)}; marked [truncated]: ${groupDigits(num(x, 'tornStacks'))} torn on every read, ${groupDigits(num(x, 'depthCutStacks'))} past the depth cap)`,
   );
   const retried = num(x, 'retriedWalks');
   if (retried) parts.push(`${groupDigits(retried)} torn reads read again`);
