@@ -16,9 +16,13 @@
  *    side: the share of a(), its error against 50 % and z = error/σ (σ of a perfect sampler
  *    with n samples). Goal: |z| ≤ 3 with random intervals.
  *
- *   node_modules/.bin/node bench/sampler-saturation.ts [--quick] [--seconds S] [--python 3.12] [--rate HZ] [--only saturation|aliasing]
+ * Both also for `record --backend kernel` (rule and intervals `kernel`: a thread is sampled
+ * only while the kernel's timer finds it on a CPU; random multiples of a quarter period).
+ *
+ *   node_modules/.bin/node bench/sampler-saturation.ts [--quick] [--seconds S] [--python 3.12] [--rate HZ] [--only saturation|aliasing] [--no-kernel]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { sampleProcessInKernel } from '../src/capture/ebpf/pywalk.ts';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { sampleProcess } from '../src/capture/sampler/sampler.ts';
@@ -29,6 +33,8 @@ const SECONDS = Number(argValue('--seconds') ?? (QUICK ? 4 : 10));
 const RATE = Number(argValue('--rate') ?? 100);
 const ONLY_PY = argValue('--python');
 const ONLY = argValue('--only');
+/** `record --backend kernel` too (the walk in the kernel, its own CPU rule and intervals), where bpftrace is */
+const KERNEL = !process.argv.includes('--no-kernel') && spawnSync('bpftrace', ['--version']).status === 0;
 
 /** Busy loops on every CPU; returns a function that stops them. */
 export function saturate(n = availableParallelism()): () => Promise<void> {
@@ -42,17 +48,19 @@ export function saturate(n = availableParallelism()): () => Promise<void> {
 
 /** Share (0–1) of the samples of the busiest thread whose stack holds each of `names`. */
 export function shares(p: Profile, names: string[]): { shares: number[]; n: number } {
+  // weighted: a sample of the kernel walk counts its value
+  const w = p.samples.values[p.defaultValue]!;
   const perThread = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++) perThread.set(p.samples.thread[i]!, (perThread.get(p.samples.thread[i]!) ?? 0) + 1);
+  for (let i = 0; i < p.samples.length; i++) perThread.set(p.samples.thread[i]!, (perThread.get(p.samples.thread[i]!) ?? 0) + w[i]!);
   const main = [...perThread].sort((a, b) => b[1] - a[1])[0]?.[0];
   const member = stackMembership(p, names);
   const counts = names.map(() => 0);
   let n = 0;
   for (let i = 0; i < p.samples.length; i++) {
     if (p.samples.thread[i] !== main) continue;
-    n++;
+    n += w[i]!;
     names.forEach((_, k) => {
-      if (member[i]! & (1 << k)) counts[k]!++;
+      if (member[i]! & (1 << k)) counts[k]! += w[i]!;
     });
   }
   return { shares: counts.map((c) => (n ? c / n : NaN)), n };
@@ -65,13 +73,13 @@ interface Truth {
 
 const FUNCS = ['nap', 'crunch', 'brief'];
 
-async function saturationRun(exe: string, rule: 'moving' | 'runnable'): Promise<{ truth: number[]; got: number[]; n: number; waiting: number; clock: number; sched: number }> {
+async function saturationRun(exe: string, rule: 'moving' | 'runnable' | 'kernel'): Promise<{ truth: number[]; got: number[]; n: number; waiting: number; clock: number; sched: number }> {
   const child = spawn(exe, [join(WORKLOADS, 'sleepwork.py')], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const lines = new LineReader(child);
     await lines.next('sleepwork ready');
     child.kill('SIGUSR1');
-    const p = await sampleProcess(child.pid!, { rateHz: RATE, durationS: SECONDS, cpuRule: rule });
+    const p = rule === 'kernel' ? await sampleProcessInKernel(child.pid!, { rateHz: RATE, durationS: SECONDS }) : await sampleProcess(child.pid!, { rateHz: RATE, durationS: SECONDS, cpuRule: rule });
     child.kill('SIGUSR2');
     const t = JSON.parse(await lines.next('sleepwork result')) as Truth;
     const s = shares(p, FUNCS);
@@ -85,11 +93,11 @@ async function saturationRun(exe: string, rule: 'moving' | 'runnable'): Promise<
   }
 }
 
-async function aliasingRun(exe: string, halfMs: number, rate: number, jitter: number): Promise<{ share: number; n: number }> {
+async function aliasingRun(exe: string, halfMs: number, rate: number, jitter: number | 'kernel'): Promise<{ share: number; n: number }> {
   const child = spawn(exe, [join(WORKLOADS, 'periodic.py'), String(halfMs), String(SECONDS + 5)], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     await new LineReader(child).next('periodic ready');
-    const p = await sampleProcess(child.pid!, { rateHz: rate, durationS: SECONDS, jitter });
+    const p = jitter === 'kernel' ? await sampleProcessInKernel(child.pid!, { rateHz: rate, durationS: SECONDS }) : await sampleProcess(child.pid!, { rateHz: rate, durationS: SECONDS, jitter });
     const s = shares(p, ['a', 'b']);
     const ab = s.shares[0]! + s.shares[1]!;
     return { share: s.shares[0]! / ab, n: s.n };
@@ -110,7 +118,7 @@ async function main(): Promise<void> {
     const stop = saturate();
     try {
       for (const py of pys) {
-        for (const rule of ['runnable', 'moving'] as const) {
+        for (const rule of KERNEL ? (['runnable', 'moving', 'kernel'] as const) : (['runnable', 'moving'] as const)) {
           const r = await saturationRun(py.exe, rule);
           const errs = r.truth.map((t, i) => Math.abs(t - r.got[i]!));
           // z: the error in σ of a perfect sampler with this many samples (√(p(1−p)/n))
@@ -133,12 +141,13 @@ async function main(): Promise<void> {
         [5, 100],
         [2.7, 200],
       ] as const) {
-        for (const jitter of [0, 0.5]) {
+        for (const jitter of KERNEL ? ([0, 0.5, 'kernel'] as const) : ([0, 0.5] as const)) {
           const r = await aliasingRun(py.exe, half, rate, jitter);
           const sigma = Math.sqrt(0.25 / r.n);
           const err = r.share - 0.5;
           console.log(
-            `3.${py.minor}`.padEnd(8) + String(half).padEnd(7) + String(rate).padStart(4) + (jitter ? '  random ±50%' : '  fixed      ') +
+            `3.${py.minor}`.padEnd(8) + String(half).padEnd(7) + String(rate).padStart(4) + (jitter === 'kernel' ? '' : jitter ? '  random ±50%' : '  fixed      ') +
+              (jitter === 'kernel' ? '  kernel ×4  ' : '') +
               pts(r.share).padStart(8) + pts(err).padStart(9) + (err / sigma).toFixed(1).padStart(10) + String(r.n).padStart(20),
           );
         }

@@ -41,7 +41,7 @@ import { withThreadRoots } from '../../model/query.ts';
 import type { Layout } from '../sampler/layouts/types.ts';
 import { ProcessGoneError } from '../sampler/memory.ts';
 import { Recorder, type SampleOptions } from '../sampler/sampler.ts';
-import { gatePart, withoutGate, type ProcessSampler, type ThreadSample } from '../sampler/session.ts';
+import { gatePart, ProcessSampler, withoutGate, type ThreadSample } from '../sampler/session.ts';
 import { DEPTH_BOUND_WHY, FRAME_WORD_CODE_MASK, FRAME_WORD_OFFSET_SHIFT, type CodeCache, type WordsWalk } from '../sampler/walker.ts';
 import { checkEbpfAccess, EbpfError, ensureTracefs, explainTracerStderr, findBpftrace, processAlive, readEbpfFacts, spawnTracer, type Tracer } from './tool.ts';
 
@@ -670,4 +670,21 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
   const profile = b.build();
   if (!opts.threadRoots) return profile;
   return withThreadRoots(profile, { threads: true, processes: false, processLabel: (p) => rec.processLabel(p) });
+}
+
+/**
+ * `sampleInKernel` on a running process for `durationS` (the benchmarks' and tests' way in;
+ * the CLI goes through the capture session). Throws what attach and `startKernelWalk` throw.
+ */
+export async function sampleProcessInKernel(pid: number, opts: KernelSampleOptions & { durationS: number }): Promise<Profile> {
+  const s = ProcessSampler.attach(pid);
+  let walk: KernelWalk;
+  try {
+    walk = await startKernelWalk({ pid, runtimeAddress: s.runtime.runtimeAddress, layout: s.layout, minor: s.version.minor, rateHz: opts.rateHz ?? 100, ...(opts.oversample !== undefined ? { oversample: opts.oversample } : {}) });
+  } catch (e) {
+    s.close();
+    throw e;
+  }
+  // (the recorder closes the sampler)
+  return sampleInKernel(s, walk, opts);
 }
