@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bareSymbol } from './offcpu.ts';
 import { UserSymbolizer } from './symbolize.ts';
-import { BpftraceOutput, checkEbpfAccess, EbpfError, ensureTracefs, explainTracerStderr, findBpftrace, processAlive, readEbpfFacts, spawnTracer } from './tool.ts';
+import { BpftraceOutput, bpftraceReady, EbpfError, processAlive, spawnTracer, tracerAttached } from './tool.ts';
 
 export interface CpuStackSample {
   pid: number;
@@ -124,10 +124,7 @@ export class CpuOutputParser extends BpftraceOutput {
  */
 export async function startCpuSampling(opts: CpuSamplingOptions): Promise<{ stop(): Promise<{ samples: CpuStackSample[]; warnings: string[] }>; ended: Promise<void> }> {
   if (!opts.all && !(opts.pid && processAlive(opts.pid))) throw new EbpfError(`process ${opts.pid} does not exist`, 'check the PID with `ps -p PID`');
-  const bpftrace = findBpftrace();
-  let facts = readEbpfFacts();
-  if (!facts.tracefs && ensureTracefs(facts)) facts = readEbpfFacts();
-  const check = checkEbpfAccess(facts, { tool: 'bpftrace' });
+  const { bpftrace, facts, check } = bpftraceReady();
   const program = cpuProgram(opts);
   const dir = mkdtempSync(join(tmpdir(), 'pylens-ebpf-cpu-'));
   const file = join(dir, 'cpu.bt');
@@ -148,20 +145,7 @@ export async function startCpuSampling(opts: CpuSamplingOptions): Promise<{ stop
     env: { ...process.env, BPFTRACE_NO_USER_SYMBOLS: '1' },
   });
   const hint = `bpftrace ${args.join(' ')}`;
-  const start = Date.now();
-  while (parser.readyNs === undefined) {
-    if (!tracer.running()) {
-      const { code, stderr } = await tracer.done;
-      rmSync(dir, { recursive: true, force: true });
-      throw explainTracerStderr(stderr, 'bpftrace', facts.kernel) ?? new EbpfError(`bpftrace failed (exit ${code}): ${stderr.split('\n').filter((l) => l.trim() && !/RLIMIT_MEMLOCK/.test(l)).slice(-3).join(' | ') || 'no message'}`, `run \`${hint}\` by hand to see the whole message`);
-    }
-    if (Date.now() - start > 60_000) {
-      await tracer.stop('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-      throw new EbpfError('bpftrace did not attach its probes within 60 s', `the machine may be overloaded; try again, or run \`${hint}\` by hand`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await tracerAttached(tracer, () => parser.readyNs !== undefined, { kernel: facts.kernel, hint, refused: 'bpftrace failed', fix: `run \`${hint}\` by hand to see the whole message`, cleanup: () => rmSync(dir, { recursive: true, force: true }) });
   let targetGone = false;
   const watch = opts.all
     ? undefined

@@ -43,7 +43,7 @@ import { ProcessGoneError } from '../sampler/memory.ts';
 import { Recorder, type SampleOptions } from '../sampler/sampler.ts';
 import { gatePart, ProcessSampler, withoutGate, type ThreadSample } from '../sampler/session.ts';
 import { DEPTH_BOUND_WHY, FRAME_WORD_CODE_MASK, FRAME_WORD_OFFSET_SHIFT, type CodeCache, type WordsWalk } from '../sampler/walker.ts';
-import { checkEbpfAccess, EbpfError, ensureTracefs, explainTracerStderr, findBpftrace, processAlive, readEbpfFacts, spawnTracer, type Tracer } from './tool.ts';
+import { bpftraceReady, EbpfError, processAlive, spawnTracer, tracerAttached, type Tracer } from './tool.ts';
 
 /** How a kernel-walk profile says what on-CPU means (its meta's `cpuRule`). */
 export const KERNEL_CPU_RULE = "on-CPU = the thread the kernel's timer interrupted on a CPU (bpftrace profile:hz): only a running thread is ever sampled";
@@ -392,10 +392,7 @@ export interface KernelWalk {
 export async function startKernelWalk(o: KernelWalkProgramOptions): Promise<KernelWalk> {
   if (process.arch !== 'x64') throw new EbpfError(`the kernel walk finds a thread's Python state by its FS base, an x86-64 register; this is ${process.arch}`, 'use the default backend (--backend sampler)');
   if (!processAlive(o.pid)) throw new EbpfError(`process ${o.pid} does not exist`, 'check the PID with `ps -p PID`');
-  const bpftrace = findBpftrace();
-  let facts = readEbpfFacts();
-  if (!facts.tracefs && ensureTracefs(facts)) facts = readEbpfFacts();
-  const check = checkEbpfAccess(facts, { tool: 'bpftrace' });
+  const { bpftrace, facts, check } = bpftraceReady();
   const program = kernelWalkProgram(o);
   const dir = mkdtempSync(join(tmpdir(), 'pylens-kernel-walk-'));
   const file = join(dir, 'walk.bt');
@@ -422,22 +419,16 @@ export async function startKernelWalk(o: KernelWalkProgramOptions): Promise<Kern
   // room for two seconds of new stacks' frames (bpftrace's default is 4,096 keys a map)
   const tracer = spawnTracer(bpftrace, [file], { onLine: (l) => output.line(l), raiseMemlock: check.raiseMemlock, env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: '65536' } });
   const hint = `bpftrace ${file}`;
-  const start = Date.now();
-  while (output.readyNs === undefined) {
-    if (!tracer.running()) {
-      const { code, stderr } = await tracer.done;
+  await tracerAttached(tracer, () => output.readyNs !== undefined, {
+    kernel: facts.kernel,
+    hint,
+    refused: 'bpftrace refused the kernel walk',
+    fix: `use the default backend (--backend sampler); to see the whole message, run pylens with PYLENS_KEEP_BPF=1, then \`${hint}\``,
+    cleanup: () => {
       restoreStats();
       if (process.env.PYLENS_KEEP_BPF !== '1') rmSync(dir, { recursive: true, force: true });
-      throw explainTracerStderr(stderr, 'bpftrace', facts.kernel) ?? new EbpfError(`bpftrace refused the kernel walk (exit ${code}): ${stderr.split('\n').filter((l) => l.trim() && !/RLIMIT_MEMLOCK/.test(l)).slice(-3).join(' | ') || 'no message'}`, `use the default backend (--backend sampler); to see the whole message, run pylens with PYLENS_KEEP_BPF=1, then \`${hint}\``);
-    }
-    if (Date.now() - start > 60_000) {
-      await tracer.stop('SIGKILL');
-      restoreStats();
-      rmSync(dir, { recursive: true, force: true });
-      throw new EbpfError('bpftrace did not attach the kernel walk within 60 s', `the machine may be overloaded; try again, or run \`${hint}\` by hand`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    },
+  });
   let stopped: Promise<string[]> | undefined;
   const progFds: number[] = [];
   return {

@@ -479,3 +479,33 @@ export class BpftraceOutput {
     }
   }
 }
+
+/** bpftrace, the machine's eBPF facts (tracefs mounted where it can be) and the access check: throws EbpfError with the fix */
+export function bpftraceReady(): { bpftrace: string; facts: EbpfFacts; check: EbpfCheck } {
+  const bpftrace = findBpftrace();
+  let facts = readEbpfFacts();
+  if (!facts.tracefs && ensureTracefs(facts)) facts = readEbpfFacts();
+  return { bpftrace, facts, check: checkEbpfAccess(facts, { tool: 'bpftrace' }) };
+}
+
+/**
+ * Wait until `ready()` (the program printed that its probes are attached). A tracer that
+ * ends first throws its stderr explained (`refused`: the message's start otherwise); one not
+ * ready within 60 s is killed. `cleanup` runs before either throw.
+ */
+export async function tracerAttached(tracer: Tracer, ready: () => boolean, o: { kernel: string; hint: string; refused: string; fix: string; cleanup: () => void }): Promise<void> {
+  const start = Date.now();
+  while (!ready()) {
+    if (!tracer.running()) {
+      const { code, stderr } = await tracer.done;
+      o.cleanup();
+      throw explainTracerStderr(stderr, 'bpftrace', o.kernel) ?? new EbpfError(`${o.refused} (exit ${code}): ${stderr.split('\n').filter((l) => l.trim() && !/RLIMIT_MEMLOCK/.test(l)).slice(-3).join(' | ') || 'no message'}`, o.fix);
+    }
+    if (Date.now() - start > 60_000) {
+      await tracer.stop('SIGKILL');
+      o.cleanup();
+      throw new EbpfError('bpftrace did not attach its probes within 60 s', `the machine may be overloaded; try again, or run \`${o.hint}\` by hand`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
