@@ -133,6 +133,12 @@ test('frame words named: shims left out, incomplete frames hidden, the chain mus
   assert.equal(framesFromWords(mem, layout, 12, [w(A, 0, 3)], true, new Map(), check).why, 'the depth bound');
   r = framesFromWords(mem, layout, 12, [w(A, 0, 3), 0n], false, new Map(), check);
   assert.deepEqual([names(r), r.truncated], [['leaf'], true]);
+  // a generator right above an entry shim with nothing under it: the shim a generator resumed
+  // from C runs under, not the thread's base (a thread's stack never starts with a generator)
+  const GEN = 0x304000;
+  const g12 = codeImage(12, [{ addr: A, name: 'leaf' }, { addr: GEN, name: '<genexpr>', flags: 0x20 }, { addr: SHIM, name: 'shim' }]);
+  r = framesFromWords(g12.mem, g12.layout, 12, [w(A, 0, 3), w(GEN, 1, 2), w(SHIM, 3, 0)], false, new Map(), g12.check);
+  assert.deepEqual([names(r), r.truncated], [['leaf', '<genexpr>'], true]);
   // a code address that is no code object
   r = framesFromWords(mem, layout, 12, [w(A, 0, 3), w(0x220000, 0, 1), w(SHIM, 3, 0)], false, new Map(), check);
   assert.equal(r.truncated, true);

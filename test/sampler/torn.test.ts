@@ -225,6 +225,32 @@ test('3.12: a chain that ends anywhere but the C-stack entry frame is torn', () 
   assert.match(w.why!, /not the thread's entry frame/);
 });
 
+test('3.12/3.13: a generator resumed from C ends at an entry frame too — a chain that ends there, right under the generator, is torn (the shim\'s link read as 0)', () => {
+  for (const minor of [12, 13]) {
+    // f < gen < entry shim, whose link to gen's caller was read as 0 (the C stack it lives on, reused)
+    const cut: FrameSpec[] = [
+      { addr: A, code: 'f', previous: B },
+      { addr: B, code: 'g', previous: S, owner: 1 },
+      { addr: S, code: 'f', previous: 0, owner: 3 },
+    ];
+    const w = walkStack(image(minor, cut), layoutFor(3, minor)!, minor, TSTATE);
+    assert.equal(w.complete, false, `3.${minor}`);
+    assert.match(w.why!, /generator frame with no caller/);
+    // the same chain going on to the generator's caller and the thread's own entry frame is whole
+    const S2 = 0x54000;
+    const whole: FrameSpec[] = [
+      { addr: A, code: 'f', previous: B },
+      { addr: B, code: 'g', previous: S, owner: 1 },
+      { addr: S, code: 'f', previous: C, owner: 3 },
+      { addr: C, code: 'f', previous: S2 },
+      { addr: S2, code: 'f', previous: 0, owner: 3 },
+    ];
+    const ok = walkStack(image(minor, whole), layoutFor(3, minor)!, minor, TSTATE);
+    assert.equal(ok.complete, true, `3.${minor}: ${ok.why}`);
+    assert.deepEqual(ok.frames.map((f) => f.name), ['f', 'gen', 'f']);
+  }
+});
+
 test('a blocking walk stops the thread before the first read; a memory that cannot be re-read is read once', () => {
   const mem = new Flipbook([image(12, tornAtGenerator(12)), image(12, whole(12))]);
   let resumed = 0;

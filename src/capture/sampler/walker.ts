@@ -1092,6 +1092,7 @@ function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: nu
         if (owner === generatorOwner || instr >= first + info.firstTraceable * 2) {
           const offset = instr - first;
           frames.push(frameOf(info, offset, offset < 0));
+          lastGenerator = (info.flags & CO_GENERATOR_LIKE) !== 0;
         }
       }
     }
@@ -1126,6 +1127,11 @@ function complete(frames: Frame[], truncated: boolean, leaf: LeafMark, minor: nu
     return { frames, truncated, complete: true, leaf };
   }
   if (lastOwner < 0) return { frames, truncated, complete: true, leaf };
+  // 3.11+: a generator's code never starts a thread's stack either; the entry shim a
+  // generator resumed from C code runs under (3.12+) ends the chain as the thread's base
+  // does, when its link to the caller was read while the C stack it lives on was reused
+  // (seen: `<genexpr>` alone, under churn)
+  if (lastGenerator) return { frames, truncated, complete: false, why: 'the chain ends at a generator frame with no caller' };
   // 3.11+: the chain must end at the thread's base
   if (minor === 11) {
     if (lastOwner === generatorOwner) return { frames, truncated, complete: false, why: 'the chain ends at a suspended generator frame' };
@@ -1491,12 +1497,15 @@ export function framesFromWords(mem: ProcessMemory, layout: Layout, minor: numbe
     }
     const offset = units * 2 - adaptive;
     // incomplete frame (CPython's _PyFrame_IsIncomplete): hidden
-    if (tag === OWNER_GENERATOR || offset >= info.firstTraceable * 2) frames.push(frameOf(info, offset, offset < 0));
+    if (tag === OWNER_GENERATOR || offset >= info.firstTraceable * 2) {
+      frames.push(frameOf(info, offset, offset < 0));
+      lastGenerator = (info.flags & CO_GENERATOR_LIKE) !== 0;
+    }
   }
   if (cut) return { frames, truncated: true, why: DEPTH_BOUND_WHY };
-  if (minor <= 10) {
-    if (lastGenerator) return { frames, truncated: true, why: 'the chain ends at a generator frame with no caller' };
-  } else if (lastOwner >= 0) {
+  // a generator's code never starts a thread's stack
+  if (lastGenerator) return { frames, truncated: true, why: 'the chain ends at a generator frame with no caller' };
+  if (minor >= 11 && lastOwner >= 0) {
     if (minor === 11 && lastOwner === OWNER_GENERATOR) return { frames, truncated: true, why: 'the chain ends at a suspended generator frame' };
     if (minor >= 12 && lastOwner !== OWNER_CSTACK) return { frames, truncated: true, why: `the chain ends at a frame owned by ${lastOwner}, not the thread's entry frame` };
   }
