@@ -1060,7 +1060,7 @@ function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: nu
     if (minor <= 10) {
       if (executingAt != null) {
         const st = d.getInt8(o + executingAt);
-        const running = minor === 10 ? st === FRAME_EXECUTING_310 || st === FRAME_UNWINDING_310 : st === 1;
+        const running = frameExecuting(minor, st);
         // The innermost frame may be caught entering or leaving (created, or a generator
         // being resumed or just suspended, still linked to its caller): the thread's frame
         // then, and a real stack when everything under it runs. Any other frame must run.
@@ -1119,27 +1119,33 @@ function walkInto(frames: Frame[], mem: ProcessMemory, layout: Layout, minor: nu
 /** the end of `walkInto`: does the chain end where a thread's stack ends (see `walkStack`)? */
 function complete(frames: Frame[], truncated: boolean, leaf: LeafMark, minor: number, lastOwner: number, lastGenerator: boolean, generatorOwner: number, owners314: { generator: number; firstShim: number } | undefined): StackWalk {
   if (truncated) return { frames, truncated, complete: true, leaf };
-  if (minor <= 10) {
-    // a running generator's frame is linked to its caller (f_back) before it is marked
-    // executing and unlinked after it is marked suspended, but one read of the frame can
-    // see half of a resume: a generator's code never starts a thread's stack
-    if (lastGenerator) return { frames, truncated, complete: false, why: 'the chain ends at a generator frame with no caller' };
-    return { frames, truncated, complete: true, leaf };
-  }
-  if (lastOwner < 0) return { frames, truncated, complete: true, leaf };
-  // 3.11+: a generator's code never starts a thread's stack either; the entry shim a
-  // generator resumed from C code runs under (3.12+) ends the chain as the thread's base
-  // does, when its link to the caller was read while the C stack it lives on was reused
-  // (seen: `<genexpr>` alone, under churn)
-  if (lastGenerator) return { frames, truncated, complete: false, why: 'the chain ends at a generator frame with no caller' };
+  const why = chainEndFault(minor, lastOwner, lastGenerator, generatorOwner, owners314?.firstShim);
+  return why === undefined ? { frames, truncated, complete: true, leaf } : { frames, truncated, complete: false, why };
+}
+
+/**
+ * Why a chain read to its end does not end where a thread's stack ends (undefined: it does),
+ * from its outermost frame: its owner (3.11+; −1: no frame) and whether the outermost Python
+ * frame runs a generator. `walkInto` and `framesFromWords` share it.
+ */
+function chainEndFault(minor: number, lastOwner: number, lastGenerator: boolean, generatorOwner: number, firstShim314: number | undefined): string | undefined {
+  // A generator's code never starts a thread's stack. 3.8–3.10: a running generator's frame
+  // is linked to its caller (f_back) before it is marked executing and unlinked after it is
+  // marked suspended, and one read of the frame can see half of a resume. 3.12+: the entry
+  // shim a generator resumed from C code runs under ends the chain as the thread's base does,
+  // when its link to the caller was read while the C stack it lives on was reused (seen:
+  // `<genexpr>` alone, under churn).
+  if (lastGenerator) return 'the chain ends at a generator frame with no caller';
+  if (minor <= 10 || lastOwner < 0) return undefined;
   // 3.11+: the chain must end at the thread's base
-  if (minor === 11) {
-    if (lastOwner === generatorOwner) return { frames, truncated, complete: false, why: 'the chain ends at a suspended generator frame' };
-  } else {
-    const base = minor >= 14 ? lastOwner >= owners314!.firstShim : lastOwner === OWNER_CSTACK;
-    if (!base) return { frames, truncated, complete: false, why: `the chain ends at a frame owned by ${lastOwner}, not the thread's entry frame` };
-  }
-  return { frames, truncated, complete: true, leaf };
+  if (minor === 11) return lastOwner === generatorOwner ? 'the chain ends at a suspended generator frame' : undefined;
+  const base = minor >= 14 ? lastOwner >= firstShim314! : lastOwner === OWNER_CSTACK;
+  return base ? undefined : `the chain ends at a frame owned by ${lastOwner}, not the thread's entry frame`;
+}
+
+/** 3.8/3.9 `f_executing` is 1, 3.10 `f_state` EXECUTING or UNWINDING, while the frame runs (the low 3 bits of the state tell the same) */
+function frameExecuting(minor: number, state: number): boolean {
+  return minor === 10 ? state === FRAME_EXECUTING_310 || state === FRAME_UNWINDING_310 : state === 1;
 }
 
 /**
@@ -1471,10 +1477,8 @@ export function framesFromWords(mem: ProcessMemory, layout: Layout, minor: numbe
     if (code === 0) return { frames, truncated: true, why: 'a frame with no code object (the chain could not be read on)' };
     let info: CodeInfo;
     if (minor <= 10) {
-      // 3.8/3.9 f_executing 1; 3.10 f_state EXECUTING (0) or UNWINDING (2)
-      const running = minor <= 9 ? tag === 1 : tag === FRAME_EXECUTING_310 || tag === FRAME_UNWINDING_310;
       // a frame caught entering or leaving is the leaf of a longer chain; any other must run
-      if (!running && !(i === 0 && n > 1)) return { frames, truncated: true, why: `frame ${i} is not executing` };
+      if (!frameExecuting(minor, tag) && !(i === 0 && n > 1)) return { frames, truncated: true, why: `frame ${i} is not executing` };
       try {
         info = readCode(mem, layout, minor, code, cache, undefined, check);
       } catch (e) {
@@ -1503,11 +1507,6 @@ export function framesFromWords(mem: ProcessMemory, layout: Layout, minor: numbe
     }
   }
   if (cut) return { frames, truncated: true, why: DEPTH_BOUND_WHY };
-  // a generator's code never starts a thread's stack
-  if (lastGenerator) return { frames, truncated: true, why: 'the chain ends at a generator frame with no caller' };
-  if (minor >= 11 && lastOwner >= 0) {
-    if (minor === 11 && lastOwner === OWNER_GENERATOR) return { frames, truncated: true, why: 'the chain ends at a suspended generator frame' };
-    if (minor >= 12 && lastOwner !== OWNER_CSTACK) return { frames, truncated: true, why: `the chain ends at a frame owned by ${lastOwner}, not the thread's entry frame` };
-  }
-  return { frames, truncated: false };
+  const why = chainEndFault(minor, lastOwner, lastGenerator, OWNER_GENERATOR, undefined);
+  return why === undefined ? { frames, truncated: false } : { frames, truncated: true, why };
 }
