@@ -24,9 +24,10 @@
  * Needs root, bpftrace, bpftool, gcc and pyenv CPython 3.12.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processCpuNs } from '../src/capture/perf/tool.ts';
 import { layoutFor } from '../src/capture/sampler/layouts/index.ts';
 import { locateRuntime } from '../src/capture/sampler/runtime.ts';
 import { ProcessSampler } from '../src/capture/sampler/session.ts';
@@ -37,17 +38,7 @@ const RATES = (argValue('--rates') ?? '100,1000').split(',').map(Number);
 const DEPTH = 32;
 
 /** CPU time of every thread of `pid`, ms */
-function cpuMs(pid: number): number {
-  let sum = 0;
-  for (const t of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      sum += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'latin1').split(' ')[0]) / 1e6;
-    } catch {
-      /* gone */
-    }
-  }
-  return sum;
-}
+const cpuMs = (pid: number): number => (processCpuNs(pid) ?? 0) / 1e6;
 
 /** run time and runs of the perf-event BPF programs loaded now */
 function bpfRuns(): { ns: number; runs: number } {

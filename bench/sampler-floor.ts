@@ -20,8 +20,8 @@
  *   node_modules/.bin/node bench/sampler-floor.ts [--quick] [--window S] [--warmup S] [--rounds N] [--python 3.12] [--rates 100,1000] [--together]
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { bpfRunNs } from '../src/capture/ebpf/pywalk.ts';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { bpfProgFds, bpfRunNs } from '../src/capture/ebpf/pywalk.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { locateRuntime } from '../src/capture/sampler/runtime.ts';
@@ -52,7 +52,7 @@ async function bpftraceOf(parent: number, timeoutMs = 30_000): Promise<number> {
       try {
         const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
         const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid === parent && stat.includes('(bpftrace)') && bpfRunNs(Number(d)).runs >= 0 && hasBpfProg(Number(d))) return Number(d);
+        if (ppid === parent && stat.includes('(bpftrace)') && bpfProgFds(Number(d)).length > 0) return Number(d);
       } catch {
         /* gone */
       }
@@ -60,16 +60,6 @@ async function bpftraceOf(parent: number, timeoutMs = 30_000): Promise<number> {
     await sleep(100);
   }
   throw new Error(`record --backend kernel (pid ${parent}) started no bpftrace within ${timeoutMs / 1000} s`);
-}
-
-function hasBpfProg(pid: number): boolean {
-  return readdirSync(`/proc/${pid}/fd`).some((fd) => {
-    try {
-      return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:bpf-prog';
-    } catch {
-      return false;
-    }
-  });
 }
 
 /** `record --backend kernel` on `pid`: its process, its bpftrace, and their cost so far (ns) */

@@ -308,12 +308,13 @@ function ebpfLens(facts: EbpfFacts): LensReport {
     checks.push({ name: 'load and attach BPF programs', status: 'ready', detail: `uid ${facts.uid}, ${[facts.capBpf ? 'CAP_BPF' : '', facts.capPerfmon ? 'CAP_PERFMON' : '', facts.capSysAdmin ? 'CAP_SYS_ADMIN' : ''].filter(Boolean).join(', ')}; tracefs at ${facts.tracefs}${facts.lockdown ? `; lockdown ${facts.lockdown}` : ''}` });
     checks.push(facts.btf ? { name: 'kernel BTF', status: 'ready', detail: '/sys/kernel/btf/vmlinux' } : { name: 'kernel BTF', status: 'degraded', detail: c.warnings.find((w) => /BTF/.test(w)) ?? 'no /sys/kernel/btf/vmlinux', fix: 'a kernel built with CONFIG_DEBUG_INFO_BTF=y' });
     // record --backend kernel reads the interrupted thread's FS base through BTF (curtask), on x86-64
+    const kernelWalk = 'record --backend kernel (Python stacks walked in the kernel)';
     checks.push(
       !facts.btf
-        ? { name: 'record --backend kernel (Python stacks walked in the kernel)', status: 'unavailable', detail: 'it reads the interrupted thread\'s FS base through the kernel\'s BTF', fix: 'a kernel built with CONFIG_DEBUG_INFO_BTF=y; else the default sampler' }
+        ? { name: kernelWalk, status: 'unavailable', detail: 'it reads the interrupted thread\'s FS base through the kernel\'s BTF', fix: 'a kernel built with CONFIG_DEBUG_INFO_BTF=y; else the default sampler' }
         : process.arch !== 'x64'
-          ? { name: 'record --backend kernel (Python stacks walked in the kernel)', status: 'unavailable', detail: `x86-64 only (this is ${process.arch})`, fix: 'the default sampler (record without --backend)' }
-          : { name: 'record --backend kernel (Python stacks walked in the kernel)', status: 'ready', detail: 'CPython 3.8–3.13, CPU samples, a fraction of the sampler\'s cost' },
+          ? { name: kernelWalk, status: 'unavailable', detail: `x86-64 only (this is ${process.arch})`, fix: 'the default sampler (record without --backend)' }
+          : { name: kernelWalk, status: 'ready', detail: 'CPython 3.8–3.13, CPU samples, a fraction of the sampler\'s cost' },
     );
     const ml = facts.memlock;
     checks.push({

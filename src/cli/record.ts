@@ -33,7 +33,7 @@ import type { ProcessSampler } from '../capture/sampler/session.ts';
 import { Companion } from '../capture/session/session.ts';
 import { CPU_BUCKET_NS, startCpuSampling } from '../capture/ebpf/cpu.ts';
 import { joinEbpfSamples } from '../capture/ebpf/join.ts';
-import { KERNEL_OVERSAMPLE, sampleInKernel, startKernelWalk, type KernelWalk } from '../capture/ebpf/pywalk.ts';
+import { KERNEL_OVERSAMPLE, sampleInKernel, startKernelWalkOn, type KernelWalk } from '../capture/ebpf/pywalk.ts';
 import { hostEnvironment } from '../model/environment.ts';
 import { outputById } from '../render/outputs.ts';
 import { CliError } from './errors.ts';
@@ -198,7 +198,7 @@ export async function runRecord(args: Parsed): Promise<number> {
   const walkC = kernel
     ? new Companion('bpftrace', async ({ sampler }) => {
         const s = sampler!;
-        walk = await startKernelWalk({ pid: s.pid, runtimeAddress: s.runtime.runtimeAddress, layout: s.layout, minor: s.version.minor, rateHz: rate });
+        walk = await startKernelWalkOn(s, rate);
         const w = walk;
         process.stderr.write(`pylens record: the kernel walks PID ${s.pid}'s Python stacks at ${rate} Hz (bpftrace profile:hz, ${KERNEL_OVERSAMPLE}× thinned at random)\n`);
         return { ended: w.ended, stop: () => w.stop(), kill: () => w.tracer.child.kill('SIGKILL') };

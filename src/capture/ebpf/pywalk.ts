@@ -43,6 +43,7 @@ import { ProcessGoneError } from '../sampler/memory.ts';
 import { Recorder, type SampleOptions } from '../sampler/sampler.ts';
 import { gatePart, ProcessSampler, withoutGate, type ThreadSample } from '../sampler/session.ts';
 import { DEPTH_BOUND_WHY, FRAME_WORD_CODE_MASK, FRAME_WORD_OFFSET_SHIFT, type CodeCache, type WordsWalk } from '../sampler/walker.ts';
+import { processCpuNs } from '../perf/tool.ts';
 import { bpftraceReady, EbpfError, processAlive, spawnTracer, tracerAttached, type Tracer } from './tool.ts';
 
 /** How a kernel-walk profile says what on-CPU means (its meta's `cpuRule`). */
@@ -226,7 +227,7 @@ const N_LINE = /^@n[ab]\[(\d+), (\d+), (-?\d+), (-?\d+)\]: (\d+)$/;
 const FR_LINE = /^F (\d+) (\d+) (\d+)$/;
 const u = (s: string): bigint => BigInt.asUintN(64, BigInt(s));
 
-/** The program's printouts: cumulative counts per (thread, stack), and the frames of new stacks. */
+/** The program's printouts: counts per (generation, thread, stack), and the frames of new stacks. */
 export class KernelWalkOutput {
   readyNs: number | undefined;
   endNs: number | undefined;
@@ -315,55 +316,38 @@ export class KernelWalkOutput {
   }
 }
 
-/** CPU time of every thread of `pid` (schedstat), ns; 0 when gone */
-export function processCpuNs(pid: number): number {
-  let sum = 0;
+/** the file descriptors by which `pid` holds BPF programs (empty when it is gone) */
+export function bpfProgFds(pid: number): number[] {
+  const fds: number[] = [];
   try {
-    for (const t of readdirSync(`/proc/${pid}/task`)) {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
       try {
-        sum += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'latin1').split(' ')[0]);
-      } catch {
-        /* gone */
-      }
-    }
-  } catch {
-    /* gone */
-  }
-  return sum;
-}
-
-/**
- * Run time of the BPF programs `pid` holds (fdinfo run_time_ns, kept while
- * kernel.bpf_stats_enabled is 1), ns. `fds`: where its programs were found last time (filled
- * on the first call; a program loaded later is not seen).
- */
-export function bpfRunNs(pid: number, fds?: number[]): { ns: number; runs: number } {
-  let ns = 0;
-  let runs = 0;
-  try {
-    if (fds === undefined || fds.length === 0) {
-      const found: number[] = [];
-      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-        try {
-          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:bpf-prog') found.push(Number(fd));
-        } catch {
-          /* closed */
-        }
-      }
-      if (fds !== undefined) fds.push(...found);
-      else fds = found;
-    }
-    for (const fd of fds) {
-      try {
-        const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
-        ns += Number(/run_time_ns:\s*(\d+)/.exec(info)?.[1] ?? 0);
-        runs += Number(/run_cnt:\s*(\d+)/.exec(info)?.[1] ?? 0);
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:bpf-prog') fds.push(Number(fd));
       } catch {
         /* closed */
       }
     }
   } catch {
     /* gone */
+  }
+  return fds;
+}
+
+/**
+ * Run time of the BPF programs `pid` holds at `fds` (fdinfo run_time_ns, kept while
+ * kernel.bpf_stats_enabled is 1), ns.
+ */
+export function bpfRunNs(pid: number, fds: readonly number[] = bpfProgFds(pid)): { ns: number; runs: number } {
+  let ns = 0;
+  let runs = 0;
+  for (const fd of fds) {
+    try {
+      const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
+      ns += Number(/run_time_ns:\s*(\d+)/.exec(info)?.[1] ?? 0);
+      runs += Number(/run_cnt:\s*(\d+)/.exec(info)?.[1] ?? 0);
+    } catch {
+      /* closed, or gone */
+    }
   }
   return { ns, runs };
 }
@@ -415,6 +399,10 @@ export async function startKernelWalk(o: KernelWalkProgramOptions): Promise<Kern
       statsWas = '1';
     }
   };
+  // PYLENS_KEEP_BPF=1 keeps the program, to run bpftrace on it by hand
+  const removeProgram = () => {
+    if (process.env.PYLENS_KEEP_BPF !== '1') rmSync(dir, { recursive: true, force: true });
+  };
   const output = new KernelWalkOutput();
   // room for two seconds of new stacks' frames (bpftrace's default is 4,096 keys a map)
   const tracer = spawnTracer(bpftrace, [file], { onLine: (l) => output.line(l), raiseMemlock: check.raiseMemlock, env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: '65536' } });
@@ -426,25 +414,30 @@ export async function startKernelWalk(o: KernelWalkProgramOptions): Promise<Kern
     fix: `use the default backend (--backend sampler); to see the whole message, run pylens with PYLENS_KEEP_BPF=1, then \`${hint}\``,
     cleanup: () => {
       restoreStats();
-      if (process.env.PYLENS_KEEP_BPF !== '1') rmSync(dir, { recursive: true, force: true });
+      removeProgram();
     },
   });
   let stopped: Promise<string[]> | undefined;
-  const progFds: number[] = [];
+  // where bpftrace holds its programs, found once they are there
+  let progFds: number[] = [];
   return {
     output,
     tracer,
     program,
     ended: tracer.done.then(() => {}),
-    tracerCpuNs: () => processCpuNs(tracer.pid),
-    programNs: () => (statsWas === undefined ? undefined : bpfRunNs(tracer.pid, progFds)),
+    tracerCpuNs: () => processCpuNs(tracer.pid) ?? 0,
+    programNs: () => {
+      if (statsWas === undefined) return undefined;
+      if (progFds.length === 0) progFds = bpfProgFds(tracer.pid);
+      return bpfRunNs(tracer.pid, progFds);
+    },
     stop() {
       stopped ??= (async () => {
         const { code, stderr } = await tracer.stop('SIGINT');
         restoreStats();
-        if (process.env.PYLENS_KEEP_BPF !== '1') rmSync(dir, { recursive: true, force: true });
+        removeProgram();
         const warnings = [...check.warnings];
-        if (output.endNs === undefined) warnings.push(`bpftrace ended without running its END probe (exit ${code}): the last second's samples may be missing`);
+        if (output.endNs === undefined) warnings.push(`bpftrace ended without running its END probe (exit ${code}): the last printout's samples may be missing`);
         const lost = /Lost (\d+) events/.exec(stderr);
         if (lost) warnings.push(`bpftrace lost ${lost[1]} events`);
         if (output.skipped.length) warnings.push(`bpftrace printed lines pylens did not understand, e.g. ${JSON.stringify(output.skipped[0])}`);
@@ -511,7 +504,6 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
   let cutDepth = 0;
   let cutChain = 0;
   let unnamed = 0;
-  const ended = { v: false };
   // bpftrace's CPU and the walk's run time, read at each drain and before the stop (gone with bpftrace)
   let bt1 = bt0;
   let prog1 = prog0;
@@ -521,7 +513,6 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
     const p = walk.programNs();
     if (p !== undefined && p.ns >= (prog1?.ns ?? 0)) prog1 = p;
   };
-  void walk.ended.then(() => (ended.v = true));
   const consume = (final: boolean) => {
     const now = performance.now();
     const sinceStart = (now - t0) * 1e6;
@@ -573,7 +564,11 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
     printed = true;
     wake?.();
   };
-  void walk.ended.then(() => wake?.());
+  const ended = { v: false };
+  void walk.ended.then(() => {
+    ended.v = true;
+    wake?.();
+  });
   try {
     while (!signal?.aborted && !ended.v && performance.now() < until) {
       // a launched program at the start gate is let go by the tick that finds it there (session.ts)
@@ -663,6 +658,11 @@ export async function sampleInKernel(sampler: ProcessSampler, walk: KernelWalk, 
   return withThreadRoots(profile, { threads: true, processes: false, processLabel: (p) => rec.processLabel(p) });
 }
 
+/** `startKernelWalk` on the process `sampler` is attached to (its runtime, layout and version) */
+export function startKernelWalkOn(sampler: ProcessSampler, rateHz: number, oversample?: number): Promise<KernelWalk> {
+  return startKernelWalk({ pid: sampler.pid, runtimeAddress: sampler.runtime.runtimeAddress, layout: sampler.layout, minor: sampler.version.minor, rateHz, ...(oversample !== undefined ? { oversample } : {}) });
+}
+
 /**
  * `sampleInKernel` on a running process for `durationS` (the benchmarks' and tests' way in;
  * the CLI goes through the capture session). Throws what attach and `startKernelWalk` throw.
@@ -671,7 +671,7 @@ export async function sampleProcessInKernel(pid: number, opts: KernelSampleOptio
   const s = ProcessSampler.attach(pid);
   let walk: KernelWalk;
   try {
-    walk = await startKernelWalk({ pid, runtimeAddress: s.runtime.runtimeAddress, layout: s.layout, minor: s.version.minor, rateHz: opts.rateHz ?? 100, ...(opts.oversample !== undefined ? { oversample: opts.oversample } : {}) });
+    walk = await startKernelWalkOn(s, opts.rateHz ?? 100, opts.oversample);
   } catch (e) {
     s.close();
     throw e;
