@@ -27,7 +27,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { processCpuNs } from '../src/capture/perf/tool.ts';
+import { threadsCpuNs } from '../src/capture/ebpf/pywalk.ts';
 import { layoutFor } from '../src/capture/sampler/layouts/index.ts';
 import { locateRuntime } from '../src/capture/sampler/runtime.ts';
 import { ProcessSampler } from '../src/capture/sampler/session.ts';
@@ -38,7 +38,7 @@ const RATES = (argValue('--rates') ?? '100,1000').split(',').map(Number);
 const DEPTH = 32;
 
 /** CPU time of every thread of `pid`, ms */
-const cpuMs = (pid: number): number => (processCpuNs(pid) ?? 0) / 1e6;
+const cpuMs = (pid: number): number => threadsCpuNs(pid) / 1e6;
 
 /** run time and runs of the perf-event BPF programs loaded now */
 function bpfRuns(): { ns: number; runs: number } {

@@ -43,7 +43,6 @@ import { ProcessGoneError } from '../sampler/memory.ts';
 import { Recorder, type SampleOptions } from '../sampler/sampler.ts';
 import { gatePart, ProcessSampler, withoutGate, type ThreadSample } from '../sampler/session.ts';
 import { DEPTH_BOUND_WHY, FRAME_WORD_CODE_MASK, FRAME_WORD_OFFSET_SHIFT, type CodeCache, type WordsWalk } from '../sampler/walker.ts';
-import { processCpuNs } from '../perf/tool.ts';
 import { bpftraceReady, EbpfError, processAlive, spawnTracer, tracerAttached, type Tracer } from './tool.ts';
 
 /** How a kernel-walk profile says what on-CPU means (its meta's `cpuRule`). */
@@ -316,6 +315,28 @@ export class KernelWalkOutput {
   }
 }
 
+/**
+ * CPU time of `pid`'s live threads (their schedstat: ns), 0 when it is gone. Not capture/perf's
+ * `processCpuNs`: that takes /proc/PID/stat's utime + stime when they are more (10 ms ticks,
+ * counting exited threads), and over a window of seconds a process using ~0.2 % of a core then
+ * reads as using none (seen: bench/inkernel-walk.ts printed 0.00 % for bpftrace).
+ */
+export function threadsCpuNs(pid: number): number {
+  let sum = 0;
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        sum += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'latin1').split(' ')[0]);
+      } catch {
+        /* gone */
+      }
+    }
+  } catch {
+    /* gone */
+  }
+  return sum;
+}
+
 /** the file descriptors by which `pid` holds BPF programs (empty when it is gone) */
 export function bpfProgFds(pid: number): number[] {
   const fds: number[] = [];
@@ -425,7 +446,7 @@ export async function startKernelWalk(o: KernelWalkProgramOptions): Promise<Kern
     tracer,
     program,
     ended: tracer.done.then(() => {}),
-    tracerCpuNs: () => processCpuNs(tracer.pid) ?? 0,
+    tracerCpuNs: () => threadsCpuNs(tracer.pid),
     programNs: () => {
       if (statsWas === undefined) return undefined;
       if (progFds.length === 0) progFds = bpfProgFds(tracer.pid);
