@@ -14,7 +14,7 @@ import { ROOT } from '../helpers/format-checks.ts';
 import { exclusive } from '../helpers/exclusive.ts';
 import { stackRoots } from '../helpers/roots.ts';
 import { firstLine, installedPythons } from '../sampler/pythons.ts';
-import { addTypeObjects, putStruct } from '../sampler/synthetic.ts';
+import { addTypeObjects, putAsciiStr, putCode, putStruct } from '../sampler/synthetic.ts';
 import { KernelWalkOutput, kernelWalkProgram } from '../../src/capture/ebpf/pywalk.ts';
 import { layoutFor } from '../../src/capture/sampler/layouts/index.ts';
 import { ImageMemory } from '../../src/capture/sampler/memory.ts';
@@ -82,31 +82,13 @@ function codeImage(minor: number, codes: { addr: number; name: string; flags?: n
   const layout = layoutFor(3, minor)!;
   const mem = new ImageMemory();
   const types = addTypeObjects(mem, layout, 0x100000);
-  const str = (at: number, text: string) => {
-    const U = layout.unicode;
-    putStruct(mem, at, U.ascii_size + text.length + 1, (d) => {
-      d.setBigUint64(layout.object.ob_type, BigInt(types.str), true);
-      d.setBigInt64(U.length, BigInt(text.length), true);
-      d.setUint32(U.state, (1 << 2) | (1 << 5) | (1 << 6), true); // kind 1, compact, ascii
-      for (let i = 0; i < text.length; i++) d.setUint8(U.ascii_size + i, text.charCodeAt(i));
-    });
-  };
+  const str = (at: number, text: string) => putAsciiStr(mem, layout, at, text, types.str);
   const table = 0x200000;
   putStruct(mem, table, layout.bytes.ob_sval + 8, (d) => d.setBigUint64(layout.object.ob_type, BigInt(types.bytes), true));
   str(0x210000, 'app.py');
   codes.forEach((c, i) => {
     str(0x220000 + i * 0x100, c.name);
-    putStruct(mem, c.addr, layout.code.size, (d) => {
-      const C = layout.code;
-      d.setBigUint64(layout.object.ob_type, BigInt(types.code), true);
-      d.setInt32(C.firstlineno, 10 * (i + 1), true);
-      d.setBigUint64(C.name, BigInt(0x220000 + i * 0x100), true);
-      if (C.qualname !== null) d.setBigUint64(C.qualname, BigInt(0x220000 + i * 0x100), true);
-      d.setBigUint64(C.filename, BigInt(0x210000), true);
-      d.setBigUint64(C.linetable, BigInt(table), true);
-      if (C.flags != null) d.setInt32(C.flags, c.flags ?? 0, true);
-      if (C.firsttraceable !== null) d.setInt32(C.firsttraceable, c.firstTraceable ?? 0, true);
-    });
+    putCode(mem, layout, c.addr, { codeType: types.code, name: 0x220000 + i * 0x100, file: 0x210000, table, firstLine: 10 * (i + 1), ...(c.flags !== undefined ? { flags: c.flags } : {}), ...(c.firstTraceable !== undefined ? { firstTraceable: c.firstTraceable } : {}) });
   });
   return { mem, layout, check: new CodeTypeCheck(mem, layout) };
 }

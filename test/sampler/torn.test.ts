@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { layoutFor } from '../../src/capture/sampler/layouts/index.ts';
-import { addTypeObjects, putStruct } from './synthetic.ts';
+import { addTypeObjects, putAsciiStr, putCode, putStruct } from './synthetic.ts';
 import { BaseMemory, ImageMemory, ProcMemory, type Address } from '../../src/capture/sampler/memory.ts';
 import { syscalls } from '../../src/capture/sampler/syscalls.ts';
 import { PageCacheMemory, walkStack, walkThreads, type RefreshableMemory, type ThreadStack } from '../../src/capture/sampler/walker.ts';
@@ -53,13 +53,7 @@ function image(minor: number, frames: FrameSpec[], current?: Address): ImageMemo
   const mem = new ImageMemory();
   const put = (addr: Address, size: number, fill: (d: DataView) => void) => putStruct(mem, addr, size, fill);
   const typeOf = addTypeObjects(mem, layout, 0x34000);
-  const str = (at: Address, text: string) =>
-    put(at, layout.unicode.ascii_size + text.length + 1, (d) => {
-      d.setBigUint64(layout.object.ob_type, BigInt(typeOf.str), true);
-      d.setBigInt64(layout.unicode.length, BigInt(text.length), true);
-      d.setUint32(layout.unicode.state, (1 << 2) | (1 << 5) | (1 << 6), true);
-      [...text].forEach((c, i) => d.setUint8(layout.unicode.ascii_size + i, c.charCodeAt(0)));
-    });
+  const str = (at: Address, text: string) => putAsciiStr(mem, layout, at, text, typeOf.str);
   const TABLE = 0x33000;
   put(TABLE, layout.bytes.ob_sval + 2, (d) => {
     d.setBigUint64(layout.object.ob_type, BigInt(typeOf.bytes), true);
@@ -71,15 +65,7 @@ function image(minor: number, frames: FrameSpec[], current?: Address): ImageMemo
     [CODE_G, 'gen', 0x20],
   ] as const) {
     str(at + 0x200, name);
-    put(at, layout.code.size, (d) => {
-      d.setBigUint64(layout.object.ob_type, BigInt(typeOf.code), true);
-      d.setInt32(layout.code.firstlineno, 7, true);
-      d.setInt32(layout.code.flags!, flags, true);
-      d.setBigUint64(layout.code.name, BigInt(at + 0x200), true);
-      if (layout.code.qualname !== null) d.setBigUint64(layout.code.qualname, BigInt(at + 0x200), true);
-      d.setBigUint64(layout.code.filename, BigInt(0x31000), true);
-      d.setBigUint64(layout.code.linetable, BigInt(TABLE), true);
-    });
+    putCode(mem, layout, at, { codeType: typeOf.code, name: at + 0x200, file: 0x31000, table: TABLE, firstLine: 7, flags });
   }
   put(RT, layout.runtime.interpreters_head + 8, (d) => d.setBigUint64(layout.runtime.interpreters_head, BigInt(INTERP), true));
   put(INTERP, Math.max(128, layout.interp.threads_head + 8), (d) => d.setBigUint64(layout.interp.threads_head, BigInt(TSTATE), true));
